@@ -1,0 +1,263 @@
+//! The validated configuration: one typed struct that every part of the
+//! program receives. Nothing after start-up looks an option up by name.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::catalogue::StatMetric;
+
+/// The whole effective configuration (SPEC §2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `[paths]`.
+    pub paths: PathsConfig,
+    /// `[pull]`.
+    pub pull: PullConfig,
+    /// `[process]`.
+    pub process: ProcessConfig,
+    /// `[graphite]`.
+    pub graphite: GraphiteConfig,
+    /// `[local-store]`: `Some` when the section exists.
+    pub local_store: Option<LocalStoreConfig>,
+    /// `[frontend-groups]`, `[backend-groups]`, `[server-groups]`.
+    pub groups: Groups,
+}
+
+/// `[paths]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathsConfig {
+    /// `base-dir`: the root of haproxystats' directory layout.
+    pub base_dir: PathBuf,
+}
+
+/// Log level names accepted by `loglevel` (Python's logging names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// `debug`.
+    Debug,
+    /// `info`.
+    Info,
+    /// `warning` (also `warn`).
+    Warning,
+    /// `error`.
+    Error,
+    /// `critical` (also `fatal`); logged as error, the most severe tracing level.
+    Critical,
+}
+
+impl LogLevel {
+    /// The name as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+        }
+    }
+
+    /// The tracing level this maps to.
+    pub fn tracing_level(self) -> tracing::Level {
+        match self {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warning => tracing::Level::WARN,
+            LogLevel::Error | LogLevel::Critical => tracing::Level::ERROR,
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many extra connection attempts follow a failed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    /// `-1`: retry until it works (or a cycle timeout cancels).
+    Forever,
+    /// `0` = none, `N` = N extra attempts.
+    Times(u32),
+}
+
+impl fmt::Display for Retries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Retries::Forever => f.write_str("-1"),
+            Retries::Times(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// One entry of `pull.servers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsEndpoint {
+    /// `unix:///path/to/socket`.
+    Unix(PathBuf),
+    /// `tcp://host:port`.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+}
+
+impl fmt::Display for StatsEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatsEndpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+            StatsEndpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+        }
+    }
+}
+
+/// `[pull]` (SPEC §3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullConfig {
+    /// `loglevel`, inherited from `[DEFAULT]`.
+    pub loglevel: LogLevel,
+    /// `socket-dir`: every UNIX socket directly in it is pulled. `None` when
+    /// set to an empty value (only `servers` are pulled).
+    pub socket_dir: Option<PathBuf>,
+    /// `servers`: comma-separated `unix://` / `tcp://` URLs pulled as well.
+    pub servers: Vec<StatsEndpoint>,
+    /// `retries`: extra connection attempts per socket.
+    pub retries: Retries,
+    /// `timeout`: connect timeout per attempt.
+    pub timeout: Duration,
+    /// `interval`: pause between connection attempts.
+    pub interval: Duration,
+    /// `pull-timeout`: bound on a whole cycle; `None` for 0 (unbounded).
+    pub pull_timeout: Option<Duration>,
+    /// `pull-interval`: time between cycle starts.
+    pub pull_interval: Duration,
+    /// `buffer-limit`: largest reply accepted, in bytes.
+    pub buffer_limit: usize,
+    /// `dst-dir`: where complete snapshots appear.
+    pub dst_dir: PathBuf,
+    /// `tmp-dst-dir`: where snapshots are assembled (same filesystem as dst-dir).
+    pub tmp_dst_dir: PathBuf,
+    /// `workers`: threads writing files.
+    pub workers: usize,
+    /// `queue-size`: pulling pauses while dst-dir holds this many directories.
+    pub queue_size: usize,
+}
+
+/// `[process]` (SPEC §4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessConfig {
+    /// `loglevel`, inherited from `[DEFAULT]`.
+    pub loglevel: LogLevel,
+    /// `src-dir`: the directory watched for snapshots.
+    pub src_dir: PathBuf,
+    /// `workers`: processors working in parallel.
+    pub workers: usize,
+    /// `frontend-metrics`: what is emitted per frontend (default: all).
+    pub frontend_metrics: MetricSelection,
+    /// `backend-metrics`: what is emitted per backend (default: all).
+    pub backend_metrics: MetricSelection,
+    /// `server-metrics`: what is emitted per server (default: all).
+    pub server_metrics: MetricSelection,
+    /// `exclude-frontends`: file with one frontend name per line to skip.
+    pub exclude_frontends: Option<PathBuf>,
+    /// `exclude-backends`: file with one backend name per line to skip.
+    pub exclude_backends: Option<PathBuf>,
+    /// `aggr-server-metrics`: also emit `P.server.<srv>.<m>` across backends.
+    pub aggr_server_metrics: bool,
+    /// `per-process-metrics`: also emit daemon metrics per HAProxy process.
+    pub per_process_metrics: bool,
+    /// `calculate-percentages`: emit the daemon's usage percentages.
+    pub calculate_percentages: bool,
+    /// `liveness-check-interval`: how often workers are checked.
+    pub liveness_check_interval: Duration,
+}
+
+/// A validated `*-metrics` list: either everything the catalogue has for that
+/// kind (the option unset) or the user's selection, in the user's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricSelection {
+    /// The metrics to emit.
+    pub metrics: Vec<StatMetric>,
+    /// `true` when the user set the option (printed back by `-P`).
+    pub explicit: bool,
+}
+
+/// `[graphite]` (SPEC §5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphiteConfig {
+    /// `server`: carbon relay host.
+    pub server: String,
+    /// `port`: carbon relay plaintext port.
+    pub port: u16,
+    /// `retries`: reconnect attempts per round.
+    pub retries: Retries,
+    /// `interval`: pause before the first retry of a round.
+    pub interval: Duration,
+    /// `connect-timeout` (falls back to `timeout`).
+    pub connect_timeout: Duration,
+    /// `write-timeout` (falls back to `timeout`).
+    pub write_timeout: Duration,
+    /// `delay`: pause between rounds of retries.
+    pub delay: Duration,
+    /// `backoff`: factor applied to the interval after each retry.
+    pub backoff: f64,
+    /// `namespace`: first element of every path.
+    pub namespace: String,
+    /// `prefix-hostname`: insert the host name after the namespace.
+    pub prefix_hostname: bool,
+    /// `fqdn`: use the full host name (dots → `_`) rather than the short one.
+    pub fqdn: bool,
+    /// `queue-size`: lines kept in the backlog while Graphite is unreachable.
+    pub queue_size: usize,
+    /// `group-namespace`: path element under which grouped names are written.
+    pub group_namespace: Option<String>,
+    /// `group-namespace-double-writes`: write grouped names under both paths.
+    pub group_namespace_double_writes: bool,
+}
+
+/// `[local-store]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalStoreConfig {
+    /// `dir`: `dir/<timestamp>/stats` receives every line sent.
+    pub dir: PathBuf,
+}
+
+/// One `name = regex` entry of a `*-groups` section.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Group name (ConfigParser lower-cases option names; so do we).
+    pub name: String,
+    /// Compiled pattern; a name matches when the pattern is found anywhere in it.
+    pub pattern: Regex,
+}
+
+impl PartialEq for Group {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.pattern.as_str() == other.pattern.as_str()
+    }
+}
+
+/// The three group sections, each in declaration order (first match wins).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Groups {
+    /// `[frontend-groups]`.
+    pub frontend: Vec<Group>,
+    /// `[backend-groups]`.
+    pub backend: Vec<Group>,
+    /// `[server-groups]`.
+    pub server: Vec<Group>,
+}
+
+impl Groups {
+    /// `true` when no group section declares a group.
+    pub fn is_empty(&self) -> bool {
+        self.frontend.is_empty() && self.backend.is_empty() && self.server.is_empty()
+    }
+}

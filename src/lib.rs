@@ -1,0 +1,23 @@
+//! haproxystats: a HAProxy statistics collector.
+//!
+//! It pulls `show info` / `show stat` from every HAProxy stats socket, writes
+//! each pull as one snapshot directory, aggregates the snapshot across HAProxy
+//! processes and pushes the metrics to Graphite — in one supervised process.
+//!
+//! # Layout
+//!
+//! - [`config`]: raw INI (with ConfigParser-compatible interpolation) → one
+//!   validated [`config::Config`]; nothing later looks options up by name.
+//! - [`catalogue`]: which metrics exist and how each one is aggregated.
+//! - [`logging`]: one line per event on stdout, a level per component.
+//! - [`cli`]: command line parsing and the subcommand chosen by argv\[0\].
+//!
+//! The actor tree (Supervisor, Puller, DirWatcher, Processors, GraphiteSink),
+//! every message and the failure table live in `actors.md` at the top of the
+//! repository.
+#![deny(missing_docs)]
+
+pub mod catalogue;
+
+pub mod config;
+
