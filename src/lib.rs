@@ -18,6 +18,8 @@
 #![deny(missing_docs)]
 
 pub mod catalogue;
-
+pub mod cli;
 pub mod config;
-
+pub mod puller;
+pub mod signals;
+pub mod sink;

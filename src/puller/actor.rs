@@ -1,0 +1,237 @@
+//! The Puller actor: runs one [`cycle`](super::cycle) per beat, never two at
+//! once, and on [`StopPulling`] cancels what is pending and waits until the
+//! cycle in progress has cleaned up after itself.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use tokio::sync::watch;
+
+use super::cycle::{self, CycleOutcome, CycleSettings, Source};
+use super::schedule::Beat;
+use super::snapshot;
+use crate::config::{PullConfig, StatsEndpoint};
+
+/// Stop starting cycles; cancel the one in progress (its tmp dir is removed)
+/// and resolve once it has ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopPulling;
+
+/// Ask for the puller's counters.
+#[derive(Debug, Message)]
+#[rtype(result = "PullerStats")]
+pub struct GetPullerStats;
+
+/// What the puller has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, MessageResponse)]
+pub struct PullerStats {
+    /// Snapshots published into dst-dir.
+    pub published: u64,
+    /// Cycles that failed (a socket failed, no socket, a filesystem error).
+    pub failed: u64,
+    /// Cycles not started because dst-dir held queue-size directories.
+    pub suspended: u64,
+    /// Beats skipped because a cycle overran the interval.
+    pub skipped_beats: u64,
+    /// Epoch seconds of the last published snapshot.
+    pub last_published: Option<u64>,
+}
+
+/// Pulls a snapshot of every stats socket on every beat (SPEC §3).
+pub struct Puller {
+    socket_dir: Option<PathBuf>,
+    servers: Vec<StatsEndpoint>,
+    queue_size: usize,
+    settings: Arc<CycleSettings>,
+    beat: Beat,
+    stats: PullerStats,
+    /// `true` cancels the cycle in progress.
+    shutdown: watch::Sender<bool>,
+    /// `true` while a cycle runs; [`StopPulling`] waits for `false`.
+    busy: watch::Sender<bool>,
+    stopping: bool,
+}
+
+impl Puller {
+    /// A puller for `[pull]`, beating from now.
+    pub fn new(pull: &PullConfig) -> Puller {
+        let now = epoch_now();
+        Puller {
+            socket_dir: pull.socket_dir.clone(),
+            servers: pull.servers.clone(),
+            queue_size: pull.queue_size,
+            settings: Arc::new(CycleSettings::from_config(pull)),
+            beat: Beat::new(now, pull.pull_interval),
+            stats: PullerStats::default(),
+            shutdown: watch::channel(false).0,
+            busy: watch::channel(false).0,
+            stopping: false,
+        }
+    }
+
+    fn schedule_after(&mut self, served: Duration, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        let now = epoch_now();
+        let next = self.beat.after(served, now);
+        if next.skipped > 0 {
+            self.stats.skipped_beats += next.skipped;
+            tracing::warn!(
+                skipped = next.skipped,
+                "pull cycle overran pull-interval; skipping beats instead of stacking cycles"
+            );
+        }
+        let wait = next.at.saturating_sub(now);
+        ctx.run_later(wait, move |puller, ctx| puller.beat(next.at, ctx));
+    }
+
+    /// Serves the beat at `at`: checks the queue, finds the sockets, runs
+    /// one cycle, then schedules the next beat.
+    fn beat(&mut self, at: Duration, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        let ts = epoch_now().as_secs();
+        let dst_dir = self.settings.dst_dir.clone();
+        let socket_dir = self.socket_dir.clone();
+        let servers = self.servers.clone();
+        let queue_size = self.queue_size;
+        let settings = Arc::clone(&self.settings);
+        let shutdown = self.shutdown.subscribe();
+        self.busy.send_replace(true);
+        let work = async move {
+            let queued = tokio::task::spawn_blocking(move || snapshot::queued(&dst_dir))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|listed| listed.map_err(|e| e.to_string()));
+            match queued {
+                Ok(queued) if queued >= queue_size => return BeatOutcome::Suspended { queued },
+                Ok(_) => {}
+                Err(error) => return BeatOutcome::NotStarted(error),
+            }
+            let discovered = tokio::task::spawn_blocking(move || {
+                cycle::discover(socket_dir.as_deref(), &servers)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|found| found.map_err(|e| e.to_string()));
+            let sources: Vec<Source> = match discovered {
+                Ok(sources) => sources,
+                Err(error) => return BeatOutcome::NotStarted(error),
+            };
+            BeatOutcome::Ran(cycle::run(sources, settings, ts, shutdown).await)
+        };
+        ctx.spawn(work.into_actor(self).map(move |beat, puller, ctx| {
+            puller.record(ts, beat);
+            puller.busy.send_replace(false);
+            puller.schedule_after(at, ctx);
+        }));
+    }
+
+    fn record(&mut self, ts: u64, beat: BeatOutcome) {
+        match beat {
+            BeatOutcome::Suspended { queued } => {
+                self.stats.suspended += 1;
+                tracing::warn!(
+                    queued,
+                    queue_size = self.queue_size,
+                    dst_dir = %self.settings.dst_dir.display(),
+                    "dst-dir holds queue-size directories or more; pulling suspended until the processing half catches up"
+                );
+            }
+            BeatOutcome::NotStarted(error) => {
+                self.stats.failed += 1;
+                tracing::error!(ts, error = %error, "pull cycle could not start");
+            }
+            BeatOutcome::Ran(CycleOutcome::Published {
+                dir,
+                sources,
+                bytes,
+            }) => {
+                self.stats.published += 1;
+                self.stats.last_published = Some(ts);
+                tracing::info!(ts, sources, bytes, dir = %dir.display(), "snapshot published");
+            }
+            BeatOutcome::Ran(CycleOutcome::NoSources) => {
+                self.stats.failed += 1;
+                tracing::error!(
+                    ts,
+                    socket_dir = %self.socket_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
+                    "pull cycle failed: no stats socket found and no servers configured"
+                );
+            }
+            BeatOutcome::Ran(CycleOutcome::Failed { failures }) => {
+                self.stats.failed += 1;
+                let mut sockets: Vec<&str> = failures.iter().map(|f| f.source.as_str()).collect();
+                sockets.dedup();
+                let errors: Vec<String> = failures
+                    .iter()
+                    .map(|f| format!("{}: {}", f.source, f.error))
+                    .collect();
+                tracing::error!(
+                    ts,
+                    failed_sockets = %sockets.join(","),
+                    errors = %errors.join("; "),
+                    "pull cycle failed; nothing published"
+                );
+            }
+            BeatOutcome::Ran(CycleOutcome::Io(error)) => {
+                self.stats.failed += 1;
+                tracing::error!(ts, error = %error, "pull cycle failed; nothing published");
+            }
+        }
+    }
+}
+
+/// What happened on one beat.
+enum BeatOutcome {
+    Suspended { queued: usize },
+    NotStarted(String),
+    Ran(CycleOutcome),
+}
+
+fn epoch_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+}
+
+impl Actor for Puller {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(
+            socket_dir = %self.socket_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
+            servers = self.servers.len(),
+            "puller started"
+        );
+        let first = epoch_now();
+        self.beat(first, ctx);
+    }
+}
+
+impl Handler<StopPulling> for Puller {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: StopPulling, _: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
+        self.shutdown.send_replace(true);
+        let mut busy = self.busy.subscribe();
+        Box::pin(async move {
+            // An error means the puller is gone, and with it any cycle.
+            let _ = busy.wait_for(|running| !*running).await;
+        })
+    }
+}
+
+impl Handler<GetPullerStats> for Puller {
+    type Result = PullerStats;
+
+    fn handle(&mut self, _: GetPullerStats, _: &mut Context<Self>) -> PullerStats {
+        self.stats
+    }
+}

@@ -1,0 +1,307 @@
+//! One request to one HAProxy stats socket: connect (timeout per attempt,
+//! retries with a pause between attempts), send one command, read the reply
+//! to EOF — HAProxy closes a non-interactive stats connection after answering.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::config::{Retries, StatsEndpoint};
+
+/// How connections are attempted (`[pull] timeout`, `retries`, `interval`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectPolicy {
+    /// Bound on one connection attempt.
+    pub timeout: Duration,
+    /// Extra attempts after a failed one.
+    pub retries: Retries,
+    /// Pause between attempts.
+    pub interval: Duration,
+}
+
+impl ConnectPolicy {
+    /// Whether another attempt may follow attempt number `attempt` (1-based).
+    fn may_retry(&self, attempt: u32) -> bool {
+        match self.retries {
+            Retries::Forever => true,
+            Retries::Times(extra) => attempt <= extra,
+        }
+    }
+}
+
+/// Why a request to a stats socket failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Every connection attempt failed.
+    #[error("cannot connect after {attempts} attempt(s): {source}")]
+    Connect {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        source: io::Error,
+    },
+    /// Writing the command failed.
+    #[error("cannot send '{command}': {source}")]
+    Send {
+        /// The command.
+        command: &'static str,
+        /// The write error.
+        source: io::Error,
+    },
+    /// Reading the reply failed.
+    #[error("cannot read the reply to '{command}': {source}")]
+    Read {
+        /// The command.
+        command: &'static str,
+        /// The read error.
+        source: io::Error,
+    },
+    /// The reply was larger than `buffer-limit`.
+    #[error("reply to '{command}' is larger than buffer-limit ({limit} bytes)")]
+    TooLarge {
+        /// The command.
+        command: &'static str,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The socket closed without a byte of reply.
+    #[error("empty reply to '{command}'")]
+    Empty {
+        /// The command.
+        command: &'static str,
+    },
+}
+
+impl QueryError {
+    /// A short name for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QueryError::Connect { .. } => "connect",
+            QueryError::Send { .. } => "send",
+            QueryError::Read { .. } => "read",
+            QueryError::TooLarge { .. } => "too_large",
+            QueryError::Empty { .. } => "empty",
+        }
+    }
+}
+
+/// Sends `command` to `endpoint` and returns the whole reply.
+pub async fn query(
+    endpoint: &StatsEndpoint,
+    command: &'static str,
+    policy: &ConnectPolicy,
+    limit: usize,
+) -> Result<Vec<u8>, QueryError> {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt = attempt.saturating_add(1);
+        let error = match connect(endpoint, policy.timeout).await {
+            Ok(Connection::Unix(stream)) => return exchange(stream, command, limit).await,
+            Ok(Connection::Tcp(stream)) => return exchange(stream, command, limit).await,
+            Err(error) => error,
+        };
+        if !policy.may_retry(attempt) {
+            return Err(QueryError::Connect {
+                attempts: attempt,
+                source: error,
+            });
+        }
+        tracing::warn!(
+            socket = %endpoint,
+            command,
+            attempt,
+            error = %error,
+            "connection failed, retrying in {:?}",
+            policy.interval
+        );
+        tokio::time::sleep(policy.interval).await;
+    }
+}
+
+enum Connection {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+async fn connect(endpoint: &StatsEndpoint, timeout: Duration) -> io::Result<Connection> {
+    let attempt = async {
+        match endpoint {
+            StatsEndpoint::Unix(path) => UnixStream::connect(path).await.map(Connection::Unix),
+            StatsEndpoint::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
+                .await
+                .map(Connection::Tcp),
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("connect timed out after {timeout:?}"),
+        )),
+    }
+}
+
+async fn exchange<S>(
+    mut stream: S,
+    command: &'static str,
+    limit: usize,
+) -> Result<Vec<u8>, QueryError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let line = format!("{command}\n");
+    stream
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|source| QueryError::Send { command, source })?;
+    let mut reply = Vec::new();
+    // One byte past the limit tells "exactly the limit" from "too large".
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    (&mut stream)
+        .take(cap)
+        .read_to_end(&mut reply)
+        .await
+        .map_err(|source| QueryError::Read { command, source })?;
+    if reply.len() > limit {
+        return Err(QueryError::TooLarge { command, limit });
+    }
+    if reply.is_empty() {
+        return Err(QueryError::Empty { command });
+    }
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::UnixListener;
+
+    fn policy(retries: Retries) -> ConnectPolicy {
+        ConnectPolicy {
+            timeout: Duration::from_millis(200),
+            retries,
+            interval: Duration::from_millis(10),
+        }
+    }
+
+    /// A stats socket in `dir` that answers every connection with `reply`.
+    fn answering_socket(dir: &std::path::Path, reply: &'static [u8]) -> std::path::PathBuf {
+        let path = dir.join("answering.sock");
+        answering_socket_at(path.clone(), reply);
+        path
+    }
+
+    fn temp() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
+    }
+
+    #[tokio::test]
+    async fn reads_the_whole_reply() {
+        let dir = temp();
+        let path = answering_socket(dir.path(), b"Name: HAProxy\nVersion: 2.6\n");
+        let reply = query(
+            &StatsEndpoint::Unix(path),
+            "show info",
+            &policy(Retries::Times(0)),
+            1024,
+        )
+        .await;
+        assert_eq!(reply.ok(), Some(b"Name: HAProxy\nVersion: 2.6\n".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_reply_over_the_buffer_limit_fails() {
+        let dir = temp();
+        let path = answering_socket(dir.path(), b"0123456789");
+        let endpoint = StatsEndpoint::Unix(path);
+        let exact = query(&endpoint, "show stat", &policy(Retries::Times(0)), 10).await;
+        assert!(exact.is_ok(), "{exact:?}");
+        let over = query(&endpoint, "show stat", &policy(Retries::Times(0)), 9).await;
+        assert!(
+            matches!(over, Err(QueryError::TooLarge { limit: 9, .. })),
+            "{over:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_reply_fails() {
+        let dir = temp();
+        let path = answering_socket(dir.path(), b"");
+        let reply = query(
+            &StatsEndpoint::Unix(path),
+            "show stat",
+            &policy(Retries::Times(0)),
+            10,
+        )
+        .await;
+        assert!(matches!(reply, Err(QueryError::Empty { .. })), "{reply:?}");
+    }
+
+    #[tokio::test]
+    async fn retries_then_reports_the_attempts() {
+        let dir = temp();
+        let missing = StatsEndpoint::Unix(dir.path().join("missing.sock"));
+        let reply = query(&missing, "show info", &policy(Retries::Times(2)), 10).await;
+        assert!(
+            matches!(reply, Err(QueryError::Connect { attempts: 3, .. })),
+            "{reply:?}"
+        );
+        let reply = query(&missing, "show info", &policy(Retries::Times(0)), 10).await;
+        assert!(
+            matches!(reply, Err(QueryError::Connect { attempts: 1, .. })),
+            "{reply:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_appears_during_retries_is_reached() {
+        let dir = temp();
+        let path = dir.path().join("late.sock");
+        let endpoint = StatsEndpoint::Unix(path.clone());
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            answering_socket_at(path, b"ok\n");
+        });
+        let reply = query(&endpoint, "show info", &policy(Retries::Forever), 10).await;
+        assert_eq!(reply.ok(), Some(b"ok\n".to_vec()));
+        let _ = late.await;
+    }
+
+    fn answering_socket_at(path: std::path::PathBuf, reply: &'static [u8]) {
+        let listener = match UnixListener::bind(&path) {
+            Ok(listener) => listener,
+            Err(e) => panic!("bind {}: {e}", path.display()),
+        };
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut command = [0u8; 64];
+                let _ = stream.read(&mut command).await;
+                let _ = stream.write_all(reply).await;
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn tcp_endpoints_work_too() {
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        tokio::spawn(async move {
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let mut command = [0u8; 64];
+                let _ = stream.read(&mut command).await;
+                let _ = stream.write_all(b"tcp reply\n").await;
+            }
+        });
+        let endpoint = StatsEndpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let reply = query(&endpoint, "show info", &policy(Retries::Times(0)), 100).await;
+        assert_eq!(reply.ok(), Some(b"tcp reply\n".to_vec()));
+    }
+}

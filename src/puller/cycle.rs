@@ -1,0 +1,558 @@
+//! One pull cycle (SPEC §3): `show info` and `show stat` to every stats
+//! socket concurrently, each on its own connection; replies written into
+//! `tmp-dst-dir/<ts>` off the event loop; the directory published into
+//! `dst-dir` only when every request succeeded, removed otherwise.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::client::{self, ConnectPolicy, QueryError};
+use super::snapshot::{self, SnapshotIoError};
+use crate::config::{PullConfig, StatsEndpoint};
+
+/// The two requests made to every socket, with the suffix of their file.
+const REQUESTS: [(&str, &str); 2] = [("show info", "_info"), ("show stat", "_stat")];
+
+/// One stats socket to pull and the prefix of its files in the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// File-name prefix: the socket's base name, or `host:port` for TCP.
+    pub name: String,
+    /// Where to connect.
+    pub endpoint: StatsEndpoint,
+}
+
+/// Listing `socket-dir` failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot list socket-dir {path}: {source}")]
+pub struct DiscoverError {
+    /// The socket directory.
+    pub path: PathBuf,
+    /// The error.
+    pub source: std::io::Error,
+}
+
+/// The sockets of one cycle: every UNIX socket directly in `socket_dir`
+/// (other files ignored), sorted by name, then every `servers` entry. Blocks.
+pub fn discover(
+    socket_dir: Option<&Path>,
+    servers: &[StatsEndpoint],
+) -> Result<Vec<Source>, DiscoverError> {
+    let mut sources = Vec::new();
+    if let Some(dir) = socket_dir {
+        let entries = std::fs::read_dir(dir).map_err(|source| DiscoverError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut sockets: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().map(|t| t.is_socket()).unwrap_or(false))
+            .map(|entry| entry.path())
+            .collect();
+        sockets.sort();
+        sources.extend(sockets.into_iter().map(|path| Source {
+            name: base_name(&path),
+            endpoint: StatsEndpoint::Unix(path),
+        }));
+    }
+    for endpoint in servers {
+        let name = match endpoint {
+            StatsEndpoint::Unix(path) => base_name(path),
+            StatsEndpoint::Tcp { host, port } => format!("{host}:{port}"),
+        };
+        sources.push(Source {
+            name,
+            endpoint: endpoint.clone(),
+        });
+    }
+    make_names_unique(&mut sources);
+    Ok(sources)
+}
+
+fn base_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string_lossy().into_owned())
+}
+
+/// Two sockets with one base name (same name in two directories) would write
+/// the same file; the later ones get `#2`, `#3`, ... appended.
+fn make_names_unique(sources: &mut [Source]) {
+    let mut seen = BTreeSet::new();
+    for source in sources.iter_mut() {
+        let mut candidate = source.name.clone();
+        let mut n = 1;
+        while !seen.insert(candidate.clone()) {
+            n += 1;
+            candidate = format!("{}#{n}", source.name);
+        }
+        source.name = candidate;
+    }
+}
+
+/// What a cycle needs besides the sockets: the `[pull]` settings.
+#[derive(Debug, Clone)]
+pub struct CycleSettings {
+    /// Connection attempts.
+    pub policy: ConnectPolicy,
+    /// Largest reply accepted.
+    pub buffer_limit: usize,
+    /// Where snapshots are assembled.
+    pub tmp_dst_dir: PathBuf,
+    /// Where complete snapshots appear.
+    pub dst_dir: PathBuf,
+    /// Bound on the whole cycle.
+    pub pull_timeout: Option<Duration>,
+    /// Concurrent file writes.
+    pub writers: usize,
+}
+
+impl CycleSettings {
+    /// The cycle settings of a `[pull]` section.
+    pub fn from_config(pull: &PullConfig) -> CycleSettings {
+        CycleSettings {
+            policy: ConnectPolicy {
+                timeout: pull.timeout,
+                retries: pull.retries,
+                interval: pull.interval,
+            },
+            buffer_limit: pull.buffer_limit,
+            tmp_dst_dir: pull.tmp_dst_dir.clone(),
+            dst_dir: pull.dst_dir.clone(),
+            pull_timeout: pull.pull_timeout,
+            writers: pull.workers.max(1),
+        }
+    }
+}
+
+/// One request of the cycle that failed.
+#[derive(Debug)]
+pub struct RequestFailure {
+    /// The socket's name.
+    pub source: String,
+    /// What went wrong.
+    pub error: RequestError,
+}
+
+/// Why one request of a cycle failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Talking to the socket failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// Writing its reply failed.
+    #[error(transparent)]
+    Io(#[from] SnapshotIoError),
+    /// The cycle's deadline (or a shutdown) cancelled it.
+    #[error("'{command}' cancelled: {reason}")]
+    Cancelled {
+        /// The command.
+        command: &'static str,
+        /// `pull-timeout` or shutdown.
+        reason: &'static str,
+    },
+    /// The task running it died (a bug).
+    #[error("'{command}' task failed: {detail}")]
+    Task {
+        /// The command.
+        command: &'static str,
+        /// What the runtime said.
+        detail: String,
+    },
+}
+
+/// How a cycle ended.
+#[derive(Debug)]
+pub enum CycleOutcome {
+    /// Every request succeeded; the snapshot is in dst-dir.
+    Published {
+        /// The published directory.
+        dir: PathBuf,
+        /// Sockets pulled.
+        sources: usize,
+        /// Bytes written.
+        bytes: u64,
+    },
+    /// No socket to pull.
+    NoSources,
+    /// Some requests failed; nothing was published.
+    Failed {
+        /// Every failed request.
+        failures: Vec<RequestFailure>,
+    },
+    /// A filesystem step failed; nothing was published.
+    Io(SnapshotIoError),
+}
+
+/// Runs one cycle with timestamp `ts`. A `true` on `shutdown` cancels what is
+/// pending; the assembled directory is then removed like any failed cycle.
+pub async fn run(
+    sources: Vec<Source>,
+    settings: Arc<CycleSettings>,
+    ts: u64,
+    mut shutdown: watch::Receiver<bool>,
+) -> CycleOutcome {
+    if sources.is_empty() {
+        return CycleOutcome::NoSources;
+    }
+    let tmp_dst_dir = settings.tmp_dst_dir.clone();
+    let dir = match blocking(move || snapshot::prepare(&tmp_dst_dir, ts)).await {
+        Ok(dir) => dir,
+        Err(error) => return CycleOutcome::Io(error),
+    };
+    let writers = Arc::new(Semaphore::new(settings.writers));
+    let mut tasks = JoinSet::new();
+    let mut pending = BTreeSet::new();
+    for source in &sources {
+        for (command, suffix) in REQUESTS {
+            pending.insert((source.name.clone(), command));
+            tasks.spawn(request(
+                source.clone(),
+                command,
+                format!("{}{suffix}", source.name),
+                Arc::clone(&settings),
+                dir.clone(),
+                Arc::clone(&writers),
+            ));
+        }
+    }
+
+    let mut failures = Vec::new();
+    let mut bytes = 0u64;
+    let deadline = async {
+        match settings.pull_timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let cancelled = loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                None => break None,
+                Some(Ok(Done { source, command, result })) => {
+                    pending.remove(&(source.clone(), command));
+                    match result {
+                        Ok(written) => bytes += written,
+                        Err(error) => failures.push(RequestFailure { source, error }),
+                    }
+                }
+                Some(Err(join_error)) => {
+                    // A panicked request is a bug; its (source, command) stays
+                    // pending and is reported with the others.
+                    tracing::error!(error = %join_error, "pull request task failed");
+                }
+            },
+            () = &mut deadline => break Some("pull-timeout reached"),
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break Some("shutting down");
+                }
+            }
+        }
+    };
+    tasks.abort_all();
+    let reason = cancelled.unwrap_or("request task failed");
+    failures.extend(pending.into_iter().map(|(source, command)| RequestFailure {
+        source,
+        error: RequestError::Cancelled { command, reason },
+    }));
+
+    if failures.is_empty() {
+        let dst_dir = settings.dst_dir.clone();
+        let assembled = dir.clone();
+        return match blocking(move || snapshot::publish(&assembled, &dst_dir)).await {
+            Ok(published) => CycleOutcome::Published {
+                dir: published,
+                sources: sources.len(),
+                bytes,
+            },
+            Err(error) => {
+                discard(dir).await;
+                CycleOutcome::Io(error)
+            }
+        };
+    }
+    discard(dir).await;
+    CycleOutcome::Failed { failures }
+}
+
+struct Done {
+    source: String,
+    command: &'static str,
+    result: Result<u64, RequestError>,
+}
+
+async fn request(
+    source: Source,
+    command: &'static str,
+    file_name: String,
+    settings: Arc<CycleSettings>,
+    dir: PathBuf,
+    writers: Arc<Semaphore>,
+) -> Done {
+    let result = async {
+        let reply = client::query(
+            &source.endpoint,
+            command,
+            &settings.policy,
+            settings.buffer_limit,
+        )
+        .await?;
+        let size = reply.len() as u64;
+        // The semaphore bounds concurrent writes to `workers`; it is never
+        // closed, so acquiring only fails if that invariant breaks.
+        let _permit = writers.acquire().await.map_err(|e| RequestError::Task {
+            command,
+            detail: e.to_string(),
+        })?;
+        blocking(move || snapshot::write_reply(&dir, &file_name, &reply)).await?;
+        Ok(size)
+    }
+    .await;
+    Done {
+        source: source.name,
+        command,
+        result,
+    }
+}
+
+async fn discard(dir: PathBuf) {
+    let shown = dir.display().to_string();
+    if let Err(error) = blocking(move || snapshot::discard(&dir)).await {
+        tracing::error!(dir = %shown, error = %error, "cannot remove the unpublished snapshot");
+    }
+}
+
+/// Runs blocking filesystem work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SnapshotIoError> + Send + 'static,
+) -> Result<T, SnapshotIoError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(join_error) => Err(SnapshotIoError::TaskFailed(join_error.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Retries;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixListener;
+
+    fn temp() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
+    }
+
+    fn settings(root: &Path, pull_timeout: Option<Duration>) -> Arc<CycleSettings> {
+        Arc::new(CycleSettings {
+            policy: ConnectPolicy {
+                timeout: Duration::from_millis(200),
+                retries: Retries::Times(1),
+                interval: Duration::from_millis(10),
+            },
+            buffer_limit: 1 << 20,
+            tmp_dst_dir: root.join("incoming.tmp"),
+            dst_dir: root.join("incoming"),
+            pull_timeout,
+            writers: 2,
+        })
+    }
+
+    /// A fake stats socket: replies "<command> from <name>" to each request,
+    /// or never answers when `silent`.
+    fn fake_socket(dir: &Path, name: &str, silent: bool) -> PathBuf {
+        let path = dir.join(name);
+        let listener = UnixListener::bind(&path).unwrap_or_else(|e| panic!("bind: {e}"));
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                if silent {
+                    held.push(stream);
+                    continue;
+                }
+                let mut command = [0u8; 64];
+                let n = stream.read(&mut command).await.unwrap_or(0);
+                let command = String::from_utf8_lossy(&command[..n]).trim().to_string();
+                let _ = stream
+                    .write_all(format!("{command} from {name}\n").as_bytes())
+                    .await;
+            }
+        });
+        path
+    }
+
+    fn no_shutdown() -> watch::Receiver<bool> {
+        let (sender, receiver) = watch::channel(false);
+        std::mem::forget(sender);
+        receiver
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn every_socket_answered_publishes_one_complete_snapshot() {
+        let root = temp();
+        let sockets = root.path().join("sockets");
+        std::fs::create_dir(&sockets).unwrap_or_else(|e| panic!("{e}"));
+        fake_socket(&sockets, "a.sock", false);
+        fake_socket(&sockets, "b.sock", false);
+        std::fs::write(sockets.join("not-a-socket"), b"").unwrap_or_else(|e| panic!("{e}"));
+        let sources = discover(Some(&sockets), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sources.len(), 2, "the plain file is ignored: {sources:?}");
+
+        let outcome = run(
+            sources,
+            settings(root.path(), Some(Duration::from_secs(5))),
+            42,
+            no_shutdown(),
+        )
+        .await;
+        let CycleOutcome::Published { dir, sources, .. } = outcome else {
+            panic!("not published: {outcome:?}");
+        };
+        assert_eq!(sources, 2);
+        assert_eq!(dir, root.path().join("incoming/42"));
+        assert_eq!(
+            listing(&dir),
+            ["a.sock_info", "a.sock_stat", "b.sock_info", "b.sock_stat"]
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("b.sock_stat"))
+                .ok()
+                .as_deref(),
+            Some("show stat from b.sock\n")
+        );
+        assert!(listing(&root.path().join("incoming.tmp")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_failing_socket_fails_the_cycle_and_leaves_nothing() {
+        let root = temp();
+        let sockets = root.path().join("sockets");
+        std::fs::create_dir(&sockets).unwrap_or_else(|e| panic!("{e}"));
+        fake_socket(&sockets, "good.sock", false);
+        let mut sources = discover(Some(&sockets), &[]).unwrap_or_else(|e| panic!("{e}"));
+        sources.push(Source {
+            name: "gone.sock".into(),
+            endpoint: StatsEndpoint::Unix(sockets.join("gone.sock")),
+        });
+        let outcome = run(sources, settings(root.path(), None), 43, no_shutdown()).await;
+        let CycleOutcome::Failed { failures } = outcome else {
+            panic!("not failed: {outcome:?}");
+        };
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(
+            failures.iter().all(|f| f.source == "gone.sock"),
+            "{failures:?}"
+        );
+        assert!(listing(&root.path().join("incoming")).is_empty());
+        assert!(listing(&root.path().join("incoming.tmp")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_never_answers_is_cancelled_by_pull_timeout() {
+        let root = temp();
+        let sockets = root.path().join("sockets");
+        std::fs::create_dir(&sockets).unwrap_or_else(|e| panic!("{e}"));
+        fake_socket(&sockets, "good.sock", false);
+        fake_socket(&sockets, "mute.sock", true);
+        let sources = discover(Some(&sockets), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let started = std::time::Instant::now();
+        let outcome = run(
+            sources,
+            settings(root.path(), Some(Duration::from_millis(300))),
+            44,
+            no_shutdown(),
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let CycleOutcome::Failed { failures } = outcome else {
+            panic!("not failed: {outcome:?}");
+        };
+        assert!(
+            failures.iter().all(|f| f.source == "mute.sock"
+                && matches!(
+                    f.error,
+                    RequestError::Cancelled {
+                        reason: "pull-timeout reached",
+                        ..
+                    }
+                )),
+            "{failures:?}"
+        );
+        assert!(listing(&root.path().join("incoming")).is_empty());
+        assert!(listing(&root.path().join("incoming.tmp")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn shutdown_cancels_and_removes_the_partial_snapshot() {
+        let root = temp();
+        let sockets = root.path().join("sockets");
+        std::fs::create_dir(&sockets).unwrap_or_else(|e| panic!("{e}"));
+        fake_socket(&sockets, "mute.sock", true);
+        let sources = discover(Some(&sockets), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let (stop, shutdown) = watch::channel(false);
+        let cycle = tokio::spawn(run(sources, settings(root.path(), None), 45, shutdown));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = stop.send(true);
+        let outcome = tokio::time::timeout(Duration::from_secs(3), cycle).await;
+        assert!(
+            matches!(outcome, Ok(Ok(CycleOutcome::Failed { .. }))),
+            "{outcome:?}"
+        );
+        assert!(listing(&root.path().join("incoming.tmp")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn no_socket_is_a_failed_cycle_not_a_crash() {
+        let root = temp();
+        let outcome = run(Vec::new(), settings(root.path(), None), 46, no_shutdown()).await;
+        assert!(matches!(outcome, CycleOutcome::NoSources), "{outcome:?}");
+    }
+
+    #[test]
+    fn names_come_from_socket_files_and_tcp_addresses() {
+        let servers = [
+            StatsEndpoint::Unix("/run/a/admin.sock".into()),
+            StatsEndpoint::Unix("/run/b/admin.sock".into()),
+            StatsEndpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: 5555,
+            },
+        ];
+        let sources = discover(None, &servers).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["admin.sock", "admin.sock#2", "127.0.0.1:5555"]);
+    }
+
+    #[test]
+    fn an_unreadable_socket_dir_is_an_error_naming_it() {
+        let error = discover(Some(Path::new("/nonexistent/sockets")), &[]).err();
+        assert!(
+            error
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("/nonexistent/sockets")
+        );
+    }
+}

@@ -1,0 +1,396 @@
+//! The GraphiteSink actor (SPEC §5): one long-lived TCP connection to the
+//! carbon relay, a bounded FIFO [`Backlog`] in front of it, reconnects on the
+//! [`RetryPolicy`] schedule — and none of it ever blocks the sender: a
+//! [`SendLines`] is queued and answered at once.
+//!
+//! Delivery is at-least-once: bytes handed to a connection that then breaks
+//! are sent again, whole lines, on the next connection. Lines dropped because
+//! the backlog was full are counted and logged, never silently lost.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::backlog::Backlog;
+use super::retry::{RetryPolicy, RetryState};
+use crate::config::GraphiteConfig;
+
+/// Bytes handed to one `write` call: large enough that a million lines take a
+/// few hundred syscalls, small enough to resend cheaply after a broken
+/// connection.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Where and how the sink connects.
+#[derive(Debug, Clone)]
+pub struct GraphiteSettings {
+    /// Relay host.
+    pub host: String,
+    /// Relay port.
+    pub port: u16,
+    /// Bound on one connection attempt.
+    pub connect_timeout: Duration,
+    /// A write making no progress for this long replaces the connection.
+    pub write_timeout: Duration,
+    /// Reconnect schedule.
+    pub policy: RetryPolicy,
+    /// Backlog capacity in lines.
+    pub queue_size: usize,
+}
+
+impl GraphiteSettings {
+    /// The settings of `[graphite]`.
+    pub fn from_config(graphite: &GraphiteConfig) -> GraphiteSettings {
+        GraphiteSettings {
+            host: graphite.server.clone(),
+            port: graphite.port,
+            connect_timeout: graphite.connect_timeout,
+            write_timeout: graphite.write_timeout,
+            policy: RetryPolicy::from_config(graphite),
+            queue_size: graphite.queue_size,
+        }
+    }
+}
+
+/// Counters shared between the writer and whoever reports on it.
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    backlog: AtomicU64,
+    dropped: AtomicU64,
+    sent: AtomicU64,
+    reconnects: AtomicU64,
+    connected: AtomicBool,
+}
+
+/// A snapshot of the sink's counters (self metrics, status file, logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, MessageResponse)]
+pub struct SinkStats {
+    /// Lines waiting (backlog plus the chunk being written).
+    pub backlog: u64,
+    /// Lines dropped because the backlog was full, since start.
+    pub dropped: u64,
+    /// Lines written to a connection, since start.
+    pub sent: u64,
+    /// Connections established after the first one.
+    pub reconnects: u64,
+    /// Whether a connection is up now.
+    pub connected: bool,
+}
+
+impl SinkCounters {
+    fn stats(&self) -> SinkStats {
+        SinkStats {
+            backlog: self.backlog.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Queue these newline-terminated lines for Graphite.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SendLines(pub Vec<u8>);
+
+/// Resolve once everything queued so far is written, or after `timeout`;
+/// answers the lines still waiting (0 = all flushed).
+#[derive(Debug, Message)]
+#[rtype(result = "u64")]
+pub struct Flush {
+    /// How long to wait at most.
+    pub timeout: Duration,
+}
+
+/// Ask for the counters.
+#[derive(Debug, Message)]
+#[rtype(result = "SinkStats")]
+pub struct GetSinkStats;
+
+enum Command {
+    Lines(Vec<u8>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The GraphiteSink actor.
+pub struct GraphiteSink {
+    settings: GraphiteSettings,
+    counters: Arc<SinkCounters>,
+    commands: Option<mpsc::UnboundedSender<Command>>,
+}
+
+impl GraphiteSink {
+    /// A sink for `settings`; it connects when it has lines to send.
+    pub fn new(settings: GraphiteSettings) -> GraphiteSink {
+        GraphiteSink {
+            settings,
+            counters: Arc::new(SinkCounters::default()),
+            commands: None,
+        }
+    }
+}
+
+impl Actor for GraphiteSink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // The channel is unbounded on purpose: the bound is the backlog's,
+        // applied by the writer as soon as a batch arrives.
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.commands = Some(sender);
+        let writer = Writer::new(self.settings.clone(), Arc::clone(&self.counters));
+        ctx.spawn(writer.run(receiver).into_actor(self));
+    }
+}
+
+impl Handler<SendLines> for GraphiteSink {
+    type Result = ();
+
+    fn handle(&mut self, SendLines(lines): SendLines, _: &mut Context<Self>) {
+        if let Some(commands) = &self.commands {
+            // The writer lives as long as this actor's context; a send error
+            // means both are stopping.
+            let _ = commands.send(Command::Lines(lines));
+        }
+    }
+}
+
+impl Handler<Flush> for GraphiteSink {
+    type Result = ResponseFuture<u64>;
+
+    fn handle(&mut self, flush: Flush, _: &mut Context<Self>) -> Self::Result {
+        let (done, flushed) = oneshot::channel();
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(Command::Flush(done));
+        }
+        let counters = Arc::clone(&self.counters);
+        Box::pin(async move {
+            let _ = tokio::time::timeout(flush.timeout, flushed).await;
+            counters.backlog.load(Ordering::Relaxed)
+        })
+    }
+}
+
+impl Handler<GetSinkStats> for GraphiteSink {
+    type Result = SinkStats;
+
+    fn handle(&mut self, _: GetSinkStats, _: &mut Context<Self>) -> SinkStats {
+        self.counters.stats()
+    }
+}
+
+/// The connection and the backlog, owned by one task.
+struct Writer {
+    settings: GraphiteSettings,
+    counters: Arc<SinkCounters>,
+    backlog: Backlog,
+    /// Bytes taken from the backlog for the current connection.
+    inflight: Vec<u8>,
+    /// How much of `inflight` the current connection accepted.
+    written: usize,
+    inflight_lines: u64,
+    /// When the current connection last accepted bytes (or got a new chunk).
+    last_progress: Instant,
+    connection: Option<TcpStream>,
+    ever_connected: bool,
+    retry: RetryState,
+    next_attempt: Instant,
+    flush_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Writer {
+    fn new(settings: GraphiteSettings, counters: Arc<SinkCounters>) -> Writer {
+        Writer {
+            backlog: Backlog::new(settings.queue_size),
+            settings,
+            counters,
+            inflight: Vec::with_capacity(CHUNK_BYTES),
+            written: 0,
+            inflight_lines: 0,
+            last_progress: Instant::now(),
+            connection: None,
+            ever_connected: false,
+            retry: RetryState::default(),
+            next_attempt: Instant::now(),
+            flush_waiters: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            self.refill();
+            self.publish_depth();
+            if self.inflight.is_empty() {
+                for waiter in self.flush_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+            let has_data = !self.inflight.is_empty() || !self.backlog.is_empty();
+            let writing = self.connection.is_some() && !self.inflight.is_empty();
+            let progress_deadline = self.last_progress + self.settings.write_timeout;
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Lines(lines)) => self.enqueue(lines),
+                    Some(Command::Flush(waiter)) => self.flush_waiters.push(waiter),
+                    None => return,
+                },
+                connected = connect_when_due(&self.settings, self.next_attempt),
+                    if has_data && self.connection.is_none() => self.on_connect(connected),
+                written = write_some(self.connection.as_mut(), &self.inflight[self.written..]),
+                    if writing => self.on_write(written),
+                () = tokio::time::sleep_until(progress_deadline), if writing => {
+                        self.on_broken(&format!(
+                            "no write progress for {:?} (write-timeout)",
+                            self.settings.write_timeout
+                        ));
+                    }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, lines: Vec<u8>) {
+        let pushed = self.backlog.push(lines);
+        self.count_dropped(pushed.dropped);
+    }
+
+    fn count_dropped(&mut self, dropped: usize) {
+        if dropped > 0 {
+            self.counters
+                .dropped
+                .fetch_add(dropped as u64, Ordering::Relaxed);
+            tracing::error!(
+                dropped,
+                dropped_total = self.backlog.dropped_total(),
+                queue_size = self.settings.queue_size,
+                "graphite backlog full: dropped the oldest lines"
+            );
+        }
+    }
+
+    /// Moves the next chunk of the backlog into `inflight` once the previous
+    /// one is fully written. Only while connected: until then every waiting
+    /// line is in the backlog, where its capacity applies.
+    fn refill(&mut self) {
+        if !self.inflight.is_empty() || self.connection.is_none() {
+            return;
+        }
+        let Some(chunk) = self.backlog.front_chunk(CHUNK_BYTES) else {
+            return;
+        };
+        self.inflight.extend_from_slice(chunk);
+        let len = chunk.len();
+        self.backlog.consume(len);
+        self.inflight_lines = memchr::memchr_iter(b'\n', &self.inflight).count() as u64;
+        self.written = 0;
+        self.last_progress = Instant::now();
+    }
+
+    fn publish_depth(&self) {
+        let depth = self.backlog.len() as u64 + self.inflight_lines;
+        self.counters.backlog.store(depth, Ordering::Relaxed);
+    }
+
+    fn on_connect(&mut self, connected: std::io::Result<TcpStream>) {
+        match connected {
+            Ok(stream) => {
+                if self.ever_connected {
+                    self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.ever_connected = true;
+                self.counters.connected.store(true, Ordering::Relaxed);
+                RetryPolicy::reset(&mut self.retry);
+                tracing::info!(
+                    server = %self.settings.host,
+                    port = self.settings.port,
+                    backlog = self.backlog.len() as u64 + self.inflight_lines,
+                    "connected to graphite"
+                );
+                self.last_progress = Instant::now();
+                self.connection = Some(stream);
+            }
+            Err(error) => {
+                let wait = self.settings.policy.next_wait(&mut self.retry);
+                self.next_attempt = Instant::now() + wait;
+                tracing::warn!(
+                    server = %self.settings.host,
+                    port = self.settings.port,
+                    error = %error,
+                    retry_in = ?wait,
+                    backlog = self.backlog.len() as u64 + self.inflight_lines,
+                    "cannot connect to graphite"
+                );
+            }
+        }
+    }
+
+    fn on_write(&mut self, written: std::io::Result<usize>) {
+        match written {
+            Ok(0) => self.on_broken("connection closed by peer"),
+            Ok(n) => {
+                self.written += n;
+                self.last_progress = Instant::now();
+                if self.written >= self.inflight.len() {
+                    self.counters
+                        .sent
+                        .fetch_add(self.inflight_lines, Ordering::Relaxed);
+                    self.inflight.clear();
+                    self.inflight_lines = 0;
+                    self.written = 0;
+                }
+            }
+            Err(error) => self.on_broken(&error.to_string()),
+        }
+    }
+
+    fn on_broken(&mut self, reason: &str) {
+        self.connection = None;
+        self.counters.connected.store(false, Ordering::Relaxed);
+        // The whole chunk goes back: the peer may have lost any part of it.
+        let resend_lines = self.inflight_lines;
+        let unsent = std::mem::take(&mut self.inflight);
+        self.inflight_lines = 0;
+        self.written = 0;
+        let pushed = self.backlog.push_front(unsent);
+        self.count_dropped(pushed.dropped);
+        // The first reconnect is immediate; the policy paces the following.
+        self.next_attempt = Instant::now();
+        tracing::warn!(
+            server = %self.settings.host,
+            port = self.settings.port,
+            reason,
+            resend_lines,
+            "graphite connection lost; reconnecting"
+        );
+    }
+}
+
+async fn connect_when_due(settings: &GraphiteSettings, due: Instant) -> std::io::Result<TcpStream> {
+    tokio::time::sleep_until(due).await;
+    let connect = TcpStream::connect((settings.host.as_str(), settings.port));
+    match tokio::time::timeout(settings.connect_timeout, connect).await {
+        Ok(Ok(stream)) => {
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        }
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("connect timed out after {:?}", settings.connect_timeout),
+        )),
+    }
+}
+
+/// One `write` call: cancel-safe (if dropped, nothing was written), so a
+/// batch arriving mid-write never causes bytes to be sent twice in a row.
+async fn write_some(connection: Option<&mut TcpStream>, bytes: &[u8]) -> std::io::Result<usize> {
+    match connection {
+        Some(stream) => stream.write(bytes).await,
+        None => std::future::pending().await,
+    }
+}
