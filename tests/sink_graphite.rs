@@ -13,47 +13,114 @@ use haproxystats::sink::graphite::{
 };
 use haproxystats::sink::retry::RetryPolicy;
 
-/// A carbon stand-in: records every complete line it receives, in order.
+/// What the fake carbon does with one accepted connection.
+#[derive(Clone, Copy, Debug)]
+enum Behaviour {
+    /// Reads and records every line.
+    Read,
+    /// Accepts and never reads (TCP backpressure).
+    Stall,
+    /// Records what it reads, then closes after this many bytes.
+    CloseAfter(usize),
+}
+
+/// A carbon stand-in: records the complete lines of each connection, in order.
 struct CountingPeer {
-    lines: Arc<Mutex<Vec<String>>>,
+    connections: Arc<Mutex<Vec<Vec<String>>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl CountingPeer {
-    fn start(port: u16, lines: Arc<Mutex<Vec<String>>>) -> CountingPeer {
+    fn start(port: u16) -> CountingPeer {
+        CountingPeer::start_with(port, |_| Behaviour::Read, None)
+    }
+
+    /// `behaviour(n)` decides what connection `n` (0-based) gets;
+    /// `rcvbuf` shrinks the receive buffer so that backpressure comes soon.
+    fn start_with(
+        port: u16,
+        behaviour: fn(usize) -> Behaviour,
+        rcvbuf: Option<i32>,
+    ) -> CountingPeer {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .unwrap_or_else(|e| panic!("bind 127.0.0.1:{port}: {e}"));
+        if let Some(size) = rcvbuf {
+            use std::os::fd::AsRawFd;
+            // SAFETY: setsockopt on a socket we own, with a valid int option.
+            let rc = unsafe {
+                libc::setsockopt(
+                    listener.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    std::ptr::from_ref(&size).cast(),
+                    std::mem::size_of::<i32>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
+        }
         listener
             .set_nonblocking(true)
             .unwrap_or_else(|e| panic!("nonblocking: {e}"));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (stop_flag, record) = (Arc::clone(&stop), Arc::clone(&lines));
+        let connections: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+        let (stop_flag, record) = (Arc::clone(&stop), Arc::clone(&connections));
         let thread = std::thread::spawn(move || {
-            let mut readers = Vec::new();
+            let mut held = Vec::new();
+            let mut accepted = 0;
             while !stop_flag.load(std::sync::atomic::Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let record = Arc::clone(&record);
-                        readers.push(std::thread::spawn(move || read_lines(stream, &record)));
+                        let index = match record.lock() {
+                            Ok(mut all) => {
+                                all.push(Vec::new());
+                                all.len() - 1
+                            }
+                            Err(_) => return,
+                        };
+                        match behaviour(accepted) {
+                            Behaviour::Stall => held.push(stream),
+                            Behaviour::Read => {
+                                let record = Arc::clone(&record);
+                                std::thread::spawn(move || {
+                                    read_lines(stream, &record, index, usize::MAX)
+                                });
+                            }
+                            Behaviour::CloseAfter(bytes) => {
+                                let record = Arc::clone(&record);
+                                std::thread::spawn(move || {
+                                    read_lines(stream, &record, index, bytes)
+                                });
+                            }
+                        }
+                        accepted += 1;
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
         CountingPeer {
-            lines,
+            connections,
             stop,
             thread: Some(thread),
         }
     }
 
+    /// Lines received per connection.
+    fn per_connection(&self) -> Vec<Vec<String>> {
+        self.connections
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the LAST connection has received `count` lines.
     fn wait_for(&self, count: usize, deadline: Duration) -> Vec<String> {
         let start = Instant::now();
         loop {
-            let lines = self.lines.lock().map(|l| l.clone()).unwrap_or_default();
-            if lines.len() >= count || start.elapsed() > deadline {
-                return lines;
+            let last = self.per_connection().pop().unwrap_or_default();
+            if last.len() >= count || start.elapsed() > deadline {
+                return last;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -69,18 +136,26 @@ impl Drop for CountingPeer {
     }
 }
 
-fn read_lines(stream: TcpStream, record: &Mutex<Vec<String>>) {
+fn read_lines(stream: TcpStream, record: &Mutex<Vec<Vec<String>>>, index: usize, limit: usize) {
     let _ = stream.set_nonblocking(false);
-    for line in BufReader::new(stream).lines() {
-        match line {
-            Ok(line) => {
-                if let Ok(mut lines) = record.lock() {
-                    lines.push(line);
+    let mut reader = BufReader::new(stream);
+    let mut read = 0;
+    let mut line = String::new();
+    while read < limit {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                read += n;
+                if line.ends_with('\n') {
+                    if let Ok(mut all) = record.lock() {
+                        all[index].push(line.trim_end().to_string());
+                    }
                 }
             }
-            Err(_) => return,
         }
     }
+    // Dropping the reader closes the connection mid-stream.
 }
 
 fn free_port() -> u16 {
@@ -135,7 +210,7 @@ async fn lines_sent_during_an_outage_arrive_once_in_order_when_it_ends() {
     assert_eq!(stats.backlog, 5000, "{stats:?}");
     assert!(!stats.connected);
 
-    let peer = CountingPeer::start(port, Arc::default());
+    let peer = CountingPeer::start(port);
     let received =
         tokio::task::spawn_blocking(move || peer.wait_for(5000, Duration::from_secs(10)))
             .await
@@ -170,7 +245,7 @@ async fn a_full_backlog_drops_exactly_the_oldest_lines_and_counts_them() {
     let stats = sink.send(GetSinkStats).await.unwrap_or_default();
     assert_eq!((stats.backlog, stats.dropped), (2500, 2500), "{stats:?}");
 
-    let peer = CountingPeer::start(port, Arc::default());
+    let peer = CountingPeer::start(port);
     let received =
         tokio::task::spawn_blocking(move || peer.wait_for(2500, Duration::from_secs(10)))
             .await
@@ -179,5 +254,108 @@ async fn a_full_backlog_drops_exactly_the_oldest_lines_and_counts_them() {
         received == expected[2500..],
         "not exactly the newest 2500 lines: got {}",
         received.len()
+    );
+}
+
+#[actix_rt::test]
+async fn a_peer_that_never_reads_is_replaced_and_nothing_is_lost() {
+    let port = free_port();
+    // The first connection stalls with a tiny receive buffer; later ones read.
+    let peer = CountingPeer::start_with(
+        port,
+        |n| {
+            if n == 0 {
+                Behaviour::Stall
+            } else {
+                Behaviour::Read
+            }
+        },
+        Some(4096),
+    );
+    let sink = GraphiteSink::new(settings(port, 1_000_000)).start();
+    let mut expected = Vec::new();
+    for snapshot in 0..10 {
+        let (bytes, lines) = batch(snapshot, 20_000);
+        sink.do_send(SendLines(bytes));
+        expected.extend(lines);
+    }
+    // Processing is never blocked: the sink answers while the peer stalls.
+    let stats = tokio::time::timeout(Duration::from_secs(1), sink.send(GetSinkStats)).await;
+    assert!(matches!(stats, Ok(Ok(_))), "sink blocked: {stats:?}");
+    let total = expected.len();
+    let received = tokio::task::spawn_blocking(move || {
+        let last = peer.wait_for(total, Duration::from_secs(20));
+        (last, peer.per_connection().len())
+    })
+    .await
+    .unwrap_or_default();
+    let (last, connections) = received;
+    assert!(
+        connections >= 2,
+        "the stalled connection was never replaced"
+    );
+    assert_eq!(
+        last.len(),
+        total,
+        "lines lost or duplicated on the new connection"
+    );
+    assert!(last == expected, "lines arrived out of order");
+    let stats = sink.send(GetSinkStats).await.unwrap_or_default();
+    assert_eq!(stats.dropped, 0);
+    assert!(stats.reconnects >= 1, "{stats:?}");
+}
+
+#[actix_rt::test]
+async fn a_connection_reset_mid_batch_resends_the_unacknowledged_tail() {
+    let port = free_port();
+    // The first connection closes after ~100 kB: mid-chunk, mid-line.
+    let peer = CountingPeer::start_with(
+        port,
+        |n| {
+            if n == 0 {
+                Behaviour::CloseAfter(100_000)
+            } else {
+                Behaviour::Read
+            }
+        },
+        None,
+    );
+    let sink = GraphiteSink::new(settings(port, 1_000_000)).start();
+    let (bytes, expected) = batch(0, 50_000);
+    sink.do_send(SendLines(bytes));
+    let total = expected.len();
+    let connections = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        loop {
+            let all = peer.per_connection();
+            let done = all.len() >= 2 && all.last().map(Vec::len) >= Some(total);
+            if done || start.elapsed() > Duration::from_secs(20) {
+                return all;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap_or_default();
+    assert!(
+        connections.len() >= 2,
+        "no reconnect after the reset: {}",
+        connections.len()
+    );
+    let first = &connections[0];
+    assert!(
+        !first.is_empty() && first.len() < total,
+        "the reset was not mid-batch"
+    );
+    assert!(
+        first[..] == expected[..first.len()],
+        "first connection got altered lines"
+    );
+    // At-least-once: the new connection carries everything again, in order.
+    let last = &connections[connections.len() - 1];
+    assert!(
+        last[..] == expected[..],
+        "resend incomplete: {} of {total}",
+        last.len()
     );
 }

@@ -3,9 +3,13 @@
 //! [`RetryPolicy`] schedule — and none of it ever blocks the sender: a
 //! [`SendLines`] is queued and answered at once.
 //!
-//! Delivery is at-least-once: bytes handed to a connection that then breaks
-//! are sent again, whole lines, on the next connection. Lines dropped because
-//! the backlog was full are counted and logged, never silently lost.
+//! Delivery is at-least-once: plaintext carbon never acknowledges, so bytes
+//! the kernel accepted may still sit unread in socket buffers when a
+//! connection breaks or stalls. The last [`REPLAY_BYTES`] written are kept
+//! and sent again, whole lines, in front of the backlog on the next
+//! connection. Graphite stores one value per path and timestamp, so a
+//! duplicate overwrites the same point; a lost line would be a gap. Lines
+//! dropped because the backlog was full are counted and logged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +29,11 @@ use crate::config::GraphiteConfig;
 /// few hundred syscalls, small enough to resend cheaply after a broken
 /// connection.
 const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Bytes already written that are sent again after a broken connection:
+/// more than a loopback socket's send buffer plus the peer's receive buffer
+/// hold, so a stalled peer cannot swallow lines unseen.
+pub const REPLAY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where and how the sink connects.
 #[derive(Debug, Clone)]
@@ -194,6 +203,9 @@ struct Writer {
     inflight: Vec<u8>,
     /// How much of `inflight` the current connection accepted.
     written: usize,
+    /// Fully written chunks, oldest first, kept for resending.
+    replay: std::collections::VecDeque<Vec<u8>>,
+    replay_bytes: usize,
     inflight_lines: u64,
     /// When the current connection last accepted bytes (or got a new chunk).
     last_progress: Instant,
@@ -212,6 +224,8 @@ impl Writer {
             counters,
             inflight: Vec::with_capacity(CHUNK_BYTES),
             written: 0,
+            replay: std::collections::VecDeque::new(),
+            replay_bytes: 0,
             inflight_lines: 0,
             last_progress: Instant::now(),
             connection: None,
@@ -339,25 +353,47 @@ impl Writer {
                     self.counters
                         .sent
                         .fetch_add(self.inflight_lines, Ordering::Relaxed);
-                    self.inflight.clear();
-                    self.inflight_lines = 0;
-                    self.written = 0;
+                    self.keep_for_replay();
                 }
             }
             Err(error) => self.on_broken(&error.to_string()),
         }
     }
 
+    /// Moves the fully written chunk into the replay window, forgetting the
+    /// oldest chunks beyond [`REPLAY_BYTES`].
+    fn keep_for_replay(&mut self) {
+        let chunk = std::mem::replace(&mut self.inflight, Vec::with_capacity(CHUNK_BYTES));
+        self.replay_bytes += chunk.len();
+        self.replay.push_back(chunk);
+        while self.replay_bytes > REPLAY_BYTES {
+            match self.replay.pop_front() {
+                Some(old) => self.replay_bytes -= old.len(),
+                None => self.replay_bytes = 0,
+            }
+        }
+        self.inflight_lines = 0;
+        self.written = 0;
+    }
+
     fn on_broken(&mut self, reason: &str) {
         self.connection = None;
         self.counters.connected.store(false, Ordering::Relaxed);
-        // The whole chunk goes back: the peer may have lost any part of it.
-        let resend_lines = self.inflight_lines;
-        let unsent = std::mem::take(&mut self.inflight);
+        // The in-flight chunk and the replay window go back in front of the
+        // backlog, oldest first: the peer may not have read any of it.
+        let mut resend = std::mem::take(&mut self.replay);
+        self.replay_bytes = 0;
+        resend.push_back(std::mem::take(&mut self.inflight));
         self.inflight_lines = 0;
         self.written = 0;
-        let pushed = self.backlog.push_front(unsent);
-        self.count_dropped(pushed.dropped);
+        let mut resend_lines = 0;
+        let mut dropped = 0;
+        for chunk in resend.into_iter().rev() {
+            let pushed = self.backlog.push_front(chunk);
+            resend_lines += pushed.accepted;
+            dropped += pushed.dropped;
+        }
+        self.count_dropped(dropped);
         // The first reconnect is immediate; the policy paces the following.
         self.next_attempt = Instant::now();
         tracing::warn!(

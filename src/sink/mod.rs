@@ -3,7 +3,9 @@
 //! - [`backlog`]: the bounded FIFO in front of Graphite; drops oldest (pure).
 //! - [`retry`]: the reconnect schedule (pure).
 //! - [`graphite`]: the GraphiteSink actor: one connection, backlog, reconnects.
+//! - [`local_store`]: `dir/<ts>/stats`, written atomically (debugging).
 
 pub mod backlog;
 pub mod graphite;
+pub mod local_store;
 pub mod retry;

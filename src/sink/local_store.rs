@@ -1,0 +1,102 @@
+//! The local-store sink (`[local-store]`, SPEC §5): every line sent to
+//! Graphite also lands in `dir/<timestamp>/stats`, for debugging. A file is
+//! written under a temporary name and renamed, so a reader never sees half.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use actix::prelude::*;
+
+/// Writing one snapshot's lines failed.
+#[derive(Debug, thiserror::Error)]
+#[error("local-store: cannot write {path}: {source}")]
+pub struct LocalStoreError {
+    /// The file or directory involved.
+    pub path: PathBuf,
+    /// The error.
+    pub source: std::io::Error,
+}
+
+/// Writes `lines` to `dir/<ts>/stats` atomically; returns the file written.
+pub fn store(dir: &Path, ts: u64, lines: &[u8]) -> Result<PathBuf, LocalStoreError> {
+    let snapshot_dir = dir.join(ts.to_string());
+    let error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LocalStoreError { path, source }
+    };
+    fs::create_dir_all(&snapshot_dir).map_err(error(&snapshot_dir))?;
+    let target = snapshot_dir.join("stats");
+    let temporary = snapshot_dir.join(".stats.tmp");
+    let mut file = fs::File::create(&temporary).map_err(error(&temporary))?;
+    file.write_all(lines).map_err(error(&temporary))?;
+    file.sync_data().map_err(error(&temporary))?;
+    fs::rename(&temporary, &target).map_err(error(&target))?;
+    Ok(target)
+}
+
+/// Store these lines of snapshot `ts`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StoreLines {
+    /// The snapshot's timestamp (its directory name).
+    pub ts: u64,
+    /// The lines, exactly as sent to Graphite.
+    pub lines: Vec<u8>,
+}
+
+/// The local-store sink: a synchronous actor, run on its own thread
+/// (`SyncArbiter`), since every message is blocking file I/O.
+pub struct LocalStoreSink {
+    dir: PathBuf,
+}
+
+impl LocalStoreSink {
+    /// A sink writing under `dir`.
+    pub fn new(dir: PathBuf) -> LocalStoreSink {
+        LocalStoreSink { dir }
+    }
+}
+
+impl Actor for LocalStoreSink {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<StoreLines> for LocalStoreSink {
+    type Result = ();
+
+    fn handle(&mut self, message: StoreLines, _: &mut SyncContext<Self>) {
+        // A debugging aid must never stop the pipeline: failures are logged.
+        match store(&self.dir, message.ts, &message.lines) {
+            Ok(path) => tracing::debug!(path = %path.display(), "local-store written"),
+            Err(error) => tracing::error!(error = %error, "local-store write failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_land_in_dir_ts_stats_and_nothing_else() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let written = store(root.path(), 1700000000, b"a.b 1 1700000000\n");
+        let path = written.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(path, root.path().join("1700000000/stats"));
+        assert_eq!(fs::read(&path).ok(), Some(b"a.b 1 1700000000\n".to_vec()));
+        let names: Vec<_> = fs::read_dir(root.path().join("1700000000"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["stats"]);
+    }
+
+    #[test]
+    fn an_unwritable_dir_is_an_error_naming_the_path() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let blocker = root.path().join("file");
+        fs::write(&blocker, b"").unwrap_or_else(|e| panic!("{e}"));
+        let error = store(&blocker, 5, b"x 1 5\n").err().map(|e| e.to_string());
+        assert!(error.unwrap_or_default().contains("file/5"));
+    }
+}
