@@ -359,3 +359,30 @@ async fn a_connection_reset_mid_batch_resends_the_unacknowledged_tail() {
         last.len()
     );
 }
+
+#[actix_rt::test]
+async fn flush_waits_for_the_backlog_and_reports_what_is_left() {
+    let port = free_port();
+    let sink = GraphiteSink::new(settings(port, 10_000)).start();
+    let (bytes, _) = batch(0, 300);
+    sink.do_send(SendLines(bytes));
+    // Nobody listens: flushing times out with every line still waiting.
+    let started = Instant::now();
+    let left = sink
+        .send(Flush {
+            timeout: Duration::from_millis(300),
+        })
+        .await
+        .unwrap_or(0);
+    assert_eq!(left, 300);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let peer = CountingPeer::start(port);
+    let left = sink
+        .send(Flush {
+            timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap_or(u64::MAX);
+    assert_eq!(left, 0);
+    assert_eq!(peer.wait_for(300, Duration::from_secs(2)).len(), 300);
+}

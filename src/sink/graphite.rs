@@ -240,7 +240,7 @@ impl Writer {
         loop {
             self.refill();
             self.publish_depth();
-            if self.inflight.is_empty() {
+            if self.inflight.is_empty() && self.backlog.is_empty() {
                 for waiter in self.flush_waiters.drain(..) {
                     let _ = waiter.send(());
                 }
