@@ -20,6 +20,10 @@
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod engine;
+pub mod processor;
 pub mod puller;
+pub mod replay;
 pub mod signals;
 pub mod sink;
+pub mod supervisor;

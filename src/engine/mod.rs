@@ -1,0 +1,549 @@
+//! The snapshot processing engine (SPEC §4): one snapshot directory of
+//! `*_info` / `*_stat` files in, Graphite plaintext lines out.
+//!
+//! Independent of actors and I/O scheduling: the caller hands a directory,
+//! [`EngineOptions`] and an output buffer; [`process_snapshot`] reads the
+//! files (`show stat` files in parallel, each streamed through bounded Arrow
+//! batches), aggregates them across HAProxy processes and appends
+//! `path value timestamp\n` lines, the self metrics of §4.4 last.
+//!
+//! - [`parse_info`] — `Key: Value` lines → integer pairs.
+//! - [`parse_stat`] — header-driven CSV → Arrow arrays of the needed columns.
+//! - [`aggregate`] — grouped kernels (sum / mean / mean over busy rows).
+//! - [`daemon`] — daemon sums, means, CPU percentiles, percentages.
+//! - [`format`] — lines into one buffer with itoa / ryu.
+//! - [`options`] — `EngineOptions::from_config`.
+
+pub mod aggregate;
+pub mod daemon;
+pub mod format;
+pub mod options;
+pub mod parse_info;
+pub mod parse_stat;
+pub mod warning;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::catalogue::StatMetric;
+
+use aggregate::{Aggregate, KindAgg, SiteAgg, Specs, finish};
+use daemon::ProcessInfo;
+use format::{LineWriter, Value};
+pub use options::{EngineOptions, OptionsError};
+pub use warning::{InputWarning, WarningKind};
+
+/// Errors that make a whole snapshot unusable (the caller quarantines it).
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The directory name is not an integer timestamp.
+    #[error("snapshot {dir}: directory name is not an integer timestamp")]
+    BadTimestamp {
+        /// The snapshot directory.
+        dir: PathBuf,
+    },
+    /// The directory could not be listed.
+    #[error("snapshot {dir}: cannot list directory: {source}")]
+    ReadDir {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// No file of the snapshot yielded anything.
+    #[error("snapshot {dir}: nothing usable ({} input warnings{})", warnings.len(),
+        warnings.first().map(|w| format!(", first: {w}")).unwrap_or_default())]
+    NothingUsable {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// Why each file was rejected.
+        warnings: Vec<InputWarning>,
+    },
+}
+
+impl SnapshotError {
+    /// A short, stable name of the error kind (for metrics and logs).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SnapshotError::BadTimestamp { .. } => "bad_timestamp",
+            SnapshotError::ReadDir { .. } => "read_dir",
+            SnapshotError::NothingUsable { .. } => "nothing_usable",
+        }
+    }
+}
+
+/// How many values were emitted per kind (double writes counted once, as
+/// the original counted them).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MetricCounts {
+    /// Daemon (`show info`) values.
+    pub daemon: usize,
+    /// Frontend values.
+    pub frontend: usize,
+    /// Backend values.
+    pub backend: usize,
+    /// Server values (per backend, `TotalServers`, per server name).
+    pub server: usize,
+}
+
+/// Wall-clock time per phase.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseTimings {
+    /// Reading, parsing and aggregating `_info` files and writing daemon lines.
+    pub daemon: Duration,
+    /// Reading, parsing and aggregating every `_stat` file (in parallel).
+    pub parse_stats: Duration,
+    /// Writing frontend lines.
+    pub frontends: Duration,
+    /// Writing backend lines.
+    pub backends: Duration,
+    /// Writing server lines.
+    pub servers: Duration,
+    /// Everything about `_stat` files (parse + the three above).
+    pub all_stats: Duration,
+    /// The whole snapshot.
+    pub total: Duration,
+}
+
+/// What processing one snapshot produced.
+#[derive(Debug, Default, Clone)]
+pub struct SnapshotReport {
+    /// The snapshot timestamp (directory name).
+    pub timestamp: i64,
+    /// Values emitted per kind.
+    pub metrics: MetricCounts,
+    /// Time per phase.
+    pub timings: PhaseTimings,
+    /// Lines appended to the output (self metrics included).
+    pub lines: usize,
+    /// Problems in input files that were survived.
+    pub warnings: Vec<InputWarning>,
+}
+
+/// Reads the timestamp from a snapshot directory name (ASCII digits only).
+fn timestamp_of(dir: &Path) -> Option<i64> {
+    let name = dir.file_name()?.to_str()?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
+}
+
+/// Lists `*_info` and `*_stat` files (sorted; hidden files skipped).
+fn list_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), SnapshotError> {
+    let err = |source| SnapshotError::ReadDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut info = Vec::new();
+    let mut stat = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        if name.ends_with("_info") {
+            info.push(entry.path());
+        } else if name.ends_with("_stat") {
+            stat.push(entry.path());
+        }
+    }
+    info.sort();
+    stat.sort();
+    Ok((info, stat))
+}
+
+/// Reads a file into `buf`; a failure becomes a warning.
+fn read_into(path: &Path, buf: &mut Vec<u8>, warnings: &mut Vec<InputWarning>) -> bool {
+    use std::io::Read;
+    buf.clear();
+    match std::fs::File::open(path).and_then(|mut f| f.read_to_end(buf)) {
+        Ok(_) => true,
+        Err(e) => {
+            warnings.push(InputWarning::new(
+                path,
+                None,
+                WarningKind::Unreadable(e.to_string()),
+            ));
+            false
+        }
+    }
+}
+
+/// What one parsing thread hands back: accumulators, usable files, warnings
+/// per file index.
+type ThreadResult = (SiteAgg, usize, Vec<(usize, Vec<InputWarning>)>);
+
+/// Parses the `_stat` files on `opts.parallelism` threads; returns merged
+/// accumulators and how many files were usable.
+fn parse_stats(
+    files: &[PathBuf],
+    opts: &EngineOptions,
+    specs: &Specs,
+    warnings: &mut Vec<InputWarning>,
+) -> (SiteAgg, usize) {
+    let threads = opts.parallelism.clamp(1, files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<ThreadResult>> = Mutex::new(Vec::new());
+    let work = || {
+        let mut agg = SiteAgg::new(specs);
+        let mut usable = 0usize;
+        let mut warns = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = files.get(i) else { break };
+            let mut w = Vec::new();
+            if read_into(path, &mut buf, &mut w) {
+                let summary =
+                    parse_stat::parse_stat(&buf, path, &specs.plan, opts.batch_rows, &mut w, |b| {
+                        agg.add(specs, &b)
+                    });
+                usable += usize::from(summary.usable);
+            }
+            warns.push((i, w));
+        }
+        if let Ok(mut r) = results.lock() {
+            r.push((agg, usable, warns));
+        }
+    };
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(work);
+            }
+            work();
+        });
+    }
+    let parts = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut total = SiteAgg::new(specs);
+    let mut usable = 0;
+    let mut all_warns = Vec::new();
+    for (agg, u, w) in parts {
+        total.merge(agg);
+        usable += u;
+        all_warns.extend(w);
+    }
+    all_warns.sort_by_key(|(i, _)| *i);
+    warnings.extend(all_warns.into_iter().flat_map(|(_, w)| w));
+    (total, usable)
+}
+
+/// Writes `<path>.<section>.<name>.<m> value` for every metric of a group,
+/// under each prefix; returns the number of values (not lines).
+#[allow(clippy::too_many_arguments)]
+fn emit_group(
+    w: &mut LineWriter<'_>,
+    paths: &[String],
+    section: &[&str],
+    metrics: &[StatMetric],
+    accs: &[aggregate::Acc],
+    present: &[bool],
+    mean_nulls_as_zero: bool,
+) -> usize {
+    let mut count = 0;
+    let mut parts: Vec<&str> = Vec::with_capacity(section.len() + 2);
+    for (m, metric) in metrics.iter().enumerate() {
+        let (Some(acc), Some(&p)) = (accs.get(m), present.get(m)) else {
+            continue;
+        };
+        let Some(v) = finish(metric, acc, p, mean_nulls_as_zero) else {
+            continue;
+        };
+        let value = match v {
+            Aggregate::Sum(s) => Value::Int(s),
+            Aggregate::Mean(f) => Value::Float(f),
+        };
+        let mut wrote = false;
+        for path in paths {
+            parts.clear();
+            parts.push(path);
+            parts.extend_from_slice(section);
+            parts.push(metric.name);
+            wrote |= w.line(&parts, value);
+        }
+        count += usize::from(wrote);
+    }
+    count
+}
+
+/// Splits a server group key `px\0sv`.
+fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('\0').unwrap_or((key, ""))
+}
+
+/// Processes one snapshot directory, appending Graphite lines to `out`.
+///
+/// Input problems become [`InputWarning`]s in the report; only a snapshot
+/// with a bad name, an unlistable directory or no usable file is an error.
+/// On error nothing is appended to `out`.
+pub fn process_snapshot(
+    dir: &Path,
+    opts: &EngineOptions,
+    out: &mut Vec<u8>,
+) -> Result<SnapshotReport, SnapshotError> {
+    let start = Instant::now();
+    let timestamp = timestamp_of(dir).ok_or_else(|| SnapshotError::BadTimestamp {
+        dir: dir.to_path_buf(),
+    })?;
+    let (info_files, stat_files) = list_files(dir)?;
+    let mut report = SnapshotReport {
+        timestamp,
+        ..Default::default()
+    };
+    let mut warnings = Vec::new();
+
+    // Daemon: read and parse first (small files), write after the check below.
+    let t_daemon = Instant::now();
+    let mut procs = Vec::new();
+    let mut buf = Vec::new();
+    for path in &info_files {
+        if !read_into(path, &mut buf, &mut warnings) {
+            continue;
+        }
+        if buf.is_empty() {
+            warnings.push(InputWarning::new(path, None, WarningKind::EmptyFile));
+            continue;
+        }
+        if let Some(values) = parse_info::parse_info(&buf, path, &mut warnings) {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let socket = name.strip_suffix("_info").unwrap_or(name).to_string();
+            procs.push(ProcessInfo { socket, values });
+        }
+    }
+    let daemon_parse = t_daemon.elapsed();
+
+    let t_stats = Instant::now();
+    let specs = Specs::new(
+        &opts.frontend_metrics,
+        &opts.backend_metrics,
+        &opts.server_metrics,
+    );
+    let (sites, usable_stats) = parse_stats(&stat_files, opts, &specs, &mut warnings);
+    report.timings.parse_stats = t_stats.elapsed();
+
+    if procs.is_empty() && usable_stats == 0 {
+        return Err(SnapshotError::NothingUsable {
+            dir: dir.to_path_buf(),
+            warnings,
+        });
+    }
+
+    let out_start = out.len();
+    let mut w = LineWriter::new(out, timestamp);
+    let p = opts.prefix.as_str();
+    let z = opts.mean_nulls_as_zero;
+    if !procs.is_empty() {
+        let t = Instant::now();
+        report.metrics.daemon = daemon::emit_daemon(
+            &procs,
+            p,
+            opts.per_process_metrics,
+            opts.calculate_percentages,
+            &mut w,
+        );
+        report.timings.daemon = daemon_parse + t.elapsed();
+    }
+
+    if usable_stats > 0 {
+        let paths_cache = |rules: &[options::GroupRule], name: &str| -> Vec<String> {
+            if rules.is_empty() {
+                vec![opts.prefix.clone()]
+            } else {
+                opts.paths_for(rules, name)
+            }
+        };
+        let plain = vec![opts.prefix.clone()];
+        // Frontends.
+        let t = Instant::now();
+        let [fe, be, srv] = &sites.kinds;
+        let [fe_spec, be_spec, srv_spec] = &specs.kinds;
+        for g in fe.sorted_groups() {
+            let Some(name) = fe.keys.get(g) else { continue };
+            if opts.exclude_frontends.contains(&**name) {
+                continue;
+            }
+            let paths = if opts.frontend_groups.is_empty() {
+                plain.clone()
+            } else {
+                paths_cache(&opts.frontend_groups, name)
+            };
+            report.metrics.frontend += emit_group(
+                &mut w,
+                &paths,
+                &["frontend", name],
+                &fe_spec.metrics,
+                fe.group_accs(g),
+                &fe.present,
+                z,
+            );
+        }
+        report.timings.frontends = t.elapsed() + report.timings.parse_stats;
+
+        // Backends.
+        let t = Instant::now();
+        for g in be.sorted_groups() {
+            let Some(name) = be.keys.get(g) else { continue };
+            if opts.exclude_backends.contains(&**name) {
+                continue;
+            }
+            let paths = if opts.backend_groups.is_empty() {
+                plain.clone()
+            } else {
+                paths_cache(&opts.backend_groups, name)
+            };
+            report.metrics.backend += emit_group(
+                &mut w,
+                &paths,
+                &["backend", name],
+                &be_spec.metrics,
+                be.group_accs(g),
+                &be.present,
+                z,
+            );
+        }
+        report.timings.backends = t.elapsed();
+
+        // Servers: TotalServers per backend, then per (backend, server).
+        let t = Instant::now();
+        let order = srv.sorted_groups();
+        let mut i = 0;
+        while let Some(&first) = order.get(i) {
+            let backend = srv.keys.get(first).map(|k| split_key(k).0).unwrap_or("");
+            let mut j = i;
+            while order
+                .get(j)
+                .and_then(|&g| srv.keys.get(g))
+                .is_some_and(|k| split_key(k).0 == backend)
+            {
+                j += 1;
+            }
+            if !opts.exclude_backends.contains(backend) {
+                let paths = if opts.backend_groups.is_empty() {
+                    plain.clone()
+                } else {
+                    paths_cache(&opts.backend_groups, backend)
+                };
+                let total = (j - i) as i64;
+                let mut wrote = false;
+                for path in &paths {
+                    wrote |= w.line(
+                        &[path, "backend", backend, "TotalServers"],
+                        Value::Int(total),
+                    );
+                }
+                report.metrics.server += usize::from(wrote);
+                for &g in order.get(i..j).unwrap_or(&[]) {
+                    let Some(key) = srv.keys.get(g) else { continue };
+                    let server = split_key(key).1;
+                    report.metrics.server += emit_group(
+                        &mut w,
+                        &paths,
+                        &["backend", backend, "server", server],
+                        &srv_spec.metrics,
+                        srv.group_accs(g),
+                        &srv.present,
+                        z,
+                    );
+                }
+            }
+            i = j;
+        }
+        if opts.aggr_server_metrics {
+            let mut by_name = KindAgg::new(srv_spec.metrics.len());
+            by_name.present.clone_from(&srv.present);
+            let mut partial = KindAgg::new(srv_spec.metrics.len());
+            for (g, key) in srv.keys.iter().enumerate() {
+                let (backend, server) = split_key(key);
+                if opts.exclude_backends.contains(backend) {
+                    continue;
+                }
+                partial.push_group(server, srv.group_accs(g));
+            }
+            by_name.merge(partial);
+            for g in by_name.sorted_groups() {
+                let Some(server) = by_name.keys.get(g) else {
+                    continue;
+                };
+                let paths = if opts.server_groups.is_empty() {
+                    plain.clone()
+                } else {
+                    paths_cache(&opts.server_groups, server)
+                };
+                report.metrics.server += emit_group(
+                    &mut w,
+                    &paths,
+                    &["server", server],
+                    &srv_spec.metrics,
+                    by_name.group_accs(g),
+                    &by_name.present,
+                    z,
+                );
+            }
+        }
+        report.timings.servers = t.elapsed();
+        report.timings.all_stats = t_stats.elapsed();
+    }
+
+    // Self metrics (§4.4); counts include the count line itself, as the original.
+    let m = report.metrics;
+    let t = report.timings;
+    if !procs.is_empty() {
+        w.line(
+            &[p, "haproxystats", "MetricsHAProxy"],
+            Value::Int(m.daemon as i64 + 1),
+        );
+        w.line(
+            &[p, "haproxystats", "WallClockTimeHAProxy"],
+            Value::Seconds(t.daemon.as_secs_f64()),
+        );
+    }
+    if usable_stats > 0 {
+        for (name, v) in [
+            ("MetricsFrontend", m.frontend),
+            ("MetricsBackend", m.backend),
+            ("MetricsServer", m.server),
+        ] {
+            w.line(&[p, "haproxystats", name], Value::Int(v as i64 + 1));
+        }
+        for (name, d) in [
+            ("WallClockTimeFrontends", t.frontends),
+            ("WallClockTimeBackends", t.backends),
+            ("WallClockTimeServers", t.servers),
+        ] {
+            w.line(&[p, "haproxystats", name], Value::Seconds(d.as_secs_f64()));
+        }
+    }
+    w.line(
+        &[p, "haproxystats", "WallClockTimeAllStats"],
+        Value::Seconds((t.daemon + t.all_stats).as_secs_f64()),
+    );
+    report.timings.total = start.elapsed();
+    w.line(
+        &[p, "haproxystats", "TotalWallClockTime"],
+        Value::Seconds(report.timings.total.as_secs_f64()),
+    );
+    report.lines = w.lines();
+    let _ = out_start;
+    report.warnings = warnings;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_digit_names() {
+        assert_eq!(timestamp_of(Path::new("/x/1700000000")), Some(1700000000));
+        assert_eq!(timestamp_of(Path::new("/x/17a")), None);
+        assert_eq!(timestamp_of(Path::new("/x/-1")), None);
+        assert_eq!(timestamp_of(Path::new("/")), None);
+    }
+}
