@@ -1,0 +1,100 @@
+//! The Processor actor: the engine on one snapshot directory, on a thread of
+//! its own (`SyncArbiter`), so that CPU work never stalls the event loop.
+//!
+//! A panic in the engine is caught and answered as [`ProcessFailure::Panicked`]
+//! and the actor stops, so the arbiter builds a fresh one: an uncaught panic
+//! would kill the thread for good and silently shrink the pool (STYLE.md).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::engine::{self, EngineOptions, SnapshotError, SnapshotReport};
+
+/// Process this snapshot directory (the caller removes or quarantines it).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Processed, ProcessFailure>")]
+pub struct ProcessSnapshot {
+    /// The snapshot directory, named by its epoch timestamp.
+    pub dir: PathBuf,
+}
+
+/// A processed snapshot: its lines, ready for the sinks.
+#[derive(Debug)]
+pub struct Processed {
+    /// The snapshot directory.
+    pub dir: PathBuf,
+    /// Graphite lines, self metrics of the engine included.
+    pub lines: Vec<u8>,
+    /// Counts, timings and the input warnings survived.
+    pub report: SnapshotReport,
+}
+
+/// Why a snapshot was not processed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessFailure {
+    /// The snapshot itself is unusable: quarantine it.
+    #[error(transparent)]
+    Unusable(#[from] SnapshotError),
+    /// The engine panicked (a bug): the snapshot may be fine; it is kept.
+    #[error("engine panicked on {dir}: {message}")]
+    Panicked {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// Runs the engine; one instance per pool thread.
+pub struct Processor {
+    options: Arc<EngineOptions>,
+}
+
+impl Processor {
+    /// A processor using `options` (shared by the whole pool).
+    pub fn new(options: Arc<EngineOptions>) -> Processor {
+        Processor { options }
+    }
+}
+
+impl Actor for Processor {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<ProcessSnapshot> for Processor {
+    type Result = Result<Processed, ProcessFailure>;
+
+    fn handle(&mut self, message: ProcessSnapshot, ctx: &mut SyncContext<Self>) -> Self::Result {
+        let dir = message.dir;
+        let mut lines = Vec::with_capacity(1 << 20);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            engine::process_snapshot(&dir, &self.options, &mut lines)
+        }));
+        match outcome {
+            Ok(Ok(report)) => Ok(Processed { dir, lines, report }),
+            Ok(Err(error)) => Err(ProcessFailure::Unusable(error)),
+            Err(panic) => {
+                // A fresh actor replaces this one; its state may be broken.
+                ctx.stop();
+                Err(ProcessFailure::Panicked {
+                    dir,
+                    message: panic_message(panic.as_ref()),
+                })
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-text panic payload".to_string()
+    }
+}
