@@ -29,3 +29,4 @@ pub mod replay;
 pub mod signals;
 pub mod sink;
 pub mod supervisor;
+pub mod watcher;

@@ -235,3 +235,12 @@ impl Handler<GetPullerStats> for Puller {
         self.stats
     }
 }
+
+#[cfg(test)]
+impl Handler<crate::supervisor::Crash> for Puller {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+        panic!("injected puller crash");
+    }
+}
