@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{FleetOptions, Haproxystats, HaproxyFleet};
+use support::{FleetOptions, HaproxyFleet, Haproxystats};
 
 /// Resident set size of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -65,11 +65,16 @@ fn sixty_seconds_at_pull_interval_1_give_60_complete_snapshots_and_flat_rss() {
             rss_at_10s.get_or_insert(rss);
             rss_max_after = rss_max_after.max(rss);
         }
-        if start.elapsed().as_secs() % 5 == 0 {
+        if start.elapsed().as_secs().is_multiple_of(5) {
             fleet.generate_traffic(20);
         }
     }
-    assert_eq!(pull.terminate(Duration::from_secs(10)), Some(0), "{}", pull.log());
+    assert_eq!(
+        pull.terminate(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        pull.log()
+    );
 
     let incoming = root.path().join("incoming");
     let names = snapshot_names(&incoming);
@@ -93,7 +98,10 @@ fn sixty_seconds_at_pull_interval_1_give_60_complete_snapshots_and_flat_rss() {
             .unwrap_or_default();
         files.sort();
         assert_eq!(files.len(), 8, "{name}: {files:?}");
-        assert!(files.iter().all(|(_, len)| *len > 0), "{name}: empty file: {files:?}");
+        assert!(
+            files.iter().all(|(_, len)| *len > 0),
+            "{name}: empty file: {files:?}"
+        );
     }
     let leftovers = std::fs::read_dir(root.path().join("incoming.tmp"))
         .map(|d| d.count())
@@ -106,5 +114,8 @@ fn sixty_seconds_at_pull_interval_1_give_60_complete_snapshots_and_flat_rss() {
         max <= base + 1024,
         "RSS grew from {base} KiB at 10 s to {max} KiB"
     );
-    eprintln!("soak: {} snapshots, RSS {base} KiB at 10 s, max {max} KiB after", names.len());
+    eprintln!(
+        "soak: {} snapshots, RSS {base} KiB at 10 s, max {max} KiB after",
+        names.len()
+    );
 }
