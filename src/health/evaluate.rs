@@ -281,14 +281,14 @@ pub fn evaluate(status: &Status, now: u64, thresholds: &Thresholds) -> CheckOutc
     }
 
     for (text, value) in [
-        ("lines dropped", status.dropped_lines),
-        ("snapshots quarantined", status.quarantined),
+        ("dropped lines", status.dropped_lines),
+        ("quarantined", status.quarantined),
         ("child restarts", status.child_restarts),
     ] {
         if value > 0 {
             items.push(Item {
                 code: NagiosCode::Ok,
-                text: format!("{value} {text}"),
+                text: format!("{text} {value}"),
             });
         }
     }
@@ -497,7 +497,7 @@ mod tests {
                     s.child_restarts = 1;
                 },
                 NagiosCode::Ok,
-                "7 lines dropped, 2 snapshots quarantined, 1 child restarts",
+                "dropped lines 7, quarantined 2, child restarts 1",
             ),
             (
                 "worst wins, alerts first",
