@@ -10,11 +10,10 @@
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cli::CheckArgs;
 use crate::config::Config;
-use crate::health::{CheckOutcome, Limits, Status, Thresholds, evaluate, status_path};
+use crate::health::{CheckOutcome, Limits, Status, Thresholds, evaluate, status_path, unix_now};
 
 /// Judges the status file of `config` now and prints the verdict.
 pub fn run(config: &Config, args: &CheckArgs) -> ExitCode {
@@ -84,12 +83,6 @@ pub fn is_check_invocation(args: &[OsString]) -> bool {
         }
     }
     false
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //!   (Nagios states, thresholds, one status line with perfdata).
 //! - [`notify`]: systemd's notification protocol (`Type=notify`): READY,
 //!   WATCHDOG, STATUS and STOPPING over `$NOTIFY_SOCKET`.
+//! - [`reporter`]: [`Reporter`], what the supervisor keeps: the current
+//!   status, written to the file and sent to systemd on every tick.
 //!
 //! Together they replace the original's monit check and nagios scripts:
 //! systemd's watchdog restarts a hung process, `check` alerts on one that is
@@ -14,8 +16,12 @@
 
 pub mod evaluate;
 pub mod notify;
+pub mod reporter;
 pub mod status;
 
 pub use evaluate::{CheckOutcome, Limits, NagiosCode, Thresholds, evaluate};
 pub use notify::Notifier;
-pub use status::{STATUS_FILE_NAME, Status, StatusError, StatusWriter, status_path};
+pub use reporter::{Reporter, unix_now};
+pub use status::{
+    STATUS_FILE_NAME, Status, StatusError, StatusWriter, WRITE_INTERVAL, status_path,
+};

@@ -174,6 +174,35 @@ impl Status {
         }
     }
 
+    /// One line for systemd's `STATUS=` (what `systemctl status` shows),
+    /// e.g. `queue 0, in flight 1, backlog 0 lines, last pull 3s ago, last
+    /// push 2s ago`; ages at `now` (epoch seconds).
+    pub fn summary(&self, now: u64) -> String {
+        let mut text = format!(
+            "queue {}, in flight {}, backlog {} lines",
+            self.queue_depth, self.in_flight, self.sink_backlog
+        );
+        let ages = [
+            ("pull", self.pulling, self.last_pull_ok),
+            ("push", true, self.last_push_ok),
+        ];
+        for (what, shown, last) in ages {
+            match last {
+                _ if !shown => {}
+                Some(at) => {
+                    let _ = write!(text, ", last {what} {}s ago", now.saturating_sub(at));
+                }
+                None => {
+                    let _ = write!(text, ", no {what} yet");
+                }
+            }
+        }
+        if self.dropped_lines > 0 {
+            let _ = write!(text, ", dropped lines {}", self.dropped_lines);
+        }
+        text
+    }
+
     /// The file's text.
     pub fn to_text(&self) -> String {
         let time = |t: Option<u64>| t.map_or_else(|| NEVER.to_owned(), |t| t.to_string());
@@ -474,6 +503,20 @@ mod tests {
         let error = writer.write(&sample()).expect_err("no dir");
         assert_eq!(error.kind(), "write");
         assert!(error.to_string().contains("no-such-dir"), "{error}");
+    }
+
+    #[test]
+    fn summary_is_one_short_line_for_systemctl_status() {
+        let status = sample();
+        assert_eq!(
+            status.summary(1_700_000_125),
+            "queue 3, in flight 1, backlog 17 lines, last pull 5s ago, no push yet, dropped lines 5"
+        );
+        let processing = Status::starting(1, 10, false);
+        assert_eq!(
+            processing.summary(20),
+            "queue 0, in flight 0, backlog 0 lines, no push yet"
+        );
     }
 
     #[test]
