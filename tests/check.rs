@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use haproxystats::health::{STATUS_FILE_NAME, Status, StatusWriter};
+use haproxystats::config::{self, ConfigSources};
+use haproxystats::health::{
+    Notifier, Reporter, STATUS_FILE_NAME, Status, StatusWriter, status_path, unix_now,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_haproxystats");
 
@@ -112,6 +115,41 @@ fn healthy_supervisor_is_ok_with_perfdata() {
         "{line}"
     );
     assert!(line.contains("s;30;60;0 "), "{line}");
+}
+
+/// What the supervisor keeps ([`Reporter`]), built from the same
+/// configuration file, writes where `check` looks.
+#[test]
+fn the_reporter_writes_what_check_reads() {
+    let setup = Setup::new();
+    let loaded = config::load(&ConfigSources {
+        file: setup.conf.clone(),
+        file_is_explicit: true,
+        dir: None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let now = unix_now();
+    // As Reporter::from_config, without systemd (whatever the test's environment).
+    let path = status_path(&loaded.config);
+    assert_eq!(path, setup.status_file());
+    let mut health = Reporter::new(path.clone(), Notifier::disabled(), true, now);
+    health.ready(now);
+    // Started just now, nothing pulled yet: not an alert.
+    let line = expect(&setup.check(&[]), OK, "OK");
+    assert!(line.contains("no pull yet"), "{line}");
+
+    health.status_mut().queue_depth = 51;
+    health.status_mut().last_pull_ok = Some(now);
+    health.tick(now);
+    let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");
+    assert!(line.contains("queue 51 (critical above 50)"), "{line}");
+    health.stopping(now);
+
+    // A second reporter (a restart) replaces the file.
+    let mut again = Reporter::new(path, Notifier::disabled(), false, now);
+    again.tick(now);
+    let line = expect(&setup.check(&[]), OK, "OK");
+    assert!(!line.contains("pull"), "{line}");
 }
 
 #[test]
