@@ -22,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod logging;
 pub mod processor;
 pub mod puller;
