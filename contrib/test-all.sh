@@ -27,6 +27,9 @@ if grep -qE '^warning' "$build_log"; then
     exit 1
 fi
 
+step "systemd unit: systemd-analyze verify"
+contrib/systemd/verify.sh
+
 step "cargo test"
 cargo test --all-targets
 

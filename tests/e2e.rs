@@ -112,6 +112,21 @@ fn every_line_of_a_snapshot_lands_in_whisper_with_its_value() {
             "{path}: sent {value}, whisper has {landed}"
         );
     }
+    // The running supervisor keeps the status file fresh: `check` says OK
+    // (pull, process and push all happened within a few seconds).
+    let check = std::process::Command::new(support::haproxystats::BIN)
+        .args(["-f"])
+        .arg(&conf)
+        .arg("check")
+        .output()
+        .unwrap_or_else(|e| panic!("check: {e}"));
+    let line = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(0), "check: {line}");
+    assert!(line.starts_with("HAPROXYSTATS OK"), "{line}");
+    assert!(
+        line.contains("last pull") && line.contains("last push"),
+        "{line}"
+    );
     assert_eq!(
         daemon.terminate(Duration::from_secs(15)),
         Some(0),

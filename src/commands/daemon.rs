@@ -13,6 +13,7 @@ use actix::Actor;
 use super::{CommandError, require_dir};
 use crate::config::Config;
 use crate::engine::EngineOptions;
+use crate::health::Reporter;
 use crate::signals::StopSignals;
 use crate::sink::graphite::GraphiteSettings;
 use crate::supervisor::restart::RestartLimit;
@@ -46,6 +47,7 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             restart_limit: RestartLimit::default(),
             fatal,
+            health: Some(Reporter::from_config(config, pull)),
         })
         .start();
         tokio::select! {

@@ -74,6 +74,8 @@ pub struct SinkCounters {
     sent: AtomicU64,
     reconnects: AtomicU64,
     connected: AtomicBool,
+    /// Epoch seconds of the last write a connection accepted (0 = never).
+    last_write_ok: AtomicU64,
 }
 
 /// A snapshot of the sink's counters (self metrics, status file, logs).
@@ -89,6 +91,8 @@ pub struct SinkStats {
     pub reconnects: u64,
     /// Whether a connection is up now.
     pub connected: bool,
+    /// Epoch seconds of the last write a connection accepted.
+    pub last_write_ok: Option<u64>,
 }
 
 impl SinkCounters {
@@ -99,6 +103,7 @@ impl SinkCounters {
             sent: self.sent.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
+            last_write_ok: Some(self.last_write_ok.load(Ordering::Relaxed)).filter(|t| *t > 0),
         }
     }
 }
@@ -417,6 +422,11 @@ impl Writer {
             Ok(n) => {
                 self.written += n;
                 self.last_progress = Instant::now();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                self.counters.last_write_ok.store(now, Ordering::Relaxed);
                 if self.written >= self.inflight.len() {
                     self.counters
                         .sent

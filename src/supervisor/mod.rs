@@ -38,9 +38,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::PullConfig;
 use crate::engine::EngineOptions;
+use crate::health::{Reporter, WRITE_INTERVAL, unix_now};
 use crate::processor::actor::{ProcessFailure, ProcessSnapshot, Processed, Processor};
 use crate::processor::quarantine;
-use crate::puller::actor::{Puller, StopPulling};
+use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
 use crate::sink::graphite::{
     Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLinesAcked, SinkStats,
 };
@@ -75,6 +76,8 @@ pub struct SupervisorSettings {
     pub restart_limit: RestartLimit,
     /// Where the supervisor reports that it gave up (the command exits 1).
     pub fatal: mpsc::UnboundedSender<String>,
+    /// The status file and systemd notifications, when wanted.
+    pub health: Option<Reporter>,
 }
 
 /// Drain and stop: stop pulling, finish in-flight snapshots, flush the sinks
@@ -184,6 +187,11 @@ pub struct Supervisor {
     stats: SupervisorStats,
     draining: bool,
     shutdown_timeout: Duration,
+    health: Option<Reporter>,
+    /// The latest answers of the sink and the puller, for the status file:
+    /// refreshed every tick, but a slow answer never delays the tick.
+    last_sink_stats: SinkStats,
+    last_pull_ok: Option<u64>,
 }
 
 impl Supervisor {
@@ -218,7 +226,61 @@ impl Supervisor {
             stats: SupervisorStats::default(),
             draining: false,
             shutdown_timeout: settings.shutdown_timeout,
+            health: settings.health,
+            last_sink_stats: SinkStats::default(),
+            last_pull_ok: None,
         }
+    }
+
+    /// Every [`WRITE_INTERVAL`]: the status file, `STATUS=` and the systemd
+    /// watchdog ping. Runs on the supervisor's own context, so a stalled
+    /// event loop stops the pings and systemd restarts the unit.
+    fn health_tick(&mut self, ctx: &mut Context<Self>) {
+        let now = unix_now();
+        let queued = self.queue.len() as u64;
+        let in_flight = self.in_flight as u64;
+        let sink = self.last_sink_stats;
+        let stats = self.stats;
+        let last_pull_ok = self.last_pull_ok;
+        if let Some(health) = &mut self.health {
+            let status = health.status_mut();
+            status.queue_depth = queued;
+            status.in_flight = in_flight;
+            status.sink_backlog = sink.backlog;
+            status.dropped_lines = sink.dropped;
+            status.last_push_ok = sink.last_write_ok;
+            status.last_pull_ok = last_pull_ok;
+            status.child_restarts = stats.child_restarts;
+            status.quarantined = stats.quarantined;
+            health.tick(now);
+        }
+        let sink = self.graphite.as_ref().map(|c| c.addr.send(GetSinkStats));
+        let puller = self.puller.as_ref().map(|c| c.addr.send(GetPullerStats));
+        let ask = async move {
+            let sink = match sink {
+                Some(request) => tokio::time::timeout(WRITE_INTERVAL, request)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                None => None,
+            };
+            let puller = match puller {
+                Some(request) => tokio::time::timeout(WRITE_INTERVAL, request)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                None => None,
+            };
+            (sink, puller)
+        };
+        ctx.spawn(ask.into_actor(self).map(|(sink, puller), supervisor, _| {
+            if let Some(sink) = sink {
+                supervisor.last_sink_stats = sink;
+            }
+            if let Some(published) = puller.and_then(|p| p.last_published) {
+                supervisor.last_pull_ok = Some(published);
+            }
+        }));
     }
 
     fn start_child(&mut self, kind: ChildKind, ctx: &mut Context<Self>) {
@@ -362,6 +424,9 @@ impl Supervisor {
         let ts = u64::try_from(report.timestamp).unwrap_or(0);
         self.stats.processed += 1;
         self.panics_by_dir.remove(&dir);
+        if let Some(health) = &mut self.health {
+            health.status_mut().last_process_ok = Some(unix_now());
+        }
         tracing::info!(
             dir = %dir.display(),
             lines = report.lines,
@@ -517,6 +582,12 @@ impl Actor for Supervisor {
         ctx.run_interval(SAFETY_RESCAN_INTERVAL, |supervisor, ctx| {
             supervisor.rescan(ctx)
         });
+        if let Some(health) = &mut self.health {
+            health.ready(unix_now());
+        }
+        ctx.run_interval(WRITE_INTERVAL, |supervisor, ctx| {
+            supervisor.health_tick(ctx)
+        });
         ctx.run_interval(LIVENESS_INTERVAL, |supervisor, ctx| {
             supervisor.check_children(ctx)
         });
@@ -547,6 +618,9 @@ impl Handler<Shutdown> for Supervisor {
 
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
         self.draining = true;
+        if let Some(health) = &mut self.health {
+            health.stopping(unix_now());
+        }
         self.watcher = None;
         let puller = self.puller.take();
         let timeout = self.shutdown_timeout;

@@ -101,6 +101,7 @@ impl Harness {
             shutdown_timeout: Duration::from_secs(5),
             restart_limit: limit,
             fatal: fatal_tx,
+            health: None,
         })
         .start();
         Harness {
