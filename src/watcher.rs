@@ -52,7 +52,7 @@ impl Actor for DirWatcher {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fault-injection"))]
 impl Handler<crate::supervisor::Crash> for DirWatcher {
     type Result = ();
 

@@ -50,6 +50,8 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
             health: Some(Reporter::from_config(config, pull)),
         })
         .start();
+        #[cfg(feature = "fault-injection")]
+        crash_children_on_sigusr2(supervisor.clone());
         tokio::select! {
             signal = signals.next() => {
                 tracing::info!(signal, "stopping: finishing in-flight snapshots and flushing the sinks");
@@ -71,4 +73,29 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
         }
         Ok(())
     })
+}
+
+/// Fault injection for soak tests: each SIGUSR2 crashes the next child in
+/// turn (puller, watcher, graphite sink). Compiled only with the
+/// `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
+fn crash_children_on_sigusr2(supervisor: actix::Addr<Supervisor>) {
+    use crate::supervisor::{ChildKind, CrashChild};
+    use futures_util::StreamExt;
+
+    tracing::warn!("fault injection enabled: SIGUSR2 crashes a child");
+    let Ok(mut usr2) = signal_hook_tokio::Signals::new([signal_hook::consts::SIGUSR2]) else {
+        tracing::error!("cannot listen for SIGUSR2");
+        return;
+    };
+    actix::spawn(async move {
+        let kinds = [ChildKind::Puller, ChildKind::Watcher, ChildKind::Graphite];
+        let mut next = 0;
+        while usr2.next().await.is_some() {
+            let kind = kinds[next % kinds.len()];
+            next += 1;
+            tracing::warn!(child = ?kind, "fault injection: crashing a child");
+            supervisor.do_send(CrashChild(kind));
+        }
+    });
 }

@@ -253,7 +253,7 @@ impl Handler<GetPullerStats> for Puller {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fault-injection"))]
 impl Handler<crate::supervisor::Crash> for Puller {
     type Result = ();
 

@@ -223,7 +223,7 @@ impl Handler<GetSinkStats> for GraphiteSink {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fault-injection"))]
 impl Handler<crate::supervisor::Crash> for GraphiteSink {
     type Result = ();
 

@@ -87,8 +87,9 @@ pub struct SupervisorSettings {
 pub struct Shutdown;
 
 /// Makes the receiving child panic in its handler: the fault injection of
-/// the supervision tests. Only in test builds, never in a release.
-#[cfg(test)]
+/// the supervision tests and the soak. Only in test builds and with the
+/// `fault-injection` feature, never in a release.
+#[cfg(any(test, feature = "fault-injection"))]
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Crash;
@@ -679,13 +680,13 @@ impl Handler<GetSupervisorStats> for Supervisor {
     }
 }
 
-/// Which children are alive (test builds only).
-#[cfg(test)]
+/// Which children are alive (test and fault-injection builds only).
+#[cfg(any(test, feature = "fault-injection"))]
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<(ChildKind, bool)>")]
 pub struct ChildrenAlive;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fault-injection"))]
 impl Handler<ChildrenAlive> for Supervisor {
     type Result = Vec<(ChildKind, bool)>;
 
@@ -707,13 +708,13 @@ impl Handler<ChildrenAlive> for Supervisor {
     }
 }
 
-/// Sends [`Crash`] to one child (test builds only).
-#[cfg(test)]
+/// Sends [`Crash`] to one child (test and fault-injection builds only).
+#[cfg(any(test, feature = "fault-injection"))]
 #[derive(Debug, Message)]
 #[rtype(result = "bool")]
 pub struct CrashChild(pub ChildKind);
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fault-injection"))]
 impl Handler<CrashChild> for Supervisor {
     type Result = bool;
 
