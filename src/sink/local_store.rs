@@ -28,11 +28,18 @@ pub fn store(dir: &Path, ts: u64, lines: &[u8]) -> Result<PathBuf, LocalStoreErr
     fs::create_dir_all(&snapshot_dir).map_err(error(&snapshot_dir))?;
     let target = snapshot_dir.join("stats");
     let temporary = snapshot_dir.join(".stats.tmp");
-    let mut file = fs::File::create(&temporary).map_err(error(&temporary))?;
-    file.write_all(lines).map_err(error(&temporary))?;
-    file.sync_data().map_err(error(&temporary))?;
-    fs::rename(&temporary, &target).map_err(error(&target))?;
-    Ok(target)
+    let written = fs::File::create(&temporary)
+        .and_then(|mut file| {
+            file.write_all(lines)?;
+            file.sync_data()
+        })
+        .map_err(error(&temporary))
+        .and_then(|()| fs::rename(&temporary, &target).map_err(error(&target)));
+    if written.is_err() {
+        // A disk that filled up must not stay full of half-written files.
+        let _ = fs::remove_file(&temporary);
+    }
+    written.map(|()| target)
 }
 
 /// Store these lines of snapshot `ts`.
