@@ -90,7 +90,8 @@ fn run(command: Option<Command>, config: &Config, warnings: &[config::ConfigWarn
         Some(Command::Process) => commands::daemon::run(config, &hostname, false),
         Some(Command::Pull) => commands::pull::run(config),
         Some(Command::Replay { dirs }) => return run_replay(config, &hostname, &dirs),
-        Some(Command::Check(_)) => unreachable!("check returned above"),
+        // Handled before logging was set up; kept total without a panic path.
+        Some(Command::Check(args)) => return commands::check::run(config, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

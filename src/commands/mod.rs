@@ -1,5 +1,6 @@
-//! The commands that run actors, one file each. `replay` runs none and lives
-//! in [`crate::replay`].
+//! The commands, one file each: `daemon` (the supervisor, with or without
+//! the puller), `pull` (the puller alone), `check` (the Nagios plugin, reads
+//! the status file). `replay` runs no actor and lives in [`crate::replay`].
 
 pub mod check;
 pub mod daemon;
