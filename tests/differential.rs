@@ -4,8 +4,9 @@
 //! same configuration file.
 //!
 //! Inputs: `tools/gen_snapshot.py` corpora (several seeds, `--unique-ratio`,
-//! `--weird-names`, `--idle-ratio`) and two captures of a live HAProxy 2.6
-//! fleet (before and after uneven traffic). One test per option set of SPEC §4.
+//! `--weird-names`, `--idle-ratio`), real 1.7 / 2.5.5 / 2.7.1 captures of
+//! `tests/fixtures/stat`, and two captures of a live HAProxy 2.6 fleet
+//! (before and after uneven traffic). One test per option set of SPEC §4.
 //!
 //! Compared: the set of metric paths per timestamp and every value (floats
 //! within 1e-6 relative), except
@@ -16,11 +17,11 @@
 //!   all rows, we follow 0.5.2 (rows with lbtot > 0, SPEC §4.2), so our values
 //!   are checked against a mean computed here from the CSV files instead, and
 //!   must be absent when no row has lbtot > 0;
-//! - live 2.6 captures with `per-process-metrics`: every instance says
-//!   `Process_num: 1`, so the original writes them all over
-//!   `daemon.process.1.*`; ours uses the socket names (SPEC §4.1). Our per-socket
-//!   values are compared, as a multiset, with the original's values of
-//!   `process.1`.
+//! - `per-process-metrics` where processes share a `Process_num` (live 2.6
+//!   captures: every instance says 1; a real capture copied as two
+//!   processes): the original writes them all over `daemon.process.1.*`, ours
+//!   uses the socket names (SPEC §4.1). Our per-socket values are compared, as
+//!   a multiset, with the original's values of `process.1`.
 //!
 //! The original must be installed (`.ci/install-oracle.sh`, venv at
 //! `$HS_ORACLE_VENV`, default `/opt/hs-oracle/V`): without it these tests fail,
@@ -122,8 +123,6 @@ struct Snapshot {
     dir: PathBuf,
     /// The directory name.
     timestamp: String,
-    /// Captured from live HAProxy 2.6 instances (all say `Process_num: 1`).
-    live: bool,
 }
 
 /// Every snapshot plus the exclusion files, built once per test binary.
@@ -163,6 +162,24 @@ const GENERATED: &[(&str, u32, &[&str])] = &[
         "idle",
         1_700_000_006,
         &["--seed", "6", "--idle-ratio", "0.5"],
+    ),
+];
+
+/// Real captures of `tests/fixtures/stat` (label, timestamp, `show stat`,
+/// `show info`), each copied as two processes `a.sock` and `b.sock`.
+const REAL: &[(&str, u32, &str, Option<&str>)] = &[
+    ("real-1.7", 1_700_000_201, "1.7_show_stat.csv", None),
+    (
+        "real-2.5.5",
+        1_700_000_202,
+        "2.5.5_show_stat.csv",
+        Some("2.5.5_show_info.txt"),
+    ),
+    (
+        "real-2.7.1",
+        1_700_000_203,
+        "2.7.1_show_stat.csv",
+        Some("2.7.1_show_info.txt"),
     ),
 ];
 
@@ -217,7 +234,25 @@ fn build_corpus() -> Corpus {
             label,
             dir: snaps.join(ts.to_string()),
             timestamp: ts.to_string(),
-            live: false,
+        });
+    }
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stat");
+    for (label, ts, stat, info) in REAL {
+        let dir = snaps.join(ts.to_string());
+        std::fs::create_dir_all(&dir).expect("create snapshot dir");
+        for socket in ["a.sock", "b.sock"] {
+            std::fs::copy(fixtures.join(stat), dir.join(format!("{socket}_stat")))
+                .expect("copy fixture");
+            if let Some(info) = info {
+                let text = std::fs::read_to_string(fixtures.join(info)).expect("read fixture");
+                std::fs::write(dir.join(format!("{socket}_info")), with_zlib_keys(text))
+                    .expect("write _info");
+            }
+        }
+        snapshots.push(Snapshot {
+            label,
+            dir,
+            timestamp: ts.to_string(),
         });
     }
     capture_live(&snaps, &mut snapshots);
@@ -311,9 +346,8 @@ fn capture_live(snaps: &Path, snapshots: &mut Vec<Snapshot>) {
 }
 
 /// Writes `<socket>_info` / `<socket>_stat` of every instance into
-/// `snaps/<ts>`, as the pull half names them. HAProxy 2.6 has no `ZlibMemUsage` /
-/// `MaxZlibMemUsage` lines without zlib; the original crashes without them,
-/// so they are added (value 0) when missing.
+/// `snaps/<ts>`, as the pull half names them, with the zlib keys the
+/// original needs ([`with_zlib_keys`]).
 fn write_capture(fleet: &HaproxyFleet, snaps: &Path, label: &'static str, ts: u32) -> Snapshot {
     let dir = snaps.join(ts.to_string());
     std::fs::create_dir_all(&dir).expect("create capture dir");
@@ -323,12 +357,7 @@ fn write_capture(fleet: &HaproxyFleet, snaps: &Path, label: &'static str, ts: u3
             .file_name()
             .and_then(|n| n.to_str())
             .expect("socket name");
-        let mut info = fleet.show(i, "show info");
-        for key in ["ZlibMemUsage", "MaxZlibMemUsage"] {
-            if !info.lines().any(|l| l.starts_with(&format!("{key}:"))) {
-                info = format!("{key}: 0\n{info}");
-            }
-        }
+        let info = with_zlib_keys(fleet.show(i, "show info"));
         std::fs::write(dir.join(format!("{name}_info")), info).expect("write _info");
         std::fs::write(dir.join(format!("{name}_stat")), fleet.show(i, "show stat"))
             .expect("write _stat");
@@ -337,8 +366,19 @@ fn write_capture(fleet: &HaproxyFleet, snaps: &Path, label: &'static str, ts: u3
         label,
         dir,
         timestamp: ts.to_string(),
-        live: true,
     }
+}
+
+/// Adds `ZlibMemUsage: 0` / `MaxZlibMemUsage: 0` to a `show info` text
+/// lacking them: HAProxy built without zlib (every 2.x here) has no such
+/// lines and the original crashes without them.
+fn with_zlib_keys(mut info: String) -> String {
+    for key in ["ZlibMemUsage", "MaxZlibMemUsage"] {
+        if !info.lines().any(|l| l.starts_with(&format!("{key}:"))) {
+            info = format!("{key}: 0\n{info}");
+        }
+    }
+    info
 }
 
 // ---------------------------------------------------------------------------
@@ -492,6 +532,27 @@ fn time_key(path: &str) -> Option<(TimeKey, usize)> {
 // ---------------------------------------------------------------------------
 // Comparison
 
+/// When the `*_info` files of a snapshot do not all have distinct
+/// `Process_num`s: their socket names (sanitised) and `Process_num`s.
+fn shared_process_nums(dir: &Path) -> Option<BTreeMap<String, String>> {
+    let mut ids = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("read snapshot dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(socket) = name.strip_suffix("_info") else {
+            continue;
+        };
+        let text = std::fs::read_to_string(entry.path()).expect("read _info");
+        let num = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Process_num:"))
+            .map(|n| n.trim().to_string())
+            .unwrap_or_else(|| panic!("{}: no Process_num", entry.path().display()));
+        ids.insert(sanitize(socket), num);
+    }
+    let distinct: BTreeSet<&String> = ids.values().collect();
+    (distinct.len() < ids.len()).then_some(ids)
+}
+
 /// Graphite lines grouped by (timestamp, path), self metrics dropped.
 type Lines = BTreeMap<(String, String), Vec<f64>>;
 
@@ -572,14 +633,15 @@ fn differences(
         })
         .unwrap_or_default();
 
-    // Live captures with per-process metrics: ours names processes by socket
-    // (SPEC §4.1), the original writes them all to `process.1`.
+    // Processes that share a Process_num (HAProxy >= 2.5, or one capture
+    // copied): ours names them by socket (SPEC §4.1), the original writes
+    // them all over `process.<Process_num>`. Our per-socket values are moved
+    // to the original's path and compared as a multiset there.
     if expect.per_process {
-        for s in snapshots.iter().filter(|s| s.live) {
-            let sockets: BTreeSet<String> = stat_files(&s.dir)
-                .keys()
-                .map(|f| sanitize(f.trim_end_matches("_stat")))
-                .collect();
+        for s in snapshots {
+            let Some(ids) = shared_process_nums(&s.dir) else {
+                continue;
+            };
             let mut seen = BTreeSet::new();
             let keys: Vec<_> = mine
                 .keys()
@@ -593,18 +655,21 @@ fn differences(
                     diffs.push(format!("ours: bad per-process path {path}"));
                     continue;
                 };
-                if !sockets.contains(id) {
+                let Some(num) = ids.get(id) else {
                     diffs.push(format!(
-                        "ours: {path}: process id {id:?} is not a socket name of {sockets:?}"
+                        "{ts} {path}: process id {id:?} is not a socket name ({:?})",
+                        ids.keys().collect::<Vec<_>>()
                     ));
-                }
+                    continue;
+                };
                 seen.insert(id.to_string());
                 let values = mine.remove(&key).unwrap_or_default();
-                mine.entry((ts.clone(), format!("{head}.daemon.process.1.{metric}")))
+                mine.entry((ts.clone(), format!("{head}.daemon.process.{num}.{metric}")))
                     .or_default()
                     .extend(values);
             }
-            if !seen.is_empty() && seen != sockets {
+            let sockets: BTreeSet<String> = ids.into_keys().collect();
+            if seen != sockets {
                 diffs.push(format!(
                     "ours ({}): per-process ids {seen:?}, want every socket {sockets:?}",
                     s.label
@@ -850,6 +915,9 @@ const ALL: &[&str] = &[
     "unique",
     "weird",
     "idle",
+    "real-1.7",
+    "real-2.5.5",
+    "real-2.7.1",
     "live-idle",
     "live-busy",
 ];
@@ -874,7 +942,7 @@ fn per_process_metrics() {
     differential(
         "per_process_metrics",
         "[process]\nper-process-metrics = true\n",
-        &["seed1", "unique", "live-idle", "live-busy"],
+        &["seed1", "unique", "real-2.7.1", "live-idle", "live-busy"],
         Expect {
             per_process: true,
             ..Expect::default()
