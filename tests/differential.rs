@@ -1004,19 +1004,25 @@ fn exclusions() {
     );
 }
 
-/// Group sections; names in upper case because ConfigParser lowercases
-/// option names, group names included.
-const GROUPS: &str = "[process]\naggr-server-metrics = true\n\
-    [graphite]\ngroup-namespace = groups\n\
-    [frontend-groups]\nAPI = ^api-\nLow = fe0000[0-4]\nlive = ^fe_1$\n\
-    [backend-groups]\nfirst = be0000\nDotted = example_com$\nlive_be = ^be_[13]$\n\
-    [server-groups]\nLow = srv00[01]\nlive = _0$\n";
+/// Group sections. Names in upper case because ConfigParser lowercases
+/// option names, group names included; `$$` is ExtendedInterpolation's `$`.
+/// 0.5.1 has no default for `group-namespace-double-writes`: always given.
+fn groups_conf(double_writes: bool) -> String {
+    format!(
+        "[process]\naggr-server-metrics = true\n\
+         [graphite]\ngroup-namespace = groups\n\
+         group-namespace-double-writes = {double_writes}\n\
+         [frontend-groups]\nAPI = ^api-\nLow = fe0000[0-4]\nlive = ^fe_1$$\n\
+         [backend-groups]\nfirst = be0000\nDotted = example_com$$\nlive_be = ^be_[13]$$\n\
+         [server-groups]\nLow = srv00[01]\nlive = _0$$\n"
+    )
+}
 
 #[test]
 fn groups() {
     differential(
         "groups",
-        GROUPS,
+        &groups_conf(false),
         &["seed1", "weird", "live-busy"],
         Expect::default(),
     );
@@ -1026,7 +1032,7 @@ fn groups() {
 fn groups_with_double_writes() {
     differential(
         "groups_with_double_writes",
-        &format!("{GROUPS}[graphite]\ngroup-namespace-double-writes = true\n"),
+        &groups_conf(true),
         &["seed2", "weird", "live-busy"],
         Expect::default(),
     );
