@@ -19,8 +19,10 @@
 
 pub mod catalogue;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod logging;
 pub mod processor;
 pub mod puller;
 pub mod replay;

@@ -1,3 +1,129 @@
-fn main() {
-    println!("Hello, world!");
+//! The `haproxystats` binary: parse the command line, load and validate the
+//! configuration, set up logging, run the chosen command.
+//!
+//! Exit codes: 0 success, 1 a command failed at run time, 2 bad command line
+//! or configuration (one line on stderr naming what and where).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use haproxystats::cli::{Cli, Command};
+use haproxystats::config::{self, Config, ConfigSources, LoadedConfig};
+use haproxystats::logging::{self, Halves, LogStream};
+use haproxystats::{commands, replay};
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap prints help and version itself and exits 0 for them.
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    if cli.common.print {
+        return print(&Config::defaults().to_ini());
+    }
+    let sources = ConfigSources {
+        file: cli
+            .common
+            .file
+            .clone()
+            .unwrap_or_else(|| haproxystats::cli::DEFAULT_CONFIG_FILE.into()),
+        file_is_explicit: cli.common.file.is_some(),
+        dir: cli.common.dir.clone(),
+    };
+    let LoadedConfig { config, warnings } = match config::load(&sources) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if cli.common.print_conf {
+        // stdout must stay valid INI: warnings go to stderr.
+        for warning in &warnings {
+            eprintln!("warning: {warning}");
+        }
+        return print(&config.to_ini());
+    }
+    run(cli.command, &config, &warnings)
+}
+
+fn run(command: Option<Command>, config: &Config, warnings: &[config::ConfigWarning]) -> ExitCode {
+    let (halves, stream) = match &command {
+        None => (Halves::Both, LogStream::Stdout),
+        Some(Command::Pull) => (Halves::Pull, LogStream::Stdout),
+        Some(Command::Process) => (Halves::Process, LogStream::Stdout),
+        Some(Command::Replay { .. }) => (Halves::Process, LogStream::Stderr),
+        Some(Command::Check) => {
+            eprintln!("haproxystats check: not implemented yet");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Err(error) = logging::init(config, halves, stream) {
+        eprintln!("{error}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+    let outcome = match command {
+        None => commands::daemon::run(config, &hostname, true),
+        Some(Command::Process) => commands::daemon::run(config, &hostname, false),
+        Some(Command::Pull) => commands::pull::run(config),
+        Some(Command::Replay { dirs }) => return run_replay(config, &hostname, &dirs),
+        Some(Command::Check) => return ExitCode::from(EXIT_USAGE),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("{error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// Exit 0 only when every directory was processed.
+fn run_replay(config: &Config, hostname: &str, dirs: &[std::path::PathBuf]) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    match replay::run(config, hostname, dirs, &mut out) {
+        Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,
+        Ok(summary) => {
+            eprintln!(
+                "replay: {} of {} directories failed",
+                summary.failed,
+                summary.failed + summary.processed
+            );
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(error) => {
+            eprintln!("replay: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn print(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cannot write to stdout: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }

@@ -1,5 +1,166 @@
-//! Configuration: INI files → one validated [`Config`] (SPEC §2).
+//! Configuration (SPEC §2): INI files compatible with the original's
+//! `ConfigParser(interpolation=ExtendedInterpolation())`, read once at start
+//! into one validated, typed [`Config`].
+//!
+//! - [`raw`]: rust-ini lexing, `[DEFAULT]`, built-in defaults, file merging.
+//! - [`interpolate`]: `${key}`, `${section:key}`, `$$`.
+//! - `build`: typed parsing and validation, one-line errors.
+//! - `render`: [`Config::to_ini`] and [`Config::defaults`] for `-p` / `-P`.
 
+mod build;
+mod error;
+pub mod interpolate;
 mod model;
+pub mod raw;
+mod render;
 
+use std::path::{Path, PathBuf};
+
+pub use build::{parse_python_bool, parse_python_float, parse_python_int};
+pub use error::{ConfigError, ConfigWarning};
 pub use model::*;
+pub use render::format_seconds;
+
+use raw::RawConfig;
+
+/// Where the configuration comes from (`-f`, `-d`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSources {
+    /// The main file.
+    pub file: PathBuf,
+    /// `true` when given with `-f`: then a missing file is an error; the
+    /// default file may be missing (all defaults).
+    pub file_is_explicit: bool,
+    /// `-d`: every `*.conf` in it is read after `file`, in sorted order.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for ConfigSources {
+    fn default() -> Self {
+        ConfigSources {
+            file: PathBuf::from(crate::cli::DEFAULT_CONFIG_FILE),
+            file_is_explicit: false,
+            dir: None,
+        }
+    }
+}
+
+/// A configuration that can be used, and what was tolerated on the way.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The validated configuration.
+    pub config: Config,
+    /// Unknown options and the like, to be logged once at start.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// Reads and validates the configuration from files. Touches nothing but
+/// the files it reads (directory access is checked when a command starts,
+/// with [`check_dir_access`]).
+pub fn load(sources: &ConfigSources) -> Result<LoadedConfig, ConfigError> {
+    let mut raw = RawConfig::builtin();
+    match std::fs::read_to_string(&sources.file) {
+        Ok(text) => raw.read_str(&text, &sources.file.display().to_string())?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !sources.file_is_explicit => {
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: sources.file.clone(),
+                source,
+            });
+        }
+    }
+    if let Some(dir) = &sources.dir {
+        for file in conf_files(dir)? {
+            let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            raw.read_str(&text, &file.display().to_string())?;
+        }
+    }
+    finish(&raw)
+}
+
+/// Reads and validates configuration text (as if it were the only file).
+pub fn load_str(text: &str) -> Result<LoadedConfig, ConfigError> {
+    let mut raw = RawConfig::builtin();
+    raw.read_str(text, "<string>")?;
+    finish(&raw)
+}
+
+fn finish(raw: &RawConfig) -> Result<LoadedConfig, ConfigError> {
+    let (config, warnings) = build::build(raw)?;
+    Ok(LoadedConfig { config, warnings })
+}
+
+/// `*.conf` files directly in `dir`, sorted by name (the original's glob
+/// was unsorted; sorted makes "later wins" predictable).
+fn conf_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_error)? {
+        let path = entry.map_err(read_error)?.path();
+        if path.extension().is_some_and(|ext| ext == "conf") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Checks that `dir` can be listed and written (a probe file is created and
+/// removed), as the original did for src-dir before starting.
+pub fn check_dir_access(dir: &Path, section: &str, option: &str) -> Result<(), ConfigError> {
+    let error = |source| ConfigError::Access {
+        section: section.to_owned(),
+        option: option.to_owned(),
+        dir: dir.to_path_buf(),
+        source,
+    };
+    std::fs::read_dir(dir).map_err(error)?;
+    let probe = dir.join(".read_write_check");
+    std::fs::write(&probe, b"").map_err(error)?;
+    std::fs::remove_file(&probe).map_err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_defaults_are_valid_and_round_trip() {
+        let defaults = Config::defaults();
+        let again = load_str(&defaults.to_ini()).expect("defaults re-read");
+        assert_eq!(again.config, defaults);
+        assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+    }
+
+    #[test]
+    fn seconds_print_exactly_and_parse_back() {
+        for text in [
+            "0",
+            "0.1",
+            "1.8",
+            "0.3",
+            "2.675",
+            "0.000000001",
+            "0.123456789",
+            "86400.5",
+        ] {
+            let secs: f64 = text.parse().expect("literal");
+            let d = std::time::Duration::from_secs_f64(secs);
+            let printed = format_seconds(d);
+            let back = std::time::Duration::from_secs_f64(printed.parse().expect("printed"));
+            assert_eq!(back, d, "{text} printed as {printed}");
+        }
+        assert_eq!(
+            format_seconds(std::time::Duration::from_secs_f64(1.8)),
+            "1.8"
+        );
+        assert_eq!(format_seconds(std::time::Duration::from_secs(10)), "10");
+    }
+}

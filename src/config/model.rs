@@ -200,9 +200,9 @@ pub struct GraphiteConfig {
     pub retries: Retries,
     /// `interval`: pause before the first retry of a round.
     pub interval: Duration,
-    /// `connect-timeout` (falls back to `timeout`).
+    /// `connect-timeout` (`[graphite] timeout` is ignored, as by the original).
     pub connect_timeout: Duration,
-    /// `write-timeout` (falls back to `timeout`).
+    /// `write-timeout`.
     pub write_timeout: Duration,
     /// `delay`: pause between rounds of retries.
     pub delay: Duration,

@@ -38,7 +38,9 @@ impl Beat {
     /// past one or more ticks, the first tick after `now`, counting the ones
     /// skipped.
     pub fn after(&self, last: Duration, now: Duration) -> NextTick {
-        let next = self.tick_index_at_or_after(last) + 1;
+        // Floor, not ceiling: the first beat is served a moment after the
+        // origin, and must still count as tick 0.
+        let next = self.tick_index_at_or_before(last) + 1;
         let due = self.tick_index_at_or_after(now);
         if due <= next {
             return NextTick {
@@ -54,6 +56,15 @@ impl Beat {
 
     fn tick(&self, index: u64) -> Duration {
         self.origin + mul(self.interval, index)
+    }
+
+    /// Index of the last tick at or before `time` (0 for times before origin).
+    fn tick_index_at_or_before(&self, time: Duration) -> u64 {
+        let Some(since) = time.checked_sub(self.origin) else {
+            return 0;
+        };
+        let whole = since.as_nanos() / self.interval.as_nanos().max(1);
+        u64::try_from(whole).unwrap_or(u64::MAX)
     }
 
     /// Index of the first tick at or after `time` (0 for times before origin).
@@ -83,6 +94,20 @@ mod tests {
 
     fn s(secs: f64) -> Duration {
         Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn the_first_beat_served_just_after_the_origin_is_tick_zero() {
+        // The actor starts a moment after the beat's origin was taken.
+        let beat = Beat::new(s(1000.0), s(4.0));
+        let next = beat.after(s(1000.002), s(1000.005));
+        assert_eq!(
+            next,
+            NextTick {
+                at: s(1004.0),
+                skipped: 0
+            }
+        );
     }
 
     #[test]

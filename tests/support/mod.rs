@@ -7,6 +7,7 @@
 //!   restart / reload (`-sf`) of one instance, traffic generation.
 //! - [`CarbonStack`]: `carbon-cache` writing whisper files into a temp dir
 //!   behind `carbon-c-relay`; stop/start the relay; read points back.
+//! - [`Haproxystats`]: our own binary as a child, logs in a file.
 //! - [`start_fleet_and_carbon`]: both at once, started in parallel.
 //!
 //! Everything lives in its own temporary directory on free 127.0.0.1 ports,
@@ -19,11 +20,13 @@
 
 pub mod carbon;
 pub mod haproxy;
+pub mod haproxystats;
 pub mod process;
 pub mod responder;
 
 pub use carbon::{CarbonStack, send_lines_to, unix_now};
 pub use haproxy::{FleetOptions, HaproxyFleet, parse_show_info, parse_show_stat};
+pub use haproxystats::Haproxystats;
 pub use process::{free_port, free_ports, pid_exists};
 
 /// Starts `n` HAProxy instances and a carbon stack in parallel (carbon's

@@ -1,0 +1,62 @@
+//! The long-running commands: `haproxystats` (the supervisor with the puller)
+//! and `haproxystats process` (the same without it). Both run until SIGTERM,
+//! SIGINT or SIGHUP, then drain: stop pulling, finish in-flight snapshots,
+//! flush the sinks within [`SHUTDOWN_TIMEOUT`], exit 0. A second signal
+//! while draining quits at once (nothing is lost: unprocessed snapshots stay
+//! in src-dir).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+
+use super::{CommandError, require_dir};
+use crate::config::Config;
+use crate::engine::EngineOptions;
+use crate::puller::actor::Puller;
+use crate::signals::StopSignals;
+use crate::sink::graphite::{GraphiteSettings, GraphiteSink};
+use crate::supervisor::{Shutdown, Supervisor, SupervisorSettings};
+
+/// How long draining may take before the process exits anyway.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the supervisor; `pull` adds the puller (the one-unit deployment).
+pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandError> {
+    // The puller creates its directories (as the original's pull did); the
+    // process half only checks src-dir, which is dst-dir in the usual setup.
+    if pull {
+        require_dir(&config.pull.dst_dir, "pull", "dst-dir", true)?;
+        require_dir(&config.pull.tmp_dst_dir, "pull", "tmp-dst-dir", true)?;
+    }
+    require_dir(&config.process.src_dir, "process", "src-dir", false)?;
+    let engine = EngineOptions::from_config(config, hostname)
+        .map_err(|error| CommandError::Startup(error.to_string()))?;
+    let system = actix::System::new();
+    system.block_on(async {
+        let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;
+        let supervisor = Supervisor::new(SupervisorSettings {
+            src_dir: config.process.src_dir.clone(),
+            workers: config.process.workers,
+            engine: Arc::new(engine),
+            puller: pull.then(|| Puller::new(&config.pull)),
+            graphite: GraphiteSink::new(GraphiteSettings::from_config(&config.graphite)),
+            local_store: config.local_store.as_ref().map(|store| store.dir.clone()),
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
+        })
+        .start();
+        let signal = signals.next().await;
+        tracing::info!(signal, "stopping: finishing in-flight snapshots and flushing the sinks");
+        tokio::select! {
+            left = supervisor.send(Shutdown) => match left {
+                Ok(0) => tracing::info!("stopped; everything flushed"),
+                Ok(left) => tracing::error!(unsent_lines = left, "stopped before graphite took every line; they are lost"),
+                Err(error) => return Err(CommandError::Runtime(format!("supervisor did not stop cleanly: {error}"))),
+            },
+            second = signals.next() => {
+                tracing::warn!(signal = second, "second signal: quitting now; unprocessed snapshots stay in src-dir");
+            }
+        }
+        Ok(())
+    })
+}

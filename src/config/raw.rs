@@ -1,0 +1,232 @@
+//! The raw layer: INI text → sections of uninterpolated strings, merged the
+//! way Python's `ConfigParser.read()` merges several files.
+//!
+//! rust-ini does the lexing; on top of it this module adds what ConfigParser
+//! does and rust-ini does not: option names are lower-cased, `[DEFAULT]` is
+//! kept apart (its keys are inherited by every section), the built-in
+//! defaults are loaded first as section values (the original's
+//! `read_dict(DEFAULT_OPTIONS)`), a file may not repeat a section or an
+//! option (strict mode), and later files override earlier ones key by key.
+
+use indexmap::IndexMap;
+use ini::{Ini, ParseOption};
+
+use super::error::ConfigError;
+
+/// Name of the section whose keys every other section inherits.
+pub const DEFAULT_SECTION: &str = "DEFAULT";
+
+/// The original's `DEFAULT_OPTIONS` plus the options SPEC §2 adds defaults
+/// for. These are section values: a user's `[DEFAULT]` fills only keys that
+/// a section has no value for, exactly as with the original.
+pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
+    (
+        DEFAULT_SECTION,
+        &[
+            ("retries", "2"),
+            ("timeout", "1"),
+            ("interval", "2"),
+            ("loglevel", "info"),
+        ],
+    ),
+    ("paths", &[("base-dir", "/var/lib/haproxystats")]),
+    (
+        "pull",
+        &[
+            ("socket-dir", "/run/haproxy"),
+            ("retries", "1"),
+            ("timeout", "0.1"),
+            ("interval", "0.5"),
+            ("pull-timeout", "2"),
+            ("pull-interval", "10"),
+            ("buffer-limit", "6291456"),
+            ("dst-dir", "/var/lib/haproxystats/incoming"),
+            ("tmp-dst-dir", "/var/lib/haproxystats/incoming.tmp"),
+            ("workers", "8"),
+            ("queue-size", "360"),
+        ],
+    ),
+    (
+        "process",
+        &[
+            ("workers", "4"),
+            ("src-dir", "/var/lib/haproxystats/incoming"),
+            ("aggr-server-metrics", "false"),
+            ("per-process-metrics", "false"),
+            ("calculate-percentages", "false"),
+            ("liveness-check-interval", "10"),
+        ],
+    ),
+    (
+        "graphite",
+        &[
+            ("server", "127.0.0.1"),
+            ("port", "3002"),
+            ("retries", "3"),
+            ("interval", "1.8"),
+            ("connect-timeout", "1.0"),
+            ("write-timeout", "1.0"),
+            ("delay", "10"),
+            ("backoff", "2"),
+            ("namespace", "loadbalancers"),
+            ("prefix-hostname", "true"),
+            ("fqdn", "true"),
+            ("queue-size", "1000000"),
+        ],
+    ),
+];
+
+/// One section's options, in the order they were first set.
+pub type Options = IndexMap<String, String>;
+
+/// Every section read so far, plus which options the user set himself (the
+/// built-in defaults are not the user's and are never warned about).
+#[derive(Debug, Clone, Default)]
+pub struct RawConfig {
+    /// `[DEFAULT]`.
+    pub defaults: Options,
+    /// Every other section, in the order first seen.
+    pub sections: IndexMap<String, Options>,
+    /// Sections that appeared in a file, with the options set there.
+    pub user: IndexMap<String, Options>,
+}
+
+impl RawConfig {
+    /// The built-in defaults only: what runs without any file.
+    pub fn builtin() -> Self {
+        let mut raw = RawConfig::default();
+        for (section, options) in BUILTIN_DEFAULTS {
+            let target = if *section == DEFAULT_SECTION {
+                &mut raw.defaults
+            } else {
+                raw.sections.entry((*section).to_owned()).or_default()
+            };
+            for (key, value) in *options {
+                target.insert((*key).to_owned(), (*value).to_owned());
+            }
+        }
+        raw
+    }
+
+    /// Reads one file's text over what is there (`origin` names it in errors).
+    pub fn read_str(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let ini = Ini::load_from_str_opt(&blank_comment_lines(text), parse_options()).map_err(
+            |error| ConfigError::Syntax {
+                path: origin.to_owned(),
+                line: error.line,
+                column: error.col,
+                reason: error.msg.to_string(),
+            },
+        )?;
+        let mut seen_sections: Vec<&str> = Vec::new();
+        for (section, properties) in ini.iter() {
+            let Some(section) = section else {
+                if let Some((key, _)) = properties.iter().next() {
+                    return Err(ConfigError::NoSection {
+                        path: origin.to_owned(),
+                        option: key.to_owned(),
+                    });
+                }
+                continue;
+            };
+            if seen_sections.contains(&section) {
+                return Err(ConfigError::Duplicate {
+                    path: origin.to_owned(),
+                    what: format!("[{section}]"),
+                });
+            }
+            seen_sections.push(section);
+            let mut in_this_file: Vec<String> = Vec::new();
+            for (key, value) in properties.iter() {
+                let key = key.trim().to_lowercase();
+                if in_this_file.contains(&key) {
+                    return Err(ConfigError::Duplicate {
+                        path: origin.to_owned(),
+                        what: format!("[{section}] {key}"),
+                    });
+                }
+                in_this_file.push(key.clone());
+                self.set(section, &key, value);
+            }
+            // An empty section still exists ([local-store] alone enables it).
+            self.user.entry(section.to_owned()).or_default();
+            if section != DEFAULT_SECTION {
+                self.sections.entry(section.to_owned()).or_default();
+            }
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, section: &str, key: &str, value: &str) {
+        let target = if section == DEFAULT_SECTION {
+            &mut self.defaults
+        } else {
+            self.sections.entry(section.to_owned()).or_default()
+        };
+        target.insert(key.to_owned(), value.to_owned());
+        self.user
+            .entry(section.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
+    }
+
+    /// The raw value of `key` as `section` sees it: its own, else `[DEFAULT]`'s.
+    /// `None` also when the section does not exist.
+    pub fn raw_get(&self, section: &str, key: &str) -> Option<&str> {
+        if section == DEFAULT_SECTION {
+            return self.defaults.get(key).map(String::as_str);
+        }
+        self.sections
+            .get(section)?
+            .get(key)
+            .or_else(|| self.defaults.get(key))
+            .map(String::as_str)
+    }
+
+    /// Whether the section exists (built in or read from a file).
+    pub fn has_section(&self, section: &str) -> bool {
+        section == DEFAULT_SECTION || self.sections.contains_key(section)
+    }
+
+    /// Whether the user's files declared the section.
+    pub fn user_declared(&self, section: &str) -> bool {
+        self.user.contains_key(section)
+    }
+
+    /// The options the user set in `section` itself (not inherited).
+    pub fn user_options(&self, section: &str) -> impl Iterator<Item = (&str, &str)> {
+        self.user
+            .get(section)
+            .into_iter()
+            .flat_map(|options| options.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+}
+
+/// ConfigParser treats a line whose first non-blank character is `#` or `;`
+/// as a comment wherever it is, even indented; rust-ini refuses indented
+/// ones. Blanking them (rather than deleting) keeps line numbers right.
+fn blank_comment_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('#') || trimmed.starts_with(';') {
+            if line.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// As ConfigParser: no quoting, no escapes (a group regex keeps its `\d`),
+/// indented lines continue the previous value.
+fn parse_options() -> ParseOption {
+    ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        enabled_indented_mutiline_value: true,
+        enabled_preserve_key_leading_whitespace: false,
+    }
+}

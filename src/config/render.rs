@@ -1,0 +1,153 @@
+//! The typed configuration back to INI (`-p`, `-P`): every option with its
+//! effective value, `$` written as `$$`, so that reading the output with
+//! `-f` gives the same configuration again.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::model::*;
+use super::raw::RawConfig;
+
+impl Config {
+    /// The configuration without any file: the built-in defaults.
+    pub fn defaults() -> Config {
+        // The built-in table is constant and covered by a unit test; a
+        // failure here is a bug in this file, not bad input.
+        super::build::build(&RawConfig::builtin())
+            .map(|(config, _)| config)
+            .expect("the built-in defaults are a valid configuration")
+    }
+
+    /// The configuration as INI text that `-f` reads back to the same value.
+    pub fn to_ini(&self) -> String {
+        let mut out = Ini::default();
+        out.section("paths");
+        out.path("base-dir", &self.paths.base_dir);
+
+        let p = &self.pull;
+        out.section("pull");
+        out.value("loglevel", p.loglevel);
+        match &p.socket_dir {
+            Some(dir) => out.path("socket-dir", dir),
+            None => out.value("socket-dir", ""),
+        }
+        if !p.servers.is_empty() {
+            let servers: Vec<String> = p.servers.iter().map(ToString::to_string).collect();
+            out.value("servers", servers.join(","));
+        }
+        out.value("retries", p.retries);
+        out.seconds("timeout", p.timeout);
+        out.seconds("interval", p.interval);
+        out.seconds("pull-timeout", p.pull_timeout.unwrap_or(Duration::ZERO));
+        out.value("pull-interval", p.pull_interval.as_secs());
+        out.value("buffer-limit", p.buffer_limit);
+        out.path("dst-dir", &p.dst_dir);
+        out.path("tmp-dst-dir", &p.tmp_dst_dir);
+        out.value("workers", p.workers);
+        out.value("queue-size", p.queue_size);
+
+        let pr = &self.process;
+        out.section("process");
+        out.value("loglevel", pr.loglevel);
+        out.path("src-dir", &pr.src_dir);
+        out.value("workers", pr.workers);
+        for (option, selection) in [
+            ("frontend-metrics", &pr.frontend_metrics),
+            ("backend-metrics", &pr.backend_metrics),
+            ("server-metrics", &pr.server_metrics),
+        ] {
+            if selection.explicit {
+                let names: Vec<&str> = selection.metrics.iter().map(|m| m.name).collect();
+                out.value(option, names.join(" "));
+            }
+        }
+        if let Some(file) = &pr.exclude_frontends {
+            out.path("exclude-frontends", file);
+        }
+        if let Some(file) = &pr.exclude_backends {
+            out.path("exclude-backends", file);
+        }
+        out.value("aggr-server-metrics", pr.aggr_server_metrics);
+        out.value("per-process-metrics", pr.per_process_metrics);
+        out.value("calculate-percentages", pr.calculate_percentages);
+        out.seconds("liveness-check-interval", pr.liveness_check_interval);
+
+        let g = &self.graphite;
+        out.section("graphite");
+        out.value("server", &g.server);
+        out.value("port", g.port);
+        out.value("retries", g.retries);
+        out.seconds("interval", g.interval);
+        out.seconds("connect-timeout", g.connect_timeout);
+        out.seconds("write-timeout", g.write_timeout);
+        out.seconds("delay", g.delay);
+        out.value("backoff", g.backoff);
+        out.value("namespace", &g.namespace);
+        out.value("prefix-hostname", g.prefix_hostname);
+        out.value("fqdn", g.fqdn);
+        out.value("queue-size", g.queue_size);
+        if let Some(ns) = &g.group_namespace {
+            out.value("group-namespace", ns);
+            out.value(
+                "group-namespace-double-writes",
+                g.group_namespace_double_writes,
+            );
+        }
+
+        if let Some(store) = &self.local_store {
+            out.section("local-store");
+            out.path("dir", &store.dir);
+        }
+        for (section, groups) in [
+            ("frontend-groups", &self.groups.frontend),
+            ("backend-groups", &self.groups.backend),
+            ("server-groups", &self.groups.server),
+        ] {
+            if !groups.is_empty() {
+                out.section(section);
+                for group in groups {
+                    out.value(&group.name, group.pattern.as_str());
+                }
+            }
+        }
+        out.text
+    }
+}
+
+/// Seconds as the shortest exact decimal (`0.1`, `1.8`, `10`): the value a
+/// user would write, and one that parses back to the same `Duration`.
+pub fn format_seconds(d: Duration) -> String {
+    let nanos = d.subsec_nanos();
+    if nanos == 0 {
+        return d.as_secs().to_string();
+    }
+    let fraction = format!("{nanos:09}");
+    format!("{}.{}", d.as_secs(), fraction.trim_end_matches('0'))
+}
+
+#[derive(Default)]
+struct Ini {
+    text: String,
+}
+
+impl Ini {
+    fn section(&mut self, name: &str) {
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        let _ = writeln!(self.text, "[{name}]");
+    }
+
+    fn value(&mut self, option: &str, value: impl std::fmt::Display) {
+        let value = value.to_string().replace('$', "$$");
+        let _ = writeln!(self.text, "{option} = {value}");
+    }
+
+    fn path(&mut self, option: &str, path: &std::path::Path) {
+        self.value(option, path.display());
+    }
+
+    fn seconds(&mut self, option: &str, d: Duration) {
+        self.value(option, format_seconds(d));
+    }
+}

@@ -1,0 +1,276 @@
+//! The binary as users run it: exit codes, one-line errors, `-p`/`-P`,
+//! argv[0] dispatch.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_haproxystats");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    run_with_stdin(BIN, args, None)
+}
+
+fn run_with_stdin(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .env_remove("HAPROXYSTATS_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+    if let Some(mut input) = child.stdin.take()
+        && let Some(text) = stdin
+    {
+        input
+            .write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("cannot write stdin: {e}"));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("cannot wait for {BIN}: {e}"))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn write_conf(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
+}
+
+#[test]
+fn missing_explicit_file_exits_2_with_one_line() {
+    let output = run(&["-f", "/nonexistent/missing.conf", "-P"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "one line expected, got: {err}");
+    assert!(err.contains("/nonexistent/missing.conf"), "{err}");
+    assert!(stdout(&output).is_empty());
+}
+
+#[test]
+fn invalid_value_exits_2_naming_section_option_value_and_reason() {
+    let dir = temp_dir();
+    let conf = write_conf(dir.path(), "bad.conf", "[graphite]\nport = abc\n");
+    let conf = conf.to_string_lossy();
+    let output = run(&["-f", &conf, "-P"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "invalid configuration: [graphite] port = 'abc': not an integer"
+    );
+}
+
+#[test]
+fn print_defaults_round_trips_through_print_conf() {
+    let defaults = run(&["-p"]);
+    assert_eq!(defaults.status.code(), Some(0), "{defaults:?}");
+    let defaults_text = stdout(&defaults);
+    assert!(defaults_text.contains("[graphite]"), "{defaults_text}");
+    let reread = run_with_stdin(BIN, &["-f", "/dev/stdin", "-P"], Some(&defaults_text));
+    assert_eq!(reread.status.code(), Some(0), "{reread:?}");
+    assert_eq!(stdout(&reread), defaults_text);
+}
+
+#[test]
+fn print_defaults_needs_no_configuration_file() {
+    let output = run(&["-f", "/nonexistent/missing.conf", "-p"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(stdout(&output).contains("port = 3002"));
+}
+
+#[test]
+fn print_conf_shows_what_the_first_seed_example_means() {
+    let conf = fixture("seed-example-1.conf");
+    let output = run(&["-f", &conf.to_string_lossy(), "-P"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let text = stdout(&output);
+    for expected in [
+        "base-dir = /var/lib/haproxystats",
+        "socket-dir = /run/haproxy",
+        "dst-dir = /var/lib/haproxystats/incoming",
+        "tmp-dst-dir = /var/lib/haproxystats/incoming.tmp",
+        "timeout = 0.1",
+        "pull-timeout = 2",
+        "queue-size = 360",
+        "src-dir = /var/lib/haproxystats/incoming",
+        "port = 3002",
+        "interval = 1.8",
+        "namespace = loadbalancers",
+        "queue-size = 1000000",
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "missing '{expected}' in:\n{text}"
+        );
+    }
+    // `#[local-store]` is commented out in the example: not enabled.
+    assert!(!text.contains("[local-store]"), "{text}");
+}
+
+#[test]
+fn print_conf_shows_what_the_second_seed_example_means() {
+    let conf = fixture("seed-example-2.conf");
+    let output = run(&["-f", &conf.to_string_lossy(), "-P"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let text = stdout(&output);
+    for expected in [
+        "loglevel = debug",
+        "pull-timeout = 10",
+        "calculate-percentages = true",
+        "per-process-metrics = true",
+        "port = 39991",
+        "interval = 0.8",
+        "queue-size = 1000",
+        "[local-store]",
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "missing '{expected}' in:\n{text}"
+        );
+    }
+    // Warnings (prefix_hostname is not an option, [graphite] timeout is
+    // ignored) go to stderr so that stdout stays valid INI.
+    let err = stderr(&output);
+    assert!(err.contains("prefix_hostname"), "{err}");
+}
+
+#[test]
+fn conf_dir_files_are_read_after_the_file_in_sorted_order() {
+    let dir = temp_dir();
+    let main = write_conf(dir.path(), "main.conf", "[graphite]\nport = 1001\n");
+    let conf_d = dir.path().join("conf.d");
+    std::fs::create_dir(&conf_d).unwrap_or_else(|e| panic!("{e}"));
+    write_conf(&conf_d, "20-later.conf", "[graphite]\nport = 1003\n");
+    write_conf(
+        &conf_d,
+        "10-first.conf",
+        "[graphite]\nport = 1002\nnamespace = ns\n",
+    );
+    write_conf(&conf_d, "ignored.txt", "[graphite]\nport = 9999\n");
+    let output = run(&[
+        "-f",
+        &main.to_string_lossy(),
+        "-d",
+        &conf_d.to_string_lossy(),
+        "-P",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let text = stdout(&output);
+    assert!(text.lines().any(|l| l == "port = 1003"), "{text}");
+    assert!(text.lines().any(|l| l == "namespace = ns"), "{text}");
+}
+
+#[test]
+fn check_is_not_built_yet_and_says_so() {
+    let output = run(&["-f", "/dev/null", "check"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let err = stderr(&output);
+    assert!(err.contains("not implemented yet"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A config whose directories cannot be created (they would sit under a
+/// regular file), so that a command fails at start and names the option it
+/// could not use: which option shows which command ran.
+fn unusable_dirs_conf(dir: &Path) -> PathBuf {
+    write_conf(
+        dir,
+        "unusable.conf",
+        "[pull]\ndst-dir = /dev/null/incoming\ntmp-dst-dir = /dev/null/tmp\n\
+         [process]\nsrc-dir = /dev/null/incoming\n",
+    )
+}
+
+#[test]
+fn program_name_selects_the_command() {
+    let dir = temp_dir();
+    let conf = unusable_dirs_conf(dir.path());
+    let conf = conf.to_string_lossy();
+    for (name, option) in [
+        ("haproxystats-pull", "[pull] dst-dir"),
+        ("haproxystats-process", "[process] src-dir"),
+    ] {
+        let link = dir.path().join(name);
+        std::os::unix::fs::symlink(BIN, &link).unwrap_or_else(|e| panic!("{e}"));
+        let output = run_with_stdin(&link, &["-f", &conf], None);
+        assert_eq!(output.status.code(), Some(1), "{name}: {output:?}");
+        let err = stderr(&output);
+        assert!(
+            err.contains("cannot start") && err.contains(option),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_directory_that_cannot_be_used_stops_the_command_with_one_line() {
+    let dir = temp_dir();
+    let conf = unusable_dirs_conf(dir.path());
+    let conf = conf.to_string_lossy();
+    for (args, option) in [
+        (vec!["-f", &*conf], "[pull] dst-dir"),
+        (vec!["-f", &*conf, "process"], "[process] src-dir"),
+        (vec!["-f", &*conf, "pull"], "[pull] dst-dir"),
+    ] {
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {output:?}");
+        let err = stderr(&output);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(option), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn version_flags_print_the_version() {
+    for flag in ["-V", "-v", "--version"] {
+        let output = run(&[flag]);
+        assert_eq!(output.status.code(), Some(0), "{flag}: {output:?}");
+        assert_eq!(
+            stdout(&output).trim_end(),
+            format!("haproxystats {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
+fn bad_command_line_exits_2() {
+    let output = run(&["--no-such-flag"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let output = run(&["replay"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}
+
+#[test]
+fn the_example_configuration_in_contrib_is_valid() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/haproxystats.conf");
+    let output = run(&["-f", &conf.to_string_lossy(), "-P"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+    // It documents the defaults: it must mean exactly what `-p` prints.
+    assert_eq!(stdout(&output), stdout(&run(&["-p"])));
+}

@@ -1,0 +1,948 @@
+//! Table-driven configuration tests (SPEC §2): every option's type error,
+//! interpolation, `[DEFAULT]` inheritance, `-d` ordering, ConfigParser's
+//! boolean spellings and the seed README's two example files.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use haproxystats::config::{
+    Config, ConfigError, ConfigSources, LoadedConfig, LogLevel, Retries, StatsEndpoint, load,
+    load_str,
+};
+
+fn ok(text: &str) -> LoadedConfig {
+    load_str(text).unwrap_or_else(|e| panic!("expected a valid configuration, got: {e}\n{text}"))
+}
+
+fn err(text: &str) -> ConfigError {
+    match load_str(text) {
+        Ok(loaded) => panic!("expected an error, got {:?}\n{text}", loaded.config),
+        Err(e) => e,
+    }
+}
+
+type Check = fn(&Config) -> bool;
+
+/// Valid inputs and a property of the result.
+const VALID: &[(&str, &str, Check)] = &[
+    ("empty file = defaults", "", |c| *c == Config::defaults()),
+    ("comments only", "# a\n; b\n   # indented\n", |c| {
+        *c == Config::defaults()
+    }),
+    ("pull retries int", "[pull]\nretries = 5\n", |c| {
+        c.pull.retries == Retries::Times(5)
+    }),
+    ("pull retries forever", "[pull]\nretries = -1\n", |c| {
+        c.pull.retries == Retries::Forever
+    }),
+    ("pull retries zero", "[pull]\nretries = 0\n", |c| {
+        c.pull.retries == Retries::Times(0)
+    }),
+    ("pull timeout float", "[pull]\ntimeout = 0.25\n", |c| {
+        c.pull.timeout == Duration::from_millis(250)
+    }),
+    ("pull timeout exponent", "[pull]\ntimeout = 1e-3\n", |c| {
+        c.pull.timeout == Duration::from_millis(1)
+    }),
+    (
+        "pull interval int as float",
+        "[pull]\ninterval = 3\n",
+        |c| c.pull.interval == Duration::from_secs(3),
+    ),
+    (
+        "pull-timeout 0 = unbounded",
+        "[pull]\npull-timeout = 0\n",
+        |c| c.pull.pull_timeout.is_none(),
+    ),
+    ("pull-interval", "[pull]\npull-interval = 1\n", |c| {
+        c.pull.pull_interval == Duration::from_secs(1)
+    }),
+    (
+        "buffer-limit underscores",
+        "[pull]\nbuffer-limit = 1_000_000\n",
+        |c| c.pull.buffer_limit == 1_000_000,
+    ),
+    ("pull workers", "[pull]\nworkers = 2\n", |c| {
+        c.pull.workers == 2
+    }),
+    ("pull queue-size", "[pull]\nqueue-size = 10\n", |c| {
+        c.pull.queue_size == 10
+    }),
+    (
+        "servers unix and tcp",
+        "[pull]\nservers = unix:///run/a.sock, tcp://10.0.0.1:5555\n",
+        |c| {
+            c.pull.servers
+                == vec![
+                    StatsEndpoint::Unix(PathBuf::from("/run/a.sock")),
+                    StatsEndpoint::Tcp {
+                        host: "10.0.0.1".into(),
+                        port: 5555,
+                    },
+                ]
+        },
+    ),
+    (
+        "empty socket-dir with servers",
+        "[pull]\nsocket-dir =\nservers = tcp://h:1\n",
+        |c| c.pull.socket_dir.is_none(),
+    ),
+    ("process workers", "[process]\nworkers = 1\n", |c| {
+        c.process.workers == 1
+    }),
+    (
+        "liveness-check-interval float",
+        "[process]\nliveness-check-interval = 2.5\n",
+        |c| c.process.liveness_check_interval == Duration::from_millis(2500),
+    ),
+    (
+        "frontend-metrics list",
+        "[process]\nfrontend-metrics = bin  bout\n",
+        |c| {
+            c.process.frontend_metrics.explicit
+                && c.process
+                    .frontend_metrics
+                    .metrics
+                    .iter()
+                    .map(|m| m.name)
+                    .collect::<Vec<_>>()
+                    == ["bin", "bout"]
+        },
+    ),
+    (
+        "backend-metrics accepts means",
+        "[process]\nbackend-metrics = rtime act lbtot\n",
+        |c| c.process.backend_metrics.metrics.len() == 3,
+    ),
+    (
+        "server-metrics accepts means",
+        "[process]\nserver-metrics = throttle qtime\n",
+        |c| c.process.server_metrics.metrics.len() == 2,
+    ),
+    (
+        "metric list duplicates collapse",
+        "[process]\nfrontend-metrics = bin bin\n",
+        |c| c.process.frontend_metrics.metrics.len() == 1,
+    ),
+    (
+        "exclude files",
+        "[process]\nexclude-frontends = /etc/fe\nexclude-backends = /etc/be\n",
+        |c| {
+            c.process.exclude_frontends.as_deref() == Some(Path::new("/etc/fe"))
+                && c.process.exclude_backends.as_deref() == Some(Path::new("/etc/be"))
+        },
+    ),
+    ("graphite port", "[graphite]\nport = 2003\n", |c| {
+        c.graphite.port == 2003
+    }),
+    ("graphite retries", "[graphite]\nretries = -1\n", |c| {
+        c.graphite.retries == Retries::Forever
+    }),
+    (
+        "graphite timeouts",
+        "[graphite]\nconnect-timeout = 0.5\nwrite-timeout = 2\n",
+        |c| {
+            c.graphite.connect_timeout == Duration::from_millis(500)
+                && c.graphite.write_timeout == Duration::from_secs(2)
+        },
+    ),
+    (
+        "graphite timeout ignored as by the original",
+        "[graphite]\ntimeout = 7\n",
+        |c| c.graphite.connect_timeout == Duration::from_secs(1),
+    ),
+    (
+        "graphite backoff float",
+        "[graphite]\nbackoff = 1.5\n",
+        |c| c.graphite.backoff == 1.5,
+    ),
+    ("graphite delay", "[graphite]\ndelay = 0\n", |c| {
+        c.graphite.delay.is_zero()
+    }),
+    ("graphite queue-size", "[graphite]\nqueue-size = 5\n", |c| {
+        c.graphite.queue_size == 5
+    }),
+    ("namespace", "[graphite]\nnamespace = lb.eu\n", |c| {
+        c.graphite.namespace == "lb.eu"
+    }),
+    (
+        "bool yes/no",
+        "[graphite]\nprefix-hostname = no\nfqdn = yes\n",
+        |c| !c.graphite.prefix_hostname && c.graphite.fqdn,
+    ),
+    (
+        "bool on/off",
+        "[graphite]\nprefix-hostname = off\nfqdn = on\n",
+        |c| !c.graphite.prefix_hostname && c.graphite.fqdn,
+    ),
+    (
+        "bool 1/0",
+        "[process]\naggr-server-metrics = 1\nper-process-metrics = 0\n",
+        |c| c.process.aggr_server_metrics && !c.process.per_process_metrics,
+    ),
+    (
+        "bool case-insensitive",
+        "[process]\ncalculate-percentages = TRUE\naggr-server-metrics = False\n",
+        |c| c.process.calculate_percentages && !c.process.aggr_server_metrics,
+    ),
+    (
+        "keys are case-insensitive",
+        "[graphite]\nPORT = 1234\n",
+        |c| c.graphite.port == 1234,
+    ),
+    ("colon delimiter", "[graphite]\nport: 1235\n", |c| {
+        c.graphite.port == 1235
+    }),
+    (
+        "loglevel names",
+        "[pull]\nloglevel = WARNING\n[process]\nloglevel = critical\n",
+        |c| c.pull.loglevel == LogLevel::Warning && c.process.loglevel == LogLevel::Critical,
+    ),
+    (
+        "DEFAULT loglevel inherited",
+        "[DEFAULT]\nloglevel = debug\n",
+        |c| c.pull.loglevel == LogLevel::Debug && c.process.loglevel == LogLevel::Debug,
+    ),
+    (
+        "section loglevel beats DEFAULT",
+        "[DEFAULT]\nloglevel = debug\n[pull]\nloglevel = error\n",
+        |c| c.pull.loglevel == LogLevel::Error && c.process.loglevel == LogLevel::Debug,
+    ),
+    (
+        "DEFAULT does not beat built-in section values",
+        "[DEFAULT]\nretries = 9\ntimeout = 9\n",
+        |c| c.pull.retries == Retries::Times(1) && c.graphite.retries == Retries::Times(3),
+    ),
+    (
+        "interpolation same section",
+        "[pull]\nroot = /x\ndst-dir = ${root}/in\ntmp-dst-dir = ${root}/tmp\n",
+        |c| c.pull.dst_dir == Path::new("/x/in") && c.pull.tmp_dst_dir == Path::new("/x/tmp"),
+    ),
+    (
+        "interpolation cross-section",
+        "[paths]\nbase-dir = /b\n[process]\nsrc-dir = ${paths:base-dir}/incoming\n",
+        |c| c.process.src_dir == Path::new("/b/incoming"),
+    ),
+    (
+        "interpolation from DEFAULT",
+        "[DEFAULT]\nroot = /d\n[process]\nsrc-dir = ${root}/s\n",
+        |c| c.process.src_dir == Path::new("/d/s"),
+    ),
+    (
+        "interpolation of a DEFAULT value in section context",
+        "[DEFAULT]\nexclude-frontends = ${name}/fe\n[process]\nname = /p\n",
+        |c| c.process.exclude_frontends.as_deref() == Some(Path::new("/p/fe")),
+    ),
+    (
+        "nested interpolation",
+        "[paths]\nbase-dir = /n\n[pull]\na = ${paths:base-dir}/a\nb = ${a}/b\ndst-dir = ${b}/c\n",
+        |c| c.pull.dst_dir == Path::new("/n/a/b/c"),
+    ),
+    (
+        "cross-section reference interpolates in its own section",
+        "[a]\nx = ax\ny = ${x}\n[pull]\nx = px\ndst-dir = /${a:y}\n",
+        |c| c.pull.dst_dir == Path::new("/ax"),
+    ),
+    ("$$ is a literal dollar", "[pull]\ndst-dir = /a$$b\n", |c| {
+        c.pull.dst_dir == Path::new("/a$b")
+    }),
+    (
+        "reference key is case-insensitive",
+        "[paths]\nbase-dir = /k\n[pull]\ndst-dir = ${paths:BASE-DIR}/x\n",
+        |c| c.pull.dst_dir == Path::new("/k/x"),
+    ),
+    (
+        "multi-line value continues",
+        "[process]\nfrontend-metrics = bin\n  bout\n",
+        |c| c.process.frontend_metrics.metrics.len() == 2,
+    ),
+    (
+        "local-store section enables it",
+        "[local-store]\ndir = /ls\n",
+        |c| c.local_store.as_ref().map(|s| s.dir.as_path()) == Some(Path::new("/ls")),
+    ),
+    (
+        "local-store without dir uses the documented default",
+        "[local-store]\n",
+        |c| {
+            c.local_store.as_ref().map(|s| s.dir.as_path())
+                == Some(Path::new("/var/lib/haproxystats/local-store"))
+        },
+    ),
+    ("no local-store section, disabled", "[paths]\n", |c| {
+        c.local_store.is_none()
+    }),
+    (
+        "groups with namespace",
+        "[graphite]\ngroup-namespace = grp\n[frontend-groups]\nWeb = ^www\\d+$$\napi = api\n",
+        |c| {
+            c.groups.frontend.len() == 2
+                && c.groups.frontend[0].name == "web"
+                && c.groups.frontend[0].pattern.as_str() == "^www\\d+$"
+                && c.graphite.group_namespace.as_deref() == Some("grp")
+                && !c.graphite.group_namespace_double_writes
+        },
+    ),
+    (
+        "groups skip DEFAULT keys",
+        "[DEFAULT]\nfoo = bar\n[graphite]\ngroup-namespace = g\ngroup-namespace-double-writes = true\n[backend-groups]\nb = x\n",
+        |c| c.groups.backend.len() == 1 && c.graphite.group_namespace_double_writes,
+    ),
+    (
+        "tcp server with an IPv6 address",
+        "[pull]\nservers = tcp://[::1]:5555\n",
+        |c| {
+            c.pull.servers
+                == vec![StatsEndpoint::Tcp {
+                    host: "::1".into(),
+                    port: 5555,
+                }]
+        },
+    ),
+];
+
+/// Invalid inputs: the error kind and text that must appear in the one line.
+const INVALID: &[(&str, &str, &str, &str)] = &[
+    (
+        "pull retries not int",
+        "[pull]\nretries = many\n",
+        "invalid",
+        "[pull] retries = 'many': not an integer",
+    ),
+    (
+        "pull retries below -1",
+        "[pull]\nretries = -2\n",
+        "invalid",
+        "[pull] retries = '-2'",
+    ),
+    (
+        "pull timeout not float",
+        "[pull]\ntimeout = fast\n",
+        "invalid",
+        "[pull] timeout = 'fast': not a number",
+    ),
+    (
+        "pull timeout negative",
+        "[pull]\ntimeout = -1\n",
+        "invalid",
+        "[pull] timeout = '-1'",
+    ),
+    (
+        "pull interval nan",
+        "[pull]\ninterval = nan\n",
+        "invalid",
+        "[pull] interval = 'nan'",
+    ),
+    (
+        "pull-timeout not float",
+        "[pull]\npull-timeout = x\n",
+        "invalid",
+        "[pull] pull-timeout = 'x'",
+    ),
+    (
+        "pull-interval float",
+        "[pull]\npull-interval = 1.5\n",
+        "invalid",
+        "[pull] pull-interval = '1.5': not an integer",
+    ),
+    (
+        "pull-interval zero",
+        "[pull]\npull-interval = 0\n",
+        "invalid",
+        "[pull] pull-interval = '0': must be at least 1",
+    ),
+    (
+        "buffer-limit zero",
+        "[pull]\nbuffer-limit = 0\n",
+        "invalid",
+        "[pull] buffer-limit = '0': must be at least 1",
+    ),
+    (
+        "buffer-limit not int",
+        "[pull]\nbuffer-limit = 6M\n",
+        "invalid",
+        "[pull] buffer-limit = '6M'",
+    ),
+    (
+        "pull workers zero",
+        "[pull]\nworkers = 0\n",
+        "invalid",
+        "[pull] workers = '0'",
+    ),
+    (
+        "pull queue-size text",
+        "[pull]\nqueue-size = lots\n",
+        "invalid",
+        "[pull] queue-size = 'lots'",
+    ),
+    (
+        "empty dst-dir",
+        "[pull]\ndst-dir =\n",
+        "invalid",
+        "[pull] dst-dir = '': empty path",
+    ),
+    (
+        "nothing to pull",
+        "[pull]\nsocket-dir =\n",
+        "invalid",
+        "[pull] socket-dir",
+    ),
+    (
+        "servers bad scheme",
+        "[pull]\nservers = http://x:1\n",
+        "invalid",
+        "only unix:// and tcp://",
+    ),
+    (
+        "servers tcp without port",
+        "[pull]\nservers = tcp://host\n",
+        "invalid",
+        "port is not set",
+    ),
+    (
+        "servers tcp bad port",
+        "[pull]\nservers = tcp://host:99999\n",
+        "invalid",
+        "port is not a number",
+    ),
+    (
+        "servers unix without path",
+        "[pull]\nservers = unix://\n",
+        "invalid",
+        "absolute path",
+    ),
+    (
+        "servers empty entry",
+        "[pull]\nservers = tcp://h:1,,tcp://h:2\n",
+        "invalid",
+        "empty entry",
+    ),
+    (
+        "loglevel unknown",
+        "[pull]\nloglevel = verbose\n",
+        "invalid",
+        "[pull] loglevel = 'verbose': not a log level",
+    ),
+    (
+        "DEFAULT loglevel unknown",
+        "[DEFAULT]\nloglevel = loud\n",
+        "invalid",
+        "loglevel = 'loud'",
+    ),
+    (
+        "process workers text",
+        "[process]\nworkers = four\n",
+        "invalid",
+        "[process] workers = 'four'",
+    ),
+    (
+        "process src-dir empty",
+        "[process]\nsrc-dir =\n",
+        "invalid",
+        "[process] src-dir",
+    ),
+    (
+        "aggr-server-metrics not bool",
+        "[process]\naggr-server-metrics = maybe\n",
+        "invalid",
+        "[process] aggr-server-metrics = 'maybe': not a boolean",
+    ),
+    (
+        "per-process-metrics not bool",
+        "[process]\nper-process-metrics = 2\n",
+        "invalid",
+        "[process] per-process-metrics = '2'",
+    ),
+    (
+        "calculate-percentages not bool",
+        "[process]\ncalculate-percentages = y\n",
+        "invalid",
+        "[process] calculate-percentages = 'y'",
+    ),
+    (
+        "liveness-check-interval text",
+        "[process]\nliveness-check-interval = soon\n",
+        "invalid",
+        "[process] liveness-check-interval",
+    ),
+    (
+        "frontend metric unknown",
+        "[process]\nfrontend-metrics = bin nosuch\n",
+        "invalid",
+        "'nosuch' is not a valid metric name",
+    ),
+    (
+        "frontend metric from backends",
+        "[process]\nfrontend-metrics = lbtot\n",
+        "invalid",
+        "'lbtot'",
+    ),
+    (
+        "backend metric unknown",
+        "[process]\nbackend-metrics = wat\n",
+        "invalid",
+        "[process] backend-metrics = 'wat'",
+    ),
+    (
+        "server metric unknown",
+        "[process]\nserver-metrics = req_tot\n",
+        "invalid",
+        "[process] server-metrics",
+    ),
+    (
+        "metric list empty",
+        "[process]\nserver-metrics =\n",
+        "invalid",
+        "empty list of metrics",
+    ),
+    (
+        "graphite port text",
+        "[graphite]\nport = abc\n",
+        "invalid",
+        "[graphite] port = 'abc': not an integer",
+    ),
+    (
+        "graphite port range",
+        "[graphite]\nport = 70000\n",
+        "invalid",
+        "[graphite] port = '70000': not a port number",
+    ),
+    (
+        "graphite port zero",
+        "[graphite]\nport = 0\n",
+        "invalid",
+        "not a port number",
+    ),
+    (
+        "graphite retries text",
+        "[graphite]\nretries = x\n",
+        "invalid",
+        "[graphite] retries = 'x'",
+    ),
+    (
+        "graphite interval text",
+        "[graphite]\ninterval = x\n",
+        "invalid",
+        "[graphite] interval = 'x'",
+    ),
+    (
+        "graphite connect-timeout negative",
+        "[graphite]\nconnect-timeout = -0.5\n",
+        "invalid",
+        "[graphite] connect-timeout = '-0.5'",
+    ),
+    (
+        "graphite write-timeout text",
+        "[graphite]\nwrite-timeout = x\n",
+        "invalid",
+        "[graphite] write-timeout = 'x'",
+    ),
+    (
+        "graphite delay text",
+        "[graphite]\ndelay = later\n",
+        "invalid",
+        "[graphite] delay = 'later'",
+    ),
+    (
+        "graphite backoff zero",
+        "[graphite]\nbackoff = 0\n",
+        "invalid",
+        "[graphite] backoff = '0'",
+    ),
+    (
+        "graphite backoff text",
+        "[graphite]\nbackoff = x\n",
+        "invalid",
+        "[graphite] backoff = 'x'",
+    ),
+    (
+        "graphite namespace blank",
+        "[graphite]\nnamespace = a b\n",
+        "invalid",
+        "[graphite] namespace = 'a b'",
+    ),
+    (
+        "graphite prefix-hostname not bool",
+        "[graphite]\nprefix-hostname = sure\n",
+        "invalid",
+        "[graphite] prefix-hostname = 'sure'",
+    ),
+    (
+        "graphite fqdn not bool",
+        "[graphite]\nfqdn = 2\n",
+        "invalid",
+        "[graphite] fqdn = '2'",
+    ),
+    (
+        "graphite queue-size zero",
+        "[graphite]\nqueue-size = 0\n",
+        "invalid",
+        "[graphite] queue-size = '0'",
+    ),
+    (
+        "double-writes not bool",
+        "[graphite]\ngroup-namespace = g\ngroup-namespace-double-writes = twice\n[server-groups]\na = b\n",
+        "invalid",
+        "group-namespace-double-writes = 'twice'",
+    ),
+    (
+        "group regex invalid",
+        "[graphite]\ngroup-namespace = g\n[frontend-groups]\nbad = (unclosed\n",
+        "invalid",
+        "[frontend-groups] bad = '(unclosed': not a valid regex",
+    ),
+    (
+        "groups without namespace",
+        "[backend-groups]\nb = x\n",
+        "inconsistent",
+        "group-namespace is not",
+    ),
+    (
+        "namespace without groups",
+        "[graphite]\ngroup-namespace = g\n",
+        "inconsistent",
+        "no [frontend-groups]",
+    ),
+    (
+        "missing reference",
+        "[pull]\ndst-dir = ${nope}/x\n",
+        "interpolation",
+        "[pull] dst-dir = '${nope}/x': bad interpolation: '${nope}' refers to an option that does not exist",
+    ),
+    (
+        "missing section reference",
+        "[pull]\ndst-dir = ${nosection:key}\n",
+        "interpolation",
+        "'${nosection:key}'",
+    ),
+    (
+        "reference cycle",
+        "[pull]\na = ${b}\nb = ${a}\ndst-dir = ${a}\n",
+        "interpolation",
+        "nested references",
+    ),
+    (
+        "self reference",
+        "[pull]\ndst-dir = ${dst-dir}\n",
+        "interpolation",
+        "nested references",
+    ),
+    (
+        "lone dollar",
+        "[pull]\ndst-dir = /a$b\n",
+        "interpolation",
+        "'$' must be followed by '$' or '{'",
+    ),
+    (
+        "unclosed reference",
+        "[pull]\ndst-dir = ${paths:base-dir\n",
+        "interpolation",
+        "unclosed reference",
+    ),
+    (
+        "two colons",
+        "[pull]\ndst-dir = ${a:b:c}\n",
+        "interpolation",
+        "more than one ':'",
+    ),
+    (
+        "duplicate option in one file",
+        "[graphite]\nport = 1\nport = 2\n",
+        "duplicate",
+        "[graphite] port appears more than once",
+    ),
+    (
+        "duplicate section in one file",
+        "[graphite]\nport = 1\n[graphite]\nserver = x\n",
+        "duplicate",
+        "[graphite] appears more than once",
+    ),
+    (
+        "option before any section",
+        "port = 1\n[graphite]\n",
+        "no_section",
+        "option 'port' appears before any [section]",
+    ),
+    (
+        "unterminated section header",
+        "[graphite\nport = 1\n",
+        "syntax",
+        "<string>:",
+    ),
+];
+
+#[test]
+fn valid_configurations_mean_what_they_say() {
+    let mut failures = Vec::new();
+    for (name, text, check) in VALID {
+        match load_str(text) {
+            Ok(loaded) if check(&loaded.config) => {}
+            Ok(loaded) => failures.push(format!("{name}: unexpected value {:?}", loaded.config)),
+            Err(e) => failures.push(format!("{name}: refused: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn invalid_configurations_are_refused_with_one_line_naming_them() {
+    let mut failures = Vec::new();
+    for (name, text, kind, needle) in INVALID {
+        match load_str(text) {
+            Ok(loaded) => failures.push(format!("{name}: accepted: {:?}", loaded.config)),
+            Err(e) => {
+                let line = e.to_string();
+                if e.kind() != *kind || !line.contains(needle) || line.contains('\n') {
+                    failures.push(format!(
+                        "{name}: got [{}] {line}; want [{kind}] …{needle}…",
+                        e.kind()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn there_are_at_least_sixty_cases() {
+    assert!(VALID.len() + INVALID.len() >= 60);
+}
+
+#[test]
+fn every_boolean_spelling_configparser_accepts() {
+    for (spelling, expected) in [
+        ("1", true),
+        ("yes", true),
+        ("true", true),
+        ("on", true),
+        ("0", false),
+        ("no", false),
+        ("false", false),
+        ("off", false),
+        ("Yes", true),
+        ("ON", true),
+        ("No", false),
+        ("OFF", false),
+    ] {
+        let loaded = ok(&format!("[process]\naggr-server-metrics = {spelling}\n"));
+        assert_eq!(
+            loaded.config.process.aggr_server_metrics, expected,
+            "{spelling}"
+        );
+    }
+    for bad in ["y", "n", "t", "f", "2", "enabled", ""] {
+        let e = err(&format!("[process]\naggr-server-metrics = {bad}\n"));
+        assert_eq!(e.kind(), "invalid", "{bad}: {e}");
+    }
+}
+
+#[test]
+fn unknown_options_and_sections_warn_but_load() {
+    let loaded =
+        ok("[graphite]\nprefix_hostname = false\nwat = 1\n[nosuch]\na = b\n[kafka]\nbrokers = x\n");
+    let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter()
+            .any(|w| w.contains("prefix_hostname") && w.contains("did you mean 'prefix-hostname'")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter().any(|w| w.contains("[graphite] wat")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|w| w.contains("[nosuch]") && w.contains("unknown section")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|w| w.contains("[kafka]") && w.contains("not implemented")),
+        "{text:?}"
+    );
+    // The misspelt option does not take effect, as with the original.
+    assert!(loaded.config.graphite.prefix_hostname);
+}
+
+#[test]
+fn default_keys_are_not_warned_about() {
+    let loaded = ok("[DEFAULT]\nroot = /r\nretries = 4\n");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(name)
+}
+
+fn load_file(path: &Path) -> LoadedConfig {
+    load(&ConfigSources {
+        file: path.to_path_buf(),
+        file_is_explicit: true,
+        dir: None,
+    })
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn seed_readme_first_example_is_the_defaults() {
+    let loaded = load_file(&fixture("seed-example-1.conf"));
+    let c = &loaded.config;
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // The README says every value in it is the default.
+    assert_eq!(*c, Config::defaults());
+    assert_eq!(
+        c.pull.socket_dir.as_deref(),
+        Some(Path::new("/run/haproxy"))
+    );
+    assert_eq!(c.pull.dst_dir, Path::new("/var/lib/haproxystats/incoming"));
+    assert_eq!(
+        c.pull.tmp_dst_dir,
+        Path::new("/var/lib/haproxystats/incoming.tmp")
+    );
+    assert_eq!(c.pull.timeout, Duration::from_millis(100));
+    assert_eq!(c.pull.interval, Duration::from_millis(500));
+    assert_eq!(c.pull.pull_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(c.pull.pull_interval, Duration::from_secs(10));
+    assert_eq!(c.pull.workers, 8);
+    assert_eq!(c.pull.queue_size, 360);
+    assert_eq!(c.process.workers, 4);
+    assert!(!c.process.per_process_metrics);
+    assert_eq!(c.graphite.server, "127.0.0.1");
+    assert_eq!(c.graphite.port, 3002);
+    assert_eq!(c.graphite.retries, Retries::Times(3));
+    assert_eq!(c.graphite.interval, Duration::from_millis(1800));
+    assert_eq!(c.graphite.delay, Duration::from_secs(10));
+    assert_eq!(c.graphite.backoff, 2.0);
+    assert_eq!(c.graphite.queue_size, 1_000_000);
+    assert!(c.local_store.is_none(), "#[local-store] is commented out");
+}
+
+#[test]
+fn seed_readme_second_example_means_what_the_readme_says() {
+    let loaded = load_file(&fixture("seed-example-2.conf"));
+    let c = &loaded.config;
+    let base = Path::new("/home/<username>/repo/haproxystats/var/var/lib/haproxystats");
+    assert_eq!(c.paths.base_dir, base);
+    assert_eq!(c.pull.loglevel, LogLevel::Debug);
+    assert_eq!(c.process.loglevel, LogLevel::Debug);
+    assert_eq!(c.pull.pull_timeout, Some(Duration::from_secs(10)));
+    assert_eq!(c.pull.dst_dir, base.join("incoming"));
+    assert_eq!(c.process.src_dir, base.join("incoming"));
+    assert_eq!(c.process.workers, 2);
+    assert!(c.process.calculate_percentages && c.process.per_process_metrics);
+    assert_eq!(c.graphite.port, 39991);
+    assert_eq!(c.graphite.interval, Duration::from_millis(800));
+    // `timeout = 0.9` in [graphite] was never used by the original either.
+    assert_eq!(c.graphite.connect_timeout, Duration::from_secs(1));
+    assert_eq!(c.graphite.queue_size, 1000);
+    assert_eq!(
+        c.local_store.as_ref().map(|s| s.dir.clone()),
+        Some(base.join("local-store"))
+    );
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("prefix_hostname")));
+    assert!(warnings.iter().any(|w| w.contains("[graphite] timeout")));
+}
+
+#[test]
+fn conf_dir_is_read_after_the_file_sorted_and_later_wins() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let main = dir.path().join("main.conf");
+    std::fs::write(
+        &main,
+        "[graphite]\nport = 1\nserver = main\n[paths]\nbase-dir = /m\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path().join("d");
+    std::fs::create_dir(&d).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(d.join("b.conf"), "[graphite]\nport = 3\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(d.join("a.conf"), "[graphite]\nport = 2\nnamespace = a\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(d.join("c.conf.disabled"), "[graphite]\nport = 9\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A later file may refer to values of an earlier one.
+    std::fs::write(
+        d.join("z.conf"),
+        "[process]\nsrc-dir = ${paths:base-dir}/z\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let loaded = load(&ConfigSources {
+        file: main,
+        file_is_explicit: true,
+        dir: Some(d),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = &loaded.config.graphite;
+    assert_eq!(
+        (g.port, g.server.as_str(), g.namespace.as_str()),
+        (3, "main", "a")
+    );
+    assert_eq!(loaded.config.process.src_dir, Path::new("/m/z"));
+}
+
+#[test]
+fn missing_default_file_means_defaults_missing_explicit_file_is_an_error() {
+    let missing = PathBuf::from("/nonexistent/haproxystats.conf");
+    let implicit = load(&ConfigSources {
+        file: missing.clone(),
+        file_is_explicit: false,
+        dir: None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(implicit.config, Config::defaults());
+    let explicit = load(&ConfigSources {
+        file: missing,
+        file_is_explicit: true,
+        dir: None,
+    });
+    assert!(matches!(explicit, Err(ConfigError::Read { .. })));
+    let no_dir = load(&ConfigSources {
+        file: PathBuf::from("/nonexistent/x"),
+        file_is_explicit: false,
+        dir: Some(PathBuf::from("/nonexistent/conf.d")),
+    });
+    assert!(matches!(no_dir, Err(ConfigError::Read { .. })));
+}
+
+#[test]
+fn every_valid_case_round_trips_through_to_ini() {
+    for (name, text, _) in VALID {
+        let Ok(loaded) = load_str(text) else { continue };
+        let printed = loaded.config.to_ini();
+        let again =
+            load_str(&printed).unwrap_or_else(|e| panic!("{name}: re-read failed: {e}\n{printed}"));
+        assert_eq!(again.config, loaded.config, "{name}:\n{printed}");
+        assert!(again.warnings.is_empty(), "{name}: {:?}", again.warnings);
+    }
+}
+
+#[test]
+fn dir_access_is_checked_only_when_asked() {
+    // Loading never touches the directories it names…
+    let loaded = ok("[process]\nsrc-dir = /nonexistent/src\n");
+    // …a command asks before it starts.
+    let e = haproxystats::config::check_dir_access(
+        &loaded.config.process.src_dir,
+        "process",
+        "src-dir",
+    )
+    .expect_err("missing dir");
+    assert_eq!(e.kind(), "access");
+    assert!(
+        e.to_string()
+            .starts_with("invalid configuration: [process] src-dir = '/nonexistent/src'"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    haproxystats::config::check_dir_access(dir.path(), "process", "src-dir")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).map(|d| d.count()).ok(),
+        Some(0),
+        "probe file removed"
+    );
+}

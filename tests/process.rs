@@ -1,0 +1,189 @@
+//! `haproxystats process`: snapshots already in src-dir are processed oldest
+//! first, their lines reach Graphite, processed directories are removed, an
+//! unusable one is quarantined with its reason, and SIGTERM drains and exits 0.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::Haproxystats;
+use support::haproxystats::BIN;
+
+fn gen_snapshot(out: &Path, timestamp: u64, seed: u32) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/gen_snapshot.py");
+    let status = Command::new("python3")
+        .arg(&script)
+        .arg("--out")
+        .arg(out)
+        .args([
+            "--processes",
+            "2",
+            "--frontends",
+            "3",
+            "--backends",
+            "3",
+            "--servers",
+            "2",
+        ])
+        .args([
+            "--timestamp",
+            &timestamp.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("python3 {}: {e}", script.display()));
+    assert!(status.success(), "gen_snapshot.py failed");
+}
+
+/// A Graphite stand-in on loopback recording every line.
+fn graphite_listener() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let record = Arc::clone(&record);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Ok(mut all) = record.lock() {
+                        all.push(line);
+                    }
+                }
+            });
+        }
+    });
+    (port, lines)
+}
+
+fn wait_until(what: &str, timeout: Duration, log: impl Fn() -> String, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < timeout,
+            "{what} within {timeout:?}; log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn snapshots_reach_graphite_then_leave_and_bad_ones_are_quarantined() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let src = root.path().join("incoming");
+    fs::create_dir(&src).unwrap_or_else(|e| panic!("{e}"));
+    for (i, ts) in [1_700_000_020u64, 1_700_000_010, 1_700_000_000]
+        .iter()
+        .enumerate()
+    {
+        gen_snapshot(&src, *ts, i as u32 + 1);
+    }
+    // Garbage only: nothing usable.
+    let bad = src.join("1700000005");
+    fs::create_dir(&bad).unwrap_or_else(|e| panic!("{e}"));
+    fs::write(bad.join("x.sock_stat"), b"\x00\x01garbage\n").unwrap_or_else(|e| panic!("{e}"));
+
+    let (port, lines) = graphite_listener();
+    let conf = root.path().join("haproxystats.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[process]\nsrc-dir = {}\nworkers = 2\n\n[graphite]\nserver = 127.0.0.1\nport = {port}\n\
+             namespace = test\nprefix-hostname = false\n",
+            src.display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("process.log"));
+
+    let remaining = || fs::read_dir(&src).map(|d| d.count()).unwrap_or(0);
+    wait_until(
+        "src-dir emptied",
+        Duration::from_secs(15),
+        || daemon.log(),
+        || remaining() == 0,
+    );
+    let total = || lines.lock().map(|l| l.len()).unwrap_or(0);
+    let timestamps = || -> BTreeSet<String> {
+        lines
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| x.rsplit(' ').next().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until(
+        "lines of all three snapshots received",
+        Duration::from_secs(10),
+        || daemon.log(),
+        || timestamps().len() == 3,
+    );
+    assert_eq!(
+        timestamps(),
+        ["1700000000", "1700000010", "1700000020"]
+            .map(String::from)
+            .into(),
+    );
+    let received = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    assert!(
+        received
+            .iter()
+            .any(|l| l.starts_with("test.haproxy.frontend.fe00000.stot ")),
+        "no frontend line among {} lines",
+        received.len()
+    );
+    assert!(
+        received
+            .iter()
+            .any(|l| l.starts_with("test.haproxy.haproxystats.GraphiteBacklog "))
+    );
+    assert!(total() > 100);
+
+    let failed = root.path().join("incoming.failed");
+    assert!(
+        failed.join("1700000005/x.sock_stat").is_file(),
+        "not quarantined"
+    );
+    let reason = fs::read_to_string(failed.join("1700000005.reason")).unwrap_or_default();
+    assert!(reason.contains("nothing usable"), "{reason}");
+    assert!(daemon.log().contains("quarantined"), "{}", daemon.log());
+
+    assert_eq!(
+        daemon.terminate(Duration::from_secs(15)),
+        Some(0),
+        "log:\n{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn a_missing_src_dir_fails_at_start_with_one_line() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let conf = root.path().join("haproxystats.conf");
+    fs::write(&conf, "[process]\nsrc-dir = /nonexistent/incoming\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let output = Command::new(BIN)
+        .args(["process", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("src-dir") && err.contains("/nonexistent/incoming"),
+        "{err}"
+    );
+}

@@ -1,0 +1,350 @@
+//! `haproxystats pull` against real HAProxy instances (SPEC §3, issue 4):
+//! the binary as users run it, its snapshot directories and its logs.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{FleetOptions, HaproxyFleet};
+
+const BIN: &str = env!("CARGO_BIN_EXE_haproxystats");
+
+/// A running `haproxystats pull` with its own base dir and captured log.
+struct PullRun {
+    child: Option<Child>,
+    root: tempfile::TempDir,
+}
+
+impl PullRun {
+    /// Starts `haproxystats pull` with a `[pull]` section pulling every
+    /// socket of `socket_dir`; `extra` `[pull]` lines come from a `-d` file
+    /// read after it, so they override (as an SRE's conf.d would).
+    fn start(socket_dir: &Path, extra: &str) -> PullRun {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let conf = root.path().join("haproxystats.conf");
+        let text = format!(
+            "[pull]\n\
+             loglevel = debug\n\
+             socket-dir = {sockets}\n\
+             dst-dir = {root}/incoming\n\
+             tmp-dst-dir = {root}/incoming.tmp\n\
+             retries = 1\n\
+             timeout = 0.2\n\
+             interval = 0.1\n\
+             pull-timeout = 0.9\n\
+             pull-interval = 1\n",
+            sockets = socket_dir.display(),
+            root = root.path().display(),
+        );
+        fs::write(&conf, text).unwrap_or_else(|e| panic!("write conf: {e}"));
+        let conf_d = root.path().join("conf.d");
+        fs::create_dir(&conf_d).unwrap_or_else(|e| panic!("conf.d: {e}"));
+        fs::write(conf_d.join("50-test.conf"), format!("[pull]\n{extra}\n"))
+            .unwrap_or_else(|e| panic!("write conf.d: {e}"));
+        let log = fs::File::create(root.path().join("pull.log"))
+            .unwrap_or_else(|e| panic!("log file: {e}"));
+        let log_err = log.try_clone().unwrap_or_else(|e| panic!("log file: {e}"));
+        let child = Command::new(BIN)
+            .args(["pull", "-f"])
+            .arg(&conf)
+            .arg("-d")
+            .arg(&conf_d)
+            .env_remove("HAPROXYSTATS_LOG")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {BIN} pull: {e}"));
+        PullRun {
+            child: Some(child),
+            root,
+        }
+    }
+
+    fn dst(&self) -> PathBuf {
+        self.root.path().join("incoming")
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.root.path().join("incoming.tmp")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.root.path().join("pull.log")).unwrap_or_default()
+    }
+
+    /// Snapshot directory names in dst-dir, sorted.
+    fn snapshots(&self) -> Vec<u64> {
+        let mut names: Vec<u64> = fs::read_dir(self.dst())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort_unstable();
+        names
+    }
+
+    /// Waits until dst-dir holds at least `n` snapshots.
+    fn wait_snapshots(&self, n: usize, timeout: Duration) -> Vec<u64> {
+        let start = Instant::now();
+        loop {
+            let found = self.snapshots();
+            if found.len() >= n {
+                return found;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "expected {n} snapshots within {timeout:?}, found {found:?}\nlog:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_log(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            if start.elapsed() > timeout {
+                panic!(
+                    "'{needle}' not logged within {timeout:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (at most 10 s).
+    fn stop(&mut self) -> ExitStatus {
+        let Some(mut child) = self.child.take() else {
+            panic!("already stopped");
+        };
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        // SAFETY: kill(2) on our own child's PID has no memory-safety concerns.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = child.kill();
+                    panic!(
+                        "pull did not exit within 10 s of SIGTERM; log:\n{}",
+                        self.log()
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PullRun {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn file_names(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every published snapshot holds an `_info` and a `_stat` of every socket,
+/// with HAProxy's real replies in them.
+fn assert_complete(dir: &Path, sockets: &[String]) {
+    let expected: BTreeSet<String> = sockets
+        .iter()
+        .flat_map(|s| [format!("{s}_info"), format!("{s}_stat")])
+        .collect();
+    assert_eq!(file_names(dir), expected, "{}", dir.display());
+    for socket in sockets {
+        let info = fs::read_to_string(dir.join(format!("{socket}_info"))).unwrap_or_default();
+        assert!(info.contains("Name: HAProxy"), "{socket}_info: {info}");
+        let stat = fs::read_to_string(dir.join(format!("{socket}_stat"))).unwrap_or_default();
+        assert!(
+            stat.starts_with("# pxname,svname,"),
+            "{socket}_stat: {stat}"
+        );
+    }
+}
+
+fn unix_sockets(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("haproxy{i}.sock")).collect()
+}
+
+#[test]
+fn pulls_unix_and_tcp_sockets_into_complete_snapshots_and_stops_cleanly() {
+    let fleet = HaproxyFleet::start(4, FleetOptions::default().with_tcp_stats(3));
+    // A plain file among the sockets is not a socket: ignored.
+    fs::write(fleet.socket_dir().join("README"), b"not a socket").unwrap_or_else(|e| panic!("{e}"));
+    let tcp = fleet.tcp_stats_addr();
+    let mut pull = PullRun::start(&fleet.socket_dir(), &format!("servers = tcp://{tcp}"));
+    let snapshots = pull.wait_snapshots(2, Duration::from_secs(10));
+    let mut sockets = unix_sockets(4);
+    sockets.push(tcp.to_string());
+    for ts in &snapshots {
+        assert_complete(&pull.dst().join(ts.to_string()), &sockets);
+    }
+    let status = pull.stop();
+    assert_eq!(status.code(), Some(0), "log:\n{}", pull.log());
+    assert!(file_names(&pull.tmp()).is_empty(), "tmp-dst-dir not empty");
+    assert!(pull.log().contains("snapshot published"), "{}", pull.log());
+}
+
+#[test]
+fn a_killed_instance_fails_cycles_with_retries_until_it_is_back() {
+    let mut fleet = HaproxyFleet::start(2, FleetOptions::default());
+    let pull = PullRun::start(&fleet.socket_dir(), "");
+    pull.wait_snapshots(1, Duration::from_secs(10));
+    fleet.kill(1);
+    pull.wait_log("pull cycle failed", Duration::from_secs(5));
+    let during_outage = pull.snapshots();
+    std::thread::sleep(Duration::from_millis(1500));
+    // At most the cycle already running when the instance died published.
+    assert!(
+        pull.snapshots().len() <= during_outage.len() + 1,
+        "snapshots published while an instance was down: {:?}",
+        pull.snapshots()
+    );
+    let log = pull.log();
+    assert!(log.contains("retrying"), "no retry in log:\n{log}");
+    assert!(
+        log.contains("haproxy1.sock"),
+        "failing socket not named:\n{log}"
+    );
+    fleet.restart(1);
+    let count = pull.snapshots().len();
+    pull.wait_snapshots(count + 2, Duration::from_secs(10));
+    for ts in pull.snapshots() {
+        assert_complete(&pull.dst().join(ts.to_string()), &unix_sockets(2));
+    }
+    assert!(
+        file_names(&pull.tmp()).len() <= 1,
+        "partial dirs left in tmp"
+    );
+}
+
+#[test]
+fn reloads_during_pulls_leave_only_complete_snapshots() {
+    let mut fleet = HaproxyFleet::start(1, FleetOptions::default());
+    let pull = PullRun::start(&fleet.socket_dir(), "");
+    pull.wait_snapshots(1, Duration::from_secs(10));
+    for _ in 0..3 {
+        fleet.reload(0);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let count = pull.snapshots().len();
+    pull.wait_snapshots(count + 2, Duration::from_secs(10));
+    for ts in pull.snapshots() {
+        assert_complete(&pull.dst().join(ts.to_string()), &unix_sockets(1));
+    }
+}
+
+#[test]
+fn a_socket_that_never_answers_is_cancelled_by_pull_timeout() {
+    let fleet = HaproxyFleet::start(1, FleetOptions::default());
+    let mute_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mute_path = mute_dir.path().join("mute.sock");
+    let listener = UnixListener::bind(&mute_path).unwrap_or_else(|e| panic!("bind: {e}"));
+    // Accepts every connection and never answers.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let mut pull = PullRun::start(
+        &fleet.socket_dir(),
+        &format!("servers = unix://{}", mute_path.display()),
+    );
+    pull.wait_log("pull-timeout reached", Duration::from_secs(6));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(pull.snapshots().is_empty(), "{:?}", pull.snapshots());
+    assert!(pull.log().contains("mute.sock"), "{}", pull.log());
+    assert_eq!(pull.stop().code(), Some(0));
+    assert!(file_names(&pull.tmp()).is_empty(), "tmp-dst-dir not empty");
+}
+
+#[test]
+fn a_reply_larger_than_buffer_limit_fails_the_cycle() {
+    let fleet = HaproxyFleet::start(1, FleetOptions::default());
+    let pull = PullRun::start(&fleet.socket_dir(), "buffer-limit = 600");
+    pull.wait_log("buffer-limit", Duration::from_secs(6));
+    assert!(pull.snapshots().is_empty(), "{:?}", pull.snapshots());
+}
+
+#[test]
+fn a_full_queue_suspends_pulling_until_the_consumer_catches_up() {
+    let fleet = HaproxyFleet::start(1, FleetOptions::default());
+    let pull = PullRun::start(&fleet.socket_dir(), "queue-size = 2");
+    let first = pull.wait_snapshots(2, Duration::from_secs(10));
+    pull.wait_log("pulling suspended", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(pull.snapshots().len(), 2, "pulled past queue-size");
+    // The consumer takes one: pulling resumes.
+    fs::remove_dir_all(pull.dst().join(first[0].to_string())).unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    while !pull.snapshots().iter().any(|ts| *ts > first[1]) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "pulling did not resume; log:\n{}",
+            pull.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_removed_dst_dir_is_recreated() {
+    let fleet = HaproxyFleet::start(1, FleetOptions::default());
+    let pull = PullRun::start(&fleet.socket_dir(), "");
+    pull.wait_snapshots(1, Duration::from_secs(10));
+    fs::remove_dir_all(pull.dst()).unwrap_or_else(|e| panic!("{e}"));
+    let again = pull.wait_snapshots(1, Duration::from_secs(5));
+    assert_complete(&pull.dst().join(again[0].to_string()), &unix_sockets(1));
+}
+
+#[test]
+fn directory_names_follow_the_interval_phase_without_duplicates() {
+    let fleet = HaproxyFleet::start(1, FleetOptions::default());
+    let pull = PullRun::start(&fleet.socket_dir(), "pull-interval = 4");
+    let names = pull.wait_snapshots(4, Duration::from_secs(20));
+    let distinct: BTreeSet<_> = names.iter().collect();
+    assert_eq!(distinct.len(), names.len(), "duplicates: {names:?}");
+    for pair in names.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (3..=5).contains(&gap),
+            "not on a 4 s beat (±1 s): {names:?}\nlog:\n{}",
+            pull.log()
+        );
+    }
+    // Every name is within 1 s of first + 4k: the phase of the first start.
+    for name in &names {
+        let offset = (name - names[0]) % 4;
+        assert!(offset != 2, "off the beat's phase by 2 s: {names:?}");
+    }
+}
