@@ -31,6 +31,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,46 +70,66 @@ fn oracle_venv() -> PathBuf {
 }
 
 /// Runs the original over `snapshots` with `conf`; returns its lines.
-fn run_original(conf: &Path, snapshots: &[&Snapshot], work: &Path) -> String {
+fn run_original(
+    conf: &Path,
+    snapshots: &[&Snapshot],
+    work: &Path,
+    hostname: Option<&str>,
+) -> String {
     let venv = oracle_venv();
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/run_original.py");
-    let output = Command::new(venv.join("bin/python"))
-        .arg(&driver)
-        .arg("--venv")
-        .arg(&venv)
-        .arg("--config")
-        .arg(conf)
-        .arg("--work")
-        .arg(work)
-        .args(snapshots.iter().map(|s| &s.dir))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", driver.display()));
-    assert!(
-        output.status.success(),
-        "the original failed ({}) on {:?}:\n{}",
-        output.status,
-        snapshots.iter().map(|s| &s.label).collect::<Vec<_>>(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("the original writes UTF-8")
+    let mut argv: Vec<OsString> = vec![
+        venv.join("bin/python").into(),
+        driver.into(),
+        "--venv".into(),
+        venv.into(),
+        "--config".into(),
+        conf.into(),
+        "--work".into(),
+        work.into(),
+    ];
+    argv.extend(snapshots.iter().map(|s| s.dir.clone().into()));
+    run("the original", &argv, hostname)
 }
 
 /// Runs our binary: `haproxystats -f CONF replay DIR...`; returns its lines.
-fn run_ours(conf: &Path, snapshots: &[&Snapshot]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_haproxystats"))
-        .arg("-f")
-        .arg(conf)
-        .arg("replay")
-        .args(snapshots.iter().map(|s| &s.dir))
+fn run_ours(conf: &Path, snapshots: &[&Snapshot], hostname: Option<&str>) -> String {
+    let mut argv: Vec<OsString> = vec![
+        env!("CARGO_BIN_EXE_haproxystats").into(),
+        "-f".into(),
+        conf.into(),
+        "replay".into(),
+    ];
+    argv.extend(snapshots.iter().map(|s| s.dir.clone().into()));
+    run("haproxystats replay", &argv, hostname)
+}
+
+/// Runs `argv`, with `hostname` as the host name if given (in a new UTS
+/// namespace: `unshare`, as root or with unprivileged user namespaces);
+/// returns its stdout and panics with its stderr if it fails.
+fn run(what: &str, argv: &[OsString], hostname: Option<&str>) -> String {
+    let mut cmd = match hostname {
+        None => Command::new(&argv[0]),
+        Some(host) => {
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--user", "--map-root-user", "--uts", "sh", "-c"])
+                .arg(r#"hostname "$0" && exec "$@""#)
+                .arg(host)
+                .arg(&argv[0]);
+            cmd
+        }
+    };
+    let output = cmd
+        .args(&argv[1..])
         .output()
-        .expect("run haproxystats replay");
+        .unwrap_or_else(|e| panic!("cannot run {what} ({argv:?}): {e}"));
     assert!(
         output.status.success(),
-        "haproxystats replay failed ({}):\n{}",
+        "{what} failed ({}): {argv:?}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).expect("replay writes UTF-8")
+    String::from_utf8(output.stdout).unwrap_or_else(|e| panic!("{what} wrote non-UTF-8: {e}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -593,8 +614,12 @@ fn show(values: &[f64]) -> String {
 /// What an option set changes in the comparison.
 #[derive(Default, Clone, Copy)]
 struct Expect<'a> {
+    /// `per-process-metrics` is on.
     per_process: bool,
+    /// The `exclude-backends` file, if any.
     excluded_backends: Option<&'a Path>,
+    /// Run both sides with this host name (see [`run`]).
+    hostname: Option<&'a str>,
 }
 
 /// What a comparison found.
@@ -802,9 +827,9 @@ fn differential(test: &str, conf: &str, labels: &[&str], expect: Expect<'_>) {
     let conf_path = dir.join("haproxystats.conf");
     std::fs::write(&conf_path, &conf).expect("write conf");
 
-    let original = run_original(&conf_path, &snapshots, &dir.join("oracle"));
+    let original = run_original(&conf_path, &snapshots, &dir.join("oracle"), expect.hostname);
     std::fs::write(dir.join("original.txt"), &original).expect("write original.txt");
-    let ours = run_ours(&conf_path, &snapshots);
+    let ours = run_ours(&conf_path, &snapshots, expect.hostname);
     std::fs::write(dir.join("ours.txt"), &ours).expect("write ours.txt");
 
     let Comparison {
@@ -1048,12 +1073,31 @@ fn no_hostname_in_prefix() {
     );
 }
 
+/// A host name with dots, set in a UTS namespace for both sides.
+const FQDN: &str = "lb-01.dc1.example.com";
+
+#[test]
+fn fqdn_hostname() {
+    differential(
+        "fqdn_hostname",
+        "",
+        &["seed1", "live-busy"],
+        Expect {
+            hostname: Some(FQDN),
+            ..Expect::default()
+        },
+    );
+}
+
 #[test]
 fn short_hostname() {
     differential(
         "short_hostname",
         "[graphite]\nfqdn = false\n",
-        &["seed1", "live-busy"],
-        Expect::default(),
+        &["seed2", "live-busy"],
+        Expect {
+            hostname: Some(FQDN),
+            ..Expect::default()
+        },
     );
 }
