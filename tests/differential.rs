@@ -1016,10 +1016,14 @@ fn exclusions() {
     let c = corpus();
     differential(
         "exclusions",
+        // Both interpolation forms: `${section:key}` and `${key}` from [DEFAULT].
         &format!(
-            "[process]\nexclude-frontends = {}\nexclude-backends = {}\n",
-            c.exclude_frontends.display(),
-            c.exclude_backends.display()
+            "[DEFAULT]\ncorpus = {}\n[paths]\nbase-dir = ${{corpus}}\n\
+             [process]\nexclude-frontends = ${{paths:base-dir}}/{}\n\
+             exclude-backends = ${{corpus}}/{}\n",
+            c.root.display(),
+            file_name(&c.exclude_frontends),
+            file_name(&c.exclude_backends),
         ),
         &["seed2", "weird", "live-busy"],
         Expect {
@@ -1029,12 +1033,20 @@ fn exclusions() {
     );
 }
 
+fn file_name(path: &Path) -> &str {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .expect("UTF-8 file name")
+}
+
 /// Group sections. Names in upper case because ConfigParser lowercases
 /// option names, group names included; `$$` is ExtendedInterpolation's `$`.
+/// A `[DEFAULT]` key is inherited by the group sections but is no group.
 /// 0.5.1 has no default for `group-namespace-double-writes`: always given.
 fn groups_conf(double_writes: bool) -> String {
     format!(
-        "[process]\naggr-server-metrics = true\n\
+        "[DEFAULT]\nowner = ops\n\
+         [process]\naggr-server-metrics = true\n\
          [graphite]\ngroup-namespace = groups\n\
          group-namespace-double-writes = {double_writes}\n\
          [frontend-groups]\nAPI = ^api-\nLow = fe0000[0-4]\nlive = ^fe_1$$\n\
