@@ -204,6 +204,9 @@ const REAL: &[(&str, u32, &str, Option<&str>)] = &[
     ),
 ];
 
+/// Timestamp of the snapshot made of seed1's `_info` files only.
+const INFO_ONLY_TS: u32 = 1_700_000_301;
+
 /// Timestamps of the two live captures.
 const LIVE_IDLE_TS: u32 = 1_700_000_101;
 const LIVE_BUSY_TS: u32 = 1_700_000_102;
@@ -276,6 +279,23 @@ fn build_corpus() -> Corpus {
             timestamp: ts.to_string(),
         });
     }
+    // Daemon statistics only: the `_info` files of seed1.
+    let dir = snaps.join(INFO_ONLY_TS.to_string());
+    std::fs::create_dir_all(&dir).expect("create snapshot dir");
+    for entry in std::fs::read_dir(&snapshots[0].dir)
+        .expect("read seed1")
+        .flatten()
+    {
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with("_info") {
+            std::fs::copy(entry.path(), dir.join(&name)).expect("copy _info");
+        }
+    }
+    snapshots.push(Snapshot {
+        label: "info-only",
+        dir,
+        timestamp: INFO_ONLY_TS.to_string(),
+    });
     capture_live(&snaps, &mut snapshots);
 
     // Exclusion files: every 5th frontend / backend of each snapshot, raw
@@ -941,6 +961,7 @@ const ALL: &[&str] = &[
     "weird",
     "idle",
     "real-1.7",
+    "info-only",
     "real-2.5.5",
     "real-2.7.1",
     "live-idle",
@@ -990,7 +1011,7 @@ fn per_process_metrics_with_percentages() {
     differential(
         "per_process_metrics_with_percentages",
         "[process]\nper-process-metrics = true\ncalculate-percentages = yes\n",
-        &["seed3", "live-busy"],
+        &["seed3", "info-only", "live-busy"],
         Expect {
             per_process: true,
             ..Expect::default()
