@@ -184,6 +184,27 @@ const GENERATED: &[(&str, u32, &[&str])] = &[
         1_700_000_006,
         &["--seed", "6", "--idle-ratio", "0.5"],
     ),
+    // Other process counts, for the CPU percentiles (nearest rank, ties to
+    // even) and the standard deviation; later arguments win.
+    (
+        "procs2",
+        1_700_000_007,
+        &["--seed", "7", "--processes", "2"],
+    ),
+    (
+        "procs7",
+        1_700_000_008,
+        &[
+            "--seed",
+            "8",
+            "--processes",
+            "7",
+            "--frontends",
+            "10",
+            "--backends",
+            "10",
+        ],
+    ),
 ];
 
 /// Real captures of `tests/fixtures/stat` (label, timestamp, `show stat`,
@@ -960,6 +981,8 @@ const ALL: &[&str] = &[
     "unique",
     "weird",
     "idle",
+    "procs2",
+    "procs7",
     "real-1.7",
     "info-only",
     "real-2.5.5",
@@ -988,7 +1011,14 @@ fn per_process_metrics() {
     differential(
         "per_process_metrics",
         "[process]\nper-process-metrics = true\n",
-        &["seed1", "unique", "real-2.7.1", "live-idle", "live-busy"],
+        &[
+            "seed1",
+            "unique",
+            "procs7",
+            "real-2.7.1",
+            "live-idle",
+            "live-busy",
+        ],
         Expect {
             per_process: true,
             ..Expect::default()
@@ -1001,7 +1031,7 @@ fn calculate_percentages() {
     differential(
         "calculate_percentages",
         "[process]\ncalculate-percentages = true\n",
-        &["seed2", "live-busy"],
+        &["seed2", "procs2", "procs7", "live-busy"],
         Expect::default(),
     );
 }
