@@ -3,10 +3,12 @@
 //! black-box by `tests/oracle/run_original.py`) on the same snapshots and the
 //! same configuration file.
 //!
-//! Inputs: `tools/gen_snapshot.py` corpora (several seeds, `--unique-ratio`,
-//! `--weird-names`, `--idle-ratio`), real 1.7 / 2.5.5 / 2.7.1 captures of
+//! Inputs: `tools/gen_snapshot.py` corpora (several seeds, 2, 4 and 7
+//! processes, `--unique-ratio`, `--weird-names`, `--idle-ratio`; one of
+//! `_info` files only), real 1.7 / 2.5.5 / 2.7.1 captures of
 //! `tests/fixtures/stat`, and two captures of a live HAProxy 2.6 fleet
-//! (before and after uneven traffic). One test per option set of SPEC §4.
+//! (before and after uneven traffic). One test per option set of SPEC §4;
+//! the host name tests run both sides in a UTS namespace (`unshare`).
 //!
 //! Compared: the set of metric paths per timestamp and every value (floats
 //! within 1e-6 relative), except
