@@ -76,8 +76,54 @@ pub enum Command {
         #[arg(value_name = "DIR", required = true)]
         dirs: Vec<PathBuf>,
     },
-    /// Nagios-style health check: exit 0/1/2/3 and one status line
-    Check,
+    /// Nagios plugin: judge the running process by its status file; exit
+    /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN and print one status line
+    #[command(long_about = CHECK_ABOUT)]
+    Check(CheckArgs),
+}
+
+const CHECK_ABOUT: &str = "Nagios plugin: judges the running haproxystats by its status file \
+     <[paths] base-dir>/haproxystats.status, rewritten every second by the supervisor \
+     (`haproxystats` or `haproxystats process`), and prints one line with perfdata.\n\n\
+     Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Unlike the other commands, \
+     a bad command line or configuration exits 3 (UNKNOWN), as Nagios expects of a plugin.\n\n\
+     CRITICAL when the status file is missing or older than --stale-critical (not running \
+     or hung). A value alerts when it is above its threshold. Defaults come from the \
+     configuration; the age of the last pull is judged only when the process pulls.";
+
+/// Thresholds of `haproxystats check`; each unset one takes its default from
+/// the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+#[command(next_help_heading = "Thresholds")]
+pub struct CheckArgs {
+    /// Snapshots waiting in src-dir above which the state is WARNING
+    /// [default: a tenth of [pull] queue-size]
+    #[arg(long, value_name = "N")]
+    pub queue_warning: Option<u64>,
+    /// Snapshots waiting in src-dir above which the state is CRITICAL
+    /// [default: half of [pull] queue-size]
+    #[arg(long, value_name = "N")]
+    pub queue_critical: Option<u64>,
+    /// Lines in the Graphite backlog above which the state is WARNING
+    /// [default: a tenth of [graphite] queue-size]
+    #[arg(long, value_name = "LINES")]
+    pub backlog_warning: Option<u64>,
+    /// Lines in the Graphite backlog above which the state is CRITICAL
+    /// [default: half of [graphite] queue-size]
+    #[arg(long, value_name = "LINES")]
+    pub backlog_critical: Option<u64>,
+    /// Seconds since the last successful pull, process or push above which
+    /// the state is WARNING [default: 3 × [pull] pull-interval]
+    #[arg(long, value_name = "SECS")]
+    pub age_warning: Option<u64>,
+    /// Seconds since the last successful pull, process or push above which
+    /// the state is CRITICAL [default: 6 × [pull] pull-interval]
+    #[arg(long, value_name = "SECS")]
+    pub age_critical: Option<u64>,
+    /// Seconds without a status update after which haproxystats counts as
+    /// not running or hung: CRITICAL [default: 3 writes, at least 10]
+    #[arg(long, value_name = "SECS")]
+    pub stale_critical: Option<u64>,
 }
 
 impl Cli {
@@ -166,6 +212,29 @@ mod tests {
     #[test]
     fn print_and_print_conf_exclude_each_other() {
         assert!(Cli::parse_args(["haproxystats", "-p", "-P"]).is_err());
+    }
+
+    #[test]
+    fn check_takes_its_thresholds() {
+        let cli = parse(&[
+            "haproxystats",
+            "check",
+            "--queue-warning",
+            "5",
+            "--age-critical=90",
+            "-f",
+            "x.conf",
+        ]);
+        assert_eq!(
+            cli.command,
+            Some(Command::Check(CheckArgs {
+                queue_warning: Some(5),
+                age_critical: Some(90),
+                ..CheckArgs::default()
+            }))
+        );
+        assert_eq!(cli.common.file, Some(PathBuf::from("x.conf")));
+        assert!(Cli::parse_args(["haproxystats", "check", "--queue-warning", "-1"]).is_err());
     }
 
     #[test]

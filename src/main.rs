@@ -2,7 +2,9 @@
 //! configuration, set up logging, run the chosen command.
 //!
 //! Exit codes: 0 success, 1 a command failed at run time, 2 bad command line
-//! or configuration (one line on stderr naming what and where).
+//! or configuration (one line on stderr naming what and where). `check` is a
+//! Nagios plugin and exits 0/1/2/3 by Nagios' rules: for it a bad command
+//! line or configuration is 3 (UNKNOWN), with the reason on stdout.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -16,8 +18,14 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = match Cli::parse_args(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::parse_args(args.iter().cloned()) {
         Ok(cli) => cli,
+        Err(error) if error.use_stderr() && commands::check::is_check_invocation(&args) => {
+            let rendered = error.render().to_string();
+            let first = rendered.lines().next().unwrap_or("bad command line");
+            return commands::check::unknown(first.trim_start_matches("error: "));
+        }
         Err(error) => {
             // clap prints help and version itself and exits 0 for them.
             let _ = error.print();
@@ -42,6 +50,9 @@ fn main() -> ExitCode {
     };
     let LoadedConfig { config, warnings } = match config::load(&sources) {
         Ok(loaded) => loaded,
+        Err(error) if matches!(cli.command, Some(Command::Check(_))) => {
+            return commands::check::unknown(&error.to_string());
+        }
         Err(error) => {
             eprintln!("{error}");
             return ExitCode::from(EXIT_USAGE);
@@ -63,10 +74,8 @@ fn run(command: Option<Command>, config: &Config, warnings: &[config::ConfigWarn
         Some(Command::Pull) => (Halves::Pull, LogStream::Stdout),
         Some(Command::Process) => (Halves::Process, LogStream::Stdout),
         Some(Command::Replay { .. }) => (Halves::Process, LogStream::Stderr),
-        Some(Command::Check) => {
-            eprintln!("haproxystats check: not implemented yet");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        // A Nagios plugin: no logging, one line on stdout, the state as exit code.
+        Some(Command::Check(args)) => return commands::check::run(config, args),
     };
     if let Err(error) = logging::init(config, halves, stream) {
         eprintln!("{error}");
@@ -81,7 +90,7 @@ fn run(command: Option<Command>, config: &Config, warnings: &[config::ConfigWarn
         Some(Command::Process) => commands::daemon::run(config, &hostname, false),
         Some(Command::Pull) => commands::pull::run(config),
         Some(Command::Replay { dirs }) => return run_replay(config, &hostname, &dirs),
-        Some(Command::Check) => return ExitCode::from(EXIT_USAGE),
+        Some(Command::Check(_)) => unreachable!("check returned above"),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

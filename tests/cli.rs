@@ -185,13 +185,16 @@ fn conf_dir_files_are_read_after_the_file_in_sorted_order() {
     assert!(text.lines().any(|l| l == "namespace = ns"), "{text}");
 }
 
+/// `check` is a Nagios plugin: a configuration it cannot read is UNKNOWN (3)
+/// on stdout, not 2 on stderr (tests/check.rs covers the plugin itself).
 #[test]
-fn check_is_not_built_yet_and_says_so() {
-    let output = run(&["-f", "/dev/null", "check"]);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let err = stderr(&output);
-    assert!(err.contains("not implemented yet"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+fn check_reports_a_bad_configuration_as_nagios_unknown() {
+    let output = run(&["-f", "/nonexistent/missing.conf", "check"]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let out = stdout(&output);
+    assert!(out.starts_with("HAPROXYSTATS UNKNOWN - "), "{out}");
+    assert!(out.contains("/nonexistent/missing.conf"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
 }
 
 /// A config whose directories cannot be created (they would sit under a

@@ -124,3 +124,104 @@ fn every_line_of_a_snapshot_lands_in_whisper_with_its_value() {
         daemon.log()
     );
 }
+
+/// Writes a snapshot of fixture files the way the puller publishes it.
+fn publish_fixture(src: &Path, ts: u64) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stat");
+    let tmp = src.with_file_name(format!("publish-{ts}"));
+    fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("{e}"));
+    for (from, to) in [
+        ("2.6_show_stat.csv", "lb.sock_stat"),
+        ("2.5.5_show_info.txt", "lb.sock_info"),
+    ] {
+        fs::copy(fixtures.join(from), tmp.join(to)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    fs::rename(&tmp, src.join(ts.to_string())).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_relay_down_for_20_s_loses_nothing_and_keeps_the_snapshots_until_written() {
+    let mut carbon = support::CarbonStack::start();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let base = root.path();
+    let src = base.join("incoming");
+    fs::create_dir(&src).unwrap_or_else(|e| panic!("{e}"));
+    let relay = carbon.relay_addr();
+    let conf = base.join("haproxystats.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[process]\nsrc-dir = {src}\n\n\
+             [graphite]\nserver = {host}\nport = {port}\nnamespace = outage\nprefix-hostname = false\n\
+             retries = 3\ninterval = 0.5\nbackoff = 2\ndelay = 2\n\n\
+             [local-store]\ndir = {base}/local-store\n",
+            src = src.display(),
+            base = base.display(),
+            host = relay.ip(),
+            port = relay.port(),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    carbon.stop_relay();
+    let mut daemon = Haproxystats::start(&["process"], &conf, &base.join("daemon.log"));
+    let now = support::unix_now();
+    let stamps: Vec<u64> = (0..5).map(|i| now - 100 + i * 10).collect();
+    for ts in &stamps {
+        publish_fixture(&src, *ts);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(20));
+    // Processed (local-store has them) but kept: Graphite has nothing yet.
+    for ts in &stamps {
+        assert!(
+            base.join("local-store")
+                .join(ts.to_string())
+                .join("stats")
+                .is_file(),
+            "snapshot {ts} not processed; log:\n{}",
+            daemon.log()
+        );
+        assert!(
+            src.join(ts.to_string()).is_dir(),
+            "snapshot {ts} deleted while Graphite was down"
+        );
+    }
+    assert!(
+        daemon.log().contains("cannot connect to graphite"),
+        "{}",
+        daemon.log()
+    );
+
+    carbon.start_relay();
+    for ts in &stamps {
+        let lines = stored_lines(&base.join("local-store").join(ts.to_string()).join("stats"));
+        assert!(lines.len() > 50, "only {} lines for {ts}", lines.len());
+        for (path, value, line_ts) in &lines {
+            assert_eq!(line_ts, ts);
+            let Some(landed) = carbon.wait_for(path, *ts, Duration::from_secs(30)) else {
+                panic!(
+                    "{path} @ {ts} never landed in whisper; log:\n{}",
+                    daemon.log()
+                );
+            };
+            assert!(
+                (landed - value).abs() <= 1e-9 * value.abs().max(1.0),
+                "{path}: sent {value}, whisper has {landed}"
+            );
+        }
+    }
+    let start = Instant::now();
+    while fs::read_dir(&src).map(|d| d.count()).unwrap_or(0) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "snapshots not deleted after delivery"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        daemon.terminate(Duration::from_secs(15)),
+        Some(0),
+        "log:\n{}",
+        daemon.log()
+    );
+}

@@ -386,3 +386,45 @@ async fn flush_waits_for_the_backlog_and_reports_what_is_left() {
     assert_eq!(left, 0);
     assert_eq!(peer.wait_for(300, Duration::from_secs(2)).len(), 300);
 }
+
+#[actix_rt::test]
+async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
+    use haproxystats::sink::graphite::SendLinesAcked;
+    use tokio::sync::oneshot;
+
+    let port = free_port();
+    // Room for 2500 lines: of five 1000-line batches, the first two and half
+    // of the third are dropped while the peer is down.
+    let sink = GraphiteSink::new(settings(port, 2500)).start();
+    let mut acks = Vec::new();
+    for snapshot in 0..5 {
+        let (bytes, _) = batch(snapshot, 1000);
+        let (written, ack) = oneshot::channel();
+        sink.do_send(SendLinesAcked {
+            lines: bytes,
+            written,
+        });
+        acks.push(ack);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut done: Vec<bool> = acks.iter_mut().map(|a| a.try_recv().is_ok()).collect();
+    // Dropped entirely: acknowledged (nothing left to keep the snapshot for).
+    // Partly or not dropped: waiting for the peer.
+    assert_eq!(done, [true, true, false, false, false]);
+
+    let peer = CountingPeer::start(port);
+    let received =
+        tokio::task::spawn_blocking(move || peer.wait_for(2500, Duration::from_secs(10)))
+            .await
+            .unwrap_or_default();
+    assert_eq!(received.len(), 2500);
+    for (i, ack) in acks.iter_mut().enumerate().skip(2) {
+        let ok = tokio::time::timeout(Duration::from_secs(2), ack).await;
+        assert!(
+            matches!(ok, Ok(Ok(()))),
+            "batch {i} not acknowledged: {ok:?}"
+        );
+        done[i] = true;
+    }
+    assert!(done.iter().all(|d| *d));
+}

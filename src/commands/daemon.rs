@@ -13,9 +13,9 @@ use actix::Actor;
 use super::{CommandError, require_dir};
 use crate::config::Config;
 use crate::engine::EngineOptions;
-use crate::puller::actor::Puller;
 use crate::signals::StopSignals;
-use crate::sink::graphite::{GraphiteSettings, GraphiteSink};
+use crate::sink::graphite::GraphiteSettings;
+use crate::supervisor::restart::RestartLimit;
 use crate::supervisor::{Shutdown, Supervisor, SupervisorSettings};
 
 /// How long draining may take before the process exits anyway.
@@ -35,18 +35,28 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
     let system = actix::System::new();
     system.block_on(async {
         let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;
+        let (fatal, mut fatal_errors) = tokio::sync::mpsc::unbounded_channel();
         let supervisor = Supervisor::new(SupervisorSettings {
             src_dir: config.process.src_dir.clone(),
             workers: config.process.workers,
             engine: Arc::new(engine),
-            puller: pull.then(|| Puller::new(&config.pull)),
-            graphite: GraphiteSink::new(GraphiteSettings::from_config(&config.graphite)),
+            pull: pull.then(|| config.pull.clone()),
+            graphite: GraphiteSettings::from_config(&config.graphite),
             local_store: config.local_store.as_ref().map(|store| store.dir.clone()),
             shutdown_timeout: SHUTDOWN_TIMEOUT,
+            restart_limit: RestartLimit::default(),
+            fatal,
         })
         .start();
-        let signal = signals.next().await;
-        tracing::info!(signal, "stopping: finishing in-flight snapshots and flushing the sinks");
+        tokio::select! {
+            signal = signals.next() => {
+                tracing::info!(signal, "stopping: finishing in-flight snapshots and flushing the sinks");
+            }
+            Some(error) = fatal_errors.recv() => {
+                // Snapshots not yet processed stay in src-dir for the next start.
+                return Err(CommandError::Runtime(error));
+            }
+        }
         tokio::select! {
             left = supervisor.send(Shutdown) => match left {
                 Ok(0) => tracing::info!("stopped; everything flushed"),

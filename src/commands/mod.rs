@@ -1,6 +1,7 @@
 //! The commands that run actors, one file each. `replay` runs none and lives
 //! in [`crate::replay`].
 
+pub mod check;
 pub mod daemon;
 pub mod pull;
 

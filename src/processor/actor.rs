@@ -13,6 +13,11 @@ use actix::prelude::*;
 
 use crate::engine::{self, EngineOptions, SnapshotError, SnapshotReport};
 
+/// A snapshot holding a file of this name makes the processor panic (test
+/// builds only).
+#[cfg(test)]
+pub const INJECT_PANIC_FILE: &str = "INJECT_PANIC";
+
 /// Process this snapshot directory (the caller removes or quarantines it).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Processed, ProcessFailure>")]
@@ -71,6 +76,11 @@ impl Handler<ProcessSnapshot> for Processor {
         let dir = message.dir;
         let mut lines = Vec::with_capacity(1 << 20);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
+            // Fault injection for the supervision tests; not in releases.
+            #[cfg(test)]
+            if dir.join(INJECT_PANIC_FILE).exists() {
+                panic!("injected processor panic");
+            }
             engine::process_snapshot(&dir, &self.options, &mut lines)
         }));
         match outcome {

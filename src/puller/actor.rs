@@ -209,8 +209,25 @@ impl Actor for Puller {
             servers = self.servers.len(),
             "puller started"
         );
-        let first = epoch_now();
-        self.beat(first, ctx);
+        let tmp_dst_dir = self.settings.tmp_dst_dir.clone();
+        let cleared = async move {
+            tokio::task::spawn_blocking(move || snapshot::clear_leftovers(&tmp_dst_dir)).await
+        };
+        ctx.spawn(cleared.into_actor(self).map(|cleared, puller, ctx| {
+            match cleared {
+                Ok(Ok(0)) => {}
+                Ok(Ok(removed)) => tracing::warn!(
+                    removed,
+                    "removed partial snapshots a previous run left in tmp-dst-dir"
+                ),
+                Ok(Err(error)) => {
+                    tracing::error!(error = %error, "cannot clear tmp-dst-dir of partial snapshots")
+                }
+                Err(error) => tracing::error!(error = %error, "clearing tmp-dst-dir failed"),
+            }
+            let first = epoch_now();
+            puller.beat(first, ctx);
+        }));
     }
 }
 
@@ -233,5 +250,14 @@ impl Handler<GetPullerStats> for Puller {
 
     fn handle(&mut self, _: GetPullerStats, _: &mut Context<Self>) -> PullerStats {
         self.stats
+    }
+}
+
+#[cfg(test)]
+impl Handler<crate::supervisor::Crash> for Puller {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+        panic!("injected puller crash");
     }
 }

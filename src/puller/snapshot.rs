@@ -75,6 +75,28 @@ pub fn prepare(tmp_dst_dir: &Path, ts: u64) -> Result<PathBuf, SnapshotIoError> 
     Ok(dir)
 }
 
+/// Removes what a previous run left in `tmp_dst_dir` (a cycle cut short by
+/// a crash or `kill -9`): only the puller writes there, and nothing in it is
+/// complete. Answers how many entries were removed.
+pub fn clear_leftovers(tmp_dst_dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(tmp_dst_dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            fs::remove_dir_all(&path)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 /// Writes one reply into the snapshot being assembled.
 pub fn write_reply(dir: &Path, file_name: &str, reply: &[u8]) -> Result<(), SnapshotIoError> {
     let path = dir.join(file_name);
@@ -139,6 +161,16 @@ pub fn queued(dst_dir: &Path) -> Result<usize, SnapshotIoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftovers_of_a_crashed_cycle_are_cleared() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert_eq!(clear_leftovers(&tmp.path().join("missing")).ok(), Some(0));
+        let partial = prepare(tmp.path(), 42).expect("prepare");
+        write_reply(&partial, "a.sock_info", b"Name: HAProxy\n").expect("write");
+        assert_eq!(clear_leftovers(tmp.path()).ok(), Some(1));
+        assert_eq!(fs::read_dir(tmp.path()).map(|d| d.count()).ok(), Some(0));
+    }
 
     fn temp() -> tempfile::TempDir {
         tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))

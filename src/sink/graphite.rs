@@ -108,6 +108,20 @@ impl SinkCounters {
 #[rtype(result = "()")]
 pub struct SendLines(pub Vec<u8>);
 
+/// Queue these lines and report, on `written`, once every one of them has
+/// been written to a connection (handed to the kernel) or dropped by the
+/// backlog: only then may the snapshot they came from be deleted. If the
+/// sink dies first, `written` is dropped unanswered and the caller keeps
+/// the snapshot to process again (at-least-once across restarts).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SendLinesAcked {
+    /// Newline-terminated lines.
+    pub lines: Vec<u8>,
+    /// Answered once they are written or dropped.
+    pub written: oneshot::Sender<()>,
+}
+
 /// Resolve once everything queued so far is written, or after `timeout`;
 /// answers the lines still waiting (0 = all flushed).
 #[derive(Debug, Message)]
@@ -123,7 +137,7 @@ pub struct Flush {
 pub struct GetSinkStats;
 
 enum Command {
-    Lines(Vec<u8>),
+    Lines(Vec<u8>, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -165,7 +179,17 @@ impl Handler<SendLines> for GraphiteSink {
         if let Some(commands) = &self.commands {
             // The writer lives as long as this actor's context; a send error
             // means both are stopping.
-            let _ = commands.send(Command::Lines(lines));
+            let _ = commands.send(Command::Lines(lines, None));
+        }
+    }
+}
+
+impl Handler<SendLinesAcked> for GraphiteSink {
+    type Result = ();
+
+    fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(Command::Lines(message.lines, Some(message.written)));
         }
     }
 }
@@ -194,6 +218,15 @@ impl Handler<GetSinkStats> for GraphiteSink {
     }
 }
 
+#[cfg(test)]
+impl Handler<crate::supervisor::Crash> for GraphiteSink {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+        panic!("injected graphite sink crash");
+    }
+}
+
 /// The connection and the backlog, owned by one task.
 struct Writer {
     settings: GraphiteSettings,
@@ -214,6 +247,15 @@ struct Writer {
     retry: RetryState,
     next_attempt: Instant,
     flush_waiters: Vec<oneshot::Sender<()>>,
+    /// Lines ever enqueued (the sequence number of the newest line).
+    enqueued: u64,
+    /// Lines of `enqueued` written at least once or dropped.
+    consumed: u64,
+    /// Lines put back in front of the backlog after a broken connection:
+    /// already counted in `consumed`, so their next write or drop is not.
+    recount_debt: u64,
+    /// Acknowledgements waiting for `consumed` to reach their sequence number.
+    acks: std::collections::VecDeque<(u64, oneshot::Sender<()>)>,
 }
 
 impl Writer {
@@ -233,6 +275,10 @@ impl Writer {
             retry: RetryState::default(),
             next_attempt: Instant::now(),
             flush_waiters: Vec::new(),
+            enqueued: 0,
+            consumed: 0,
+            recount_debt: 0,
+            acks: std::collections::VecDeque::new(),
         }
     }
 
@@ -250,7 +296,7 @@ impl Writer {
             let progress_deadline = self.last_progress + self.settings.write_timeout;
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Lines(lines)) => self.enqueue(lines),
+                    Some(Command::Lines(lines, written)) => self.enqueue(lines, written),
                     Some(Command::Flush(waiter)) => self.flush_waiters.push(waiter),
                     None => return,
                 },
@@ -268,9 +314,31 @@ impl Writer {
         }
     }
 
-    fn enqueue(&mut self, lines: Vec<u8>) {
+    fn enqueue(&mut self, lines: Vec<u8>, written: Option<oneshot::Sender<()>>) {
         let pushed = self.backlog.push(lines);
+        self.enqueued += pushed.accepted as u64;
+        if let Some(written) = written {
+            self.acks.push_back((self.enqueued, written));
+        }
         self.count_dropped(pushed.dropped);
+        self.consume(pushed.dropped as u64);
+    }
+
+    /// `lines` left the pipeline (written or dropped), oldest first; the
+    /// ones re-sent after a broken connection were counted the first time.
+    fn consume(&mut self, lines: u64) {
+        let recounted = lines.min(self.recount_debt);
+        self.recount_debt -= recounted;
+        self.consumed += lines - recounted;
+        while self
+            .acks
+            .front()
+            .is_some_and(|(seq, _)| *seq <= self.consumed)
+        {
+            if let Some((_, written)) = self.acks.pop_front() {
+                let _ = written.send(());
+            }
+        }
     }
 
     fn count_dropped(&mut self, dropped: usize) {
@@ -353,6 +421,7 @@ impl Writer {
                     self.counters
                         .sent
                         .fetch_add(self.inflight_lines, Ordering::Relaxed);
+                    self.consume(self.inflight_lines);
                     self.keep_for_replay();
                 }
             }
@@ -383,6 +452,12 @@ impl Writer {
         // backlog, oldest first: the peer may not have read any of it.
         let mut resend = std::mem::take(&mut self.replay);
         self.replay_bytes = 0;
+        // The replay window was counted as consumed when written; the
+        // in-flight chunk was not, and is consumed when written again.
+        let replayed_lines: u64 = resend
+            .iter()
+            .map(|chunk| memchr::memchr_iter(b'\n', chunk).count() as u64)
+            .sum();
         resend.push_back(std::mem::take(&mut self.inflight));
         self.inflight_lines = 0;
         self.written = 0;
@@ -394,6 +469,10 @@ impl Writer {
             dropped += pushed.dropped;
         }
         self.count_dropped(dropped);
+        // Lines that did not fit back are the oldest: replayed ones first.
+        let replayed_back = replayed_lines.saturating_sub(dropped as u64);
+        self.recount_debt += replayed_back;
+        self.consume((dropped as u64).saturating_sub(replayed_lines));
         // The first reconnect is immediate; the policy paces the following.
         self.next_attempt = Instant::now();
         tracing::warn!(

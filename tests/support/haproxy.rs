@@ -26,7 +26,7 @@ use super::process::{
 use super::responder::HttpResponder;
 
 /// How long [`HaproxyFleet::start`], `restart` and `reload` wait for a socket to answer.
-pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long an old process may take to leave after a reload (`hard-stop-after` is 3 s).
 pub const OLD_PROCESS_TIMEOUT: Duration = Duration::from_secs(6);
@@ -51,6 +51,9 @@ pub struct FleetOptions {
     pub servers_per_backend: usize,
     /// Index of the instance that also gets a TCP stats socket, if any.
     pub tcp_stats: Option<usize>,
+    /// Health checks every second on every server (off for big fleets,
+    /// where they would be most of the load).
+    pub health_checks: bool,
 }
 
 impl Default for FleetOptions {
@@ -61,6 +64,7 @@ impl Default for FleetOptions {
             backends: 2,
             servers_per_backend: 2,
             tcp_stats: None,
+            health_checks: true,
         }
     }
 }
@@ -586,10 +590,13 @@ fn render_config(inst: &Instance, opts: &FleetOptions, responder: SocketAddr) ->
         c.push_str(&format!(
             "backend be_{k}\n    balance roundrobin\n    option httpchk GET /health\n"
         ));
+        let check = if opts.health_checks {
+            " check inter 1s"
+        } else {
+            ""
+        };
         for s in 0..opts.servers_per_backend {
-            c.push_str(&format!(
-                "    server srv_{k}_{s} {responder} check inter 1s\n"
-            ));
+            c.push_str(&format!("    server srv_{k}_{s} {responder}{check}\n"));
         }
         c.push('\n');
     }

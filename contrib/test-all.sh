@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every check and test of the project, from a fresh clone on a fresh machine:
+# installs what is missing (Debian packages, the reference oracle), then runs
+# formatting, lints, a warning-free release build, all tests (real HAProxy,
+# real carbon, the original haproxystats as oracle) and one cycle of the demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "installing what is missing"
+contrib/install-deps.sh
+.ci/install-oracle.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo build --release (no warnings allowed)"
+build_log=$(mktemp)
+trap 'rm -f "$build_log"' EXIT
+cargo build --release 2>&1 | tee "$build_log"
+if grep -qE '^warning' "$build_log"; then
+    echo "test-all: the release build printed warnings" >&2
+    exit 1
+fi
+
+step "cargo test"
+cargo test --all-targets
+
+step "demo, one cycle"
+contrib/demo/run.sh --once

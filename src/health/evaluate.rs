@@ -1,0 +1,654 @@
+//! What `haproxystats check` makes of a status record: a Nagios state and
+//! one status line with perfdata. Pure: the record, the time and the
+//! thresholds come in, the verdict goes out.
+//!
+//! A value alerts when it is *above* its threshold (Nagios' `N` range means
+//! "alert outside 0..N"), so `--queue-critical 180` is CRITICAL from 181 on.
+//!
+//! Judged, worst state wins:
+//! - the record's age: older than [`Thresholds::stale_after`] → CRITICAL
+//!   "not running or hung", and nothing else is judged (the rest is old news);
+//! - queue depth and sink backlog against their limits;
+//! - the age of the last successful pull (only when the process pulls),
+//!   process and push against the age limits; "never yet" counts from start.
+//!
+//! Counters since start (dropped lines, quarantined snapshots, restarts) are
+//! reported in perfdata, never judged: a counter that cannot go down would
+//! keep the service in alert until the next restart. Graph their rates from
+//! the self metrics instead.
+
+use std::fmt;
+use std::fmt::Write as _;
+
+use super::status::{Status, StatusError};
+use crate::config::Config;
+
+/// The four Nagios plugin states; the exit code is the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NagiosCode {
+    /// 0: all is well.
+    Ok,
+    /// 1: a threshold is crossed; look soon.
+    Warning,
+    /// 2: not running, hung, or far behind; act now.
+    Critical,
+    /// 3: the check itself could not judge (bad configuration or arguments,
+    /// unreadable status file).
+    Unknown,
+}
+
+impl NagiosCode {
+    /// The process exit code Nagios expects.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            NagiosCode::Ok => 0,
+            NagiosCode::Warning => 1,
+            NagiosCode::Critical => 2,
+            NagiosCode::Unknown => 3,
+        }
+    }
+
+    /// The word printed after `HAPROXYSTATS`.
+    pub fn label(self) -> &'static str {
+        match self {
+            NagiosCode::Ok => "OK",
+            NagiosCode::Warning => "WARNING",
+            NagiosCode::Critical => "CRITICAL",
+            NagiosCode::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Order for "worst wins" among judged values: OK < WARNING < CRITICAL.
+    fn severity(self) -> u8 {
+        match self {
+            NagiosCode::Ok => 0,
+            NagiosCode::Warning => 1,
+            NagiosCode::Unknown => 2,
+            NagiosCode::Critical => 3,
+        }
+    }
+}
+
+impl fmt::Display for NagiosCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A warning and a critical threshold; a value above one is in that state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Above this: WARNING.
+    pub warning: u64,
+    /// Above this: CRITICAL.
+    pub critical: u64,
+}
+
+impl Limits {
+    fn judge(self, value: u64) -> NagiosCode {
+        if value > self.critical {
+            NagiosCode::Critical
+        } else if value > self.warning {
+            NagiosCode::Warning
+        } else {
+            NagiosCode::Ok
+        }
+    }
+
+    /// Refuses limits whose warning is above their critical threshold.
+    fn validate(self, name: &str) -> Result<(), String> {
+        if self.warning > self.critical {
+            return Err(format!(
+                "--{name}-warning {} is above --{name}-critical {}",
+                self.warning, self.critical
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything `check` compares with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Snapshot directories waiting in src-dir.
+    pub queue: Limits,
+    /// Lines in the Graphite sink's backlog.
+    pub backlog: Limits,
+    /// Seconds since the last successful pull, process and push.
+    pub age: Limits,
+    /// Seconds after which the status record is stale (CRITICAL); `None`:
+    /// [`stale_after_default`] of the record's write interval.
+    pub stale_after: Option<u64>,
+}
+
+/// The staleness threshold when none is given: three write intervals, but
+/// at least [`MIN_STALE_SECS`] (times are whole seconds and a busy host may
+/// delay a write by a second or two; the watchdog catches real hangs).
+pub fn stale_after_default(write_interval: u64) -> u64 {
+    write_interval.saturating_mul(3).max(MIN_STALE_SECS)
+}
+
+/// See [`stale_after_default`].
+pub const MIN_STALE_SECS: u64 = 10;
+
+impl Thresholds {
+    /// Defaults derived from the configuration:
+    /// - queue: warning above a tenth of `[pull] queue-size`, critical above
+    ///   half of it (at queue-size pulling pauses and data is lost);
+    /// - backlog: the same fractions of `[graphite] queue-size` (when full,
+    ///   the oldest lines are dropped);
+    /// - ages: warning above 3 × `[pull] pull-interval`, critical above 6 ×;
+    /// - staleness: [`stale_after_default`].
+    pub fn from_config(config: &Config) -> Thresholds {
+        let fractions = |capacity: usize| {
+            let capacity = u64::try_from(capacity).unwrap_or(u64::MAX);
+            Limits {
+                warning: capacity / 10,
+                critical: capacity / 2,
+            }
+        };
+        let interval = config.pull.pull_interval.as_secs_f64();
+        // Whole seconds, at least one; the cast saturates.
+        let times = |n: f64| ((interval * n).ceil() as u64).max(1);
+        Thresholds {
+            queue: fractions(config.pull.queue_size),
+            backlog: fractions(config.graphite.queue_size),
+            age: Limits {
+                warning: times(3.0),
+                critical: times(6.0),
+            },
+            stale_after: None,
+        }
+    }
+
+    /// Refuses thresholds whose warning is above their critical; the error
+    /// names the flags.
+    pub fn validate(&self) -> Result<(), String> {
+        self.queue.validate("queue")?;
+        self.backlog.validate("backlog")?;
+        self.age.validate("age")
+    }
+}
+
+/// The verdict: exit with `code`, print `line`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    /// The state, which is also the exit code.
+    pub code: NagiosCode,
+    /// `HAPROXYSTATS <STATE> - <what> | <perfdata>`, one line.
+    pub line: String,
+}
+
+impl CheckOutcome {
+    /// An outcome whose line is `HAPROXYSTATS <STATE> - <text>`, perfdata
+    /// appended when there is some.
+    fn new(code: NagiosCode, text: &str, perfdata: &[String]) -> CheckOutcome {
+        let mut line = format!("HAPROXYSTATS {code} - {text}");
+        if !perfdata.is_empty() {
+            line.push_str(" | ");
+            line.push_str(&perfdata.join(" "));
+        }
+        CheckOutcome { code, line }
+    }
+
+    /// UNKNOWN: the check could not judge (the text says why).
+    pub fn unknown(text: &str) -> CheckOutcome {
+        CheckOutcome::new(NagiosCode::Unknown, &one_line(text), &[])
+    }
+
+    /// The status file could not be read: CRITICAL when it does not exist
+    /// (haproxystats is not running, or never ran with this configuration),
+    /// UNKNOWN otherwise (garbled, unreadable: the check cannot judge).
+    pub fn unreadable(error: &StatusError) -> CheckOutcome {
+        let text = one_line(&error.to_string());
+        if error.is_missing() {
+            CheckOutcome::new(
+                NagiosCode::Critical,
+                &format!("haproxystats not running: {text}"),
+                &[],
+            )
+        } else {
+            CheckOutcome::new(NagiosCode::Unknown, &text, &[])
+        }
+    }
+}
+
+/// One judged or reported value and its words in the line.
+struct Item {
+    code: NagiosCode,
+    text: String,
+}
+
+/// Judges `status` at `now` (epoch seconds).
+pub fn evaluate(status: &Status, now: u64, thresholds: &Thresholds) -> CheckOutcome {
+    let status_age = now.saturating_sub(status.updated_at);
+    let stale_after = thresholds
+        .stale_after
+        .unwrap_or_else(|| stale_after_default(status.write_interval));
+    if status_age > stale_after {
+        return CheckOutcome::new(
+            NagiosCode::Critical,
+            &format!(
+                "haproxystats not running or hung: status last updated {status_age}s ago by pid {} (stale above {stale_after}s)",
+                status.pid
+            ),
+            &[format!("status_age={status_age}s;;{stale_after};0")],
+        );
+    }
+
+    let mut items = Vec::new();
+    let mut perfdata = Vec::new();
+    let counted = |name: &str, value: u64, unit: &str, limits: Limits| {
+        let code = limits.judge(value);
+        let perf = format!(
+            "{name}={value}{unit};{};{};0",
+            limits.warning, limits.critical
+        );
+        (code, annotation(code, limits, unit), perf)
+    };
+
+    let (code, note, perf) = counted("queue", status.queue_depth, "", thresholds.queue);
+    items.push(Item {
+        code,
+        text: format!("queue {}{note}", status.queue_depth),
+    });
+    perfdata.push(perf);
+
+    let (code, note, perf) = counted("backlog", status.sink_backlog, "", thresholds.backlog);
+    items.push(Item {
+        code,
+        text: format!("backlog {} lines{note}", status.sink_backlog),
+    });
+    perfdata.push(perf);
+
+    let ages = [
+        ("pull", status.pulling, status.last_pull_ok),
+        ("process", true, status.last_process_ok),
+        ("push", true, status.last_push_ok),
+    ];
+    for (what, judged, last) in ages {
+        if !judged {
+            continue;
+        }
+        let age = now.saturating_sub(last.unwrap_or(status.started_at));
+        let (code, note, perf) = counted(&format!("{what}_age"), age, "s", thresholds.age);
+        let text = match last {
+            Some(_) => format!("last {what} {age}s ago{note}"),
+            None => format!("no {what} yet, started {age}s ago{note}"),
+        };
+        items.push(Item { code, text });
+        perfdata.push(perf);
+    }
+
+    for (text, value) in [
+        ("dropped lines", status.dropped_lines),
+        ("quarantined", status.quarantined),
+        ("child restarts", status.child_restarts),
+    ] {
+        if value > 0 {
+            items.push(Item {
+                code: NagiosCode::Ok,
+                text: format!("{text} {value}"),
+            });
+        }
+    }
+    for (name, value, unit) in [
+        ("in_flight", status.in_flight, ""),
+        ("dropped_lines", status.dropped_lines, "c"),
+        ("quarantined", status.quarantined, "c"),
+        ("child_restarts", status.child_restarts, "c"),
+    ] {
+        perfdata.push(format!("{name}={value}{unit};;;0"));
+    }
+    perfdata.push(format!("status_age={status_age}s;;{stale_after};0"));
+
+    let code = items
+        .iter()
+        .map(|item| item.code)
+        .max_by_key(|code| code.severity())
+        .unwrap_or(NagiosCode::Ok);
+    // The values in alert first, worst first: UIs cut long lines.
+    items.sort_by_key(|item| std::cmp::Reverse(item.code.severity()));
+    let text = items
+        .iter()
+        .map(|item| item.text.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    CheckOutcome::new(code, &text, &perfdata)
+}
+
+/// ` (critical above 180)` for a value in alert, nothing otherwise.
+fn annotation(code: NagiosCode, limits: Limits, unit: &str) -> String {
+    let mut note = String::new();
+    match code {
+        NagiosCode::Warning => {
+            let _ = write!(note, " (warning above {}{unit})", limits.warning);
+        }
+        NagiosCode::Critical => {
+            let _ = write!(note, " (critical above {}{unit})", limits.critical);
+        }
+        NagiosCode::Ok | NagiosCode::Unknown => {}
+    }
+    note
+}
+
+/// Nagios reads the first line only; `|` would start perfdata.
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ").replace('|', "/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_001_000;
+
+    fn thresholds() -> Thresholds {
+        Thresholds {
+            queue: Limits {
+                warning: 10,
+                critical: 100,
+            },
+            backlog: Limits {
+                warning: 1000,
+                critical: 5000,
+            },
+            age: Limits {
+                warning: 30,
+                critical: 60,
+            },
+            stale_after: None,
+        }
+    }
+
+    /// A healthy record written a second ago.
+    fn healthy() -> Status {
+        Status {
+            pid: 77,
+            started_at: NOW - 3600,
+            updated_at: NOW - 1,
+            write_interval: 1,
+            pulling: true,
+            queue_depth: 0,
+            in_flight: 1,
+            last_pull_ok: Some(NOW - 3),
+            last_process_ok: Some(NOW - 2),
+            last_push_ok: Some(NOW - 2),
+            sink_backlog: 0,
+            dropped_lines: 0,
+            child_restarts: 0,
+            quarantined: 0,
+        }
+    }
+
+    #[test]
+    fn healthy_is_ok_with_every_value_and_perfdata() {
+        let outcome = evaluate(&healthy(), NOW, &thresholds());
+        assert_eq!(outcome.code, NagiosCode::Ok);
+        assert_eq!(
+            outcome.line,
+            "HAPROXYSTATS OK - queue 0, backlog 0 lines, last pull 3s ago, \
+             last process 2s ago, last push 2s ago \
+             | queue=0;10;100;0 backlog=0;1000;5000;0 pull_age=3s;30;60;0 \
+             process_age=2s;30;60;0 push_age=2s;30;60;0 in_flight=1;;;0 \
+             dropped_lines=0c;;;0 quarantined=0c;;;0 child_restarts=0c;;;0 \
+             status_age=1s;;10;0"
+        );
+    }
+
+    /// (name, change to the healthy record, expected state, text expected in the line)
+    type Case = (&'static str, fn(&mut Status), NagiosCode, &'static str);
+
+    #[test]
+    fn each_value_is_judged_against_its_thresholds() {
+        let cases: &[Case] = &[
+            (
+                "queue at warning",
+                |s| s.queue_depth = 10,
+                NagiosCode::Ok,
+                "queue 10,",
+            ),
+            (
+                "queue above warning",
+                |s| s.queue_depth = 11,
+                NagiosCode::Warning,
+                "queue 11 (warning above 10)",
+            ),
+            (
+                "queue above critical",
+                |s| s.queue_depth = 101,
+                NagiosCode::Critical,
+                "queue 101 (critical above 100)",
+            ),
+            (
+                "backlog above warning",
+                |s| s.sink_backlog = 1001,
+                NagiosCode::Warning,
+                "backlog 1001 lines (warning above 1000)",
+            ),
+            (
+                "backlog above critical",
+                |s| s.sink_backlog = 5001,
+                NagiosCode::Critical,
+                "backlog 5001 lines (critical above 5000)",
+            ),
+            (
+                "pull old",
+                |s| s.last_pull_ok = Some(NOW - 31),
+                NagiosCode::Warning,
+                "last pull 31s ago (warning above 30s)",
+            ),
+            (
+                "pull very old",
+                |s| s.last_pull_ok = Some(NOW - 61),
+                NagiosCode::Critical,
+                "last pull 61s ago (critical above 60s)",
+            ),
+            (
+                "process old",
+                |s| s.last_process_ok = Some(NOW - 45),
+                NagiosCode::Warning,
+                "last process 45s ago (warning above 30s)",
+            ),
+            (
+                "push very old",
+                |s| s.last_push_ok = Some(NOW - 600),
+                NagiosCode::Critical,
+                "last push 600s ago (critical above 60s)",
+            ),
+            (
+                "pull age ignored when not pulling",
+                |s| {
+                    s.pulling = false;
+                    s.last_pull_ok = None;
+                },
+                NagiosCode::Ok,
+                "queue 0, backlog 0 lines, last process 2s ago",
+            ),
+            (
+                "never pulled, just started",
+                |s| {
+                    s.started_at = NOW - 5;
+                    s.last_pull_ok = None;
+                },
+                NagiosCode::Ok,
+                "no pull yet, started 5s ago",
+            ),
+            (
+                "never pushed for long",
+                |s| s.last_push_ok = None,
+                NagiosCode::Critical,
+                "no push yet, started 3600s ago (critical above 60s)",
+            ),
+            (
+                "timestamps in the future count as now",
+                |s| {
+                    s.updated_at = NOW + 5;
+                    s.last_pull_ok = Some(NOW + 5);
+                },
+                NagiosCode::Ok,
+                "last pull 0s ago",
+            ),
+            (
+                "counters are shown, not judged",
+                |s| {
+                    s.dropped_lines = 7;
+                    s.quarantined = 2;
+                    s.child_restarts = 1;
+                },
+                NagiosCode::Ok,
+                "dropped lines 7, quarantined 2, child restarts 1",
+            ),
+            (
+                "worst wins, alerts first",
+                |s| {
+                    s.queue_depth = 11;
+                    s.last_push_ok = Some(NOW - 61);
+                },
+                NagiosCode::Critical,
+                "CRITICAL - last push 61s ago (critical above 60s), queue 11 (warning above 10), backlog 0 lines",
+            ),
+            (
+                "status at the stale limit is fresh",
+                |s| s.updated_at = NOW - 10,
+                NagiosCode::Ok,
+                "status_age=10s;;10;0",
+            ),
+            (
+                "stale status",
+                |s| s.updated_at = NOW - 11,
+                NagiosCode::Critical,
+                "CRITICAL - haproxystats not running or hung: status last updated 11s ago by pid 77 (stale above 10s) | status_age=11s;;10;0",
+            ),
+            (
+                "stale limit follows a slow writer",
+                |s| {
+                    s.write_interval = 5;
+                    s.updated_at = NOW - 14;
+                },
+                NagiosCode::Ok,
+                "status_age=14s;;15;0",
+            ),
+            (
+                "stale hides the rest",
+                |s| {
+                    s.updated_at = NOW - 100;
+                    s.queue_depth = 1000;
+                },
+                NagiosCode::Critical,
+                "not running or hung",
+            ),
+        ];
+        for (name, change, code, text) in cases {
+            let mut status = healthy();
+            change(&mut status);
+            let outcome = evaluate(&status, NOW, &thresholds());
+            assert_eq!(outcome.code, *code, "{name}: {}", outcome.line);
+            assert!(
+                outcome.line.contains(text),
+                "{name}: {:?} not in {:?}",
+                text,
+                outcome.line
+            );
+            assert_eq!(outcome.line.lines().count(), 1, "{name}");
+            assert_eq!(outcome.line.matches(" | ").count(), 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn explicit_stale_threshold_wins() {
+        let mut status = healthy();
+        status.updated_at = NOW - 4;
+        let strict = Thresholds {
+            stale_after: Some(3),
+            ..thresholds()
+        };
+        assert_eq!(evaluate(&status, NOW, &strict).code, NagiosCode::Critical);
+        assert_eq!(evaluate(&status, NOW, &thresholds()).code, NagiosCode::Ok);
+    }
+
+    #[test]
+    fn defaults_follow_the_configuration() {
+        let mut config = Config::defaults();
+        config.pull.queue_size = 360;
+        config.graphite.queue_size = 1_000_000;
+        config.pull.pull_interval = std::time::Duration::from_secs(10);
+        let t = Thresholds::from_config(&config);
+        assert_eq!(
+            t.queue,
+            Limits {
+                warning: 36,
+                critical: 180
+            }
+        );
+        assert_eq!(
+            t.backlog,
+            Limits {
+                warning: 100_000,
+                critical: 500_000
+            }
+        );
+        assert_eq!(
+            t.age,
+            Limits {
+                warning: 30,
+                critical: 60
+            }
+        );
+        assert_eq!(t.stale_after, None);
+        assert_eq!(t.validate(), Ok(()));
+        config.pull.pull_interval = std::time::Duration::from_millis(100);
+        let t = Thresholds::from_config(&config);
+        assert_eq!(
+            t.age,
+            Limits {
+                warning: 1,
+                critical: 1
+            }
+        );
+    }
+
+    #[test]
+    fn warning_above_critical_is_refused_naming_the_flags() {
+        let mut t = thresholds();
+        t.backlog.warning = 6000;
+        assert_eq!(
+            t.validate(),
+            Err("--backlog-warning 6000 is above --backlog-critical 5000".to_owned())
+        );
+    }
+
+    #[test]
+    fn unreadable_status_file_is_critical_when_missing_else_unknown() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = Status::read(&dir.path().join("gone")).expect_err("missing");
+        let outcome = CheckOutcome::unreadable(&missing);
+        assert_eq!(outcome.code, NagiosCode::Critical);
+        assert!(
+            outcome.line.starts_with(
+                "HAPROXYSTATS CRITICAL - haproxystats not running: cannot read status file"
+            ),
+            "{}",
+            outcome.line
+        );
+        let garbled = dir.path().join("garbled");
+        std::fs::write(&garbled, "x|y\n").expect("write");
+        let outcome = CheckOutcome::unreadable(&Status::read(&garbled).expect_err("garbled"));
+        assert_eq!(outcome.code, NagiosCode::Unknown);
+        assert!(
+            outcome
+                .line
+                .starts_with("HAPROXYSTATS UNKNOWN - status file"),
+            "{}",
+            outcome.line
+        );
+        assert!(!outcome.line.contains('|'), "{}", outcome.line);
+    }
+
+    #[test]
+    fn unknown_is_one_line() {
+        let outcome = CheckOutcome::unknown("bad\nthing");
+        assert_eq!(outcome.code.exit_code(), 3);
+        assert_eq!(outcome.line, "HAPROXYSTATS UNKNOWN - bad thing");
+    }
+}

@@ -1,0 +1,668 @@
+//! The Supervisor actor: the root of the tree. It owns the children —
+//! Puller, DirWatcher, the Processor pool, GraphiteSink, LocalStoreSink —
+//! restarts the ones that die, and drives each snapshot directory from
+//! `src-dir` to the sinks:
+//!
+//! 1. the DirWatcher reports a directory (inotify), or a rescan of src-dir
+//!    finds it (at start, whenever the watch is re-established, and every
+//!    [`SAFETY_RESCAN_INTERVAL`]); it is queued oldest first unless already
+//!    queued or in flight;
+//! 2. a Processor runs the engine on it (at most `workers` at once);
+//! 3. its lines, plus the supervisor's own self metrics, go to the sinks;
+//! 4. only then is the directory removed. An unusable one is quarantined in
+//!    `<src-dir>.failed/`; one whose processor panicked is retried once, then
+//!    quarantined, so a poison snapshot cannot loop forever.
+//!
+//! Nothing is deleted before its lines are handed over, so a crash at any
+//! point leaves the directory in `src-dir`, processed again after restart
+//! (at-least-once; see actors.md).
+//!
+//! Supervision: Puller, DirWatcher and GraphiteSink each run on an arbiter
+//! (thread) of their own; a panic there ends that actor and closes its
+//! mailbox. Every [`LIVENESS_INTERVAL`] the supervisor looks at each child's
+//! mailbox and restarts a dead child after a backoff ([`restart`]); too many
+//! restarts in a window and it reports a fatal error, on which the command
+//! exits non-zero for systemd to restart the unit. Processors run on a
+//! `SyncArbiter` and catch their own panics.
+
+pub mod restart;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::PullConfig;
+use crate::engine::EngineOptions;
+use crate::processor::actor::{ProcessFailure, ProcessSnapshot, Processed, Processor};
+use crate::processor::quarantine;
+use crate::puller::actor::{Puller, StopPulling};
+use crate::sink::graphite::{
+    Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLinesAcked, SinkStats,
+};
+use crate::sink::local_store::{LocalStoreSink, StoreLines};
+use crate::watcher::{DirWatcher, WatchEvent};
+use restart::{RestartLimit, RestartTracker};
+
+/// How often src-dir is listed even though the watcher reports every new
+/// directory: a last line of defence against a lost event.
+pub const SAFETY_RESCAN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How often the children's mailboxes are checked.
+pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Everything the supervisor is started with.
+pub struct SupervisorSettings {
+    /// Snapshot directories appear here (`[process] src-dir`).
+    pub src_dir: PathBuf,
+    /// Processors working at once.
+    pub workers: usize,
+    /// Engine options, shared by every processor.
+    pub engine: Arc<EngineOptions>,
+    /// `[pull]`, when this process pulls too.
+    pub pull: Option<PullConfig>,
+    /// The Graphite sink's settings.
+    pub graphite: GraphiteSettings,
+    /// `[local-store] dir`, when enabled.
+    pub local_store: Option<PathBuf>,
+    /// How long shutdown waits for in-flight snapshots and the sinks.
+    pub shutdown_timeout: Duration,
+    /// Restart intensity beyond which the supervisor gives up.
+    pub restart_limit: RestartLimit,
+    /// Where the supervisor reports that it gave up (the command exits 1).
+    pub fatal: mpsc::UnboundedSender<String>,
+}
+
+/// Drain and stop: stop pulling, finish in-flight snapshots, flush the sinks
+/// (bounded by the shutdown timeout). Answers the lines left unsent.
+#[derive(Debug, Message)]
+#[rtype(result = "u64")]
+pub struct Shutdown;
+
+/// Makes the receiving child panic in its handler: the fault injection of
+/// the supervision tests. Only in test builds, never in a release.
+#[cfg(test)]
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+/// Ask for the supervisor's counters.
+#[derive(Debug, Message)]
+#[rtype(result = "SupervisorStats")]
+pub struct GetSupervisorStats;
+
+/// What the supervisor has done since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, MessageResponse)]
+pub struct SupervisorStats {
+    /// Snapshots processed and handed to the sinks.
+    pub processed: u64,
+    /// Snapshots moved to the quarantine.
+    pub quarantined: u64,
+    /// Processor panics caught.
+    pub processor_panics: u64,
+    /// Children restarted after they died.
+    pub child_restarts: u64,
+    /// Directories waiting (queued, not in flight).
+    pub queued: u64,
+    /// Directories being processed.
+    pub in_flight: u64,
+}
+
+/// The kinds of restartable children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildKind {
+    /// The Puller.
+    Puller,
+    /// The DirWatcher.
+    Watcher,
+    /// The GraphiteSink.
+    Graphite,
+}
+
+impl ChildKind {
+    fn name(self) -> &'static str {
+        match self {
+            ChildKind::Puller => "puller",
+            ChildKind::Watcher => "watcher",
+            ChildKind::Graphite => "graphite sink",
+        }
+    }
+}
+
+/// A child actor on an arbiter of its own.
+struct Child<A: Actor<Context = Context<A>> + Send> {
+    addr: Addr<A>,
+    arbiter: Arbiter,
+}
+
+impl<A: Actor<Context = Context<A>> + Send> Child<A> {
+    fn start(actor: A) -> Child<A> {
+        let arbiter = Arbiter::new();
+        let addr = A::start_in_arbiter(&arbiter.handle(), move |_| actor);
+        Child { addr, arbiter }
+    }
+
+    fn alive(&self) -> bool {
+        self.addr.connected()
+    }
+}
+
+impl<A: Actor<Context = Context<A>> + Send> Drop for Child<A> {
+    fn drop(&mut self) {
+        self.arbiter.stop();
+    }
+}
+
+/// The root of the actor tree.
+pub struct Supervisor {
+    src_dir: PathBuf,
+    workers: usize,
+    engine: Arc<EngineOptions>,
+    pull: Option<PullConfig>,
+    puller: Option<Child<Puller>>,
+    watcher: Option<Child<DirWatcher>>,
+    graphite_settings: GraphiteSettings,
+    graphite: Option<Child<GraphiteSink>>,
+    /// Lines handed over while the Graphite sink was being restarted.
+    graphite_pending: Vec<SendLinesAcked>,
+    local_store: Option<Addr<LocalStoreSink>>,
+    processors: Addr<Processor>,
+    queue: VecDeque<PathBuf>,
+    known: HashSet<PathBuf>,
+    in_flight: usize,
+    /// Snapshots between dispatch and removal/quarantine; shutdown waits for 0.
+    busy: tokio::sync::watch::Sender<usize>,
+    panics_by_dir: HashMap<PathBuf, u32>,
+    /// Children waiting for their restart (after the backoff).
+    restarting: HashSet<ChildKind>,
+    restarts: RestartTracker,
+    fatal: mpsc::UnboundedSender<String>,
+    stats: SupervisorStats,
+    draining: bool,
+    shutdown_timeout: Duration,
+}
+
+impl Supervisor {
+    /// Builds the supervisor; children start when it starts.
+    pub fn new(settings: SupervisorSettings) -> Supervisor {
+        let workers = settings.workers.max(1);
+        let engine = Arc::clone(&settings.engine);
+        let processors = SyncArbiter::start(workers, move || Processor::new(Arc::clone(&engine)));
+        let local_store = settings
+            .local_store
+            .map(|dir| SyncArbiter::start(1, move || LocalStoreSink::new(dir.clone())));
+        Supervisor {
+            src_dir: settings.src_dir,
+            workers,
+            engine: settings.engine,
+            pull: settings.pull,
+            puller: None,
+            watcher: None,
+            graphite_settings: settings.graphite,
+            graphite: None,
+            graphite_pending: Vec::new(),
+            local_store,
+            processors,
+            queue: VecDeque::new(),
+            known: HashSet::new(),
+            in_flight: 0,
+            busy: tokio::sync::watch::channel(0).0,
+            panics_by_dir: HashMap::new(),
+            restarting: HashSet::new(),
+            restarts: RestartTracker::new(settings.restart_limit),
+            fatal: settings.fatal,
+            stats: SupervisorStats::default(),
+            draining: false,
+            shutdown_timeout: settings.shutdown_timeout,
+        }
+    }
+
+    fn start_child(&mut self, kind: ChildKind, ctx: &mut Context<Self>) {
+        match kind {
+            ChildKind::Puller => {
+                if let Some(pull) = &self.pull {
+                    self.puller = Some(Child::start(Puller::new(pull)));
+                }
+            }
+            ChildKind::Watcher => {
+                let watcher = DirWatcher::new(self.src_dir.clone(), ctx.address().recipient());
+                self.watcher = Some(Child::start(watcher));
+            }
+            ChildKind::Graphite => {
+                let sink = Child::start(GraphiteSink::new(self.graphite_settings.clone()));
+                for batch in self.graphite_pending.drain(..) {
+                    sink.addr.do_send(batch);
+                }
+                self.graphite = Some(sink);
+            }
+        }
+    }
+
+    /// Restarts every child whose mailbox closed (it panicked or stopped).
+    fn check_children(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let dead: Vec<ChildKind> = [
+            (ChildKind::Puller, self.puller.as_ref().map(Child::alive)),
+            (ChildKind::Watcher, self.watcher.as_ref().map(Child::alive)),
+            (
+                ChildKind::Graphite,
+                self.graphite.as_ref().map(Child::alive),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(kind, alive)| (alive == Some(false)).then_some(kind))
+        .collect();
+        for kind in dead {
+            match kind {
+                ChildKind::Puller => self.puller = None,
+                ChildKind::Watcher => self.watcher = None,
+                ChildKind::Graphite => self.graphite = None,
+            }
+            self.stats.child_restarts += 1;
+            match self.restarts.record(Instant::now()) {
+                Ok(delay) => {
+                    tracing::error!(
+                        child = kind.name(),
+                        restart_in_ms = delay.as_millis() as u64,
+                        restarts = self.restarts.total(),
+                        "child died (panicked or stopped); restarting it"
+                    );
+                    self.restarting.insert(kind);
+                    ctx.run_later(delay, move |supervisor, ctx| {
+                        supervisor.restarting.remove(&kind);
+                        if !supervisor.draining {
+                            supervisor.start_child(kind, ctx);
+                            tracing::info!(child = kind.name(), "child restarted");
+                        }
+                    });
+                }
+                Err(exceeded) => {
+                    tracing::error!(child = kind.name(), "{exceeded}");
+                    let _ = self.fatal.send(exceeded.to_string());
+                    self.draining = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Queues every directory of src-dir not already known, oldest first.
+    fn rescan(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let src_dir = self.src_dir.clone();
+        let scan =
+            async move { tokio::task::spawn_blocking(move || quarantine::pending(&src_dir)).await };
+        ctx.spawn(scan.into_actor(self).map(|found, supervisor, ctx| {
+            match found {
+                Ok(Ok(dirs)) => {
+                    for dir in dirs {
+                        supervisor.enqueue(dir);
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(src_dir = %supervisor.src_dir.display(), error = %error, "cannot list src-dir");
+                }
+                Err(error) => tracing::error!(error = %error, "src-dir scan task failed"),
+            }
+            supervisor.dispatch(ctx);
+        }));
+    }
+
+    fn enqueue(&mut self, dir: PathBuf) {
+        if self.known.insert(dir.clone()) {
+            tracing::debug!(dir = %dir.display(), "snapshot queued");
+            self.queue.push_back(dir);
+        }
+    }
+
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        while !self.draining && self.in_flight < self.workers {
+            let Some(dir) = self.queue.pop_front() else {
+                return;
+            };
+            self.in_flight += 1;
+            self.busy.send_modify(|n| *n += 1);
+            let request = self.processors.send(ProcessSnapshot { dir: dir.clone() });
+            ctx.spawn(request.into_actor(self).map(move |reply, supervisor, ctx| {
+                supervisor.in_flight -= 1;
+                match reply {
+                    Ok(Ok(processed)) => supervisor.deliver(processed, ctx),
+                    Ok(Err(failure)) => supervisor.failed(dir, failure, ctx),
+                    Err(mailbox) => {
+                        // The pool lost the message (a processor thread died):
+                        // the directory is still there; try it again.
+                        tracing::error!(dir = %dir.display(), error = %mailbox, "processor did not answer; requeued");
+                        supervisor.queue.push_front(dir);
+                        supervisor.done();
+                    }
+                }
+                supervisor.dispatch(ctx);
+            }));
+        }
+    }
+
+    /// Hands the lines to the sinks, then removes the directory.
+    fn deliver(&mut self, processed: Processed, ctx: &mut Context<Self>) {
+        let Processed {
+            dir,
+            mut lines,
+            report,
+        } = processed;
+        for warning in &report.warnings {
+            tracing::warn!(dir = %dir.display(), "{warning}");
+        }
+        let ts = u64::try_from(report.timestamp).unwrap_or(0);
+        self.stats.processed += 1;
+        self.panics_by_dir.remove(&dir);
+        tracing::info!(
+            dir = %dir.display(),
+            lines = report.lines,
+            warnings = report.warnings.len(),
+            seconds = report.timings.total.as_secs_f64(),
+            "snapshot processed"
+        );
+        let sink_stats = self
+            .graphite
+            .as_ref()
+            .map(|sink| sink.addr.send(GetSinkStats));
+        let stats = async move {
+            match sink_stats {
+                Some(request) => request.await.unwrap_or_default(),
+                None => SinkStats::default(),
+            }
+        };
+        ctx.spawn(stats.into_actor(self).map(move |sink, supervisor, ctx| {
+            let queued = supervisor.queue.len() as u64;
+            let prefix = supervisor.engine.prefix.clone();
+            append_self_metrics(&mut lines, &prefix, ts, &sink, &supervisor.stats, queued);
+            if let Some(store) = &supervisor.local_store {
+                store.do_send(StoreLines {
+                    ts,
+                    lines: lines.clone(),
+                });
+            }
+            let (written, acknowledged) = oneshot::channel();
+            supervisor.hand_to_graphite(SendLinesAcked { lines, written });
+            // The snapshot is deleted only once Graphite has its lines; if
+            // the sink dies with them, the snapshot is processed again.
+            ctx.spawn(acknowledged.into_actor(supervisor).map(move |ack, supervisor, ctx| {
+                match ack {
+                    Ok(()) => supervisor.remove(dir, ctx),
+                    Err(_) => {
+                        tracing::warn!(dir = %dir.display(), "graphite sink died before writing this snapshot; processing it again");
+                        supervisor.queue.push_front(dir);
+                        supervisor.done();
+                        supervisor.dispatch(ctx);
+                    }
+                }
+            }));
+        }));
+    }
+
+    /// To the sink, or kept until it is back when it is being restarted.
+    fn hand_to_graphite(&mut self, batch: SendLinesAcked) {
+        match &self.graphite {
+            Some(sink) if sink.alive() => sink.addr.do_send(batch),
+            _ => self.graphite_pending.push(batch),
+        }
+    }
+
+    fn remove(&mut self, dir: PathBuf, ctx: &mut Context<Self>) {
+        let target = dir.clone();
+        let removal = async move {
+            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&target)).await
+        };
+        ctx.spawn(removal.into_actor(self).map(move |removed, supervisor, _| {
+            match removed {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(dir = %dir.display(), error = %error, "cannot remove processed snapshot; it will be processed again");
+                }
+                Err(error) => tracing::error!(error = %error, "removal task failed"),
+            }
+            supervisor.known.remove(&dir);
+            supervisor.done();
+        }));
+    }
+
+    fn failed(&mut self, dir: PathBuf, failure: ProcessFailure, ctx: &mut Context<Self>) {
+        let reason = match &failure {
+            ProcessFailure::Unusable(error) => error.to_string(),
+            ProcessFailure::Panicked { .. } => {
+                self.stats.processor_panics += 1;
+                let panics = self.panics_by_dir.entry(dir.clone()).or_insert(0);
+                *panics += 1;
+                if *panics < 2 {
+                    tracing::error!(dir = %dir.display(), error = %failure, "processor panicked; retrying the snapshot once");
+                    self.queue.push_front(dir);
+                    self.done();
+                    return;
+                }
+                failure.to_string()
+            }
+        };
+        self.panics_by_dir.remove(&dir);
+        let src_dir = self.src_dir.clone();
+        let target = dir.clone();
+        let why = reason.clone();
+        let moving = async move {
+            tokio::task::spawn_blocking(move || quarantine::quarantine(&src_dir, &target, &why))
+                .await
+        };
+        ctx.spawn(moving.into_actor(self).map(move |moved, supervisor, _| {
+            supervisor.stats.quarantined += 1;
+            match moved {
+                Ok(Ok(to)) => tracing::error!(dir = %dir.display(), quarantined = %to.display(), reason = %reason, "snapshot unusable; quarantined"),
+                Ok(Err(error)) => tracing::error!(dir = %dir.display(), reason = %reason, error = %error, "snapshot unusable and cannot be quarantined; left in place"),
+                Err(error) => tracing::error!(error = %error, "quarantine task failed"),
+            }
+            supervisor.known.remove(&dir);
+            supervisor.done();
+        }));
+    }
+}
+
+impl Supervisor {
+    /// One snapshot left the pipeline (removed, quarantined or requeued).
+    fn done(&mut self) {
+        self.busy.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Appends the supervisor's and the sink's self metrics (SPEC §4.4, ours).
+fn append_self_metrics(
+    lines: &mut Vec<u8>,
+    prefix: &str,
+    ts: u64,
+    sink: &SinkStats,
+    stats: &SupervisorStats,
+    queued: u64,
+) {
+    let mut text = String::new();
+    for (name, value) in [
+        ("GraphiteBacklog", sink.backlog),
+        ("GraphiteDroppedLines", sink.dropped),
+        ("GraphiteReconnects", sink.reconnects),
+        ("QueueDepth", queued),
+        ("ProcessorPanics", stats.processor_panics),
+        ("ChildRestarts", stats.child_restarts),
+        ("QuarantinedSnapshots", stats.quarantined),
+    ] {
+        let _ = writeln!(text, "{prefix}.haproxystats.{name} {value} {ts}");
+    }
+    lines.extend_from_slice(text.as_bytes());
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_child(ChildKind::Graphite, ctx);
+        self.start_child(ChildKind::Watcher, ctx);
+        self.start_child(ChildKind::Puller, ctx);
+        tracing::info!(
+            src_dir = %self.src_dir.display(),
+            workers = self.workers,
+            pulling = self.puller.is_some(),
+            "supervisor started"
+        );
+        ctx.run_interval(SAFETY_RESCAN_INTERVAL, |supervisor, ctx| {
+            supervisor.rescan(ctx)
+        });
+        ctx.run_interval(LIVENESS_INTERVAL, |supervisor, ctx| {
+            supervisor.check_children(ctx)
+        });
+    }
+}
+
+impl Handler<WatchEvent> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, event: WatchEvent, ctx: &mut Context<Self>) {
+        match event {
+            WatchEvent::Appeared(dir) => {
+                if !self.draining {
+                    self.enqueue(dir);
+                    self.dispatch(ctx);
+                }
+            }
+            WatchEvent::Rescan { reason } => {
+                tracing::debug!(reason, "rescanning src-dir");
+                self.rescan(ctx);
+            }
+        }
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ResponseActFuture<Self, u64>;
+
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        self.draining = true;
+        self.watcher = None;
+        let puller = self.puller.take();
+        let timeout = self.shutdown_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut busy = self.busy.subscribe();
+        let stop_then_drain = async move {
+            if let Some(puller) = &puller {
+                let _ = tokio::time::timeout_at(deadline, puller.addr.send(StopPulling)).await;
+            }
+            drop(puller);
+            let in_flight_done = async move {
+                let _ = busy.wait_for(|snapshots| *snapshots == 0).await;
+            };
+            let _ = tokio::time::timeout_at(deadline, in_flight_done).await;
+        };
+        Box::pin(
+            stop_then_drain
+                .into_actor(self)
+                .then(move |(), supervisor, ctx| {
+                    // A sink that was being restarted holds nothing; what it would
+                    // have sent waits in graphite_pending and goes to a fresh one.
+                    if supervisor
+                        .graphite
+                        .as_ref()
+                        .is_none_or(|sink| !sink.alive())
+                    {
+                        supervisor.start_child(ChildKind::Graphite, ctx);
+                    }
+                    let flush = supervisor.graphite.as_ref().map(|sink| {
+                        sink.addr.send(Flush {
+                            timeout: deadline
+                                .saturating_duration_since(tokio::time::Instant::now()),
+                        })
+                    });
+                    async move {
+                        match flush {
+                            Some(flush) => flush.await.unwrap_or(u64::MAX),
+                            None => u64::MAX,
+                        }
+                    }
+                    .into_actor(supervisor)
+                }),
+        )
+    }
+}
+
+impl Handler<GetSupervisorStats> for Supervisor {
+    type Result = SupervisorStats;
+
+    fn handle(&mut self, _: GetSupervisorStats, _: &mut Context<Self>) -> SupervisorStats {
+        SupervisorStats {
+            queued: self.queue.len() as u64,
+            in_flight: self.in_flight as u64,
+            ..self.stats
+        }
+    }
+}
+
+/// Which children are alive (test builds only).
+#[cfg(test)]
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<(ChildKind, bool)>")]
+pub struct ChildrenAlive;
+
+#[cfg(test)]
+impl Handler<ChildrenAlive> for Supervisor {
+    type Result = Vec<(ChildKind, bool)>;
+
+    fn handle(&mut self, _: ChildrenAlive, _: &mut Context<Self>) -> Self::Result {
+        vec![
+            (
+                ChildKind::Puller,
+                self.puller.as_ref().is_some_and(Child::alive),
+            ),
+            (
+                ChildKind::Watcher,
+                self.watcher.as_ref().is_some_and(Child::alive),
+            ),
+            (
+                ChildKind::Graphite,
+                self.graphite.as_ref().is_some_and(Child::alive),
+            ),
+        ]
+    }
+}
+
+/// Sends [`Crash`] to one child (test builds only).
+#[cfg(test)]
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct CrashChild(pub ChildKind);
+
+#[cfg(test)]
+impl Handler<CrashChild> for Supervisor {
+    type Result = bool;
+
+    fn handle(&mut self, CrashChild(kind): CrashChild, _: &mut Context<Self>) -> bool {
+        match kind {
+            ChildKind::Puller => self
+                .puller
+                .as_ref()
+                .map(|c| c.addr.do_send(Crash))
+                .is_some(),
+            ChildKind::Watcher => self
+                .watcher
+                .as_ref()
+                .map(|c| c.addr.do_send(Crash))
+                .is_some(),
+            ChildKind::Graphite => self
+                .graphite
+                .as_ref()
+                .map(|c| c.addr.do_send(Crash))
+                .is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! Supervision: a panic injected into each kind of child is survived —
+//! the child is restarted and counted, and no snapshot is lost; too many
+//! restarts are fatal; a poison snapshot is retried once, then quarantined.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::{Actor, Addr};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::config::Config;
+use crate::processor::actor::INJECT_PANIC_FILE;
+
+const STAT: &str = include_str!("../../tests/fixtures/stat/2.6_show_stat.csv");
+const INFO: &str = include_str!("../../tests/fixtures/stat/2.5.5_show_info.txt");
+
+/// A Graphite stand-in: records every line received, over any connection.
+fn graphite() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let port = free_port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    graphite_on(port, Arc::clone(&lines));
+    (port, lines)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts recording lines received on `port` into `lines`.
+fn graphite_on(port: u16, lines: Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let record = lines;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let record = Arc::clone(&record);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Ok(mut all) = record.lock() {
+                        all.push(line);
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Writes a complete snapshot the way the puller publishes it (tmp + rename).
+fn publish(src: &Path, ts: u64) -> PathBuf {
+    let tmp = src.with_file_name(format!("tmp-{ts}"));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    std::fs::write(tmp.join("haproxy1.sock_stat"), STAT).expect("stat");
+    std::fs::write(tmp.join("haproxy1.sock_info"), INFO).expect("info");
+    let dir = src.join(ts.to_string());
+    std::fs::rename(&tmp, &dir).expect("rename");
+    dir
+}
+
+struct Harness {
+    root: tempfile::TempDir,
+    supervisor: Addr<Supervisor>,
+    lines: Arc<Mutex<Vec<String>>>,
+    fatal: mpsc::UnboundedReceiver<String>,
+}
+
+impl Harness {
+    fn start(limit: RestartLimit) -> Harness {
+        let (port, lines) = graphite();
+        Harness::start_on(limit, port, lines)
+    }
+
+    /// With Graphite on `port`, recording into `lines` (or not yet listening).
+    fn start_on(limit: RestartLimit, port: u16, lines: Arc<Mutex<Vec<String>>>) -> Harness {
+        let root = tempfile::tempdir().expect("tempdir");
+        let src = root.path().join("incoming");
+        let sockets = root.path().join("sockets");
+        std::fs::create_dir(&src).expect("src");
+        std::fs::create_dir(&sockets).expect("sockets");
+        let mut config = Config::defaults();
+        config.graphite.port = port;
+        config.graphite.prefix_hostname = false;
+        config.graphite.namespace = "t".into();
+        config.pull.socket_dir = Some(sockets);
+        config.pull.dst_dir = root.path().join("pulled");
+        config.pull.tmp_dst_dir = root.path().join("pulled.tmp");
+        let engine = EngineOptions::from_config(&config, "host").expect("engine options");
+        let (fatal_tx, fatal) = mpsc::unbounded_channel();
+        let supervisor = Supervisor::new(SupervisorSettings {
+            src_dir: src,
+            workers: 2,
+            engine: Arc::new(engine),
+            pull: Some(config.pull.clone()),
+            graphite: GraphiteSettings::from_config(&config.graphite),
+            local_store: None,
+            shutdown_timeout: Duration::from_secs(5),
+            restart_limit: limit,
+            fatal: fatal_tx,
+        })
+        .start();
+        Harness {
+            root,
+            supervisor,
+            lines,
+            fatal,
+        }
+    }
+
+    fn src(&self) -> PathBuf {
+        self.root.path().join("incoming")
+    }
+
+    /// Waits until Graphite received a line of snapshot `ts`.
+    async fn wait_delivered(&self, ts: u64) {
+        let suffix = format!(" {ts}");
+        for _ in 0..200 {
+            if self
+                .lines
+                .lock()
+                .map(|l| l.iter().any(|line| line.ends_with(&suffix)))
+                .unwrap_or(false)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("snapshot {ts} never reached graphite");
+    }
+
+    async fn stats(&self) -> SupervisorStats {
+        self.supervisor
+            .send(GetSupervisorStats)
+            .await
+            .expect("stats")
+    }
+
+    async fn wait_restarts(&self, n: u64) {
+        for _ in 0..200 {
+            if self.stats().await.child_restarts >= n {
+                assert_eq!(
+                    self.stats().await.child_restarts,
+                    n,
+                    "more restarts than crashes"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("restart {n} not seen: {:?}", self.stats().await);
+    }
+
+    async fn wait_all_alive(&self) {
+        for _ in 0..200 {
+            let alive = self.supervisor.send(ChildrenAlive).await.expect("alive");
+            if alive.iter().all(|(_, up)| *up) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("children not all alive");
+    }
+
+    async fn crash(&self, kind: ChildKind) {
+        assert!(
+            self.supervisor.send(CrashChild(kind)).await.expect("crash"),
+            "{kind:?} not running"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn every_child_kind_is_restarted_counted_and_no_snapshot_is_lost() {
+    let harness = Harness::start(RestartLimit {
+        max: 10,
+        window: Duration::from_secs(60),
+    });
+    harness.wait_all_alive().await;
+    publish(&harness.src(), 1_700_000_000);
+    harness.wait_delivered(1_700_000_000).await;
+
+    let mut ts = 1_700_000_010;
+    for (n, kind) in [ChildKind::Watcher, ChildKind::Graphite, ChildKind::Puller]
+        .into_iter()
+        .enumerate()
+    {
+        harness.crash(kind).await;
+        // A snapshot published while the child is dead or restarting is
+        // processed and delivered all the same.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        publish(&harness.src(), ts);
+        harness.wait_restarts(n as u64 + 1).await;
+        harness.wait_all_alive().await;
+        harness.wait_delivered(ts).await;
+        ts += 10;
+    }
+    // Delivered snapshots leave src-dir.
+    for _ in 0..100 {
+        if quarantine::pending(&harness.src())
+            .map(|p| p.is_empty())
+            .unwrap_or(false)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(quarantine::pending(&harness.src()).expect("list").len(), 0);
+    // The restarts are in the self metrics of the next snapshot.
+    publish(&harness.src(), ts);
+    harness.wait_delivered(ts).await;
+    let lines = harness.lines.lock().expect("lines").clone();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("t.haproxy.haproxystats.ChildRestarts 3 {ts}")),
+        "no ChildRestarts 3 line for {ts}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_panicking_processor_is_retried_once_then_the_snapshot_is_quarantined() {
+    let harness = Harness::start(RestartLimit::default());
+    let poison = publish(&harness.src(), 1_700_000_100);
+    std::fs::write(poison.join(INJECT_PANIC_FILE), b"").expect("marker");
+    publish(&harness.src(), 1_700_000_200);
+    harness.wait_delivered(1_700_000_200).await;
+    let failed = quarantine::failed_dir(&harness.src()).join("1700000100");
+    for _ in 0..200 {
+        if failed.is_dir() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(failed.is_dir(), "poison snapshot not quarantined");
+    let reason =
+        std::fs::read_to_string(failed.with_file_name("1700000100.reason")).expect("reason");
+    assert!(reason.contains("injected processor panic"), "{reason}");
+    let stats = harness.stats().await;
+    assert_eq!(stats.processor_panics, 2, "{stats:?}");
+    assert_eq!(stats.quarantined, 1, "{stats:?}");
+}
+
+#[actix_rt::test]
+async fn more_restarts_than_the_limit_within_the_window_is_fatal() {
+    let mut harness = Harness::start(RestartLimit {
+        max: 2,
+        window: Duration::from_secs(60),
+    });
+    harness.wait_all_alive().await;
+    let mut restarts = 0;
+    for _ in 0..2 {
+        harness.crash(ChildKind::Watcher).await;
+        restarts += 1;
+        harness.wait_restarts(restarts).await;
+        harness.wait_all_alive().await;
+    }
+    assert!(harness.fatal.try_recv().is_err(), "fatal too early");
+    harness.crash(ChildKind::Watcher).await;
+    let fatal = tokio::time::timeout(Duration::from_secs(5), harness.fatal.recv())
+        .await
+        .expect("fatal reported in time")
+        .expect("fatal message");
+    assert!(fatal.contains("3 child restarts"), "{fatal}");
+}
+
+#[actix_rt::test]
+async fn a_snapshot_whose_lines_die_with_the_sink_is_processed_again() {
+    // Graphite is down: the lines wait in the sink's backlog, the snapshot
+    // stays in src-dir until they are written.
+    let port = free_port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let harness = Harness::start_on(RestartLimit::default(), port, Arc::clone(&lines));
+    harness.wait_all_alive().await;
+    let dir = publish(&harness.src(), 1_700_000_300);
+    for _ in 0..200 {
+        if harness.stats().await.processed >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(dir.is_dir(), "deleted before Graphite had its lines");
+    // The sink dies with the lines: the snapshot is processed again…
+    harness.crash(ChildKind::Graphite).await;
+    harness.wait_restarts(1).await;
+    for _ in 0..200 {
+        if harness.stats().await.processed >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(harness.stats().await.processed, 2);
+    assert!(dir.is_dir());
+    // …and delivered once Graphite is back, then deleted.
+    graphite_on(port, lines);
+    harness.wait_delivered(1_700_000_300).await;
+    for _ in 0..200 {
+        if !dir.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("snapshot not deleted after delivery");
+}

@@ -1,0 +1,284 @@
+//! `haproxystats check` as Nagios runs it: the binary against status files
+//! written in a temp dir (the configuration's base-dir), one line on stdout,
+//! the state as exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use haproxystats::config::{self, ConfigSources};
+use haproxystats::health::{
+    Notifier, Reporter, STATUS_FILE_NAME, Status, StatusWriter, status_path, unix_now,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_haproxystats");
+
+const OK: i32 = 0;
+const WARNING: i32 = 1;
+const CRITICAL: i32 = 2;
+const UNKNOWN: i32 = 3;
+
+/// A base-dir and a configuration pointing at it.
+struct Setup {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+impl Setup {
+    /// `pull-interval = 10`, `[pull] queue-size = 100`, `[graphite]
+    /// queue-size = 1000`: default age limits 30 s / 60 s, queue 10 / 50,
+    /// backlog 100 / 500.
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+        let conf = dir.path().join("haproxystats.conf");
+        let text = format!(
+            "[paths]\nbase-dir = {}\n[pull]\npull-interval = 10\nqueue-size = 100\n\
+             [graphite]\nqueue-size = 1000\n",
+            dir.path().display()
+        );
+        write(&conf, &text);
+        Setup { dir, conf }
+    }
+
+    fn status_file(&self) -> PathBuf {
+        self.dir.path().join(STATUS_FILE_NAME)
+    }
+
+    /// Writes `status` the way the supervisor does.
+    fn write_status(&self, status: &Status) {
+        StatusWriter::new(self.status_file())
+            .write(status)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// `haproxystats -f CONF check ARGS...`
+    fn check(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("-f")
+            .arg(&self.conf)
+            .arg("check")
+            .args(args)
+            .env_remove("HAPROXYSTATS_LOG")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"))
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A supervisor that started an hour ago and is doing fine.
+fn healthy() -> Status {
+    let now = now();
+    Status {
+        updated_at: now,
+        last_pull_ok: Some(now - 2),
+        last_process_ok: Some(now - 1),
+        last_push_ok: Some(now - 1),
+        ..Status::starting(4242, now - 3600, true)
+    }
+}
+
+/// Asserts the exit code and the Nagios shape of the output (one line on
+/// stdout starting with the state); returns the line.
+fn expect(output: &Output, code: i32, label: &str) -> String {
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(code), "{output:?}");
+    assert_eq!(out.lines().count(), 1, "one line expected: {out:?}");
+    let prefix = format!("HAPROXYSTATS {label} - ");
+    assert!(
+        out.starts_with(&prefix),
+        "{out:?} should start with {prefix:?}"
+    );
+    out.trim_end().to_owned()
+}
+
+#[test]
+fn healthy_supervisor_is_ok_with_perfdata() {
+    let setup = Setup::new();
+    setup.write_status(&healthy());
+    let line = expect(&setup.check(&[]), OK, "OK");
+    // Ages may have grown by a second between write and check.
+    assert!(
+        line.contains("queue 0, backlog 0 lines, last pull "),
+        "{line}"
+    );
+    assert!(
+        line.contains(" | queue=0;10;50;0 backlog=0;100;500;0 pull_age="),
+        "{line}"
+    );
+    assert!(line.contains("s;30;60;0 "), "{line}");
+}
+
+/// What the supervisor keeps ([`Reporter`]), built from the same
+/// configuration file, writes where `check` looks.
+#[test]
+fn the_reporter_writes_what_check_reads() {
+    let setup = Setup::new();
+    let loaded = config::load(&ConfigSources {
+        file: setup.conf.clone(),
+        file_is_explicit: true,
+        dir: None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let now = unix_now();
+    // As Reporter::from_config, without systemd (whatever the test's environment).
+    let path = status_path(&loaded.config);
+    assert_eq!(path, setup.status_file());
+    let mut health = Reporter::new(path.clone(), Notifier::disabled(), true, now);
+    health.ready(now);
+    // Started just now, nothing pulled yet: not an alert.
+    let line = expect(&setup.check(&[]), OK, "OK");
+    assert!(line.contains("no pull yet"), "{line}");
+
+    health.status_mut().queue_depth = 51;
+    health.status_mut().last_pull_ok = Some(now);
+    health.tick(now);
+    let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");
+    assert!(line.contains("queue 51 (critical above 50)"), "{line}");
+    health.stopping(now);
+
+    // A second reporter (a restart) replaces the file.
+    let mut again = Reporter::new(path, Notifier::disabled(), false, now);
+    again.tick(now);
+    let line = expect(&setup.check(&[]), OK, "OK");
+    assert!(!line.contains("pull"), "{line}");
+}
+
+#[test]
+fn the_format_written_by_hand_is_read() {
+    let setup = Setup::new();
+    let now = now();
+    let text = format!(
+        "pid=1\nstarted_at={s}\nupdated_at={now}\nwrite_interval=1\npulling=false\n\
+         queue_depth=2\nin_flight=0\nlast_pull_ok=never\nlast_process_ok={now}\n\
+         last_push_ok={now}\nsink_backlog=0\ndropped_lines=0\nchild_restarts=0\nquarantined=0\n",
+        s = now - 3600
+    );
+    write(&setup.status_file(), &text);
+    // `haproxystats process`: the pull age is not judged (it never pulled).
+    let line = expect(&setup.check(&[]), OK, "OK");
+    assert!(!line.contains("pull"), "{line}");
+    assert!(line.contains("queue 2,"), "{line}");
+}
+
+#[test]
+fn thresholds_from_flags_and_from_the_configuration_give_warning() {
+    let setup = Setup::new();
+    let mut status = healthy();
+    status.queue_depth = 6;
+    setup.write_status(&status);
+    expect(&setup.check(&[]), OK, "OK");
+    let line = expect(&setup.check(&["--queue-warning", "5"]), WARNING, "WARNING");
+    assert!(line.contains("queue 6 (warning above 5)"), "{line}");
+
+    // 3 × pull-interval (10 s) from the configuration.
+    status.last_push_ok = Some(now() - 45);
+    setup.write_status(&status);
+    let line = expect(&setup.check(&[]), WARNING, "WARNING");
+    assert!(line.contains("(warning above 30s)"), "{line}");
+    expect(
+        &setup.check(&["--age-warning", "100", "--age-critical", "200"]),
+        OK,
+        "OK",
+    );
+}
+
+#[test]
+fn far_behind_is_critical() {
+    let setup = Setup::new();
+    let mut status = healthy();
+    status.sink_backlog = 501;
+    setup.write_status(&status);
+    let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");
+    assert!(
+        line.contains("backlog 501 lines (critical above 500)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn stale_status_means_not_running_or_hung() {
+    let setup = Setup::new();
+    let mut status = healthy();
+    status.updated_at = now() - 60;
+    setup.write_status(&status);
+    let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");
+    assert!(line.contains("not running or hung"), "{line}");
+    assert!(line.contains("pid 4242"), "{line}");
+    expect(&setup.check(&["--stale-critical", "120"]), OK, "OK");
+}
+
+#[test]
+fn missing_status_file_is_critical_and_names_it() {
+    let setup = Setup::new();
+    let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");
+    assert!(
+        line.contains(&*setup.status_file().to_string_lossy()),
+        "{line}"
+    );
+}
+
+#[test]
+fn garbled_status_file_is_unknown() {
+    let setup = Setup::new();
+    write(&setup.status_file(), "pid=1\nqueue_depth=lots\n");
+    let line = expect(&setup.check(&[]), UNKNOWN, "UNKNOWN");
+    assert!(line.contains("garbled"), "{line}");
+}
+
+#[test]
+fn bad_configuration_and_bad_flags_are_unknown_not_usage_errors() {
+    let setup = Setup::new();
+    setup.write_status(&healthy());
+    let line = expect(
+        &setup.check(&["--queue-warning", "many"]),
+        UNKNOWN,
+        "UNKNOWN",
+    );
+    assert!(line.contains("many"), "{line}");
+    expect(&setup.check(&["--no-such-flag"]), UNKNOWN, "UNKNOWN");
+    let line = expect(
+        &setup.check(&["--age-warning", "90", "--age-critical", "60"]),
+        UNKNOWN,
+        "UNKNOWN",
+    );
+    assert!(
+        line.contains("--age-warning 90 is above --age-critical 60"),
+        "{line}"
+    );
+
+    write(&setup.conf, "[pull]\npull-interval = soon\n");
+    let line = expect(&setup.check(&[]), UNKNOWN, "UNKNOWN");
+    assert!(line.contains("pull-interval"), "{line}");
+}
+
+#[test]
+fn help_documents_the_thresholds_and_exit_codes() {
+    let output = Command::new(BIN)
+        .args(["check", "--help"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for text in [
+        "--queue-warning",
+        "--queue-critical",
+        "--backlog-warning",
+        "--backlog-critical",
+        "--age-warning",
+        "--age-critical",
+        "--stale-critical",
+        "haproxystats.status",
+        "3 (UNKNOWN)",
+    ] {
+        assert!(help.contains(text), "{text:?} missing from:\n{help}");
+    }
+}
