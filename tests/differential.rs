@@ -399,7 +399,7 @@ fn capture_live(snaps: &Path, snapshots: &mut Vec<Snapshot>) {
         frontends: 3,
         backends: 4,
         servers_per_backend: 3,
-        tcp_stats: None,
+        ..FleetOptions::default()
     };
     let mut fleet = HaproxyFleet::start(3, opts);
     fleet.wait_servers_up(Duration::from_secs(10));
