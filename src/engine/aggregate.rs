@@ -38,21 +38,22 @@ use crate::catalogue::{Aggregation, StatMetric};
 use super::parse_stat::{ColumnPlan, RowKind, StatBatch};
 
 /// Running totals of one metric in one group.
+///
+/// A row counts when its file's header has the metric's column (and, for
+/// [`Aggregation::MeanWhereLbtot`], when its `lbtot` is > 0); an empty cell
+/// counts as 0, as the original's `fillna(0)` (SPEC §4.2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Acc {
-    /// Sum of the non-null values considered.
+    /// Sum of the values of the rows counted (empty = 0).
     pub sum: i64,
-    /// Non-null values considered.
-    pub valid: u32,
-    /// Rows considered (null or not), for `mean_nulls_as_zero`.
+    /// Rows counted.
     pub rows: u32,
 }
 
 impl Acc {
     fn merge(&mut self, o: &Acc) {
         self.sum = self.sum.wrapping_add(o.sum);
-        self.valid += o.valid;
-        self.rows += o.rows;
+        self.rows = self.rows.wrapping_add(o.rows);
     }
 }
 
@@ -112,8 +113,6 @@ pub struct KindAgg {
     pub keys: Vec<Box<str>>,
     /// `keys.len() × metrics` accumulators, row-major.
     pub accs: Vec<Acc>,
-    /// Per metric: its column was in at least one file's header.
-    pub present: Vec<bool>,
     width: usize,
     key_buf: String,
 }
@@ -122,7 +121,6 @@ impl KindAgg {
     /// Empty accumulators for `width` metrics.
     pub fn new(width: usize) -> Self {
         KindAgg {
-            present: vec![false; width],
             width,
             ..Default::default()
         }
@@ -167,29 +165,26 @@ impl KindAgg {
             .and_then(|c| c.as_ref());
         let w = self.width;
         for (m, metric) in spec.metrics.iter().enumerate() {
+            // A column the file's header lacks: its rows do not count.
             let Some(Some(arr)) = spec.col.get(m).and_then(|&c| batch.columns.get(c)) else {
                 continue;
             };
-            if let Some(p) = self.present.get_mut(m) {
-                *p = true;
-            }
             let values = arr.values();
             for (r, &g) in gids.iter().enumerate() {
-                if metric.aggregation == Aggregation::MeanWhereLbtot {
-                    let busy = lbtot.is_some_and(|l| l.is_valid(r) && l.value(r) > 0);
-                    if !busy {
-                        continue;
-                    }
+                // An empty (or absent) lbtot is 0: the row is not busy.
+                if metric.aggregation == Aggregation::MeanWhereLbtot
+                    && !lbtot.is_some_and(|l| l.is_valid(r) && l.value(r) > 0)
+                {
+                    continue;
                 }
                 let Some(acc) = self.accs.get_mut(g * w + m) else {
                     continue;
                 };
-                acc.rows += 1;
+                acc.rows = acc.rows.wrapping_add(1);
                 if arr.is_valid(r)
                     && let Some(&v) = values.get(r)
                 {
                     acc.sum = acc.sum.wrapping_add(v);
-                    acc.valid += 1;
                 }
             }
         }
@@ -197,9 +192,6 @@ impl KindAgg {
 
     /// Adds another set of accumulators of the same kind and spec.
     pub fn merge(&mut self, other: KindAgg) {
-        for (p, o) in self.present.iter_mut().zip(&other.present) {
-            *p |= *o;
-        }
         let w = self.width;
         for (og, key) in other.keys.iter().enumerate() {
             let g = self.group(key);
@@ -240,28 +232,18 @@ impl KindAgg {
     }
 }
 
-/// Turns an accumulator into the value to emit, or `None` (a mean over
-/// nothing, or a column no file had).
-pub fn finish(
-    metric: &StatMetric,
-    acc: &Acc,
-    present: bool,
-    mean_nulls_as_zero: bool,
-) -> Option<Aggregate> {
-    if !present {
+/// Turns an accumulator into the value to emit, or `None` when no row
+/// counted (a mean over zero rows, or a column no file of the group had).
+pub fn finish(metric: &StatMetric, acc: &Acc) -> Option<Aggregate> {
+    if acc.rows == 0 {
         return None;
     }
-    match metric.aggregation {
-        Aggregation::Sum => Some(Aggregate::Sum(acc.sum)),
+    Some(match metric.aggregation {
+        Aggregation::Sum => Aggregate::Sum(acc.sum),
         Aggregation::Mean | Aggregation::MeanWhereLbtot => {
-            let n = if mean_nulls_as_zero {
-                acc.rows
-            } else {
-                acc.valid
-            };
-            (n > 0).then(|| Aggregate::Mean(acc.sum as f64 / f64::from(n)))
+            Aggregate::Mean(acc.sum as f64 / f64::from(acc.rows))
         }
-    }
+    })
 }
 
 /// Per-kind specs and the column plan they need.
@@ -327,39 +309,89 @@ impl SiteAgg {
 mod tests {
     use super::*;
     use crate::catalogue::ProxyKind;
+    use crate::engine::WarningKind;
     use std::path::Path;
 
-    #[test]
-    fn sums_means_and_busy_means() {
-        let srv = ProxyKind::Server.all_metrics();
-        let specs = Specs::new(&[], &[], srv);
-        let text = b"# pxname,svname,type,lbtot,bin,weight,qtime,throttle\n\
-b,s,2,0,1,,100,\nb,s,2,2,2,4,10,\nb,s,2,3,,2,20,\nb,t,2,0,,,5,\n";
+    /// Parses `files` (one `show stat` text each) into server accumulators
+    /// and returns a lookup `(group, metric) → value`.
+    fn servers(files: &[&[u8]]) -> impl Fn(&str, &str) -> Option<Aggregate> {
+        let specs = Specs::new(&[], &[], ProxyKind::Server.all_metrics());
         let mut agg = SiteAgg::new(&specs);
-        let mut w = Vec::new();
-        super::super::parse_stat::parse_stat(text, Path::new("x"), &specs.plan, 2, &mut w, |b| {
-            agg.add(&specs, &b)
-        });
-        assert!(w.is_empty());
-        let k = &agg.kinds[2];
-        let spec = &specs.kinds[2];
-        let get = |g: usize, name: &str, z: bool| {
+        for text in files {
+            let mut w = Vec::new();
+            super::super::parse_stat::parse_stat(
+                text,
+                Path::new("x"),
+                &specs.plan,
+                2,
+                &mut w,
+                |b| agg.add(&specs, &b),
+            );
+            let unexpected = w.iter().filter(|w| w.kind != WarningKind::RepeatedHeader);
+            assert_eq!(unexpected.count(), 0, "{w:?}");
+        }
+        let k = agg.kinds[2].clone();
+        let spec = specs.kinds[2].clone();
+        move |group: &str, name: &str| {
+            let g = k.keys.iter().position(|key| &**key == group).unwrap();
             let m = spec.metrics.iter().position(|m| m.name == name).unwrap();
-            finish(&spec.metrics[m], &k.group_accs(g)[m], k.present[m], z)
-        };
-        let order = k.sorted_groups();
-        assert_eq!(&*k.keys[order[0]], "b\0s");
-        let s = order[0];
-        let t = order[1];
-        assert_eq!(get(s, "bin", false), Some(Aggregate::Sum(3)));
-        assert_eq!(get(s, "lbtot", false), Some(Aggregate::Sum(5)));
-        assert_eq!(get(s, "weight", false), Some(Aggregate::Mean(3.0)));
-        assert_eq!(get(s, "weight", true), Some(Aggregate::Mean(2.0)));
-        assert_eq!(get(s, "qtime", false), Some(Aggregate::Mean(15.0)));
-        assert_eq!(get(s, "throttle", false), None);
-        assert_eq!(get(s, "throttle", true), Some(Aggregate::Mean(0.0)));
-        assert_eq!(get(t, "bin", false), Some(Aggregate::Sum(0)));
-        assert_eq!(get(t, "qtime", false), None, "no busy row");
-        assert_eq!(get(s, "ctime", false), None, "no such column");
+            finish(&spec.metrics[m], &k.group_accs(g)[m])
+        }
+    }
+
+    #[test]
+    fn sums_and_means_count_empty_cells_as_zero() {
+        let get = servers(&[b"# pxname,svname,type,lbtot,bin,weight,qtime,throttle\n\
+b,s,2,0,1,,100,\nb,s,2,2,2,4,10,\nb,s,2,3,,2,20,\nb,t,2,0,,,5,\n"]);
+        assert_eq!(get("b\0s", "bin"), Some(Aggregate::Sum(3)));
+        assert_eq!(get("b\0s", "lbtot"), Some(Aggregate::Sum(5)));
+        assert_eq!(get("b\0t", "bin"), Some(Aggregate::Sum(0)));
+        // Mean over every row of the group, the empty cell counting as 0.
+        assert_eq!(get("b\0s", "weight"), Some(Aggregate::Mean(2.0)));
+        // Every cell empty: a mean of zeros, still emitted.
+        assert_eq!(get("b\0s", "throttle"), Some(Aggregate::Mean(0.0)));
+        assert_eq!(get("b\0t", "weight"), Some(Aggregate::Mean(0.0)));
+    }
+
+    #[test]
+    fn time_means_are_over_busy_rows_only() {
+        let get = servers(&[b"# pxname,svname,type,lbtot,qtime,ctime\n\
+b,s,2,0,100,1\nb,s,2,2,10,\nb,s,2,3,20,3\nb,s,2,,40,4\nb,t,2,0,5,5\nb,u,2,,5,5\n"]);
+        // Rows with lbtot 0 or empty are left out; an empty time cell in a
+        // busy row counts as 0.
+        assert_eq!(get("b\0s", "qtime"), Some(Aggregate::Mean(15.0)));
+        assert_eq!(get("b\0s", "ctime"), Some(Aggregate::Mean(1.5)));
+        // No busy row (lbtot 0, or empty): a mean over zero rows, not emitted.
+        assert_eq!(get("b\0t", "qtime"), None);
+        assert_eq!(get("b\0u", "ctime"), None);
+    }
+
+    #[test]
+    fn columns_absent_from_a_header_are_not_emitted_for_its_rows() {
+        let get = servers(&[
+            b"# pxname,svname,type,lbtot,weight,bin,qtime\nb,s,2,1,4,10,6\nb,old,2,1,9,1,2\n",
+            b"# pxname,svname,type,lbtot,bin\nb,s,2,1,20\nb,new,2,1,5\n",
+        ]);
+        // `s` is in both files: the rows of the file without the column do
+        // not count (no 0 dragging the mean down).
+        assert_eq!(get("b\0s", "weight"), Some(Aggregate::Mean(4.0)));
+        assert_eq!(get("b\0s", "qtime"), Some(Aggregate::Mean(6.0)));
+        assert_eq!(get("b\0s", "bin"), Some(Aggregate::Sum(30)));
+        // `new` only appears in the file without the columns.
+        assert_eq!(get("b\0new", "weight"), None);
+        assert_eq!(get("b\0new", "qtime"), None);
+        assert_eq!(get("b\0new", "bin"), Some(Aggregate::Sum(5)));
+        // No file has the column: not emitted at all.
+        assert_eq!(get("b\0s", "ctime"), None);
+        assert_eq!(get("b\0old", "throttle"), None);
+    }
+
+    #[test]
+    fn header_change_inside_a_file_splits_the_rows() {
+        // A second header without `weight`: the rows after it do not count
+        // for `weight`, even within one batch.
+        let get = servers(&[b"# pxname,svname,type,weight\nb,s,2,4\n\
+# pxname,svname,type\nb,s,2\n"]);
+        assert_eq!(get("b\0s", "weight"), Some(Aggregate::Mean(4.0)));
     }
 }

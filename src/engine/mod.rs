@@ -244,16 +244,14 @@ fn emit_group(
     section: &[&str],
     metrics: &[StatMetric],
     accs: &[aggregate::Acc],
-    present: &[bool],
-    mean_nulls_as_zero: bool,
 ) -> usize {
     let mut count = 0;
     let mut parts: Vec<&str> = Vec::with_capacity(section.len() + 2);
     for (m, metric) in metrics.iter().enumerate() {
-        let (Some(acc), Some(&p)) = (accs.get(m), present.get(m)) else {
+        let Some(acc) = accs.get(m) else {
             continue;
         };
-        let Some(v) = finish(metric, acc, p, mean_nulls_as_zero) else {
+        let Some(v) = finish(metric, acc) else {
             continue;
         };
         let value = match v {
@@ -338,7 +336,6 @@ pub fn process_snapshot(
     let out_start = out.len();
     let mut w = LineWriter::new(out, timestamp);
     let p = opts.prefix.as_str();
-    let z = opts.mean_nulls_as_zero;
     if !procs.is_empty() {
         let t = Instant::now();
         report.metrics.daemon = daemon::emit_daemon(
@@ -380,8 +377,6 @@ pub fn process_snapshot(
                 &["frontend", name],
                 &fe_spec.metrics,
                 fe.group_accs(g),
-                &fe.present,
-                z,
             );
         }
         report.timings.frontends = t.elapsed() + report.timings.parse_stats;
@@ -404,8 +399,6 @@ pub fn process_snapshot(
                 &["backend", name],
                 &be_spec.metrics,
                 be.group_accs(g),
-                &be.present,
-                z,
             );
         }
         report.timings.backends = t.elapsed();
@@ -448,8 +441,6 @@ pub fn process_snapshot(
                         &["backend", backend, "server", server],
                         &srv_spec.metrics,
                         srv.group_accs(g),
-                        &srv.present,
-                        z,
                     );
                 }
             }
@@ -457,7 +448,6 @@ pub fn process_snapshot(
         }
         if opts.aggr_server_metrics {
             let mut by_name = KindAgg::new(srv_spec.metrics.len());
-            by_name.present.clone_from(&srv.present);
             let mut partial = KindAgg::new(srv_spec.metrics.len());
             for (g, key) in srv.keys.iter().enumerate() {
                 let (backend, server) = split_key(key);
@@ -482,8 +472,6 @@ pub fn process_snapshot(
                     &["server", server],
                     &srv_spec.metrics,
                     by_name.group_accs(g),
-                    &by_name.present,
-                    z,
                 );
             }
         }

@@ -71,10 +71,6 @@ pub struct EngineOptions {
     pub parallelism: usize,
     /// Rows per parsed Arrow batch (bounds memory per thread).
     pub batch_rows: usize,
-    /// `false` (default): a mean is over the non-empty cells only, and a
-    /// mean over no value is not emitted. `true`: empty cells count as 0 in
-    /// means, as the original did after `fillna(0)`.
-    pub mean_nulls_as_zero: bool,
 }
 
 impl EngineOptions {
@@ -143,7 +139,6 @@ impl EngineOptions {
             },
             parallelism,
             batch_rows: 4096,
-            mean_nulls_as_zero: false,
         })
     }
 
@@ -168,7 +163,6 @@ impl EngineOptions {
             server_groups: Vec::new(),
             parallelism: 1,
             batch_rows: 4096,
-            mean_nulls_as_zero: false,
         }
     }
 

@@ -137,10 +137,10 @@ impl KindBuilder {
         let columns = self
             .cols
             .iter_mut()
-            .zip(&self.present)
-            .map(|(b, &p)| {
+            .zip(&mut self.present)
+            .map(|(b, p)| {
                 let arr = b.finish();
-                p.then(|| Arc::new(arr))
+                std::mem::take(p).then(|| Arc::new(arr))
             })
             .collect();
         Some(StatBatch {
@@ -299,6 +299,13 @@ pub fn parse_stat(
                 Some(h) => {
                     if header.is_some() {
                         warn(Some(lineno), WarningKind::RepeatedHeader, warnings);
+                        // A batch holds the rows of one header: which
+                        // columns exist is a property of the batch.
+                        for b in &mut builders {
+                            if let Some(batch) = b.finish() {
+                                sink(batch);
+                            }
+                        }
                     }
                     header = Some(h);
                     summary.usable = true;
