@@ -2,10 +2,11 @@
 //!
 //! `cargo bench --bench engine` generates (once) an 8-process HAProxy 2.6
 //! snapshot with 1000 frontends, 1000 backends and 20 servers per backend
-//! with `/work/shared/tools/gen_snapshot.py` (override the directory with
+//! with the repository's `tools/gen_snapshot.py` (override the directory with
 //! `HS_BENCH_DIR=/path/to/<timestamp>`), then processes it repeatedly with
 //! `aggr-server-metrics` on and prints min/median wall time
-//! (`HS_BENCH_RUNS=1` for one run, e.g. under `/usr/bin/time -v`).
+//! (`HS_BENCH_RUNS=1` for one run, e.g. under `/usr/bin/time -v`;
+//! `HS_BENCH_OUT=FILE` writes the lines of the last run to FILE).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,8 +20,10 @@ fn snapshot_dir() -> PathBuf {
     let root = std::env::temp_dir().join("hs-engine-bench");
     let dir = root.join("1700000000");
     if !dir.join("admin8.sock_stat").exists() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/gen_snapshot.py");
         let status = std::process::Command::new("python3")
-            .args(["/work/shared/tools/gen_snapshot.py", "--out"])
+            .arg(script)
+            .arg("--out")
             .arg(&root)
             .args([
                 "--processes",
@@ -78,6 +81,11 @@ fn main() {
                 std::process::exit(1);
             }
         }
+    }
+    if let Ok(path) = std::env::var("HS_BENCH_OUT")
+        && let Err(e) = std::fs::write(&path, &out)
+    {
+        eprintln!("cannot write {path}: {e}");
     }
     times.sort();
     println!(
