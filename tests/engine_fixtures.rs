@@ -83,7 +83,10 @@ fn every_layout_gives_the_same_lines() {
         // A column whose cells are all empty: empty is 0, so a mean of 0
         // (SPEC §4.2, the original's fillna(0)).
         assert!(
-            has(&text, &format!("{p}.backend.be_app.server.srv1.throttle 0.0")),
+            has(
+                &text,
+                &format!("{p}.backend.be_app.server.srv1.throttle 0.0")
+            ),
             "{version}"
         );
         // Listeners are ignored.

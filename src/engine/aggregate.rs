@@ -1,6 +1,8 @@
 //! Grouped kernels over the Arrow batches of `parse_stat`: per frontend, per
 //! backend, per (backend, server) accumulators of sum and counts, which merge
-//! exactly across threads and files.
+//! exactly across threads and files. Group ids are assigned from the raw
+//! name bytes of the CSV ([`KindAgg::group_raw`]): a name is sanitised and
+//! interned once per group, not once per row.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -31,11 +33,10 @@ impl Hasher for FxHasher {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-use arrow::array::Array;
-
 use crate::catalogue::{Aggregation, StatMetric};
 
-use super::parse_stat::{ColumnPlan, RowKind, StatBatch};
+use super::format::sanitize_bytes;
+use super::parse_stat::{ColumnPlan, RowKind, StatBatch, StatSink};
 
 /// Running totals of one metric in one group.
 ///
@@ -105,16 +106,40 @@ impl KindSpec {
     }
 }
 
-/// Accumulators of one kind, grouped by name (`px` or `px\0sv`).
+/// Accumulators of one kind, grouped by name (`px` or `px\0sv`, sanitised).
 #[derive(Debug, Clone, Default)]
 pub struct KindAgg {
+    /// Sanitised key → group id.
     index: FxMap<Box<str>, u32>,
+    /// Raw CSV name bytes (as [`KindAgg::group_raw`] encodes them) → group
+    /// id: a row's names are hashed, not sanitised nor copied.
+    raw: FxMap<Box<[u8]>, u32>,
     /// Group keys, by group id.
     pub keys: Vec<Box<str>>,
     /// `keys.len() × metrics` accumulators, row-major.
     pub accs: Vec<Acc>,
     width: usize,
-    key_buf: String,
+    raw_buf: Vec<u8>,
+    /// Per group id: the raw key first seen for it (empty for groups made
+    /// by merging), and the group that followed it last time.
+    raw_of: Vec<(Box<[u8]>, u32)>,
+    /// The group of the previous row ([`NO_GROUP`] at first).
+    last: u32,
+}
+
+/// No group (before the first row).
+const NO_GROUP: u32 = u32::MAX;
+
+/// `true` when `key` is the raw key [`KindAgg::group_raw`] builds for the names.
+fn raw_key_is(key: &[u8], px: &[u8], sv: &[u8], two_level: bool) -> bool {
+    if !two_level {
+        return key == px;
+    }
+    let (len, names) = key.split_at_checked(8).unwrap_or_default();
+    len == (px.len() as u64).to_le_bytes()
+        && names.len() == px.len() + sv.len()
+        && names.starts_with(px)
+        && names.ends_with(sv)
 }
 
 impl KindAgg {
@@ -122,6 +147,7 @@ impl KindAgg {
     pub fn new(width: usize) -> Self {
         KindAgg {
             width,
+            last: NO_GROUP,
             ..Default::default()
         }
     }
@@ -135,56 +161,98 @@ impl KindAgg {
         self.index.insert(key.into(), g as u32);
         self.accs
             .resize(self.accs.len() + self.width, Acc::default());
+        self.raw_of.push((Box::default(), NO_GROUP));
         g
     }
 
-    /// Adds one batch (the kernel): group ids per row, then one pass per
-    /// metric column.
-    pub fn add(
-        &mut self,
-        spec: &KindSpec,
-        batch: &StatBatch,
-        two_level: bool,
-        gids: &mut Vec<usize>,
-    ) {
-        gids.clear();
-        for r in 0..batch.len() {
-            let mut buf = std::mem::take(&mut self.key_buf);
-            buf.clear();
-            buf.push_str(batch.pxname.value(r));
-            if two_level {
-                buf.push('\0');
-                buf.push_str(batch.svname.value(r));
-            }
-            gids.push(self.group(&buf));
-            self.key_buf = buf;
+    /// The group of a row named `px` (`two_level`: `px`/`sv`) from raw CSV
+    /// cells. The first time raw names are seen they are sanitised (SPEC §4)
+    /// and interned; raw names that sanitise alike share one group.
+    ///
+    /// Every HAProxy process of a snapshot lists its proxies in the same
+    /// order, so the group that followed the previous row's group last time
+    /// is tried first (a comparison of bytes); only when it is not that one
+    /// are the names hashed.
+    pub fn group_raw(&mut self, px: &[u8], sv: &[u8], two_level: bool) -> u32 {
+        let guess = self
+            .raw_of
+            .get(self.last as usize)
+            .map_or(NO_GROUP, |p| p.1);
+        if let Some((key, _)) = self.raw_of.get(guess as usize)
+            && raw_key_is(key, px, sv, two_level)
+        {
+            self.last = guess;
+            return guess;
         }
+        let mut raw = std::mem::take(&mut self.raw_buf);
+        raw.clear();
+        if two_level {
+            // Length-prefixed, so that no pair of names encodes like another.
+            raw.extend_from_slice(&(px.len() as u64).to_le_bytes());
+            raw.extend_from_slice(px);
+            raw.extend_from_slice(sv);
+        } else {
+            raw.extend_from_slice(px);
+        }
+        let g = match self.raw.get(raw.as_slice()) {
+            Some(&g) => g,
+            None => {
+                let mut key = String::from(sanitize_bytes(px));
+                if two_level {
+                    key.push('\0');
+                    key.push_str(&sanitize_bytes(sv));
+                }
+                let g = self.group(&key) as u32;
+                self.raw.insert(raw.as_slice().into(), g);
+                if let Some(first) = self.raw_of.get_mut(g as usize).map(|p| &mut p.0)
+                    && first.is_empty()
+                {
+                    *first = raw.as_slice().into();
+                }
+                g
+            }
+        };
+        self.raw_buf = raw;
+        if let Some(prev) = self.raw_of.get_mut(self.last as usize) {
+            prev.1 = g;
+        }
+        self.last = g;
+        g
+    }
+
+    /// Adds one batch (the kernel): one pass per metric column over the
+    /// rows' group ids.
+    pub fn add(&mut self, spec: &KindSpec, batch: &StatBatch) {
+        let gids = batch.group.values();
         let lbtot = spec
             .lbtot
             .and_then(|c| batch.columns.get(c))
-            .and_then(|c| c.as_ref());
+            .and_then(|c| c.as_ref())
+            .map(|l| l.values());
         let w = self.width;
         for (m, metric) in spec.metrics.iter().enumerate() {
             // A column the file's header lacks: its rows do not count.
             let Some(Some(arr)) = spec.col.get(m).and_then(|&c| batch.columns.get(c)) else {
                 continue;
             };
-            let values = arr.values();
-            for (r, &g) in gids.iter().enumerate() {
-                // An empty (or absent) lbtot is 0: the row is not busy.
-                if metric.aggregation == Aggregation::MeanWhereLbtot
-                    && !lbtot.is_some_and(|l| l.is_valid(r) && l.value(r) > 0)
-                {
-                    continue;
-                }
-                let Some(acc) = self.accs.get_mut(g * w + m) else {
-                    continue;
-                };
-                acc.rows = acc.rows.wrapping_add(1);
-                if arr.is_valid(r)
-                    && let Some(&v) = values.get(r)
-                {
+            let values = arr.values().iter();
+            let mut add = |g: u32, v: i64| {
+                if let Some(acc) = self.accs.get_mut(g as usize * w + m) {
                     acc.sum = acc.sum.wrapping_add(v);
+                    acc.rows = acc.rows.wrapping_add(1);
+                }
+            };
+            if metric.aggregation == Aggregation::MeanWhereLbtot {
+                // An empty (or absent) lbtot is 0: the row is not busy.
+                let Some(lbtot) = lbtot else { continue };
+                for ((&g, &v), &l) in gids.iter().zip(values).zip(lbtot.iter()) {
+                    if l > 0 {
+                        add(g, v);
+                    }
+                }
+            } else {
+                for (&g, &v) in gids.iter().zip(values) {
+                    add(g, v);
                 }
             }
         }
@@ -192,17 +260,8 @@ impl KindAgg {
 
     /// Adds another set of accumulators of the same kind and spec.
     pub fn merge(&mut self, other: KindAgg) {
-        let w = self.width;
         for (og, key) in other.keys.iter().enumerate() {
-            let g = self.group(key);
-            for m in 0..w {
-                if let (Some(src), Some(dst)) = (
-                    other.accs.get(og * w + m).copied(),
-                    self.accs.get_mut(g * w + m),
-                ) {
-                    dst.merge(&src);
-                }
-            }
+            self.push_group(key, other.group_accs(og));
         }
     }
 
@@ -210,9 +269,9 @@ impl KindAgg {
     pub fn push_group(&mut self, key: &str, accs: &[Acc]) {
         let g = self.group(key);
         let w = self.width;
-        for (m, src) in accs.iter().enumerate().take(w) {
-            if let Some(dst) = self.accs.get_mut(g * w + m) {
-                dst.merge(src);
+        if let Some(dst) = self.accs.get_mut(g * w..(g + 1) * w) {
+            for (d, s) in dst.iter_mut().zip(accs) {
+                d.merge(s);
             }
         }
     }
@@ -270,12 +329,12 @@ impl Specs {
     }
 }
 
-/// Accumulators of all three kinds.
+/// Accumulators of all three kinds; the [`StatSink`] of the parser.
 #[derive(Debug, Clone)]
 pub struct SiteAgg {
     /// Per kind (index = `RowKind as usize`).
     pub kinds: [KindAgg; 3],
-    gids: Vec<usize>,
+    specs: [KindSpec; 3],
 }
 
 impl SiteAgg {
@@ -285,15 +344,7 @@ impl SiteAgg {
             kinds: std::array::from_fn(|k| {
                 KindAgg::new(specs.kinds.get(k).map_or(0, |s| s.metrics.len()))
             }),
-            gids: Vec::new(),
-        }
-    }
-
-    /// Adds one batch to the accumulators of its kind.
-    pub fn add(&mut self, specs: &Specs, batch: &StatBatch) {
-        let k = batch.kind as usize;
-        if let (Some(agg), Some(spec)) = (self.kinds.get_mut(k), specs.kinds.get(k)) {
-            agg.add(spec, batch, batch.kind == RowKind::Server, &mut self.gids);
+            specs: specs.kinds.clone(),
         }
     }
 
@@ -301,6 +352,22 @@ impl SiteAgg {
     pub fn merge(&mut self, other: SiteAgg) {
         for (a, b) in self.kinds.iter_mut().zip(other.kinds) {
             a.merge(b);
+        }
+    }
+}
+
+impl StatSink for SiteAgg {
+    fn group(&mut self, kind: RowKind, px: &[u8], sv: &[u8]) -> u32 {
+        let two_level = kind == RowKind::Server;
+        self.kinds
+            .get_mut(kind as usize)
+            .map_or(0, |agg| agg.group_raw(px, sv, two_level))
+    }
+
+    fn batch(&mut self, batch: StatBatch) {
+        let k = batch.kind as usize;
+        if let (Some(agg), Some(spec)) = (self.kinds.get_mut(k), self.specs.get(k)) {
+            agg.add(spec, &batch);
         }
     }
 }
@@ -325,7 +392,7 @@ mod tests {
                 &specs.plan,
                 2,
                 &mut w,
-                |b| agg.add(&specs, &b),
+                &mut agg,
             );
             let unexpected = w.iter().filter(|w| w.kind != WarningKind::RepeatedHeader);
             assert_eq!(unexpected.count(), 0, "{w:?}");
@@ -384,6 +451,38 @@ b,s,2,0,100,1\nb,s,2,2,10,\nb,s,2,3,20,3\nb,s,2,,40,4\nb,t,2,0,5,5\nb,u,2,,5,5\n
         // No file has the column: not emitted at all.
         assert_eq!(get("b\0s", "ctime"), None);
         assert_eq!(get("b\0old", "throttle"), None);
+    }
+
+    #[test]
+    fn raw_names_that_sanitise_alike_share_a_group() {
+        let mut k = KindAgg::new(1);
+        let a = k.group_raw(b"a.b", b"s", true);
+        assert_eq!(k.group_raw(b"a_b", b"s", true), a);
+        assert_eq!(k.group_raw(b"a b", b"s", true), a);
+        // The length prefix keeps ("a\0b", "c") and ("a", "b\0c") apart
+        // before sanitising; after it they are one name.
+        let x = k.group_raw(b"x\0y", b"z", true);
+        let y = k.group_raw(b"x", b"y\0z", true);
+        assert_ne!(&*k.keys[x as usize], &*k.keys[y as usize]);
+        // The order of a previous file is guessed, and a wrong guess is
+        // only a guess: every sequence gives the same ids.
+        let order = [
+            &b"p_"[..],
+            b"q",
+            b"r",
+            b"p_",
+            b"q",
+            b"r",
+            b"r",
+            b"q",
+            b"p.",
+            b"p_",
+        ];
+        let mut k = KindAgg::new(1);
+        let ids: Vec<u32> = order.iter().map(|n| k.group_raw(n, b"", false)).collect();
+        assert_eq!(ids, vec![0, 1, 2, 0, 1, 2, 2, 1, 0, 0]);
+        assert_eq!(&*k.keys[0], "p_");
+        assert_eq!(k.keys.len(), 3);
     }
 
     #[test]

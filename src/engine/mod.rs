@@ -2,10 +2,15 @@
 //! `*_info` / `*_stat` files in, Graphite plaintext lines out.
 //!
 //! Independent of actors and I/O scheduling: the caller hands a directory,
-//! [`EngineOptions`] and an output buffer; [`process_snapshot`] reads the
-//! files (`show stat` files in parallel, each streamed through bounded Arrow
-//! batches), aggregates them across HAProxy processes and appends
-//! `path value timestamp\n` lines, the self metrics of §4.4 last.
+//! [`EngineOptions`] and an output ([`process_snapshot`] appends to a
+//! buffer, [`process_snapshot_to`] streams to a writer in chunks of
+//! [`OUT_CHUNK`] bytes). `show stat` files are parsed in parallel
+//! (`opts.parallelism` threads, each taking the next file), each streamed
+//! from disk in chunks and turned into bounded Arrow batches (group ids and
+//! the needed numeric columns) that the grouped kernels fold into per-thread
+//! accumulators, merged at the end; lines are then written group by group,
+//! the self metrics of §4.4 last. Memory is bounded by the number of groups,
+//! not by the size of the files or of the output.
 //!
 //! - [`parse_info`] — `Key: Value` lines → integer pairs.
 //! - [`parse_stat`] — header-driven CSV → Arrow arrays of the needed columns.
@@ -22,6 +27,7 @@ pub mod parse_info;
 pub mod parse_stat;
 pub mod warning;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,6 +58,14 @@ pub enum SnapshotError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Writing the lines failed ([`process_snapshot_to`] only).
+    #[error("snapshot {dir}: cannot write output: {source}")]
+    Write {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// No file of the snapshot yielded anything.
     #[error("snapshot {dir}: nothing usable ({} input warnings{})", warnings.len(),
         warnings.first().map(|w| format!(", first: {w}")).unwrap_or_default())]
@@ -70,6 +84,7 @@ impl SnapshotError {
             SnapshotError::BadTimestamp { .. } => "bad_timestamp",
             SnapshotError::ReadDir { .. } => "read_dir",
             SnapshotError::NothingUsable { .. } => "nothing_usable",
+            SnapshotError::Write { .. } => "write",
         }
     }
 }
@@ -164,22 +179,45 @@ fn read_into(path: &Path, buf: &mut Vec<u8>, warnings: &mut Vec<InputWarning>) -
     match std::fs::File::open(path).and_then(|mut f| f.read_to_end(buf)) {
         Ok(_) => true,
         Err(e) => {
-            warnings.push(InputWarning::new(
-                path,
-                None,
-                WarningKind::Unreadable(e.to_string()),
-            ));
+            warnings.push(unreadable(path, &e));
             false
         }
     }
+}
+
+/// The warning about a file that cannot be opened or read.
+fn unreadable(path: &Path, e: &std::io::Error) -> InputWarning {
+    InputWarning::new(path, None, WarningKind::Unreadable(e.to_string()))
 }
 
 /// What one parsing thread hands back: accumulators, usable files, warnings
 /// per file index.
 type ThreadResult = (SiteAgg, usize, Vec<(usize, Vec<InputWarning>)>);
 
-/// Parses the `_stat` files on `opts.parallelism` threads; returns merged
-/// accumulators and how many files were usable.
+/// Parses one `_stat` file, streamed from disk, into `agg`; `true` when the
+/// file was usable.
+fn parse_stat_file(
+    path: &Path,
+    opts: &EngineOptions,
+    specs: &Specs,
+    agg: &mut SiteAgg,
+    warnings: &mut Vec<InputWarning>,
+) -> bool {
+    match std::fs::File::open(path) {
+        Ok(file) => {
+            parse_stat::parse_stat_reader(file, path, &specs.plan, opts.batch_rows, warnings, agg)
+                .usable
+        }
+        Err(e) => {
+            warnings.push(unreadable(path, &e));
+            false
+        }
+    }
+}
+
+/// Parses the `_stat` files on `opts.parallelism` threads (each takes the
+/// next file until none is left); returns merged accumulators and how many
+/// files were usable.
 fn parse_stats(
     files: &[PathBuf],
     opts: &EngineOptions,
@@ -193,18 +231,11 @@ fn parse_stats(
         let mut agg = SiteAgg::new(specs);
         let mut usable = 0usize;
         let mut warns = Vec::new();
-        let mut buf = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(path) = files.get(i) else { break };
             let mut w = Vec::new();
-            if read_into(path, &mut buf, &mut w) {
-                let summary =
-                    parse_stat::parse_stat(&buf, path, &specs.plan, opts.batch_rows, &mut w, |b| {
-                        agg.add(specs, &b)
-                    });
-                usable += usize::from(summary.usable);
-            }
+            usable += usize::from(parse_stat_file(path, opts, specs, &mut agg, &mut w));
             warns.push((i, w));
         }
         if let Ok(mut r) = results.lock() {
@@ -221,10 +252,15 @@ fn parse_stats(
             work();
         });
     }
-    let parts = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut total = SiteAgg::new(specs);
-    let mut usable = 0;
-    let mut all_warns = Vec::new();
+    let mut parts = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    // The biggest accumulators absorb the others (fewer groups to re-insert).
+    parts.sort_by_key(|(agg, _, _)| {
+        std::cmp::Reverse(agg.kinds.iter().map(|k| k.keys.len()).sum::<usize>())
+    });
+    let mut parts = parts.into_iter();
+    let (mut total, mut usable, mut all_warns) = parts
+        .next()
+        .unwrap_or_else(|| (SiteAgg::new(specs), 0, Vec::new()));
     for (agg, u, w) in parts {
         total.merge(agg);
         usable += u;
@@ -235,22 +271,43 @@ fn parse_stats(
     (total, usable)
 }
 
-/// Writes `<path>.<section>.<name>.<m> value` for every metric of a group,
-/// under each prefix; returns the number of values (not lines).
-#[allow(clippy::too_many_arguments)]
+/// The path prefixes of one group, each `<path>.<section>.` joined once,
+/// so that a line is one copy of the prefix plus the metric name.
+#[derive(Default)]
+struct Prefixes {
+    bufs: Vec<Vec<u8>>,
+    used: usize,
+}
+
+impl Prefixes {
+    fn set(&mut self, paths: &[String], section: &[&str]) -> &[Vec<u8>] {
+        if self.bufs.len() < paths.len() {
+            self.bufs.resize_with(paths.len(), Vec::new);
+        }
+        for (buf, path) in self.bufs.iter_mut().zip(paths) {
+            buf.clear();
+            buf.extend_from_slice(path.as_bytes());
+            for part in section {
+                buf.push(b'.');
+                buf.extend_from_slice(part.as_bytes());
+            }
+            buf.push(b'.');
+        }
+        self.used = paths.len();
+        self.bufs.get(..self.used).unwrap_or_default()
+    }
+}
+
+/// Writes `<prefix><m> value` for every metric of a group, under each
+/// prefix; returns the number of values (not lines).
 fn emit_group(
     w: &mut LineWriter<'_>,
-    paths: &[String],
-    section: &[&str],
+    prefixes: &[Vec<u8>],
     metrics: &[StatMetric],
     accs: &[aggregate::Acc],
 ) -> usize {
     let mut count = 0;
-    let mut parts: Vec<&str> = Vec::with_capacity(section.len() + 2);
-    for (m, metric) in metrics.iter().enumerate() {
-        let Some(acc) = accs.get(m) else {
-            continue;
-        };
+    for (metric, acc) in metrics.iter().zip(accs) {
         let Some(v) = finish(metric, acc) else {
             continue;
         };
@@ -259,22 +316,37 @@ fn emit_group(
             Aggregate::Mean(f) => Value::Float(f),
         };
         let mut wrote = false;
-        for path in paths {
-            parts.clear();
-            parts.push(path);
-            parts.extend_from_slice(section);
-            parts.push(metric.name);
-            wrote |= w.line(&parts, value);
+        for prefix in prefixes {
+            wrote |= w.line_at(prefix, metric.name, value);
         }
         count += usize::from(wrote);
     }
     count
 }
 
+/// The paths a name is written under: `P` when there are no group rules
+/// (without allocating), else as [`EngineOptions::paths_for`] says.
+fn paths_of<'a>(
+    opts: &'a EngineOptions,
+    rules: &[options::GroupRule],
+    name: &str,
+    store: &'a mut Vec<String>,
+) -> &'a [String] {
+    if rules.is_empty() {
+        std::slice::from_ref(&opts.prefix)
+    } else {
+        *store = opts.paths_for(rules, name);
+        store
+    }
+}
+
 /// Splits a server group key `px\0sv`.
 fn split_key(key: &str) -> (&str, &str) {
     key.split_once('\0').unwrap_or((key, ""))
 }
+
+/// Bytes of output handed to the writer at a time by [`process_snapshot_to`].
+pub const OUT_CHUNK: usize = 128 * 1024;
 
 /// Processes one snapshot directory, appending Graphite lines to `out`.
 ///
@@ -285,6 +357,44 @@ pub fn process_snapshot(
     dir: &Path,
     opts: &EngineOptions,
     out: &mut Vec<u8>,
+) -> Result<SnapshotReport, SnapshotError> {
+    let start = out.len();
+    // `out` is the output: nothing to hand over while writing.
+    let result = run(dir, opts, out, &mut |_| Ok(()));
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Processes one snapshot directory, streaming Graphite lines to `out` in
+/// chunks of about [`OUT_CHUNK`] bytes, so that memory does not grow with
+/// the output (the streaming variant of [`process_snapshot`]).
+///
+/// Errors found before the first line (bad name, unlistable directory,
+/// nothing usable) write nothing; a write error
+/// ([`SnapshotError::Write`]) stops processing, with part of the lines
+/// written.
+pub fn process_snapshot_to(
+    dir: &Path,
+    opts: &EngineOptions,
+    out: &mut dyn Write,
+) -> Result<SnapshotReport, SnapshotError> {
+    let mut buf = Vec::with_capacity(OUT_CHUNK + (OUT_CHUNK >> 3));
+    run(dir, opts, &mut buf, &mut |b: &mut Vec<u8>| {
+        let r = out.write_all(b);
+        b.clear();
+        r
+    })
+}
+
+/// The engine: lines go to `out`, which `drain` empties (or not) whenever
+/// it holds [`OUT_CHUNK`] bytes or more, and once at the end.
+fn run(
+    dir: &Path,
+    opts: &EngineOptions,
+    out: &mut Vec<u8>,
+    drain: &mut dyn FnMut(&mut Vec<u8>) -> std::io::Result<()>,
 ) -> Result<SnapshotReport, SnapshotError> {
     let start = Instant::now();
     let timestamp = timestamp_of(dir).ok_or_else(|| SnapshotError::BadTimestamp {
@@ -333,8 +443,13 @@ pub fn process_snapshot(
         });
     }
 
-    let out_start = out.len();
+    let write_err = |source| SnapshotError::Write {
+        dir: dir.to_path_buf(),
+        source,
+    };
     let mut w = LineWriter::new(out, timestamp);
+    let mut drain_full =
+        |w: &mut LineWriter<'_>| w.take_if_over(OUT_CHUNK, drain).map_err(write_err);
     let p = opts.prefix.as_str();
     if !procs.is_empty() {
         let t = Instant::now();
@@ -349,14 +464,8 @@ pub fn process_snapshot(
     }
 
     if usable_stats > 0 {
-        let paths_cache = |rules: &[options::GroupRule], name: &str| -> Vec<String> {
-            if rules.is_empty() {
-                vec![opts.prefix.clone()]
-            } else {
-                opts.paths_for(rules, name)
-            }
-        };
-        let plain = vec![opts.prefix.clone()];
+        let mut store = Vec::new();
+        let mut prefixes = Prefixes::default();
         // Frontends.
         let t = Instant::now();
         let [fe, be, srv] = &sites.kinds;
@@ -366,18 +475,14 @@ pub fn process_snapshot(
             if opts.exclude_frontends.contains(&**name) {
                 continue;
             }
-            let paths = if opts.frontend_groups.is_empty() {
-                plain.clone()
-            } else {
-                paths_cache(&opts.frontend_groups, name)
-            };
+            let paths = paths_of(opts, &opts.frontend_groups, name, &mut store);
             report.metrics.frontend += emit_group(
                 &mut w,
-                &paths,
-                &["frontend", name],
+                prefixes.set(paths, &["frontend", name]),
                 &fe_spec.metrics,
                 fe.group_accs(g),
             );
+            drain_full(&mut w)?;
         }
         report.timings.frontends = t.elapsed() + report.timings.parse_stats;
 
@@ -388,18 +493,14 @@ pub fn process_snapshot(
             if opts.exclude_backends.contains(&**name) {
                 continue;
             }
-            let paths = if opts.backend_groups.is_empty() {
-                plain.clone()
-            } else {
-                paths_cache(&opts.backend_groups, name)
-            };
+            let paths = paths_of(opts, &opts.backend_groups, name, &mut store);
             report.metrics.backend += emit_group(
                 &mut w,
-                &paths,
-                &["backend", name],
+                prefixes.set(paths, &["backend", name]),
                 &be_spec.metrics,
                 be.group_accs(g),
             );
+            drain_full(&mut w)?;
         }
         report.timings.backends = t.elapsed();
 
@@ -418,14 +519,10 @@ pub fn process_snapshot(
                 j += 1;
             }
             if !opts.exclude_backends.contains(backend) {
-                let paths = if opts.backend_groups.is_empty() {
-                    plain.clone()
-                } else {
-                    paths_cache(&opts.backend_groups, backend)
-                };
+                let paths = paths_of(opts, &opts.backend_groups, backend, &mut store);
                 let total = (j - i) as i64;
                 let mut wrote = false;
-                for path in &paths {
+                for path in paths {
                     wrote |= w.line(
                         &[path, "backend", backend, "TotalServers"],
                         Value::Int(total),
@@ -437,42 +534,36 @@ pub fn process_snapshot(
                     let server = split_key(key).1;
                     report.metrics.server += emit_group(
                         &mut w,
-                        &paths,
-                        &["backend", backend, "server", server],
+                        prefixes.set(paths, &["backend", backend, "server", server]),
                         &srv_spec.metrics,
                         srv.group_accs(g),
                     );
+                    drain_full(&mut w)?;
                 }
             }
             i = j;
         }
         if opts.aggr_server_metrics {
             let mut by_name = KindAgg::new(srv_spec.metrics.len());
-            let mut partial = KindAgg::new(srv_spec.metrics.len());
             for (g, key) in srv.keys.iter().enumerate() {
                 let (backend, server) = split_key(key);
                 if opts.exclude_backends.contains(backend) {
                     continue;
                 }
-                partial.push_group(server, srv.group_accs(g));
+                by_name.push_group(server, srv.group_accs(g));
             }
-            by_name.merge(partial);
             for g in by_name.sorted_groups() {
                 let Some(server) = by_name.keys.get(g) else {
                     continue;
                 };
-                let paths = if opts.server_groups.is_empty() {
-                    plain.clone()
-                } else {
-                    paths_cache(&opts.server_groups, server)
-                };
+                let paths = paths_of(opts, &opts.server_groups, server, &mut store);
                 report.metrics.server += emit_group(
                     &mut w,
-                    &paths,
-                    &["server", server],
+                    prefixes.set(paths, &["server", server]),
                     &srv_spec.metrics,
                     by_name.group_accs(g),
                 );
+                drain_full(&mut w)?;
             }
         }
         report.timings.servers = t.elapsed();
@@ -518,7 +609,7 @@ pub fn process_snapshot(
         Value::Seconds(report.timings.total.as_secs_f64()),
     );
     report.lines = w.lines();
-    let _ = out_start;
+    w.take_if_over(0, drain).map_err(write_err)?;
     report.warnings = warnings;
     Ok(report)
 }

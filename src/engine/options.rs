@@ -138,7 +138,7 @@ impl EngineOptions {
                 Vec::new()
             },
             parallelism,
-            batch_rows: 4096,
+            batch_rows: 256,
         })
     }
 
@@ -162,7 +162,7 @@ impl EngineOptions {
             backend_groups: Vec::new(),
             server_groups: Vec::new(),
             parallelism: 1,
-            batch_rows: 4096,
+            batch_rows: 256,
         }
     }
 

@@ -4,19 +4,32 @@
 //! The header names the columns, so every layout from HAProxy 1.5 (33
 //! columns) to 3.x works: unknown columns are ignored, missing ones are
 //! absent, a duplicated name keeps its first position, `-` and `(null)` are
-//! ignored. Common lines (no `"`) are split on bytes and only the needed cells
-//! are parsed; a line containing `"` goes through the `csv` crate.
+//! ignored.
+//!
+//! Streaming: a file is read in chunks of [`READ_CHUNK`] bytes
+//! ([`parse_stat_reader`]) and rows leave in batches of at most `batch_rows`
+//! rows, so memory does not grow with the file.
+//!
+//! Hot path: a line without `"` (every line HAProxy writes, bar exotic
+//! names) is split on commas eight bytes at a time, and only the needed
+//! cells are parsed, as integers, straight from the bytes; a line with `"`
+//! goes through the `csv` crate, the exact fallback. Names do not become
+//! strings per row: the [`StatSink`] maps the raw name bytes to a group id
+//! (hashing them, sanitising and interning a name once per group), and a
+//! batch carries those ids next to the numeric columns.
 
+use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array, Int64Builder, StringArray, StringBuilder};
+use arrow::array::{Int64Array, UInt32Array};
 
-use super::format::{is_clean, sanitize_name};
 use super::warning::{InputWarning, WarningKind};
 
 /// Most warnings kept per file; the rest are counted in one `Suppressed`.
 const MAX_WARNINGS_PER_FILE: usize = 20;
+
+/// Bytes read from a file at a time by [`parse_stat_reader`].
+pub const READ_CHUNK: usize = 128 * 1024;
 
 /// The kind of a `show stat` row the engine aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,30 +54,39 @@ pub struct ColumnPlan {
     pub columns: [Vec<&'static str>; 3],
 }
 
-/// Rows of one kind from one file: names and the needed numeric columns.
+/// Rows of one kind from one file, all under one header: group ids and the
+/// needed numeric columns.
 #[derive(Debug, Clone)]
 pub struct StatBatch {
     /// Which kind all rows are.
     pub kind: RowKind,
-    /// Sanitised `pxname`.
-    pub pxname: StringArray,
-    /// Sanitised `svname`.
-    pub svname: StringArray,
+    /// Per row, the group id the [`StatSink`] gave its name(s).
+    pub group: UInt32Array,
     /// One array per column of the plan for this kind; `None` when the
-    /// file's header has no such column. Empty cells are null.
-    pub columns: Vec<Option<Arc<Int64Array>>>,
+    /// header has no such column. An empty cell is 0 (SPEC §4.2), so the
+    /// arrays have no nulls.
+    pub columns: Vec<Option<Int64Array>>,
 }
 
 impl StatBatch {
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.pxname.len()
+        self.group.len()
     }
 
     /// `true` when the batch has no row.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Where parsed rows go: names become group ids, batches are consumed.
+pub trait StatSink {
+    /// The group id of a row of `kind` named `px` (frontends and backends)
+    /// or `px`/`sv` (servers); the bytes are raw CSV cells.
+    fn group(&mut self, kind: RowKind, px: &[u8], sv: &[u8]) -> u32;
+    /// Consumes a batch of rows.
+    fn batch(&mut self, batch: StatBatch);
 }
 
 /// What parsing one file gave, besides its batches.
@@ -79,11 +101,13 @@ pub struct StatFileSummary {
 /// Positions of the columns of one header.
 struct Header {
     cells: usize,
+    /// Cell starts a row split needs: one past the last cell read, plus one.
+    want: usize,
     px: usize,
     sv: usize,
     ty: Option<usize>,
-    /// Per kind, per planned column: the cell index.
-    idx: [Vec<Option<usize>>; 3],
+    /// Per kind: (plan column, cell index) of every planned column present.
+    idx: [Vec<(usize, usize)>; 3],
 }
 
 impl Header {
@@ -94,59 +118,85 @@ impl Header {
         let find = |name: &str| names.iter().position(|n| *n == name.as_bytes());
         let px = find("pxname")?;
         let sv = find("svname")?;
-        let idx = std::array::from_fn(|k| plan.columns[k].iter().map(|c| find(c)).collect());
+        let idx = std::array::from_fn(|k| {
+            plan.columns[k]
+                .iter()
+                .enumerate()
+                .filter_map(|(c, name)| Some((c, find(name)?)))
+                .collect()
+        });
+        let ty = find("type");
+        let last = idx
+            .iter()
+            .flatten()
+            .map(|&(_, i)| i)
+            .chain([px, sv])
+            .chain(ty)
+            .max()
+            .unwrap_or(0);
         Some(Header {
             cells: names.len(),
+            want: last + 2,
             px,
             sv,
-            ty: find("type"),
+            ty,
             idx,
         })
     }
 }
 
-/// Accumulates rows of one kind into Arrow builders.
+/// Accumulates rows of one kind: group ids and one vector per column.
 struct KindBuilder {
     kind: RowKind,
-    px: StringBuilder,
-    sv: StringBuilder,
-    cols: Vec<Int64Builder>,
+    group: Vec<u32>,
+    cols: Vec<Vec<i64>>,
+    /// Per plan column: the current header has it.
     present: Vec<bool>,
-    rows: usize,
+    cap: usize,
 }
 
 impl KindBuilder {
     fn new(kind: RowKind, ncols: usize, cap: usize) -> Self {
         KindBuilder {
             kind,
-            px: StringBuilder::with_capacity(cap, cap * 16),
-            sv: StringBuilder::with_capacity(cap, cap * 16),
-            cols: (0..ncols)
-                .map(|_| Int64Builder::with_capacity(cap))
-                .collect(),
+            group: Vec::with_capacity(cap),
+            cols: (0..ncols).map(|_| Vec::new()).collect(),
             present: vec![false; ncols],
-            rows: 0,
+            cap,
         }
     }
 
+    /// Marks which columns the (new) header has; call on an empty builder.
+    fn set_header(&mut self, idx: &[(usize, usize)]) {
+        self.present.iter_mut().for_each(|p| *p = false);
+        for &(c, _) in idx {
+            if let Some(p) = self.present.get_mut(c) {
+                *p = true;
+            }
+            if let Some(col) = self.cols.get_mut(c) {
+                col.reserve(self.cap);
+            }
+        }
+    }
+
+    /// The rows so far as a batch (the builder is empty afterwards).
     fn finish(&mut self) -> Option<StatBatch> {
-        if self.rows == 0 {
+        if self.group.is_empty() {
             return None;
         }
-        self.rows = 0;
+        let cap = self.cap;
         let columns = self
             .cols
             .iter_mut()
-            .zip(&mut self.present)
-            .map(|(b, p)| {
-                let arr = b.finish();
-                std::mem::take(p).then(|| Arc::new(arr))
+            .zip(&self.present)
+            .map(|(col, &p)| {
+                p.then(|| Int64Array::from(std::mem::replace(col, Vec::with_capacity(cap))))
             })
             .collect();
+        let group = UInt32Array::from(std::mem::replace(&mut self.group, Vec::with_capacity(cap)));
         Some(StatBatch {
             kind: self.kind,
-            pxname: self.px.finish(),
-            svname: self.sv.finish(),
+            group,
             columns,
         })
     }
@@ -154,21 +204,27 @@ impl KindBuilder {
 
 /// The cells of one row, split by the fast path or by the `csv` crate.
 enum Cells<'a> {
-    Fast { line: &'a [u8], bounds: &'a [u32] },
+    Fast {
+        line: &'a [u8],
+        /// Starts of the first cells (see [`split_cells`]).
+        bounds: &'a [u32],
+        len: usize,
+    },
     Slow(&'a csv::ByteRecord),
 }
 
 impl Cells<'_> {
     fn len(&self) -> usize {
         match self {
-            Cells::Fast { bounds, .. } => bounds.len().saturating_sub(1),
+            Cells::Fast { len, .. } => *len,
             Cells::Slow(r) => r.len(),
         }
     }
 
+    #[inline]
     fn get(&self, i: usize) -> Option<&[u8]> {
         match self {
-            Cells::Fast { line, bounds } => {
+            Cells::Fast { line, bounds, .. } => {
                 let start = *bounds.get(i)? as usize;
                 let end = (*bounds.get(i + 1)? as usize).checked_sub(1)?;
                 line.get(start..end)
@@ -178,40 +234,62 @@ impl Cells<'_> {
     }
 }
 
-/// Splits an unquoted line on commas: `bounds[..n]` gets the start of every
-/// cell plus `line.len() + 1`; returns `n`. Commas are dense and irregular,
-/// so eight bytes are tested at once (SWAR) and only the hits are visited.
-fn split_cells(line: &[u8], bounds: &mut Vec<u32>) -> usize {
+/// Splits a line on commas: `bounds` gets the start of the first cells (at
+/// least `want` entries, the first being 0, when the line has that many;
+/// with every cell, `line.len() + 1` last), and the number of cells is
+/// returned. Cells past the ones needed are only counted. Returns `None`
+/// (and splits nothing reliably) when the line contains a `"`: quoted cells
+/// need the `csv` crate. Commas are dense and irregular, so eight bytes are
+/// tested at once (SWAR) and only the hits are visited.
+fn split_cells(line: &[u8], bounds: &mut Vec<u32>, want: usize) -> Option<usize> {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
     const COMMAS: u64 = 0x2c2c_2c2c_2c2c_2c2c;
+    const QUOTES: u64 = 0x2222_2222_2222_2222;
+    /// High bit of each byte set exactly where the byte of `x` is zero.
+    #[inline(always)]
+    fn zero_bytes(x: u64) -> u64 {
+        !(((x & LO7).wrapping_add(LO7)) | x) & HI
+    }
     bounds.clear();
     bounds.push(0);
     let mut chunks = line.chunks_exact(8);
     let mut base = 0u32;
+    let mut quotes = 0u64;
+    let mut commas = 0usize;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ COMMAS;
-        // High bit of each byte set exactly where the byte of x is zero.
-        let mut hits = !(((x & LO7).wrapping_add(LO7)) | x) & HI;
-        while hits != 0 {
-            bounds.push(base + hits.trailing_zeros() / 8 + 1);
-            hits &= hits - 1;
+        let word = u64::from_le_bytes(word);
+        quotes |= zero_bytes(word ^ QUOTES);
+        let mut hits = zero_bytes(word ^ COMMAS);
+        commas += hits.count_ones() as usize;
+        if bounds.len() < want {
+            while hits != 0 {
+                bounds.push(base + hits.trailing_zeros() / 8 + 1);
+                hits &= hits - 1;
+            }
         }
         base += 8;
     }
     for (i, &b) in chunks.remainder().iter().enumerate() {
         if b == b',' {
-            bounds.push(base + i as u32 + 1);
+            commas += 1;
+            if bounds.len() < want {
+                bounds.push(base + i as u32 + 1);
+            }
         }
+        quotes |= u64::from(b == b'"');
     }
-    bounds.push(line.len() as u32 + 1);
-    bounds.len()
+    if bounds.len() == commas + 1 {
+        bounds.push(line.len() as u32 + 1);
+    }
+    (quotes == 0).then_some(commas + 1)
 }
 
 /// Parses an integer cell. `Ok(None)` for an empty cell, `Err` when the
-/// cell is not an integer.
+/// cell is not an integer (or does not fit an `i64`).
+#[inline]
 fn parse_cell(cell: &[u8]) -> Result<Option<i64>, ()> {
     let (neg, digits) = match cell.first() {
         None => return Ok(None),
@@ -221,141 +299,204 @@ fn parse_cell(cell: &[u8]) -> Result<Option<i64>, ()> {
     if digits.is_empty() || digits.len() > 19 {
         return Err(());
     }
-    let mut v: i64 = 0;
-    for &b in digits {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
+    let v = if digits.len() < 19 {
+        // At most 18 digits: cannot overflow, so no check per digit.
+        let mut v: i64 = 0;
+        let mut bad = false;
+        for &b in digits {
+            let d = b.wrapping_sub(b'0');
+            bad |= d > 9;
+            v = v * 10 + i64::from(d);
+        }
+        if bad {
             return Err(());
         }
-        v = v
-            .checked_mul(10)
-            .ok_or(())?
-            .checked_add(i64::from(d))
-            .ok_or(())?;
-    }
+        v
+    } else {
+        let mut v: i64 = 0;
+        for &b in digits {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(());
+            }
+            v = v
+                .checked_mul(10)
+                .ok_or(())?
+                .checked_add(i64::from(d))
+                .ok_or(())?;
+        }
+        v
+    };
     Ok(Some(if neg { -v } else { v }))
 }
 
-/// Appends a name to a string builder, sanitised.
-fn append_name(b: &mut StringBuilder, cell: &[u8]) {
-    match std::str::from_utf8(cell) {
-        Ok(s) if is_clean(s) => b.append_value(s),
-        Ok(s) => b.append_value(sanitize_name(s)),
-        Err(_) => b.append_value(sanitize_name(&String::from_utf8_lossy(cell))),
+/// Records a warning about `file`, unless the file already had
+/// [`MAX_WARNINGS_PER_FILE`] (`seen` counts them all).
+fn warn_at(
+    file: &Path,
+    seen: &mut usize,
+    warnings: &mut Vec<InputWarning>,
+    line: Option<usize>,
+    kind: WarningKind,
+) {
+    *seen += 1;
+    if *seen <= MAX_WARNINGS_PER_FILE {
+        warnings.push(InputWarning::new(file, line, kind));
     }
 }
 
-/// Parses one `show stat` file. Batches of at most `batch_rows` rows are
-/// handed to `sink` as they fill; problems are appended to `warnings`.
-pub fn parse_stat(
-    bytes: &[u8],
-    file: &Path,
-    plan: &ColumnPlan,
+/// The state of parsing one file, fed line by line.
+struct FileParser<'a> {
+    file: &'a Path,
+    plan: &'a ColumnPlan,
     batch_rows: usize,
-    warnings: &mut Vec<InputWarning>,
-    mut sink: impl FnMut(StatBatch),
-) -> StatFileSummary {
-    let batch_rows = batch_rows.max(1);
-    let mut summary = StatFileSummary::default();
-    let mut local_warnings = 0usize;
-    let mut warn = |line: Option<usize>, kind: WarningKind, warnings: &mut Vec<InputWarning>| {
-        local_warnings += 1;
-        if local_warnings <= MAX_WARNINGS_PER_FILE {
-            warnings.push(InputWarning::new(file, line, kind));
+    builders: [KindBuilder; 3],
+    header: Option<Header>,
+    bounds: Vec<u32>,
+    record: csv::ByteRecord,
+    lineno: usize,
+    warnings_seen: usize,
+    /// No header at the top: the rest of the file is skipped.
+    stopped: bool,
+    summary: StatFileSummary,
+}
+
+impl<'a> FileParser<'a> {
+    fn new(file: &'a Path, plan: &'a ColumnPlan, batch_rows: usize) -> Self {
+        let batch_rows = batch_rows.max(1);
+        FileParser {
+            file,
+            plan,
+            batch_rows,
+            builders: std::array::from_fn(|k| {
+                KindBuilder::new(RowKind::ALL[k], plan.columns[k].len(), batch_rows)
+            }),
+            header: None,
+            bounds: Vec::with_capacity(256),
+            record: csv::ByteRecord::new(),
+            lineno: 0,
+            warnings_seen: 0,
+            stopped: false,
+            summary: StatFileSummary::default(),
         }
-    };
-    if bytes.is_empty() {
-        warn(None, WarningKind::EmptyFile, warnings);
-        return summary;
     }
-    let mut builders: [KindBuilder; 3] = std::array::from_fn(|k| {
-        KindBuilder::new(RowKind::ALL[k], plan.columns[k].len(), batch_rows)
-    });
-    let mut header: Option<Header> = None;
-    let mut bounds: Vec<u32> = Vec::with_capacity(1024);
-    let mut record = csv::ByteRecord::new();
-    let ends_with_newline = bytes.last() == Some(&b'\n');
-    let mut lineno = 0usize;
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let rest = bytes.get(pos..).unwrap_or_default();
-        let (raw, is_last) = match memchr::memchr(b'\n', rest) {
-            Some(i) => {
-                pos += i + 1;
-                (rest.get(..i).unwrap_or_default(), pos >= bytes.len())
+
+    fn warn(&mut self, line: Option<usize>, kind: WarningKind, warnings: &mut Vec<InputWarning>) {
+        warn_at(self.file, &mut self.warnings_seen, warnings, line, kind);
+    }
+
+    /// Hands every non-empty builder's rows to the sink.
+    fn flush(&mut self, sink: &mut impl StatSink) {
+        for b in &mut self.builders {
+            if let Some(batch) = b.finish() {
+                sink.batch(batch);
             }
-            None => {
-                pos = bytes.len();
-                (rest, true)
-            }
-        };
-        lineno += 1;
+        }
+    }
+
+    /// Parses the complete lines of `text`; with `eof`, the text after the
+    /// last newline is the (unterminated) last line. Returns the bytes
+    /// consumed: everything up to and including the last newline, or all
+    /// with `eof`.
+    fn lines(
+        &mut self,
+        text: &[u8],
+        eof: bool,
+        warnings: &mut Vec<InputWarning>,
+        sink: &mut impl StatSink,
+    ) -> usize {
+        let mut pos = 0usize;
+        while pos < text.len() && !self.stopped {
+            let rest = text.get(pos..).unwrap_or_default();
+            let (raw, unterminated) = match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    pos += i + 1;
+                    (rest.get(..i).unwrap_or_default(), false)
+                }
+                None if eof => {
+                    pos = text.len();
+                    (rest, true)
+                }
+                None => return pos,
+            };
+            self.lineno += 1;
+            self.line(raw, unterminated, warnings, sink);
+        }
+        if eof { text.len() } else { pos }
+    }
+
+    /// Parses one line (without its `\n`).
+    fn line(
+        &mut self,
+        raw: &[u8],
+        unterminated: bool,
+        warnings: &mut Vec<InputWarning>,
+        sink: &mut impl StatSink,
+    ) {
+        let lineno = self.lineno;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.trim_ascii().is_empty() {
-            continue;
+            return;
         }
-        if line.first() == Some(&b'#') || header.is_none() {
-            match Header::parse(line, plan) {
+        if line.first() == Some(&b'#') || self.header.is_none() {
+            match Header::parse(line, self.plan) {
                 Some(h) => {
-                    if header.is_some() {
-                        warn(Some(lineno), WarningKind::RepeatedHeader, warnings);
-                        // A batch holds the rows of one header: which
-                        // columns exist is a property of the batch.
-                        for b in &mut builders {
-                            if let Some(batch) = b.finish() {
-                                sink(batch);
-                            }
-                        }
+                    if self.header.is_some() {
+                        self.warn(Some(lineno), WarningKind::RepeatedHeader, warnings);
                     }
-                    header = Some(h);
-                    summary.usable = true;
+                    // A batch holds the rows of one header: which columns
+                    // exist is a property of the batch.
+                    self.flush(sink);
+                    for (b, idx) in self.builders.iter_mut().zip(&h.idx) {
+                        b.set_header(idx);
+                    }
+                    self.header = Some(h);
+                    self.summary.usable = true;
                 }
-                None if header.is_none() => {
-                    warn(Some(lineno), WarningKind::NoHeader, warnings);
-                    break;
+                None if self.header.is_none() => {
+                    self.warn(Some(lineno), WarningKind::NoHeader, warnings);
+                    self.stopped = true;
                 }
-                None => warn(Some(lineno), WarningKind::BadRow, warnings),
+                None => self.warn(Some(lineno), WarningKind::BadRow, warnings),
             }
-            continue;
+            return;
         }
-        let Some(h) = header.as_ref() else { continue };
-        let cells = if memchr::memchr(b'"', line).is_some() {
+        let Some(h) = self.header.as_ref() else {
+            return;
+        };
+        let (file, seen) = (self.file, &mut self.warnings_seen);
+        let mut warn = |kind| warn_at(file, seen, warnings, Some(lineno), kind);
+        let cells = if let Some(len) = split_cells(line, &mut self.bounds, h.want) {
+            Cells::Fast {
+                line,
+                bounds: &self.bounds,
+                len,
+            }
+        } else {
             let mut rdr = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(true)
                 .from_reader(line);
-            match rdr.read_byte_record(&mut record) {
-                Ok(true) => Cells::Slow(&record),
-                _ => {
-                    warn(Some(lineno), WarningKind::BadRow, warnings);
-                    continue;
-                }
-            }
-        } else {
-            let n = split_cells(line, &mut bounds);
-            Cells::Fast {
-                line,
-                bounds: bounds.get(..n).unwrap_or_default(),
+            match rdr.read_byte_record(&mut self.record) {
+                Ok(true) => Cells::Slow(&self.record),
+                _ => return warn(WarningKind::BadRow),
             }
         };
         if cells.len() != h.cells {
-            let kind = if is_last && !ends_with_newline {
+            return warn(if unterminated {
                 WarningKind::TruncatedLine
             } else {
                 WarningKind::CellCount {
                     expected: h.cells,
                     found: cells.len(),
                 }
-            };
-            warn(Some(lineno), kind, warnings);
-            continue;
+            });
         }
         let (Some(px), Some(sv)) = (cells.get(h.px), cells.get(h.sv)) else {
-            continue;
+            return;
         };
         if px.is_empty() || sv.is_empty() {
-            warn(Some(lineno), WarningKind::BadRow, warnings);
-            continue;
+            return warn(WarningKind::BadRow);
         }
         let kind = if sv == b"FRONTEND" {
             RowKind::Frontend
@@ -364,67 +505,122 @@ pub fn parse_stat(
         } else {
             match h.ty.map(|t| cells.get(t).map(parse_cell)) {
                 Some(Some(Ok(Some(2)))) | None => RowKind::Server,
-                _ => continue, // listeners (type 3) and anything else
+                _ => return, // listeners (type 3) and anything else
             }
         };
         let k = kind as usize;
-        let (Some(b), Some(idx), Some(names)) =
-            (builders.get_mut(k), h.idx.get(k), plan.columns.get(k))
-        else {
-            continue;
+        let (Some(b), Some(idx), Some(names)) = (
+            self.builders.get_mut(k),
+            h.idx.get(k),
+            self.plan.columns.get(k),
+        ) else {
+            return;
         };
-        append_name(&mut b.px, px);
-        append_name(&mut b.sv, sv);
-        for (c, (col, name)) in idx.iter().zip(names).enumerate() {
-            let (Some(builder), Some(present)) = (b.cols.get_mut(c), b.present.get_mut(c)) else {
+        for &(c, i) in idx {
+            let Some(col) = b.cols.get_mut(c) else {
                 continue;
             };
-            match col.and_then(|i| cells.get(i)) {
-                None => builder.append_null(),
-                Some(cell) => {
-                    *present = true;
-                    match parse_cell(cell) {
-                        Ok(v) => builder.append_option(v),
-                        Err(()) => {
-                            builder.append_null();
-                            warn(
-                                Some(lineno),
-                                WarningKind::NotANumber {
-                                    column: (*name).to_string(),
-                                },
-                                warnings,
-                            );
-                        }
-                    }
+            match cells.get(i).map(parse_cell) {
+                Some(Ok(v)) => col.push(v.unwrap_or(0)),
+                _ => {
+                    // Treated as empty: 0.
+                    col.push(0);
+                    let column = names.get(c).map_or_else(String::new, |n| (*n).to_string());
+                    warn(WarningKind::NotANumber { column });
                 }
             }
         }
-        b.rows += 1;
-        summary.rows += 1;
-        if b.rows >= batch_rows
+        b.group.push(sink.group(kind, px, sv));
+        self.summary.rows += 1;
+        if b.group.len() >= self.batch_rows
             && let Some(batch) = b.finish()
         {
-            sink(batch);
+            sink.batch(batch);
         }
     }
-    for b in &mut builders {
-        if let Some(batch) = b.finish() {
-            sink(batch);
+
+    /// Hands out the last rows; adds the `Suppressed` warning if needed.
+    fn finish(
+        mut self,
+        warnings: &mut Vec<InputWarning>,
+        sink: &mut impl StatSink,
+    ) -> StatFileSummary {
+        self.flush(sink);
+        if self.warnings_seen > MAX_WARNINGS_PER_FILE {
+            warnings.push(InputWarning::new(
+                self.file,
+                None,
+                WarningKind::Suppressed(self.warnings_seen - MAX_WARNINGS_PER_FILE),
+            ));
         }
+        self.summary
     }
-    if local_warnings > MAX_WARNINGS_PER_FILE {
-        warnings.push(InputWarning::new(
-            file,
-            None,
-            WarningKind::Suppressed(local_warnings - MAX_WARNINGS_PER_FILE),
-        ));
+}
+
+/// Parses one `show stat` file held in memory. Batches of at most
+/// `batch_rows` rows are handed to `sink` as they fill; problems are
+/// appended to `warnings`.
+pub fn parse_stat(
+    bytes: &[u8],
+    file: &Path,
+    plan: &ColumnPlan,
+    batch_rows: usize,
+    warnings: &mut Vec<InputWarning>,
+    sink: &mut impl StatSink,
+) -> StatFileSummary {
+    parse_stat_reader(bytes, file, plan, batch_rows, warnings, sink)
+}
+
+/// Parses one `show stat` file from a reader, [`READ_CHUNK`] bytes at a
+/// time (a line longer than that grows the buffer to hold it). A read
+/// error becomes an `Unreadable` warning; the rows read before it count.
+pub fn parse_stat_reader(
+    mut reader: impl Read,
+    file: &Path,
+    plan: &ColumnPlan,
+    batch_rows: usize,
+    warnings: &mut Vec<InputWarning>,
+    sink: &mut impl StatSink,
+) -> StatFileSummary {
+    let mut p = FileParser::new(file, plan, batch_rows);
+    let mut buf = vec![0u8; READ_CHUNK];
+    // `buf[..filled]` holds bytes read but not parsed yet (a partial line).
+    let mut filled = 0usize;
+    let mut total = 0usize;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match reader.read(buf.get_mut(filled..).unwrap_or_default()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                p.warn(None, WarningKind::Unreadable(e.to_string()), warnings);
+                break;
+            }
+        };
+        total += n;
+        let eof = n == 0;
+        if eof && total == 0 {
+            p.warn(None, WarningKind::EmptyFile, warnings);
+            return p.summary;
+        }
+        filled += n;
+        let text = buf.get(..filled).unwrap_or_default();
+        let used = p.lines(text, eof, warnings, sink);
+        if eof || p.stopped {
+            break;
+        }
+        buf.copy_within(used..filled, 0);
+        filled -= used;
     }
-    summary
+    p.finish(warnings, sink)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn plan() -> ColumnPlan {
         ColumnPlan {
@@ -436,17 +632,86 @@ mod tests {
         }
     }
 
-    fn parse(text: &[u8]) -> (Vec<StatBatch>, Vec<InputWarning>, StatFileSummary) {
+    /// Names each group `px` or `px/sv`, keeps the batches.
+    #[derive(Default)]
+    struct Collect {
+        names: Vec<String>,
+        ids: HashMap<String, u32>,
+        batches: Vec<StatBatch>,
+    }
+
+    impl StatSink for Collect {
+        fn group(&mut self, kind: RowKind, px: &[u8], sv: &[u8]) -> u32 {
+            let mut name = String::from_utf8_lossy(px).into_owned();
+            if kind == RowKind::Server {
+                name = format!("{name}/{}", String::from_utf8_lossy(sv));
+            }
+            let next = self.names.len() as u32;
+            *self.ids.entry(name.clone()).or_insert_with(|| {
+                self.names.push(name);
+                next
+            })
+        }
+        fn batch(&mut self, batch: StatBatch) {
+            self.batches.push(batch);
+        }
+    }
+
+    impl Collect {
+        fn names(&self, b: &StatBatch) -> Vec<&str> {
+            b.group
+                .values()
+                .iter()
+                .map(|&g| self.names[g as usize].as_str())
+                .collect()
+        }
+    }
+
+    fn parse(text: &[u8]) -> (Collect, Vec<InputWarning>, StatFileSummary) {
         let mut w = Vec::new();
-        let mut out = Vec::new();
-        let s = parse_stat(text, Path::new("f_stat"), &plan(), 2, &mut w, |b| {
-            out.push(b)
-        });
+        let mut out = Collect::default();
+        let s = parse_stat(text, Path::new("f_stat"), &plan(), 2, &mut w, &mut out);
+        // The streaming parser gives the same result, whatever the chunking.
+        let mut w2 = Vec::new();
+        let mut out2 = Collect::default();
+        let s2 = parse_stat_reader(
+            OneByteAtATime(text),
+            Path::new("f_stat"),
+            &plan(),
+            2,
+            &mut w2,
+            &mut out2,
+        );
+        assert_eq!((s, &w), (s2, &w2));
+        assert_eq!(out.names, out2.names);
+        assert_eq!(out.batches.len(), out2.batches.len());
+        for (a, b) in out.batches.iter().zip(&out2.batches) {
+            assert_eq!(
+                (a.kind, &a.group, &a.columns),
+                (b.kind, &b.group, &b.columns)
+            );
+        }
         (out, w, s)
     }
 
-    fn col(b: &StatBatch, c: usize) -> Vec<Option<i64>> {
-        b.columns[c].as_ref().unwrap().iter().collect()
+    /// A reader returning one byte per call.
+    struct OneByteAtATime<'a>(&'a [u8]);
+
+    impl Read for OneByteAtATime<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((&b, rest)), Some(slot)) => {
+                    *slot = b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    fn col(b: &StatBatch, c: usize) -> Vec<i64> {
+        b.columns[c].as_ref().unwrap().values().to_vec()
     }
 
     #[test]
@@ -456,56 +721,91 @@ fe.1,FRONTEND,10,1,0,,-,,\n\
 be,s 1,5,2,2,3,-,7,\n\
 be,BACKEND,1,1,1,9,-,,\n\
 li,sock-1,1,1,3,,-,,\n\n";
-        let (batches, w, s) = parse(text);
+        let (out, w, s) = parse(text);
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(s.rows, 3);
-        let fe = batches
+        let fe = out
+            .batches
             .iter()
             .find(|b| b.kind == RowKind::Frontend)
             .unwrap();
-        assert_eq!(fe.pxname.value(0), "fe_1");
-        assert_eq!(col(fe, 0), vec![Some(1)]);
-        assert_eq!(col(fe, 1), vec![Some(10)]);
-        let srv = batches.iter().find(|b| b.kind == RowKind::Server).unwrap();
-        assert_eq!(srv.svname.value(0), "s_1");
-        assert_eq!(col(srv, 0), vec![Some(3)]);
+        assert_eq!(out.names(fe), vec!["fe.1"], "raw names go to the sink");
+        assert_eq!(col(fe, 0), vec![1]);
+        assert_eq!(col(fe, 1), vec![10]);
+        let srv = out
+            .batches
+            .iter()
+            .find(|b| b.kind == RowKind::Server)
+            .unwrap();
+        assert_eq!(out.names(srv), vec!["be/s 1"]);
+        assert_eq!(col(srv, 0), vec![3]);
         assert!(srv.columns[1].is_none(), "qtime is not in this header");
-        assert_eq!(col(srv, 2), vec![Some(7)]);
+        assert_eq!(col(srv, 2), vec![7]);
+        let be = out
+            .batches
+            .iter()
+            .find(|b| b.kind == RowKind::Backend)
+            .unwrap();
+        assert_eq!(col(be, 1 - 1), vec![9]);
+        assert!(!out.names.iter().any(|n| n.starts_with("li")));
     }
 
     #[test]
     fn quoted_cells_and_duplicate_headers() {
         let text = b"# pxname,svname,scur,scur,bin,type\n\"a,b\",FRONTEND,4,5,\"6\",0\n";
-        let (batches, w, _) = parse(text);
+        let (out, w, _) = parse(text);
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(batches[0].pxname.value(0), "a,b");
-        assert_eq!(col(&batches[0], 0), vec![Some(4)]);
-        assert_eq!(col(&batches[0], 1), vec![Some(6)]);
+        assert_eq!(out.names(&out.batches[0]), vec!["a,b"]);
+        assert_eq!(col(&out.batches[0], 0), vec![4]);
+        assert_eq!(col(&out.batches[0], 1), vec![6]);
     }
 
     #[test]
     fn bad_rows_are_warned_and_skipped() {
         let text = b"# pxname,svname,scur,bin,type\nf,FRONTEND,x,1,0\nf,FRONTEND,1\ng,FRONTEND,2,2,0\nh,FRONT";
-        let (batches, w, s) = parse(text);
+        let (out, w, s) = parse(text);
         assert_eq!(s.rows, 2);
         assert_eq!(w.len(), 3, "{w:?}");
         assert_eq!(w[0].line, Some(2));
-        assert!(matches!(w[0].kind, WarningKind::NotANumber { .. }));
-        assert!(matches!(
+        assert_eq!(
+            w[0].kind,
+            WarningKind::NotANumber {
+                column: "scur".into()
+            }
+        );
+        assert_eq!(
             w[1].kind,
             WarningKind::CellCount {
                 expected: 5,
                 found: 3
             }
-        ));
+        );
         assert_eq!(w[2].kind, WarningKind::TruncatedLine);
-        assert_eq!(col(&batches[0], 0), vec![None, Some(2)]);
+        assert_eq!(w[2].line, Some(5));
+        // The non-numeric cell is treated as empty: 0.
+        assert_eq!(col(&out.batches[0], 0), vec![0, 2]);
+    }
+
+    #[test]
+    fn rows_leave_in_bounded_batches_one_header_each() {
+        let text = b"# pxname,svname,scur,bin\na,FRONTEND,1,1\nb,FRONTEND,2,2\nc,FRONTEND,3,3\n\
+# pxname,svname,bin\nd,FRONTEND,4\n";
+        let (out, w, s) = parse(text);
+        assert_eq!(s.rows, 4);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].kind, WarningKind::RepeatedHeader);
+        let sizes: Vec<usize> = out.batches.iter().map(StatBatch::len).collect();
+        assert_eq!(sizes, vec![2, 1, 1]);
+        assert_eq!(col(&out.batches[1], 0), vec![3]);
+        assert!(out.batches[2].columns[0].is_none());
+        assert_eq!(col(&out.batches[2], 1), vec![4]);
     }
 
     #[test]
     fn no_header_and_empty_file() {
         let (_, w, s) = parse(b"a,b,c\n1,2,3\n");
         assert!(!s.usable);
+        assert_eq!(w.len(), 1);
         assert_eq!(w[0].kind, WarningKind::NoHeader);
         let (_, w, s) = parse(b"");
         assert!(!s.usable);
@@ -513,14 +813,35 @@ li,sock-1,1,1,3,,-,,\n\n";
     }
 
     #[test]
+    fn read_errors_are_warnings() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("boom"))
+            }
+        }
+        let mut w = Vec::new();
+        let s = parse_stat_reader(
+            Failing,
+            Path::new("f_stat"),
+            &plan(),
+            2,
+            &mut w,
+            &mut Collect::default(),
+        );
+        assert!(!s.usable);
+        assert!(matches!(&w[0].kind, WarningKind::Unreadable(e) if e.contains("boom")));
+    }
+
+    #[test]
     fn split_on_commas() {
         let mut b = Vec::new();
-        let n = split_cells(b"a,,bc,", &mut b);
-        assert_eq!(&b[..n], &[0, 2, 3, 6, 7]);
-        let n = split_cells(b"", &mut b);
-        assert_eq!(&b[..n], &[0, 1]);
+        assert_eq!(split_cells(b"a,,bc,", &mut b, 100), Some(4));
+        assert_eq!(&b[..], &[0, 2, 3, 6, 7]);
+        assert_eq!(split_cells(b"", &mut b, 100), Some(1));
+        assert_eq!(&b[..], &[0, 1]);
         let line = b"0123456,89,,,,,,,,,,,,,,,,,,,,,abcdefgh,ijklmno,,p";
-        let n = split_cells(line, &mut b);
+        assert_eq!(split_cells(line, &mut b, 100), Some(26));
         let mut want = vec![0u32];
         want.extend(
             line.iter()
@@ -529,7 +850,13 @@ li,sock-1,1,1,3,,-,,\n\n";
                 .map(|(i, _)| i as u32 + 1),
         );
         want.push(line.len() as u32 + 1);
-        assert_eq!(&b[..n], &want[..]);
+        assert_eq!(&b[..], &want[..]);
+        // Only the first cells are located, all are counted.
+        assert_eq!(split_cells(line, &mut b, 3), Some(26));
+        assert!(b.len() >= 3 && b.len() < want.len(), "{b:?}");
+        assert_eq!(&b[..], &want[..b.len()]);
+        assert_eq!(split_cells(b"0123456789\"", &mut b, 100), None);
+        assert_eq!(split_cells(b"\"a\",b", &mut b, 1), None);
     }
 
     #[test]
@@ -538,6 +865,17 @@ li,sock-1,1,1,3,,-,,\n\n";
         assert_eq!(parse_cell(b"-1"), Ok(Some(-1)));
         assert_eq!(parse_cell(b"-"), Err(()));
         assert_eq!(parse_cell(b"1.5"), Err(()));
+        assert_eq!(parse_cell(b"1/"), Err(()));
         assert_eq!(parse_cell(b"99999999999999999999"), Err(()));
+        assert_eq!(
+            parse_cell(b"9223372036854775807"),
+            Ok(Some(i64::MAX)),
+            "19 digits"
+        );
+        assert_eq!(parse_cell(b"9223372036854775808"), Err(()));
+        assert_eq!(
+            parse_cell(b"999999999999999999"),
+            Ok(Some(999_999_999_999_999_999))
+        );
     }
 }
