@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// A small multiplicative hasher (FxHash): group names are short and not
 /// attacker-chosen in a way that matters here, SipHash is needlessly slow.
@@ -35,7 +36,7 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 use crate::catalogue::{Aggregation, StatMetric};
 
-use super::format::sanitize_bytes;
+use super::format::{is_clean, sanitize_bytes};
 use super::parse_stat::{ColumnPlan, RowKind, StatBatch, StatSink};
 
 /// Running totals of one metric in one group.
@@ -110,19 +111,19 @@ impl KindSpec {
 #[derive(Debug, Clone, Default)]
 pub struct KindAgg {
     /// Sanitised key → group id.
-    index: FxMap<Box<str>, u32>,
-    /// Raw CSV name bytes (as [`KindAgg::group_raw`] encodes them) → group
-    /// id: a row's names are hashed, not sanitised nor copied.
+    index: FxMap<Arc<str>, u32>,
+    /// Raw CSV names that are not already clean path elements (as
+    /// [`KindAgg::group_raw`] encodes them) → group id. Clean names (nearly
+    /// all) are looked up in `index` directly.
     raw: FxMap<Box<[u8]>, u32>,
-    /// Group keys, by group id.
-    pub keys: Vec<Box<str>>,
+    /// Group keys, by group id (shared with `index`).
+    pub keys: Vec<Arc<str>>,
     /// `keys.len() × metrics` accumulators, row-major.
     pub accs: Vec<Acc>,
     width: usize,
-    raw_buf: Vec<u8>,
-    /// Per group id: the raw key first seen for it (empty for groups made
-    /// by merging), and the group that followed it last time.
-    raw_of: Vec<(Box<[u8]>, u32)>,
+    key_buf: String,
+    /// Per group id: the group that followed it last time.
+    next: Vec<u32>,
     /// The group of the previous row ([`NO_GROUP`] at first).
     last: u32,
 }
@@ -130,16 +131,23 @@ pub struct KindAgg {
 /// No group (before the first row).
 const NO_GROUP: u32 = u32::MAX;
 
-/// `true` when `key` is the raw key [`KindAgg::group_raw`] builds for the names.
-fn raw_key_is(key: &[u8], px: &[u8], sv: &[u8], two_level: bool) -> bool {
+/// `true` when `key` is the key of the clean names `px` (`/sv`): a
+/// sanitised key holds no NUL but the separator, so raw names holding one
+/// never match.
+fn key_is(key: &str, px: &[u8], sv: &[u8], two_level: bool) -> bool {
+    let key = key.as_bytes();
     if !two_level {
         return key == px;
     }
-    let (len, names) = key.split_at_checked(8).unwrap_or_default();
-    len == (px.len() as u64).to_le_bytes()
-        && names.len() == px.len() + sv.len()
-        && names.starts_with(px)
-        && names.ends_with(sv)
+    key.len() == px.len() + 1 + sv.len()
+        && key.starts_with(px)
+        && key.get(px.len()) == Some(&0)
+        && key.ends_with(sv)
+}
+
+/// The cell as a `&str` when it is already a valid path element.
+fn clean(cell: &[u8]) -> Option<&str> {
+    std::str::from_utf8(cell).ok().filter(|s| is_clean(s))
 }
 
 impl KindAgg {
@@ -157,11 +165,12 @@ impl KindAgg {
             return g as usize;
         }
         let g = self.keys.len();
-        self.keys.push(key.into());
-        self.index.insert(key.into(), g as u32);
+        let key: Arc<str> = key.into();
+        self.keys.push(Arc::clone(&key));
+        self.index.insert(key, g as u32);
         self.accs
             .resize(self.accs.len() + self.width, Acc::default());
-        self.raw_of.push((Box::default(), NO_GROUP));
+        self.next.push(NO_GROUP);
         g
     }
 
@@ -174,47 +183,53 @@ impl KindAgg {
     /// is tried first (a comparison of bytes); only when it is not that one
     /// are the names hashed.
     pub fn group_raw(&mut self, px: &[u8], sv: &[u8], two_level: bool) -> u32 {
-        let guess = self
-            .raw_of
-            .get(self.last as usize)
-            .map_or(NO_GROUP, |p| p.1);
-        if let Some((key, _)) = self.raw_of.get(guess as usize)
-            && raw_key_is(key, px, sv, two_level)
+        let guess = self.next.get(self.last as usize).copied();
+        if let Some(g) = guess
+            && let Some(key) = self.keys.get(g as usize)
+            && key_is(key, px, sv, two_level)
         {
-            self.last = guess;
-            return guess;
+            self.last = g;
+            return g;
         }
-        let mut raw = std::mem::take(&mut self.raw_buf);
-        raw.clear();
-        if two_level {
-            // Length-prefixed, so that no pair of names encodes like another.
-            raw.extend_from_slice(&(px.len() as u64).to_le_bytes());
-            raw.extend_from_slice(px);
-            raw.extend_from_slice(sv);
-        } else {
-            raw.extend_from_slice(px);
-        }
-        let g = match self.raw.get(raw.as_slice()) {
-            Some(&g) => g,
-            None => {
-                let mut key = String::from(sanitize_bytes(px));
+        let mut key = std::mem::take(&mut self.key_buf);
+        key.clear();
+        let g = match (clean(px), if two_level { clean(sv) } else { Some("") }) {
+            (Some(p), Some(s)) => {
+                key.push_str(p);
                 if two_level {
                     key.push('\0');
-                    key.push_str(&sanitize_bytes(sv));
+                    key.push_str(s);
                 }
-                let g = self.group(&key) as u32;
-                self.raw.insert(raw.as_slice().into(), g);
-                if let Some(first) = self.raw_of.get_mut(g as usize).map(|p| &mut p.0)
-                    && first.is_empty()
-                {
-                    *first = raw.as_slice().into();
+                self.group(&key) as u32
+            }
+            _ => {
+                // Length-prefixed, so that no pair of names encodes like another.
+                let mut raw = Vec::with_capacity(8 + px.len() + sv.len());
+                if two_level {
+                    raw.extend_from_slice(&(px.len() as u64).to_le_bytes());
+                    raw.extend_from_slice(px);
+                    raw.extend_from_slice(sv);
+                } else {
+                    raw.extend_from_slice(px);
                 }
-                g
+                match self.raw.get(raw.as_slice()) {
+                    Some(&g) => g,
+                    None => {
+                        key.push_str(&sanitize_bytes(px));
+                        if two_level {
+                            key.push('\0');
+                            key.push_str(&sanitize_bytes(sv));
+                        }
+                        let g = self.group(&key) as u32;
+                        self.raw.insert(raw.into(), g);
+                        g
+                    }
+                }
             }
         };
-        self.raw_buf = raw;
-        if let Some(prev) = self.raw_of.get_mut(self.last as usize) {
-            prev.1 = g;
+        self.key_buf = key;
+        if let Some(prev) = self.next.get_mut(self.last as usize) {
+            *prev = g;
         }
         self.last = g;
         g
@@ -260,14 +275,27 @@ impl KindAgg {
 
     /// Adds another set of accumulators of the same kind and spec.
     pub fn merge(&mut self, other: KindAgg) {
+        // Both sides met the groups in about the same order: try the group
+        // after the previous one before hashing.
+        let mut guess = 0usize;
         for (og, key) in other.keys.iter().enumerate() {
-            self.push_group(key, other.group_accs(og));
+            let g = match self.keys.get(guess) {
+                Some(k) if k == key => guess,
+                _ => self.group(key),
+            };
+            guess = g + 1;
+            self.merge_accs(g, other.group_accs(og));
         }
     }
 
     /// Adds accumulators (same metrics) to the group `key`.
     pub fn push_group(&mut self, key: &str, accs: &[Acc]) {
         let g = self.group(key);
+        self.merge_accs(g, accs);
+    }
+
+    /// Adds accumulators (same metrics) to group `g`.
+    fn merge_accs(&mut self, g: usize, accs: &[Acc]) {
         let w = self.width;
         if let Some(dst) = self.accs.get_mut(g * w..(g + 1) * w) {
             for (d, s) in dst.iter_mut().zip(accs) {
@@ -364,10 +392,10 @@ impl StatSink for SiteAgg {
             .map_or(0, |agg| agg.group_raw(px, sv, two_level))
     }
 
-    fn batch(&mut self, batch: StatBatch) {
+    fn batch(&mut self, batch: &StatBatch) {
         let k = batch.kind as usize;
         if let (Some(agg), Some(spec)) = (self.kinds.get_mut(k), self.specs.get(k)) {
-            agg.add(spec, &batch);
+            agg.add(spec, batch);
         }
     }
 }

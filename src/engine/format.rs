@@ -74,6 +74,11 @@ impl<'a> LineWriter<'a> {
         self.lines
     }
 
+    /// Counts `n` lines written to the buffer by other means.
+    pub fn add_lines(&mut self, n: usize) {
+        self.lines += n;
+    }
+
     /// When at least `threshold` bytes are buffered, hands them to `sink`
     /// (which empties the buffer, or keeps it when the buffer is the output).
     pub fn take_if_over<E, F>(&mut self, threshold: usize, sink: &mut F) -> Result<(), E>

@@ -360,7 +360,7 @@ pub fn process_snapshot(
 ) -> Result<SnapshotReport, SnapshotError> {
     let start = out.len();
     // `out` is the output: nothing to hand over while writing.
-    let result = run(dir, opts, out, &mut |_| Ok(()));
+    let result = run(dir, opts, out, &mut Sink { stream: None });
     if result.is_err() {
         out.truncate(start);
     }
@@ -381,20 +381,114 @@ pub fn process_snapshot_to(
     out: &mut dyn Write,
 ) -> Result<SnapshotReport, SnapshotError> {
     let mut buf = Vec::with_capacity(OUT_CHUNK + (OUT_CHUNK >> 3));
-    run(dir, opts, &mut buf, &mut |b: &mut Vec<u8>| {
-        let r = out.write_all(b);
-        b.clear();
-        r
+    run(dir, opts, &mut buf, &mut Sink { stream: Some(out) })
+}
+
+/// Where [`run`] sends the lines it buffers.
+struct Sink<'a> {
+    /// `None`: the buffer is the output ([`process_snapshot`]).
+    stream: Option<&'a mut dyn Write>,
+}
+
+impl Sink<'_> {
+    /// Hands the buffered lines to the writer and empties the buffer (when
+    /// streaming; else the buffer is the output and keeps them).
+    fn drain(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        if let Some(w) = self.stream.as_mut() {
+            w.write_all(buf)?;
+            buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Adds `lines`, formatted elsewhere, after the buffered lines.
+    fn append(&mut self, buf: &mut Vec<u8>, lines: &[u8]) -> std::io::Result<()> {
+        match self.stream.as_mut() {
+            Some(w) => {
+                w.write_all(buf)?;
+                buf.clear();
+                w.write_all(lines)
+            }
+            None => {
+                buf.extend_from_slice(lines);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Server lines formatted apart (possibly on another thread).
+struct Piece {
+    buf: Vec<u8>,
+    lines: usize,
+    values: usize,
+}
+
+/// Server groups per [`Piece`] (about 300 KB of lines with every metric).
+const SERVERS_PER_PIECE: usize = 128;
+
+/// Formats pieces `0..n` with `format` and hands them to `put` in order.
+/// In `parallel`, a helper thread formats the odd pieces while this one
+/// formats the even ones; at most one finished piece waits for `put`, so
+/// memory stays bounded. A `put` error stops both.
+fn pieces_in_order<E>(
+    n: usize,
+    parallel: bool,
+    format: &(dyn Fn(usize, Vec<u8>) -> Piece + Sync),
+    put: &mut dyn FnMut(&Piece) -> Result<(), E>,
+) -> Result<(), E> {
+    if !parallel || n < 2 {
+        let mut buf = Vec::new();
+        for k in 0..n {
+            let piece = format(k, std::mem::take(&mut buf));
+            put(&piece)?;
+            buf = piece.buf;
+            buf.clear();
+        }
+        return Ok(());
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(1);
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        s.spawn(move || {
+            for k in (1..n).step_by(2) {
+                let buf = back_rx.try_recv().unwrap_or_default();
+                // The receiver is gone when `put` failed: stop.
+                if tx.send(format(k, buf)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut own = Vec::new();
+        for k in 0..n {
+            let piece = if k % 2 == 0 {
+                format(k, std::mem::take(&mut own))
+            } else {
+                match rx.recv() {
+                    Ok(piece) => piece,
+                    Err(_) => break, // the helper panicked; the scope re-raises it
+                }
+            };
+            put(&piece)?;
+            let mut buf = piece.buf;
+            buf.clear();
+            if k % 2 == 0 {
+                own = buf;
+            } else {
+                let _ = back_tx.send(buf);
+            }
+        }
+        Ok(())
     })
 }
 
-/// The engine: lines go to `out`, which `drain` empties (or not) whenever
-/// it holds [`OUT_CHUNK`] bytes or more, and once at the end.
+/// The engine: lines are buffered in `out`, handed to `sink` whenever it
+/// holds [`OUT_CHUNK`] bytes or more, and once at the end.
 fn run(
     dir: &Path,
     opts: &EngineOptions,
     out: &mut Vec<u8>,
-    drain: &mut dyn FnMut(&mut Vec<u8>) -> std::io::Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<SnapshotReport, SnapshotError> {
     let start = Instant::now();
     let timestamp = timestamp_of(dir).ok_or_else(|| SnapshotError::BadTimestamp {
@@ -448,8 +542,10 @@ fn run(
         source,
     };
     let mut w = LineWriter::new(out, timestamp);
-    let mut drain_full =
-        |w: &mut LineWriter<'_>| w.take_if_over(OUT_CHUNK, drain).map_err(write_err);
+    let drain_full = |w: &mut LineWriter<'_>, sink: &mut Sink<'_>| {
+        w.take_if_over(OUT_CHUNK, &mut |b| sink.drain(b))
+            .map_err(write_err)
+    };
     let p = opts.prefix.as_str();
     if !procs.is_empty() {
         let t = Instant::now();
@@ -482,7 +578,7 @@ fn run(
                 &fe_spec.metrics,
                 fe.group_accs(g),
             );
-            drain_full(&mut w)?;
+            drain_full(&mut w, sink)?;
         }
         report.timings.frontends = t.elapsed() + report.timings.parse_stats;
 
@@ -500,49 +596,86 @@ fn run(
                 &be_spec.metrics,
                 be.group_accs(g),
             );
-            drain_full(&mut w)?;
+            drain_full(&mut w, sink)?;
         }
         report.timings.backends = t.elapsed();
 
-        // Servers: TotalServers per backend, then per (backend, server).
+        // Servers: TotalServers per backend, then per (backend, server);
+        // formatted in pieces of whole backends, on two threads if allowed.
         let t = Instant::now();
         let order = srv.sorted_groups();
-        let mut i = 0;
-        while let Some(&first) = order.get(i) {
-            let backend = srv.keys.get(first).map(|k| split_key(k).0).unwrap_or("");
-            let mut j = i;
-            while order
-                .get(j)
+        let backend_of = |i: usize| {
+            order
+                .get(i)
                 .and_then(|&g| srv.keys.get(g))
-                .is_some_and(|k| split_key(k).0 == backend)
-            {
+                .map(|k| split_key(k).0)
+        };
+        // Backends as (name, range of `order`); pieces as ranges of those.
+        let mut backends: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+        let mut i = 0;
+        while let Some(backend) = backend_of(i) {
+            let mut j = i + 1;
+            while backend_of(j) == Some(backend) {
                 j += 1;
             }
-            if !opts.exclude_backends.contains(backend) {
+            backends.push((backend, i..j));
+            i = j;
+        }
+        let mut pieces: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut first = 0;
+        let mut groups = 0;
+        for (b, (_, range)) in backends.iter().enumerate() {
+            groups += range.len();
+            if groups >= SERVERS_PER_PIECE || b + 1 == backends.len() {
+                pieces.push(first..b + 1);
+                first = b + 1;
+                groups = 0;
+            }
+        }
+        let format_piece = |k: usize, mut buf: Vec<u8>| -> Piece {
+            let mut store = Vec::new();
+            let mut prefixes = Prefixes::default();
+            let mut w = LineWriter::new(&mut buf, timestamp);
+            let mut values = 0;
+            let piece = pieces.get(k).and_then(|r| backends.get(r.clone()));
+            for (backend, range) in piece.unwrap_or_default() {
+                if opts.exclude_backends.contains(*backend) {
+                    continue;
+                }
                 let paths = paths_of(opts, &opts.backend_groups, backend, &mut store);
-                let total = (j - i) as i64;
                 let mut wrote = false;
                 for path in paths {
                     wrote |= w.line(
                         &[path, "backend", backend, "TotalServers"],
-                        Value::Int(total),
+                        Value::Int(range.len() as i64),
                     );
                 }
-                report.metrics.server += usize::from(wrote);
-                for &g in order.get(i..j).unwrap_or(&[]) {
+                values += usize::from(wrote);
+                for &g in order.get(range.clone()).unwrap_or_default() {
                     let Some(key) = srv.keys.get(g) else { continue };
                     let server = split_key(key).1;
-                    report.metrics.server += emit_group(
+                    values += emit_group(
                         &mut w,
                         prefixes.set(paths, &["backend", backend, "server", server]),
                         &srv_spec.metrics,
                         srv.group_accs(g),
                     );
-                    drain_full(&mut w)?;
                 }
             }
-            i = j;
-        }
+            let lines = w.lines();
+            Piece { buf, lines, values }
+        };
+        pieces_in_order(
+            pieces.len(),
+            opts.parallelism > 1,
+            &format_piece,
+            &mut |piece: &Piece| {
+                report.metrics.server += piece.values;
+                w.add_lines(piece.lines);
+                w.take_if_over(0, &mut |b| sink.append(b, &piece.buf))
+                    .map_err(write_err)
+            },
+        )?;
         if opts.aggr_server_metrics {
             let mut by_name = KindAgg::new(srv_spec.metrics.len());
             for (g, key) in srv.keys.iter().enumerate() {
@@ -563,7 +696,7 @@ fn run(
                     &srv_spec.metrics,
                     by_name.group_accs(g),
                 );
-                drain_full(&mut w)?;
+                drain_full(&mut w, sink)?;
             }
         }
         report.timings.servers = t.elapsed();
@@ -609,7 +742,8 @@ fn run(
         Value::Seconds(report.timings.total.as_secs_f64()),
     );
     report.lines = w.lines();
-    w.take_if_over(0, drain).map_err(write_err)?;
+    w.take_if_over(0, &mut |b| sink.drain(b))
+        .map_err(write_err)?;
     report.warnings = warnings;
     Ok(report)
 }
@@ -617,6 +751,93 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot with `backends` × 10 servers in two `_stat` files.
+    fn big_snapshot(backends: usize) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("1700000000");
+        std::fs::create_dir(&dir).unwrap();
+        for (f, factor) in [("a_stat", 1), ("b_stat", 3)] {
+            let mut text = String::from("# pxname,svname,type,lbtot,bin,weight,qtime,\n");
+            for b in 0..backends {
+                text.push_str(&format!("be{b},BACKEND,1,{},{},1,2,\n", b * factor, b));
+                for s in 0..10 {
+                    let v = b * 10 + s;
+                    text.push_str(&format!(
+                        "be{b},s.{s},2,{},{},{},{},\n",
+                        v % 3,
+                        v * factor,
+                        s,
+                        v
+                    ));
+                }
+            }
+            std::fs::write(dir.join(f), text).unwrap();
+        }
+        tmp
+    }
+
+    /// The lines without the self metrics (they carry timings).
+    fn without_self_metrics(out: &[u8]) -> String {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter(|l| !l.contains(".haproxystats."))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn streamed_parallel_output_is_the_buffered_sequential_output() {
+        let tmp = big_snapshot(97);
+        let dir = tmp.path().join("1700000000");
+        let mut opts = EngineOptions::with_prefix("P");
+        opts.aggr_server_metrics = true;
+        let mut buffered = b"kept ".to_vec();
+        let report = process_snapshot(&dir, &opts, &mut buffered).unwrap();
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert!(buffered.starts_with(b"kept P."));
+        let want = without_self_metrics(buffered.get(5..).unwrap());
+        assert!(want.contains("P.backend.be96.TotalServers 10 1700000000\n"));
+        assert!(want.contains("P.backend.be9.server.s_9.bin 396 1700000000\n"));
+        opts.parallelism = 2;
+        let mut streamed = Vec::new();
+        let report2 = process_snapshot_to(&dir, &opts, &mut streamed).unwrap();
+        assert_eq!(without_self_metrics(&streamed), want);
+        assert_eq!(report2.lines, report.lines);
+        assert_eq!(report2.metrics, report.metrics);
+        assert_eq!(
+            report.lines,
+            String::from_utf8_lossy(&buffered).lines().count()
+        );
+    }
+
+    #[test]
+    fn write_errors_stop_the_snapshot() {
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                self.0 -= 1;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let tmp = big_snapshot(300);
+        let dir = tmp.path().join("1700000000");
+        let mut opts = EngineOptions::with_prefix("P");
+        for parallelism in [1, 2] {
+            opts.parallelism = parallelism;
+            for ok_writes in [0, 1, 3] {
+                let err = process_snapshot_to(&dir, &opts, &mut Full(ok_writes)).unwrap_err();
+                assert_eq!(err.kind(), "write", "{err}");
+                assert!(err.to_string().contains("disk full"), "{err}");
+            }
+        }
+    }
 
     #[test]
     fn timestamps_are_digit_names() {

@@ -85,8 +85,9 @@ pub trait StatSink {
     /// The group id of a row of `kind` named `px` (frontends and backends)
     /// or `px`/`sv` (servers); the bytes are raw CSV cells.
     fn group(&mut self, kind: RowKind, px: &[u8], sv: &[u8]) -> u32;
-    /// Consumes a batch of rows.
-    fn batch(&mut self, batch: StatBatch);
+    /// Consumes a batch of rows (its buffers are reused afterwards, unless
+    /// the sink keeps a clone of the arrays).
+    fn batch(&mut self, batch: &StatBatch);
 }
 
 /// What parsing one file gave, besides its batches.
@@ -179,26 +180,46 @@ impl KindBuilder {
         }
     }
 
-    /// The rows so far as a batch (the builder is empty afterwards).
-    fn finish(&mut self) -> Option<StatBatch> {
+    /// Hands the rows so far to `sink` as a batch, then takes the batch's
+    /// buffers back for the next rows (no allocation per batch).
+    fn emit(&mut self, sink: &mut impl StatSink) {
         if self.group.is_empty() {
-            return None;
+            return;
         }
-        let cap = self.cap;
         let columns = self
             .cols
             .iter_mut()
             .zip(&self.present)
-            .map(|(col, &p)| {
-                p.then(|| Int64Array::from(std::mem::replace(col, Vec::with_capacity(cap))))
-            })
+            .map(|(col, &p)| p.then(|| Int64Array::new(std::mem::take(col).into(), None)))
             .collect();
-        let group = UInt32Array::from(std::mem::replace(&mut self.group, Vec::with_capacity(cap)));
-        Some(StatBatch {
+        let batch = StatBatch {
             kind: self.kind,
-            group,
+            group: UInt32Array::new(std::mem::take(&mut self.group).into(), None),
             columns,
-        })
+        };
+        sink.batch(&batch);
+        let cap = self.cap;
+        self.group = reuse(batch.group.into_parts().1, cap);
+        for (col, arr) in self.cols.iter_mut().zip(batch.columns) {
+            if let Some(arr) = arr {
+                *col = reuse(arr.into_parts().1, cap);
+            }
+        }
+    }
+}
+
+/// The vector behind an Arrow buffer, emptied, for reuse; a new one when the
+/// buffer is shared (the sink kept the array).
+fn reuse<T: arrow::datatypes::ArrowNativeType>(
+    buf: arrow::buffer::ScalarBuffer<T>,
+    cap: usize,
+) -> Vec<T> {
+    match buf.into_inner().into_vec::<T>() {
+        Ok(mut v) => {
+            v.clear();
+            v
+        }
+        Err(_) => Vec::with_capacity(cap),
     }
 }
 
@@ -236,14 +257,18 @@ impl Cells<'_> {
 
 /// Splits a line on commas: `bounds` gets the start of the first cells (at
 /// least `want` entries, the first being 0, when the line has that many;
-/// with every cell, `line.len() + 1` last), and the number of cells is
-/// returned. Cells past the ones needed are only counted. Returns `None`
-/// (and splits nothing reliably) when the line contains a `"`: quoted cells
-/// need the `csv` crate. Commas are dense and irregular, so eight bytes are
-/// tested at once (SWAR) and only the hits are visited.
-fn split_cells(line: &[u8], bounds: &mut Vec<u32>, want: usize) -> Option<usize> {
+/// with every cell, `line.len() + 1` last); returns the number of cells and
+/// of entries written. Cells past the ones needed are only counted. Returns
+/// `None` (and splits nothing reliably) when the line contains a `"`: quoted
+/// cells need the `csv` crate.
+///
+/// Commas are dense and irregular, so eight bytes are tested at once (SWAR),
+/// counted with a multiplication, and the positions of the first four hits
+/// of a word are written without branching on how many there are.
+fn split_cells(line: &[u8], bounds: &mut Vec<u32>, want: usize) -> Option<(usize, usize)> {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
     const COMMAS: u64 = 0x2c2c_2c2c_2c2c_2c2c;
     const QUOTES: u64 = 0x2222_2222_2222_2222;
     /// High bit of each byte set exactly where the byte of `x` is zero.
@@ -251,8 +276,25 @@ fn split_cells(line: &[u8], bounds: &mut Vec<u32>, want: usize) -> Option<usize>
     fn zero_bytes(x: u64) -> u64 {
         !(((x & LO7).wrapping_add(LO7)) | x) & HI
     }
-    bounds.clear();
-    bounds.push(0);
+    /// Writes the position after each hit of `hits` from `bounds[n]` on
+    /// (the slots past the hits get garbage, never read).
+    #[inline(always)]
+    fn put(bounds: &mut [u32], n: usize, mut hits: u64, base: u32, from: usize, to: usize) {
+        for j in from..to {
+            if let Some(slot) = bounds.get_mut(n + j) {
+                *slot = base + hits.trailing_zeros() / 8 + 1;
+            }
+            hits &= hits.wrapping_sub(1);
+        }
+    }
+    // Room for `want` entries, the hits of one word past them and the end.
+    if bounds.len() < want + 10 {
+        bounds.resize(want + 10, 0);
+    }
+    if let Some(first) = bounds.first_mut() {
+        *first = 0;
+    }
+    let mut n = 1usize;
     let mut chunks = line.chunks_exact(8);
     let mut base = 0u32;
     let mut quotes = 0u64;
@@ -262,29 +304,72 @@ fn split_cells(line: &[u8], bounds: &mut Vec<u32>, want: usize) -> Option<usize>
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
         quotes |= zero_bytes(word ^ QUOTES);
-        let mut hits = zero_bytes(word ^ COMMAS);
-        commas += hits.count_ones() as usize;
-        if bounds.len() < want {
-            while hits != 0 {
-                bounds.push(base + hits.trailing_zeros() / 8 + 1);
-                hits &= hits - 1;
+        let hits = zero_bytes(word ^ COMMAS);
+        let count = ((hits >> 7).wrapping_mul(ONES) >> 56) as usize;
+        if n < want {
+            put(bounds, n, hits, base, 0, 4);
+            if count > 4 {
+                // Skip the four hits written above.
+                let rest = (0..4).fold(hits, |h, _| h & h.wrapping_sub(1));
+                put(bounds, n + 4, rest, base, 0, count - 4);
             }
+            n += count;
         }
+        commas += count;
         base += 8;
     }
     for (i, &b) in chunks.remainder().iter().enumerate() {
         if b == b',' {
             commas += 1;
-            if bounds.len() < want {
-                bounds.push(base + i as u32 + 1);
+            if n < want {
+                put(bounds, n, 1, base + i as u32, 0, 1);
+                n += 1;
             }
         }
         quotes |= u64::from(b == b'"');
     }
-    if bounds.len() == commas + 1 {
-        bounds.push(line.len() as u32 + 1);
+    if n == commas + 1 {
+        put(bounds, n, 1, line.len() as u32, 0, 1);
+        n += 1;
     }
-    (quotes == 0).then_some(commas + 1)
+    (quotes == 0).then_some((commas + 1, n))
+}
+
+/// Parses cell `i` of a line split by [`split_cells`], as [`parse_cell`]
+/// (`None` when the line has no such cell). A cell of 1 to 8 digits is
+/// parsed eight bytes at once (SWAR).
+#[inline]
+fn fast_cell(line: &[u8], bounds: &[u32], i: usize) -> Option<Result<Option<i64>, ()>> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const SIXES: u64 = 0x0606_0606_0606_0606;
+    let start = *bounds.get(i)? as usize;
+    let end = (*bounds.get(i + 1)? as usize).checked_sub(1)?;
+    let len = end.checked_sub(start)?;
+    if len == 0 {
+        return Some(Ok(None));
+    }
+    if len <= 8
+        && let Some(bytes) = line.get(start..start + 8)
+    {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(bytes);
+        // The cell's bytes moved to the top (its first digit, the most
+        // significant, lowest): the bytes below are 0, leading zeros.
+        let shift = 8 * (8 - len as u32);
+        let x = u64::from_le_bytes(word) << shift;
+        let cell = !0u64 << shift;
+        let zeros = ZEROS & cell;
+        // Every cell byte is 0x30..=0x3f, and stays below 0x40 plus 6: a digit.
+        if x & HIGH_NIBBLES == zeros && (x + SIXES) & HIGH_NIBBLES & cell == zeros {
+            let mut v = x - zeros;
+            v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+            v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+            v = (v.wrapping_mul(10000) + (v >> 32)) & 0x0000_0000_ffff_ffff;
+            return Some(Ok(Some(v as i64)));
+        }
+    }
+    Some(parse_cell(line.get(start..end)?))
 }
 
 /// Parses an integer cell. `Ok(None)` for an empty cell, `Err` when the
@@ -388,9 +473,7 @@ impl<'a> FileParser<'a> {
     /// Hands every non-empty builder's rows to the sink.
     fn flush(&mut self, sink: &mut impl StatSink) {
         for b in &mut self.builders {
-            if let Some(batch) = b.finish() {
-                sink.batch(batch);
-            }
+            b.emit(sink);
         }
     }
 
@@ -466,10 +549,10 @@ impl<'a> FileParser<'a> {
         };
         let (file, seen) = (self.file, &mut self.warnings_seen);
         let mut warn = |kind| warn_at(file, seen, warnings, Some(lineno), kind);
-        let cells = if let Some(len) = split_cells(line, &mut self.bounds, h.want) {
+        let cells = if let Some((len, n)) = split_cells(line, &mut self.bounds, h.want) {
             Cells::Fast {
                 line,
-                bounds: &self.bounds,
+                bounds: self.bounds.get(..n).unwrap_or_default(),
                 len,
             }
         } else {
@@ -520,7 +603,11 @@ impl<'a> FileParser<'a> {
             let Some(col) = b.cols.get_mut(c) else {
                 continue;
             };
-            match cells.get(i).map(parse_cell) {
+            let value = match &cells {
+                Cells::Fast { line, bounds, .. } => fast_cell(line, bounds, i),
+                Cells::Slow(_) => cells.get(i).map(parse_cell),
+            };
+            match value {
                 Some(Ok(v)) => col.push(v.unwrap_or(0)),
                 _ => {
                     // Treated as empty: 0.
@@ -532,10 +619,8 @@ impl<'a> FileParser<'a> {
         }
         b.group.push(sink.group(kind, px, sv));
         self.summary.rows += 1;
-        if b.group.len() >= self.batch_rows
-            && let Some(batch) = b.finish()
-        {
-            sink.batch(batch);
+        if b.group.len() >= self.batch_rows {
+            b.emit(sink);
         }
     }
 
@@ -652,8 +737,8 @@ mod tests {
                 next
             })
         }
-        fn batch(&mut self, batch: StatBatch) {
-            self.batches.push(batch);
+        fn batch(&mut self, batch: &StatBatch) {
+            self.batches.push(batch.clone());
         }
     }
 
@@ -835,28 +920,79 @@ li,sock-1,1,1,3,,-,,\n\n";
 
     #[test]
     fn split_on_commas() {
-        let mut b = Vec::new();
-        assert_eq!(split_cells(b"a,,bc,", &mut b, 100), Some(4));
-        assert_eq!(&b[..], &[0, 2, 3, 6, 7]);
-        assert_eq!(split_cells(b"", &mut b, 100), Some(1));
-        assert_eq!(&b[..], &[0, 1]);
-        let line = b"0123456,89,,,,,,,,,,,,,,,,,,,,,abcdefgh,ijklmno,,p";
-        assert_eq!(split_cells(line, &mut b, 100), Some(26));
-        let mut want = vec![0u32];
-        want.extend(
-            line.iter()
-                .enumerate()
-                .filter(|(_, c)| **c == b',')
-                .map(|(i, _)| i as u32 + 1),
-        );
-        want.push(line.len() as u32 + 1);
-        assert_eq!(&b[..], &want[..]);
-        // Only the first cells are located, all are counted.
-        assert_eq!(split_cells(line, &mut b, 3), Some(26));
-        assert!(b.len() >= 3 && b.len() < want.len(), "{b:?}");
-        assert_eq!(&b[..], &want[..b.len()]);
-        assert_eq!(split_cells(b"0123456789\"", &mut b, 100), None);
-        assert_eq!(split_cells(b"\"a\",b", &mut b, 1), None);
+        let split = |line: &[u8], want: usize| -> Option<(usize, Vec<u32>)> {
+            let mut b = Vec::new();
+            let (cells, n) = split_cells(line, &mut b, want)?;
+            Some((cells, b[..n].to_vec()))
+        };
+        assert_eq!(split(b"a,,bc,", 100), Some((4, vec![0, 2, 3, 6, 7])));
+        assert_eq!(split(b"", 100), Some((1, vec![0, 1])));
+        for line in [
+            &b"0123456,89,,,,,,,,,,,,,,,,,,,,,abcdefgh,ijklmno,,p"[..],
+            b",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,",
+            b"a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,",
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            let mut want = vec![0u32];
+            want.extend(
+                line.iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c == b',')
+                    .map(|(i, _)| i as u32 + 1),
+            );
+            want.push(line.len() as u32 + 1);
+            let cells = want.len() - 1;
+            assert_eq!(split(line, 1000), Some((cells, want.clone())));
+            // Only the first cells are located, all are counted.
+            for w in 1..want.len() {
+                let (c, got) = split(line, w).unwrap();
+                assert_eq!(c, cells);
+                assert!(got.len() >= w.min(want.len()), "{w}: {got:?}");
+                assert_eq!(&got[..], &want[..got.len()]);
+            }
+        }
+        assert_eq!(split(b"0123456789\"", 100), None);
+        assert_eq!(split(b"\"a\",b", 1), None);
+    }
+
+    #[test]
+    fn fast_cells_agree_with_parse_cell() {
+        let mut cells: Vec<String> = [
+            "",
+            "0",
+            "7",
+            "-1",
+            "-",
+            "x",
+            "1x",
+            "12345678",
+            "123456789",
+            "00000001",
+            "99999999",
+            "9/",
+            ":9",
+            "1.5",
+            "1 2",
+            "\u{7f}",
+            "99999999999999999999",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+        cells.extend((0..200).map(|i| (i * 7_919_u64).pow(2).to_string()));
+        for c in &cells {
+            // Alone at the end of a line (too short for 8 bytes at once),
+            // and followed by more cells.
+            for line in [format!("a,{c}"), format!("a,{c},12345678,x,y")] {
+                let mut b = Vec::new();
+                let (_, n) = split_cells(line.as_bytes(), &mut b, 10).unwrap();
+                assert_eq!(
+                    fast_cell(line.as_bytes(), &b[..n], 1),
+                    Some(parse_cell(c.as_bytes())),
+                    "{line}"
+                );
+            }
+        }
     }
 
     #[test]
