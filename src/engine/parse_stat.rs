@@ -259,33 +259,52 @@ impl Cells<'_> {
 /// least `want` entries, the first being 0, when the line has that many;
 /// with every cell, `line.len() + 1` last); returns the number of cells and
 /// of entries written. Cells past the ones needed are only counted. Returns
-/// `None` (and splits nothing reliably) when the line contains a `"`: quoted
-/// cells need the `csv` crate.
+/// `None` when the line contains a `"`: quoted cells need the `csv` crate.
 ///
-/// Commas are dense and irregular, so eight bytes are tested at once (SWAR),
-/// counted with a multiplication, and the positions of the first four hits
-/// of a word are written without branching on how many there are.
+/// Commas are dense and irregular, so eight bytes are tested at once (SWAR).
+/// Up to the last cell needed, a word's commas are counted with one
+/// multiplication and the positions of its first four are written without
+/// branching on how many there are; past it, commas are only counted, per
+/// byte lane, summed every [`LANE_WORDS`] words.
 fn split_cells(line: &[u8], bounds: &mut Vec<u32>, want: usize) -> Option<(usize, usize)> {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
     const COMMAS: u64 = 0x2c2c_2c2c_2c2c_2c2c;
-    const QUOTES: u64 = 0x2222_2222_2222_2222;
+    /// Words counted per byte lane before the lanes are summed (a power of
+    /// two below 256).
+    const LANE_WORDS: usize = 128;
     /// High bit of each byte set exactly where the byte of `x` is zero.
     #[inline(always)]
     fn zero_bytes(x: u64) -> u64 {
         !(((x & LO7).wrapping_add(LO7)) | x) & HI
     }
+    /// The sum of the eight byte lanes of `x` (each at most 255).
+    #[inline(always)]
+    fn lane_sum(x: u64) -> usize {
+        // Pairs, quads, then all: no lane overflows.
+        let x = (x & 0x00ff_00ff_00ff_00ff) + ((x >> 8) & 0x00ff_00ff_00ff_00ff);
+        (x.wrapping_mul(0x0001_0001_0001_0001) >> 48) as usize
+    }
     /// Writes the position after each hit of `hits` from `bounds[n]` on
     /// (the slots past the hits get garbage, never read).
     #[inline(always)]
-    fn put(bounds: &mut [u32], n: usize, mut hits: u64, base: u32, from: usize, to: usize) {
-        for j in from..to {
+    fn put(bounds: &mut [u32], n: usize, mut hits: u64, base: u32, count: usize) {
+        for j in 0..count {
             if let Some(slot) = bounds.get_mut(n + j) {
                 *slot = base + hits.trailing_zeros() / 8 + 1;
             }
             hits &= hits.wrapping_sub(1);
         }
+    }
+    #[inline(always)]
+    fn word(chunk: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        u64::from_le_bytes(w)
+    }
+    if memchr::memchr(b'"', line).is_some() {
+        return None;
     }
     // Room for `want` entries, the hits of one word past them and the end.
     if bounds.len() < want + 10 {
@@ -297,42 +316,49 @@ fn split_cells(line: &[u8], bounds: &mut Vec<u32>, want: usize) -> Option<(usize
     let mut n = 1usize;
     let mut chunks = line.chunks_exact(8);
     let mut base = 0u32;
-    let mut quotes = 0u64;
     let mut commas = 0usize;
+    // The needed cells: positions.
     for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        quotes |= zero_bytes(word ^ QUOTES);
-        let hits = zero_bytes(word ^ COMMAS);
+        let hits = zero_bytes(word(chunk) ^ COMMAS);
         let count = ((hits >> 7).wrapping_mul(ONES) >> 56) as usize;
-        if n < want {
-            put(bounds, n, hits, base, 0, 4);
-            if count > 4 {
-                // Skip the four hits written above.
-                let rest = (0..4).fold(hits, |h, _| h & h.wrapping_sub(1));
-                put(bounds, n + 4, rest, base, 0, count - 4);
-            }
-            n += count;
+        put(bounds, n, hits, base, 4);
+        if count > 4 {
+            // Skip the four hits written above.
+            let rest = (0..4).fold(hits, |h, _| h & h.wrapping_sub(1));
+            put(bounds, n + 4, rest, base, count - 4);
         }
+        n += count;
         commas += count;
         base += 8;
+        if n >= want {
+            break;
+        }
     }
+    // The rest: a count.
+    let mut lanes = 0u64;
+    for (i, chunk) in (&mut chunks).enumerate() {
+        lanes += zero_bytes(word(chunk) ^ COMMAS) >> 7;
+        if i & (LANE_WORDS - 1) == LANE_WORDS - 1 {
+            commas += lane_sum(lanes);
+            lanes = 0;
+        }
+        base += 8;
+    }
+    commas += lane_sum(lanes);
     for (i, &b) in chunks.remainder().iter().enumerate() {
         if b == b',' {
             commas += 1;
             if n < want {
-                put(bounds, n, 1, base + i as u32, 0, 1);
+                put(bounds, n, 1, base + i as u32, 1);
                 n += 1;
             }
         }
-        quotes |= u64::from(b == b'"');
     }
     if n == commas + 1 {
-        put(bounds, n, 1, line.len() as u32, 0, 1);
+        put(bounds, n, 1, line.len() as u32, 1);
         n += 1;
     }
-    (quotes == 0).then_some((commas + 1, n))
+    Some((commas + 1, n))
 }
 
 /// Parses cell `i` of a line split by [`split_cells`], as [`parse_cell`]
@@ -927,11 +953,15 @@ li,sock-1,1,1,3,,-,,\n\n";
         };
         assert_eq!(split(b"a,,bc,", 100), Some((4, vec![0, 2, 3, 6, 7])));
         assert_eq!(split(b"", 100), Some((1, vec![0, 1])));
+        let long_commas = vec![b','; 3001];
+        let long_cells = b"a,bc,".repeat(700);
         for line in [
             &b"0123456,89,,,,,,,,,,,,,,,,,,,,,abcdefgh,ijklmno,,p"[..],
             b",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,",
             b"a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,",
             b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            &long_commas,
+            &long_cells,
         ] {
             let mut want = vec![0u32];
             want.extend(
@@ -942,13 +972,13 @@ li,sock-1,1,1,3,,-,,\n\n";
             );
             want.push(line.len() as u32 + 1);
             let cells = want.len() - 1;
-            assert_eq!(split(line, 1000), Some((cells, want.clone())));
+            assert!(split(line, line.len() + 2) == Some((cells, want.clone())));
             // Only the first cells are located, all are counted.
             for w in 1..want.len() {
                 let (c, got) = split(line, w).unwrap();
                 assert_eq!(c, cells);
                 assert!(got.len() >= w.min(want.len()), "{w}: {got:?}");
-                assert_eq!(&got[..], &want[..got.len()]);
+                assert!(got[..] == want[..got.len()], "{w}");
             }
         }
         assert_eq!(split(b"0123456789\"", 100), None);
