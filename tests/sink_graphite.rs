@@ -147,10 +147,10 @@ fn read_lines(stream: TcpStream, record: &Mutex<Vec<Vec<String>>>, index: usize,
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 read += n;
-                if line.ends_with('\n') {
-                    if let Ok(mut all) = record.lock() {
-                        all[index].push(line.trim_end().to_string());
-                    }
+                if line.ends_with('\n')
+                    && let Ok(mut all) = record.lock()
+                {
+                    all[index].push(line.trim_end().to_string());
                 }
             }
         }
