@@ -9,8 +9,10 @@
 //! from disk in chunks and turned into bounded Arrow batches (group ids and
 //! the needed numeric columns) that the grouped kernels fold into per-thread
 //! accumulators, merged at the end; lines are then written group by group,
-//! the self metrics of §4.4 last. Memory is bounded by the number of groups,
-//! not by the size of the files or of the output.
+//! the self metrics of §4.4 last. Server lines (about 90% of the output) are
+//! formatted in pieces of whole backends, on a second thread too when
+//! `opts.parallelism` allows, and written in order. Memory is bounded by the
+//! number of groups, not by the size of the files or of the output.
 //!
 //! - [`parse_info`] — `Key: Value` lines → integer pairs.
 //! - [`parse_stat`] — header-driven CSV → Arrow arrays of the needed columns.
