@@ -37,6 +37,9 @@ const MAX_WARNINGS_PER_FILE: usize = 20;
 /// Bytes read from a file at a time by [`parse_stat_reader`].
 pub const READ_CHUNK: usize = 128 * 1024;
 
+/// The longest line [`parse_stat_reader`] holds (HAProxy's are below 4 KiB).
+pub const MAX_LINE: usize = 1 << 20;
+
 /// The kind of a `show stat` row the engine aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RowKind {
@@ -689,8 +692,10 @@ pub fn parse_stat(
 }
 
 /// Parses one `show stat` file from a reader, [`READ_CHUNK`] bytes at a
-/// time (a line longer than that grows the buffer to hold it). A read
-/// error becomes an `Unreadable` warning; the rows read before it count.
+/// time (a line longer than that grows the buffer to hold it, up to
+/// [`MAX_LINE`]: a longer line is skipped with a `BadRow` warning, so that
+/// a file without line breaks is never held whole). A read error becomes an
+/// `Unreadable` warning; the rows read before it count.
 pub fn parse_stat_reader(
     mut reader: impl Read,
     file: &Path,
@@ -704,9 +709,19 @@ pub fn parse_stat_reader(
     // `buf[..filled]` holds bytes read but not parsed yet (a partial line).
     let mut filled = 0usize;
     let mut total = 0usize;
+    // In a line longer than MAX_LINE, until its end.
+    let mut skipping = false;
     loop {
         if filled == buf.len() {
-            buf.resize(buf.len() * 2, 0);
+            if buf.len() >= MAX_LINE {
+                p.lineno += 1;
+                let line = Some(p.lineno);
+                p.warn(line, WarningKind::BadRow, warnings);
+                skipping = true;
+                filled = 0;
+            } else {
+                buf.resize((buf.len() * 2).min(MAX_LINE), 0);
+            }
         }
         let n = match reader.read(buf.get_mut(filled..).unwrap_or_default()) {
             Ok(n) => n,
@@ -723,6 +738,20 @@ pub fn parse_stat_reader(
             return p.summary;
         }
         filled += n;
+        if skipping {
+            match memchr::memchr(b'\n', buf.get(..filled).unwrap_or_default()) {
+                Some(i) => {
+                    buf.copy_within(i + 1..filled, 0);
+                    filled -= i + 1;
+                    skipping = false;
+                }
+                None if eof => break,
+                None => {
+                    filled = 0;
+                    continue;
+                }
+            }
+        }
         let text = buf.get(..filled).unwrap_or_default();
         let used = p.lines(text, eof, warnings, sink);
         if eof || p.stopped {
@@ -927,6 +956,32 @@ li,sock-1,1,1,3,,-,,\n\n";
         let (_, w, s) = parse(b"");
         assert!(!s.usable);
         assert_eq!(w[0].kind, WarningKind::EmptyFile);
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped_without_holding_them() {
+        // (Not through `parse`: one byte per read would take long.)
+        let parse = |text: &[u8]| {
+            let mut w = Vec::new();
+            let mut out = Collect::default();
+            let s = parse_stat(text, Path::new("f_stat"), &plan(), 2, &mut w, &mut out);
+            (out, w, s)
+        };
+        let mut text = b"# pxname,svname,scur,bin\na,FRONTEND,1,1\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE + 5));
+        text.extend_from_slice(b"\nb,FRONTEND,2,2\n");
+        let (out, w, s) = parse(&text);
+        assert_eq!(s.rows, 2);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].line, &w[0].kind), (Some(3), &WarningKind::BadRow));
+        assert_eq!(out.names.len(), 2);
+        // Unterminated: skipped too, and the file still counts.
+        let mut text = b"# pxname,svname,scur,bin\na,FRONTEND,1,1\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE + 1));
+        let (_, w, s) = parse(&text);
+        assert!(s.usable);
+        assert_eq!(s.rows, 1);
+        assert_eq!((w[0].line, &w[0].kind), (Some(3), &WarningKind::BadRow));
     }
 
     #[test]
