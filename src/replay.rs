@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::config::Config;
-use crate::engine::{self, EngineOptions, OptionsError};
+use crate::engine::{self, EngineOptions, OptionsError, SnapshotError};
 
 /// Outcome of a replay run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub enum ReplayError {
     Write(#[from] std::io::Error),
 }
 
-/// Runs the engine on each directory in order and writes its lines (self
+/// Runs the engine on each directory in order and streams its lines (self
 /// metrics included) to `out`. A failing directory is reported on stderr in
 /// one line naming it, and the others still run; input warnings are reported
 /// on stderr too. Nothing is deleted.
@@ -41,18 +41,17 @@ pub fn run(
 ) -> Result<ReplaySummary, ReplayError> {
     let opts = EngineOptions::from_config(config, hostname)?;
     let mut summary = ReplaySummary::default();
-    let mut buf = Vec::with_capacity(1 << 20);
     for dir in dirs {
-        buf.clear();
-        match engine::process_snapshot(dir, &opts, &mut buf) {
+        // Lines are streamed to `out` in chunks, not gathered per directory.
+        match engine::process_snapshot_to(dir, &opts, out) {
             Ok(report) => {
                 for w in &report.warnings {
                     eprintln!("warning: {w}");
                 }
                 summary.warnings += report.warnings.len();
                 summary.processed += 1;
-                out.write_all(&buf)?;
             }
+            Err(SnapshotError::Write { source, .. }) => return Err(ReplayError::Write(source)),
             Err(e) => {
                 eprintln!("error: {e}");
                 summary.failed += 1;

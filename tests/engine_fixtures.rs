@@ -75,13 +75,18 @@ fn every_layout_gives_the_same_lines() {
                 "{version}: missing {want}\n{text}"
             );
         }
-        // Busy-only means over no busy row, empty columns: no line.
+        // Busy-only means over no busy row: no line.
         assert!(
             !has_path(&text, &format!("{p}.backend.be_app.server.srv_2.qtime")),
             "{version}"
         );
+        // A column whose cells are all empty: empty is 0, so a mean of 0
+        // (SPEC §4.2, the original's fillna(0)).
         assert!(
-            !has_path(&text, &format!("{p}.backend.be_app.server.srv1.throttle")),
+            has(
+                &text,
+                &format!("{p}.backend.be_app.server.srv1.throttle 0.0")
+            ),
             "{version}"
         );
         // Listeners are ignored.

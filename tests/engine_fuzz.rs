@@ -26,9 +26,7 @@ fn parse_all(bytes: &[u8]) {
     let specs = specs();
     let mut agg = SiteAgg::new(&specs);
     let mut w = Vec::new();
-    parse_stat(bytes, Path::new("f_stat"), &specs.plan, 3, &mut w, |b| {
-        agg.add(&specs, &b)
-    });
+    parse_stat(bytes, Path::new("f_stat"), &specs.plan, 3, &mut w, &mut agg);
     let mut w = Vec::new();
     let _ = parse_info(bytes, Path::new("f_info"), &mut w);
 }

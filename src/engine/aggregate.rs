@@ -1,9 +1,12 @@
 //! Grouped kernels over the Arrow batches of `parse_stat`: per frontend, per
 //! backend, per (backend, server) accumulators of sum and counts, which merge
-//! exactly across threads and files.
+//! exactly across threads and files. Group ids are assigned from the raw
+//! name bytes of the CSV ([`KindAgg::group_raw`]): a name is sanitised and
+//! interned once per group, not once per row.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// A small multiplicative hasher (FxHash): group names are short and not
 /// attacker-chosen in a way that matters here, SipHash is needlessly slow.
@@ -31,28 +34,28 @@ impl Hasher for FxHasher {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-use arrow::array::Array;
-
 use crate::catalogue::{Aggregation, StatMetric};
 
-use super::parse_stat::{ColumnPlan, RowKind, StatBatch};
+use super::format::{is_clean, sanitize_bytes};
+use super::parse_stat::{ColumnPlan, RowKind, StatBatch, StatSink};
 
 /// Running totals of one metric in one group.
+///
+/// A row counts when its file's header has the metric's column (and, for
+/// [`Aggregation::MeanWhereLbtot`], when its `lbtot` is > 0); an empty cell
+/// counts as 0, as the original's `fillna(0)` (SPEC §4.2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Acc {
-    /// Sum of the non-null values considered.
+    /// Sum of the values of the rows counted (empty = 0).
     pub sum: i64,
-    /// Non-null values considered.
-    pub valid: u32,
-    /// Rows considered (null or not), for `mean_nulls_as_zero`.
+    /// Rows counted.
     pub rows: u32,
 }
 
 impl Acc {
     fn merge(&mut self, o: &Acc) {
         self.sum = self.sum.wrapping_add(o.sum);
-        self.valid += o.valid;
-        self.rows += o.rows;
+        self.rows = self.rows.wrapping_add(o.rows);
     }
 }
 
@@ -104,26 +107,55 @@ impl KindSpec {
     }
 }
 
-/// Accumulators of one kind, grouped by name (`px` or `px\0sv`).
+/// Accumulators of one kind, grouped by name (`px` or `px\0sv`, sanitised).
 #[derive(Debug, Clone, Default)]
 pub struct KindAgg {
-    index: FxMap<Box<str>, u32>,
-    /// Group keys, by group id.
-    pub keys: Vec<Box<str>>,
+    /// Sanitised key → group id.
+    index: FxMap<Arc<str>, u32>,
+    /// Raw CSV names that are not already clean path elements (as
+    /// [`KindAgg::group_raw`] encodes them) → group id. Clean names (nearly
+    /// all) are looked up in `index` directly.
+    raw: FxMap<Box<[u8]>, u32>,
+    /// Group keys, by group id (shared with `index`).
+    pub keys: Vec<Arc<str>>,
     /// `keys.len() × metrics` accumulators, row-major.
     pub accs: Vec<Acc>,
-    /// Per metric: its column was in at least one file's header.
-    pub present: Vec<bool>,
     width: usize,
     key_buf: String,
+    /// Per group id: the group that followed it last time.
+    next: Vec<u32>,
+    /// The group of the previous row ([`NO_GROUP`] at first).
+    last: u32,
+}
+
+/// No group (before the first row).
+const NO_GROUP: u32 = u32::MAX;
+
+/// `true` when `key` is the key of the clean names `px` (`/sv`): a
+/// sanitised key holds no NUL but the separator, so raw names holding one
+/// never match.
+fn key_is(key: &str, px: &[u8], sv: &[u8], two_level: bool) -> bool {
+    let key = key.as_bytes();
+    if !two_level {
+        return key == px;
+    }
+    key.len() == px.len() + 1 + sv.len()
+        && key.starts_with(px)
+        && key.get(px.len()) == Some(&0)
+        && key.ends_with(sv)
+}
+
+/// The cell as a `&str` when it is already a valid path element.
+fn clean(cell: &[u8]) -> Option<&str> {
+    std::str::from_utf8(cell).ok().filter(|s| is_clean(s))
 }
 
 impl KindAgg {
     /// Empty accumulators for `width` metrics.
     pub fn new(width: usize) -> Self {
         KindAgg {
-            present: vec![false; width],
             width,
+            last: NO_GROUP,
             ..Default::default()
         }
     }
@@ -133,63 +165,109 @@ impl KindAgg {
             return g as usize;
         }
         let g = self.keys.len();
-        self.keys.push(key.into());
-        self.index.insert(key.into(), g as u32);
+        let key: Arc<str> = key.into();
+        self.keys.push(Arc::clone(&key));
+        self.index.insert(key, g as u32);
         self.accs
             .resize(self.accs.len() + self.width, Acc::default());
+        self.next.push(NO_GROUP);
         g
     }
 
-    /// Adds one batch (the kernel): group ids per row, then one pass per
-    /// metric column.
-    pub fn add(
-        &mut self,
-        spec: &KindSpec,
-        batch: &StatBatch,
-        two_level: bool,
-        gids: &mut Vec<usize>,
-    ) {
-        gids.clear();
-        for r in 0..batch.len() {
-            let mut buf = std::mem::take(&mut self.key_buf);
-            buf.clear();
-            buf.push_str(batch.pxname.value(r));
-            if two_level {
-                buf.push('\0');
-                buf.push_str(batch.svname.value(r));
-            }
-            gids.push(self.group(&buf));
-            self.key_buf = buf;
+    /// The group of a row named `px` (`two_level`: `px`/`sv`) from raw CSV
+    /// cells. The first time raw names are seen they are sanitised (SPEC §4)
+    /// and interned; raw names that sanitise alike share one group.
+    ///
+    /// Every HAProxy process of a snapshot lists its proxies in the same
+    /// order, so the group that followed the previous row's group last time
+    /// is tried first (a comparison of bytes); only when it is not that one
+    /// are the names hashed.
+    pub fn group_raw(&mut self, px: &[u8], sv: &[u8], two_level: bool) -> u32 {
+        let guess = self.next.get(self.last as usize).copied();
+        if let Some(g) = guess
+            && let Some(key) = self.keys.get(g as usize)
+            && key_is(key, px, sv, two_level)
+        {
+            self.last = g;
+            return g;
         }
+        let mut key = std::mem::take(&mut self.key_buf);
+        key.clear();
+        let g = match (clean(px), if two_level { clean(sv) } else { Some("") }) {
+            (Some(p), Some(s)) => {
+                key.push_str(p);
+                if two_level {
+                    key.push('\0');
+                    key.push_str(s);
+                }
+                self.group(&key) as u32
+            }
+            _ => {
+                // Length-prefixed, so that no pair of names encodes like another.
+                let mut raw = Vec::with_capacity(8 + px.len() + sv.len());
+                if two_level {
+                    raw.extend_from_slice(&(px.len() as u64).to_le_bytes());
+                    raw.extend_from_slice(px);
+                    raw.extend_from_slice(sv);
+                } else {
+                    raw.extend_from_slice(px);
+                }
+                match self.raw.get(raw.as_slice()) {
+                    Some(&g) => g,
+                    None => {
+                        key.push_str(&sanitize_bytes(px));
+                        if two_level {
+                            key.push('\0');
+                            key.push_str(&sanitize_bytes(sv));
+                        }
+                        let g = self.group(&key) as u32;
+                        self.raw.insert(raw.into(), g);
+                        g
+                    }
+                }
+            }
+        };
+        self.key_buf = key;
+        if let Some(prev) = self.next.get_mut(self.last as usize) {
+            *prev = g;
+        }
+        self.last = g;
+        g
+    }
+
+    /// Adds one batch (the kernel): one pass per metric column over the
+    /// rows' group ids.
+    pub fn add(&mut self, spec: &KindSpec, batch: &StatBatch) {
+        let gids = batch.group.values();
         let lbtot = spec
             .lbtot
             .and_then(|c| batch.columns.get(c))
-            .and_then(|c| c.as_ref());
+            .and_then(|c| c.as_ref())
+            .map(|l| l.values());
         let w = self.width;
         for (m, metric) in spec.metrics.iter().enumerate() {
+            // A column the file's header lacks: its rows do not count.
             let Some(Some(arr)) = spec.col.get(m).and_then(|&c| batch.columns.get(c)) else {
                 continue;
             };
-            if let Some(p) = self.present.get_mut(m) {
-                *p = true;
-            }
-            let values = arr.values();
-            for (r, &g) in gids.iter().enumerate() {
-                if metric.aggregation == Aggregation::MeanWhereLbtot {
-                    let busy = lbtot.is_some_and(|l| l.is_valid(r) && l.value(r) > 0);
-                    if !busy {
-                        continue;
+            let values = arr.values().iter();
+            let mut add = |g: u32, v: i64| {
+                if let Some(acc) = self.accs.get_mut(g as usize * w + m) {
+                    acc.sum = acc.sum.wrapping_add(v);
+                    acc.rows = acc.rows.wrapping_add(1);
+                }
+            };
+            if metric.aggregation == Aggregation::MeanWhereLbtot {
+                // An empty (or absent) lbtot is 0: the row is not busy.
+                let Some(lbtot) = lbtot else { continue };
+                for ((&g, &v), &l) in gids.iter().zip(values).zip(lbtot.iter()) {
+                    if l > 0 {
+                        add(g, v);
                     }
                 }
-                let Some(acc) = self.accs.get_mut(g * w + m) else {
-                    continue;
-                };
-                acc.rows += 1;
-                if arr.is_valid(r)
-                    && let Some(&v) = values.get(r)
-                {
-                    acc.sum = acc.sum.wrapping_add(v);
-                    acc.valid += 1;
+            } else {
+                for (&g, &v) in gids.iter().zip(values) {
+                    add(g, v);
                 }
             }
         }
@@ -197,30 +275,31 @@ impl KindAgg {
 
     /// Adds another set of accumulators of the same kind and spec.
     pub fn merge(&mut self, other: KindAgg) {
-        for (p, o) in self.present.iter_mut().zip(&other.present) {
-            *p |= *o;
-        }
-        let w = self.width;
+        // Both sides met the groups in about the same order: try the group
+        // after the previous one before hashing.
+        let mut guess = 0usize;
         for (og, key) in other.keys.iter().enumerate() {
-            let g = self.group(key);
-            for m in 0..w {
-                if let (Some(src), Some(dst)) = (
-                    other.accs.get(og * w + m).copied(),
-                    self.accs.get_mut(g * w + m),
-                ) {
-                    dst.merge(&src);
-                }
-            }
+            let g = match self.keys.get(guess) {
+                Some(k) if k == key => guess,
+                _ => self.group(key),
+            };
+            guess = g + 1;
+            self.merge_accs(g, other.group_accs(og));
         }
     }
 
     /// Adds accumulators (same metrics) to the group `key`.
     pub fn push_group(&mut self, key: &str, accs: &[Acc]) {
         let g = self.group(key);
+        self.merge_accs(g, accs);
+    }
+
+    /// Adds accumulators (same metrics) to group `g`.
+    fn merge_accs(&mut self, g: usize, accs: &[Acc]) {
         let w = self.width;
-        for (m, src) in accs.iter().enumerate().take(w) {
-            if let Some(dst) = self.accs.get_mut(g * w + m) {
-                dst.merge(src);
+        if let Some(dst) = self.accs.get_mut(g * w..(g + 1) * w) {
+            for (d, s) in dst.iter_mut().zip(accs) {
+                d.merge(s);
             }
         }
     }
@@ -240,28 +319,18 @@ impl KindAgg {
     }
 }
 
-/// Turns an accumulator into the value to emit, or `None` (a mean over
-/// nothing, or a column no file had).
-pub fn finish(
-    metric: &StatMetric,
-    acc: &Acc,
-    present: bool,
-    mean_nulls_as_zero: bool,
-) -> Option<Aggregate> {
-    if !present {
+/// Turns an accumulator into the value to emit, or `None` when no row
+/// counted (a mean over zero rows, or a column no file of the group had).
+pub fn finish(metric: &StatMetric, acc: &Acc) -> Option<Aggregate> {
+    if acc.rows == 0 {
         return None;
     }
-    match metric.aggregation {
-        Aggregation::Sum => Some(Aggregate::Sum(acc.sum)),
+    Some(match metric.aggregation {
+        Aggregation::Sum => Aggregate::Sum(acc.sum),
         Aggregation::Mean | Aggregation::MeanWhereLbtot => {
-            let n = if mean_nulls_as_zero {
-                acc.rows
-            } else {
-                acc.valid
-            };
-            (n > 0).then(|| Aggregate::Mean(acc.sum as f64 / f64::from(n)))
+            Aggregate::Mean(acc.sum as f64 / f64::from(acc.rows))
         }
-    }
+    })
 }
 
 /// Per-kind specs and the column plan they need.
@@ -288,12 +357,12 @@ impl Specs {
     }
 }
 
-/// Accumulators of all three kinds.
+/// Accumulators of all three kinds; the [`StatSink`] of the parser.
 #[derive(Debug, Clone)]
 pub struct SiteAgg {
     /// Per kind (index = `RowKind as usize`).
     pub kinds: [KindAgg; 3],
-    gids: Vec<usize>,
+    specs: [KindSpec; 3],
 }
 
 impl SiteAgg {
@@ -303,15 +372,7 @@ impl SiteAgg {
             kinds: std::array::from_fn(|k| {
                 KindAgg::new(specs.kinds.get(k).map_or(0, |s| s.metrics.len()))
             }),
-            gids: Vec::new(),
-        }
-    }
-
-    /// Adds one batch to the accumulators of its kind.
-    pub fn add(&mut self, specs: &Specs, batch: &StatBatch) {
-        let k = batch.kind as usize;
-        if let (Some(agg), Some(spec)) = (self.kinds.get_mut(k), specs.kinds.get(k)) {
-            agg.add(spec, batch, batch.kind == RowKind::Server, &mut self.gids);
+            specs: specs.kinds.clone(),
         }
     }
 
@@ -323,43 +384,141 @@ impl SiteAgg {
     }
 }
 
+impl StatSink for SiteAgg {
+    fn group(&mut self, kind: RowKind, px: &[u8], sv: &[u8]) -> u32 {
+        let two_level = kind == RowKind::Server;
+        self.kinds
+            .get_mut(kind as usize)
+            .map_or(0, |agg| agg.group_raw(px, sv, two_level))
+    }
+
+    fn batch(&mut self, batch: &StatBatch) {
+        let k = batch.kind as usize;
+        if let (Some(agg), Some(spec)) = (self.kinds.get_mut(k), self.specs.get(k)) {
+            agg.add(spec, batch);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalogue::ProxyKind;
+    use crate::engine::WarningKind;
     use std::path::Path;
 
-    #[test]
-    fn sums_means_and_busy_means() {
-        let srv = ProxyKind::Server.all_metrics();
-        let specs = Specs::new(&[], &[], srv);
-        let text = b"# pxname,svname,type,lbtot,bin,weight,qtime,throttle\n\
-b,s,2,0,1,,100,\nb,s,2,2,2,4,10,\nb,s,2,3,,2,20,\nb,t,2,0,,,5,\n";
+    /// Parses `files` (one `show stat` text each) into server accumulators
+    /// and returns a lookup `(group, metric) → value`.
+    fn servers(files: &[&[u8]]) -> impl Fn(&str, &str) -> Option<Aggregate> {
+        let specs = Specs::new(&[], &[], ProxyKind::Server.all_metrics());
         let mut agg = SiteAgg::new(&specs);
-        let mut w = Vec::new();
-        super::super::parse_stat::parse_stat(text, Path::new("x"), &specs.plan, 2, &mut w, |b| {
-            agg.add(&specs, &b)
-        });
-        assert!(w.is_empty());
-        let k = &agg.kinds[2];
-        let spec = &specs.kinds[2];
-        let get = |g: usize, name: &str, z: bool| {
+        for text in files {
+            let mut w = Vec::new();
+            super::super::parse_stat::parse_stat(
+                text,
+                Path::new("x"),
+                &specs.plan,
+                2,
+                &mut w,
+                &mut agg,
+            );
+            let unexpected = w.iter().filter(|w| w.kind != WarningKind::RepeatedHeader);
+            assert_eq!(unexpected.count(), 0, "{w:?}");
+        }
+        let k = agg.kinds[2].clone();
+        let spec = specs.kinds[2].clone();
+        move |group: &str, name: &str| {
+            let g = k.keys.iter().position(|key| &**key == group).unwrap();
             let m = spec.metrics.iter().position(|m| m.name == name).unwrap();
-            finish(&spec.metrics[m], &k.group_accs(g)[m], k.present[m], z)
-        };
-        let order = k.sorted_groups();
-        assert_eq!(&*k.keys[order[0]], "b\0s");
-        let s = order[0];
-        let t = order[1];
-        assert_eq!(get(s, "bin", false), Some(Aggregate::Sum(3)));
-        assert_eq!(get(s, "lbtot", false), Some(Aggregate::Sum(5)));
-        assert_eq!(get(s, "weight", false), Some(Aggregate::Mean(3.0)));
-        assert_eq!(get(s, "weight", true), Some(Aggregate::Mean(2.0)));
-        assert_eq!(get(s, "qtime", false), Some(Aggregate::Mean(15.0)));
-        assert_eq!(get(s, "throttle", false), None);
-        assert_eq!(get(s, "throttle", true), Some(Aggregate::Mean(0.0)));
-        assert_eq!(get(t, "bin", false), Some(Aggregate::Sum(0)));
-        assert_eq!(get(t, "qtime", false), None, "no busy row");
-        assert_eq!(get(s, "ctime", false), None, "no such column");
+            finish(&spec.metrics[m], &k.group_accs(g)[m])
+        }
+    }
+
+    #[test]
+    fn sums_and_means_count_empty_cells_as_zero() {
+        let get = servers(&[b"# pxname,svname,type,lbtot,bin,weight,qtime,throttle\n\
+b,s,2,0,1,,100,\nb,s,2,2,2,4,10,\nb,s,2,3,,2,20,\nb,t,2,0,,,5,\n"]);
+        assert_eq!(get("b\0s", "bin"), Some(Aggregate::Sum(3)));
+        assert_eq!(get("b\0s", "lbtot"), Some(Aggregate::Sum(5)));
+        assert_eq!(get("b\0t", "bin"), Some(Aggregate::Sum(0)));
+        // Mean over every row of the group, the empty cell counting as 0.
+        assert_eq!(get("b\0s", "weight"), Some(Aggregate::Mean(2.0)));
+        // Every cell empty: a mean of zeros, still emitted.
+        assert_eq!(get("b\0s", "throttle"), Some(Aggregate::Mean(0.0)));
+        assert_eq!(get("b\0t", "weight"), Some(Aggregate::Mean(0.0)));
+    }
+
+    #[test]
+    fn time_means_are_over_busy_rows_only() {
+        let get = servers(&[b"# pxname,svname,type,lbtot,qtime,ctime\n\
+b,s,2,0,100,1\nb,s,2,2,10,\nb,s,2,3,20,3\nb,s,2,,40,4\nb,t,2,0,5,5\nb,u,2,,5,5\n"]);
+        // Rows with lbtot 0 or empty are left out; an empty time cell in a
+        // busy row counts as 0.
+        assert_eq!(get("b\0s", "qtime"), Some(Aggregate::Mean(15.0)));
+        assert_eq!(get("b\0s", "ctime"), Some(Aggregate::Mean(1.5)));
+        // No busy row (lbtot 0, or empty): a mean over zero rows, not emitted.
+        assert_eq!(get("b\0t", "qtime"), None);
+        assert_eq!(get("b\0u", "ctime"), None);
+    }
+
+    #[test]
+    fn columns_absent_from_a_header_are_not_emitted_for_its_rows() {
+        let get = servers(&[
+            b"# pxname,svname,type,lbtot,weight,bin,qtime\nb,s,2,1,4,10,6\nb,old,2,1,9,1,2\n",
+            b"# pxname,svname,type,lbtot,bin\nb,s,2,1,20\nb,new,2,1,5\n",
+        ]);
+        // `s` is in both files: the rows of the file without the column do
+        // not count (no 0 dragging the mean down).
+        assert_eq!(get("b\0s", "weight"), Some(Aggregate::Mean(4.0)));
+        assert_eq!(get("b\0s", "qtime"), Some(Aggregate::Mean(6.0)));
+        assert_eq!(get("b\0s", "bin"), Some(Aggregate::Sum(30)));
+        // `new` only appears in the file without the columns.
+        assert_eq!(get("b\0new", "weight"), None);
+        assert_eq!(get("b\0new", "qtime"), None);
+        assert_eq!(get("b\0new", "bin"), Some(Aggregate::Sum(5)));
+        // No file has the column: not emitted at all.
+        assert_eq!(get("b\0s", "ctime"), None);
+        assert_eq!(get("b\0old", "throttle"), None);
+    }
+
+    #[test]
+    fn raw_names_that_sanitise_alike_share_a_group() {
+        let mut k = KindAgg::new(1);
+        let a = k.group_raw(b"a.b", b"s", true);
+        assert_eq!(k.group_raw(b"a_b", b"s", true), a);
+        assert_eq!(k.group_raw(b"a b", b"s", true), a);
+        // The length prefix keeps ("a\0b", "c") and ("a", "b\0c") apart
+        // before sanitising; after it they are one name.
+        let x = k.group_raw(b"x\0y", b"z", true);
+        let y = k.group_raw(b"x", b"y\0z", true);
+        assert_ne!(&*k.keys[x as usize], &*k.keys[y as usize]);
+        // The order of a previous file is guessed, and a wrong guess is
+        // only a guess: every sequence gives the same ids.
+        let order = [
+            &b"p_"[..],
+            b"q",
+            b"r",
+            b"p_",
+            b"q",
+            b"r",
+            b"r",
+            b"q",
+            b"p.",
+            b"p_",
+        ];
+        let mut k = KindAgg::new(1);
+        let ids: Vec<u32> = order.iter().map(|n| k.group_raw(n, b"", false)).collect();
+        assert_eq!(ids, vec![0, 1, 2, 0, 1, 2, 2, 1, 0, 0]);
+        assert_eq!(&*k.keys[0], "p_");
+        assert_eq!(k.keys.len(), 3);
+    }
+
+    #[test]
+    fn header_change_inside_a_file_splits_the_rows() {
+        // A second header without `weight`: the rows after it do not count
+        // for `weight`, even within one batch.
+        let get = servers(&[b"# pxname,svname,type,weight\nb,s,2,4\n\
+# pxname,svname,type\nb,s,2\n"]);
+        assert_eq!(get("b\0s", "weight"), Some(Aggregate::Mean(4.0)));
     }
 }

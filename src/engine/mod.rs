@@ -2,10 +2,17 @@
 //! `*_info` / `*_stat` files in, Graphite plaintext lines out.
 //!
 //! Independent of actors and I/O scheduling: the caller hands a directory,
-//! [`EngineOptions`] and an output buffer; [`process_snapshot`] reads the
-//! files (`show stat` files in parallel, each streamed through bounded Arrow
-//! batches), aggregates them across HAProxy processes and appends
-//! `path value timestamp\n` lines, the self metrics of §4.4 last.
+//! [`EngineOptions`] and an output ([`process_snapshot`] appends to a
+//! buffer, [`process_snapshot_to`] streams to a writer in chunks of
+//! [`OUT_CHUNK`] bytes). `show stat` files are parsed in parallel
+//! (`opts.parallelism` threads, each taking the next file), each streamed
+//! from disk in chunks and turned into bounded Arrow batches (group ids and
+//! the needed numeric columns) that the grouped kernels fold into per-thread
+//! accumulators, merged at the end; lines are then written group by group,
+//! the self metrics of §4.4 last. Server lines (about 90% of the output) are
+//! formatted in pieces of whole backends, on a second thread too when
+//! `opts.parallelism` allows, and written in order. Memory is bounded by the
+//! number of groups, not by the size of the files or of the output.
 //!
 //! - [`parse_info`] — `Key: Value` lines → integer pairs.
 //! - [`parse_stat`] — header-driven CSV → Arrow arrays of the needed columns.
@@ -22,6 +29,7 @@ pub mod parse_info;
 pub mod parse_stat;
 pub mod warning;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,6 +60,14 @@ pub enum SnapshotError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Writing the lines failed ([`process_snapshot_to`] only).
+    #[error("snapshot {dir}: cannot write output: {source}")]
+    Write {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// No file of the snapshot yielded anything.
     #[error("snapshot {dir}: nothing usable ({} input warnings{})", warnings.len(),
         warnings.first().map(|w| format!(", first: {w}")).unwrap_or_default())]
@@ -70,6 +86,7 @@ impl SnapshotError {
             SnapshotError::BadTimestamp { .. } => "bad_timestamp",
             SnapshotError::ReadDir { .. } => "read_dir",
             SnapshotError::NothingUsable { .. } => "nothing_usable",
+            SnapshotError::Write { .. } => "write",
         }
     }
 }
@@ -164,22 +181,45 @@ fn read_into(path: &Path, buf: &mut Vec<u8>, warnings: &mut Vec<InputWarning>) -
     match std::fs::File::open(path).and_then(|mut f| f.read_to_end(buf)) {
         Ok(_) => true,
         Err(e) => {
-            warnings.push(InputWarning::new(
-                path,
-                None,
-                WarningKind::Unreadable(e.to_string()),
-            ));
+            warnings.push(unreadable(path, &e));
             false
         }
     }
+}
+
+/// The warning about a file that cannot be opened or read.
+fn unreadable(path: &Path, e: &std::io::Error) -> InputWarning {
+    InputWarning::new(path, None, WarningKind::Unreadable(e.to_string()))
 }
 
 /// What one parsing thread hands back: accumulators, usable files, warnings
 /// per file index.
 type ThreadResult = (SiteAgg, usize, Vec<(usize, Vec<InputWarning>)>);
 
-/// Parses the `_stat` files on `opts.parallelism` threads; returns merged
-/// accumulators and how many files were usable.
+/// Parses one `_stat` file, streamed from disk, into `agg`; `true` when the
+/// file was usable.
+fn parse_stat_file(
+    path: &Path,
+    opts: &EngineOptions,
+    specs: &Specs,
+    agg: &mut SiteAgg,
+    warnings: &mut Vec<InputWarning>,
+) -> bool {
+    match std::fs::File::open(path) {
+        Ok(file) => {
+            parse_stat::parse_stat_reader(file, path, &specs.plan, opts.batch_rows, warnings, agg)
+                .usable
+        }
+        Err(e) => {
+            warnings.push(unreadable(path, &e));
+            false
+        }
+    }
+}
+
+/// Parses the `_stat` files on `opts.parallelism` threads (each takes the
+/// next file until none is left); returns merged accumulators and how many
+/// files were usable.
 fn parse_stats(
     files: &[PathBuf],
     opts: &EngineOptions,
@@ -193,18 +233,11 @@ fn parse_stats(
         let mut agg = SiteAgg::new(specs);
         let mut usable = 0usize;
         let mut warns = Vec::new();
-        let mut buf = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(path) = files.get(i) else { break };
             let mut w = Vec::new();
-            if read_into(path, &mut buf, &mut w) {
-                let summary =
-                    parse_stat::parse_stat(&buf, path, &specs.plan, opts.batch_rows, &mut w, |b| {
-                        agg.add(specs, &b)
-                    });
-                usable += usize::from(summary.usable);
-            }
+            usable += usize::from(parse_stat_file(path, opts, specs, &mut agg, &mut w));
             warns.push((i, w));
         }
         if let Ok(mut r) = results.lock() {
@@ -221,10 +254,15 @@ fn parse_stats(
             work();
         });
     }
-    let parts = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut total = SiteAgg::new(specs);
-    let mut usable = 0;
-    let mut all_warns = Vec::new();
+    let mut parts = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    // The biggest accumulators absorb the others (fewer groups to re-insert).
+    parts.sort_by_key(|(agg, _, _)| {
+        std::cmp::Reverse(agg.kinds.iter().map(|k| k.keys.len()).sum::<usize>())
+    });
+    let mut parts = parts.into_iter();
+    let (mut total, mut usable, mut all_warns) = parts
+        .next()
+        .unwrap_or_else(|| (SiteAgg::new(specs), 0, Vec::new()));
     for (agg, u, w) in parts {
         total.merge(agg);
         usable += u;
@@ -235,25 +273,44 @@ fn parse_stats(
     (total, usable)
 }
 
-/// Writes `<path>.<section>.<name>.<m> value` for every metric of a group,
-/// under each prefix; returns the number of values (not lines).
-#[allow(clippy::too_many_arguments)]
+/// The path prefixes of one group, each `<path>.<section>.` joined once,
+/// so that a line is one copy of the prefix plus the metric name.
+#[derive(Default)]
+struct Prefixes {
+    bufs: Vec<Vec<u8>>,
+    used: usize,
+}
+
+impl Prefixes {
+    fn set(&mut self, paths: &[String], section: &[&str]) -> &[Vec<u8>] {
+        if self.bufs.len() < paths.len() {
+            self.bufs.resize_with(paths.len(), Vec::new);
+        }
+        for (buf, path) in self.bufs.iter_mut().zip(paths) {
+            buf.clear();
+            buf.extend_from_slice(path.as_bytes());
+            for part in section {
+                buf.push(b'.');
+                buf.extend_from_slice(part.as_bytes());
+            }
+            buf.push(b'.');
+        }
+        self.used = paths.len();
+        self.bufs.get(..self.used).unwrap_or_default()
+    }
+}
+
+/// Writes `<prefix><m> value` for every metric of a group, under each
+/// prefix; returns the number of values (not lines).
 fn emit_group(
     w: &mut LineWriter<'_>,
-    paths: &[String],
-    section: &[&str],
+    prefixes: &[Vec<u8>],
     metrics: &[StatMetric],
     accs: &[aggregate::Acc],
-    present: &[bool],
-    mean_nulls_as_zero: bool,
 ) -> usize {
     let mut count = 0;
-    let mut parts: Vec<&str> = Vec::with_capacity(section.len() + 2);
-    for (m, metric) in metrics.iter().enumerate() {
-        let (Some(acc), Some(&p)) = (accs.get(m), present.get(m)) else {
-            continue;
-        };
-        let Some(v) = finish(metric, acc, p, mean_nulls_as_zero) else {
+    for (metric, acc) in metrics.iter().zip(accs) {
+        let Some(v) = finish(metric, acc) else {
             continue;
         };
         let value = match v {
@@ -261,22 +318,37 @@ fn emit_group(
             Aggregate::Mean(f) => Value::Float(f),
         };
         let mut wrote = false;
-        for path in paths {
-            parts.clear();
-            parts.push(path);
-            parts.extend_from_slice(section);
-            parts.push(metric.name);
-            wrote |= w.line(&parts, value);
+        for prefix in prefixes {
+            wrote |= w.line_at(prefix, metric.name, value);
         }
         count += usize::from(wrote);
     }
     count
 }
 
+/// The paths a name is written under: `P` when there are no group rules
+/// (without allocating), else as [`EngineOptions::paths_for`] says.
+fn paths_of<'a>(
+    opts: &'a EngineOptions,
+    rules: &[options::GroupRule],
+    name: &str,
+    store: &'a mut Vec<String>,
+) -> &'a [String] {
+    if rules.is_empty() {
+        std::slice::from_ref(&opts.prefix)
+    } else {
+        *store = opts.paths_for(rules, name);
+        store
+    }
+}
+
 /// Splits a server group key `px\0sv`.
 fn split_key(key: &str) -> (&str, &str) {
     key.split_once('\0').unwrap_or((key, ""))
 }
+
+/// Bytes of output handed to the writer at a time by [`process_snapshot_to`].
+pub const OUT_CHUNK: usize = 128 * 1024;
 
 /// Processes one snapshot directory, appending Graphite lines to `out`.
 ///
@@ -287,6 +359,138 @@ pub fn process_snapshot(
     dir: &Path,
     opts: &EngineOptions,
     out: &mut Vec<u8>,
+) -> Result<SnapshotReport, SnapshotError> {
+    let start = out.len();
+    // `out` is the output: nothing to hand over while writing.
+    let result = run(dir, opts, out, &mut Sink { stream: None });
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Processes one snapshot directory, streaming Graphite lines to `out` in
+/// chunks of about [`OUT_CHUNK`] bytes, so that memory does not grow with
+/// the output (the streaming variant of [`process_snapshot`]).
+///
+/// Errors found before the first line (bad name, unlistable directory,
+/// nothing usable) write nothing; a write error
+/// ([`SnapshotError::Write`]) stops processing, with part of the lines
+/// written.
+pub fn process_snapshot_to(
+    dir: &Path,
+    opts: &EngineOptions,
+    out: &mut dyn Write,
+) -> Result<SnapshotReport, SnapshotError> {
+    let mut buf = Vec::with_capacity(OUT_CHUNK + (OUT_CHUNK >> 3));
+    run(dir, opts, &mut buf, &mut Sink { stream: Some(out) })
+}
+
+/// Where [`run`] sends the lines it buffers.
+struct Sink<'a> {
+    /// `None`: the buffer is the output ([`process_snapshot`]).
+    stream: Option<&'a mut dyn Write>,
+}
+
+impl Sink<'_> {
+    /// Hands the buffered lines to the writer and empties the buffer (when
+    /// streaming; else the buffer is the output and keeps them).
+    fn drain(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        if let Some(w) = self.stream.as_mut() {
+            w.write_all(buf)?;
+            buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Adds `lines`, formatted elsewhere, after the buffered lines.
+    fn append(&mut self, buf: &mut Vec<u8>, lines: &[u8]) -> std::io::Result<()> {
+        match self.stream.as_mut() {
+            Some(w) => {
+                w.write_all(buf)?;
+                buf.clear();
+                w.write_all(lines)
+            }
+            None => {
+                buf.extend_from_slice(lines);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Server lines formatted apart (possibly on another thread).
+struct Piece {
+    buf: Vec<u8>,
+    lines: usize,
+    values: usize,
+}
+
+/// Server groups per [`Piece`] (about 300 KB of lines with every metric).
+const SERVERS_PER_PIECE: usize = 128;
+
+/// Formats pieces `0..n` with `format` and hands them to `put` in order.
+/// In `parallel`, a helper thread formats the odd pieces while this one
+/// formats the even ones; at most one finished piece waits for `put`, so
+/// memory stays bounded. A `put` error stops both.
+fn pieces_in_order<E>(
+    n: usize,
+    parallel: bool,
+    format: &(dyn Fn(usize, Vec<u8>) -> Piece + Sync),
+    put: &mut dyn FnMut(&Piece) -> Result<(), E>,
+) -> Result<(), E> {
+    if !parallel || n < 2 {
+        let mut buf = Vec::new();
+        for k in 0..n {
+            let piece = format(k, std::mem::take(&mut buf));
+            put(&piece)?;
+            buf = piece.buf;
+            buf.clear();
+        }
+        return Ok(());
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(1);
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        s.spawn(move || {
+            for k in (1..n).step_by(2) {
+                let buf = back_rx.try_recv().unwrap_or_default();
+                // The receiver is gone when `put` failed: stop.
+                if tx.send(format(k, buf)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut own = Vec::new();
+        for k in 0..n {
+            let piece = if k % 2 == 0 {
+                format(k, std::mem::take(&mut own))
+            } else {
+                match rx.recv() {
+                    Ok(piece) => piece,
+                    Err(_) => break, // the helper panicked; the scope re-raises it
+                }
+            };
+            put(&piece)?;
+            let mut buf = piece.buf;
+            buf.clear();
+            if k % 2 == 0 {
+                own = buf;
+            } else {
+                let _ = back_tx.send(buf);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The engine: lines are buffered in `out`, handed to `sink` whenever it
+/// holds [`OUT_CHUNK`] bytes or more, and once at the end.
+fn run(
+    dir: &Path,
+    opts: &EngineOptions,
+    out: &mut Vec<u8>,
+    sink: &mut Sink<'_>,
 ) -> Result<SnapshotReport, SnapshotError> {
     let start = Instant::now();
     let timestamp = timestamp_of(dir).ok_or_else(|| SnapshotError::BadTimestamp {
@@ -335,10 +539,16 @@ pub fn process_snapshot(
         });
     }
 
-    let out_start = out.len();
+    let write_err = |source| SnapshotError::Write {
+        dir: dir.to_path_buf(),
+        source,
+    };
     let mut w = LineWriter::new(out, timestamp);
+    let drain_full = |w: &mut LineWriter<'_>, sink: &mut Sink<'_>| {
+        w.take_if_over(OUT_CHUNK, &mut |b| sink.drain(b))
+            .map_err(write_err)
+    };
     let p = opts.prefix.as_str();
-    let z = opts.mean_nulls_as_zero;
     if !procs.is_empty() {
         let t = Instant::now();
         report.metrics.daemon = daemon::emit_daemon(
@@ -352,14 +562,8 @@ pub fn process_snapshot(
     }
 
     if usable_stats > 0 {
-        let paths_cache = |rules: &[options::GroupRule], name: &str| -> Vec<String> {
-            if rules.is_empty() {
-                vec![opts.prefix.clone()]
-            } else {
-                opts.paths_for(rules, name)
-            }
-        };
-        let plain = vec![opts.prefix.clone()];
+        let mut store = Vec::new();
+        let mut prefixes = Prefixes::default();
         // Frontends.
         let t = Instant::now();
         let [fe, be, srv] = &sites.kinds;
@@ -369,20 +573,14 @@ pub fn process_snapshot(
             if opts.exclude_frontends.contains(&**name) {
                 continue;
             }
-            let paths = if opts.frontend_groups.is_empty() {
-                plain.clone()
-            } else {
-                paths_cache(&opts.frontend_groups, name)
-            };
+            let paths = paths_of(opts, &opts.frontend_groups, name, &mut store);
             report.metrics.frontend += emit_group(
                 &mut w,
-                &paths,
-                &["frontend", name],
+                prefixes.set(paths, &["frontend", name]),
                 &fe_spec.metrics,
                 fe.group_accs(g),
-                &fe.present,
-                z,
             );
+            drain_full(&mut w, sink)?;
         }
         report.timings.frontends = t.elapsed() + report.timings.parse_stats;
 
@@ -393,98 +591,114 @@ pub fn process_snapshot(
             if opts.exclude_backends.contains(&**name) {
                 continue;
             }
-            let paths = if opts.backend_groups.is_empty() {
-                plain.clone()
-            } else {
-                paths_cache(&opts.backend_groups, name)
-            };
+            let paths = paths_of(opts, &opts.backend_groups, name, &mut store);
             report.metrics.backend += emit_group(
                 &mut w,
-                &paths,
-                &["backend", name],
+                prefixes.set(paths, &["backend", name]),
                 &be_spec.metrics,
                 be.group_accs(g),
-                &be.present,
-                z,
             );
+            drain_full(&mut w, sink)?;
         }
         report.timings.backends = t.elapsed();
 
-        // Servers: TotalServers per backend, then per (backend, server).
+        // Servers: TotalServers per backend, then per (backend, server);
+        // formatted in pieces of whole backends, on two threads if allowed.
         let t = Instant::now();
         let order = srv.sorted_groups();
-        let mut i = 0;
-        while let Some(&first) = order.get(i) {
-            let backend = srv.keys.get(first).map(|k| split_key(k).0).unwrap_or("");
-            let mut j = i;
-            while order
-                .get(j)
+        let backend_of = |i: usize| {
+            order
+                .get(i)
                 .and_then(|&g| srv.keys.get(g))
-                .is_some_and(|k| split_key(k).0 == backend)
-            {
+                .map(|k| split_key(k).0)
+        };
+        // Backends as (name, range of `order`); pieces as ranges of those.
+        let mut backends: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+        let mut i = 0;
+        while let Some(backend) = backend_of(i) {
+            let mut j = i + 1;
+            while backend_of(j) == Some(backend) {
                 j += 1;
             }
-            if !opts.exclude_backends.contains(backend) {
-                let paths = if opts.backend_groups.is_empty() {
-                    plain.clone()
-                } else {
-                    paths_cache(&opts.backend_groups, backend)
-                };
-                let total = (j - i) as i64;
+            backends.push((backend, i..j));
+            i = j;
+        }
+        let mut pieces: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut first = 0;
+        let mut groups = 0;
+        for (b, (_, range)) in backends.iter().enumerate() {
+            groups += range.len();
+            if groups >= SERVERS_PER_PIECE || b + 1 == backends.len() {
+                pieces.push(first..b + 1);
+                first = b + 1;
+                groups = 0;
+            }
+        }
+        let format_piece = |k: usize, mut buf: Vec<u8>| -> Piece {
+            let mut store = Vec::new();
+            let mut prefixes = Prefixes::default();
+            let mut w = LineWriter::new(&mut buf, timestamp);
+            let mut values = 0;
+            let piece = pieces.get(k).and_then(|r| backends.get(r.clone()));
+            for (backend, range) in piece.unwrap_or_default() {
+                if opts.exclude_backends.contains(*backend) {
+                    continue;
+                }
+                let paths = paths_of(opts, &opts.backend_groups, backend, &mut store);
                 let mut wrote = false;
-                for path in &paths {
+                for path in paths {
                     wrote |= w.line(
                         &[path, "backend", backend, "TotalServers"],
-                        Value::Int(total),
+                        Value::Int(range.len() as i64),
                     );
                 }
-                report.metrics.server += usize::from(wrote);
-                for &g in order.get(i..j).unwrap_or(&[]) {
+                values += usize::from(wrote);
+                for &g in order.get(range.clone()).unwrap_or_default() {
                     let Some(key) = srv.keys.get(g) else { continue };
                     let server = split_key(key).1;
-                    report.metrics.server += emit_group(
+                    values += emit_group(
                         &mut w,
-                        &paths,
-                        &["backend", backend, "server", server],
+                        prefixes.set(paths, &["backend", backend, "server", server]),
                         &srv_spec.metrics,
                         srv.group_accs(g),
-                        &srv.present,
-                        z,
                     );
                 }
             }
-            i = j;
-        }
+            let lines = w.lines();
+            Piece { buf, lines, values }
+        };
+        pieces_in_order(
+            pieces.len(),
+            opts.parallelism > 1,
+            &format_piece,
+            &mut |piece: &Piece| {
+                report.metrics.server += piece.values;
+                w.add_lines(piece.lines);
+                w.take_if_over(0, &mut |b| sink.append(b, &piece.buf))
+                    .map_err(write_err)
+            },
+        )?;
         if opts.aggr_server_metrics {
             let mut by_name = KindAgg::new(srv_spec.metrics.len());
-            by_name.present.clone_from(&srv.present);
-            let mut partial = KindAgg::new(srv_spec.metrics.len());
             for (g, key) in srv.keys.iter().enumerate() {
                 let (backend, server) = split_key(key);
                 if opts.exclude_backends.contains(backend) {
                     continue;
                 }
-                partial.push_group(server, srv.group_accs(g));
+                by_name.push_group(server, srv.group_accs(g));
             }
-            by_name.merge(partial);
             for g in by_name.sorted_groups() {
                 let Some(server) = by_name.keys.get(g) else {
                     continue;
                 };
-                let paths = if opts.server_groups.is_empty() {
-                    plain.clone()
-                } else {
-                    paths_cache(&opts.server_groups, server)
-                };
+                let paths = paths_of(opts, &opts.server_groups, server, &mut store);
                 report.metrics.server += emit_group(
                     &mut w,
-                    &paths,
-                    &["server", server],
+                    prefixes.set(paths, &["server", server]),
                     &srv_spec.metrics,
                     by_name.group_accs(g),
-                    &by_name.present,
-                    z,
                 );
+                drain_full(&mut w, sink)?;
             }
         }
         report.timings.servers = t.elapsed();
@@ -530,7 +744,8 @@ pub fn process_snapshot(
         Value::Seconds(report.timings.total.as_secs_f64()),
     );
     report.lines = w.lines();
-    let _ = out_start;
+    w.take_if_over(0, &mut |b| sink.drain(b))
+        .map_err(write_err)?;
     report.warnings = warnings;
     Ok(report)
 }
@@ -538,6 +753,93 @@ pub fn process_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot with `backends` × 10 servers in two `_stat` files.
+    fn big_snapshot(backends: usize) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("1700000000");
+        std::fs::create_dir(&dir).unwrap();
+        for (f, factor) in [("a_stat", 1), ("b_stat", 3)] {
+            let mut text = String::from("# pxname,svname,type,lbtot,bin,weight,qtime,\n");
+            for b in 0..backends {
+                text.push_str(&format!("be{b},BACKEND,1,{},{},1,2,\n", b * factor, b));
+                for s in 0..10 {
+                    let v = b * 10 + s;
+                    text.push_str(&format!(
+                        "be{b},s.{s},2,{},{},{},{},\n",
+                        v % 3,
+                        v * factor,
+                        s,
+                        v
+                    ));
+                }
+            }
+            std::fs::write(dir.join(f), text).unwrap();
+        }
+        tmp
+    }
+
+    /// The lines without the self metrics (they carry timings).
+    fn without_self_metrics(out: &[u8]) -> String {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter(|l| !l.contains(".haproxystats."))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn streamed_parallel_output_is_the_buffered_sequential_output() {
+        let tmp = big_snapshot(97);
+        let dir = tmp.path().join("1700000000");
+        let mut opts = EngineOptions::with_prefix("P");
+        opts.aggr_server_metrics = true;
+        let mut buffered = b"kept ".to_vec();
+        let report = process_snapshot(&dir, &opts, &mut buffered).unwrap();
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert!(buffered.starts_with(b"kept P."));
+        let want = without_self_metrics(buffered.get(5..).unwrap());
+        assert!(want.contains("P.backend.be96.TotalServers 10 1700000000\n"));
+        assert!(want.contains("P.backend.be9.server.s_9.bin 396 1700000000\n"));
+        opts.parallelism = 2;
+        let mut streamed = Vec::new();
+        let report2 = process_snapshot_to(&dir, &opts, &mut streamed).unwrap();
+        assert_eq!(without_self_metrics(&streamed), want);
+        assert_eq!(report2.lines, report.lines);
+        assert_eq!(report2.metrics, report.metrics);
+        assert_eq!(
+            report.lines,
+            String::from_utf8_lossy(&buffered).lines().count()
+        );
+    }
+
+    #[test]
+    fn write_errors_stop_the_snapshot() {
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                self.0 -= 1;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let tmp = big_snapshot(300);
+        let dir = tmp.path().join("1700000000");
+        let mut opts = EngineOptions::with_prefix("P");
+        for parallelism in [1, 2] {
+            opts.parallelism = parallelism;
+            for ok_writes in [0, 1, 3] {
+                let err = process_snapshot_to(&dir, &opts, &mut Full(ok_writes)).unwrap_err();
+                assert_eq!(err.kind(), "write", "{err}");
+                assert!(err.to_string().contains("disk full"), "{err}");
+            }
+        }
+    }
 
     #[test]
     fn timestamps_are_digit_names() {

@@ -71,10 +71,6 @@ pub struct EngineOptions {
     pub parallelism: usize,
     /// Rows per parsed Arrow batch (bounds memory per thread).
     pub batch_rows: usize,
-    /// `false` (default): a mean is over the non-empty cells only, and a
-    /// mean over no value is not emitted. `true`: empty cells count as 0 in
-    /// means, as the original did after `fillna(0)`.
-    pub mean_nulls_as_zero: bool,
 }
 
 impl EngineOptions {
@@ -142,8 +138,7 @@ impl EngineOptions {
                 Vec::new()
             },
             parallelism,
-            batch_rows: 4096,
-            mean_nulls_as_zero: false,
+            batch_rows: 256,
         })
     }
 
@@ -167,8 +162,7 @@ impl EngineOptions {
             backend_groups: Vec::new(),
             server_groups: Vec::new(),
             parallelism: 1,
-            batch_rows: 4096,
-            mean_nulls_as_zero: false,
+            batch_rows: 256,
         }
     }
 

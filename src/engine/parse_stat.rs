@@ -4,19 +4,41 @@
 //! The header names the columns, so every layout from HAProxy 1.5 (33
 //! columns) to 3.x works: unknown columns are ignored, missing ones are
 //! absent, a duplicated name keeps its first position, `-` and `(null)` are
-//! ignored. Common lines (no `"`) are split on bytes and only the needed cells
-//! are parsed; a line containing `"` goes through the `csv` crate.
+//! ignored.
+//!
+//! Streaming: a file is read in chunks of [`READ_CHUNK`] bytes
+//! ([`parse_stat_reader`]) and rows leave in batches of at most `batch_rows`
+//! rows, so memory does not grow with the file.
+//!
+//! Hot path: a line without `"` (every line HAProxy writes, bar exotic
+//! names) is split on commas eight bytes at a time, and only the needed
+//! cells are parsed, as integers, straight from the bytes; a line with `"`
+//! goes through the `csv` crate, the exact fallback. Names do not become
+//! strings per row: the [`StatSink`] maps the raw name bytes to a group id
+//! (hashing them, sanitising and interning a name once per group), and a
+//! batch carries those ids next to the numeric columns.
+//!
+//! Arrow stays on the hot path: a batch is a `UInt32Array` of group ids and
+//! one `Int64Array` per needed column, without null buffers (an empty cell
+//! is 0), built from vectors and recycled into them without copying. What
+//! left Arrow is the names: they were `StringArray`s rebuilt into keys per
+//! row, and are now group ids resolved while parsing.
 
+use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array, Int64Builder, StringArray, StringBuilder};
+use arrow::array::{Int64Array, UInt32Array};
 
-use super::format::{is_clean, sanitize_name};
 use super::warning::{InputWarning, WarningKind};
 
 /// Most warnings kept per file; the rest are counted in one `Suppressed`.
 const MAX_WARNINGS_PER_FILE: usize = 20;
+
+/// Bytes read from a file at a time by [`parse_stat_reader`].
+pub const READ_CHUNK: usize = 128 * 1024;
+
+/// The longest line [`parse_stat_reader`] holds (HAProxy's are below 4 KiB).
+pub const MAX_LINE: usize = 1 << 20;
 
 /// The kind of a `show stat` row the engine aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,30 +63,40 @@ pub struct ColumnPlan {
     pub columns: [Vec<&'static str>; 3],
 }
 
-/// Rows of one kind from one file: names and the needed numeric columns.
+/// Rows of one kind from one file, all under one header: group ids and the
+/// needed numeric columns.
 #[derive(Debug, Clone)]
 pub struct StatBatch {
     /// Which kind all rows are.
     pub kind: RowKind,
-    /// Sanitised `pxname`.
-    pub pxname: StringArray,
-    /// Sanitised `svname`.
-    pub svname: StringArray,
+    /// Per row, the group id the [`StatSink`] gave its name(s).
+    pub group: UInt32Array,
     /// One array per column of the plan for this kind; `None` when the
-    /// file's header has no such column. Empty cells are null.
-    pub columns: Vec<Option<Arc<Int64Array>>>,
+    /// header has no such column. An empty cell is 0 (SPEC §4.2), so the
+    /// arrays have no nulls.
+    pub columns: Vec<Option<Int64Array>>,
 }
 
 impl StatBatch {
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.pxname.len()
+        self.group.len()
     }
 
     /// `true` when the batch has no row.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Where parsed rows go: names become group ids, batches are consumed.
+pub trait StatSink {
+    /// The group id of a row of `kind` named `px` (frontends and backends)
+    /// or `px`/`sv` (servers); the bytes are raw CSV cells.
+    fn group(&mut self, kind: RowKind, px: &[u8], sv: &[u8]) -> u32;
+    /// Consumes a batch of rows (its buffers are reused afterwards, unless
+    /// the sink keeps a clone of the arrays).
+    fn batch(&mut self, batch: &StatBatch);
 }
 
 /// What parsing one file gave, besides its batches.
@@ -79,11 +111,13 @@ pub struct StatFileSummary {
 /// Positions of the columns of one header.
 struct Header {
     cells: usize,
+    /// Cell starts a row split needs: one past the last cell read, plus one.
+    want: usize,
     px: usize,
     sv: usize,
     ty: Option<usize>,
-    /// Per kind, per planned column: the cell index.
-    idx: [Vec<Option<usize>>; 3],
+    /// Per kind: (plan column, cell index) of every planned column present.
+    idx: [Vec<(usize, usize)>; 3],
 }
 
 impl Header {
@@ -94,81 +128,133 @@ impl Header {
         let find = |name: &str| names.iter().position(|n| *n == name.as_bytes());
         let px = find("pxname")?;
         let sv = find("svname")?;
-        let idx = std::array::from_fn(|k| plan.columns[k].iter().map(|c| find(c)).collect());
+        let idx = std::array::from_fn(|k| {
+            plan.columns[k]
+                .iter()
+                .enumerate()
+                .filter_map(|(c, name)| Some((c, find(name)?)))
+                .collect()
+        });
+        let ty = find("type");
+        let last = idx
+            .iter()
+            .flatten()
+            .map(|&(_, i)| i)
+            .chain([px, sv])
+            .chain(ty)
+            .max()
+            .unwrap_or(0);
         Some(Header {
             cells: names.len(),
+            want: last + 2,
             px,
             sv,
-            ty: find("type"),
+            ty,
             idx,
         })
     }
 }
 
-/// Accumulates rows of one kind into Arrow builders.
+/// Accumulates rows of one kind: group ids and one vector per column.
 struct KindBuilder {
     kind: RowKind,
-    px: StringBuilder,
-    sv: StringBuilder,
-    cols: Vec<Int64Builder>,
+    group: Vec<u32>,
+    cols: Vec<Vec<i64>>,
+    /// Per plan column: the current header has it.
     present: Vec<bool>,
-    rows: usize,
+    cap: usize,
 }
 
 impl KindBuilder {
     fn new(kind: RowKind, ncols: usize, cap: usize) -> Self {
         KindBuilder {
             kind,
-            px: StringBuilder::with_capacity(cap, cap * 16),
-            sv: StringBuilder::with_capacity(cap, cap * 16),
-            cols: (0..ncols)
-                .map(|_| Int64Builder::with_capacity(cap))
-                .collect(),
+            group: Vec::with_capacity(cap),
+            cols: (0..ncols).map(|_| Vec::new()).collect(),
             present: vec![false; ncols],
-            rows: 0,
+            cap,
         }
     }
 
-    fn finish(&mut self) -> Option<StatBatch> {
-        if self.rows == 0 {
-            return None;
+    /// Marks which columns the (new) header has; call on an empty builder.
+    fn set_header(&mut self, idx: &[(usize, usize)]) {
+        self.present.iter_mut().for_each(|p| *p = false);
+        for &(c, _) in idx {
+            if let Some(p) = self.present.get_mut(c) {
+                *p = true;
+            }
+            if let Some(col) = self.cols.get_mut(c) {
+                col.reserve(self.cap);
+            }
         }
-        self.rows = 0;
+    }
+
+    /// Hands the rows so far to `sink` as a batch, then takes the batch's
+    /// buffers back for the next rows (no allocation per batch).
+    fn emit(&mut self, sink: &mut impl StatSink) {
+        if self.group.is_empty() {
+            return;
+        }
         let columns = self
             .cols
             .iter_mut()
             .zip(&self.present)
-            .map(|(b, &p)| {
-                let arr = b.finish();
-                p.then(|| Arc::new(arr))
-            })
+            .map(|(col, &p)| p.then(|| Int64Array::new(std::mem::take(col).into(), None)))
             .collect();
-        Some(StatBatch {
+        let batch = StatBatch {
             kind: self.kind,
-            pxname: self.px.finish(),
-            svname: self.sv.finish(),
+            group: UInt32Array::new(std::mem::take(&mut self.group).into(), None),
             columns,
-        })
+        };
+        sink.batch(&batch);
+        let cap = self.cap;
+        self.group = reuse(batch.group.into_parts().1, cap);
+        for (col, arr) in self.cols.iter_mut().zip(batch.columns) {
+            if let Some(arr) = arr {
+                *col = reuse(arr.into_parts().1, cap);
+            }
+        }
+    }
+}
+
+/// The vector behind an Arrow buffer, emptied, for reuse; a new one when the
+/// buffer is shared (the sink kept the array).
+fn reuse<T: arrow::datatypes::ArrowNativeType>(
+    buf: arrow::buffer::ScalarBuffer<T>,
+    cap: usize,
+) -> Vec<T> {
+    match buf.into_inner().into_vec::<T>() {
+        Ok(mut v) => {
+            v.clear();
+            v
+        }
+        Err(_) => Vec::with_capacity(cap),
     }
 }
 
 /// The cells of one row, split by the fast path or by the `csv` crate.
 enum Cells<'a> {
-    Fast { line: &'a [u8], bounds: &'a [u32] },
+    Fast {
+        line: &'a [u8],
+        /// Starts of the first cells (see [`split_cells`]).
+        bounds: &'a [u32],
+        len: usize,
+    },
     Slow(&'a csv::ByteRecord),
 }
 
 impl Cells<'_> {
     fn len(&self) -> usize {
         match self {
-            Cells::Fast { bounds, .. } => bounds.len().saturating_sub(1),
+            Cells::Fast { len, .. } => *len,
             Cells::Slow(r) => r.len(),
         }
     }
 
+    #[inline]
     fn get(&self, i: usize) -> Option<&[u8]> {
         match self {
-            Cells::Fast { line, bounds } => {
+            Cells::Fast { line, bounds, .. } => {
                 let start = *bounds.get(i)? as usize;
                 let end = (*bounds.get(i + 1)? as usize).checked_sub(1)?;
                 line.get(start..end)
@@ -178,40 +264,152 @@ impl Cells<'_> {
     }
 }
 
-/// Splits an unquoted line on commas: `bounds[..n]` gets the start of every
-/// cell plus `line.len() + 1`; returns `n`. Commas are dense and irregular,
-/// so eight bytes are tested at once (SWAR) and only the hits are visited.
-fn split_cells(line: &[u8], bounds: &mut Vec<u32>) -> usize {
+/// Splits a line on commas: `bounds` gets the start of the first cells (at
+/// least `want` entries, the first being 0, when the line has that many;
+/// with every cell, `line.len() + 1` last); returns the number of cells and
+/// of entries written. Cells past the ones needed are only counted. Returns
+/// `None` when the line contains a `"`: quoted cells need the `csv` crate.
+///
+/// Commas are dense and irregular, so eight bytes are tested at once (SWAR).
+/// Up to the last cell needed, a word's commas are counted with one
+/// multiplication and the positions of its first four are written without
+/// branching on how many there are; past it, commas are only counted, per
+/// byte lane, summed every [`LANE_WORDS`] words.
+fn split_cells(line: &[u8], bounds: &mut Vec<u32>, want: usize) -> Option<(usize, usize)> {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
     const COMMAS: u64 = 0x2c2c_2c2c_2c2c_2c2c;
-    bounds.clear();
-    bounds.push(0);
+    /// Words counted per byte lane before the lanes are summed (a power of
+    /// two below 256).
+    const LANE_WORDS: usize = 128;
+    /// High bit of each byte set exactly where the byte of `x` is zero.
+    #[inline(always)]
+    fn zero_bytes(x: u64) -> u64 {
+        !(((x & LO7).wrapping_add(LO7)) | x) & HI
+    }
+    /// The sum of the eight byte lanes of `x` (each at most 255).
+    #[inline(always)]
+    fn lane_sum(x: u64) -> usize {
+        // Pairs, quads, then all: no lane overflows.
+        let x = (x & 0x00ff_00ff_00ff_00ff) + ((x >> 8) & 0x00ff_00ff_00ff_00ff);
+        (x.wrapping_mul(0x0001_0001_0001_0001) >> 48) as usize
+    }
+    /// Writes the position after each hit of `hits` from `bounds[n]` on
+    /// (the slots past the hits get garbage, never read).
+    #[inline(always)]
+    fn put(bounds: &mut [u32], n: usize, mut hits: u64, base: u32, count: usize) {
+        for j in 0..count {
+            if let Some(slot) = bounds.get_mut(n + j) {
+                *slot = base + hits.trailing_zeros() / 8 + 1;
+            }
+            hits &= hits.wrapping_sub(1);
+        }
+    }
+    #[inline(always)]
+    fn word(chunk: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        u64::from_le_bytes(w)
+    }
+    if memchr::memchr(b'"', line).is_some() {
+        return None;
+    }
+    // Room for `want` entries, the hits of one word past them and the end.
+    if bounds.len() < want + 10 {
+        bounds.resize(want + 10, 0);
+    }
+    if let Some(first) = bounds.first_mut() {
+        *first = 0;
+    }
+    let mut n = 1usize;
     let mut chunks = line.chunks_exact(8);
     let mut base = 0u32;
+    let mut commas = 0usize;
+    // The needed cells: positions.
     for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ COMMAS;
-        // High bit of each byte set exactly where the byte of x is zero.
-        let mut hits = !(((x & LO7).wrapping_add(LO7)) | x) & HI;
-        while hits != 0 {
-            bounds.push(base + hits.trailing_zeros() / 8 + 1);
-            hits &= hits - 1;
+        let hits = zero_bytes(word(chunk) ^ COMMAS);
+        let count = ((hits >> 7).wrapping_mul(ONES) >> 56) as usize;
+        put(bounds, n, hits, base, 4);
+        if count > 4 {
+            // Skip the four hits written above.
+            let rest = (0..4).fold(hits, |h, _| h & h.wrapping_sub(1));
+            put(bounds, n + 4, rest, base, count - 4);
+        }
+        n += count;
+        commas += count;
+        base += 8;
+        if n >= want {
+            break;
+        }
+    }
+    // The rest: a count.
+    let mut lanes = 0u64;
+    for (i, chunk) in (&mut chunks).enumerate() {
+        lanes += zero_bytes(word(chunk) ^ COMMAS) >> 7;
+        if i & (LANE_WORDS - 1) == LANE_WORDS - 1 {
+            commas += lane_sum(lanes);
+            lanes = 0;
         }
         base += 8;
     }
+    commas += lane_sum(lanes);
     for (i, &b) in chunks.remainder().iter().enumerate() {
         if b == b',' {
-            bounds.push(base + i as u32 + 1);
+            commas += 1;
+            if n < want {
+                put(bounds, n, 1, base + i as u32, 1);
+                n += 1;
+            }
         }
     }
-    bounds.push(line.len() as u32 + 1);
-    bounds.len()
+    if n == commas + 1 {
+        put(bounds, n, 1, line.len() as u32, 1);
+        n += 1;
+    }
+    Some((commas + 1, n))
+}
+
+/// Parses cell `i` of a line split by [`split_cells`], as [`parse_cell`]
+/// (`None` when the line has no such cell). A cell of 1 to 8 digits is
+/// parsed eight bytes at once (SWAR).
+#[inline]
+fn fast_cell(line: &[u8], bounds: &[u32], i: usize) -> Option<Result<Option<i64>, ()>> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const SIXES: u64 = 0x0606_0606_0606_0606;
+    let start = *bounds.get(i)? as usize;
+    let end = (*bounds.get(i + 1)? as usize).checked_sub(1)?;
+    let len = end.checked_sub(start)?;
+    if len == 0 {
+        return Some(Ok(None));
+    }
+    if len <= 8
+        && let Some(bytes) = line.get(start..start + 8)
+    {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(bytes);
+        // The cell's bytes moved to the top (its first digit, the most
+        // significant, lowest): the bytes below are 0, leading zeros.
+        let shift = 8 * (8 - len as u32);
+        let x = u64::from_le_bytes(word) << shift;
+        let cell = !0u64 << shift;
+        let zeros = ZEROS & cell;
+        // Every cell byte is 0x30..=0x3f, and stays below 0x40 plus 6: a digit.
+        if x & HIGH_NIBBLES == zeros && (x + SIXES) & HIGH_NIBBLES & cell == zeros {
+            let mut v = x - zeros;
+            v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+            v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+            v = (v.wrapping_mul(10000) + (v >> 32)) & 0x0000_0000_ffff_ffff;
+            return Some(Ok(Some(v as i64)));
+        }
+    }
+    Some(parse_cell(line.get(start..end)?))
 }
 
 /// Parses an integer cell. `Ok(None)` for an empty cell, `Err` when the
-/// cell is not an integer.
+/// cell is not an integer (or does not fit an `i64`).
+#[inline]
 fn parse_cell(cell: &[u8]) -> Result<Option<i64>, ()> {
     let (neg, digits) = match cell.first() {
         None => return Ok(None),
@@ -221,134 +419,202 @@ fn parse_cell(cell: &[u8]) -> Result<Option<i64>, ()> {
     if digits.is_empty() || digits.len() > 19 {
         return Err(());
     }
-    let mut v: i64 = 0;
-    for &b in digits {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
+    let v = if digits.len() < 19 {
+        // At most 18 digits: cannot overflow, so no check per digit.
+        let mut v: i64 = 0;
+        let mut bad = false;
+        for &b in digits {
+            let d = b.wrapping_sub(b'0');
+            bad |= d > 9;
+            v = v * 10 + i64::from(d);
+        }
+        if bad {
             return Err(());
         }
-        v = v
-            .checked_mul(10)
-            .ok_or(())?
-            .checked_add(i64::from(d))
-            .ok_or(())?;
-    }
+        v
+    } else {
+        let mut v: i64 = 0;
+        for &b in digits {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(());
+            }
+            v = v
+                .checked_mul(10)
+                .ok_or(())?
+                .checked_add(i64::from(d))
+                .ok_or(())?;
+        }
+        v
+    };
     Ok(Some(if neg { -v } else { v }))
 }
 
-/// Appends a name to a string builder, sanitised.
-fn append_name(b: &mut StringBuilder, cell: &[u8]) {
-    match std::str::from_utf8(cell) {
-        Ok(s) if is_clean(s) => b.append_value(s),
-        Ok(s) => b.append_value(sanitize_name(s)),
-        Err(_) => b.append_value(sanitize_name(&String::from_utf8_lossy(cell))),
+/// Records a warning about `file`, unless the file already had
+/// [`MAX_WARNINGS_PER_FILE`] (`seen` counts them all).
+fn warn_at(
+    file: &Path,
+    seen: &mut usize,
+    warnings: &mut Vec<InputWarning>,
+    line: Option<usize>,
+    kind: WarningKind,
+) {
+    *seen += 1;
+    if *seen <= MAX_WARNINGS_PER_FILE {
+        warnings.push(InputWarning::new(file, line, kind));
     }
 }
 
-/// Parses one `show stat` file. Batches of at most `batch_rows` rows are
-/// handed to `sink` as they fill; problems are appended to `warnings`.
-pub fn parse_stat(
-    bytes: &[u8],
-    file: &Path,
-    plan: &ColumnPlan,
+/// The state of parsing one file, fed line by line.
+struct FileParser<'a> {
+    file: &'a Path,
+    plan: &'a ColumnPlan,
     batch_rows: usize,
-    warnings: &mut Vec<InputWarning>,
-    mut sink: impl FnMut(StatBatch),
-) -> StatFileSummary {
-    let batch_rows = batch_rows.max(1);
-    let mut summary = StatFileSummary::default();
-    let mut local_warnings = 0usize;
-    let mut warn = |line: Option<usize>, kind: WarningKind, warnings: &mut Vec<InputWarning>| {
-        local_warnings += 1;
-        if local_warnings <= MAX_WARNINGS_PER_FILE {
-            warnings.push(InputWarning::new(file, line, kind));
+    builders: [KindBuilder; 3],
+    header: Option<Header>,
+    bounds: Vec<u32>,
+    record: csv::ByteRecord,
+    lineno: usize,
+    warnings_seen: usize,
+    /// No header at the top: the rest of the file is skipped.
+    stopped: bool,
+    summary: StatFileSummary,
+}
+
+impl<'a> FileParser<'a> {
+    fn new(file: &'a Path, plan: &'a ColumnPlan, batch_rows: usize) -> Self {
+        let batch_rows = batch_rows.max(1);
+        FileParser {
+            file,
+            plan,
+            batch_rows,
+            builders: std::array::from_fn(|k| {
+                KindBuilder::new(RowKind::ALL[k], plan.columns[k].len(), batch_rows)
+            }),
+            header: None,
+            bounds: Vec::with_capacity(256),
+            record: csv::ByteRecord::new(),
+            lineno: 0,
+            warnings_seen: 0,
+            stopped: false,
+            summary: StatFileSummary::default(),
         }
-    };
-    if bytes.is_empty() {
-        warn(None, WarningKind::EmptyFile, warnings);
-        return summary;
     }
-    let mut builders: [KindBuilder; 3] = std::array::from_fn(|k| {
-        KindBuilder::new(RowKind::ALL[k], plan.columns[k].len(), batch_rows)
-    });
-    let mut header: Option<Header> = None;
-    let mut bounds: Vec<u32> = Vec::with_capacity(1024);
-    let mut record = csv::ByteRecord::new();
-    let ends_with_newline = bytes.last() == Some(&b'\n');
-    let mut lineno = 0usize;
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let rest = bytes.get(pos..).unwrap_or_default();
-        let (raw, is_last) = match memchr::memchr(b'\n', rest) {
-            Some(i) => {
-                pos += i + 1;
-                (rest.get(..i).unwrap_or_default(), pos >= bytes.len())
-            }
-            None => {
-                pos = bytes.len();
-                (rest, true)
-            }
-        };
-        lineno += 1;
+
+    fn warn(&mut self, line: Option<usize>, kind: WarningKind, warnings: &mut Vec<InputWarning>) {
+        warn_at(self.file, &mut self.warnings_seen, warnings, line, kind);
+    }
+
+    /// Hands every non-empty builder's rows to the sink.
+    fn flush(&mut self, sink: &mut impl StatSink) {
+        for b in &mut self.builders {
+            b.emit(sink);
+        }
+    }
+
+    /// Parses the complete lines of `text`; with `eof`, the text after the
+    /// last newline is the (unterminated) last line. Returns the bytes
+    /// consumed: everything up to and including the last newline, or all
+    /// with `eof`.
+    fn lines(
+        &mut self,
+        text: &[u8],
+        eof: bool,
+        warnings: &mut Vec<InputWarning>,
+        sink: &mut impl StatSink,
+    ) -> usize {
+        let mut pos = 0usize;
+        while pos < text.len() && !self.stopped {
+            let rest = text.get(pos..).unwrap_or_default();
+            let (raw, unterminated) = match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    pos += i + 1;
+                    (rest.get(..i).unwrap_or_default(), false)
+                }
+                None if eof => {
+                    pos = text.len();
+                    (rest, true)
+                }
+                None => return pos,
+            };
+            self.lineno += 1;
+            self.line(raw, unterminated, warnings, sink);
+        }
+        if eof { text.len() } else { pos }
+    }
+
+    /// Parses one line (without its `\n`).
+    fn line(
+        &mut self,
+        raw: &[u8],
+        unterminated: bool,
+        warnings: &mut Vec<InputWarning>,
+        sink: &mut impl StatSink,
+    ) {
+        let lineno = self.lineno;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.trim_ascii().is_empty() {
-            continue;
+            return;
         }
-        if line.first() == Some(&b'#') || header.is_none() {
-            match Header::parse(line, plan) {
+        if line.first() == Some(&b'#') || self.header.is_none() {
+            match Header::parse(line, self.plan) {
                 Some(h) => {
-                    if header.is_some() {
-                        warn(Some(lineno), WarningKind::RepeatedHeader, warnings);
+                    if self.header.is_some() {
+                        self.warn(Some(lineno), WarningKind::RepeatedHeader, warnings);
                     }
-                    header = Some(h);
-                    summary.usable = true;
+                    // A batch holds the rows of one header: which columns
+                    // exist is a property of the batch.
+                    self.flush(sink);
+                    for (b, idx) in self.builders.iter_mut().zip(&h.idx) {
+                        b.set_header(idx);
+                    }
+                    self.header = Some(h);
+                    self.summary.usable = true;
                 }
-                None if header.is_none() => {
-                    warn(Some(lineno), WarningKind::NoHeader, warnings);
-                    break;
+                None if self.header.is_none() => {
+                    self.warn(Some(lineno), WarningKind::NoHeader, warnings);
+                    self.stopped = true;
                 }
-                None => warn(Some(lineno), WarningKind::BadRow, warnings),
+                None => self.warn(Some(lineno), WarningKind::BadRow, warnings),
             }
-            continue;
+            return;
         }
-        let Some(h) = header.as_ref() else { continue };
-        let cells = if memchr::memchr(b'"', line).is_some() {
+        let Some(h) = self.header.as_ref() else {
+            return;
+        };
+        let (file, seen) = (self.file, &mut self.warnings_seen);
+        let mut warn = |kind| warn_at(file, seen, warnings, Some(lineno), kind);
+        let cells = if let Some((len, n)) = split_cells(line, &mut self.bounds, h.want) {
+            Cells::Fast {
+                line,
+                bounds: self.bounds.get(..n).unwrap_or_default(),
+                len,
+            }
+        } else {
             let mut rdr = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(true)
                 .from_reader(line);
-            match rdr.read_byte_record(&mut record) {
-                Ok(true) => Cells::Slow(&record),
-                _ => {
-                    warn(Some(lineno), WarningKind::BadRow, warnings);
-                    continue;
-                }
-            }
-        } else {
-            let n = split_cells(line, &mut bounds);
-            Cells::Fast {
-                line,
-                bounds: bounds.get(..n).unwrap_or_default(),
+            match rdr.read_byte_record(&mut self.record) {
+                Ok(true) => Cells::Slow(&self.record),
+                _ => return warn(WarningKind::BadRow),
             }
         };
         if cells.len() != h.cells {
-            let kind = if is_last && !ends_with_newline {
+            return warn(if unterminated {
                 WarningKind::TruncatedLine
             } else {
                 WarningKind::CellCount {
                     expected: h.cells,
                     found: cells.len(),
                 }
-            };
-            warn(Some(lineno), kind, warnings);
-            continue;
+            });
         }
         let (Some(px), Some(sv)) = (cells.get(h.px), cells.get(h.sv)) else {
-            continue;
+            return;
         };
         if px.is_empty() || sv.is_empty() {
-            warn(Some(lineno), WarningKind::BadRow, warnings);
-            continue;
+            return warn(WarningKind::BadRow);
         }
         let kind = if sv == b"FRONTEND" {
             RowKind::Frontend
@@ -357,67 +623,150 @@ pub fn parse_stat(
         } else {
             match h.ty.map(|t| cells.get(t).map(parse_cell)) {
                 Some(Some(Ok(Some(2)))) | None => RowKind::Server,
-                _ => continue, // listeners (type 3) and anything else
+                _ => return, // listeners (type 3) and anything else
             }
         };
         let k = kind as usize;
-        let (Some(b), Some(idx), Some(names)) =
-            (builders.get_mut(k), h.idx.get(k), plan.columns.get(k))
-        else {
-            continue;
+        let (Some(b), Some(idx), Some(names)) = (
+            self.builders.get_mut(k),
+            h.idx.get(k),
+            self.plan.columns.get(k),
+        ) else {
+            return;
         };
-        append_name(&mut b.px, px);
-        append_name(&mut b.sv, sv);
-        for (c, (col, name)) in idx.iter().zip(names).enumerate() {
-            let (Some(builder), Some(present)) = (b.cols.get_mut(c), b.present.get_mut(c)) else {
+        for &(c, i) in idx {
+            let Some(col) = b.cols.get_mut(c) else {
                 continue;
             };
-            match col.and_then(|i| cells.get(i)) {
-                None => builder.append_null(),
-                Some(cell) => {
-                    *present = true;
-                    match parse_cell(cell) {
-                        Ok(v) => builder.append_option(v),
-                        Err(()) => {
-                            builder.append_null();
-                            warn(
-                                Some(lineno),
-                                WarningKind::NotANumber {
-                                    column: (*name).to_string(),
-                                },
-                                warnings,
-                            );
-                        }
-                    }
+            let value = match &cells {
+                Cells::Fast { line, bounds, .. } => fast_cell(line, bounds, i),
+                Cells::Slow(_) => cells.get(i).map(parse_cell),
+            };
+            match value {
+                Some(Ok(v)) => col.push(v.unwrap_or(0)),
+                _ => {
+                    // Treated as empty: 0.
+                    col.push(0);
+                    let column = names.get(c).map_or_else(String::new, |n| (*n).to_string());
+                    warn(WarningKind::NotANumber { column });
                 }
             }
         }
-        b.rows += 1;
-        summary.rows += 1;
-        if b.rows >= batch_rows
-            && let Some(batch) = b.finish()
-        {
-            sink(batch);
+        b.group.push(sink.group(kind, px, sv));
+        self.summary.rows += 1;
+        if b.group.len() >= self.batch_rows {
+            b.emit(sink);
         }
     }
-    for b in &mut builders {
-        if let Some(batch) = b.finish() {
-            sink(batch);
+
+    /// Hands out the last rows; adds the `Suppressed` warning if needed.
+    fn finish(
+        mut self,
+        warnings: &mut Vec<InputWarning>,
+        sink: &mut impl StatSink,
+    ) -> StatFileSummary {
+        self.flush(sink);
+        if self.warnings_seen > MAX_WARNINGS_PER_FILE {
+            warnings.push(InputWarning::new(
+                self.file,
+                None,
+                WarningKind::Suppressed(self.warnings_seen - MAX_WARNINGS_PER_FILE),
+            ));
         }
+        self.summary
     }
-    if local_warnings > MAX_WARNINGS_PER_FILE {
-        warnings.push(InputWarning::new(
-            file,
-            None,
-            WarningKind::Suppressed(local_warnings - MAX_WARNINGS_PER_FILE),
-        ));
+}
+
+/// Parses one `show stat` file held in memory. Batches of at most
+/// `batch_rows` rows are handed to `sink` as they fill; problems are
+/// appended to `warnings`.
+pub fn parse_stat(
+    bytes: &[u8],
+    file: &Path,
+    plan: &ColumnPlan,
+    batch_rows: usize,
+    warnings: &mut Vec<InputWarning>,
+    sink: &mut impl StatSink,
+) -> StatFileSummary {
+    parse_stat_reader(bytes, file, plan, batch_rows, warnings, sink)
+}
+
+/// Parses one `show stat` file from a reader, [`READ_CHUNK`] bytes at a
+/// time (a line longer than that grows the buffer to hold it, up to
+/// [`MAX_LINE`]: a longer line is skipped with a `BadRow` warning, so that
+/// a file without line breaks is never held whole). A read error becomes an
+/// `Unreadable` warning; the rows read before it count.
+pub fn parse_stat_reader(
+    mut reader: impl Read,
+    file: &Path,
+    plan: &ColumnPlan,
+    batch_rows: usize,
+    warnings: &mut Vec<InputWarning>,
+    sink: &mut impl StatSink,
+) -> StatFileSummary {
+    let mut p = FileParser::new(file, plan, batch_rows);
+    let mut buf = vec![0u8; READ_CHUNK];
+    // `buf[..filled]` holds bytes read but not parsed yet (a partial line).
+    let mut filled = 0usize;
+    let mut total = 0usize;
+    // In a line longer than MAX_LINE, until its end.
+    let mut skipping = false;
+    loop {
+        if filled == buf.len() {
+            if buf.len() >= MAX_LINE {
+                p.lineno += 1;
+                let line = Some(p.lineno);
+                p.warn(line, WarningKind::BadRow, warnings);
+                skipping = true;
+                filled = 0;
+            } else {
+                buf.resize((buf.len() * 2).min(MAX_LINE), 0);
+            }
+        }
+        let n = match reader.read(buf.get_mut(filled..).unwrap_or_default()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                p.warn(None, WarningKind::Unreadable(e.to_string()), warnings);
+                break;
+            }
+        };
+        total += n;
+        let eof = n == 0;
+        if eof && total == 0 {
+            p.warn(None, WarningKind::EmptyFile, warnings);
+            return p.summary;
+        }
+        filled += n;
+        if skipping {
+            match memchr::memchr(b'\n', buf.get(..filled).unwrap_or_default()) {
+                Some(i) => {
+                    buf.copy_within(i + 1..filled, 0);
+                    filled -= i + 1;
+                    skipping = false;
+                }
+                None if eof => break,
+                None => {
+                    filled = 0;
+                    continue;
+                }
+            }
+        }
+        let text = buf.get(..filled).unwrap_or_default();
+        let used = p.lines(text, eof, warnings, sink);
+        if eof || p.stopped {
+            break;
+        }
+        buf.copy_within(used..filled, 0);
+        filled -= used;
     }
-    summary
+    p.finish(warnings, sink)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn plan() -> ColumnPlan {
         ColumnPlan {
@@ -429,17 +778,86 @@ mod tests {
         }
     }
 
-    fn parse(text: &[u8]) -> (Vec<StatBatch>, Vec<InputWarning>, StatFileSummary) {
+    /// Names each group `px` or `px/sv`, keeps the batches.
+    #[derive(Default)]
+    struct Collect {
+        names: Vec<String>,
+        ids: HashMap<String, u32>,
+        batches: Vec<StatBatch>,
+    }
+
+    impl StatSink for Collect {
+        fn group(&mut self, kind: RowKind, px: &[u8], sv: &[u8]) -> u32 {
+            let mut name = String::from_utf8_lossy(px).into_owned();
+            if kind == RowKind::Server {
+                name = format!("{name}/{}", String::from_utf8_lossy(sv));
+            }
+            let next = self.names.len() as u32;
+            *self.ids.entry(name.clone()).or_insert_with(|| {
+                self.names.push(name);
+                next
+            })
+        }
+        fn batch(&mut self, batch: &StatBatch) {
+            self.batches.push(batch.clone());
+        }
+    }
+
+    impl Collect {
+        fn names(&self, b: &StatBatch) -> Vec<&str> {
+            b.group
+                .values()
+                .iter()
+                .map(|&g| self.names[g as usize].as_str())
+                .collect()
+        }
+    }
+
+    fn parse(text: &[u8]) -> (Collect, Vec<InputWarning>, StatFileSummary) {
         let mut w = Vec::new();
-        let mut out = Vec::new();
-        let s = parse_stat(text, Path::new("f_stat"), &plan(), 2, &mut w, |b| {
-            out.push(b)
-        });
+        let mut out = Collect::default();
+        let s = parse_stat(text, Path::new("f_stat"), &plan(), 2, &mut w, &mut out);
+        // The streaming parser gives the same result, whatever the chunking.
+        let mut w2 = Vec::new();
+        let mut out2 = Collect::default();
+        let s2 = parse_stat_reader(
+            OneByteAtATime(text),
+            Path::new("f_stat"),
+            &plan(),
+            2,
+            &mut w2,
+            &mut out2,
+        );
+        assert_eq!((s, &w), (s2, &w2));
+        assert_eq!(out.names, out2.names);
+        assert_eq!(out.batches.len(), out2.batches.len());
+        for (a, b) in out.batches.iter().zip(&out2.batches) {
+            assert_eq!(
+                (a.kind, &a.group, &a.columns),
+                (b.kind, &b.group, &b.columns)
+            );
+        }
         (out, w, s)
     }
 
-    fn col(b: &StatBatch, c: usize) -> Vec<Option<i64>> {
-        b.columns[c].as_ref().unwrap().iter().collect()
+    /// A reader returning one byte per call.
+    struct OneByteAtATime<'a>(&'a [u8]);
+
+    impl Read for OneByteAtATime<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((&b, rest)), Some(slot)) => {
+                    *slot = b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    fn col(b: &StatBatch, c: usize) -> Vec<i64> {
+        b.columns[c].as_ref().unwrap().values().to_vec()
     }
 
     #[test]
@@ -449,56 +867,91 @@ fe.1,FRONTEND,10,1,0,,-,,\n\
 be,s 1,5,2,2,3,-,7,\n\
 be,BACKEND,1,1,1,9,-,,\n\
 li,sock-1,1,1,3,,-,,\n\n";
-        let (batches, w, s) = parse(text);
+        let (out, w, s) = parse(text);
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(s.rows, 3);
-        let fe = batches
+        let fe = out
+            .batches
             .iter()
             .find(|b| b.kind == RowKind::Frontend)
             .unwrap();
-        assert_eq!(fe.pxname.value(0), "fe_1");
-        assert_eq!(col(fe, 0), vec![Some(1)]);
-        assert_eq!(col(fe, 1), vec![Some(10)]);
-        let srv = batches.iter().find(|b| b.kind == RowKind::Server).unwrap();
-        assert_eq!(srv.svname.value(0), "s_1");
-        assert_eq!(col(srv, 0), vec![Some(3)]);
+        assert_eq!(out.names(fe), vec!["fe.1"], "raw names go to the sink");
+        assert_eq!(col(fe, 0), vec![1]);
+        assert_eq!(col(fe, 1), vec![10]);
+        let srv = out
+            .batches
+            .iter()
+            .find(|b| b.kind == RowKind::Server)
+            .unwrap();
+        assert_eq!(out.names(srv), vec!["be/s 1"]);
+        assert_eq!(col(srv, 0), vec![3]);
         assert!(srv.columns[1].is_none(), "qtime is not in this header");
-        assert_eq!(col(srv, 2), vec![Some(7)]);
+        assert_eq!(col(srv, 2), vec![7]);
+        let be = out
+            .batches
+            .iter()
+            .find(|b| b.kind == RowKind::Backend)
+            .unwrap();
+        assert_eq!(col(be, 1 - 1), vec![9]);
+        assert!(!out.names.iter().any(|n| n.starts_with("li")));
     }
 
     #[test]
     fn quoted_cells_and_duplicate_headers() {
         let text = b"# pxname,svname,scur,scur,bin,type\n\"a,b\",FRONTEND,4,5,\"6\",0\n";
-        let (batches, w, _) = parse(text);
+        let (out, w, _) = parse(text);
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(batches[0].pxname.value(0), "a,b");
-        assert_eq!(col(&batches[0], 0), vec![Some(4)]);
-        assert_eq!(col(&batches[0], 1), vec![Some(6)]);
+        assert_eq!(out.names(&out.batches[0]), vec!["a,b"]);
+        assert_eq!(col(&out.batches[0], 0), vec![4]);
+        assert_eq!(col(&out.batches[0], 1), vec![6]);
     }
 
     #[test]
     fn bad_rows_are_warned_and_skipped() {
         let text = b"# pxname,svname,scur,bin,type\nf,FRONTEND,x,1,0\nf,FRONTEND,1\ng,FRONTEND,2,2,0\nh,FRONT";
-        let (batches, w, s) = parse(text);
+        let (out, w, s) = parse(text);
         assert_eq!(s.rows, 2);
         assert_eq!(w.len(), 3, "{w:?}");
         assert_eq!(w[0].line, Some(2));
-        assert!(matches!(w[0].kind, WarningKind::NotANumber { .. }));
-        assert!(matches!(
+        assert_eq!(
+            w[0].kind,
+            WarningKind::NotANumber {
+                column: "scur".into()
+            }
+        );
+        assert_eq!(
             w[1].kind,
             WarningKind::CellCount {
                 expected: 5,
                 found: 3
             }
-        ));
+        );
         assert_eq!(w[2].kind, WarningKind::TruncatedLine);
-        assert_eq!(col(&batches[0], 0), vec![None, Some(2)]);
+        assert_eq!(w[2].line, Some(5));
+        // The non-numeric cell is treated as empty: 0.
+        assert_eq!(col(&out.batches[0], 0), vec![0, 2]);
+    }
+
+    #[test]
+    fn rows_leave_in_bounded_batches_one_header_each() {
+        let text = b"# pxname,svname,scur,bin\na,FRONTEND,1,1\nb,FRONTEND,2,2\nc,FRONTEND,3,3\n\
+# pxname,svname,bin\nd,FRONTEND,4\n";
+        let (out, w, s) = parse(text);
+        assert_eq!(s.rows, 4);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].kind, WarningKind::RepeatedHeader);
+        let sizes: Vec<usize> = out.batches.iter().map(StatBatch::len).collect();
+        assert_eq!(sizes, vec![2, 1, 1]);
+        assert_eq!(col(&out.batches[1], 0), vec![3]);
+        assert!(out.batches[2].columns[0].is_none());
+        assert_eq!(col(&out.batches[2], 1), vec![4]);
     }
 
     #[test]
     fn no_header_and_empty_file() {
         let (_, w, s) = parse(b"a,b,c\n1,2,3\n");
         assert!(!s.usable);
+        assert_eq!(w.len(), 1);
         assert_eq!(w[0].kind, WarningKind::NoHeader);
         let (_, w, s) = parse(b"");
         assert!(!s.usable);
@@ -506,23 +959,131 @@ li,sock-1,1,1,3,,-,,\n\n";
     }
 
     #[test]
-    fn split_on_commas() {
-        let mut b = Vec::new();
-        let n = split_cells(b"a,,bc,", &mut b);
-        assert_eq!(&b[..n], &[0, 2, 3, 6, 7]);
-        let n = split_cells(b"", &mut b);
-        assert_eq!(&b[..n], &[0, 1]);
-        let line = b"0123456,89,,,,,,,,,,,,,,,,,,,,,abcdefgh,ijklmno,,p";
-        let n = split_cells(line, &mut b);
-        let mut want = vec![0u32];
-        want.extend(
-            line.iter()
-                .enumerate()
-                .filter(|(_, c)| **c == b',')
-                .map(|(i, _)| i as u32 + 1),
+    fn overlong_lines_are_skipped_without_holding_them() {
+        // (Not through `parse`: one byte per read would take long.)
+        let parse = |text: &[u8]| {
+            let mut w = Vec::new();
+            let mut out = Collect::default();
+            let s = parse_stat(text, Path::new("f_stat"), &plan(), 2, &mut w, &mut out);
+            (out, w, s)
+        };
+        let mut text = b"# pxname,svname,scur,bin\na,FRONTEND,1,1\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE + 5));
+        text.extend_from_slice(b"\nb,FRONTEND,2,2\n");
+        let (out, w, s) = parse(&text);
+        assert_eq!(s.rows, 2);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].line, &w[0].kind), (Some(3), &WarningKind::BadRow));
+        assert_eq!(out.names.len(), 2);
+        // Unterminated: skipped too, and the file still counts.
+        let mut text = b"# pxname,svname,scur,bin\na,FRONTEND,1,1\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE + 1));
+        let (_, w, s) = parse(&text);
+        assert!(s.usable);
+        assert_eq!(s.rows, 1);
+        assert_eq!((w[0].line, &w[0].kind), (Some(3), &WarningKind::BadRow));
+    }
+
+    #[test]
+    fn read_errors_are_warnings() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("boom"))
+            }
+        }
+        let mut w = Vec::new();
+        let s = parse_stat_reader(
+            Failing,
+            Path::new("f_stat"),
+            &plan(),
+            2,
+            &mut w,
+            &mut Collect::default(),
         );
-        want.push(line.len() as u32 + 1);
-        assert_eq!(&b[..n], &want[..]);
+        assert!(!s.usable);
+        assert!(matches!(&w[0].kind, WarningKind::Unreadable(e) if e.contains("boom")));
+    }
+
+    #[test]
+    fn split_on_commas() {
+        let split = |line: &[u8], want: usize| -> Option<(usize, Vec<u32>)> {
+            let mut b = Vec::new();
+            let (cells, n) = split_cells(line, &mut b, want)?;
+            Some((cells, b[..n].to_vec()))
+        };
+        assert_eq!(split(b"a,,bc,", 100), Some((4, vec![0, 2, 3, 6, 7])));
+        assert_eq!(split(b"", 100), Some((1, vec![0, 1])));
+        let long_commas = vec![b','; 3001];
+        let long_cells = b"a,bc,".repeat(700);
+        for line in [
+            &b"0123456,89,,,,,,,,,,,,,,,,,,,,,abcdefgh,ijklmno,,p"[..],
+            b",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,",
+            b"a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,",
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            &long_commas,
+            &long_cells,
+        ] {
+            let mut want = vec![0u32];
+            want.extend(
+                line.iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c == b',')
+                    .map(|(i, _)| i as u32 + 1),
+            );
+            want.push(line.len() as u32 + 1);
+            let cells = want.len() - 1;
+            assert!(split(line, line.len() + 2) == Some((cells, want.clone())));
+            // Only the first cells are located, all are counted.
+            for w in 1..want.len() {
+                let (c, got) = split(line, w).unwrap();
+                assert_eq!(c, cells);
+                assert!(got.len() >= w.min(want.len()), "{w}: {got:?}");
+                assert!(got[..] == want[..got.len()], "{w}");
+            }
+        }
+        assert_eq!(split(b"0123456789\"", 100), None);
+        assert_eq!(split(b"\"a\",b", 1), None);
+    }
+
+    #[test]
+    fn fast_cells_agree_with_parse_cell() {
+        let mut cells: Vec<String> = [
+            "",
+            "0",
+            "7",
+            "-1",
+            "-",
+            "x",
+            "1x",
+            "12345678",
+            "123456789",
+            "00000001",
+            "99999999",
+            "9/",
+            ":9",
+            "1.5",
+            "1 2",
+            "\u{7f}",
+            "99999999999999999999",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+        cells.extend((0..200).map(|i| (i * 7_919_u64).pow(2).to_string()));
+        for c in &cells {
+            // Alone at the end of a line (too short for 8 bytes at once),
+            // and followed by more cells.
+            for line in [format!("a,{c}"), format!("a,{c},12345678,x,y")] {
+                let mut b = Vec::new();
+                let (_, n) = split_cells(line.as_bytes(), &mut b, 10).unwrap();
+                assert_eq!(
+                    fast_cell(line.as_bytes(), &b[..n], 1),
+                    Some(parse_cell(c.as_bytes())),
+                    "{line}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -531,6 +1092,17 @@ li,sock-1,1,1,3,,-,,\n\n";
         assert_eq!(parse_cell(b"-1"), Ok(Some(-1)));
         assert_eq!(parse_cell(b"-"), Err(()));
         assert_eq!(parse_cell(b"1.5"), Err(()));
+        assert_eq!(parse_cell(b"1/"), Err(()));
         assert_eq!(parse_cell(b"99999999999999999999"), Err(()));
+        assert_eq!(
+            parse_cell(b"9223372036854775807"),
+            Ok(Some(i64::MAX)),
+            "19 digits"
+        );
+        assert_eq!(parse_cell(b"9223372036854775808"), Err(()));
+        assert_eq!(
+            parse_cell(b"999999999999999999"),
+            Ok(Some(999_999_999_999_999_999))
+        );
     }
 }
