@@ -30,10 +30,6 @@
 //! - a mean metric named in `backend-metrics` / `server-metrics` (e.g.
 //!   `weight`): the original sums it and averages it, emitting `weight_x` and
 //!   `weight_y` (a pandas merge artefact); ours emits `weight`, the mean;
-//! - `aggr-server-metrics` with `server-metrics`: the original's
-//!   `P.server.<srv>.*` always has every server metric; ours the selection;
-//! - `aggr-server-metrics` with `exclude-backends`: the original's
-//!   `P.server.<srv>.*` still counts the servers of excluded backends; ours not;
 //! - `_info` files with different key sets, names with white space (SPEC §4).
 //!
 //! The original must be installed (`.ci/install-oracle.sh`, venv at
@@ -569,6 +565,10 @@ fn direct_time_means(dir: &Path, excluded_backends: &HashSet<String>) -> HashMap
             }
             if r.kind == 2 && !excluded_backends.contains(&px) {
                 keys.push(TimeKey::Server(px.clone(), sv.clone()));
+            }
+            // `P.server.*` counts servers of excluded backends too (as the
+            // original does).
+            if r.kind == 2 {
                 keys.push(TimeKey::ByName(sv.clone()));
             }
             for key in keys {
@@ -1016,6 +1016,37 @@ fn aggr_server_metrics() {
         "[process]\naggr-server-metrics = true\n",
         &["seed1", "weird", "idle", "live-busy"],
         Expect::default(),
+    );
+}
+
+/// The original's `P.server.<srv>.*` carries every server metric whatever
+/// `server-metrics` selects; ours too, so dashboards keep their paths.
+#[test]
+fn aggr_server_metrics_with_a_server_metric_list() {
+    differential(
+        "aggr_server_metrics_with_a_server_metric_list",
+        "[process]\naggr-server-metrics = true\nserver-metrics = bin lbtot econ smax\n",
+        &["seed1", "live-busy"],
+        Expect::default(),
+    );
+}
+
+/// `exclude-backends` skips `P.backend.<be>.*`; the original's
+/// `P.server.<srv>.*` still counts those servers, and so do we.
+#[test]
+fn aggr_server_metrics_with_excluded_backends() {
+    let c = corpus();
+    differential(
+        "aggr_server_metrics_with_excluded_backends",
+        &format!(
+            "[process]\naggr-server-metrics = true\nexclude-backends = {}\n",
+            c.exclude_backends.display()
+        ),
+        &["seed2", "live-busy"],
+        Expect {
+            excluded_backends: Some(&c.exclude_backends),
+            ..Expect::default()
+        },
     );
 }
 

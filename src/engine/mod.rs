@@ -524,10 +524,11 @@ fn run(
     let daemon_parse = t_daemon.elapsed();
 
     let t_stats = Instant::now();
+    let server_aggregated = opts.server_aggregated_metrics();
     let specs = Specs::new(
         &opts.frontend_metrics,
         &opts.backend_metrics,
-        &opts.server_metrics,
+        &server_aggregated,
     );
     let (sites, usable_stats) = parse_stats(&stat_files, opts, &specs, &mut warnings);
     report.timings.parse_stats = t_stats.elapsed();
@@ -659,7 +660,12 @@ fn run(
                     values += emit_group(
                         &mut w,
                         prefixes.set(paths, &["backend", backend, "server", server]),
-                        &srv_spec.metrics,
+                        // The selection is the prefix of the spec (see
+                        // `server_aggregated_metrics`).
+                        srv_spec
+                            .metrics
+                            .get(..opts.server_metrics.len())
+                            .unwrap_or_default(),
                         srv.group_accs(g),
                     );
                 }
@@ -681,10 +687,9 @@ fn run(
         if opts.aggr_server_metrics {
             let mut by_name = KindAgg::new(srv_spec.metrics.len());
             for (g, key) in srv.keys.iter().enumerate() {
-                let (backend, server) = split_key(key);
-                if opts.exclude_backends.contains(backend) {
-                    continue;
-                }
+                // Servers of excluded backends count here too, as in the
+                // original: `exclude-backends` skips `P.backend.<be>.*`.
+                let (_, server) = split_key(key);
                 by_name.push_group(server, srv.group_accs(g));
             }
             for g in by_name.sorted_groups() {

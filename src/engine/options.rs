@@ -187,6 +187,26 @@ impl EngineOptions {
 /// The metrics emitted for a kind: the user's selection (with the catalogue's
 /// aggregation) followed by the mean metrics of the kind the selection does not
 /// name — the original always emitted the means whatever `*-metrics` said.
+impl EngineOptions {
+    /// The server metrics to aggregate: `server_metrics` first (what
+    /// `P.backend.<be>.server.<srv>.*` carries), then, with
+    /// `aggr-server-metrics`, every other server metric of the catalogue,
+    /// because the original's `P.server.<srv>.*` always carried all of them
+    /// whatever `server-metrics` selected — dashboards built on it must keep
+    /// their paths.
+    pub fn server_aggregated_metrics(&self) -> Vec<StatMetric> {
+        let mut metrics = self.server_metrics.clone();
+        if self.aggr_server_metrics {
+            for m in ProxyKind::Server.all_metrics() {
+                if !metrics.iter().any(|s| s.name == m.name) {
+                    metrics.push(*m);
+                }
+            }
+        }
+        metrics
+    }
+}
+
 fn emitted_metrics(kind: ProxyKind, selection: &MetricSelection) -> Vec<StatMetric> {
     let mut out = selection.metrics.clone();
     for m in kind.all_metrics() {
