@@ -104,12 +104,21 @@ impl Puller {
         let shutdown = self.shutdown.subscribe();
         self.busy.send_replace(true);
         let work = async move {
-            let queued = tokio::task::spawn_blocking(move || snapshot::queued(&dst_dir))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|listed| listed.map_err(|e| e.to_string()));
+            // A puller restarted within the second of its predecessor's last
+            // cycle must not publish that timestamp again (the rename would
+            // fail, or overwrite a snapshot not yet processed).
+            let queued = tokio::task::spawn_blocking(move || {
+                let taken = dst_dir.join(ts.to_string()).exists();
+                snapshot::queued(&dst_dir).map(|queued| (queued, taken))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|listed| listed.map_err(|e| e.to_string()));
             match queued {
-                Ok(queued) if queued >= queue_size => return BeatOutcome::Suspended { queued },
+                Ok((_, true)) => return BeatOutcome::AlreadyPublished,
+                Ok((queued, false)) if queued >= queue_size => {
+                    return BeatOutcome::Suspended { queued };
+                }
                 Ok(_) => {}
                 Err(error) => return BeatOutcome::NotStarted(error),
             }
@@ -134,6 +143,13 @@ impl Puller {
 
     fn record(&mut self, ts: u64, beat: BeatOutcome) {
         match beat {
+            BeatOutcome::AlreadyPublished => {
+                self.stats.skipped_beats += 1;
+                tracing::warn!(
+                    ts,
+                    "a snapshot of this second is already in dst-dir (a restarted puller?); beat skipped"
+                );
+            }
             BeatOutcome::Suspended { queued } => {
                 self.stats.suspended += 1;
                 tracing::warn!(
@@ -189,6 +205,7 @@ impl Puller {
 
 /// What happened on one beat.
 enum BeatOutcome {
+    AlreadyPublished,
     Suspended { queued: usize },
     NotStarted(String),
     Ran(CycleOutcome),
@@ -259,5 +276,35 @@ impl Handler<crate::supervisor::Crash> for Puller {
 
     fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
         panic!("injected puller crash");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// A puller restarted within the second of its predecessor's last
+    /// cycle skips that second instead of publishing it twice.
+    #[actix_rt::test]
+    async fn a_second_already_published_is_skipped_not_pulled_again() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::defaults();
+        config.pull.socket_dir = Some(root.path().join("sockets"));
+        config.pull.dst_dir = root.path().join("incoming");
+        config.pull.tmp_dst_dir = root.path().join("incoming.tmp");
+        std::fs::create_dir_all(root.path().join("sockets")).expect("sockets");
+        // Make the next few seconds look taken.
+        let now = epoch_now().as_secs();
+        for ts in now..now + 3 {
+            std::fs::create_dir_all(config.pull.dst_dir.join(ts.to_string())).expect("taken");
+        }
+        let puller = Puller::new(&config.pull).start();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stats = puller.send(GetPullerStats).await.expect("stats");
+        assert_eq!(stats.skipped_beats, 1, "{stats:?}");
+        // Not a failed cycle: nothing was attempted (no socket is found in
+        // `sockets`, which would have counted as failed).
+        assert_eq!(stats.failed, 0, "{stats:?}");
     }
 }
