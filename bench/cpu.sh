@@ -132,6 +132,7 @@ log="$work/haproxystats.log"
 daemon=$!
 pids+=("$daemon")
 started=$(date +%s)
+load_start=$(loadavg)
 say "haproxystats running (pid $daemon), pull-interval $interval s; warm-up ${warmup}s, window ${window}s"
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$daemon/stat"; }
@@ -144,7 +145,6 @@ kill -0 "$daemon" 2>/dev/null || die "haproxystats exited during the window: $(t
 t1=$(date +%s.%N); c1=$(ticks); w1=$(date -u +%Y-%m-%dT%H:%M:%S)
 hwm=$(hwm_kb "$daemon")
 rss=$(rss_kb "$daemon")
-load=$(cut -d' ' -f1-3 /proc/loadavg)
 kill -TERM "$daemon"
 status=0
 wait "$daemon" || status=$?
@@ -158,6 +158,7 @@ breakdown=$(echo "$cycles" | grep -o 'seconds=[0-9.e-]*' | sed 's/seconds=//' | 
 lines=$(echo "$cycles" | grep -o 'lines=[0-9]*' | head -n 1 | sed 's/lines=//')
 bytes=$(grep -o 'snapshot published.*bytes=[0-9]*' "$log" | tail -n 1 | grep -o 'bytes=[0-9]*' | sed 's/bytes=//')
 failed=$(grep -c 'pull cycle failed\|could not start' "$log" || true)
+failed_lines=$(grep 'pull cycle failed\|could not start' "$log" | cut -c1-400 || true)
 dropped=$(grep -ci 'dropped' "$log" || true)
 
 summary=$(
@@ -165,13 +166,16 @@ summary=$(
 ### bench/cpu.sh $warmup $window
 
 - run: $(date -u -d "@$started" '+%Y-%m-%d %H:%M UTC'); $instances HAProxy $(haproxy -v | awk 'NR==1 { print $3 }') instances × ($frontends frontends, $backends backends, $servers servers per backend, no checks), pull-interval $interval s, aggr-server-metrics on, Graphite = carbon-c-relay blackhole
-$(machine_md)
-- load average at the end: $load
+$(machine_md "$load_start")
 - snapshot: ${bytes:-?} bytes pulled per cycle, ${lines:-?} lines sent per cycle; failed pull cycles: $failed; log lines mentioning drops: $dropped
 - CPU over the ${window} s window (after ${warmup} s warm-up): **$cpu % of one core** (utime+stime $((c1 - c0)) ticks at $hz Hz)
 - per cycle ($breakdown)
 - RSS at the end $rss kB, peak (VmHWM) $hwm kB
 - exit on SIGTERM: $status
+${failed_lines:+- failed pull cycles in the log:
+\`\`\`
+$failed_lines
+\`\`\`}
 MD
 )
 echo

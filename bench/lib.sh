@@ -166,10 +166,12 @@ stop_relay() {
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
-# The machine, for the reports.
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# The machine, for the reports; $1 is the load average at the start.
 machine_md() {
     local model
     model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "- machine: $(nproc) CPUs ($model), kernel $(uname -r)"
-    echo "- load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) (shared machine: other engineers may be compiling)"
+    echo "- load average at the start: $1, at the end: $(loadavg) (shared machine: other engineers may be compiling)"
 }
