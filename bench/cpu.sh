@@ -157,8 +157,10 @@ breakdown=$(echo "$cycles" | grep -o 'seconds=[0-9.e-]*' | sed 's/seconds=//' | 
     awk '{ v[NR] = $1; s += $1 } END { if (NR) printf "%d cycles: processing min %.3f s, median %.3f s, max %.3f s, mean %.3f s", NR, v[1], v[int((NR + 1) / 2)], v[NR], s / NR; else print "no cycle in the window" }')
 lines=$(echo "$cycles" | grep -o 'lines=[0-9]*' | head -n 1 | sed 's/lines=//')
 bytes=$(grep -o 'snapshot published.*bytes=[0-9]*' "$log" | tail -n 1 | grep -o 'bytes=[0-9]*' | sed 's/bytes=//')
-failed=$(grep -c 'pull cycle failed\|could not start' "$log" || true)
-failed_lines=$(grep 'pull cycle failed\|could not start' "$log" | cut -c1-400 || true)
+# The cycle in progress at SIGTERM is cancelled by design: not a failure.
+grep 'pull cycle failed\|could not start' "$log" | grep -v 'cancelled: shutting down' >"$work/failed" || true
+failed=$(wc -l <"$work/failed")
+failed_lines=$(cut -c1-400 "$work/failed")
 dropped=$(grep -ci 'dropped' "$log" || true)
 
 summary=$(
@@ -167,7 +169,7 @@ summary=$(
 
 - run: $(date -u -d "@$started" '+%Y-%m-%d %H:%M UTC'); $instances HAProxy $(haproxy -v | awk 'NR==1 { print $3 }') instances × ($frontends frontends, $backends backends, $servers servers per backend, no checks), pull-interval $interval s, aggr-server-metrics on, Graphite = carbon-c-relay blackhole
 $(machine_md "$load_start")
-- snapshot: ${bytes:-?} bytes pulled per cycle, ${lines:-?} lines sent per cycle; failed pull cycles: $failed; log lines mentioning drops: $dropped
+- snapshot: ${bytes:-?} bytes pulled per cycle, ${lines:-?} lines sent per cycle; failed pull cycles (not counting the one SIGTERM cancels): $failed; log lines mentioning drops: $dropped
 - CPU over the ${window} s window (after ${warmup} s warm-up): **$cpu % of one core** (utime+stime $((c1 - c0)) ticks at $hz Hz)
 - per cycle ($breakdown)
 - RSS at the end $rss kB, peak (VmHWM) $hwm kB

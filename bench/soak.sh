@@ -312,7 +312,8 @@ if [ "${#violations[@]}" -eq 0 ]; then
     failed=false
     result="PASS"
 else
-    result="FAIL: $(printf '%s; ' "${violations[@]}" | cut -c1-2000)"
+    result=$(printf '%s; ' "${violations[@]}" | cut -c1-2000)
+    result="FAIL: ${result%; }"
 fi
 summary=$(
     cat <<MD
