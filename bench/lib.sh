@@ -17,12 +17,20 @@ die() {
 # build_release TARGET_DIR [CARGO ARGS...]: sets bin to the release binary.
 # The daemon runs as under systemd: unset RUST_BACKTRACE and
 # RUST_LIB_BACKTRACE (see bench/soak.sh) for every child started from here.
+# SOAK_PROFILE=dev builds the debug profile instead (CI's short soak: it
+# shares the test build's dependencies, so only this crate is compiled).
 build_release() {
     local target=$1
     shift
-    say "building haproxystats (release${*:+ $*}) in $target"
-    CARGO_TARGET_DIR=$target cargo build --release --quiet "$@"
-    bin="$target/release/haproxystats"
+    if [ "${SOAK_PROFILE:-release}" = dev ]; then
+        say "building haproxystats (dev profile${*:+ $*}) in $target"
+        CARGO_TARGET_DIR=$target cargo build --quiet "$@"
+        bin="$target/debug/haproxystats"
+    else
+        say "building haproxystats (release${*:+ $*}) in $target"
+        CARGO_TARGET_DIR=$target cargo build --release --quiet "$@"
+        bin="$target/release/haproxystats"
+    fi
     unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 }
 
@@ -164,6 +172,7 @@ stop_relay() {
 
 # VmRSS / VmHWM of a PID in kB (empty when it is gone).
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+anon_kb() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }

@@ -73,6 +73,7 @@ fn main() {
                 Duration::from_secs(1),
             ),
             queue_size: lines + 1,
+            replay_bytes: haproxystats::sink::graphite::REPLAY_BYTES,
         })
         .start();
         let start = Instant::now();

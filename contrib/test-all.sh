@@ -35,3 +35,6 @@ cargo test --all-targets
 
 step "demo, one cycle"
 contrib/demo/run.sh --once
+
+step "soak, 60 s (debug build with fault injection; bench/soak.sh 600 is the full one)"
+SOAK_PROFILE=dev SOAK_TARGET_DIR="$PWD/target" bench/soak.sh 60

@@ -159,6 +159,11 @@ const VALID: &[(&str, &str, Check)] = &[
     ("graphite delay", "[graphite]\ndelay = 0\n", |c| {
         c.graphite.delay.is_zero()
     }),
+    (
+        "graphite replay-bytes (ours)",
+        "[graphite]\nreplay-bytes = 0\n",
+        |c| c.graphite.replay_bytes == 0,
+    ),
     ("graphite queue-size", "[graphite]\nqueue-size = 5\n", |c| {
         c.graphite.queue_size == 5
     }),

@@ -178,6 +178,7 @@ fn settings(port: u16, queue_size: usize) -> GraphiteSettings {
             Duration::from_millis(100),
         ),
         queue_size,
+        replay_bytes: haproxystats::sink::graphite::REPLAY_BYTES,
     }
 }
 

@@ -68,6 +68,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "prefix-hostname",
             "fqdn",
             "queue-size",
+            "replay-bytes",
             "group-namespace",
             "group-namespace-double-writes",
         ],
@@ -457,6 +458,7 @@ fn build_graphite(r: &Reader<'_>) -> Result<GraphiteConfig, ConfigError> {
         prefix_hostname: r.boolean("prefix-hostname")?,
         fqdn: r.boolean("fqdn")?,
         queue_size: r.count("queue-size", 1)?,
+        replay_bytes: r.count("replay-bytes", 0)?,
         group_namespace_double_writes: r
             .optional_boolean("group-namespace-double-writes")?
             .unwrap_or(false),

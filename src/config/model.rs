@@ -216,6 +216,9 @@ pub struct GraphiteConfig {
     pub fqdn: bool,
     /// `queue-size`: lines kept in the backlog while Graphite is unreachable.
     pub queue_size: usize,
+    /// `replay-bytes` (ours): bytes already written that are sent again after
+    /// a broken connection (at-least-once); also the most memory that takes.
+    pub replay_bytes: usize,
     /// `group-namespace`: path element under which grouped names are written.
     pub group_namespace: Option<String>,
     /// `group-namespace-double-writes`: write grouped names under both paths.

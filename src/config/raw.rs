@@ -72,6 +72,7 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
             ("prefix-hostname", "true"),
             ("fqdn", "true"),
             ("queue-size", "1000000"),
+            ("replay-bytes", "16777216"),
         ],
     ),
 ];

@@ -86,6 +86,7 @@ impl Config {
         out.value("prefix-hostname", g.prefix_hostname);
         out.value("fqdn", g.fqdn);
         out.value("queue-size", g.queue_size);
+        out.value("replay-bytes", g.replay_bytes);
         if let Some(ns) = &g.group_namespace {
             out.value("group-namespace", ns);
             out.value(

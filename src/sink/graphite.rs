@@ -5,7 +5,8 @@
 //!
 //! Delivery is at-least-once: plaintext carbon never acknowledges, so bytes
 //! the kernel accepted may still sit unread in socket buffers when a
-//! connection breaks or stalls. The last [`REPLAY_BYTES`] written are kept
+//! connection breaks or stalls. The last `replay-bytes` written (default
+//! [`REPLAY_BYTES`]) are kept
 //! and sent again, whole lines, in front of the backlog on the next
 //! connection. Graphite stores one value per path and timestamp, so a
 //! duplicate overwrites the same point; a lost line would be a gap. Lines
@@ -30,9 +31,10 @@ use crate::config::GraphiteConfig;
 /// connection.
 const CHUNK_BYTES: usize = 256 * 1024;
 
-/// Bytes already written that are sent again after a broken connection:
-/// more than a loopback socket's send buffer plus the peer's receive buffer
-/// hold, so a stalled peer cannot swallow lines unseen.
+/// Default of `[graphite] replay-bytes`: bytes already written that are sent
+/// again after a broken connection — more than a socket's send buffer plus
+/// the peer's receive buffer hold (4 + 6 MiB at Linux's defaults), so a
+/// stalled peer cannot swallow lines unseen.
 pub const REPLAY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where and how the sink connects.
@@ -50,6 +52,8 @@ pub struct GraphiteSettings {
     pub policy: RetryPolicy,
     /// Backlog capacity in lines.
     pub queue_size: usize,
+    /// Bytes kept for resending after a broken connection.
+    pub replay_bytes: usize,
 }
 
 impl GraphiteSettings {
@@ -62,6 +66,7 @@ impl GraphiteSettings {
             write_timeout: graphite.write_timeout,
             policy: RetryPolicy::from_config(graphite),
             queue_size: graphite.queue_size,
+            replay_bytes: graphite.replay_bytes,
         }
     }
 }
@@ -440,7 +445,7 @@ impl Writer {
     }
 
     /// Moves the fully written chunk into the replay window, forgetting the
-    /// oldest chunks beyond [`REPLAY_BYTES`].
+    /// oldest chunks beyond `replay_bytes`.
     fn keep_for_replay(&mut self) {
         let mut chunk = std::mem::replace(&mut self.inflight, Vec::with_capacity(CHUNK_BYTES));
         // A chunk is allocated for CHUNK_BYTES but often carries one small
@@ -448,7 +453,7 @@ impl Writer {
         chunk.shrink_to_fit();
         self.replay_bytes += chunk.len();
         self.replay.push_back(chunk);
-        while self.replay_bytes > REPLAY_BYTES {
+        while self.replay_bytes > self.settings.replay_bytes {
             match self.replay.pop_front() {
                 Some(old) => self.replay_bytes -= old.len(),
                 None => self.replay_bytes = 0,
