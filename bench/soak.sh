@@ -25,7 +25,8 @@
 # nothing in <src-dir>.failed; every (path, timestamp, value) of every
 # local-store file is in whisper; 3 "child died" and 3 "child restarted" log
 # lines; GraphiteDroppedLines is 0 in every snapshot; the max RssAnon over the
-# second half is at most the baseline + max(10 %, 2 MB).
+# second half is at most the baseline + max(10 %, 2 MB) (runs of 300 s and
+# more; shorter ones report memory without judging it).
 set -euo pipefail
 
 duration=${1:-600}
@@ -315,7 +316,13 @@ read -r rss_first rss_base rss_max rss_last rss_limit rss_samples < <(
               printf "%d %d %d %d %d %d\n", first, base, max, last, lim, n }' "$work/rss")
 say "RssAnon (kB): first $rss_first, at T/4 $rss_base, max over 2nd half $rss_max, last $rss_last (limit $rss_limit, $rss_samples samples); VmRSS last $(tail -n 1 "$work/rss" | cut -d' ' -f4) kB"
 [ "$rss_samples" -ge 4 ] || violation "too few RSS samples ($rss_samples)"
-[ "$rss_max" -le "$rss_limit" ] || violation "RssAnon grew: max $rss_max kB over the second half > limit $rss_limit kB (T/4: $rss_base kB); samples (s kB threads): $(tr '\n' ',' <"$work/rss")"
+# Under 300 s the warm-up (allocator arenas, first crash and reconnect paths)
+# is most of the window: memory is reported, judged only in long runs.
+if [ "$duration" -lt 300 ]; then
+    say "RssAnon not judged: runs under 300 s are warm-up; bench/soak.sh 600 judges it"
+else
+    [ "$rss_max" -le "$rss_limit" ] || violation "RssAnon grew: max $rss_max kB over the second half > limit $rss_limit kB (T/4: $rss_base kB); samples (s kB threads): $(tr '\n' ',' <"$work/rss")"
+fi
 
 if [ "${#violations[@]}" -eq 0 ]; then
     failed=false
