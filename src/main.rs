@@ -18,6 +18,7 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::parse_args(args.iter().cloned()) {
         Ok(cli) => cli,
@@ -135,5 +136,20 @@ fn print(text: &str) -> ExitCode {
             eprintln!("cannot write to stdout: {error}");
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena (up to 8 per
+/// core) and returns freed memory from them reluctantly: with ~30 threads
+/// (arbiters, processors, the blocking pool) the soak saw RssAnon creep up
+/// by ~12 KB/s for 10 minutes; with two arenas it stays flat
+/// (BENCHMARKS.md, "Soak"). Done here, before any thread exists, so that it
+/// holds however the binary is started (systemd or not).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; it is called before any
+    // other thread exists, and a failure (return 0) just keeps the default.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
