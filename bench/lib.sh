@@ -1,10 +1,10 @@
 # shellcheck shell=bash disable=SC2154,SC2034  # work, log_prefix come from the caller; bin, ports go back to it
-# Shell helpers shared by bench/soak.sh and bench/cpu.sh (sourced, not run).
+# Shell helpers shared by bench/soak.sh, bench/cpu.sh and contrib/demo/run.sh (sourced, not run).
 #
 # The caller sets `work` (a temp dir) and `log_prefix` (e.g. "soak"), and
 # appends every background PID it wants stopped to the `pids` array; the
 # helpers below start real HAProxy instances and the carbon stack (the same
-# set-up as contrib/demo/run.sh and tests/support/carbon.rs) on free ports.
+# set-up as tests/support/carbon.rs) on free ports.
 
 pids=()
 

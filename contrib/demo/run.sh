@@ -24,32 +24,19 @@ cargo build --release --quiet
 bin="$repo/target/release/haproxystats"
 
 work=$(mktemp -d /tmp/haproxystats-demo.XXXXXX)
-pids=()
+log_prefix=demo
+# free_port, wait_for_port, start_haproxy, start_carbon, stop_all: the same
+# set-up the soak uses.
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    sleep 0.5
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    stop_all
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'echo; echo "demo: stopping"; exit 0' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_for_port() {
-    local port=$1 what=$2
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "demo: $what did not start listening on port $port" >&2
-    exit 1
-}
-
-mkdir -p "$work/sockets" "$work/carbon"/{storage,conf,log,run}
+mkdir -p "$work/sockets"
 
 # --- HAProxy: two instances, each serving its own backend responder --------
 frontend_ports=()
@@ -76,53 +63,13 @@ frontend responder
     bind 127.0.0.1:$app_port
     http-request return status 200 content-type text/plain string ok
 CFG
-    haproxy -f "$work/haproxy$i.cfg" -db >"$work/haproxy$i.log" 2>&1 &
-    pids+=("$!")
+    start_haproxy "haproxy$i" "$work/haproxy$i.cfg"
     wait_for_port "$fe_port" "haproxy$i"
 done
 echo "demo: 2 HAProxy instances up, stats sockets in $work/sockets"
 
 # --- Graphite: carbon-cache behind carbon-c-relay ---------------------------
-line_port=$(free_port); pickle_port=$(free_port); query_port=$(free_port)
-relay_port=$(free_port)
-cat > "$work/carbon/conf/carbon.conf" <<CONF
-[cache]
-STORAGE_DIR = $work/carbon/storage
-LOCAL_DATA_DIR = $work/carbon/storage/whisper
-WHITELISTS_DIR = $work/carbon/storage/lists
-CONF_DIR = $work/carbon/conf
-LOG_DIR = $work/carbon/log
-PID_DIR = $work/carbon/run
-USER =
-MAX_CACHE_SIZE = inf
-MAX_UPDATES_PER_SECOND = inf
-MAX_CREATES_PER_MINUTE = inf
-LINE_RECEIVER_INTERFACE = 127.0.0.1
-LINE_RECEIVER_PORT = $line_port
-ENABLE_UDP_LISTENER = False
-PICKLE_RECEIVER_INTERFACE = 127.0.0.1
-PICKLE_RECEIVER_PORT = $pickle_port
-CACHE_QUERY_INTERFACE = 127.0.0.1
-CACHE_QUERY_PORT = $query_port
-LOG_LISTENER_CONNECTIONS = False
-CONF
-cat > "$work/carbon/conf/storage-schemas.conf" <<CONF
-[everything]
-pattern = .*
-retentions = 1s:1h
-CONF
-carbon-cache --config="$work/carbon/conf/carbon.conf" --nodaemon \
-    --pidfile="$work/carbon/run/carbon-cache.pid" start >"$work/carbon/log/stdout" 2>&1 &
-pids+=("$!")
-wait_for_port "$line_port" carbon-cache
-cat > "$work/carbon/relay.conf" <<CONF
-cluster cache forward 127.0.0.1:$line_port;
-match * send to cache stop;
-CONF
-carbon-c-relay -f "$work/carbon/relay.conf" -p "$relay_port" -s \
-    -l "$work/carbon/log/relay.log" &
-pids+=("$!")
-wait_for_port "$relay_port" carbon-c-relay
+start_carbon
 echo "demo: carbon-c-relay on 127.0.0.1:$relay_port → carbon-cache, whisper in $work/carbon/storage/whisper"
 
 # --- haproxystats configuration ---------------------------------------------
