@@ -22,6 +22,7 @@
 //! - [`options`] — `EngineOptions::from_config`.
 
 pub mod aggregate;
+mod cells;
 pub mod daemon;
 pub mod format;
 pub mod options;
