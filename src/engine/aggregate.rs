@@ -235,8 +235,10 @@ impl KindAgg {
         g
     }
 
-    /// Adds one batch (the kernel): one pass per metric column over the
-    /// rows' group ids.
+    /// Adds one batch (the kernel): row by row, each row's metrics into
+    /// its group's accumulators, which are contiguous; the rows of a batch
+    /// are nearly always consecutive groups, so the accumulators are
+    /// walked in order, once.
     pub fn add(&mut self, spec: &KindSpec, batch: &StatBatch) {
         let gids = batch.group.values();
         let lbtot = spec
@@ -244,30 +246,34 @@ impl KindAgg {
             .and_then(|c| batch.columns.get(c))
             .and_then(|c| c.as_ref())
             .map(|l| l.values());
+        // Per metric whose column the file's header has (the others' rows
+        // do not count): its index, values and whether only busy rows count.
+        let cols: Vec<(usize, &[i64], bool)> = spec
+            .metrics
+            .iter()
+            .enumerate()
+            .filter_map(|(m, metric)| {
+                let arr = spec.col.get(m).and_then(|&c| batch.columns.get(c))?.as_ref()?;
+                let busy_only = metric.aggregation == Aggregation::MeanWhereLbtot;
+                // An absent lbtot column: no row is busy.
+                (!busy_only || lbtot.is_some()).then_some((m, &arr.values()[..], busy_only))
+            })
+            .collect();
         let w = self.width;
-        for (m, metric) in spec.metrics.iter().enumerate() {
-            // A column the file's header lacks: its rows do not count.
-            let Some(Some(arr)) = spec.col.get(m).and_then(|&c| batch.columns.get(c)) else {
+        for (r, &g) in gids.iter().enumerate() {
+            let g = g as usize;
+            let Some(accs) = self.accs.get_mut(g * w..(g + 1) * w) else {
                 continue;
             };
-            let values = arr.values().iter();
-            let mut add = |g: u32, v: i64| {
-                if let Some(acc) = self.accs.get_mut(g as usize * w + m) {
+            // An empty lbtot is 0: the row is not busy.
+            let busy = lbtot.and_then(|l| l.get(r)).is_some_and(|&l| l > 0);
+            for &(m, values, busy_only) in &cols {
+                if busy_only && !busy {
+                    continue;
+                }
+                if let (Some(acc), Some(&v)) = (accs.get_mut(m), values.get(r)) {
                     acc.sum = acc.sum.wrapping_add(v);
                     acc.rows = acc.rows.wrapping_add(1);
-                }
-            };
-            if metric.aggregation == Aggregation::MeanWhereLbtot {
-                // An empty (or absent) lbtot is 0: the row is not busy.
-                let Some(lbtot) = lbtot else { continue };
-                for ((&g, &v), &l) in gids.iter().zip(values).zip(lbtot.iter()) {
-                    if l > 0 {
-                        add(g, v);
-                    }
-                }
-            } else {
-                for (&g, &v) in gids.iter().zip(values) {
-                    add(g, v);
                 }
             }
         }
