@@ -39,7 +39,7 @@ use crate::catalogue::{Aggregation, StatMetric};
 use super::format::{is_clean, sanitize_bytes};
 use super::parse_stat::{ColumnPlan, RowKind, StatBatch, StatSink};
 
-/// Running totals of one metric in one group.
+/// Running totals of one metric in one group ([`KindAgg::acc`]).
 ///
 /// A row counts when its file's header has the metric's column (and, for
 /// [`Aggregation::MeanWhereLbtot`], when its `lbtot` is > 0); an empty cell
@@ -50,13 +50,6 @@ pub struct Acc {
     pub sum: i64,
     /// Rows counted.
     pub rows: u32,
-}
-
-impl Acc {
-    fn merge(&mut self, o: &Acc) {
-        self.sum = self.sum.wrapping_add(o.sum);
-        self.rows = self.rows.wrapping_add(o.rows);
-    }
 }
 
 /// The final value of one metric of one group.
@@ -118,8 +111,20 @@ pub struct KindAgg {
     raw: FxMap<Box<[u8]>, u32>,
     /// Group keys, by group id (shared with `index`).
     pub keys: Vec<Arc<str>>,
-    /// `keys.len() × metrics` accumulators, row-major.
-    pub accs: Vec<Acc>,
+    /// `keys.len() × metrics` sums, row-major: a group's are contiguous.
+    sums: Vec<i64>,
+    /// Per group: its rows.
+    rows: Vec<u32>,
+    /// Per group: its rows with `lbtot` > 0.
+    busy: Vec<u32>,
+    /// (group, metric) → rows of the group that do not count for the metric
+    /// because their file's header lacks its column (busy rows only, for a
+    /// busy-only metric). Empty when every header has every column, as when
+    /// all processes run one HAProxy version: row counts are then per
+    /// group, not per metric, which halves the accumulators' memory.
+    absent: FxMap<(u32, u32), u32>,
+    /// Per metric: only rows with `lbtot` > 0 count.
+    busy_only: Vec<bool>,
     width: usize,
     key_buf: String,
     /// Per group id: the group that followed it last time.
@@ -151,10 +156,15 @@ fn clean(cell: &[u8]) -> Option<&str> {
 }
 
 impl KindAgg {
-    /// Empty accumulators for `width` metrics.
-    pub fn new(width: usize) -> Self {
+    /// Empty accumulators for the metrics of `spec`.
+    pub fn new(spec: &KindSpec) -> Self {
         KindAgg {
-            width,
+            width: spec.metrics.len(),
+            busy_only: spec
+                .metrics
+                .iter()
+                .map(|m| m.aggregation == Aggregation::MeanWhereLbtot)
+                .collect(),
             last: NO_GROUP,
             ..Default::default()
         }
@@ -168,8 +178,9 @@ impl KindAgg {
         let key: Arc<str> = key.into();
         self.keys.push(Arc::clone(&key));
         self.index.insert(key, g as u32);
-        self.accs
-            .resize(self.accs.len() + self.width, Acc::default());
+        self.sums.resize(self.sums.len() + self.width, 0);
+        self.rows.push(0);
+        self.busy.push(0);
         self.next.push(NO_GROUP);
         g
     }
@@ -235,10 +246,9 @@ impl KindAgg {
         g
     }
 
-    /// Adds one batch (the kernel): row by row, each row's metrics into
-    /// its group's accumulators, which are contiguous; the rows of a batch
-    /// are nearly always consecutive groups, so the accumulators are
-    /// walked in order, once.
+    /// Adds one batch (the kernel): row by row, each row's values into its
+    /// group's sums, which are contiguous; the rows of a batch are nearly
+    /// always consecutive groups, so the sums are walked in order, once.
     pub fn add(&mut self, spec: &KindSpec, batch: &StatBatch) {
         let gids = batch.group.values();
         let lbtot = spec
@@ -246,66 +256,85 @@ impl KindAgg {
             .and_then(|c| batch.columns.get(c))
             .and_then(|c| c.as_ref())
             .map(|l| l.values());
-        // Per metric whose column the file's header has (the others' rows
-        // do not count): its index, values and whether only busy rows count.
-        let cols: Vec<(usize, &[i64], bool)> = spec
-            .metrics
-            .iter()
-            .enumerate()
-            .filter_map(|(m, metric)| {
-                let arr = spec.col.get(m).and_then(|&c| batch.columns.get(c))?.as_ref()?;
-                let busy_only = metric.aggregation == Aggregation::MeanWhereLbtot;
-                // An absent lbtot column: no row is busy.
-                (!busy_only || lbtot.is_some()).then_some((m, &arr.values()[..], busy_only))
-            })
-            .collect();
+        // The metrics whose column the batch's header has (index, values,
+        // busy only), and those whose column it lacks.
+        let mut present: Vec<(usize, &[i64], bool)> = Vec::with_capacity(self.width);
+        let mut lacking: Vec<usize> = Vec::new();
+        for m in 0..spec.metrics.len() {
+            let busy_only = self.busy_only.get(m).copied().unwrap_or(false);
+            match spec.col.get(m).and_then(|&c| batch.columns.get(c)) {
+                Some(Some(arr)) => present.push((m, arr.values(), busy_only)),
+                _ => lacking.push(m),
+            }
+        }
         let w = self.width;
         for (r, &g) in gids.iter().enumerate() {
-            let g = g as usize;
-            let Some(accs) = self.accs.get_mut(g * w..(g + 1) * w) else {
+            let gi = g as usize;
+            // An empty or absent lbtot is 0: the row is not busy.
+            let busy = lbtot.and_then(|l| l.get(r)).is_some_and(|&l| l > 0);
+            if let (Some(rows), Some(busy_rows)) = (self.rows.get_mut(gi), self.busy.get_mut(gi)) {
+                *rows = rows.wrapping_add(1);
+                *busy_rows = busy_rows.wrapping_add(u32::from(busy));
+            }
+            let Some(sums) = self.sums.get_mut(gi * w..(gi + 1) * w) else {
                 continue;
             };
-            // An empty lbtot is 0: the row is not busy.
-            let busy = lbtot.and_then(|l| l.get(r)).is_some_and(|&l| l > 0);
-            for &(m, values, busy_only) in &cols {
+            for &(m, values, busy_only) in &present {
                 if busy_only && !busy {
                     continue;
                 }
-                if let (Some(acc), Some(&v)) = (accs.get_mut(m), values.get(r)) {
-                    acc.sum = acc.sum.wrapping_add(v);
-                    acc.rows = acc.rows.wrapping_add(1);
+                if let (Some(sum), Some(&v)) = (sums.get_mut(m), values.get(r)) {
+                    *sum = sum.wrapping_add(v);
+                }
+            }
+            for &m in &lacking {
+                if busy || !self.busy_only.get(m).copied().unwrap_or(false) {
+                    let n = self.absent.entry((g, m as u32)).or_insert(0);
+                    *n = n.wrapping_add(1);
                 }
             }
         }
     }
 
     /// Adds another set of accumulators of the same kind and spec.
-    pub fn merge(&mut self, other: KindAgg) {
+    pub fn merge(&mut self, other: &KindAgg) {
+        self.merge_mapped(other, |key| key);
+    }
+
+    /// Adds the accumulators of `other` (same metrics), each group of it to
+    /// the group `key_of(its key)` here (several may go to one).
+    pub fn merge_mapped<'k>(&mut self, other: &'k KindAgg, key_of: impl Fn(&'k str) -> &'k str) {
+        let w = self.width;
+        let mut to = Vec::with_capacity(other.keys.len());
         // Both sides met the groups in about the same order: try the group
         // after the previous one before hashing.
         let mut guess = 0usize;
         for (og, key) in other.keys.iter().enumerate() {
+            let key = key_of(key);
             let g = match self.keys.get(guess) {
-                Some(k) if k == key => guess,
+                Some(k) if &**k == key => guess,
                 _ => self.group(key),
             };
             guess = g + 1;
-            self.merge_accs(g, other.group_accs(og));
+            to.push(g as u32);
+            if let (Some(dst), Some(src)) = (
+                self.sums.get_mut(g * w..(g + 1) * w),
+                other.sums.get(og * w..(og + 1) * w),
+            ) {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = d.wrapping_add(*s);
+                }
+            }
+            for (mine, theirs) in [(&mut self.rows, &other.rows), (&mut self.busy, &other.busy)] {
+                if let (Some(d), Some(s)) = (mine.get_mut(g), theirs.get(og)) {
+                    *d = d.wrapping_add(*s);
+                }
+            }
         }
-    }
-
-    /// Adds accumulators (same metrics) to the group `key`.
-    pub fn push_group(&mut self, key: &str, accs: &[Acc]) {
-        let g = self.group(key);
-        self.merge_accs(g, accs);
-    }
-
-    /// Adds accumulators (same metrics) to group `g`.
-    fn merge_accs(&mut self, g: usize, accs: &[Acc]) {
-        let w = self.width;
-        if let Some(dst) = self.accs.get_mut(g * w..(g + 1) * w) {
-            for (d, s) in dst.iter_mut().zip(accs) {
-                d.merge(s);
+        for (&(og, m), &n) in &other.absent {
+            if let Some(&g) = to.get(og as usize) {
+                let d = self.absent.entry((g, m)).or_insert(0);
+                *d = d.wrapping_add(n);
             }
         }
     }
@@ -317,11 +346,24 @@ impl KindAgg {
         ids
     }
 
-    /// The accumulators of one group.
-    pub fn group_accs(&self, g: usize) -> &[Acc] {
-        self.accs
-            .get(g * self.width..(g + 1) * self.width)
-            .unwrap_or(&[])
+    /// The totals of metric `m` of group `g`.
+    pub fn acc(&self, g: usize, m: usize) -> Acc {
+        let busy_only = self.busy_only.get(m).copied().unwrap_or(false);
+        let rows = if busy_only { &self.busy } else { &self.rows };
+        let lacking = if self.absent.is_empty() {
+            0
+        } else {
+            self.absent.get(&(g as u32, m as u32)).copied().unwrap_or(0)
+        };
+        Acc {
+            sum: self.sums.get(g * self.width + m).copied().unwrap_or(0),
+            rows: rows.get(g).copied().unwrap_or(0).wrapping_sub(lacking),
+        }
+    }
+
+    /// The totals of every metric of group `g`, in metric order.
+    pub fn group_accs(&self, g: usize) -> impl Iterator<Item = Acc> + '_ {
+        (0..self.width).map(move |m| self.acc(g, m))
     }
 }
 
@@ -375,16 +417,14 @@ impl SiteAgg {
     /// Empty accumulators for `specs`.
     pub fn new(specs: &Specs) -> Self {
         SiteAgg {
-            kinds: std::array::from_fn(|k| {
-                KindAgg::new(specs.kinds.get(k).map_or(0, |s| s.metrics.len()))
-            }),
+            kinds: specs.kinds.each_ref().map(KindAgg::new),
             specs: specs.kinds.clone(),
         }
     }
 
     /// Merges another thread's accumulators.
     pub fn merge(&mut self, other: SiteAgg) {
-        for (a, b) in self.kinds.iter_mut().zip(other.kinds) {
+        for (a, b) in self.kinds.iter_mut().zip(&other.kinds) {
             a.merge(b);
         }
     }
@@ -436,7 +476,7 @@ mod tests {
         move |group: &str, name: &str| {
             let g = k.keys.iter().position(|key| &**key == group).unwrap();
             let m = spec.metrics.iter().position(|m| m.name == name).unwrap();
-            finish(&spec.metrics[m], &k.group_accs(g)[m])
+            finish(&spec.metrics[m], &k.acc(g, m))
         }
     }
 
@@ -487,9 +527,81 @@ b,s,2,0,100,1\nb,s,2,2,10,\nb,s,2,3,20,3\nb,s,2,,40,4\nb,t,2,0,5,5\nb,u,2,,5,5\n
         assert_eq!(get("b\0old", "throttle"), None);
     }
 
+    /// Every (group key, metric, totals) of the server accumulators.
+    fn totals(k: &KindAgg, spec: &KindSpec) -> Vec<(String, &'static str, Acc)> {
+        let mut all: Vec<_> = (0..k.keys.len())
+            .flat_map(|g| {
+                spec.metrics
+                    .iter()
+                    .enumerate()
+                    .map(move |(m, metric)| (k.keys[g].to_string(), metric.name, k.acc(g, m)))
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        all
+    }
+
+    #[test]
+    fn merging_keeps_the_rows_of_headers_lacking_a_column_apart() {
+        // Two HAProxy versions in one snapshot: the second lacks weight and
+        // qtime (a busy-only mean), and has a server the first lacks.
+        let files: [&[u8]; 2] = [
+            b"# pxname,svname,type,lbtot,weight,bin,qtime\nb,s,2,1,4,10,6\nb,s,2,0,9,1,2\nb,old,2,1,9,1,2\n",
+            b"# pxname,svname,type,lbtot,bin\nb,s,2,1,20\nb,s,2,0,3\nb,new,2,1,5\n",
+        ];
+        let specs = Specs::new(&[], &[], ProxyKind::Server.all_metrics());
+        let parse = |texts: &[&[u8]]| {
+            let mut agg = SiteAgg::new(&specs);
+            for text in texts {
+                let mut w = Vec::new();
+                super::super::parse_stat::parse_stat(
+                    text,
+                    Path::new("x"),
+                    &specs.plan,
+                    2,
+                    &mut w,
+                    &mut agg,
+                );
+            }
+            agg
+        };
+        let spec = &specs.kinds[2];
+        let whole = totals(&parse(&files).kinds[2], spec);
+        for (a, b) in [(0, 1), (1, 0)] {
+            let mut merged = parse(&files[a..=a]);
+            merged.merge(parse(&files[b..=b]));
+            assert!(totals(&merged.kinds[2], spec) == whole, "{a} then {b}");
+        }
+        let find = |key: &str, name: &str| {
+            whole
+                .iter()
+                .find(|(k, n, _)| k == key && *n == name)
+                .unwrap()
+                .2
+        };
+        assert_eq!(find("b\0s", "weight"), Acc { sum: 13, rows: 2 });
+        assert_eq!(find("b\0s", "qtime"), Acc { sum: 6, rows: 1 });
+        assert_eq!(find("b\0s", "bin"), Acc { sum: 34, rows: 4 });
+        assert_eq!(find("b\0new", "weight").rows, 0);
+        // Regrouped by server name, as aggr-server-metrics does.
+        let mut by_name = KindAgg::new(spec);
+        by_name.merge_mapped(&parse(&files).kinds[2], |k| k.split_once('\0').unwrap().1);
+        let by_name = totals(&by_name, spec);
+        let find = |key: &str, name: &str| {
+            by_name
+                .iter()
+                .find(|(k, n, _)| k == key && *n == name)
+                .unwrap()
+                .2
+        };
+        assert_eq!(find("s", "qtime"), Acc { sum: 6, rows: 1 });
+        assert_eq!(find("new", "bin"), Acc { sum: 5, rows: 1 });
+        assert_eq!(find("old", "weight"), Acc { sum: 9, rows: 1 });
+    }
+
     #[test]
     fn raw_names_that_sanitise_alike_share_a_group() {
-        let mut k = KindAgg::new(1);
+        let mut k = KindAgg::new(&KindSpec::new(&[]).0);
         let a = k.group_raw(b"a.b", b"s", true);
         assert_eq!(k.group_raw(b"a_b", b"s", true), a);
         assert_eq!(k.group_raw(b"a b", b"s", true), a);
@@ -512,7 +624,7 @@ b,s,2,0,100,1\nb,s,2,2,10,\nb,s,2,3,20,3\nb,s,2,,40,4\nb,t,2,0,5,5\nb,u,2,,5,5\n
             b"p.",
             b"p_",
         ];
-        let mut k = KindAgg::new(1);
+        let mut k = KindAgg::new(&KindSpec::new(&[]).0);
         let ids: Vec<u32> = order.iter().map(|n| k.group_raw(n, b"", false)).collect();
         assert_eq!(ids, vec![0, 1, 2, 0, 1, 2, 2, 1, 0, 0]);
         assert_eq!(&*k.keys[0], "p_");

@@ -307,11 +307,11 @@ fn emit_group(
     w: &mut LineWriter<'_>,
     prefixes: &[Vec<u8>],
     metrics: &[StatMetric],
-    accs: &[aggregate::Acc],
+    accs: impl Iterator<Item = aggregate::Acc>,
 ) -> usize {
     let mut count = 0;
     for (metric, acc) in metrics.iter().zip(accs) {
-        let Some(v) = finish(metric, acc) else {
+        let Some(v) = finish(metric, &acc) else {
             continue;
         };
         let value = match v {
@@ -686,13 +686,10 @@ fn run(
             },
         )?;
         if opts.aggr_server_metrics {
-            let mut by_name = KindAgg::new(srv_spec.metrics.len());
-            for (g, key) in srv.keys.iter().enumerate() {
-                // Servers of excluded backends count here too, as in the
-                // original: `exclude-backends` skips `P.backend.<be>.*`.
-                let (_, server) = split_key(key);
-                by_name.push_group(server, srv.group_accs(g));
-            }
+            let mut by_name = KindAgg::new(srv_spec);
+            // Servers of excluded backends count here too, as in the
+            // original: `exclude-backends` skips `P.backend.<be>.*`.
+            by_name.merge_mapped(srv, |key| split_key(key).1);
             for g in by_name.sorted_groups() {
                 let Some(server) = by_name.keys.get(g) else {
                     continue;
