@@ -11,7 +11,10 @@
 # window / window length; peak RSS = VmHWM at the end. The per-cycle
 # breakdown comes from the log ("snapshot processed ... seconds="), cycles
 # inside the window only. Environment: CPU_TARGET_DIR (cargo target dir,
-# default target/soak), CPU_REPORT (write the results there as Markdown).
+# default target/soak), CPU_REPORT (write the results there as Markdown),
+# CPU_PERF (a file: `perf record` the daemon over the window into it, for
+# `perf report -i FILE`; sampling costs a little CPU of its own, so the
+# percentage of such a run is not the one to record).
 #
 # The HAProxy configurations are those of tests/support/haproxy.rs
 # render_config without `check` and without the 1000 `use_backend` rules per
@@ -140,7 +143,12 @@ hz=$(getconf CLK_TCK)
 sleep "$warmup"
 kill -0 "$daemon" 2>/dev/null || die "haproxystats exited during warm-up: $(tail -n 20 "$log")"
 t0=$(date +%s.%N); c0=$(ticks); w0=$(date -u +%Y-%m-%dT%H:%M:%S)
-sleep "$window"
+if [ -n "${CPU_PERF:-}" ]; then
+    perf record -q -F 999 -p "$daemon" -o "$CPU_PERF" -- sleep "$window" >/dev/null 2>&1 ||
+        die "perf record failed (is linux-perf installed?)"
+else
+    sleep "$window"
+fi
 kill -0 "$daemon" 2>/dev/null || die "haproxystats exited during the window: $(tail -n 20 "$log")"
 t1=$(date +%s.%N); c1=$(ticks); w1=$(date -u +%Y-%m-%dT%H:%M:%S)
 hwm=$(hwm_kb "$daemon")

@@ -402,7 +402,7 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
         let (bytes, _) = batch(snapshot, 1000);
         let (written, ack) = oneshot::channel();
         sink.do_send(SendLinesAcked {
-            lines: bytes,
+            lines: bytes.into(),
             written,
         });
         acks.push(ack);

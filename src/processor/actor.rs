@@ -12,6 +12,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::engine::{self, EngineOptions, SnapshotError, SnapshotReport};
+use crate::sink::chunks::LineChunks;
 
 /// A snapshot holding a file of this name makes the processor panic (test
 /// builds only).
@@ -32,7 +33,7 @@ pub struct Processed {
     /// The snapshot directory.
     pub dir: PathBuf,
     /// Graphite lines, self metrics of the engine included.
-    pub lines: Vec<u8>,
+    pub lines: LineChunks,
     /// Counts, timings and the input warnings survived.
     pub report: SnapshotReport,
 }
@@ -74,14 +75,14 @@ impl Handler<ProcessSnapshot> for Processor {
 
     fn handle(&mut self, message: ProcessSnapshot, ctx: &mut SyncContext<Self>) -> Self::Result {
         let dir = message.dir;
-        let mut lines = Vec::with_capacity(1 << 20);
+        let mut lines = LineChunks::new();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             // Fault injection for the supervision tests; not in releases.
             #[cfg(test)]
             if dir.join(INJECT_PANIC_FILE).exists() {
                 panic!("injected processor panic");
             }
-            engine::process_snapshot(&dir, &self.options, &mut lines)
+            engine::process_snapshot_to(&dir, &self.options, &mut lines)
         }));
         match outcome {
             Ok(Ok(report)) => Ok(Processed { dir, lines, report }),

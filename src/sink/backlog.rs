@@ -141,6 +141,18 @@ impl Backlog {
         Some(&waiting[..end])
     }
 
+    /// Takes the front batch out whole, with its line count, when nothing of
+    /// it was taken yet and it holds at most `max_bytes` (no copy).
+    pub fn take_front_batch(&mut self, max_bytes: usize) -> Option<(Vec<u8>, usize)> {
+        let front = self.batches.front()?;
+        if front.start != 0 || front.bytes.len() > max_bytes {
+            return None;
+        }
+        let batch = self.batches.pop_front()?;
+        self.lines -= batch.lines.min(self.lines);
+        Some((batch.bytes, batch.lines))
+    }
+
     /// Removes the first `len` bytes of the front chunk after they were
     /// written; `len` must be a length [`front_chunk`](Self::front_chunk)
     /// returned (whole lines).
@@ -233,6 +245,24 @@ mod tests {
         let pushed = backlog.push(lines(0..5));
         assert_eq!(pushed.dropped, 3);
         assert_eq!(drain(&mut backlog, 1000), lines(3..5));
+    }
+
+    #[test]
+    fn small_untouched_batches_are_taken_whole() {
+        let mut backlog = Backlog::new(100);
+        backlog.push(lines(0..3));
+        backlog.push(lines(3..40));
+        let first = lines(0..3);
+        // Too big for the limit: left in place.
+        assert_eq!(backlog.take_front_batch(first.len() - 1), None);
+        assert_eq!(backlog.take_front_batch(first.len()), Some((first, 3)));
+        assert_eq!(backlog.len(), 37);
+        // Once a part of it was consumed, a batch is no longer taken whole.
+        let chunk = backlog.front_chunk(20).map(<[u8]>::len).unwrap_or(0);
+        backlog.consume(chunk);
+        assert_eq!(backlog.take_front_batch(usize::MAX), None);
+        assert!(drain(&mut backlog, 1000).ends_with(&lines(39..40)));
+        assert!(backlog.is_empty());
     }
 
     #[test]

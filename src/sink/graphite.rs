@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::backlog::Backlog;
+use super::chunks::LineChunks;
 use super::retry::{RetryPolicy, RetryState};
 use crate::config::GraphiteConfig;
 
@@ -127,7 +128,7 @@ pub struct SendLines(pub Vec<u8>);
 #[rtype(result = "()")]
 pub struct SendLinesAcked {
     /// Newline-terminated lines.
-    pub lines: Vec<u8>,
+    pub lines: LineChunks,
     /// Answered once they are written or dropped.
     pub written: oneshot::Sender<()>,
 }
@@ -147,7 +148,7 @@ pub struct Flush {
 pub struct GetSinkStats;
 
 enum Command {
-    Lines(Vec<u8>, Option<oneshot::Sender<()>>),
+    Lines(LineChunks, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -189,7 +190,7 @@ impl Handler<SendLines> for GraphiteSink {
         if let Some(commands) = &self.commands {
             // The writer lives as long as this actor's context; a send error
             // means both are stopping.
-            let _ = commands.send(Command::Lines(lines, None));
+            let _ = commands.send(Command::Lines(lines.into(), None));
         }
     }
 }
@@ -274,7 +275,7 @@ impl Writer {
             backlog: Backlog::new(settings.queue_size),
             settings,
             counters,
-            inflight: Vec::with_capacity(CHUNK_BYTES),
+            inflight: Vec::new(),
             written: 0,
             replay: std::collections::VecDeque::new(),
             replay_bytes: 0,
@@ -324,14 +325,19 @@ impl Writer {
         }
     }
 
-    fn enqueue(&mut self, lines: Vec<u8>, written: Option<oneshot::Sender<()>>) {
-        let pushed = self.backlog.push(lines);
-        self.enqueued += pushed.accepted as u64;
+    fn enqueue(&mut self, lines: LineChunks, written: Option<oneshot::Sender<()>>) {
+        let (mut accepted, mut dropped) = (0, 0);
+        for chunk in lines.into_chunks() {
+            let pushed = self.backlog.push(chunk);
+            accepted += pushed.accepted;
+            dropped += pushed.dropped;
+        }
+        self.enqueued += accepted as u64;
         if let Some(written) = written {
             self.acks.push_back((self.enqueued, written));
         }
-        self.count_dropped(pushed.dropped);
-        self.consume(pushed.dropped as u64);
+        self.count_dropped(dropped);
+        self.consume(dropped as u64);
     }
 
     /// `lines` left the pipeline (written or dropped), oldest first; the
@@ -372,13 +378,20 @@ impl Writer {
         if !self.inflight.is_empty() || self.connection.is_none() {
             return;
         }
-        let Some(chunk) = self.backlog.front_chunk(CHUNK_BYTES) else {
-            return;
-        };
-        self.inflight.extend_from_slice(chunk);
-        let len = chunk.len();
-        self.backlog.consume(len);
-        self.inflight_lines = memchr::memchr_iter(b'\n', &self.inflight).count() as u64;
+        // A whole batch no bigger than a chunk (the Processor hands over
+        // chunks of this size) is written as it is, without a copy.
+        if let Some((bytes, lines)) = self.backlog.take_front_batch(CHUNK_BYTES) {
+            self.inflight = bytes;
+            self.inflight_lines = lines as u64;
+        } else {
+            let Some(chunk) = self.backlog.front_chunk(CHUNK_BYTES) else {
+                return;
+            };
+            self.inflight.extend_from_slice(chunk);
+            let len = chunk.len();
+            self.backlog.consume(len);
+            self.inflight_lines = memchr::memchr_iter(b'\n', &self.inflight).count() as u64;
+        }
         self.written = 0;
         self.last_progress = Instant::now();
     }
@@ -447,10 +460,13 @@ impl Writer {
     /// Moves the fully written chunk into the replay window, forgetting the
     /// oldest chunks beyond `replay_bytes`.
     fn keep_for_replay(&mut self) {
-        let mut chunk = std::mem::replace(&mut self.inflight, Vec::with_capacity(CHUNK_BYTES));
+        let mut chunk = std::mem::take(&mut self.inflight);
         // A chunk is allocated for CHUNK_BYTES but often carries one small
-        // snapshot: kept as is, 16 MiB of replay would pin ~100 MiB.
-        chunk.shrink_to_fit();
+        // snapshot: kept as is, 16 MiB of replay would pin ~100 MiB. A
+        // nearly full one is kept as is (shrinking would copy it).
+        if chunk.capacity() > 2 * chunk.len() {
+            chunk.shrink_to_fit();
+        }
         self.replay_bytes += chunk.len();
         self.replay.push_back(chunk);
         while self.replay_bytes > self.settings.replay_bytes {

@@ -1,11 +1,13 @@
 //! The sinks (SPEC §5): where processed lines go.
 //!
+//! - [`chunks`]: a snapshot's lines in chunks of whole lines, as handed over.
 //! - [`backlog`]: the bounded FIFO in front of Graphite; drops oldest (pure).
 //! - [`retry`]: the reconnect schedule (pure).
 //! - [`graphite`]: the GraphiteSink actor: one connection, backlog, reconnects.
 //! - [`local_store`]: `dir/<ts>/stats`, written atomically (debugging).
 
 pub mod backlog;
+pub mod chunks;
 pub mod graphite;
 pub mod local_store;
 pub mod retry;

@@ -448,11 +448,13 @@ impl Supervisor {
         ctx.spawn(stats.into_actor(self).map(move |sink, supervisor, ctx| {
             let queued = supervisor.queue.len() as u64;
             let prefix = supervisor.engine.prefix.clone();
-            append_self_metrics(&mut lines, &prefix, ts, &sink, &supervisor.stats, queued);
+            let mut own = Vec::new();
+            append_self_metrics(&mut own, &prefix, ts, &sink, &supervisor.stats, queued);
+            lines.push_chunk(own);
             if let Some(store) = &supervisor.local_store {
                 store.do_send(StoreLines {
                     ts,
-                    lines: lines.clone(),
+                    lines: lines.concat(),
                 });
             }
             let (written, acknowledged) = oneshot::channel();

@@ -240,7 +240,15 @@ async fn a_panicking_processor_is_retried_once_then_the_snapshot_is_quarantined(
     let reason =
         std::fs::read_to_string(failed.with_file_name("1700000100.reason")).expect("reason");
     assert!(reason.contains("injected processor panic"), "{reason}");
-    let stats = harness.stats().await;
+    // The count follows the move (the move runs on a blocking thread).
+    let mut stats = harness.stats().await;
+    for _ in 0..200 {
+        if stats.quarantined > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        stats = harness.stats().await;
+    }
     assert_eq!(stats.processor_panics, 2, "{stats:?}");
     assert_eq!(stats.quarantined, 1, "{stats:?}");
 }

@@ -1,0 +1,180 @@
+//! The lines of one snapshot as a list of chunks of whole lines, each about
+//! [`LINE_CHUNK`] bytes (a line is never split, so a chunk may end with one
+//! that goes past it), from the Processor to the sinks.
+//!
+//! One contiguous buffer for a large snapshot (80 MB, 1.2 M lines) was
+//! allocated and faulted in afresh every cycle (glibc maps buffers that big
+//! directly and unmaps them when freed), and the Graphite sink copied it
+//! again, chunk by chunk, to write it. Chunks of the sink's own write size
+//! are reused by the allocator from one cycle to the next, and the sink
+//! writes each one as it is, without a copy.
+
+use std::io::Write;
+
+/// The size of a chunk: the Graphite sink's write size.
+pub const LINE_CHUNK: usize = 256 * 1024;
+
+/// Newline-terminated lines in chunks of whole lines.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LineChunks {
+    chunks: Vec<Vec<u8>>,
+    /// Where the unfinished line of the last chunk starts (its length when
+    /// it ends with a line end; 0 while it holds no line end).
+    line_start: usize,
+}
+
+impl LineChunks {
+    /// No lines.
+    pub fn new() -> LineChunks {
+        LineChunks::default()
+    }
+
+    /// Adds a chunk of whole lines as it is (an empty one is ignored).
+    pub fn push_chunk(&mut self, chunk: Vec<u8>) {
+        if !chunk.is_empty() {
+            self.line_start = memchr::memrchr(b'\n', &chunk).map_or(0, |i| i + 1);
+            self.chunks.push(chunk);
+        }
+    }
+
+    /// Bytes in all chunks.
+    pub fn len_bytes(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    /// `true` when there is no line.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// The chunks, in order.
+    pub fn chunks(&self) -> &[Vec<u8>] {
+        &self.chunks
+    }
+
+    /// The chunks, in order, owned.
+    pub fn into_chunks(self) -> Vec<Vec<u8>> {
+        self.chunks
+    }
+
+    /// All lines in one buffer (a copy).
+    pub fn concat(&self) -> Vec<u8> {
+        self.chunks.concat()
+    }
+
+    /// Starts a new chunk, moving into it the unfinished line that ends the
+    /// current one (if any), so that every chunk holds whole lines.
+    fn start_chunk(&mut self) {
+        let mut next = Vec::with_capacity(LINE_CHUNK);
+        if let Some(last) = self.chunks.last_mut() {
+            if let Some(tail) = last.get(self.line_start..) {
+                next.extend_from_slice(tail);
+            }
+            last.truncate(self.line_start);
+        }
+        self.line_start = 0;
+        self.chunks.push(next);
+    }
+}
+
+impl From<Vec<u8>> for LineChunks {
+    fn from(lines: Vec<u8>) -> LineChunks {
+        let mut chunks = LineChunks::new();
+        chunks.push_chunk(lines);
+        chunks
+    }
+}
+
+impl Write for LineChunks {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let full = self
+                .chunks
+                .last()
+                .is_none_or(|last| last.len() >= LINE_CHUNK);
+            // A full chunk that is one unfinished line grows until its end.
+            if self.chunks.is_empty() || (full && self.line_start > 0) {
+                self.start_chunk();
+            }
+            let Some(last) = self.chunks.last_mut() else {
+                break;
+            };
+            let room = LINE_CHUNK.saturating_sub(last.len());
+            // Up to the last line end that fits; a line that does not fit
+            // at all is taken whole (lines are never split).
+            let take = if rest.len() <= room {
+                rest.len()
+            } else {
+                let head = rest.get(..room).unwrap_or(rest);
+                match memchr::memrchr(b'\n', head) {
+                    Some(i) => i + 1,
+                    None => memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1),
+                }
+            };
+            let (now, later) = rest.split_at(take.min(rest.len()));
+            if let Some(i) = memchr::memrchr(b'\n', now) {
+                self.line_start = last.len() + i + 1;
+            }
+            last.extend_from_slice(now);
+            rest = later;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every chunk holds whole lines, and at most LINE_CHUNK bytes before
+    /// its last line; together they are `want`.
+    fn check(c: &LineChunks, want: &[u8]) {
+        assert!(c.concat() == want);
+        for chunk in c.chunks() {
+            assert!(!chunk.is_empty());
+            let whole = chunk.ends_with(b"\n") || std::ptr::eq(chunk, c.chunks().last().unwrap());
+            assert!(whole, "a chunk ends inside a line");
+            let body = chunk.len().saturating_sub(1);
+            let before_last = memchr::memrchr(b'\n', &chunk[..body]).map_or(0, |i| i + 1);
+            assert!(
+                before_last <= LINE_CHUNK,
+                "{} bytes before the last line",
+                before_last
+            );
+        }
+    }
+
+    #[test]
+    fn chunks_hold_whole_lines_whatever_the_writes() {
+        let mut want = Vec::new();
+        for i in 0..40_000 {
+            want.extend_from_slice(format!("a.b.c{i} {} 1700000000\n", i * 7919).as_bytes());
+        }
+        // A line longer than a chunk, in the middle.
+        want.extend_from_slice(&vec![b'x'; LINE_CHUNK + 10]);
+        want.extend_from_slice(b" 1 2\nlast 1 2\n");
+        for piece in [1, 7, 1000, 128 * 1024, LINE_CHUNK, 3 * LINE_CHUNK] {
+            let mut c = LineChunks::new();
+            for part in want.chunks(piece) {
+                c.write_all(part).unwrap();
+            }
+            check(&c, &want);
+            assert!(c.chunks().len() >= want.len() / LINE_CHUNK);
+        }
+    }
+
+    #[test]
+    fn pushed_chunks_stay_as_they_are() {
+        let mut c = LineChunks::from(b"a 1 2\n".to_vec());
+        c.push_chunk(Vec::new());
+        c.push_chunk(b"b 1 2\n".to_vec());
+        assert_eq!(c.chunks().len(), 2);
+        assert_eq!(c.len_bytes(), 12);
+        assert!(LineChunks::new().is_empty());
+    }
+}
