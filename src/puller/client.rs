@@ -94,12 +94,37 @@ pub async fn query(
     policy: &ConnectPolicy,
     limit: usize,
 ) -> Result<Vec<u8>, QueryError> {
+    let mut reply = open(endpoint, command, policy, limit).await?;
+    let mut whole = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reply.read_chunk(&mut buf).await?;
+        if n == 0 {
+            return Ok(whole);
+        }
+        whole.extend_from_slice(buf.get(..n).unwrap_or_default());
+    }
+}
+
+/// Sends `command` to `endpoint`; the reply is then read a chunk at a time
+/// ([`Reply::read_chunk`]), so that a caller can write it out as it comes
+/// instead of holding it whole.
+pub async fn open(
+    endpoint: &StatsEndpoint,
+    command: &'static str,
+    policy: &ConnectPolicy,
+    limit: usize,
+) -> Result<Reply, QueryError> {
     let mut attempt: u32 = 0;
     loop {
         attempt = attempt.saturating_add(1);
         let error = match connect(endpoint, policy.timeout).await {
-            Ok(Connection::Unix(stream)) => return exchange(stream, command, limit).await,
-            Ok(Connection::Tcp(stream)) => return exchange(stream, command, limit).await,
+            Ok(Connection::Unix(stream)) => {
+                return Reply::send(Box::new(stream), command, limit).await;
+            }
+            Ok(Connection::Tcp(stream)) => {
+                return Reply::send(Box::new(stream), command, limit).await;
+            }
             Err(error) => error,
         };
         if !policy.may_retry(attempt) {
@@ -117,6 +142,81 @@ pub async fn query(
             policy.interval
         );
         tokio::time::sleep(policy.interval).await;
+    }
+}
+
+/// A stream a reply can be read from (a Unix or TCP stats socket).
+trait ReplyStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> ReplyStream for S {}
+
+/// The reply to a command sent by [`open`], read to EOF in chunks.
+pub struct Reply {
+    stream: Box<dyn ReplyStream>,
+    command: &'static str,
+    limit: usize,
+    read: usize,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("command", &self.command)
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reply {
+    async fn send(
+        mut stream: Box<dyn ReplyStream>,
+        command: &'static str,
+        limit: usize,
+    ) -> Result<Reply, QueryError> {
+        let line = format!("{command}\n");
+        stream
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|source| QueryError::Send { command, source })?;
+        Ok(Reply {
+            stream,
+            command,
+            limit,
+            read: 0,
+        })
+    }
+
+    /// Fills `buf` with the next bytes of the reply (less only at its end);
+    /// returns how many, 0 once the reply is over. Fails when the reply
+    /// goes past the limit, or ends without a single byte.
+    pub async fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize, QueryError> {
+        let command = self.command;
+        let mut filled = 0;
+        while filled < buf.len() {
+            let Some(free) = buf.get_mut(filled..) else {
+                break;
+            };
+            let n = self
+                .stream
+                .read(free)
+                .await
+                .map_err(|source| QueryError::Read { command, source })?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+            self.read += n;
+            if self.read > self.limit {
+                return Err(QueryError::TooLarge {
+                    command,
+                    limit: self.limit,
+                });
+            }
+        }
+        if filled == 0 && self.read == 0 {
+            return Err(QueryError::Empty { command });
+        }
+        Ok(filled)
     }
 }
 
@@ -141,36 +241,6 @@ async fn connect(endpoint: &StatsEndpoint, timeout: Duration) -> io::Result<Conn
             format!("connect timed out after {timeout:?}"),
         )),
     }
-}
-
-async fn exchange<S>(
-    mut stream: S,
-    command: &'static str,
-    limit: usize,
-) -> Result<Vec<u8>, QueryError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let line = format!("{command}\n");
-    stream
-        .write_all(line.as_bytes())
-        .await
-        .map_err(|source| QueryError::Send { command, source })?;
-    let mut reply = Vec::new();
-    // One byte past the limit tells "exactly the limit" from "too large".
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    (&mut stream)
-        .take(cap)
-        .read_to_end(&mut reply)
-        .await
-        .map_err(|source| QueryError::Read { command, source })?;
-    if reply.len() > limit {
-        return Err(QueryError::TooLarge { command, limit });
-    }
-    if reply.is_empty() {
-        return Err(QueryError::Empty { command });
-    }
-    Ok(reply)
 }
 
 #[cfg(test)]

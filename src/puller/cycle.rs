@@ -283,6 +283,9 @@ pub async fn run(
     CycleOutcome::Failed { failures }
 }
 
+/// Bytes of a reply read from its socket before they are written out.
+const WRITE_CHUNK: usize = 256 * 1024;
+
 struct Done {
     source: String,
     command: &'static str,
@@ -298,21 +301,40 @@ async fn request(
     writers: Arc<Semaphore>,
 ) -> Done {
     let result = async {
-        let reply = client::query(
+        let mut reply = client::open(
             &source.endpoint,
             command,
             &settings.policy,
             settings.buffer_limit,
         )
         .await?;
-        let size = reply.len() as u64;
-        // The semaphore bounds concurrent writes to `workers`; it is never
-        // closed, so acquiring only fails if that invariant breaks.
-        let _permit = writers.acquire().await.map_err(|e| RequestError::Task {
-            command,
-            detail: e.to_string(),
-        })?;
-        blocking(move || snapshot::write_reply(&dir, &file_name, &reply)).await?;
+        // The reply goes to its file as it comes, a chunk at a time: a
+        // whole `show stat` is megabytes per socket, and holding them all
+        // for a cycle cost a fresh allocation, faulted in, every time.
+        let path = Arc::new(dir.join(&file_name));
+        let create = Arc::clone(&path);
+        let mut file = blocking(move || snapshot::create_reply(&create)).await?;
+        let mut buf = vec![0u8; WRITE_CHUNK];
+        let mut size = 0u64;
+        loop {
+            let n = reply.read_chunk(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            // The semaphore bounds concurrent writes to `workers`; it is
+            // never closed, so acquiring only fails if that invariant breaks.
+            let _permit = writers.acquire().await.map_err(|e| RequestError::Task {
+                command,
+                detail: e.to_string(),
+            })?;
+            let at = Arc::clone(&path);
+            (file, buf) = blocking(move || {
+                snapshot::append_reply(&mut file, &at, buf.get(..n).unwrap_or_default())?;
+                Ok((file, buf))
+            })
+            .await?;
+        }
         Ok(size)
     }
     .await;
@@ -466,6 +488,68 @@ mod tests {
             "{failures:?}"
         );
         assert!(listing(&root.path().join("incoming")).is_empty());
+        assert!(listing(&root.path().join("incoming.tmp")).is_empty());
+    }
+
+    /// A socket answering every command with `size` bytes of numbered lines.
+    fn big_socket(dir: &Path, name: &str, size: usize) -> (PathBuf, Vec<u8>) {
+        let path = dir.join(name);
+        let listener = UnixListener::bind(&path).unwrap_or_else(|e| panic!("bind: {e}"));
+        let mut reply = Vec::with_capacity(size + 32);
+        let mut i = 0u64;
+        while reply.len() < size {
+            reply.extend_from_slice(format!("line {i}\n").as_bytes());
+            i += 1;
+        }
+        reply.truncate(size);
+        let body = reply.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut command = [0u8; 64];
+                    let _ = stream.read(&mut command).await;
+                    let _ = stream.write_all(&body).await;
+                });
+            }
+        });
+        (path, reply)
+    }
+
+    #[tokio::test]
+    async fn replies_of_many_chunks_are_written_whole_and_oversized_ones_fail() {
+        let root = temp();
+        let sockets = root.path().join("sockets");
+        std::fs::create_dir(&sockets).unwrap_or_else(|e| panic!("{e}"));
+        // Under the 1 MiB limit of `settings`, over several write chunks.
+        let (_, reply) = big_socket(&sockets, "big.sock", 3 * WRITE_CHUNK + 17);
+        let sources = discover(Some(&sockets), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let outcome = run(sources, settings(root.path(), None), 44, no_shutdown()).await;
+        assert!(
+            matches!(outcome, CycleOutcome::Published { .. }),
+            "{outcome:?}"
+        );
+        for file in ["big.sock_info", "big.sock_stat"] {
+            let written = std::fs::read(root.path().join("incoming/44").join(file));
+            assert!(written.ok().as_deref() == Some(&reply[..]), "{file}");
+        }
+        // Over the limit: the cycle fails and its partial files go with it.
+        let too_big = root.path().join("too-big");
+        std::fs::create_dir(&too_big).unwrap_or_else(|e| panic!("{e}"));
+        big_socket(&too_big, "huge.sock", (1 << 20) + 1);
+        let sources = discover(Some(&too_big), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let outcome = run(sources, settings(root.path(), None), 45, no_shutdown()).await;
+        let CycleOutcome::Failed { failures } = outcome else {
+            panic!("not failed: {outcome:?}");
+        };
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(
+            failures
+                .iter()
+                .all(|f| f.error.to_string().contains("larger than buffer-limit")),
+            "{failures:?}"
+        );
+        assert_eq!(listing(&root.path().join("incoming")), ["44"]);
         assert!(listing(&root.path().join("incoming.tmp")).is_empty());
     }
 

@@ -103,6 +103,25 @@ pub fn write_reply(dir: &Path, file_name: &str, reply: &[u8]) -> Result<(), Snap
     fs::write(&path, reply).map_err(|source| SnapshotIoError::Write { path, source })
 }
 
+/// Creates (or empties) the file of one reply in the snapshot being
+/// assembled, to be filled by [`append_reply`].
+pub fn create_reply(path: &Path) -> Result<fs::File, SnapshotIoError> {
+    fs::File::create(path).map_err(|source| SnapshotIoError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Appends `bytes` to a reply file made by [`create_reply`].
+pub fn append_reply(file: &mut fs::File, path: &Path, bytes: &[u8]) -> Result<(), SnapshotIoError> {
+    use std::io::Write;
+    file.write_all(bytes)
+        .map_err(|source| SnapshotIoError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// Moves the assembled snapshot into `dst_dir` in one rename, re-creating
 /// `dst_dir` if it was removed while running.
 pub fn publish(assembled: &Path, dst_dir: &Path) -> Result<PathBuf, SnapshotIoError> {
