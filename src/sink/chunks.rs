@@ -2,12 +2,13 @@
 //! [`LINE_CHUNK`] bytes (a line is never split, so a chunk may end with one
 //! that goes past it), from the Processor to the sinks.
 //!
-//! One contiguous buffer for a large snapshot (80 MB, 1.2 M lines) was
-//! allocated and faulted in afresh every cycle (glibc maps buffers that big
-//! directly and unmaps them when freed), and the Graphite sink copied it
-//! again, chunk by chunk, to write it. Chunks of the sink's own write size
-//! are reused by the allocator from one cycle to the next, and the sink
-//! writes each one as it is, without a copy.
+//! One contiguous buffer for a large snapshot (80 MB, 1.2 M lines) grew by
+//! doubling, and the Graphite sink copied it again, chunk by chunk, to write
+//! it, counting its lines twice more. Chunks of the sink's own write size
+//! are written as they are, without a copy, and each goes back to the system
+//! once sent (main.rs pins glibc's mmap threshold below their size: kept in
+//! the heaps instead, they saved some page faults but held 170 MB between
+//! cycles; BENCHMARKS.md, "Steady-state CPU").
 
 use std::io::Write;
 
