@@ -453,11 +453,9 @@ mod tests {
     use crate::engine::WarningKind;
     use std::path::Path;
 
-    /// Parses `files` (one `show stat` text each) into server accumulators
-    /// and returns a lookup `(group, metric) → value`.
-    fn servers(files: &[&[u8]]) -> impl Fn(&str, &str) -> Option<Aggregate> {
-        let specs = Specs::new(&[], &[], ProxyKind::Server.all_metrics());
-        let mut agg = SiteAgg::new(&specs);
+    /// Parses `files` (one `show stat` text each) into accumulators.
+    fn parse_files(specs: &Specs, files: &[&[u8]]) -> SiteAgg {
+        let mut agg = SiteAgg::new(specs);
         for text in files {
             let mut w = Vec::new();
             super::super::parse_stat::parse_stat(
@@ -471,6 +469,14 @@ mod tests {
             let unexpected = w.iter().filter(|w| w.kind != WarningKind::RepeatedHeader);
             assert_eq!(unexpected.count(), 0, "{w:?}");
         }
+        agg
+    }
+
+    /// Parses `files` (one `show stat` text each) into server accumulators
+    /// and returns a lookup `(group, metric) → value`.
+    fn servers(files: &[&[u8]]) -> impl Fn(&str, &str) -> Option<Aggregate> {
+        let specs = Specs::new(&[], &[], ProxyKind::Server.all_metrics());
+        let agg = parse_files(&specs, files);
         let k = agg.kinds[2].clone();
         let spec = specs.kinds[2].clone();
         move |group: &str, name: &str| {
@@ -541,6 +547,14 @@ b,s,2,0,100,1\nb,s,2,2,10,\nb,s,2,3,20,3\nb,s,2,,40,4\nb,t,2,0,5,5\nb,u,2,,5,5\n
         all
     }
 
+    /// The totals of `name` in group `key` of a [`totals`] list.
+    fn find(all: &[(String, &'static str, Acc)], key: &str, name: &str) -> Acc {
+        all.iter()
+            .find(|(k, n, _)| k == key && *n == name)
+            .map(|(_, _, acc)| *acc)
+            .unwrap_or_else(|| panic!("no {name} for {key:?}"))
+    }
+
     #[test]
     fn merging_keeps_the_rows_of_headers_lacking_a_column_apart() {
         // Two HAProxy versions in one snapshot: the second lacks weight and
@@ -550,21 +564,7 @@ b,s,2,0,100,1\nb,s,2,2,10,\nb,s,2,3,20,3\nb,s,2,,40,4\nb,t,2,0,5,5\nb,u,2,,5,5\n
             b"# pxname,svname,type,lbtot,bin\nb,s,2,1,20\nb,s,2,0,3\nb,new,2,1,5\n",
         ];
         let specs = Specs::new(&[], &[], ProxyKind::Server.all_metrics());
-        let parse = |texts: &[&[u8]]| {
-            let mut agg = SiteAgg::new(&specs);
-            for text in texts {
-                let mut w = Vec::new();
-                super::super::parse_stat::parse_stat(
-                    text,
-                    Path::new("x"),
-                    &specs.plan,
-                    2,
-                    &mut w,
-                    &mut agg,
-                );
-            }
-            agg
-        };
+        let parse = |texts: &[&[u8]]| parse_files(&specs, texts);
         let spec = &specs.kinds[2];
         let whole = totals(&parse(&files).kinds[2], spec);
         for (a, b) in [(0, 1), (1, 0)] {
@@ -572,31 +572,17 @@ b,s,2,0,100,1\nb,s,2,2,10,\nb,s,2,3,20,3\nb,s,2,,40,4\nb,t,2,0,5,5\nb,u,2,,5,5\n
             merged.merge(parse(&files[b..=b]));
             assert!(totals(&merged.kinds[2], spec) == whole, "{a} then {b}");
         }
-        let find = |key: &str, name: &str| {
-            whole
-                .iter()
-                .find(|(k, n, _)| k == key && *n == name)
-                .unwrap()
-                .2
-        };
-        assert_eq!(find("b\0s", "weight"), Acc { sum: 13, rows: 2 });
-        assert_eq!(find("b\0s", "qtime"), Acc { sum: 6, rows: 1 });
-        assert_eq!(find("b\0s", "bin"), Acc { sum: 34, rows: 4 });
-        assert_eq!(find("b\0new", "weight").rows, 0);
+        assert_eq!(find(&whole, "b\0s", "weight"), Acc { sum: 13, rows: 2 });
+        assert_eq!(find(&whole, "b\0s", "qtime"), Acc { sum: 6, rows: 1 });
+        assert_eq!(find(&whole, "b\0s", "bin"), Acc { sum: 34, rows: 4 });
+        assert_eq!(find(&whole, "b\0new", "weight").rows, 0);
         // Regrouped by server name, as aggr-server-metrics does.
         let mut by_name = KindAgg::new(spec);
         by_name.merge_mapped(&parse(&files).kinds[2], |k| k.split_once('\0').unwrap().1);
         let by_name = totals(&by_name, spec);
-        let find = |key: &str, name: &str| {
-            by_name
-                .iter()
-                .find(|(k, n, _)| k == key && *n == name)
-                .unwrap()
-                .2
-        };
-        assert_eq!(find("s", "qtime"), Acc { sum: 6, rows: 1 });
-        assert_eq!(find("new", "bin"), Acc { sum: 5, rows: 1 });
-        assert_eq!(find("old", "weight"), Acc { sum: 9, rows: 1 });
+        assert_eq!(find(&by_name, "s", "qtime"), Acc { sum: 6, rows: 1 });
+        assert_eq!(find(&by_name, "new", "bin"), Acc { sum: 5, rows: 1 });
+        assert_eq!(find(&by_name, "old", "weight"), Acc { sum: 9, rows: 1 });
     }
 
     #[test]

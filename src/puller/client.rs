@@ -87,25 +87,6 @@ impl QueryError {
     }
 }
 
-/// Sends `command` to `endpoint` and returns the whole reply.
-pub async fn query(
-    endpoint: &StatsEndpoint,
-    command: &'static str,
-    policy: &ConnectPolicy,
-    limit: usize,
-) -> Result<Vec<u8>, QueryError> {
-    let mut reply = open(endpoint, command, policy, limit).await?;
-    let mut whole = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = reply.read_chunk(&mut buf).await?;
-        if n == 0 {
-            return Ok(whole);
-        }
-        whole.extend_from_slice(buf.get(..n).unwrap_or_default());
-    }
-}
-
 /// Sends `command` to `endpoint`; the reply is then read a chunk at a time
 /// ([`Reply::read_chunk`]), so that a caller can write it out as it comes
 /// instead of holding it whole.
@@ -119,12 +100,7 @@ pub async fn open(
     loop {
         attempt = attempt.saturating_add(1);
         let error = match connect(endpoint, policy.timeout).await {
-            Ok(Connection::Unix(stream)) => {
-                return Reply::send(Box::new(stream), command, limit).await;
-            }
-            Ok(Connection::Tcp(stream)) => {
-                return Reply::send(Box::new(stream), command, limit).await;
-            }
+            Ok(stream) => return Reply::send(stream, command, limit).await,
             Err(error) => error,
         };
         if !policy.may_retry(attempt) {
@@ -220,19 +196,15 @@ impl Reply {
     }
 }
 
-enum Connection {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-async fn connect(endpoint: &StatsEndpoint, timeout: Duration) -> io::Result<Connection> {
+async fn connect(endpoint: &StatsEndpoint, timeout: Duration) -> io::Result<Box<dyn ReplyStream>> {
     let attempt = async {
-        match endpoint {
-            StatsEndpoint::Unix(path) => UnixStream::connect(path).await.map(Connection::Unix),
-            StatsEndpoint::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
-                .await
-                .map(Connection::Tcp),
-        }
+        let stream: Box<dyn ReplyStream> = match endpoint {
+            StatsEndpoint::Unix(path) => Box::new(UnixStream::connect(path).await?),
+            StatsEndpoint::Tcp { host, port } => {
+                Box::new(TcpStream::connect((host.as_str(), *port)).await?)
+            }
+        };
+        Ok(stream)
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
@@ -247,6 +219,25 @@ async fn connect(endpoint: &StatsEndpoint, timeout: Duration) -> io::Result<Conn
 mod tests {
     use super::*;
     use tokio::net::UnixListener;
+
+    /// Sends `command` to `endpoint` and returns the whole reply.
+    async fn query(
+        endpoint: &StatsEndpoint,
+        command: &'static str,
+        policy: &ConnectPolicy,
+        limit: usize,
+    ) -> Result<Vec<u8>, QueryError> {
+        let mut reply = open(endpoint, command, policy, limit).await?;
+        let mut whole = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = reply.read_chunk(&mut buf).await?;
+            if n == 0 {
+                return Ok(whole);
+            }
+            whole.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+    }
 
     fn policy(retries: Retries) -> ConnectPolicy {
         ConnectPolicy {

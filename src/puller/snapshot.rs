@@ -97,12 +97,6 @@ pub fn clear_leftovers(tmp_dst_dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
-/// Writes one reply into the snapshot being assembled.
-pub fn write_reply(dir: &Path, file_name: &str, reply: &[u8]) -> Result<(), SnapshotIoError> {
-    let path = dir.join(file_name);
-    fs::write(&path, reply).map_err(|source| SnapshotIoError::Write { path, source })
-}
-
 /// Creates (or empties) the file of one reply in the snapshot being
 /// assembled, to be filled by [`append_reply`].
 pub fn create_reply(path: &Path) -> Result<fs::File, SnapshotIoError> {
@@ -180,6 +174,14 @@ pub fn queued(dst_dir: &Path) -> Result<usize, SnapshotIoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One whole reply into the snapshot being assembled, as a cycle
+    /// writes it chunk by chunk.
+    fn write_reply(dir: &Path, file_name: &str, reply: &[u8]) -> Result<(), SnapshotIoError> {
+        let path = dir.join(file_name);
+        let mut file = create_reply(&path)?;
+        append_reply(&mut file, &path, reply)
+    }
 
     #[test]
     fn leftovers_of_a_crashed_cycle_are_cleared() {

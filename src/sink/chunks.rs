@@ -38,16 +38,6 @@ impl LineChunks {
         }
     }
 
-    /// Bytes in all chunks.
-    pub fn len_bytes(&self) -> usize {
-        self.chunks.iter().map(Vec::len).sum()
-    }
-
-    /// `true` when there is no line.
-    pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
     /// The chunks, in order.
     pub fn chunks(&self) -> &[Vec<u8>] {
         &self.chunks
@@ -175,7 +165,7 @@ mod tests {
         c.push_chunk(Vec::new());
         c.push_chunk(b"b 1 2\n".to_vec());
         assert_eq!(c.chunks().len(), 2);
-        assert_eq!(c.len_bytes(), 12);
-        assert!(LineChunks::new().is_empty());
+        assert_eq!(c.concat(), b"a 1 2\nb 1 2\n");
+        assert!(LineChunks::new().chunks().is_empty());
     }
 }
