@@ -1,6 +1,6 @@
-//! The lines of one snapshot as a list of chunks of whole lines, each about
-//! [`LINE_CHUNK`] bytes (a line is never split, so a chunk may end with one
-//! that goes past it), from the Processor to the sinks.
+//! The lines of one snapshot as a list of chunks of whole lines, each at
+//! most [`LINE_CHUNK`] bytes (a line is never split, so only a chunk of one
+//! longer line is larger), from the Processor to the sinks.
 //!
 //! One contiguous buffer for a large snapshot (80 MB, 1.2 M lines) grew by
 //! doubling, and the Graphite sink copied it again, chunk by chunk, to write
@@ -80,28 +80,27 @@ impl Write for LineChunks {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut rest = buf;
         while !rest.is_empty() {
-            let full = self
-                .chunks
-                .last()
-                .is_none_or(|last| last.len() >= LINE_CHUNK);
-            // A full chunk that is one unfinished line grows until its end.
-            if self.chunks.is_empty() || (full && self.line_start > 0) {
+            if self.chunks.is_empty() {
                 self.start_chunk();
             }
             let Some(last) = self.chunks.last_mut() else {
                 break;
             };
             let room = LINE_CHUNK.saturating_sub(last.len());
-            // Up to the last line end that fits; a line that does not fit
-            // at all is taken whole (lines are never split).
+            // Up to the last line end that fits. A chunk never goes past
+            // LINE_CHUNK, except to hold one line longer than that whole:
+            // the sink writes a chunk that fits as it is, and copies any
+            // other (Backlog::take_front_batch).
             let take = if rest.len() <= room {
                 rest.len()
+            } else if let Some(i) = memchr::memrchr(b'\n', rest.get(..room).unwrap_or(rest)) {
+                i + 1
+            } else if self.line_start == 0 {
+                // The chunk holds no line end: its one line goes on to its end.
+                memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1)
             } else {
-                let head = rest.get(..room).unwrap_or(rest);
-                match memchr::memrchr(b'\n', head) {
-                    Some(i) => i + 1,
-                    None => memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1),
-                }
+                self.start_chunk();
+                continue;
             };
             let (now, later) = rest.split_at(take.min(rest.len()));
             if let Some(i) = memchr::memrchr(b'\n', now) {
@@ -122,8 +121,8 @@ impl Write for LineChunks {
 mod tests {
     use super::*;
 
-    /// Every chunk holds whole lines, and at most LINE_CHUNK bytes before
-    /// its last line; together they are `want`.
+    /// Every chunk holds whole lines, and at most LINE_CHUNK bytes unless
+    /// it is one longer line; together they are `want`.
     fn check(c: &LineChunks, want: &[u8]) {
         assert!(c.concat() == want);
         for chunk in c.chunks() {
@@ -131,11 +130,11 @@ mod tests {
             let whole = chunk.ends_with(b"\n") || std::ptr::eq(chunk, c.chunks().last().unwrap());
             assert!(whole, "a chunk ends inside a line");
             let body = chunk.len().saturating_sub(1);
-            let before_last = memchr::memrchr(b'\n', &chunk[..body]).map_or(0, |i| i + 1);
+            let one_line = memchr::memchr(b'\n', &chunk[..body]).is_none();
             assert!(
-                before_last <= LINE_CHUNK,
-                "{} bytes before the last line",
-                before_last
+                chunk.len() <= LINE_CHUNK || one_line,
+                "a chunk of {} bytes and several lines",
+                chunk.len()
             );
         }
     }
@@ -156,6 +155,29 @@ mod tests {
             }
             check(&c, &want);
             assert!(c.chunks().len() >= want.len() / LINE_CHUNK);
+        }
+        // A line at a time, as the engine writes.
+        let mut c = LineChunks::new();
+        for line in want.split_inclusive(|&b| b == b'\n') {
+            c.write_all(line).unwrap();
+        }
+        check(&c, &want);
+    }
+
+    #[test]
+    fn the_graphite_sink_takes_every_chunk_without_a_copy() {
+        let mut c = LineChunks::new();
+        for i in 0..40_000 {
+            c.write_all(format!("some.metric.path{i} {} 1700000000\n", i * 31).as_bytes())
+                .unwrap();
+        }
+        assert!(c.chunks().len() > 3);
+        let mut backlog = crate::sink::backlog::Backlog::new(usize::MAX);
+        for chunk in c.into_chunks() {
+            let len = chunk.len();
+            backlog.push(chunk);
+            let (taken, _) = backlog.take_front_batch(LINE_CHUNK).unwrap();
+            assert_eq!(taken.len(), len);
         }
     }
 

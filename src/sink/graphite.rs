@@ -29,8 +29,9 @@ use crate::config::GraphiteConfig;
 
 /// Bytes handed to one `write` call: large enough that a million lines take a
 /// few hundred syscalls, small enough to resend cheaply after a broken
-/// connection.
-const CHUNK_BYTES: usize = 256 * 1024;
+/// connection. The Processor's chunks are of this size, so that each is
+/// written as it is.
+const CHUNK_BYTES: usize = super::chunks::LINE_CHUNK;
 
 /// Default of `[graphite] replay-bytes`: bytes already written that are sent
 /// again after a broken connection — more than a socket's send buffer plus
