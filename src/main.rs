@@ -144,11 +144,12 @@ fn print(text: &str) -> ExitCode {
 /// (arbiters, processors, the blocking pool) the soak saw RssAnon creep up
 /// by ~12 KB/s for 10 minutes; with two arenas it stays flat
 /// (BENCHMARKS.md, "Soak"). The mmap threshold is pinned at its default,
-/// 128 KiB: glibc would otherwise raise it as big blocks are freed, and the
-/// 256 KiB chunks of a snapshot's lines (80 MB for a large site) would then
-/// stay in the heaps once sent — 170 MB resident between cycles instead of
-/// 40 (bench/cpu.sh). Done here, before any thread exists, so that it holds
-/// however the binary is started (systemd or not).
+/// 128 KiB: glibc would otherwise raise it as big blocks are freed, and
+/// every big buffer of a cycle would then stay in the heaps — 170 MB
+/// resident between cycles on bench/cpu.sh. The chunks of a snapshot's lines
+/// are kept apart, by a pool bounded to one snapshot's worth
+/// (sink/chunk_pool.rs). Done here, before any thread exists, so that it
+/// holds however the binary is started (systemd or not).
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only tunes the allocator; it is called before any

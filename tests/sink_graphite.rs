@@ -429,3 +429,55 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
     }
     assert!(done.iter().all(|d| *d));
 }
+
+#[actix_rt::test]
+async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
+    use haproxystats::sink::chunk_pool::ChunkPool;
+    use haproxystats::sink::chunks::{LINE_CHUNK, LineChunks};
+    use haproxystats::sink::graphite::SendLinesAcked;
+    use std::io::Write;
+    use tokio::sync::oneshot;
+
+    let port = free_port();
+    let peer = CountingPeer::start(port);
+    let pool = Arc::new(ChunkPool::new());
+    // Replay window: two chunks' worth stays with the sink.
+    let mut sink_settings = settings(port, 1_000_000);
+    sink_settings.replay_bytes = 2 * LINE_CHUNK;
+    let sink = GraphiteSink::new(sink_settings)
+        .recycling(Arc::clone(&pool))
+        .start();
+
+    let (bytes, expected) = batch(0, 80_000);
+    let mut lines = LineChunks::recycling(Arc::clone(&pool));
+    lines.write_all(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let chunks = lines.chunks().len();
+    assert!(chunks >= 8, "only {chunks} chunks");
+    pool.expect(chunks);
+    let (written, ack) = oneshot::channel();
+    sink.do_send(SendLinesAcked { lines, written });
+    let acked = tokio::time::timeout(Duration::from_secs(10), ack).await;
+    assert!(matches!(acked, Ok(Ok(()))), "not acknowledged: {acked:?}");
+    let count = expected.len();
+    let received =
+        tokio::task::spawn_blocking(move || peer.wait_for(count, Duration::from_secs(10)))
+            .await
+            .unwrap_or_default();
+    assert_eq!(received.len(), count);
+    assert!(
+        received == expected,
+        "lines arrived out of order or altered"
+    );
+
+    // Every chunk but those the replay window holds (at most its two plus
+    // the last, partial one, which is not of the pool's size) is back.
+    let spare = pool.spare();
+    assert!(
+        spare + 3 >= chunks && spare < chunks,
+        "{spare} spare of {chunks}"
+    );
+    // And the next snapshot's chunks are those.
+    let mut next = LineChunks::recycling(Arc::clone(&pool));
+    next.write_all(b"a 1 2\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pool.spare(), spare - 1);
+}

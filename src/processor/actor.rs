@@ -12,6 +12,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::engine::{self, EngineOptions, SnapshotError, SnapshotReport};
+use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::LineChunks;
 
 /// A snapshot holding a file of this name makes the processor panic (test
@@ -57,12 +58,14 @@ pub enum ProcessFailure {
 /// Runs the engine; one instance per pool thread.
 pub struct Processor {
     options: Arc<EngineOptions>,
+    chunks: Arc<ChunkPool>,
 }
 
 impl Processor {
-    /// A processor using `options` (shared by the whole pool).
-    pub fn new(options: Arc<EngineOptions>) -> Processor {
-        Processor { options }
+    /// A processor using `options` (shared by the whole pool), writing lines
+    /// into chunks from `chunks` (which the Graphite sink gives back).
+    pub fn new(options: Arc<EngineOptions>, chunks: Arc<ChunkPool>) -> Processor {
+        Processor { options, chunks }
     }
 }
 
@@ -75,7 +78,7 @@ impl Handler<ProcessSnapshot> for Processor {
 
     fn handle(&mut self, message: ProcessSnapshot, ctx: &mut SyncContext<Self>) -> Self::Result {
         let dir = message.dir;
-        let mut lines = LineChunks::new();
+        let mut lines = LineChunks::recycling(Arc::clone(&self.chunks));
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             // Fault injection for the supervision tests; not in releases.
             #[cfg(test)]
@@ -85,7 +88,10 @@ impl Handler<ProcessSnapshot> for Processor {
             engine::process_snapshot_to(&dir, &self.options, &mut lines)
         }));
         match outcome {
-            Ok(Ok(report)) => Ok(Processed { dir, lines, report }),
+            Ok(Ok(report)) => {
+                self.chunks.expect(lines.chunks().len());
+                Ok(Processed { dir, lines, report })
+            }
             Ok(Err(error)) => Err(ProcessFailure::Unusable(error)),
             Err(panic) => {
                 // A fresh actor replaces this one; its state may be broken.

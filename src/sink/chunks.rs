@@ -5,29 +5,41 @@
 //! One contiguous buffer for a large snapshot (80 MB, 1.2 M lines) grew by
 //! doubling, and the Graphite sink copied it again, chunk by chunk, to write
 //! it, counting its lines twice more. Chunks of the sink's own write size
-//! are written as they are, without a copy, and each goes back to the system
-//! once sent (main.rs pins glibc's mmap threshold below their size: kept in
-//! the heaps instead, they saved some page faults but held 170 MB between
-//! cycles; BENCHMARKS.md, "Steady-state CPU").
+//! are written as they are, without a copy. Made with
+//! [`LineChunks::recycling`], they come from a [`ChunkPool`] the sink gives
+//! them back to once sent, so that the next snapshot fills the same memory.
 
 use std::io::Write;
+use std::sync::Arc;
+
+use super::chunk_pool::ChunkPool;
 
 /// The size of a chunk: the Graphite sink's write size.
 pub const LINE_CHUNK: usize = 256 * 1024;
 
 /// Newline-terminated lines in chunks of whole lines.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct LineChunks {
     chunks: Vec<Vec<u8>>,
     /// Where the unfinished line of the last chunk starts (its length when
     /// it ends with a line end; 0 while it holds no line end).
     line_start: usize,
+    /// Where new chunks come from (else they are allocated).
+    pool: Option<Arc<ChunkPool>>,
 }
 
 impl LineChunks {
     /// No lines.
     pub fn new() -> LineChunks {
         LineChunks::default()
+    }
+
+    /// No lines; chunks started by writes are taken from `pool`.
+    pub fn recycling(pool: Arc<ChunkPool>) -> LineChunks {
+        LineChunks {
+            pool: Some(pool),
+            ..LineChunks::default()
+        }
     }
 
     /// Adds a chunk of whole lines as it is (an empty one is ignored).
@@ -56,7 +68,10 @@ impl LineChunks {
     /// Starts a new chunk, moving into it the unfinished line that ends the
     /// current one (if any), so that every chunk holds whole lines.
     fn start_chunk(&mut self) {
-        let mut next = Vec::with_capacity(LINE_CHUNK);
+        let mut next = match &self.pool {
+            Some(pool) => pool.take(),
+            None => Vec::with_capacity(LINE_CHUNK),
+        };
         if let Some(last) = self.chunks.last_mut() {
             if let Some(tail) = last.get(self.line_start..) {
                 next.extend_from_slice(tail);

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::backlog::Backlog;
+use super::chunk_pool::ChunkPool;
 use super::chunks::LineChunks;
 use super::retry::{RetryPolicy, RetryState};
 use crate::config::GraphiteConfig;
@@ -158,6 +159,7 @@ pub struct GraphiteSink {
     settings: GraphiteSettings,
     counters: Arc<SinkCounters>,
     commands: Option<mpsc::UnboundedSender<Command>>,
+    chunks: Option<Arc<ChunkPool>>,
 }
 
 impl GraphiteSink {
@@ -167,7 +169,15 @@ impl GraphiteSink {
             settings,
             counters: Arc::new(SinkCounters::default()),
             commands: None,
+            chunks: None,
         }
+    }
+
+    /// Gives the chunks it no longer needs (sent, and out of the replay
+    /// window) back to `pool`, instead of freeing them.
+    pub fn recycling(mut self, pool: Arc<ChunkPool>) -> GraphiteSink {
+        self.chunks = Some(pool);
+        self
     }
 }
 
@@ -179,7 +189,11 @@ impl Actor for GraphiteSink {
         // applied by the writer as soon as a batch arrives.
         let (sender, receiver) = mpsc::unbounded_channel();
         self.commands = Some(sender);
-        let writer = Writer::new(self.settings.clone(), Arc::clone(&self.counters));
+        let writer = Writer::new(
+            self.settings.clone(),
+            Arc::clone(&self.counters),
+            self.chunks.clone(),
+        );
         ctx.spawn(writer.run(receiver).into_actor(self));
     }
 }
@@ -268,11 +282,18 @@ struct Writer {
     recount_debt: u64,
     /// Acknowledgements waiting for `consumed` to reach their sequence number.
     acks: std::collections::VecDeque<(u64, oneshot::Sender<()>)>,
+    /// Where chunks leaving the replay window go (else they are freed).
+    chunks: Option<Arc<ChunkPool>>,
 }
 
 impl Writer {
-    fn new(settings: GraphiteSettings, counters: Arc<SinkCounters>) -> Writer {
+    fn new(
+        settings: GraphiteSettings,
+        counters: Arc<SinkCounters>,
+        chunks: Option<Arc<ChunkPool>>,
+    ) -> Writer {
         Writer {
+            chunks,
             backlog: Backlog::new(settings.queue_size),
             settings,
             counters,
@@ -472,7 +493,12 @@ impl Writer {
         self.replay.push_back(chunk);
         while self.replay_bytes > self.settings.replay_bytes {
             match self.replay.pop_front() {
-                Some(old) => self.replay_bytes -= old.len(),
+                Some(old) => {
+                    self.replay_bytes -= old.len();
+                    if let Some(pool) = &self.chunks {
+                        pool.give_back(old);
+                    }
+                }
                 None => self.replay_bytes = 0,
             }
         }

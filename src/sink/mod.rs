@@ -1,12 +1,15 @@
 //! The sinks (SPEC §5): where processed lines go.
 //!
 //! - [`chunks`]: a snapshot's lines in chunks of whole lines, as handed over.
+//! - [`chunk_pool`]: chunks the Graphite sink has sent, for the Processors
+//!   to fill again.
 //! - [`backlog`]: the bounded FIFO in front of Graphite; drops oldest (pure).
 //! - [`retry`]: the reconnect schedule (pure).
 //! - [`graphite`]: the GraphiteSink actor: one connection, backlog, reconnects.
 //! - [`local_store`]: `dir/<ts>/stats`, written atomically (debugging).
 
 pub mod backlog;
+pub mod chunk_pool;
 pub mod chunks;
 pub mod graphite;
 pub mod local_store;

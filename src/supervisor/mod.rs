@@ -42,6 +42,7 @@ use crate::health::{Reporter, WRITE_INTERVAL, unix_now};
 use crate::processor::actor::{ProcessFailure, ProcessSnapshot, Processed, Processor};
 use crate::processor::quarantine;
 use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
+use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::graphite::{
     Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLinesAcked, SinkStats,
 };
@@ -175,6 +176,8 @@ pub struct Supervisor {
     graphite_pending: Vec<SendLinesAcked>,
     local_store: Option<Addr<LocalStoreSink>>,
     processors: Addr<Processor>,
+    /// Line chunks going round from the Graphite sink to the Processors.
+    chunks: Arc<ChunkPool>,
     queue: VecDeque<PathBuf>,
     known: HashSet<PathBuf>,
     in_flight: usize,
@@ -200,7 +203,11 @@ impl Supervisor {
     pub fn new(settings: SupervisorSettings) -> Supervisor {
         let workers = settings.workers.max(1);
         let engine = Arc::clone(&settings.engine);
-        let processors = SyncArbiter::start(workers, move || Processor::new(Arc::clone(&engine)));
+        let chunks = Arc::new(ChunkPool::new());
+        let filled = Arc::clone(&chunks);
+        let processors = SyncArbiter::start(workers, move || {
+            Processor::new(Arc::clone(&engine), Arc::clone(&filled))
+        });
         let local_store = settings
             .local_store
             .map(|dir| SyncArbiter::start(1, move || LocalStoreSink::new(dir.clone())));
@@ -216,6 +223,7 @@ impl Supervisor {
             graphite_pending: Vec::new(),
             local_store,
             processors,
+            chunks,
             queue: VecDeque::new(),
             known: HashSet::new(),
             in_flight: 0,
@@ -296,7 +304,10 @@ impl Supervisor {
                 self.watcher = Some(Child::start(watcher));
             }
             ChildKind::Graphite => {
-                let sink = Child::start(GraphiteSink::new(self.graphite_settings.clone()));
+                let sink = Child::start(
+                    GraphiteSink::new(self.graphite_settings.clone())
+                        .recycling(Arc::clone(&self.chunks)),
+                );
                 for batch in self.graphite_pending.drain(..) {
                     sink.addr.do_send(batch);
                 }
