@@ -31,8 +31,7 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
         require_dir(&config.pull.tmp_dst_dir, "pull", "tmp-dst-dir", true)?;
     }
     require_dir(&config.process.src_dir, "process", "src-dir", false)?;
-    let engine = EngineOptions::from_config(config, hostname)
-        .map_err(|error| CommandError::Startup(error.to_string()))?;
+    let engine = daemon_engine_options(config, hostname)?;
     let system = actix::System::new();
     system.block_on(async {
         let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;
@@ -75,6 +74,21 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
     })
 }
 
+/// The engine's options for the Processors: each snapshot on one thread.
+///
+/// `replay` splits a snapshot across every core, to finish it sooner. The
+/// daemon has `workers` Processors for that, and a snapshot every few
+/// seconds: there, merging the threads' accumulators and waking a helper
+/// would cost a quarter more CPU (159 vs 127 ms per snapshot of
+/// bench/cpu.sh's shape, `perf stat -r 15`) to save some 20 ms of a
+/// cycle's idle time.
+fn daemon_engine_options(config: &Config, hostname: &str) -> Result<EngineOptions, CommandError> {
+    let mut engine = EngineOptions::from_config(config, hostname)
+        .map_err(|error| CommandError::Startup(error.to_string()))?;
+    engine.parallelism = 1;
+    Ok(engine)
+}
+
 /// Fault injection for soak tests: each SIGUSR2 crashes the next child in
 /// turn (puller, watcher, graphite sink). Compiled only with the
 /// `fault-injection` feature.
@@ -98,4 +112,19 @@ fn crash_children_on_sigusr2(supervisor: actix::Addr<Supervisor>) {
             supervisor.do_send(CrashChild(kind));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemon_processes_each_snapshot_on_one_thread() {
+        let config = Config::defaults();
+        let replay = EngineOptions::from_config(&config, "lb-1").unwrap();
+        let daemon = daemon_engine_options(&config, "lb-1").unwrap();
+        assert_eq!(daemon.parallelism, 1);
+        assert_eq!(daemon.prefix, replay.prefix);
+        assert_eq!(daemon.server_metrics, replay.server_metrics);
+    }
 }
