@@ -4,14 +4,16 @@
 //! Independent of actors and I/O scheduling: the caller hands a directory,
 //! [`EngineOptions`] and an output ([`process_snapshot`] appends to a
 //! buffer, [`process_snapshot_to`] streams to a writer in chunks of
-//! [`OUT_CHUNK`] bytes). `show stat` files are parsed in parallel
+//! [`OUT_CHUNK`] bytes, [`process_snapshot_into`] hands over the buffers it
+//! writes into, a [`BufferSink`]'s). `show stat` files are parsed in parallel
 //! (`opts.parallelism` threads, each taking the next file), each streamed
 //! from disk in chunks and turned into bounded Arrow batches (group ids and
 //! the needed numeric columns) that the grouped kernels fold into per-thread
 //! accumulators, merged at the end; lines are then written group by group,
 //! the self metrics of §4.4 last. Server lines (about 90% of the output) are
-//! formatted in pieces of whole backends, on a second thread too when
-//! `opts.parallelism` allows, and written in order. Memory is bounded by the
+//! formatted in pieces of whole backends on a second thread too when
+//! `opts.parallelism` allows, and written in order; on one thread they are
+//! written straight to the output. Memory is bounded by the
 //! number of groups, not by the size of the files or of the output.
 //!
 //! - [`parse_info`] — `Key: Value` lines → integer pairs.
@@ -363,7 +365,7 @@ pub fn process_snapshot(
 ) -> Result<SnapshotReport, SnapshotError> {
     let start = out.len();
     // `out` is the output: nothing to hand over while writing.
-    let result = run(dir, opts, out, &mut Sink { stream: None });
+    let result = run(dir, opts, out, &mut Sink::Buffer);
     if result.is_err() {
         out.truncate(start);
     }
@@ -384,36 +386,96 @@ pub fn process_snapshot_to(
     out: &mut dyn Write,
 ) -> Result<SnapshotReport, SnapshotError> {
     let mut buf = Vec::with_capacity(OUT_CHUNK + (OUT_CHUNK >> 3));
-    run(dir, opts, &mut buf, &mut Sink { stream: Some(out) })
+    run(dir, opts, &mut buf, &mut Sink::Stream(out))
+}
+
+/// Takes the engine's output buffers themselves, each once it holds
+/// [`hand_over_at`](BufferSink::hand_over_at) bytes or more of whole lines,
+/// instead of a copy of their bytes.
+pub trait BufferSink {
+    /// Bytes after which a buffer is handed over (checked between groups,
+    /// so a buffer goes past it by up to one group's lines).
+    fn hand_over_at(&self) -> usize;
+    /// An empty buffer to write into.
+    fn fresh(&mut self) -> Vec<u8>;
+    /// Takes a buffer of whole lines (an empty one is a [`fresh`](Self::fresh)
+    /// buffer given back unused).
+    fn take(&mut self, lines: Vec<u8>);
+    /// Adds lines formatted elsewhere (a copy).
+    fn copy(&mut self, lines: &[u8]);
+}
+
+/// Processes one snapshot directory, writing Graphite lines straight into
+/// buffers of `out` (no copy of the lines; see [`process_snapshot_to`]).
+pub fn process_snapshot_into(
+    dir: &Path,
+    opts: &EngineOptions,
+    out: &mut dyn BufferSink,
+) -> Result<SnapshotReport, SnapshotError> {
+    let mut buf = out.fresh();
+    let result = run(dir, opts, &mut buf, &mut Sink::Buffers(out));
+    // Empty after the last hand-over (or unused after an error).
+    buf.clear();
+    out.take(buf);
+    result
 }
 
 /// Where [`run`] sends the lines it buffers.
-struct Sink<'a> {
-    /// `None`: the buffer is the output ([`process_snapshot`]).
-    stream: Option<&'a mut dyn Write>,
+enum Sink<'a> {
+    /// The buffer is the output ([`process_snapshot`]).
+    Buffer,
+    /// Copied to a writer ([`process_snapshot_to`]).
+    Stream(&'a mut dyn Write),
+    /// Handed over whole ([`process_snapshot_into`]).
+    Buffers(&'a mut dyn BufferSink),
 }
 
 impl Sink<'_> {
-    /// Hands the buffered lines to the writer and empties the buffer (when
-    /// streaming; else the buffer is the output and keeps them).
+    /// Bytes after which the buffer is handed over.
+    fn threshold(&self) -> usize {
+        match self {
+            Sink::Buffers(out) => out.hand_over_at(),
+            Sink::Buffer | Sink::Stream(_) => OUT_CHUNK,
+        }
+    }
+
+    /// Hands the buffered lines over and empties the buffer (unless the
+    /// buffer is the output and keeps them).
     fn drain(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
-        if let Some(w) = self.stream.as_mut() {
-            w.write_all(buf)?;
-            buf.clear();
+        match self {
+            Sink::Buffer => {}
+            Sink::Stream(w) => {
+                w.write_all(buf)?;
+                buf.clear();
+            }
+            Sink::Buffers(out) => {
+                if !buf.is_empty() {
+                    let fresh = out.fresh();
+                    out.take(std::mem::replace(buf, fresh));
+                }
+            }
         }
         Ok(())
     }
 
     /// Adds `lines`, formatted elsewhere, after the buffered lines.
     fn append(&mut self, buf: &mut Vec<u8>, lines: &[u8]) -> std::io::Result<()> {
-        match self.stream.as_mut() {
-            Some(w) => {
+        match self {
+            Sink::Buffer => {
+                buf.extend_from_slice(lines);
+                Ok(())
+            }
+            Sink::Stream(w) => {
                 w.write_all(buf)?;
                 buf.clear();
                 w.write_all(lines)
             }
-            None => {
-                buf.extend_from_slice(lines);
+            Sink::Buffers(out) => {
+                if !buf.is_empty() {
+                    out.copy(buf);
+                    buf.clear();
+                }
+                out.copy(lines);
                 Ok(())
             }
         }
@@ -547,7 +609,7 @@ fn run(
     };
     let mut w = LineWriter::new(out, timestamp);
     let drain_full = |w: &mut LineWriter<'_>, sink: &mut Sink<'_>| {
-        w.take_if_over(OUT_CHUNK, &mut |b| sink.drain(b))
+        w.take_if_over(sink.threshold(), &mut |b| sink.drain(b))
             .map_err(write_err)
     };
     let p = opts.prefix.as_str();
@@ -636,55 +698,71 @@ fn run(
                 groups = 0;
             }
         }
-        let format_piece = |k: usize, mut buf: Vec<u8>| -> Piece {
-            let mut store = Vec::new();
-            let mut prefixes = Prefixes::default();
-            let mut w = LineWriter::new(&mut buf, timestamp);
-            let mut values = 0;
-            let piece = pieces.get(k).and_then(|r| backends.get(r.clone()));
-            for (backend, range) in piece.unwrap_or_default() {
-                if opts.exclude_backends.contains(*backend) {
-                    continue;
+        // The lines of the backends of piece `k`, into `w`; `between` runs
+        // after each server. Returns the values written.
+        let write_piece =
+            |k: usize,
+             w: &mut LineWriter<'_>,
+             between: &mut dyn FnMut(&mut LineWriter<'_>) -> Result<(), SnapshotError>|
+             -> Result<usize, SnapshotError> {
+                let mut store = Vec::new();
+                let mut prefixes = Prefixes::default();
+                let mut values = 0;
+                let piece = pieces.get(k).and_then(|r| backends.get(r.clone()));
+                for (backend, range) in piece.unwrap_or_default() {
+                    if opts.exclude_backends.contains(*backend) {
+                        continue;
+                    }
+                    let paths = paths_of(opts, &opts.backend_groups, backend, &mut store);
+                    let mut wrote = false;
+                    for path in paths {
+                        wrote |= w.line(
+                            &[path, "backend", backend, "TotalServers"],
+                            Value::Int(range.len() as i64),
+                        );
+                    }
+                    values += usize::from(wrote);
+                    for &g in order.get(range.clone()).unwrap_or_default() {
+                        let Some(key) = srv.keys.get(g) else { continue };
+                        let server = split_key(key).1;
+                        values += emit_group(
+                            w,
+                            prefixes.set(paths, &["backend", backend, "server", server]),
+                            // The selection is the prefix of the spec (see
+                            // `server_aggregated_metrics`).
+                            srv_spec
+                                .metrics
+                                .get(..opts.server_metrics.len())
+                                .unwrap_or_default(),
+                            srv.group_accs(g),
+                        );
+                        between(w)?;
+                    }
                 }
-                let paths = paths_of(opts, &opts.backend_groups, backend, &mut store);
-                let mut wrote = false;
-                for path in paths {
-                    wrote |= w.line(
-                        &[path, "backend", backend, "TotalServers"],
-                        Value::Int(range.len() as i64),
-                    );
-                }
-                values += usize::from(wrote);
-                for &g in order.get(range.clone()).unwrap_or_default() {
-                    let Some(key) = srv.keys.get(g) else { continue };
-                    let server = split_key(key).1;
-                    values += emit_group(
-                        &mut w,
-                        prefixes.set(paths, &["backend", backend, "server", server]),
-                        // The selection is the prefix of the spec (see
-                        // `server_aggregated_metrics`).
-                        srv_spec
-                            .metrics
-                            .get(..opts.server_metrics.len())
-                            .unwrap_or_default(),
-                        srv.group_accs(g),
-                    );
-                }
-            }
-            let lines = w.lines();
-            Piece { buf, lines, values }
-        };
-        pieces_in_order(
-            pieces.len(),
-            opts.parallelism > 1,
-            &format_piece,
-            &mut |piece: &Piece| {
+                Ok(values)
+            };
+        if opts.parallelism > 1 {
+            let format_piece = |k: usize, mut buf: Vec<u8>| -> Piece {
+                let mut w = LineWriter::new(&mut buf, timestamp);
+                // Nothing fails between backends of a piece in memory.
+                let values = write_piece(k, &mut w, &mut |_| Ok(())).unwrap_or(0);
+                let lines = w.lines();
+                Piece { buf, lines, values }
+            };
+            pieces_in_order(pieces.len(), true, &format_piece, &mut |piece: &Piece| {
                 report.metrics.server += piece.values;
                 w.add_lines(piece.lines);
                 w.take_if_over(0, &mut |b| sink.append(b, &piece.buf))
                     .map_err(write_err)
-            },
-        )?;
+            })?;
+        } else {
+            // On one thread, straight into the output: no piece to copy, and
+            // the buffer handed over between servers, as between the groups
+            // above.
+            for k in 0..pieces.len() {
+                report.metrics.server += write_piece(k, &mut w, &mut |w| drain_full(w, sink))?;
+            }
+        }
         if opts.aggr_server_metrics {
             let mut by_name = KindAgg::new(srv_spec);
             // Servers of excluded backends count here too, as in the
@@ -814,6 +892,67 @@ mod tests {
             report.lines,
             String::from_utf8_lossy(&buffered).lines().count()
         );
+    }
+
+    /// Keeps every buffer it is handed, as it is.
+    #[derive(Default)]
+    struct Buffers {
+        taken: Vec<Vec<u8>>,
+        fresh: usize,
+        given_back: usize,
+    }
+
+    impl BufferSink for Buffers {
+        fn hand_over_at(&self) -> usize {
+            4096
+        }
+        fn fresh(&mut self) -> Vec<u8> {
+            self.fresh += 1;
+            Vec::with_capacity(8192)
+        }
+        fn take(&mut self, lines: Vec<u8>) {
+            if lines.is_empty() {
+                self.given_back += 1;
+            } else {
+                self.taken.push(lines);
+            }
+        }
+        fn copy(&mut self, lines: &[u8]) {
+            self.taken.push(lines.to_vec());
+        }
+    }
+
+    #[test]
+    fn buffers_handed_over_hold_the_streamed_lines_whole() {
+        let tmp = big_snapshot(97);
+        let dir = tmp.path().join("1700000000");
+        let mut opts = EngineOptions::with_prefix("P");
+        opts.aggr_server_metrics = true;
+        let mut want = Vec::new();
+        process_snapshot_to(&dir, &opts, &mut want).unwrap();
+        let want = without_self_metrics(&want);
+        for parallelism in [1, 2] {
+            opts.parallelism = parallelism;
+            let mut out = Buffers::default();
+            let report = process_snapshot_into(&dir, &opts, &mut out).unwrap();
+            let all = out.taken.concat();
+            assert_eq!(
+                without_self_metrics(&all),
+                want,
+                "parallelism {parallelism}"
+            );
+            assert_eq!(report.lines, String::from_utf8_lossy(&all).lines().count());
+            assert!(out.taken.iter().all(|b| b.ends_with(b"\n")));
+            // Every fresh buffer was either handed over full or given back.
+            assert_eq!(out.given_back, 1);
+            if parallelism == 1 {
+                // Handed over between groups: never past the hand-over size
+                // by more than one server's lines, and never copied.
+                assert_eq!(out.fresh, out.taken.len() + 1);
+                assert!(out.taken.len() > 10, "{} buffers", out.taken.len());
+                assert!(out.taken.iter().all(|b| b.len() < 4096 + 1024));
+            }
+        }
     }
 
     #[test]

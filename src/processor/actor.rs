@@ -85,7 +85,7 @@ impl Handler<ProcessSnapshot> for Processor {
             if dir.join(INJECT_PANIC_FILE).exists() {
                 panic!("injected processor panic");
             }
-            engine::process_snapshot_to(&dir, &self.options, &mut lines)
+            engine::process_snapshot_into(&dir, &self.options, &mut lines)
         }));
         match outcome {
             Ok(Ok(report)) => {

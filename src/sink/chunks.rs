@@ -13,9 +13,16 @@ use std::io::Write;
 use std::sync::Arc;
 
 use super::chunk_pool::ChunkPool;
+use crate::engine::BufferSink;
 
 /// The size of a chunk: the Graphite sink's write size.
 pub const LINE_CHUNK: usize = 256 * 1024;
+
+/// Room left in a chunk the engine writes into for the lines of the group
+/// it is writing when the chunk is handed over: one group's lines (at most
+/// ~100 metrics, times the number of group paths) rarely take 8 KiB. A
+/// group that takes more makes its chunk grow (the sink copies it).
+const GROUP_ROOM: usize = 32 * 1024;
 
 /// Newline-terminated lines in chunks of whole lines.
 #[derive(Debug, Default, Clone)]
@@ -68,10 +75,7 @@ impl LineChunks {
     /// Starts a new chunk, moving into it the unfinished line that ends the
     /// current one (if any), so that every chunk holds whole lines.
     fn start_chunk(&mut self) {
-        let mut next = match &self.pool {
-            Some(pool) => pool.take(),
-            None => Vec::with_capacity(LINE_CHUNK),
-        };
+        let mut next = self.fresh();
         if let Some(last) = self.chunks.last_mut() {
             if let Some(tail) = last.get(self.line_start..) {
                 next.extend_from_slice(tail);
@@ -80,6 +84,36 @@ impl LineChunks {
         }
         self.line_start = 0;
         self.chunks.push(next);
+    }
+}
+
+/// The engine writes straight into the chunks
+/// ([`crate::engine::process_snapshot_into`]).
+impl BufferSink for LineChunks {
+    fn hand_over_at(&self) -> usize {
+        LINE_CHUNK - GROUP_ROOM
+    }
+
+    fn fresh(&mut self) -> Vec<u8> {
+        match &self.pool {
+            Some(pool) => pool.take(),
+            None => Vec::with_capacity(LINE_CHUNK),
+        }
+    }
+
+    fn take(&mut self, lines: Vec<u8>) {
+        if lines.is_empty() {
+            if let Some(pool) = &self.pool {
+                pool.give_back(lines);
+            }
+        } else {
+            self.push_chunk(lines);
+        }
+    }
+
+    fn copy(&mut self, lines: &[u8]) {
+        // Writing to memory cannot fail.
+        let _ = self.write_all(lines);
     }
 }
 
