@@ -8,7 +8,8 @@
 #   bench/cpu.sh [WARMUP_SECONDS] [WINDOW_SECONDS]     defaults 20 and 120
 #
 # CPU% of one core = (utime + stime) delta from /proc/PID/stat over the
-# window / window length; peak RSS = VmHWM at the end. The per-cycle
+# window / window length (the window starts mid-interval and is rounded up
+# to whole intervals, so it holds a whole number of cycles); peak RSS = VmHWM at the end. The per-cycle
 # breakdown comes from the log ("snapshot processed ... seconds="), cycles
 # inside the window only. Environment: CPU_TARGET_DIR (cargo target dir,
 # default target/soak), CPU_REPORT (write the results there as Markdown),
@@ -142,6 +143,12 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$daemon/stat"; }
 hz=$(getconf CLK_TCK)
 sleep "$warmup"
 kill -0 "$daemon" 2>/dev/null || die "haproxystats exited during warm-up: $(tail -n 20 "$log")"
+# Pull cycles start on multiples of the interval: the window starts half an
+# interval after one, and lasts a whole number of intervals, so that it holds
+# exactly that many cycles (a cycle more or less would move the result by
+# 1/12 on a 120 s window).
+window=$(((window + interval - 1) / interval * interval))
+sleep "$(awk -v now="$(date +%s.%N)" -v i="$interval" 'BEGIN { w = i / 2 - (now % i); if (w < 0) w += i; print w }')"
 t0=$(date +%s.%N); c0=$(ticks); w0=$(date -u +%Y-%m-%dT%H:%M:%S)
 if [ -n "${CPU_PERF:-}" ]; then
     perf record -q -F 999 -p "$daemon" -o "$CPU_PERF" -- sleep "$window" >/dev/null 2>&1 ||
