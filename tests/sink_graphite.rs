@@ -453,7 +453,7 @@ async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     lines.write_all(&bytes).unwrap_or_else(|e| panic!("{e}"));
     let chunks = lines.chunks().len();
     assert!(chunks >= 8, "only {chunks} chunks");
-    pool.expect(chunks);
+    pool.limit_to(chunks);
     let (written, ack) = oneshot::channel();
     sink.do_send(SendLinesAcked { lines, written });
     let acked = tokio::time::timeout(Duration::from_secs(10), ack).await;

@@ -89,7 +89,7 @@ impl Handler<ProcessSnapshot> for Processor {
         }));
         match outcome {
             Ok(Ok(report)) => {
-                self.chunks.expect(lines.chunks().len());
+                self.chunks.limit_to(lines.chunks().len());
                 Ok(Processed { dir, lines, report })
             }
             Ok(Err(error)) => Err(ProcessFailure::Unusable(error)),

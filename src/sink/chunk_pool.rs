@@ -10,8 +10,8 @@
 //! one snapshot's lines, and a Graphite outage draining a long backlog
 //! returns the surplus to the system.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::chunks::LINE_CHUNK;
 
@@ -25,18 +25,21 @@ pub struct ChunkPool {
 }
 
 impl ChunkPool {
-    /// An empty pool keeping no chunk until [`expect`](Self::expect) says
-    /// how many a snapshot needs.
+    /// An empty pool keeping no chunk until [`limit_to`](Self::limit_to)
+    /// says how many a snapshot needs.
     pub fn new() -> ChunkPool {
         ChunkPool::default()
     }
 
+    /// The spare chunks. A panic while they were locked cannot have left
+    /// them inconsistent (a push or pop of one Vec), so poisoning is ignored.
+    fn locked(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
+        self.spare.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// An empty chunk of [`LINE_CHUNK`] bytes' capacity: a spare one if any.
     pub fn take(&self) -> Vec<u8> {
-        let spare = match self.spare.lock() {
-            Ok(mut spare) => spare.pop(),
-            Err(poisoned) => poisoned.into_inner().pop(),
-        };
+        let spare = self.locked().pop();
         spare.unwrap_or_else(|| Vec::with_capacity(LINE_CHUNK))
     }
 
@@ -46,10 +49,7 @@ impl ChunkPool {
         if chunk.capacity() != LINE_CHUNK {
             return;
         }
-        let mut spare = match self.spare.lock() {
-            Ok(spare) => spare,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut spare = self.locked();
         if spare.len() < self.limit.load(Ordering::Relaxed) {
             chunk.clear();
             spare.push(chunk);
@@ -58,22 +58,16 @@ impl ChunkPool {
 
     /// The latest snapshot took `chunks` chunks: keep at most that many,
     /// freeing the surplus now.
-    pub fn expect(&self, chunks: usize) {
+    pub fn limit_to(&self, chunks: usize) {
         self.limit.store(chunks, Ordering::Relaxed);
-        let mut spare = match self.spare.lock() {
-            Ok(spare) => spare,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut spare = self.locked();
         spare.truncate(chunks);
         spare.shrink_to(chunks);
     }
 
     /// Spare chunks held now.
     pub fn spare(&self) -> usize {
-        match self.spare.lock() {
-            Ok(spare) => spare.len(),
-            Err(poisoned) => poisoned.into_inner().len(),
-        }
+        self.locked().len()
     }
 }
 
@@ -84,7 +78,7 @@ mod tests {
     #[test]
     fn a_chunk_given_back_is_taken_again_without_a_new_allocation() {
         let pool = ChunkPool::new();
-        pool.expect(2);
+        pool.limit_to(2);
         let mut chunk = pool.take();
         assert_eq!(chunk.capacity(), LINE_CHUNK);
         chunk.extend_from_slice(b"a 1 2\n");
@@ -103,21 +97,21 @@ mod tests {
         // Nothing is kept before a snapshot said how many it needs.
         pool.give_back(pool.take());
         assert_eq!(pool.spare(), 0);
-        pool.expect(3);
+        pool.limit_to(3);
         let chunks: Vec<Vec<u8>> = (0..5).map(|_| pool.take()).collect();
         for chunk in chunks {
             pool.give_back(chunk);
         }
         assert_eq!(pool.spare(), 3);
         // A smaller snapshot frees the surplus at once.
-        pool.expect(1);
+        pool.limit_to(1);
         assert_eq!(pool.spare(), 1);
     }
 
     #[test]
     fn chunks_of_another_size_are_not_kept() {
         let pool = ChunkPool::new();
-        pool.expect(4);
+        pool.limit_to(4);
         pool.give_back(Vec::with_capacity(100));
         let mut grown = pool.take();
         grown.resize(LINE_CHUNK + 1, b'x');
