@@ -19,6 +19,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod carbon;
+pub mod fake_graphite;
 pub mod haproxy;
 pub mod haproxystats;
 pub mod process;
