@@ -23,6 +23,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod health;
+pub mod log_limit;
 pub mod logging;
 pub mod processor;
 pub mod puller;

@@ -3,15 +3,27 @@
 //! [`RetryPolicy`] schedule — and none of it ever blocks the sender: a
 //! [`SendLines`] is queued and answered at once.
 //!
-//! Delivery is at-least-once: plaintext carbon never acknowledges, so bytes
-//! the kernel accepted may still sit unread in socket buffers when a
-//! connection breaks or stalls. The last `replay-bytes` written (default
-//! [`REPLAY_BYTES`]) are kept
-//! and sent again, whole lines, in front of the backlog on the next
-//! connection. Graphite stores one value per path and timestamp, so a
-//! duplicate overwrites the same point; a lost line would be a gap. Lines
-//! dropped because the backlog was full are counted and logged.
+//! Delivery is at-least-once, confirmed as far as plaintext carbon allows:
+//! a line counts as delivered (its snapshot may be deleted) once the peer's
+//! TCP stack acknowledged it and the connection showed signs of life after
+//! that ([`super::confirm`]: more acknowledgements, or nothing outstanding
+//! and an open receive window). What a connection did not confirm when it
+//! breaks, stalls or the process stops is written again on the next
+//! connection, or stays in src-dir for the next start. Confirmed lines are
+//! kept (the last `replay-bytes`, default [`REPLAY_BYTES`]) and written
+//! again too if the connection then stalls. Graphite stores one value per
+//! path and timestamp, so a duplicate overwrites the same point; a lost
+//! line would be a gap. Lines dropped because the backlog was full are
+//! counted and logged.
+//!
+//! A connection that breaks before confirming anything is followed by the
+//! reconnect schedule's wait, and every connection after a broken one may
+//! hold at first only what the peer's receive window takes, doubling with
+//! each confirmation: a peer that resets every few kilobytes still gets
+//! every line, a little per connection, and a few connections per second.
+//! Repeated log lines are rate-limited ([`crate::log_limit`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,8 +37,11 @@ use tokio::time::Instant;
 use super::backlog::Backlog;
 use super::chunk_pool::ChunkPool;
 use super::chunks::LineChunks;
+use super::confirm::{Confirmation, Reading, Verdict};
 use super::retry::{RetryPolicy, RetryState};
+use super::tcp_state;
 use crate::config::GraphiteConfig;
+use crate::log_limit::LogLimit;
 
 /// Bytes handed to one `write` call: large enough that a million lines take a
 /// few hundred syscalls, small enough to resend cheaply after a broken
@@ -34,10 +49,9 @@ use crate::config::GraphiteConfig;
 /// written as it is.
 const CHUNK_BYTES: usize = super::chunks::LINE_CHUNK;
 
-/// Default of `[graphite] replay-bytes`: bytes already written that are sent
-/// again after a broken connection — more than a socket's send buffer plus
-/// the peer's receive buffer hold (4 + 6 MiB at Linux's defaults), so a
-/// stalled peer cannot swallow lines unseen.
+/// Default of `[graphite] replay-bytes`: confirmed bytes kept to write
+/// again if the connection stalls after confirming them — more than a
+/// peer's receive buffer holds (6 MiB at Linux's defaults).
 pub const REPLAY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where and how the sink connects.
@@ -55,7 +69,7 @@ pub struct GraphiteSettings {
     pub policy: RetryPolicy,
     /// Backlog capacity in lines.
     pub queue_size: usize,
-    /// Bytes kept for resending after a broken connection.
+    /// Confirmed bytes kept for writing again after a stall.
     pub replay_bytes: usize,
 }
 
@@ -89,7 +103,7 @@ pub struct SinkCounters {
 /// A snapshot of the sink's counters (self metrics, status file, logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, MessageResponse)]
 pub struct SinkStats {
-    /// Lines waiting (backlog plus the chunk being written).
+    /// Lines not yet confirmed delivered (waiting, being written, written).
     pub backlog: u64,
     /// Lines dropped because the backlog was full, since start.
     pub dropped: u64,
@@ -121,8 +135,8 @@ impl SinkCounters {
 #[rtype(result = "()")]
 pub struct SendLines(pub Vec<u8>);
 
-/// Queue these lines and report, on `written`, once every one of them has
-/// been written to a connection (handed to the kernel) or dropped by the
+/// Queue these lines and report, on `written`, once every one of them was
+/// confirmed delivered (see the module's documentation) or dropped by the
 /// backlog: only then may the snapshot they came from be deleted. If the
 /// sink dies first, `written` is dropped unanswered and the caller keeps
 /// the snapshot to process again (at-least-once across restarts).
@@ -135,8 +149,8 @@ pub struct SendLinesAcked {
     pub written: oneshot::Sender<()>,
 }
 
-/// Resolve once everything queued so far is written, or after `timeout`;
-/// answers the lines still waiting (0 = all flushed).
+/// Resolve once everything queued so far is confirmed delivered, or after
+/// `timeout`; answers the lines not yet confirmed (0 = all delivered).
 #[derive(Debug, Message)]
 #[rtype(result = "u64")]
 pub struct Flush {
@@ -253,37 +267,96 @@ impl Handler<crate::supervisor::Crash> for GraphiteSink {
     }
 }
 
-/// The connection and the backlog, owned by one task.
+/// How often a connection with unconfirmed bytes is looked at
+/// ([`tcp_state::read`]): the delay between the peer's acknowledgement and
+/// the snapshot's deletion, beyond the settle time.
+const CONFIRM_TICK: Duration = Duration::from_millis(50);
+
+/// What a connection that follows a broken one may have unconfirmed before
+/// the first confirmation, at least (the peer's receive window, if larger);
+/// it doubles with every confirmation. A peer that breaks every connection thus gets
+/// a little at a time, and every connection confirms what it took.
+const PROBE_BYTES: u64 = 64 * 1024;
+
+/// Lines on their way to Graphite, in the order they are written.
+struct Outgoing {
+    bytes: Vec<u8>,
+    lines: u64,
+    /// Whether confirming these lines counts them towards acknowledgements
+    /// (`false` for lines resent after a stall: counted the first time).
+    fresh: bool,
+}
+
+impl Outgoing {
+    fn fresh(bytes: Vec<u8>, lines: u64) -> Outgoing {
+        Outgoing {
+            bytes,
+            lines,
+            fresh: true,
+        }
+    }
+}
+
+/// One connection and what the peer's TCP stack says of it.
+struct Connection {
+    stream: TcpStream,
+    /// Bytes written to it so far.
+    written: u64,
+    /// Offset of the first byte of the oldest unconfirmed chunk.
+    unconfirmed_from: u64,
+    /// Offset up to which the last tick confirmed.
+    confirmed: u64,
+    confirmation: Confirmation,
+    /// Bytes that may be unconfirmed at once (`None`: no limit).
+    budget: Option<u64>,
+}
+
+impl Connection {
+    /// Bytes that may be written now without exceeding the budget.
+    fn allowance(&self) -> u64 {
+        match self.budget {
+            None => u64::MAX,
+            Some(budget) => budget.saturating_sub(self.written - self.confirmation.confirmed()),
+        }
+    }
+}
+
+/// The connection, the backlog and everything unconfirmed, owned by one task.
 struct Writer {
     settings: GraphiteSettings,
     counters: Arc<SinkCounters>,
     backlog: Backlog,
-    /// Bytes taken from the backlog for the current connection.
-    inflight: Vec<u8>,
-    /// How much of `inflight` the current connection accepted.
-    written: usize,
-    /// Fully written chunks, oldest first, kept for resending.
-    replay: std::collections::VecDeque<Vec<u8>>,
+    /// Lines of a broken connection to write again, before the backlog.
+    resend: VecDeque<Outgoing>,
+    /// The chunk being written and how much of it the connection took.
+    current: Option<Outgoing>,
+    current_written: usize,
+    /// Chunks written on this connection, not yet confirmed, with the
+    /// connection offset where each ends.
+    sent: VecDeque<(Outgoing, u64)>,
+    /// Confirmed chunks, newest last, kept to write again if the connection
+    /// stalls after all (at most `replay_bytes`).
+    replay: VecDeque<Vec<u8>>,
     replay_bytes: usize,
-    inflight_lines: u64,
-    /// When the current connection last accepted bytes (or got a new chunk).
-    last_progress: Instant,
-    connection: Option<TcpStream>,
+    connection: Option<Connection>,
+    /// Whether the next connection starts with a budget: the last one broke.
+    careful: bool,
+    /// When the chunk being written last made progress.
+    last_write_progress: Instant,
     ever_connected: bool,
     retry: RetryState,
     next_attempt: Instant,
     flush_waiters: Vec<oneshot::Sender<()>>,
     /// Lines ever enqueued (the sequence number of the newest line).
     enqueued: u64,
-    /// Lines of `enqueued` written at least once or dropped.
+    /// Lines of `enqueued` confirmed or dropped.
     consumed: u64,
-    /// Lines put back in front of the backlog after a broken connection:
-    /// already counted in `consumed`, so their next write or drop is not.
-    recount_debt: u64,
     /// Acknowledgements waiting for `consumed` to reach their sequence number.
-    acks: std::collections::VecDeque<(u64, oneshot::Sender<()>)>,
+    acks: VecDeque<(u64, oneshot::Sender<()>)>,
     /// Where chunks leaving the replay window go (else they are freed).
     chunks: Option<Arc<ChunkPool>>,
+    lost_log: LogLimit,
+    connect_log: LogLimit,
 }
 
 impl Writer {
@@ -297,36 +370,49 @@ impl Writer {
             backlog: Backlog::new(settings.queue_size),
             settings,
             counters,
-            inflight: Vec::new(),
-            written: 0,
-            replay: std::collections::VecDeque::new(),
+            resend: VecDeque::new(),
+            current: None,
+            current_written: 0,
+            sent: VecDeque::new(),
+            replay: VecDeque::new(),
             replay_bytes: 0,
-            inflight_lines: 0,
-            last_progress: Instant::now(),
             connection: None,
+            careful: false,
+            last_write_progress: Instant::now(),
             ever_connected: false,
             retry: RetryState::default(),
             next_attempt: Instant::now(),
             flush_waiters: Vec::new(),
             enqueued: 0,
             consumed: 0,
-            recount_debt: 0,
-            acks: std::collections::VecDeque::new(),
+            acks: VecDeque::new(),
+            lost_log: LogLimit::default(),
+            connect_log: LogLimit::default(),
         }
     }
 
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut tick = tokio::time::interval(CONFIRM_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.refill();
             self.publish_depth();
-            if self.inflight.is_empty() && self.backlog.is_empty() {
+            if self.nothing_unconfirmed() {
                 for waiter in self.flush_waiters.drain(..) {
                     let _ = waiter.send(());
                 }
             }
-            let has_data = !self.inflight.is_empty() || !self.backlog.is_empty();
-            let writing = self.connection.is_some() && !self.inflight.is_empty();
-            let progress_deadline = self.last_progress + self.settings.write_timeout;
+            let has_data = !self.nothing_unconfirmed();
+            let allowance = self.connection.as_ref().map_or(0, Connection::allowance);
+            let writing = self.current.is_some() && allowance > 0;
+            let watching = self.connection.is_some() && has_data;
+            let write_deadline = self.last_write_progress + self.settings.write_timeout;
+            let pending = self.current.as_ref().map_or(&[][..], |current| {
+                let rest = &current.bytes[self.current_written..];
+                &rest[..rest
+                    .len()
+                    .min(usize::try_from(allowance).unwrap_or(usize::MAX))]
+            });
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Lines(lines, written)) => self.enqueue(lines, written),
@@ -335,16 +421,25 @@ impl Writer {
                 },
                 connected = connect_when_due(&self.settings, self.next_attempt),
                     if has_data && self.connection.is_none() => self.on_connect(connected),
-                written = write_some(self.connection.as_mut(), &self.inflight[self.written..]),
+                written = write_some(self.connection.as_mut().map(|c| &mut c.stream), pending),
                     if writing => self.on_write(written),
-                () = tokio::time::sleep_until(progress_deadline), if writing => {
-                        self.on_broken(&format!(
-                            "no write progress for {:?} (write-timeout)",
-                            self.settings.write_timeout
-                        ));
-                    }
+                () = tokio::time::sleep_until(write_deadline), if writing => {
+                    self.on_broken(
+                        &format!("no write progress for {:?} (write-timeout)", self.settings.write_timeout),
+                        true,
+                    );
+                }
+                _ = tick.tick(), if watching => self.on_tick(),
             }
         }
+    }
+
+    /// Nothing waits, nothing is being written, everything written is confirmed.
+    fn nothing_unconfirmed(&self) -> bool {
+        self.backlog.is_empty()
+            && self.resend.is_empty()
+            && self.current.is_none()
+            && self.sent.is_empty()
     }
 
     fn enqueue(&mut self, lines: LineChunks, written: Option<oneshot::Sender<()>>) {
@@ -362,12 +457,9 @@ impl Writer {
         self.consume(dropped as u64);
     }
 
-    /// `lines` left the pipeline (written or dropped), oldest first; the
-    /// ones re-sent after a broken connection were counted the first time.
+    /// `lines` left the pipeline (confirmed or dropped), oldest first.
     fn consume(&mut self, lines: u64) {
-        let recounted = lines.min(self.recount_debt);
-        self.recount_debt -= recounted;
-        self.consumed += lines - recounted;
+        self.consumed += lines;
         while self
             .acks
             .front()
@@ -393,33 +485,38 @@ impl Writer {
         }
     }
 
-    /// Moves the next chunk of the backlog into `inflight` once the previous
-    /// one is fully written. Only while connected: until then every waiting
-    /// line is in the backlog, where its capacity applies.
+    /// Takes the next chunk to write once the previous one is written:
+    /// lines to resend first, then the backlog. Only while connected: until
+    /// then every waiting line is in the backlog, where its capacity applies.
     fn refill(&mut self) {
-        if !self.inflight.is_empty() || self.connection.is_none() {
+        if self.current.is_some() || self.connection.is_none() {
             return;
         }
-        // A whole batch no bigger than a chunk (the Processor hands over
-        // chunks of this size) is written as it is, without a copy.
-        if let Some((bytes, lines)) = self.backlog.take_front_batch(CHUNK_BYTES) {
-            self.inflight = bytes;
-            self.inflight_lines = lines as u64;
+        if let Some(again) = self.resend.pop_front() {
+            self.current = Some(again);
+        } else if let Some((bytes, lines)) = self.backlog.take_front_batch(CHUNK_BYTES) {
+            // A whole batch no bigger than a chunk (the Processor hands over
+            // chunks of this size) is written as it is, without a copy.
+            self.current = Some(Outgoing::fresh(bytes, lines as u64));
+        } else if let Some(chunk) = self.backlog.front_chunk(CHUNK_BYTES) {
+            let bytes = chunk.to_vec();
+            self.backlog.consume(bytes.len());
+            let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            self.current = Some(Outgoing::fresh(bytes, lines));
         } else {
-            let Some(chunk) = self.backlog.front_chunk(CHUNK_BYTES) else {
-                return;
-            };
-            self.inflight.extend_from_slice(chunk);
-            let len = chunk.len();
-            self.backlog.consume(len);
-            self.inflight_lines = memchr::memchr_iter(b'\n', &self.inflight).count() as u64;
+            return;
         }
-        self.written = 0;
-        self.last_progress = Instant::now();
+        self.current_written = 0;
+        self.last_write_progress = Instant::now();
     }
 
+    /// Lines not yet confirmed: waiting, being written, or written.
     fn publish_depth(&self) {
-        let depth = self.backlog.len() as u64 + self.inflight_lines;
+        let waiting = |o: &Outgoing| if o.fresh { o.lines } else { 0 };
+        let depth = self.backlog.len() as u64
+            + self.resend.iter().map(waiting).sum::<u64>()
+            + self.current.as_ref().map_or(0, waiting)
+            + self.sent.iter().map(|(o, _)| waiting(o)).sum::<u64>();
         self.counters.backlog.store(depth, Ordering::Relaxed);
     }
 
@@ -431,66 +528,167 @@ impl Writer {
                 }
                 self.ever_connected = true;
                 self.counters.connected.store(true, Ordering::Relaxed);
-                RetryPolicy::reset(&mut self.retry);
-                tracing::info!(
-                    server = %self.settings.host,
-                    port = self.settings.port,
-                    backlog = self.backlog.len() as u64 + self.inflight_lines,
-                    "connected to graphite"
-                );
-                self.last_progress = Instant::now();
-                self.connection = Some(stream);
+                // After a broken connection, the new one may hold at first
+                // what the peer's window takes: a peer that does not read
+                // then shows it (a closed window) instead of swallowing more.
+                let budget = self.careful.then(|| {
+                    tcp_state::read(&stream)
+                        .ok()
+                        .and_then(|state| state.window)
+                        .map_or(PROBE_BYTES, |window| window.max(PROBE_BYTES))
+                });
+                if let Some(suppressed) = self.connect_log.allow(std::time::Instant::now()) {
+                    tracing::info!(
+                        server = %self.settings.host,
+                        port = self.settings.port,
+                        backlog = self.counters.backlog.load(Ordering::Relaxed),
+                        similar_lines_suppressed = suppressed,
+                        "connected to graphite"
+                    );
+                }
+                let now = Instant::now();
+                self.last_write_progress = now;
+                self.connection = Some(Connection {
+                    stream,
+                    written: 0,
+                    unconfirmed_from: 0,
+                    confirmed: 0,
+                    confirmation: Confirmation::new(now.into_std(), self.settings.write_timeout),
+                    budget,
+                });
             }
             Err(error) => {
                 let wait = self.settings.policy.next_wait(&mut self.retry);
                 self.next_attempt = Instant::now() + wait;
-                tracing::warn!(
-                    server = %self.settings.host,
-                    port = self.settings.port,
-                    error = %error,
-                    retry_in = ?wait,
-                    backlog = self.backlog.len() as u64 + self.inflight_lines,
-                    "cannot connect to graphite"
-                );
+                if let Some(suppressed) = self.lost_log.allow(std::time::Instant::now()) {
+                    tracing::warn!(
+                        server = %self.settings.host,
+                        port = self.settings.port,
+                        error = %error,
+                        retry_in = ?wait,
+                        backlog = self.counters.backlog.load(Ordering::Relaxed),
+                        similar_lines_suppressed = suppressed,
+                        "cannot connect to graphite"
+                    );
+                }
             }
         }
     }
 
     fn on_write(&mut self, written: std::io::Result<usize>) {
         match written {
-            Ok(0) => self.on_broken("connection closed by peer"),
+            Ok(0) => self.on_broken("connection closed by peer", false),
             Ok(n) => {
-                self.written += n;
-                self.last_progress = Instant::now();
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                self.counters.last_write_ok.store(now, Ordering::Relaxed);
-                if self.written >= self.inflight.len() {
+                self.current_written += n;
+                self.last_write_progress = Instant::now();
+                if let Some(connection) = &mut self.connection {
+                    connection.written += n as u64;
+                }
+                let done = self
+                    .current
+                    .as_ref()
+                    .is_some_and(|current| self.current_written >= current.bytes.len());
+                if done && let Some(current) = self.current.take() {
+                    let end = self.connection.as_ref().map_or(0, |c| c.written);
                     self.counters
                         .sent
-                        .fetch_add(self.inflight_lines, Ordering::Relaxed);
-                    self.consume(self.inflight_lines);
-                    self.keep_for_replay();
+                        .fetch_add(current.lines, Ordering::Relaxed);
+                    self.sent.push_back((current, end));
+                    self.current_written = 0;
                 }
             }
-            Err(error) => self.on_broken(&error.to_string()),
+            Err(error) => self.on_broken(&error.to_string(), false),
         }
     }
 
-    /// Moves the fully written chunk into the replay window, forgetting the
-    /// oldest chunks beyond `replay_bytes`.
-    fn keep_for_replay(&mut self) {
-        let mut chunk = std::mem::take(&mut self.inflight);
+    /// Asks the kernel how far the peer got, confirms what is delivered,
+    /// and replaces a connection that stalled or that the peer closed.
+    fn on_tick(&mut self) {
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        let state = match tcp_state::read(&connection.stream) {
+            Ok(state) => state,
+            Err(error) => {
+                return self.on_broken(
+                    &format!("cannot read the connection's state: {error}"),
+                    false,
+                );
+            }
+        };
+        let verdict = connection.confirmation.observe(
+            Instant::now().into_std(),
+            Reading {
+                written: connection.written,
+                unacked: state.unacked,
+                rtt: state.rtt,
+                window: state.window,
+            },
+        );
+        match verdict {
+            Verdict::Stalled { for_ } => self.on_broken(
+                &format!(
+                    "nothing acknowledged for {for_:?} (write-timeout): the peer stopped reading"
+                ),
+                true,
+            ),
+            Verdict::Alive { confirmed } => {
+                self.confirm(confirmed);
+                if !state.established {
+                    self.on_broken("connection closed by peer", false);
+                }
+            }
+        }
+    }
+
+    /// Every chunk that ends at or before connection offset `confirmed` is
+    /// delivered: its lines are counted, its bytes kept for a replay.
+    fn confirm(&mut self, confirmed: u64) {
+        while self.sent.front().is_some_and(|(_, end)| *end <= confirmed) {
+            let Some((chunk, end)) = self.sent.pop_front() else {
+                break;
+            };
+            if let Some(connection) = &mut self.connection {
+                connection.unconfirmed_from = end;
+            }
+            self.delivered(chunk);
+        }
+        let progress = self.connection.as_mut().is_some_and(|connection| {
+            let grew = confirmed > connection.confirmed;
+            connection.confirmed = confirmed;
+            grew
+        });
+        if progress {
+            // The peer is reading: the reconnect schedule starts over, the
+            // logs say the next failure at once, the budget grows.
+            RetryPolicy::reset(&mut self.retry);
+            self.lost_log.reset();
+            if let Some(connection) = &mut self.connection {
+                connection.budget = connection
+                    .budget
+                    .map(|budget| budget.saturating_mul(2))
+                    .filter(|budget| {
+                        *budget < self.settings.replay_bytes.max(CHUNK_BYTES) as u64 * 4
+                    });
+            }
+        }
+    }
+
+    /// `chunk` reached the peer: acknowledge its lines, keep its bytes in
+    /// the replay window, forgetting the oldest beyond `replay_bytes`.
+    fn delivered(&mut self, chunk: Outgoing) {
+        if chunk.fresh {
+            self.consume(chunk.lines);
+        }
+        let mut bytes = chunk.bytes;
         // A chunk is allocated for CHUNK_BYTES but often carries one small
         // snapshot: kept as is, 16 MiB of replay would pin ~100 MiB. A
         // nearly full one is kept as is (shrinking would copy it).
-        if chunk.capacity() > 2 * chunk.len() {
-            chunk.shrink_to_fit();
+        if bytes.capacity() > 2 * bytes.len() {
+            bytes.shrink_to_fit();
         }
-        self.replay_bytes += chunk.len();
-        self.replay.push_back(chunk);
+        self.replay_bytes += bytes.len();
+        self.replay.push_back(bytes);
         while self.replay_bytes > self.settings.replay_bytes {
             match self.replay.pop_front() {
                 Some(old) => {
@@ -502,47 +700,84 @@ impl Writer {
                 None => self.replay_bytes = 0,
             }
         }
-        self.inflight_lines = 0;
-        self.written = 0;
     }
 
-    fn on_broken(&mut self, reason: &str) {
-        self.connection = None;
+    /// The connection is gone. What it did not confirm is written again on
+    /// the next one, from the first unconfirmed line; after a stall, the
+    /// replay window too (the peer may have stopped reading before it).
+    fn on_broken(&mut self, reason: &str, stalled: bool) {
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
         self.counters.connected.store(false, Ordering::Relaxed);
-        // The in-flight chunk and the replay window go back in front of the
-        // backlog, oldest first: the peer may not have read any of it.
-        let mut resend = std::mem::take(&mut self.replay);
-        self.replay_bytes = 0;
-        // The replay window was counted as consumed when written; the
-        // in-flight chunk was not, and is consumed when written again.
-        let replayed_lines: u64 = resend
-            .iter()
-            .map(|chunk| memchr::memchr_iter(b'\n', chunk).count() as u64)
-            .sum();
-        resend.push_back(std::mem::take(&mut self.inflight));
-        self.inflight_lines = 0;
-        self.written = 0;
-        let mut resend_lines = 0;
-        let mut dropped = 0;
-        for chunk in resend.into_iter().rev() {
-            let pushed = self.backlog.push_front(chunk);
-            resend_lines += pushed.accepted;
-            dropped += pushed.dropped;
+        let confirmed = if stalled {
+            connection.unconfirmed_from
+        } else {
+            connection.confirmation.confirmed()
+        };
+        let made_progress = confirmed > 0;
+        // The written chunks, then the partly written one, oldest first.
+        let mut again: VecDeque<Outgoing> = self.sent.drain(..).map(|(chunk, _)| chunk).collect();
+        if let Some(current) = self.current.take() {
+            again.push_back(current);
         }
-        self.count_dropped(dropped);
-        // Lines that did not fit back are the oldest: replayed ones first.
-        let replayed_back = replayed_lines.saturating_sub(dropped as u64);
-        self.recount_debt += replayed_back;
-        self.consume((dropped as u64).saturating_sub(replayed_lines));
-        // The first reconnect is immediate; the policy paces the following.
-        self.next_attempt = Instant::now();
-        tracing::warn!(
-            server = %self.settings.host,
-            port = self.settings.port,
-            reason,
-            resend_lines,
-            "graphite connection lost; reconnecting"
-        );
+        self.current_written = 0;
+        // The oldest may be confirmed in part: its whole lines up to the
+        // confirmed offset are delivered.
+        if let Some(first) = again.front_mut() {
+            let done = usize::try_from(confirmed.saturating_sub(connection.unconfirmed_from))
+                .unwrap_or(usize::MAX)
+                .min(first.bytes.len());
+            if let Some(newline) = memchr::memrchr(b'\n', &first.bytes[..done]) {
+                let rest = first.bytes.split_off(newline + 1);
+                let head = std::mem::replace(&mut first.bytes, rest);
+                let lines = memchr::memchr_iter(b'\n', &head).count() as u64;
+                first.lines -= lines.min(first.lines);
+                let fresh = first.fresh;
+                self.delivered(Outgoing {
+                    bytes: head,
+                    lines,
+                    fresh,
+                });
+            }
+        }
+        let mut replayed = 0;
+        if stalled {
+            for bytes in self.replay.drain(..).rev() {
+                replayed += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+                again.push_front(Outgoing {
+                    bytes,
+                    lines: 0,
+                    fresh: false,
+                });
+            }
+            self.replay_bytes = 0;
+        }
+        let unconfirmed: u64 = again.iter().filter(|o| o.fresh).map(|o| o.lines).sum();
+        for chunk in again.into_iter().rev() {
+            self.resend.push_front(chunk);
+        }
+        self.careful = true;
+        // A connection that delivered something is replaced at once; one
+        // that broke before delivering anything waits as a failed connect.
+        let wait = if made_progress {
+            Duration::ZERO
+        } else {
+            self.settings.policy.next_wait(&mut self.retry)
+        };
+        self.next_attempt = Instant::now() + wait;
+        if let Some(suppressed) = self.lost_log.allow(std::time::Instant::now()) {
+            tracing::warn!(
+                server = %self.settings.host,
+                port = self.settings.port,
+                reason,
+                unconfirmed_lines = unconfirmed,
+                replayed_lines = replayed,
+                retry_in = ?wait,
+                similar_lines_suppressed = suppressed,
+                "graphite connection lost; writing what it did not confirm again"
+            );
+        }
     }
 }
 

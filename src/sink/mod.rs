@@ -5,12 +5,16 @@
 //!   to fill again.
 //! - [`backlog`]: the bounded FIFO in front of Graphite; drops oldest (pure).
 //! - [`retry`]: the reconnect schedule (pure).
+//! - [`confirm`]: which written bytes count as delivered (pure).
+//! - [`tcp_state`]: the kernel's view of a connection (`SIOCOUTQ`, `TCP_INFO`).
 //! - [`graphite`]: the GraphiteSink actor: one connection, backlog, reconnects.
 //! - [`local_store`]: `dir/<ts>/stats`, written atomically (debugging).
 
 pub mod backlog;
 pub mod chunk_pool;
 pub mod chunks;
+pub mod confirm;
 pub mod graphite;
 pub mod local_store;
 pub mod retry;
+pub mod tcp_state;
