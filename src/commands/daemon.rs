@@ -62,8 +62,7 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
         }
         tokio::select! {
             left = supervisor.send(Shutdown) => match left {
-                Ok(0) => tracing::info!("stopped; everything flushed"),
-                Ok(left) => tracing::error!(unsent_lines = left, "stopped before graphite took every line; they are lost"),
+                Ok(unconfirmed) => report_stop(&config.process.src_dir, unconfirmed),
                 Err(error) => return Err(CommandError::Runtime(format!("supervisor did not stop cleanly: {error}"))),
             },
             second = signals.next() => {
@@ -72,6 +71,28 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
         }
         Ok(())
     })
+}
+
+/// The stop's last word: how many snapshots stay in src-dir for the next
+/// start. Counted on disk, after the drain, so that it is the truth: a
+/// snapshot leaves src-dir only once every sink confirmed its lines.
+fn report_stop(src_dir: &std::path::Path, unconfirmed_lines: u64) {
+    match crate::processor::quarantine::pending(src_dir) {
+        Ok(pending) if pending.snapshots.is_empty() => {
+            tracing::info!("stopped; every snapshot delivered");
+        }
+        Ok(pending) => tracing::warn!(
+            kept_snapshots = pending.snapshots.len(),
+            unconfirmed_lines,
+            src_dir = %src_dir.display(),
+            "stopped; snapshots not yet confirmed by graphite stay in src-dir and are processed at the next start"
+        ),
+        Err(error) => tracing::error!(
+            src_dir = %src_dir.display(),
+            error = %error,
+            "stopped; cannot list src-dir to count the snapshots kept for the next start"
+        ),
+    }
 }
 
 /// The engine's options for the Processors: each snapshot on one thread.

@@ -9,7 +9,8 @@
 //!    queued or in flight;
 //! 2. a Processor runs the engine on it (at most `workers` at once);
 //! 3. its lines, plus the supervisor's own self metrics, go to the sinks;
-//! 4. only then is the directory removed. An unusable one is quarantined in
+//! 4. only once every sink confirmed them is the directory removed: renamed
+//!    into `<src-dir>.trash/`, then deleted there. An unusable one is quarantined in
 //!    `<src-dir>.failed/`; one whose processor panicked is retried once, then
 //!    quarantined, so a poison snapshot cannot loop forever.
 //!
@@ -40,7 +41,7 @@ use crate::config::PullConfig;
 use crate::engine::EngineOptions;
 use crate::health::{Reporter, WRITE_INTERVAL, unix_now};
 use crate::processor::actor::{ProcessFailure, ProcessSnapshot, Processed, Processor};
-use crate::processor::quarantine;
+use crate::processor::{quarantine, trash};
 use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::graphite::{
@@ -53,6 +54,9 @@ use restart::{RestartLimit, RestartTracker};
 /// How often src-dir is listed even though the watcher reports every new
 /// directory: a last line of defence against a lost event.
 pub const SAFETY_RESCAN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Why a symbolic link in src-dir is quarantined.
+const LINK_REASON: &str = "a symbolic link in src-dir: never followed (a snapshot is a directory the puller renames into src-dir)";
 
 /// How often the children's mailboxes are checked.
 pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -184,6 +188,8 @@ pub struct Supervisor {
     /// Snapshots between dispatch and removal/quarantine; shutdown waits for 0.
     busy: tokio::sync::watch::Sender<usize>,
     panics_by_dir: HashMap<PathBuf, u32>,
+    /// Symbolic links that could not be quarantined, reported once.
+    links_reported: HashSet<PathBuf>,
     /// Children waiting for their restart (after the backoff).
     restarting: HashSet<ChildKind>,
     restarts: RestartTracker,
@@ -229,6 +235,7 @@ impl Supervisor {
             in_flight: 0,
             busy: tokio::sync::watch::channel(0).0,
             panics_by_dir: HashMap::new(),
+            links_reported: HashSet::new(),
             restarting: HashSet::new(),
             restarts: RestartTracker::new(settings.restart_limit),
             fatal: settings.fatal,
@@ -366,19 +373,36 @@ impl Supervisor {
         }
     }
 
-    /// Queues every directory of src-dir not already known, oldest first.
+    /// Queues every directory of src-dir not already known, oldest first;
+    /// a symbolic link found there is quarantined itself, never followed.
     fn rescan(&mut self, ctx: &mut Context<Self>) {
         if self.draining {
             return;
         }
         let src_dir = self.src_dir.clone();
-        let scan =
-            async move { tokio::task::spawn_blocking(move || quarantine::pending(&src_dir)).await };
+        let scan = async move {
+            tokio::task::spawn_blocking(move || {
+                let found = quarantine::pending(&src_dir)?;
+                let links: Vec<(PathBuf, std::io::Result<PathBuf>)> = found
+                    .links
+                    .into_iter()
+                    .map(|link| {
+                        let moved = quarantine::quarantine(&src_dir, &link, LINK_REASON);
+                        (link, moved)
+                    })
+                    .collect();
+                Ok::<_, std::io::Error>((found.snapshots, links))
+            })
+            .await
+        };
         ctx.spawn(scan.into_actor(self).map(|found, supervisor, ctx| {
             match found {
-                Ok(Ok(dirs)) => {
+                Ok(Ok((dirs, links))) => {
                     for dir in dirs {
                         supervisor.enqueue(dir);
+                    }
+                    for (link, moved) in links {
+                        supervisor.link_quarantined(&link, moved);
                     }
                 }
                 Ok(Err(error)) => {
@@ -388,6 +412,21 @@ impl Supervisor {
             }
             supervisor.dispatch(ctx);
         }));
+    }
+
+    fn link_quarantined(&mut self, link: &std::path::Path, moved: std::io::Result<PathBuf>) {
+        match moved {
+            Ok(to) => {
+                self.stats.quarantined += 1;
+                tracing::warn!(link = %link.display(), quarantined = %to.display(), "{LINK_REASON}");
+            }
+            // Left in place, it is found again by every rescan: say it once.
+            Err(error) => {
+                if self.links_reported.insert(link.to_path_buf()) {
+                    tracing::warn!(link = %link.display(), error = %error, "{LINK_REASON}; it cannot be moved to the quarantine and is left in place");
+                }
+            }
+        }
     }
 
     fn enqueue(&mut self, dir: PathBuf) {
@@ -470,8 +509,8 @@ impl Supervisor {
             }
             let (written, acknowledged) = oneshot::channel();
             supervisor.hand_to_graphite(SendLinesAcked { lines, written });
-            // The snapshot is deleted only once Graphite has its lines; if
-            // the sink dies with them, the snapshot is processed again.
+            // The snapshot is deleted only once Graphite confirmed its
+            // lines; if the sink dies with them, it is processed again.
             ctx.spawn(acknowledged.into_actor(supervisor).map(move |ack, supervisor, ctx| {
                 match ack {
                     Ok(()) => supervisor.remove(dir, ctx),
@@ -494,10 +533,13 @@ impl Supervisor {
         }
     }
 
+    /// Moves the snapshot out of src-dir in one rename, then deletes it
+    /// ([`trash`]): a crash never leaves a partial snapshot to reprocess.
     fn remove(&mut self, dir: PathBuf, ctx: &mut Context<Self>) {
+        let src_dir = self.src_dir.clone();
         let target = dir.clone();
         let removal = async move {
-            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&target)).await
+            tokio::task::spawn_blocking(move || trash::remove_snapshot(&src_dir, &target)).await
         };
         ctx.spawn(removal.into_actor(self).map(move |removed, supervisor, _| {
             match removed {
@@ -509,6 +551,22 @@ impl Supervisor {
             }
             supervisor.known.remove(&dir);
             supervisor.done();
+        }));
+    }
+
+    /// Deletes what a crash left half-deleted in the trash, before anything else.
+    fn empty_trash(&mut self, ctx: &mut Context<Self>) {
+        let src_dir = self.src_dir.clone();
+        let emptying =
+            async move { tokio::task::spawn_blocking(move || trash::empty_trash(&src_dir)).await };
+        ctx.spawn(emptying.into_actor(self).map(|emptied, supervisor, _| {
+            let trash = trash::trash_dir(&supervisor.src_dir);
+            match emptied {
+                Ok(Ok(0)) => {}
+                Ok(Ok(removed)) => tracing::info!(trash = %trash.display(), removed, "finished deleting snapshots a stop interrupted"),
+                Ok(Err(error)) => tracing::error!(trash = %trash.display(), error = %error, "cannot empty the trash of processed snapshots"),
+                Err(error) => tracing::error!(error = %error, "trash task failed"),
+            }
         }));
     }
 
@@ -584,6 +642,7 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.empty_trash(ctx);
         self.start_child(ChildKind::Graphite, ctx);
         self.start_child(ChildKind::Watcher, ctx);
         self.start_child(ChildKind::Puller, ctx);

@@ -202,14 +202,20 @@ async fn every_child_kind_is_restarted_counted_and_no_snapshot_is_lost() {
     // Delivered snapshots leave src-dir.
     for _ in 0..100 {
         if quarantine::pending(&harness.src())
-            .map(|p| p.is_empty())
+            .map(|p| p.snapshots.is_empty())
             .unwrap_or(false)
         {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(quarantine::pending(&harness.src()).expect("list").len(), 0);
+    assert_eq!(
+        quarantine::pending(&harness.src())
+            .expect("list")
+            .snapshots
+            .len(),
+        0
+    );
     // The restarts are in the self metrics of the next snapshot.
     publish(&harness.src(), ts);
     harness.wait_delivered(ts).await;
