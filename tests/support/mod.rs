@@ -24,6 +24,7 @@ pub mod haproxy;
 pub mod haproxystats;
 pub mod process;
 pub mod responder;
+pub mod snapshots;
 
 pub use carbon::{CarbonStack, send_lines_to, unix_now};
 pub use haproxy::{FleetOptions, HaproxyFleet, parse_show_info, parse_show_stat};

@@ -1,0 +1,208 @@
+//! At-least-once delivery against Graphite peers that misbehave: a snapshot
+//! leaves src-dir only once its lines are confirmed (acknowledged by the
+//! peer's TCP stack and not followed by a stall), a peer that never reads
+//! gets nothing confirmed, one that resets every 100 KB still gets every
+//! line without a reconnect storm, and a healthy one empties src-dir
+//! within about a second of each snapshot.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use actix::Actor;
+use haproxystats::config::Retries;
+use haproxystats::sink::chunks::LineChunks;
+use haproxystats::sink::graphite::{GraphiteSettings, GraphiteSink, SendLinesAcked};
+use haproxystats::sink::retry::RetryPolicy;
+use support::Haproxystats;
+use support::fake_graphite::{Behaviour, FakeGraphite};
+use support::snapshots::{Shape, publish_snapshot, replay_lines};
+
+/// About 6 000 lines per snapshot.
+const SHAPE: Shape = Shape {
+    processes: 2,
+    frontends: 20,
+    backends: 20,
+    servers: 8,
+};
+
+fn write_conf(root: &Path, src: &Path, port: u16) -> PathBuf {
+    let conf = root.join(format!("haproxystats-{port}.conf"));
+    fs::write(
+        &conf,
+        format!(
+            "[paths]\nbase-dir = {root}\n\n[process]\nsrc-dir = {src}\nworkers = 2\n\n\
+             [graphite]\nserver = 127.0.0.1\nport = {port}\nnamespace = test\n\
+             prefix-hostname = false\nwrite-timeout = 1\ninterval = 0.2\nretries = 3\n",
+            root = root.display(),
+            src = src.display()
+        ),
+    )
+    .expect("write conf");
+    conf
+}
+
+fn snapshots_in(src: &Path) -> usize {
+    fs::read_dir(src).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn nothing_a_never_reading_peer_took_is_deleted_and_a_restart_delivers_every_line() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let src = root.path().join("incoming");
+    fs::create_dir(&src).expect("src-dir");
+    let dirs: Vec<PathBuf> = (0..20u32)
+        .map(|i| publish_snapshot(&src, 1_700_000_000 + 10 * u64::from(i), i + 1, SHAPE))
+        .collect();
+    let stalled = FakeGraphite::start_with(|_| Behaviour::Stall, None);
+    let conf = write_conf(root.path(), &src, stalled.port());
+    // Self metrics (wall-clock times) differ from run to run; the rest is
+    // what the snapshots hold.
+    let expected: BTreeSet<String> = replay_lines(&conf, &dirs)
+        .into_iter()
+        .filter(|line| !line.contains(".haproxystats."))
+        .collect();
+    assert!(expected.len() > 100_000, "{} lines", expected.len());
+
+    let log = root.path().join("stalled.log");
+    let mut daemon = Haproxystats::start(&["process"], &conf, &log);
+    // Long enough for several connections to stall and be replaced.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stalled.accepted() < 3 {
+        assert!(Instant::now() < deadline, "no reconnects: {}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
+    let kept = snapshots_in(&src);
+    assert_eq!(
+        kept,
+        20,
+        "snapshots deleted unconfirmed; log:\n{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.log().contains(&format!("kept_snapshots={kept}")),
+        "the stop does not say truthfully what is kept:\n{}",
+        daemon.log()
+    );
+    drop(stalled);
+
+    let healthy = FakeGraphite::start();
+    let conf = write_conf(root.path(), &src, healthy.port());
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("healthy.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while snapshots_in(&src) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "src-dir not emptied: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
+    let received: BTreeSet<String> = healthy.lines().into_iter().collect();
+    let missing: Vec<&String> = expected.difference(&received).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} lines never arrived, e.g. {:?}",
+        missing.len(),
+        expected.len(),
+        missing.first()
+    );
+}
+
+#[test]
+fn with_a_healthy_peer_each_snapshot_leaves_src_dir_within_about_a_second() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let src = root.path().join("incoming");
+    fs::create_dir(&src).expect("src-dir");
+    let peer = FakeGraphite::start();
+    let conf = write_conf(root.path(), &src, peer.port());
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("process.log"));
+    let mut slowest = Duration::ZERO;
+    for i in 0..6u32 {
+        let dir = publish_snapshot(&src, 1_700_000_000 + 10 * u64::from(i), i + 1, SHAPE);
+        let published = Instant::now();
+        while dir.exists() {
+            assert!(
+                published.elapsed() < Duration::from_secs(10),
+                "snapshot {i} still in src-dir after 10 s: {}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        slowest = slowest.max(published.elapsed());
+    }
+    // About a second: processing, writing, the settle time (250 ms) and the
+    // confirmation tick; 3 s leaves room for a loaded CI machine.
+    assert!(slowest < Duration::from_secs(3), "slowest {slowest:?}");
+    assert_eq!(snapshots_in(&src), 0);
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
+    assert!(
+        daemon.log().contains("every snapshot delivered"),
+        "{}",
+        daemon.log()
+    );
+}
+
+fn lines(count: u32) -> (Vec<u8>, BTreeSet<String>) {
+    let expected: BTreeSet<String> = (0..count)
+        .map(|i| format!("test.reset.metric{i:06} {i} 1700000000"))
+        .collect();
+    let mut bytes = Vec::new();
+    for line in &expected {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    (bytes, expected)
+}
+
+#[actix_rt::test]
+async fn a_peer_that_resets_every_100_kb_gets_every_line_with_a_few_connections_a_second() {
+    let peer = FakeGraphite::start_with(|_| Behaviour::ResetAfter(100_000), None);
+    let sink = GraphiteSink::new(GraphiteSettings {
+        host: "127.0.0.1".into(),
+        port: peer.port(),
+        connect_timeout: Duration::from_millis(500),
+        write_timeout: Duration::from_secs(1),
+        policy: RetryPolicy::new(
+            Retries::Times(3),
+            Duration::from_millis(200),
+            2.0,
+            Duration::from_secs(2),
+        ),
+        queue_size: 1_000_000,
+        replay_bytes: haproxystats::sink::graphite::REPLAY_BYTES,
+    })
+    .start();
+    // About 1.1 MB: a dozen times what one connection takes.
+    let (bytes, expected) = lines(25_000);
+    let mut chunks = LineChunks::default();
+    chunks.push_chunk(bytes);
+    let (written, acknowledged) = tokio::sync::oneshot::channel();
+    let started = Instant::now();
+    sink.do_send(SendLinesAcked {
+        lines: chunks,
+        written,
+    });
+    let ack = tokio::time::timeout(Duration::from_secs(90), acknowledged).await;
+    assert!(matches!(ack, Ok(Ok(()))), "not acknowledged: {ack:?}");
+    let elapsed = started.elapsed();
+    let received: BTreeSet<String> = peer.lines().into_iter().collect();
+    let missing = expected.difference(&received).count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} lines never arrived",
+        expected.len()
+    );
+    let connections = peer.accepted();
+    let per_second = connections as f64 / elapsed.as_secs_f64().max(1.0);
+    assert!(
+        per_second <= 5.0,
+        "{connections} connections in {elapsed:?}: a reconnect storm"
+    );
+}
