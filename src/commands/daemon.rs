@@ -81,11 +81,11 @@ fn report_stop(src_dir: &std::path::Path, unconfirmed_lines: u64) {
         Ok(pending) if pending.snapshots.is_empty() => {
             tracing::info!("stopped; every snapshot delivered");
         }
-        Ok(pending) => tracing::warn!(
+        Ok(pending) => tracing::info!(
             kept_snapshots = pending.snapshots.len(),
             unconfirmed_lines,
             src_dir = %src_dir.display(),
-            "stopped; snapshots not yet confirmed by graphite stay in src-dir and are processed at the next start"
+            "stopped; snapshots not yet delivered (unprocessed, or not confirmed by graphite) stay in src-dir for the next start"
         ),
         Err(error) => tracing::error!(
             src_dir = %src_dir.display(),
