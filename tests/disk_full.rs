@@ -96,11 +96,25 @@ fn a_full_disk_fails_pulls_cleanly_and_everything_resumes_when_space_is_freed() 
         &log,
         || received.lock().map(|n| *n > 0).unwrap_or(false),
     );
+    // local-store alone leaves whatever its last failed write did not need,
+    // and each processed snapshot frees its space again before the next
+    // pull: keep a filler file eating what is freed, so the disk is full.
+    let filler = inside.join("filler");
+    let top_up = || {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&filler)
+            .unwrap_or_else(|e| panic!("{}: {e}", filler.display()));
+        while file.write_all(&[0u8; 4096]).is_ok() {}
+    };
     wait(
         "the disk to fill up and a pull to fail",
         Duration::from_secs(90),
         &log,
         || {
+            top_up();
             read_log()
                 .lines()
                 .any(|l| l.contains("pull cycle failed") && l.contains("No space left on device"))
@@ -124,6 +138,7 @@ fn a_full_disk_fails_pulls_cleanly_and_everything_resumes_when_space_is_freed() 
     assert_eq!(tmp_left, 0, "partial snapshots left in tmp-dst-dir");
 
     // Free the space (an SRE cleaning local-store): it all resumes.
+    std::fs::remove_file(&filler).unwrap_or_else(|e| panic!("{}: {e}", filler.display()));
     let store = inside.join("local-store");
     for entry in std::fs::read_dir(&store)
         .unwrap_or_else(|e| panic!("{}: {e}", store.display()))
