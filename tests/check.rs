@@ -217,6 +217,23 @@ fn stale_status_means_not_running_or_hung() {
 }
 
 #[test]
+fn status_from_the_future_is_critical_naming_the_skew() {
+    let setup = Setup::new();
+    let mut status = healthy();
+    // A hung supervisor after the clock stepped back an hour, or a corrupt file.
+    status.updated_at = now() + 3600;
+    setup.write_status(&status);
+    let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");
+    assert!(line.contains("in the future"), "{line}");
+    assert!(line.contains("pid 4242"), "{line}");
+    // The skew is named: 3600 s, give or take the second the check takes.
+    assert!(
+        line.contains(" 3600s ") || line.contains(" 3599s "),
+        "{line}"
+    );
+}
+
+#[test]
 fn missing_status_file_is_critical_and_names_it() {
     let setup = Setup::new();
     let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");

@@ -8,6 +8,8 @@
 //! Judged, worst state wins:
 //! - the record's age: older than [`Thresholds::stale_after`] → CRITICAL
 //!   "not running or hung", and nothing else is judged (the rest is old news);
+//!   dated more than [`FUTURE_TOLERANCE_SECS`] ahead of now → CRITICAL too,
+//!   naming the skew (nobody rewrites it: a hung process, or a corrupt file);
 //! - queue depth and sink backlog against their limits;
 //! - the age of the last successful pull (only when the process pulls),
 //!   process and push against the age limits; "never yet" counts from start.
@@ -219,12 +221,31 @@ struct Item {
     text: String,
 }
 
+/// How far in the future a status record may be dated and still count as
+/// written now: the writer's clock second may run ahead of the reader's.
+pub const FUTURE_TOLERANCE_SECS: u64 = 2;
+
 /// Judges `status` at `now` (epoch seconds).
 pub fn evaluate(status: &Status, now: u64, thresholds: &Thresholds) -> CheckOutcome {
     let status_age = now.saturating_sub(status.updated_at);
     let stale_after = thresholds
         .stale_after
         .unwrap_or_else(|| stale_after_default(status.write_interval));
+    // A running supervisor rewrites the record every write interval, so one
+    // dated later than now stays so only if nobody rewrites it: the clock
+    // stepped back under a hung or stopped process, or the file is corrupt.
+    // Taking it for fresh would report a hung daemon healthy.
+    let ahead = status.updated_at.saturating_sub(now);
+    if ahead > FUTURE_TOLERANCE_SECS {
+        return CheckOutcome::new(
+            NagiosCode::Critical,
+            &format!(
+                "status last updated {ahead}s in the future by pid {} (clock stepped back, or a corrupt status file): cannot tell whether haproxystats runs",
+                status.pid
+            ),
+            &[format!("status_age=-{ahead}s;;{stale_after};0")],
+        );
+    }
     if status_age > stale_after {
         return CheckOutcome::new(
             NagiosCode::Critical,
@@ -483,7 +504,7 @@ mod tests {
             (
                 "timestamps in the future count as now",
                 |s| {
-                    s.updated_at = NOW + 5;
+                    s.updated_at = NOW + FUTURE_TOLERANCE_SECS;
                     s.last_pull_ok = Some(NOW + 5);
                 },
                 NagiosCode::Ok,
@@ -553,6 +574,31 @@ mod tests {
             assert_eq!(outcome.line.lines().count(), 1, "{name}");
             assert_eq!(outcome.line.matches(" | ").count(), 1, "{name}");
         }
+    }
+
+    #[test]
+    fn status_from_the_future_is_critical_naming_the_skew() {
+        let mut status = healthy();
+        status.updated_at = NOW + 3600;
+        let outcome = evaluate(&status, NOW, &thresholds());
+        assert_eq!(outcome.code, NagiosCode::Critical, "{}", outcome.line);
+        assert!(
+            outcome
+                .line
+                .contains("status last updated 3600s in the future by pid 77"),
+            "{}",
+            outcome.line
+        );
+        assert_eq!(outcome.line.lines().count(), 1);
+        // A clock that ticks a little ahead of ours (the writer's second not
+        // yet ours) is not a skew.
+        status.updated_at = NOW + FUTURE_TOLERANCE_SECS;
+        assert_eq!(evaluate(&status, NOW, &thresholds()).code, NagiosCode::Ok);
+        status.updated_at = NOW + FUTURE_TOLERANCE_SECS + 1;
+        assert_eq!(
+            evaluate(&status, NOW, &thresholds()).code,
+            NagiosCode::Critical
+        );
     }
 
     #[test]
