@@ -356,6 +356,7 @@ struct Writer {
     /// Where chunks leaving the replay window go (else they are freed).
     chunks: Option<Arc<ChunkPool>>,
     lost_log: LogLimit,
+    connect_failed_log: LogLimit,
     connect_log: LogLimit,
 }
 
@@ -387,6 +388,7 @@ impl Writer {
             consumed: 0,
             acks: VecDeque::new(),
             lost_log: LogLimit::default(),
+            connect_failed_log: LogLimit::default(),
             connect_log: LogLimit::default(),
         }
     }
@@ -560,7 +562,7 @@ impl Writer {
             Err(error) => {
                 let wait = self.settings.policy.next_wait(&mut self.retry);
                 self.next_attempt = Instant::now() + wait;
-                if let Some(suppressed) = self.lost_log.allow(std::time::Instant::now()) {
+                if let Some(suppressed) = self.connect_failed_log.allow(std::time::Instant::now()) {
                     tracing::warn!(
                         server = %self.settings.host,
                         port = self.settings.port,
@@ -663,6 +665,7 @@ impl Writer {
             // logs say the next failure at once, the budget grows.
             RetryPolicy::reset(&mut self.retry);
             self.lost_log.reset();
+            self.connect_failed_log.reset();
             if let Some(connection) = &mut self.connection {
                 connection.budget = connection
                     .budget
