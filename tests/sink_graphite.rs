@@ -210,6 +210,10 @@ async fn lines_sent_during_an_outage_arrive_once_in_order_when_it_ends() {
     let stats = sink.send(GetSinkStats).await.unwrap_or_default();
     assert_eq!(stats.backlog, 5000, "{stats:?}");
     assert!(!stats.connected);
+    assert_eq!(
+        stats.last_delivery, None,
+        "nothing delivered yet: {stats:?}"
+    );
 
     let peer = CountingPeer::start(port);
     let received =
@@ -230,6 +234,8 @@ async fn lines_sent_during_an_outage_arrive_once_in_order_when_it_ends() {
     assert_eq!(left, 0);
     let stats = sink.send(GetSinkStats).await.unwrap_or_default();
     assert_eq!((stats.sent, stats.dropped), (5000, 0), "{stats:?}");
+    // `haproxystats check` reads its push age from this.
+    assert!(stats.last_delivery.is_some(), "{stats:?}");
 }
 
 #[actix_rt::test]

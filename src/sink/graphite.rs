@@ -96,8 +96,8 @@ pub struct SinkCounters {
     sent: AtomicU64,
     reconnects: AtomicU64,
     connected: AtomicBool,
-    /// Epoch seconds of the last write a connection accepted (0 = never).
-    last_write_ok: AtomicU64,
+    /// Epoch seconds of the last confirmed delivery (0 = never).
+    last_delivery: AtomicU64,
 }
 
 /// A snapshot of the sink's counters (self metrics, status file, logs).
@@ -107,14 +107,14 @@ pub struct SinkStats {
     pub backlog: u64,
     /// Lines dropped because the backlog was full, since start.
     pub dropped: u64,
-    /// Lines written to a connection, since start.
+    /// Lines confirmed delivered, since start.
     pub sent: u64,
     /// Connections established after the first one.
     pub reconnects: u64,
     /// Whether a connection is up now.
     pub connected: bool,
-    /// Epoch seconds of the last write a connection accepted.
-    pub last_write_ok: Option<u64>,
+    /// Epoch seconds of the last confirmed delivery.
+    pub last_delivery: Option<u64>,
 }
 
 impl SinkCounters {
@@ -125,7 +125,7 @@ impl SinkCounters {
             sent: self.sent.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
-            last_write_ok: Some(self.last_write_ok.load(Ordering::Relaxed)).filter(|t| *t > 0),
+            last_delivery: Some(self.last_delivery.load(Ordering::Relaxed)).filter(|t| *t > 0),
         }
     }
 }
@@ -592,9 +592,6 @@ impl Writer {
                     .is_some_and(|current| self.current_written >= current.bytes.len());
                 if done && let Some(current) = self.current.take() {
                     let end = self.connection.as_ref().map_or(0, |c| c.written);
-                    self.counters
-                        .sent
-                        .fetch_add(current.lines, Ordering::Relaxed);
                     self.sent.push_back((current, end));
                     self.current_written = 0;
                 }
@@ -681,6 +678,11 @@ impl Writer {
     /// the replay window, forgetting the oldest beyond `replay_bytes`.
     fn delivered(&mut self, chunk: Outgoing) {
         if chunk.fresh {
+            self.counters.sent.fetch_add(chunk.lines, Ordering::Relaxed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            self.counters.last_delivery.store(now, Ordering::Relaxed);
             self.consume(chunk.lines);
         }
         let mut bytes = chunk.bytes;

@@ -264,7 +264,7 @@ impl Supervisor {
             status.in_flight = in_flight;
             status.sink_backlog = sink.backlog;
             status.dropped_lines = sink.dropped;
-            status.last_push_ok = sink.last_write_ok;
+            status.last_push_ok = sink.last_delivery;
             status.last_pull_ok = last_pull_ok;
             status.child_restarts = stats.child_restarts;
             status.quarantined = stats.quarantined;
