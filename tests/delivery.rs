@@ -2,8 +2,9 @@
 //! leaves src-dir only once its lines are confirmed (acknowledged by the
 //! peer's TCP stack and not followed by a stall), a peer that never reads
 //! gets nothing confirmed, one that resets every 100 KB still gets every
-//! line without a reconnect storm, and a healthy one empties src-dir
-//! within about a second of each snapshot.
+//! line without a reconnect storm, one that reads and drops lines while it
+//! shuts down gets them again, and a healthy one empties src-dir within
+//! about a second of each snapshot.
 
 mod support;
 
@@ -149,7 +150,12 @@ fn with_a_healthy_peer_each_snapshot_leaves_src_dir_within_about_a_second() {
 }
 
 fn lines(count: u32) -> (Vec<u8>, BTreeSet<String>) {
-    let expected: BTreeSet<String> = (0..count)
+    lines_from(0, count)
+}
+
+/// Lines `first..first + count`, as bytes and as the set expected.
+fn lines_from(first: u32, count: u32) -> (Vec<u8>, BTreeSet<String>) {
+    let expected: BTreeSet<String> = (first..first + count)
         .map(|i| format!("test.reset.metric{i:06} {i} 1700000000"))
         .collect();
     let mut bytes = Vec::new();
@@ -160,12 +166,10 @@ fn lines(count: u32) -> (Vec<u8>, BTreeSet<String>) {
     (bytes, expected)
 }
 
-#[actix_rt::test]
-async fn a_peer_that_resets_every_100_kb_gets_every_line_with_a_few_connections_a_second() {
-    let peer = FakeGraphite::start_with(|_| Behaviour::ResetAfter(100_000), None);
-    let sink = GraphiteSink::new(GraphiteSettings {
+fn sink_settings(port: u16) -> GraphiteSettings {
+    GraphiteSettings {
         host: "127.0.0.1".into(),
-        port: peer.port(),
+        port,
         connect_timeout: Duration::from_millis(500),
         write_timeout: Duration::from_secs(1),
         policy: RetryPolicy::new(
@@ -176,19 +180,67 @@ async fn a_peer_that_resets_every_100_kb_gets_every_line_with_a_few_connections_
         ),
         queue_size: 1_000_000,
         replay_bytes: haproxystats::sink::graphite::REPLAY_BYTES,
-    })
-    .start();
-    // About 1.1 MB: a dozen times what one connection takes.
-    let (bytes, expected) = lines(25_000);
+    }
+}
+
+/// Hands `bytes` to the sink; resolves once the sink confirmed them.
+fn send(sink: &actix::Addr<GraphiteSink>, bytes: Vec<u8>) -> tokio::sync::oneshot::Receiver<()> {
     let mut chunks = LineChunks::default();
     chunks.push_chunk(bytes);
     let (written, acknowledged) = tokio::sync::oneshot::channel();
-    let started = Instant::now();
     sink.do_send(SendLinesAcked {
         lines: chunks,
         written,
     });
-    let ack = tokio::time::timeout(Duration::from_secs(90), acknowledged).await;
+    acknowledged
+}
+
+#[actix_rt::test]
+async fn lines_a_peer_read_and_dropped_while_shutting_down_are_written_again() {
+    // The first connection reads everything for 1.5 s and forwards nothing,
+    // as carbon-c-relay does between SIGTERM and its exit; TCP cannot tell.
+    let peer = FakeGraphite::start_with(
+        |n| {
+            if n == 0 {
+                Behaviour::DiscardFor(Duration::from_millis(1500))
+            } else {
+                Behaviour::Read
+            }
+        },
+        None,
+    );
+    let sink = GraphiteSink::new(sink_settings(peer.port())).start();
+    let (bytes, mut expected) = lines(2_000);
+    let ack = tokio::time::timeout(Duration::from_secs(10), send(&sink, bytes)).await;
+    assert!(
+        matches!(ack, Ok(Ok(()))),
+        "a reading peer's lines are confirmed: {ack:?}"
+    );
+    // The next snapshot finds the connection closed.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let (more, later) = lines_from(2_000, 100);
+    expected.extend(later);
+    let ack = tokio::time::timeout(Duration::from_secs(10), send(&sink, more)).await;
+    assert!(matches!(ack, Ok(Ok(()))), "not acknowledged: {ack:?}");
+    let received: BTreeSet<String> = peer.lines().into_iter().collect();
+    let missing = expected.difference(&received).count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} lines lost with the first connection ({} connections)",
+        expected.len(),
+        peer.accepted()
+    );
+}
+
+#[actix_rt::test]
+async fn a_peer_that_resets_every_100_kb_gets_every_line_with_a_few_connections_a_second() {
+    let peer = FakeGraphite::start_with(|_| Behaviour::ResetAfter(100_000), None);
+    let sink = GraphiteSink::new(sink_settings(peer.port())).start();
+    // About 1.1 MB: a dozen times what one connection takes.
+    let (bytes, expected) = lines(25_000);
+    let started = Instant::now();
+    let ack = tokio::time::timeout(Duration::from_secs(90), send(&sink, bytes)).await;
     assert!(matches!(ack, Ok(Ok(()))), "not acknowledged: {ack:?}");
     let elapsed = started.elapsed();
     let received: BTreeSet<String> = peer.lines().into_iter().collect();

@@ -675,16 +675,21 @@ impl Writer {
     }
 
     /// `chunk` reached the peer: acknowledge its lines, keep its bytes in
-    /// the replay window, forgetting the oldest beyond `replay_bytes`.
+    /// the replay window, forgetting the oldest beyond `replay_bytes`. A
+    /// replayed chunk is not kept again: each is replayed at most once, so
+    /// a peer that keeps breaking connections is not sent the same window
+    /// over and over instead of new lines.
     fn delivered(&mut self, chunk: Outgoing) {
-        if chunk.fresh {
-            self.counters.sent.fetch_add(chunk.lines, Ordering::Relaxed);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            self.counters.last_delivery.store(now, Ordering::Relaxed);
-            self.consume(chunk.lines);
+        if !chunk.fresh {
+            self.recycle(chunk.bytes);
+            return;
         }
+        self.counters.sent.fetch_add(chunk.lines, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.counters.last_delivery.store(now, Ordering::Relaxed);
+        self.consume(chunk.lines);
         let mut bytes = chunk.bytes;
         // A chunk is allocated for CHUNK_BYTES but often carries one small
         // snapshot: kept as is, 16 MiB of replay would pin ~100 MiB. A
@@ -698,12 +703,17 @@ impl Writer {
             match self.replay.pop_front() {
                 Some(old) => {
                     self.replay_bytes -= old.len();
-                    if let Some(pool) = &self.chunks {
-                        pool.give_back(old);
-                    }
+                    self.recycle(old);
                 }
                 None => self.replay_bytes = 0,
             }
+        }
+    }
+
+    /// Bytes no longer needed go back to the pool the Processors take from.
+    fn recycle(&self, bytes: Vec<u8>) {
+        if let Some(pool) = &self.chunks {
+            pool.give_back(bytes);
         }
     }
 
@@ -746,18 +756,29 @@ impl Writer {
                 });
             }
         }
-        let mut replayed = 0;
-        if stalled {
-            for bytes in self.replay.drain(..).rev() {
-                replayed += memchr::memchr_iter(b'\n', &bytes).count() as u64;
-                again.push_front(Outgoing {
-                    bytes,
-                    lines: 0,
-                    fresh: false,
-                });
-            }
-            self.replay_bytes = 0;
+        // A replayed chunk this connection did not confirm either is given
+        // up: it was confirmed once already.
+        let (mut again, abandoned): (VecDeque<Outgoing>, VecDeque<Outgoing>) =
+            again.into_iter().partition(|chunk| chunk.fresh);
+        for chunk in abandoned {
+            self.recycle(chunk.bytes);
         }
+        // Confirmed is not always delivered: a peer that stalls may still
+        // have taken the last lines into its buffer, and one that is
+        // shutting down reads and drops them (carbon-c-relay on SIGTERM
+        // keeps reading for about two seconds). So after any broken
+        // connection the last `replay-bytes` of confirmed lines go again,
+        // once; Graphite keeps one value per path and timestamp.
+        let mut replayed = 0;
+        for bytes in self.replay.drain(..).rev() {
+            replayed += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            again.push_front(Outgoing {
+                bytes,
+                lines: 0,
+                fresh: false,
+            });
+        }
+        self.replay_bytes = 0;
         let unconfirmed: u64 = again.iter().filter(|o| o.fresh).map(|o| o.lines).sum();
         for chunk in again.into_iter().rev() {
             self.resend.push_front(chunk);

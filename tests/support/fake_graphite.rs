@@ -26,6 +26,10 @@ pub enum Behaviour {
     /// Records what it reads, then resets (`SO_LINGER` 0) after this many
     /// bytes: whatever was acknowledged but not read is gone.
     ResetAfter(usize),
+    /// Reads and throws away everything for this long, then closes: a
+    /// relay shutting down (carbon-c-relay keeps reading for a while after
+    /// SIGTERM and forwards nothing). Records nothing.
+    DiscardFor(Duration),
 }
 
 type Decide = Box<dyn Fn(usize) -> Behaviour + Send>;
@@ -180,6 +184,10 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, record: &Record, decid
                 set_linger_zero(&stream);
                 bytes
             }
+            Behaviour::DiscardFor(how_long) => {
+                std::thread::spawn(move || discard(stream, how_long));
+                continue;
+            }
         };
         let record = Arc::clone(record);
         std::thread::spawn(move || read_lines(stream, &record, index, limit));
@@ -207,6 +215,29 @@ fn read_lines(stream: TcpStream, record: &Mutex<Vec<Vec<String>>>, index: usize,
         }
     }
     // Dropping the reader closes (or resets) the connection mid-stream.
+}
+
+fn discard(mut stream: TcpStream, how_long: Duration) {
+    use std::io::Read;
+    let _ = stream.set_nonblocking(false);
+    let until = Instant::now() + how_long;
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+    // Dropping the stream closes the connection.
 }
 
 fn set_int_option(listener: &TcpListener, level: i32, name: i32, value: i32) {
