@@ -80,16 +80,26 @@ pub fn init(config: &Config, halves: Halves, stream: LogStream) -> Result<(), St
         Err(_) => EnvFilter::try_new(directives(config, halves))
             .map_err(|error| format!("internal error building log filter: {error}"))?,
     };
-    let builder = tracing_subscriber::fmt()
+    match stream {
+        LogStream::Stdout => install(filter, std::io::stdout),
+        LogStream::Stderr => install(filter, std::io::stderr),
+    }
+}
+
+/// Installs the subscriber writing to `writer`. `try_init` also routes the
+/// `log` crate's records (actix logs through it) into tracing: the
+/// `tracing-log` feature of tracing-subscriber, on by default.
+fn install<W>(filter: EnvFilter, writer: W) -> Result<(), String>
+where
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_target(true);
-    // try_init also routes the `log` crate (actix) into tracing.
-    let installed = match stream {
-        LogStream::Stdout => builder.with_writer(std::io::stdout).try_init(),
-        LogStream::Stderr => builder.with_writer(std::io::stderr).try_init(),
-    };
-    installed.map_err(|error| format!("cannot install the logger: {error}"))
+        .with_target(true)
+        .with_writer(writer)
+        .try_init()
+        .map_err(|error| format!("cannot install the logger: {error}"))
 }
 
 #[cfg(test)]
@@ -108,5 +118,74 @@ mod tests {
         let process = directives(&config, Halves::Process);
         assert!(process.starts_with("warn,haproxystats=error,"), "{process}");
         assert!(EnvFilter::try_new(both).is_ok());
+    }
+
+    /// What the subscriber wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("capture").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'writer> tracing_subscriber::fmt::MakeWriter<'writer> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'writer self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// An actor that notifies itself once stopped: actix answers that with
+    /// a `log::error!` record.
+    struct NotifiesWhenStopped;
+
+    #[derive(actix::Message)]
+    #[rtype(result = "()")]
+    struct Ping;
+
+    impl actix::Actor for NotifiesWhenStopped {
+        type Context = actix::Context<Self>;
+
+        fn started(&mut self, ctx: &mut Self::Context) {
+            actix::ActorContext::stop(ctx);
+        }
+
+        fn stopped(&mut self, ctx: &mut Self::Context) {
+            actix::AsyncContext::notify(ctx, Ping);
+        }
+    }
+
+    impl actix::Handler<Ping> for NotifiesWhenStopped {
+        type Result = ();
+
+        fn handle(&mut self, _: Ping, _: &mut Self::Context) {}
+    }
+
+    /// The only test that installs the global subscriber.
+    #[actix_rt::test]
+    async fn actix_log_records_reach_the_log() {
+        use actix::Actor;
+
+        let captured = Captured::default();
+        install(EnvFilter::new("warn"), captured.clone()).expect("install");
+        NotifiesWhenStopped.start();
+        let wanted = "Context::notify called for stopped actor";
+        for _ in 0..100 {
+            let text = String::from_utf8_lossy(&captured.0.lock().expect("capture")).into_owned();
+            if let Some(line) = text.lines().find(|line| line.contains(wanted)) {
+                assert!(line.contains("ERROR actix"), "{line}");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("actix's log record never reached the subscriber");
     }
 }

@@ -190,8 +190,9 @@ mod tests {
         std::fs::create_dir(&tmp).expect("tmp");
         std::fs::rename(&tmp, src.join("200")).expect("rename");
         wait_for(&events, &WatchEvent::Appeared(src.join("200"))).await;
-        // Files are not snapshots.
-        std::fs::write(src.join("not-a-dir"), b"x").expect("file");
+        // Files are not snapshots: neither a file created in src-dir nor
+        // one moved into it is reported.
+        files_are_never_reported(&events, root.path(), &src, "before").await;
 
         // src-dir deleted and re-created: the watch comes back with a rescan.
         std::fs::remove_dir_all(&src).expect("rm");
@@ -200,12 +201,31 @@ mod tests {
         wait_for(&events, &established).await;
         std::fs::create_dir(src.join("300")).expect("mkdir");
         wait_for(&events, &WatchEvent::Appeared(src.join("300"))).await;
+        files_are_never_reported(&events, root.path(), &src, "after").await;
+    }
+
+    /// Creates a file in `src` and moves another one in, then a directory:
+    /// inotify reports in order, so once the directory is reported every
+    /// event about the files was handled, and none may have been reported.
+    async fn files_are_never_reported(
+        events: &Arc<Mutex<Vec<WatchEvent>>>,
+        root: &Path,
+        src: &Path,
+        tag: &str,
+    ) {
+        std::fs::write(src.join(format!("created-file-{tag}")), b"x").expect("file");
+        let outside = root.join(format!("moved-file-{tag}"));
+        std::fs::write(&outside, b"x").expect("file");
+        std::fs::rename(&outside, src.join(format!("moved-file-{tag}"))).expect("rename");
+        let marker = src.join(format!("marker-{tag}"));
+        std::fs::create_dir(&marker).expect("marker");
+        wait_for(events, &WatchEvent::Appeared(marker)).await;
         let seen = events.lock().expect("lock").clone();
         assert!(
-            !seen
-                .iter()
-                .any(|e| matches!(e, WatchEvent::Appeared(p) if p.ends_with("not-a-dir"))),
-            "{seen:?}"
+            !seen.iter().any(
+                |e| matches!(e, WatchEvent::Appeared(p) if p.to_string_lossy().contains("-file-"))
+            ),
+            "a file was reported as a snapshot: {seen:?}"
         );
     }
 }

@@ -1,42 +1,34 @@
 //! Disk full: the whole base dir on a tiny tmpfs (in a private mount
 //! namespace: `unshare --user --map-root-user --mount`, no root needed).
-//! local-store fills it; pulls then fail with ENOSPC — logged, nothing
-//! partial published, no crash — and once space is freed, pulling, processing
-//! and delivery resume without a restart.
+//! local-store fills it; pulls and local-store writes then fail with ENOSPC
+//! — logged, nothing partial published, no temporary file left, no crash —
+//! and once space is freed, pulling, processing, delivery and local-store
+//! resume without a restart.
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::fake_graphite::FakeGraphite;
 use support::process::Proc;
 use support::{FleetOptions, HaproxyFleet};
 
-fn counting_graphite() -> (u16, Arc<Mutex<usize>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .port();
-    let lines = Arc::new(Mutex::new(0));
-    let count = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let count = Arc::clone(&count);
-            std::thread::spawn(move || {
-                for _ in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Ok(mut n) = count.lock() {
-                        *n += 1;
-                    }
-                }
-            });
-        }
-    });
-    (port, lines)
+const STAT: &str = include_str!("fixtures/stat/2.6_show_stat.csv");
+const INFO: &str = include_str!("fixtures/stat/2.5.5_show_info.txt");
+
+/// The timestamp of the snapshot the test hands over on a full disk.
+const STAGED: &str = "1700000000";
+
+/// The local-store files (`<ts>/stats`) present now.
+fn store_files(store: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(store)
+        .unwrap_or_else(|e| panic!("{}: {e}", store.display()))
+        .map(|entry| entry.expect("local-store entry").path().join("stats"))
+        .filter(|file| file.is_file())
+        .collect()
 }
 
 fn wait(what: &str, timeout: Duration, log: &Path, mut done: impl FnMut() -> bool) {
@@ -57,7 +49,8 @@ fn a_full_disk_fails_pulls_cleanly_and_everything_resumes_when_space_is_freed() 
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let base = root.path().join("base");
     std::fs::create_dir(&base).unwrap_or_else(|e| panic!("{e}"));
-    let (port, received) = counting_graphite();
+    let graphite = FakeGraphite::start();
+    let port = graphite.port();
     let conf = root.path().join("haproxystats.conf");
     std::fs::write(
         &conf,
@@ -94,8 +87,15 @@ fn a_full_disk_fails_pulls_cleanly_and_everything_resumes_when_space_is_freed() 
         "the first snapshot to reach graphite",
         Duration::from_secs(20),
         &log,
-        || received.lock().map(|n| *n > 0).unwrap_or(false),
+        || !graphite.lines().is_empty(),
     );
+    // Once the disk is full, pulls fail and the processing half has nothing
+    // to write to local-store: a snapshot staged now, outside src-dir, is
+    // handed over then.
+    let staged = inside.join("staging").join(STAGED);
+    std::fs::create_dir_all(&staged).unwrap_or_else(|e| panic!("{}: {e}", staged.display()));
+    std::fs::write(staged.join("lb1.sock_stat"), STAT).unwrap_or_else(|e| panic!("stat: {e}"));
+    std::fs::write(staged.join("lb1.sock_info"), INFO).unwrap_or_else(|e| panic!("info: {e}"));
     // local-store alone leaves whatever its last failed write did not need,
     // and each processed snapshot frees its space again before the next
     // pull: keep a filler file eating what is freed, so the disk is full.
@@ -109,18 +109,44 @@ fn a_full_disk_fails_pulls_cleanly_and_everything_resumes_when_space_is_freed() 
             .unwrap_or_else(|e| panic!("{}: {e}", filler.display()));
         while file.write_all(&[0u8; 4096]).is_ok() {}
     };
+    let failed_on_full_disk = |what: &str, path: &str| {
+        read_log()
+            .lines()
+            .any(|l| l.contains(what) && l.contains(path) && l.contains("No space left on device"))
+    };
     wait(
         "the disk to fill up and a pull to fail",
         Duration::from_secs(90),
         &log,
         || {
             top_up();
-            read_log()
-                .lines()
-                .any(|l| l.contains("pull cycle failed") && l.contains("No space left on device"))
+            failed_on_full_disk("pull cycle failed", "incoming.tmp/")
         },
     );
-    // Still alive, nothing partial published, nothing left half-written.
+    // A rename needs no space: the snapshot is processed on the full disk.
+    std::fs::rename(&staged, inside.join("incoming").join(STAGED))
+        .unwrap_or_else(|e| panic!("hand over {}: {e}", staged.display()));
+    wait(
+        "the local-store write of the handed-over snapshot to fail",
+        Duration::from_secs(20),
+        &log,
+        || {
+            top_up();
+            failed_on_full_disk("local-store write failed", &format!("/{STAGED}/"))
+        },
+    );
+    // The failed write left neither its temporary file nor a partial file.
+    let store = inside.join("local-store");
+    let written = store.join(STAGED);
+    for name in [".stats.tmp", "stats"] {
+        let file = written.join(name);
+        assert!(
+            !file.exists(),
+            "a failed local-store write left {}",
+            file.display()
+        );
+    }
+    // Still alive, nothing partial published.
     assert!(
         daemon.is_running(),
         "daemon died on a full disk:\n{}",
@@ -132,21 +158,21 @@ fn a_full_disk_fails_pulls_cleanly_and_everything_resumes_when_space_is_freed() 
         "daemon died on a full disk:\n{}",
         read_log()
     );
-    let tmp_left = std::fs::read_dir(inside.join("incoming.tmp"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let tmp_dst_dir = inside.join("incoming.tmp");
+    let tmp_left = std::fs::read_dir(&tmp_dst_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", tmp_dst_dir.display()))
+        .count();
     assert_eq!(tmp_left, 0, "partial snapshots left in tmp-dst-dir");
 
     // Free the space (an SRE cleaning local-store): it all resumes.
     std::fs::remove_file(&filler).unwrap_or_else(|e| panic!("{}: {e}", filler.display()));
-    let store = inside.join("local-store");
     for entry in std::fs::read_dir(&store)
         .unwrap_or_else(|e| panic!("{}: {e}", store.display()))
         .flatten()
     {
         let _ = std::fs::remove_dir_all(entry.path());
     }
-    let before = received.lock().map(|n| *n).unwrap_or(0);
+    let before = graphite.lines().len();
     let log_len = read_log().len();
     wait(
         "snapshots to flow again",
@@ -154,7 +180,22 @@ fn a_full_disk_fails_pulls_cleanly_and_everything_resumes_when_space_is_freed() 
         &log,
         || {
             let published_again = read_log()[log_len..].contains("snapshot published");
-            published_again && received.lock().map(|n| *n > before).unwrap_or(false)
+            published_again && graphite.lines().len() > before
+        },
+    );
+    // local-store writes again: a snapshot's file holds exactly the lines
+    // Graphite got for it.
+    wait(
+        "a local-store file whose every line reached graphite",
+        Duration::from_secs(20),
+        &log,
+        || {
+            let received: BTreeSet<String> = graphite.lines().into_iter().collect();
+            store_files(&store).iter().any(|file| {
+                let text = std::fs::read_to_string(file)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                !text.is_empty() && text.lines().all(|line| received.contains(line))
+            })
         },
     );
     daemon.terminate();

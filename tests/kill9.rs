@@ -1,55 +1,96 @@
 //! `kill -9` at random moments, 20 times, while snapshots keep arriving:
 //! after a final restart every snapshot that reached src-dir has reached
-//! Graphite (at-least-once) and src-dir is empty.
+//! Graphite whole — every one of its lines, values included — at least once,
+//! and src-dir is empty.
 
 mod support;
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::Haproxystats;
+use support::fake_graphite::FakeGraphite;
+use support::snapshots::replay_lines;
 
 const STAT: &str = include_str!("fixtures/stat/2.6_show_stat.csv");
 const INFO: &str = include_str!("fixtures/stat/2.5.5_show_info.txt");
 
-/// Timestamps of every line received, over every connection.
-fn counting_graphite() -> (u16, Arc<Mutex<BTreeSet<u64>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("addr: {e}"))
-        .port();
-    let seen = Arc::new(Mutex::new(BTreeSet::new()));
-    let record = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let record = Arc::clone(&record);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let ts = line.rsplit(' ').next().and_then(|t| t.parse().ok());
-                    if let (Some(ts), Ok(mut seen)) = (ts, record.lock()) {
-                        seen.insert(ts);
-                    }
-                }
-            });
-        }
-    });
-    (port, seen)
+/// Writes the snapshot files of `ts` into `dir/<ts>`.
+fn write_snapshot(dir: &Path, ts: u64) -> std::path::PathBuf {
+    let snapshot = dir.join(ts.to_string());
+    std::fs::create_dir_all(&snapshot).unwrap_or_else(|e| panic!("snapshot dir: {e}"));
+    std::fs::write(snapshot.join("lb1.sock_stat"), STAT).unwrap_or_else(|e| panic!("stat: {e}"));
+    std::fs::write(snapshot.join("lb1.sock_info"), INFO).unwrap_or_else(|e| panic!("info: {e}"));
+    snapshot
+}
+
+/// Every snapshot is the same files under another timestamp: the lines
+/// `replay` makes of one, without their timestamp (`path value`). Self
+/// metrics (wall-clock times) differ from run to run and are left out.
+fn lines_of_every_snapshot(root: &Path, conf: &Path) -> Vec<String> {
+    let ts = 1_600_000_000u64;
+    let dir = write_snapshot(&root.join("template"), ts);
+    let suffix = format!(" {ts}");
+    let lines: Vec<String> = replay_lines(conf, &[dir])
+        .into_iter()
+        .filter(|line| !line.contains(".haproxystats."))
+        .map(|line| {
+            line.strip_suffix(&suffix)
+                .unwrap_or_else(|| panic!("replay line without timestamp {ts}: {line}"))
+                .to_owned()
+        })
+        .collect();
+    assert!(lines.len() > 10, "replay gave only {lines:?}");
+    lines
+}
+
+/// The published snapshots not every line of which, values included,
+/// reached Graphite.
+fn undelivered(published: &[u64], template: &[String], received: &[String]) -> Vec<u64> {
+    let received: HashSet<&str> = received.iter().map(String::as_str).collect();
+    published
+        .iter()
+        .copied()
+        .filter(|ts| {
+            template
+                .iter()
+                .any(|line| !received.contains(format!("{line} {ts}").as_str()))
+        })
+        .collect()
+}
+
+/// Which lines of snapshot `ts` never arrived, for the failure message.
+fn what_is_missing(ts: u64, template: &[String], received: &[String]) -> String {
+    let suffix = format!(" {ts}");
+    let arrived: HashSet<&str> = received
+        .iter()
+        .filter_map(|line| line.strip_suffix(&suffix))
+        .collect();
+    let absent: Vec<&String> = template
+        .iter()
+        .filter(|line| !arrived.contains(line.as_str()))
+        .collect();
+    format!(
+        "snapshot {ts}: {} of its {} lines missing, e.g. {:?}; {} lines with its timestamp arrived",
+        absent.len(),
+        template.len(),
+        &absent[..absent.len().min(3)],
+        arrived.len()
+    )
 }
 
 /// Publishes a snapshot as the puller does: complete in tmp, then renamed.
 fn publish(root: &Path, ts: u64) {
-    let tmp = root.join("incoming.tmp").join(ts.to_string());
-    std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("tmp: {e}"));
-    std::fs::write(tmp.join("lb1.sock_stat"), STAT).unwrap_or_else(|e| panic!("stat: {e}"));
-    std::fs::write(tmp.join("lb1.sock_info"), INFO).unwrap_or_else(|e| panic!("info: {e}"));
-    std::fs::rename(&tmp, root.join("incoming").join(ts.to_string()))
-        .unwrap_or_else(|e| panic!("rename: {e}"));
+    let tmp = root.join("incoming.tmp");
+    write_snapshot(&tmp, ts);
+    std::fs::rename(
+        tmp.join(ts.to_string()),
+        root.join("incoming").join(ts.to_string()),
+    )
+    .unwrap_or_else(|e| panic!("rename: {e}"));
 }
 
 /// A small deterministic generator, seeded from the clock and printed, so
@@ -81,7 +122,8 @@ fn twenty_kill_9_at_random_moments_lose_no_snapshot() {
     let mut random = Lcg(seed);
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::create_dir(root.path().join("incoming")).unwrap_or_else(|e| panic!("{e}"));
-    let (port, seen) = counting_graphite();
+    let graphite = FakeGraphite::start();
+    let port = graphite.port();
     let conf = root.path().join("haproxystats.conf");
     std::fs::write(
         &conf,
@@ -92,6 +134,7 @@ fn twenty_kill_9_at_random_moments_lose_no_snapshot() {
         ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    let template = lines_of_every_snapshot(root.path(), &conf);
 
     // Snapshots keep arriving, every 20 ms, whatever happens to the daemon.
     let stop = Arc::new(AtomicBool::new(false));
@@ -126,7 +169,7 @@ fn twenty_kill_9_at_random_moments_lose_no_snapshot() {
     publisher
         .join()
         .unwrap_or_else(|_| panic!("publisher panicked"));
-    let published: Vec<u64> = published.lock().map(|p| p.clone()).unwrap_or_default();
+    let published: Vec<u64> = published.lock().expect("published list").clone();
     assert!(
         published.len() > 100,
         "only {} snapshots published",
@@ -137,28 +180,22 @@ fn twenty_kill_9_at_random_moments_lose_no_snapshot() {
     let mut daemon = Haproxystats::start(&["process"], &conf, &log);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let missing: Vec<u64> = {
-            let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
-            published
-                .iter()
-                .copied()
-                .filter(|ts| !seen.contains(ts))
-                .collect()
-        };
+        let missing = undelivered(&published, &template, &graphite.lines());
         let left = std::fs::read_dir(root.path().join("incoming"))
-            .map(|d| d.count())
-            .unwrap_or(usize::MAX);
+            .unwrap_or_else(|e| panic!("src-dir: {e}"))
+            .count();
         if missing.is_empty() && left == 0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} snapshots never reached graphite (first: {:?}); {left} left in src-dir; seed {seed}\nlog tail:\n{}",
-            missing.len(),
-            published.len(),
-            missing.first(),
-            support::process::tail(&log, 4000)
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "{} of {} snapshots never reached graphite whole ({}); {left} left in src-dir; seed {seed}\nlog tail:\n{}",
+                missing.len(),
+                published.len(),
+                what_is_missing(missing[0], &template, &graphite.lines()),
+                support::process::tail(&log, 4000)
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(daemon.terminate(Duration::from_secs(15)), Some(0));

@@ -6,14 +6,12 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::Haproxystats;
+use support::fake_graphite::FakeGraphite;
 use support::haproxystats::BIN;
 
 fn gen_snapshot(out: &Path, timestamp: u64, seed: u32) {
@@ -44,27 +42,6 @@ fn gen_snapshot(out: &Path, timestamp: u64, seed: u32) {
     assert!(status.success(), "gen_snapshot.py failed");
 }
 
-/// A Graphite stand-in on loopback recording every line.
-fn graphite_listener() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-    let record = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let record = Arc::clone(&record);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Ok(mut all) = record.lock() {
-                        all.push(line);
-                    }
-                }
-            });
-        }
-    });
-    (port, lines)
-}
-
 fn wait_until(what: &str, timeout: Duration, log: impl Fn() -> String, done: impl Fn() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -93,7 +70,8 @@ fn snapshots_reach_graphite_then_leave_and_bad_ones_are_quarantined() {
     fs::create_dir(&bad).unwrap_or_else(|e| panic!("{e}"));
     fs::write(bad.join("x.sock_stat"), b"\x00\x01garbage\n").unwrap_or_else(|e| panic!("{e}"));
 
-    let (port, lines) = graphite_listener();
+    let graphite = FakeGraphite::start();
+    let port = graphite.port();
     let conf = root.path().join("haproxystats.conf");
     fs::write(
         &conf,
@@ -106,23 +84,19 @@ fn snapshots_reach_graphite_then_leave_and_bad_ones_are_quarantined() {
     .unwrap_or_else(|e| panic!("{e}"));
     let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("process.log"));
 
-    let remaining = || fs::read_dir(&src).map(|d| d.count()).unwrap_or(0);
+    let remaining = || fs::read_dir(&src).expect("src-dir").count();
     wait_until(
         "src-dir emptied",
         Duration::from_secs(15),
         || daemon.log(),
         || remaining() == 0,
     );
-    let total = || lines.lock().map(|l| l.len()).unwrap_or(0);
     let timestamps = || -> BTreeSet<String> {
-        lines
-            .lock()
-            .map(|l| {
-                l.iter()
-                    .filter_map(|x| x.rsplit(' ').next().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        graphite
+            .lines()
+            .iter()
+            .filter_map(|x| x.rsplit(' ').next().map(str::to_string))
+            .collect()
     };
     wait_until(
         "lines of all three snapshots received",
@@ -136,7 +110,7 @@ fn snapshots_reach_graphite_then_leave_and_bad_ones_are_quarantined() {
             .map(String::from)
             .into(),
     );
-    let received = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    let received = graphite.lines();
     assert!(
         received
             .iter()
@@ -149,7 +123,7 @@ fn snapshots_reach_graphite_then_leave_and_bad_ones_are_quarantined() {
             .iter()
             .any(|l| l.starts_with("test.haproxy.haproxystats.GraphiteBacklog "))
     );
-    assert!(total() > 100);
+    assert!(received.len() > 100, "only {} lines", received.len());
 
     let failed = root.path().join("incoming.failed");
     assert!(

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::{FleetOptions, HaproxyFleet};
 
@@ -252,15 +252,86 @@ fn reloads_during_pulls_leave_only_complete_snapshots() {
     let mut fleet = HaproxyFleet::start(1, FleetOptions::default());
     let pull = PullRun::start(&fleet.socket_dir(), "");
     pull.wait_snapshots(1, Duration::from_secs(10));
-    for _ in 0..3 {
+    // Reload back to back until two pull cycles ran from start to end
+    // while a reload was in progress (the new process started, the old one
+    // not yet gone).
+    let mut reloads = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let overlapping = loop {
+        let started = SystemTime::now();
         fleet.reload(0);
-        std::thread::sleep(Duration::from_millis(400));
-    }
+        reloads.push((started, SystemTime::now()));
+        let overlapping = cycles_during(&pull.log(), &reloads);
+        if overlapping.len() >= 2 {
+            break overlapping;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pull cycle within any of {} reloads; log:\n{}",
+            reloads.len(),
+            pull.log()
+        );
+    };
+    eprintln!(
+        "{} reloads; cycles during one: {overlapping:?}",
+        reloads.len()
+    );
     let count = pull.snapshots().len();
     pull.wait_snapshots(count + 2, Duration::from_secs(10));
     for ts in pull.snapshots() {
         assert_complete(&pull.dst().join(ts.to_string()), &unix_sockets(1));
     }
+}
+
+/// The `ts` of the pull cycles that started ("pull cycle started") and
+/// ended ("snapshot published" or "pull cycle failed") within one of the
+/// `reloads` (start, end) windows, by the log's timestamps.
+fn cycles_during(log: &str, reloads: &[(SystemTime, SystemTime)]) -> Vec<u64> {
+    let mut started = std::collections::HashMap::new();
+    let mut during = Vec::new();
+    for line in log.lines() {
+        let (Some(at), Some(ts)) = (log_time(line), field_ts(line)) else {
+            continue;
+        };
+        if line.contains("pull cycle started") {
+            started.insert(ts, at);
+        } else if (line.contains("snapshot published") || line.contains("pull cycle failed"))
+            && let Some(&start) = started.get(&ts)
+            && reloads.iter().any(|&(from, to)| from <= start && at <= to)
+        {
+            during.push(ts);
+        }
+    }
+    during
+}
+
+/// The `ts=` field of a log line.
+fn field_ts(line: &str) -> Option<u64> {
+    let rest = &line[line.find(" ts=")? + 4..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The time a log line starts with (`2026-11-29T00:38:46.734644Z`, UTC).
+fn log_time(line: &str) -> Option<SystemTime> {
+    let stamp = line.split(' ').next()?.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (date.next()??, date.next()??, date.next()??);
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let mut hms = hms.splitn(3, ':').map(|p| p.parse::<u64>().ok());
+    let (h, min, s) = (hms.next()??, hms.next()??, hms.next()??);
+    let nanos: u32 = format!("{fraction:0<9}").get(..9)?.parse().ok()?;
+    // Days since the epoch of a civil date (H. Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + min * 60 + s;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
 #[test]

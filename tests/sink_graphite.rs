@@ -1,168 +1,39 @@
 //! GraphiteSink against fake carbon peers on loopback: order, outages,
 //! a full backlog. (The real carbon stack is exercised by the end-to-end tests.)
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Actor;
 use haproxystats::config::Retries;
 use haproxystats::sink::graphite::{
-    Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLines,
+    Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLines, SinkStats,
 };
 use haproxystats::sink::retry::RetryPolicy;
+use support::fake_graphite::{Behaviour, FakeGraphite};
+use support::free_port;
 
-/// What the fake carbon does with one accepted connection.
-#[derive(Clone, Copy, Debug)]
-enum Behaviour {
-    /// Reads and records every line.
-    Read,
-    /// Accepts and never reads (TCP backpressure).
-    Stall,
-    /// Records what it reads, then closes after this many bytes.
-    CloseAfter(usize),
+/// The sink's stats; a sink that cannot answer fails the test.
+async fn sink_stats(sink: &actix::Addr<GraphiteSink>) -> SinkStats {
+    sink.send(GetSinkStats)
+        .await
+        .expect("the sink answers GetSinkStats")
 }
 
-/// A carbon stand-in: records the complete lines of each connection, in order.
-struct CountingPeer {
-    connections: Arc<Mutex<Vec<Vec<String>>>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// What the sink still holds after flushing for `timeout`.
+async fn flush(sink: &actix::Addr<GraphiteSink>, timeout: Duration) -> u64 {
+    sink.send(Flush { timeout })
+        .await
+        .expect("the sink answers Flush")
 }
 
-impl CountingPeer {
-    fn start(port: u16) -> CountingPeer {
-        CountingPeer::start_with(port, |_| Behaviour::Read, None)
-    }
-
-    /// `behaviour(n)` decides what connection `n` (0-based) gets;
-    /// `rcvbuf` shrinks the receive buffer so that backpressure comes soon.
-    fn start_with(
-        port: u16,
-        behaviour: fn(usize) -> Behaviour,
-        rcvbuf: Option<i32>,
-    ) -> CountingPeer {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("bind 127.0.0.1:{port}: {e}"));
-        if let Some(size) = rcvbuf {
-            use std::os::fd::AsRawFd;
-            // SAFETY: setsockopt on a socket we own, with a valid int option.
-            let rc = unsafe {
-                libc::setsockopt(
-                    listener.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUF,
-                    std::ptr::from_ref(&size).cast(),
-                    std::mem::size_of::<i32>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
-        }
-        listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("nonblocking: {e}"));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let connections: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
-        let (stop_flag, record) = (Arc::clone(&stop), Arc::clone(&connections));
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            let mut accepted = 0;
-            while !stop_flag.load(std::sync::atomic::Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let index = match record.lock() {
-                            Ok(mut all) => {
-                                all.push(Vec::new());
-                                all.len() - 1
-                            }
-                            Err(_) => return,
-                        };
-                        match behaviour(accepted) {
-                            Behaviour::Stall => held.push(stream),
-                            Behaviour::Read => {
-                                let record = Arc::clone(&record);
-                                std::thread::spawn(move || {
-                                    read_lines(stream, &record, index, usize::MAX)
-                                });
-                            }
-                            Behaviour::CloseAfter(bytes) => {
-                                let record = Arc::clone(&record);
-                                std::thread::spawn(move || {
-                                    read_lines(stream, &record, index, bytes)
-                                });
-                            }
-                        }
-                        accepted += 1;
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        CountingPeer {
-            connections,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Lines received per connection.
-    fn per_connection(&self) -> Vec<Vec<String>> {
-        self.connections
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_default()
-    }
-
-    /// Waits until the LAST connection has received `count` lines.
-    fn wait_for(&self, count: usize, deadline: Duration) -> Vec<String> {
-        let start = Instant::now();
-        loop {
-            let last = self.per_connection().pop().unwrap_or_default();
-            if last.len() >= count || start.elapsed() > deadline {
-                return last;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for CountingPeer {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn read_lines(stream: TcpStream, record: &Mutex<Vec<Vec<String>>>, index: usize, limit: usize) {
-    let _ = stream.set_nonblocking(false);
-    let mut reader = BufReader::new(stream);
-    let mut read = 0;
-    let mut line = String::new();
-    while read < limit {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                read += n;
-                if line.ends_with('\n')
-                    && let Ok(mut all) = record.lock()
-                {
-                    all[index].push(line.trim_end().to_string());
-                }
-            }
-        }
-    }
-    // Dropping the reader closes the connection mid-stream.
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("free port: {e}"))
+/// Runs a blocking wait off the event loop; its panic is the test's.
+async fn blocking<T: Send + 'static>(wait: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(wait)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 fn settings(port: u16, queue_size: usize) -> GraphiteSettings {
@@ -207,7 +78,7 @@ async fn lines_sent_during_an_outage_arrive_once_in_order_when_it_ends() {
         expected.extend(lines);
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let stats = sink.send(GetSinkStats).await.unwrap_or_default();
+    let stats = sink_stats(&sink).await;
     assert_eq!(stats.backlog, 5000, "{stats:?}");
     assert!(!stats.connected);
     assert_eq!(
@@ -215,24 +86,16 @@ async fn lines_sent_during_an_outage_arrive_once_in_order_when_it_ends() {
         "nothing delivered yet: {stats:?}"
     );
 
-    let peer = CountingPeer::start(port);
-    let received =
-        tokio::task::spawn_blocking(move || peer.wait_for(5000, Duration::from_secs(10)))
-            .await
-            .unwrap_or_default();
+    let peer = FakeGraphite::start_on(port, |_| Behaviour::Read, None);
+    let received = blocking(move || peer.wait_for_last(5000, Duration::from_secs(10))).await;
     assert_eq!(received.len(), expected.len());
     assert!(
         received == expected,
         "lines arrived out of order or altered"
     );
-    let left = sink
-        .send(Flush {
-            timeout: Duration::from_secs(2),
-        })
-        .await
-        .unwrap_or(u64::MAX);
+    let left = flush(&sink, Duration::from_secs(2)).await;
     assert_eq!(left, 0);
-    let stats = sink.send(GetSinkStats).await.unwrap_or_default();
+    let stats = sink_stats(&sink).await;
     assert_eq!((stats.sent, stats.dropped), (5000, 0), "{stats:?}");
     // `haproxystats check` reads its push age from this.
     assert!(stats.last_delivery.is_some(), "{stats:?}");
@@ -249,14 +112,11 @@ async fn a_full_backlog_drops_exactly_the_oldest_lines_and_counts_them() {
         expected.extend(lines);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let stats = sink.send(GetSinkStats).await.unwrap_or_default();
+    let stats = sink_stats(&sink).await;
     assert_eq!((stats.backlog, stats.dropped), (2500, 2500), "{stats:?}");
 
-    let peer = CountingPeer::start(port);
-    let received =
-        tokio::task::spawn_blocking(move || peer.wait_for(2500, Duration::from_secs(10)))
-            .await
-            .unwrap_or_default();
+    let peer = FakeGraphite::start_on(port, |_| Behaviour::Read, None);
+    let received = blocking(move || peer.wait_for_last(2500, Duration::from_secs(10))).await;
     assert!(
         received == expected[2500..],
         "not exactly the newest 2500 lines: got {}",
@@ -268,7 +128,7 @@ async fn a_full_backlog_drops_exactly_the_oldest_lines_and_counts_them() {
 async fn a_peer_that_never_reads_is_replaced_and_nothing_is_lost() {
     let port = free_port();
     // The first connection stalls with a tiny receive buffer; later ones read.
-    let peer = CountingPeer::start_with(
+    let peer = FakeGraphite::start_on(
         port,
         |n| {
             if n == 0 {
@@ -290,13 +150,11 @@ async fn a_peer_that_never_reads_is_replaced_and_nothing_is_lost() {
     let stats = tokio::time::timeout(Duration::from_secs(1), sink.send(GetSinkStats)).await;
     assert!(matches!(stats, Ok(Ok(_))), "sink blocked: {stats:?}");
     let total = expected.len();
-    let received = tokio::task::spawn_blocking(move || {
-        let last = peer.wait_for(total, Duration::from_secs(20));
-        (last, peer.per_connection().len())
+    let (last, connections) = blocking(move || {
+        let last = peer.wait_for_last(total, Duration::from_secs(20));
+        (last, peer.accepted())
     })
-    .await
-    .unwrap_or_default();
-    let (last, connections) = received;
+    .await;
     assert!(
         connections >= 2,
         "the stalled connection was never replaced"
@@ -307,7 +165,7 @@ async fn a_peer_that_never_reads_is_replaced_and_nothing_is_lost() {
         "lines lost or duplicated on the new connection"
     );
     assert!(last == expected, "lines arrived out of order");
-    let stats = sink.send(GetSinkStats).await.unwrap_or_default();
+    let stats = sink_stats(&sink).await;
     assert_eq!(stats.dropped, 0);
     assert!(stats.reconnects >= 1, "{stats:?}");
 }
@@ -316,7 +174,7 @@ async fn a_peer_that_never_reads_is_replaced_and_nothing_is_lost() {
 async fn a_connection_reset_mid_batch_resends_the_unacknowledged_tail() {
     let port = free_port();
     // The first connection closes after ~100 kB: mid-chunk, mid-line.
-    let peer = CountingPeer::start_with(
+    let peer = FakeGraphite::start_on(
         port,
         |n| {
             if n == 0 {
@@ -331,19 +189,14 @@ async fn a_connection_reset_mid_batch_resends_the_unacknowledged_tail() {
     let (bytes, expected) = batch(0, 50_000);
     sink.do_send(SendLines(bytes));
     let total = expected.len();
-    let connections = tokio::task::spawn_blocking(move || {
-        let start = Instant::now();
-        loop {
-            let all = peer.per_connection();
-            let done = all.len() >= 2 && all.last().map(Vec::len) >= Some(total);
-            if done || start.elapsed() > Duration::from_secs(20) {
-                return all;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    let connections = blocking(move || {
+        peer.wait_for_connections(
+            "a second connection carrying every line",
+            Duration::from_secs(20),
+            |all| all.len() >= 2 && all.last().map(Vec::len) >= Some(total),
+        )
     })
-    .await
-    .unwrap_or_default();
+    .await;
     assert!(
         connections.len() >= 2,
         "no reconnect after the reset: {}",
@@ -375,23 +228,13 @@ async fn flush_waits_for_the_backlog_and_reports_what_is_left() {
     sink.do_send(SendLines(bytes));
     // Nobody listens: flushing times out with every line still waiting.
     let started = Instant::now();
-    let left = sink
-        .send(Flush {
-            timeout: Duration::from_millis(300),
-        })
-        .await
-        .unwrap_or(0);
+    let left = flush(&sink, Duration::from_millis(300)).await;
     assert_eq!(left, 300);
     assert!(started.elapsed() >= Duration::from_millis(300));
-    let peer = CountingPeer::start(port);
-    let left = sink
-        .send(Flush {
-            timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap_or(u64::MAX);
+    let peer = FakeGraphite::start_on(port, |_| Behaviour::Read, None);
+    let left = flush(&sink, Duration::from_secs(5)).await;
     assert_eq!(left, 0);
-    assert_eq!(peer.wait_for(300, Duration::from_secs(2)).len(), 300);
+    assert_eq!(peer.wait_for_last(300, Duration::from_secs(2)).len(), 300);
 }
 
 #[actix_rt::test]
@@ -419,11 +262,8 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
     // Partly or not dropped: waiting for the peer.
     assert_eq!(done, [true, true, false, false, false]);
 
-    let peer = CountingPeer::start(port);
-    let received =
-        tokio::task::spawn_blocking(move || peer.wait_for(2500, Duration::from_secs(10)))
-            .await
-            .unwrap_or_default();
+    let peer = FakeGraphite::start_on(port, |_| Behaviour::Read, None);
+    let received = blocking(move || peer.wait_for_last(2500, Duration::from_secs(10))).await;
     assert_eq!(received.len(), 2500);
     for (i, ack) in acks.iter_mut().enumerate().skip(2) {
         let ok = tokio::time::timeout(Duration::from_secs(2), ack).await;
@@ -445,7 +285,7 @@ async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     use tokio::sync::oneshot;
 
     let port = free_port();
-    let peer = CountingPeer::start(port);
+    let peer = FakeGraphite::start_on(port, |_| Behaviour::Read, None);
     let pool = Arc::new(ChunkPool::new());
     // Replay window: two chunks' worth stays with the sink.
     let mut sink_settings = settings(port, 1_000_000);
@@ -465,10 +305,7 @@ async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     let acked = tokio::time::timeout(Duration::from_secs(10), ack).await;
     assert!(matches!(acked, Ok(Ok(()))), "not acknowledged: {acked:?}");
     let count = expected.len();
-    let received =
-        tokio::task::spawn_blocking(move || peer.wait_for(count, Duration::from_secs(10)))
-            .await
-            .unwrap_or_default();
+    let received = blocking(move || peer.wait_for_last(count, Duration::from_secs(10))).await;
     assert_eq!(received.len(), count);
     assert!(
         received == expected,

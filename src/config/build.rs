@@ -257,9 +257,13 @@ fn parse_loglevel(value: &str) -> Option<LogLevel> {
     }
 }
 
+/// The original's `liveness-check-interval` default: a configuration that
+/// leaves it there is not told that it is ignored (README, "Where we differ").
+const ORIGINAL_LIVENESS_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Builds and validates the typed configuration.
 pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
-    let warnings = unknown_options(raw);
+    let mut warnings = unknown_options(raw);
     let paths = PathsConfig {
         base_dir: Reader {
             raw,
@@ -291,6 +295,15 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
     } else {
         None
     };
+    if process.liveness_check_interval != ORIGINAL_LIVENESS_CHECK_INTERVAL {
+        warnings.push(ConfigWarning {
+            location: "[process] liveness-check-interval".to_owned(),
+            message: format!(
+                "ignored: the supervisor checks its children every {} ms and restarts a dead one",
+                crate::supervisor::LIVENESS_INTERVAL.as_millis()
+            ),
+        });
+    }
     let groups = build_groups(raw)?;
     check_groups_have_namespace(&groups, &graphite)?;
     let config = Config {

@@ -175,7 +175,10 @@ pub struct ProcessConfig {
     pub per_process_metrics: bool,
     /// `calculate-percentages`: emit the daemon's usage percentages.
     pub calculate_percentages: bool,
-    /// `liveness-check-interval`: how often workers are checked.
+    /// `liveness-check-interval`: how often the original checked its
+    /// workers. Validated and printed, never used: the supervisor checks its
+    /// children every `supervisor::LIVENESS_INTERVAL` (README, "Where we
+    /// differ"); a value other than the original's 10 s is warned about.
     pub liveness_check_interval: Duration,
 }
 

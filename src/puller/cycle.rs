@@ -206,6 +206,8 @@ pub async fn run(
         Ok(dir) => dir,
         Err(error) => return CycleOutcome::Io(error),
     };
+    // Before the first request: tests/pull.rs times reloads against it.
+    tracing::debug!(ts, sources = sources.len(), "pull cycle started");
     let writers = Arc::new(Semaphore::new(settings.writers));
     let mut tasks = JoinSet::new();
     let mut pending = BTreeSet::new();

@@ -2,10 +2,9 @@
 //! the child is restarted and counted, and no snapshot is lost; too many
 //! restarts are fatal; a poison snapshot is retried once, then quarantined.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::{Actor, Addr};
@@ -15,40 +14,21 @@ use super::*;
 use crate::config::Config;
 use crate::processor::actor::INJECT_PANIC_FILE;
 
+/// The Graphite stand-in the integration tests use (one copy, in tests/support).
+#[allow(dead_code)]
+#[path = "../../tests/support/fake_graphite.rs"]
+mod fake_graphite;
+
+use fake_graphite::{Behaviour, FakeGraphite};
+
 const STAT: &str = include_str!("../../tests/fixtures/stat/2.6_show_stat.csv");
 const INFO: &str = include_str!("../../tests/fixtures/stat/2.5.5_show_info.txt");
-
-/// A Graphite stand-in: records every line received, over any connection.
-fn graphite() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let port = free_port();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    graphite_on(port, Arc::clone(&lines));
-    (port, lines)
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
-}
-
-/// Starts recording lines received on `port` into `lines`.
-fn graphite_on(port: u16, lines: Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
-    let record = lines;
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let record = Arc::clone(&record);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Ok(mut all) = record.lock() {
-                        all.push(line);
-                    }
-                }
-            });
-        }
-    });
 }
 
 /// Writes a complete snapshot the way the puller publishes it (tmp + rename).
@@ -65,18 +45,21 @@ fn publish(src: &Path, ts: u64) -> PathBuf {
 struct Harness {
     root: tempfile::TempDir,
     supervisor: Addr<Supervisor>,
-    lines: Arc<Mutex<Vec<String>>>,
+    port: u16,
+    graphite: Option<FakeGraphite>,
     fatal: mpsc::UnboundedReceiver<String>,
 }
 
 impl Harness {
     fn start(limit: RestartLimit) -> Harness {
-        let (port, lines) = graphite();
-        Harness::start_on(limit, port, lines)
+        let graphite = FakeGraphite::start();
+        let mut harness = Harness::start_on(limit, graphite.port());
+        harness.graphite = Some(graphite);
+        harness
     }
 
-    /// With Graphite on `port`, recording into `lines` (or not yet listening).
-    fn start_on(limit: RestartLimit, port: u16, lines: Arc<Mutex<Vec<String>>>) -> Harness {
+    /// With Graphite on `port`, not yet listening.
+    fn start_on(limit: RestartLimit, port: u16) -> Harness {
         let root = tempfile::tempdir().expect("tempdir");
         let src = root.path().join("incoming");
         let sockets = root.path().join("sockets");
@@ -107,9 +90,23 @@ impl Harness {
         Harness {
             root,
             supervisor,
-            lines,
+            port,
+            graphite: None,
             fatal,
         }
+    }
+
+    /// Graphite starts listening on the port.
+    fn graphite_back(&mut self) {
+        self.graphite = Some(FakeGraphite::start_on(self.port, |_| Behaviour::Read, None));
+    }
+
+    /// Every line Graphite received.
+    fn lines(&self) -> Vec<String> {
+        self.graphite
+            .as_ref()
+            .map(FakeGraphite::lines)
+            .unwrap_or_default()
     }
 
     fn src(&self) -> PathBuf {
@@ -120,12 +117,7 @@ impl Harness {
     async fn wait_delivered(&self, ts: u64) {
         let suffix = format!(" {ts}");
         for _ in 0..200 {
-            if self
-                .lines
-                .lock()
-                .map(|l| l.iter().any(|line| line.ends_with(&suffix)))
-                .unwrap_or(false)
-            {
+            if self.lines().iter().any(|line| line.ends_with(&suffix)) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -219,7 +211,7 @@ async fn every_child_kind_is_restarted_counted_and_no_snapshot_is_lost() {
     // The restarts are in the self metrics of the next snapshot.
     publish(&harness.src(), ts);
     harness.wait_delivered(ts).await;
-    let lines = harness.lines.lock().expect("lines").clone();
+    let lines = harness.lines();
     assert!(
         lines
             .iter()
@@ -286,9 +278,7 @@ async fn more_restarts_than_the_limit_within_the_window_is_fatal() {
 async fn a_snapshot_whose_lines_die_with_the_sink_is_processed_again() {
     // Graphite is down: the lines wait in the sink's backlog, the snapshot
     // stays in src-dir until they are written.
-    let port = free_port();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let harness = Harness::start_on(RestartLimit::default(), port, Arc::clone(&lines));
+    let mut harness = Harness::start_on(RestartLimit::default(), free_port());
     harness.wait_all_alive().await;
     let dir = publish(&harness.src(), 1_700_000_300);
     for _ in 0..200 {
@@ -311,7 +301,7 @@ async fn a_snapshot_whose_lines_die_with_the_sink_is_processed_again() {
     assert_eq!(harness.stats().await.processed, 2);
     assert!(dir.is_dir());
     // …and delivered once Graphite is back, then deleted.
-    graphite_on(port, lines);
+    harness.graphite_back();
     harness.wait_delivered(1_700_000_300).await;
     for _ in 0..200 {
         if !dir.exists() {

@@ -134,20 +134,41 @@ impl FakeGraphite {
     /// Waits until `done(&lines)` holds for every line received so far, or
     /// panics after `timeout` saying what it waited for.
     pub fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) {
+        self.wait_for_connections(what, timeout, |connections| done(&connections.concat()));
+    }
+
+    /// Waits until `done(&per_connection)` holds, or panics after `timeout`
+    /// saying what it waited for; answers the lines of each connection.
+    pub fn wait_for_connections(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Vec<String>]) -> bool,
+    ) -> Vec<Vec<String>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let lines = self.lines();
-            if done(&lines) {
-                return;
+            let connections = self.per_connection();
+            if done(&connections) {
+                return connections;
             }
             assert!(
                 Instant::now() < deadline,
                 "timed out after {timeout:?} waiting for {what}: {} lines over {} connections",
-                lines.len(),
-                self.accepted()
+                connections.iter().map(Vec::len).sum::<usize>(),
+                connections.len()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits until the last connection received `count` lines or more, or
+    /// panics after `timeout`; answers that connection's lines.
+    pub fn wait_for_last(&self, count: usize, timeout: Duration) -> Vec<String> {
+        let what = format!("{count} lines on the last connection");
+        let mut connections = self.wait_for_connections(&what, timeout, |connections| {
+            connections.last().is_some_and(|last| last.len() >= count)
+        });
+        connections.pop().unwrap_or_default()
     }
 }
 
