@@ -47,7 +47,9 @@ fn write_conf(root: &Path, src: &Path, port: u16) -> PathBuf {
 }
 
 fn snapshots_in(src: &Path) -> usize {
-    fs::read_dir(src).map(|d| d.count()).unwrap_or(0)
+    fs::read_dir(src)
+        .unwrap_or_else(|e| panic!("read src-dir {}: {e}", src.display()))
+        .count()
 }
 
 #[test]
