@@ -951,3 +951,114 @@ fn dir_access_is_checked_only_when_asked() {
         "probe file removed"
     );
 }
+
+/// Refuses `text` with an error of `kind` whose one line contains `needle`.
+fn refused(name: &str, text: &str, kind: &str, needle: &str, failures: &mut Vec<String>) {
+    match load_str(text) {
+        Ok(loaded) => failures.push(format!("{name}: accepted: {:?}", loaded.config)),
+        Err(e) => {
+            let line = e.to_string();
+            if e.kind() != kind || !line.contains(needle) || line.contains(['\n', '\r', '\t']) {
+                failures.push(format!(
+                    "{name}: got [{}] {line:?}; want [{kind}] …{needle}…",
+                    e.kind()
+                ));
+            }
+        }
+    }
+}
+
+/// Issue 12 item 7: one line, no Rust debug text, the line that is wrong,
+/// control characters escaped, "too large" for numbers that are.
+#[test]
+fn errors_are_one_line_with_the_right_line_and_no_debug_text() {
+    let mut failures = Vec::new();
+    for (name, text, kind, needle) in [
+        (
+            "unclosed header",
+            "[graphite\nport = 1\n",
+            "syntax",
+            "<string>:1: section header '[graphite' is not closed with ']'",
+        ),
+        (
+            "unclosed header after others",
+            "[graphite]\nport = 1\n\n# c\n[pull\n",
+            "syntax",
+            "<string>:5: section header '[pull'",
+        ),
+        (
+            "option without value",
+            "[graphite]\nport\nserver = x\n",
+            "syntax",
+            "<string>:2: 'port' is neither a [section] header nor an 'option = value' line",
+        ),
+        (
+            "value without option",
+            "[graphite]\n= 3\n",
+            "syntax",
+            "<string>:2: '= 3' has no option name",
+        ),
+        (
+            "empty header",
+            "[]\n",
+            "syntax",
+            "<string>:1: empty section name",
+        ),
+        (
+            "continued value",
+            "[graphite]\nport = 1\n  x = 2\n",
+            "invalid",
+            "[graphite] port = '1\\nx = 2': not an integer",
+        ),
+        (
+            "escape sequence",
+            "[graphite]\nport = 1\x1b[31m\n",
+            "invalid",
+            "[graphite] port = '1\\x1b[31m'",
+        ),
+        (
+            "int too large",
+            "[graphite]\nport = 99999999999999999999\n",
+            "invalid",
+            "port = '99999999999999999999': too large",
+        ),
+        (
+            "count too large",
+            "[pull]\nworkers = 99999999999999999999\n",
+            "invalid",
+            "too large",
+        ),
+        (
+            "negative too large",
+            "[pull]\nworkers = -99999999999999999999\n",
+            "invalid",
+            "too large a negative number",
+        ),
+        (
+            "retries too large",
+            "[pull]\nretries = 99999999999\n",
+            "invalid",
+            "too large (at most 4294967295)",
+        ),
+        (
+            "seconds too large",
+            "[pull]\ntimeout = 1e300\n",
+            "invalid",
+            "[pull] timeout = '1e300': too large",
+        ),
+        (
+            "not an integer stays so",
+            "[graphite]\nport = 1.5\n",
+            "invalid",
+            "not an integer",
+        ),
+    ] {
+        refused(name, text, kind, needle, &mut failures);
+        if let Err(e) = load_str(text)
+            && e.to_string().contains("Some(")
+        {
+            failures.push(format!("{name}: debug text in {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -125,7 +125,7 @@ impl Reader<'_> {
 
     fn int(&self, option: &str) -> Result<i64, ConfigError> {
         let value = self.string(option)?;
-        parse_python_int(&value).ok_or_else(|| self.invalid(option, &value, "not an integer"))
+        parse_python_int(&value).ok_or_else(|| self.invalid(option, &value, int_error(&value)))
     }
 
     fn int_at_least(&self, option: &str, min: i64) -> Result<i64, ConfigError> {
@@ -151,11 +151,12 @@ impl Reader<'_> {
         let secs = parse_python_float(&value)
             .ok_or_else(|| self.invalid(option, &value, "not a number of seconds"))?;
         Duration::try_from_secs_f64(secs).map_err(|_| {
-            self.invalid(
-                option,
-                &value,
-                "must be a finite, non-negative number of seconds",
-            )
+            let reason = if secs.is_finite() && secs > 0.0 {
+                "too large"
+            } else {
+                "must be a finite, non-negative number of seconds"
+            };
+            self.invalid(option, &value, reason)
         })
     }
 
@@ -180,6 +181,11 @@ impl Reader<'_> {
     fn retries(&self, option: &str) -> Result<Retries, ConfigError> {
         match self.int(option)? {
             -1 => Ok(Retries::Forever),
+            n if n > i64::from(u32::MAX) => Err(self.invalid(
+                option,
+                &n.to_string(),
+                format!("too large (at most {})", u32::MAX),
+            )),
             n => u32::try_from(n).map(Retries::Times).map_err(|_| {
                 self.invalid(option, &n.to_string(), "must be -1 (forever), 0 or more")
             }),
@@ -226,6 +232,22 @@ pub fn parse_python_int(value: &str) -> Option<i64> {
         return None;
     }
     value.replace('_', "").parse().ok()
+}
+
+/// Why [`parse_python_int`] refused `value`: "too large" for digits that
+/// are an integer beyond 64 bits, else "not an integer".
+fn int_error(value: &str) -> &'static str {
+    let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
+    let is_integer = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__");
+    match (is_integer, value.starts_with('-')) {
+        (true, false) => "too large",
+        (true, true) => "too large a negative number",
+        (false, _) => "not an integer",
+    }
 }
 
 /// Python's `float()`: decimal and exponent forms, `inf`, `nan`.
@@ -425,7 +447,7 @@ fn metric_selection(r: &Reader<'_>, kind: ProxyKind) -> Result<MetricSelection, 
 fn build_graphite(r: &Reader<'_>) -> Result<GraphiteConfig, ConfigError> {
     let port_value = r.string("port")?;
     let port = parse_python_int(&port_value)
-        .ok_or_else(|| r.invalid("port", &port_value, "not an integer"))?;
+        .ok_or_else(|| r.invalid("port", &port_value, int_error(&port_value)))?;
     let port = u16::try_from(port)
         .ok()
         .filter(|p| *p != 0)
