@@ -968,6 +968,75 @@ fn refused(name: &str, text: &str, kind: &str, needle: &str, failures: &mut Vec<
     }
 }
 
+/// Issue 12 item 4: names from the configuration become Graphite path
+/// elements; one that would break a line or a path is refused at start.
+#[test]
+fn configuration_names_must_make_valid_graphite_paths() {
+    let groups = "[graphite]\ngroup-namespace = g\n[backend-groups]\n";
+    let mut failures = Vec::new();
+    for (name, text, needle) in [
+        (
+            "group name with a blank",
+            format!("{groups}my group = .\n"),
+            "[backend-groups] my group = '.': the group name must not hold blanks",
+        ),
+        (
+            "group name with a tab",
+            format!("{groups}my\tgroup = x\n"),
+            "[backend-groups] my\\tgroup = 'x'",
+        ),
+        (
+            "group name with a dot",
+            format!("{groups}a.b = x\n"),
+            "must not hold '.'",
+        ),
+        (
+            "namespace with empty components",
+            "[graphite]\nnamespace = a..b.\n".into(),
+            "[graphite] namespace = 'a..b.': has an empty path component",
+        ),
+        (
+            "namespace with a leading dot",
+            "[graphite]\nnamespace = .a\n".into(),
+            "empty path component",
+        ),
+        (
+            "namespace with a tab",
+            "[graphite]\nnamespace = a\tb\n".into(),
+            "[graphite] namespace = 'a\\tb': must not hold blanks",
+        ),
+        (
+            "group-namespace with empty components",
+            format!("[graphite]\ngroup-namespace = x..y\n[backend-groups]\nb = x\n"),
+            "[graphite] group-namespace = 'x..y'",
+        ),
+        (
+            "group-namespace with a blank",
+            format!("[graphite]\ngroup-namespace = x y\n[backend-groups]\nb = x\n"),
+            "[graphite] group-namespace = 'x y'",
+        ),
+        (
+            "empty server",
+            "[graphite]\nserver =\n".into(),
+            "[graphite] server = '': must be a host name or address",
+        ),
+        (
+            "server with a blank",
+            "[graphite]\nserver = a b\n".into(),
+            "[graphite] server = 'a b'",
+        ),
+    ] {
+        refused(name, &text, "invalid", needle, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Dotted paths and plain names stay valid.
+    let loaded = ok(&format!(
+        "[graphite]\nnamespace = a.b-c\nserver = graphite.example\ngroup-namespace = x.y\n[backend-groups]\nweb_1 = ^web\n"
+    ));
+    assert_eq!(loaded.config.graphite.namespace, "a.b-c");
+    assert_eq!(loaded.config.graphite.server, "graphite.example");
+}
+
 /// Issue 12 item 7: one line, no Rust debug text, the line that is wrong,
 /// control characters escaped, "too large" for numbers that are.
 #[test]

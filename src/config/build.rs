@@ -457,18 +457,26 @@ fn build_graphite(r: &Reader<'_>) -> Result<GraphiteConfig, ConfigError> {
         return Err(r.invalid("backoff", &backoff.to_string(), "must be a positive number"));
     }
     let namespace = r.string("namespace")?;
-    if namespace.is_empty() || namespace.contains(char::is_whitespace) {
-        return Err(r.invalid("namespace", &namespace, "must be non-empty without blanks"));
+    if let Err(reason) = check_metric_path(&namespace) {
+        return Err(r.invalid("namespace", &namespace, reason));
     }
     let group_namespace = match r.optional("group-namespace")? {
         None => None,
-        Some(ns) if ns.is_empty() || ns.contains(char::is_whitespace) => {
-            return Err(r.invalid("group-namespace", &ns, "must be non-empty without blanks"));
-        }
-        Some(ns) => Some(ns),
+        Some(ns) => match check_metric_path(&ns) {
+            Ok(()) => Some(ns),
+            Err(reason) => return Err(r.invalid("group-namespace", &ns, reason)),
+        },
     };
+    let server = r.string("server")?;
+    if server.is_empty() || server.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(r.invalid(
+            "server",
+            &server,
+            "must be a host name or address, non-empty and without blanks",
+        ));
+    }
     Ok(GraphiteConfig {
-        server: r.string("server")?,
+        server,
         port,
         retries: r.retries("retries")?,
         interval: r.seconds("interval")?,
@@ -498,6 +506,14 @@ fn build_groups(raw: &RawConfig) -> Result<Groups, ConfigError> {
         &mut groups.server,
     ]) {
         for (name, value) in raw.user_options(section) {
+            if let Err(reason) = check_metric_name(name) {
+                return Err(ConfigError::invalid(
+                    section,
+                    name,
+                    value,
+                    format!("the group name {reason}"),
+                ));
+            }
             let pattern =
                 interpolate(raw, section, value).map_err(|error| ConfigError::Interpolation {
                     section: section.to_owned(),
@@ -538,6 +554,40 @@ fn check_groups_have_namespace(
         )),
         _ => Ok(()),
     }
+}
+
+/// A character that would break a Graphite plaintext line (its fields are
+/// separated by blanks, its lines by newlines).
+fn breaks_a_line(c: char) -> bool {
+    c.is_whitespace() || c.is_control()
+}
+
+/// A Graphite path from the configuration (`namespace`, `group-namespace`):
+/// dot-separated names, each one valid as [`check_metric_name`] says.
+fn check_metric_path(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("must not be empty");
+    }
+    if path.split('.').any(str::is_empty) {
+        return Err("has an empty path component (a leading, trailing or doubled '.')");
+    }
+    if path.contains(breaks_a_line) {
+        return Err("must not hold blanks or control characters");
+    }
+    Ok(())
+}
+
+/// One Graphite path element from the configuration (a group name): names
+/// from data are sanitised, but one the user wrote is refused, so that he
+/// sees what his metrics would be called.
+fn check_metric_name(name: &str) -> Result<(), &'static str> {
+    if name.contains('.') {
+        return Err("must not hold '.' (the Graphite path separator)");
+    }
+    if name.contains(breaks_a_line) {
+        return Err("must not hold blanks or control characters");
+    }
+    Ok(())
 }
 
 fn one_line(text: &str) -> String {
