@@ -292,18 +292,29 @@ impl KindAgg {
             let Some(sums) = self.sums.get_mut(gi * w..(gi + 1) * w) else {
                 continue;
             };
+            // Wraps are only flagged here and found after the row: a
+            // branch per value would cost the kernel about a tenth.
+            let mut wrapped = false;
             for &(m, values, busy_only) in &present {
                 if busy_only && !busy {
                     continue;
                 }
                 if let (Some(sum), Some(&v)) = (sums.get_mut(m), values.get(r)) {
-                    let (s, wrapped) = sum.overflowing_add(v);
+                    let (s, o) = sum.overflowing_add(v);
                     *sum = s;
-                    if wrapped {
-                        let wraps = if v < 0 { -1 } else { 1 };
-                        spill(&mut self.carry, &mut self.overflowed, g, m, wraps);
-                    }
+                    wrapped |= o;
                 }
+            }
+            if wrapped {
+                spill_row(
+                    &mut self.carry,
+                    &mut self.overflowed,
+                    sums,
+                    &present,
+                    r,
+                    g,
+                    busy,
+                );
             }
             for &m in &lacking {
                 if busy || !self.busy_only.get(m).copied().unwrap_or(false) {
@@ -418,16 +429,22 @@ impl KindAgg {
             self.absent.get(&(g as u32, m as u32)).copied().unwrap_or(0)
         };
         let low = i128::from(self.sums.get(g * self.width + m).copied().unwrap_or(0));
+        let rows = rows.get(g).copied().unwrap_or(0).wrapping_sub(lacking);
+        // Called once per line written: no lookup unless some sum wrapped
+        // (an overflowed sum always has a carry entry too).
+        if self.carry.is_empty() {
+            return Acc {
+                sum: low,
+                rows,
+                overflow: false,
+            };
+        }
         let key = (g as u32, m as u32);
-        let wraps = if self.carry.is_empty() {
-            0
-        } else {
-            self.carry.get(&key).copied().unwrap_or(0)
-        };
+        let wraps = self.carry.get(&key).copied().unwrap_or(0);
         let sum = (i128::from(wraps) << 64).checked_add(low);
         Acc {
             sum: sum.unwrap_or(0),
-            rows: rows.get(g).copied().unwrap_or(0).wrapping_sub(lacking),
+            rows,
             overflow: sum.is_none() || self.overflowed.contains(&key),
         }
     }
@@ -470,6 +487,31 @@ fn add_wide(sum: &mut i64, delta: i128) -> i64 {
     let total = i128::from(*sum) + delta;
     *sum = total as i64;
     ((total - i128::from(*sum)) >> 64) as i64
+}
+
+/// Finds which sums of a row wrapped (each value was already added: a sum
+/// wrapped when taking the value off again overflows) and records them.
+#[cold]
+#[inline(never)]
+fn spill_row(
+    carry: &mut FxMap<(u32, u32), i64>,
+    overflowed: &mut Vec<(u32, u32)>,
+    sums: &[i64],
+    present: &[(usize, &[i64], bool)],
+    r: usize,
+    g: u32,
+    busy: bool,
+) {
+    for &(m, values, busy_only) in present {
+        if busy_only && !busy {
+            continue;
+        }
+        if let (Some(&sum), Some(&v)) = (sums.get(m), values.get(r))
+            && sum.overflowing_sub(v).1
+        {
+            spill(carry, overflowed, g, m, if v < 0 { -1 } else { 1 });
+        }
+    }
 }
 
 /// Records `wraps` more wraps of the sum of metric `m` of group `g`; the
