@@ -1007,12 +1007,12 @@ fn configuration_names_must_make_valid_graphite_paths() {
         ),
         (
             "group-namespace with empty components",
-            format!("[graphite]\ngroup-namespace = x..y\n[backend-groups]\nb = x\n"),
+            "[graphite]\ngroup-namespace = x..y\n[backend-groups]\nb = x\n".into(),
             "[graphite] group-namespace = 'x..y'",
         ),
         (
             "group-namespace with a blank",
-            format!("[graphite]\ngroup-namespace = x y\n[backend-groups]\nb = x\n"),
+            "[graphite]\ngroup-namespace = x y\n[backend-groups]\nb = x\n".into(),
             "[graphite] group-namespace = 'x y'",
         ),
         (
@@ -1030,9 +1030,9 @@ fn configuration_names_must_make_valid_graphite_paths() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Dotted paths and plain names stay valid.
-    let loaded = ok(&format!(
-        "[graphite]\nnamespace = a.b-c\nserver = graphite.example\ngroup-namespace = x.y\n[backend-groups]\nweb_1 = ^web\n"
-    ));
+    let loaded = ok(
+        "[graphite]\nnamespace = a.b-c\nserver = graphite.example\ngroup-namespace = x.y\n[backend-groups]\nweb_1 = ^web\n",
+    );
     assert_eq!(loaded.config.graphite.namespace, "a.b-c");
     assert_eq!(loaded.config.graphite.server, "graphite.example");
 }
