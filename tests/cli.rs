@@ -91,7 +91,11 @@ fn print_defaults_round_trips_through_print_conf() {
     assert_eq!(defaults.status.code(), Some(0), "{defaults:?}");
     let defaults_text = stdout(&defaults);
     assert!(defaults_text.contains("[graphite]"), "{defaults_text}");
-    let reread = run_with_stdin(BIN, &["-f", "/dev/stdin", "-P"], Some(&defaults_text));
+    // Through a file: a pipe (`-f /dev/stdin`) is not a regular file and is
+    // refused, as a FIFO without writer would block the start for good.
+    let tmp = temp_dir();
+    let file = write_conf(tmp.path(), "defaults.conf", &defaults_text);
+    let reread = run(&["-f", file.to_str().unwrap(), "-P"]);
     assert_eq!(reread.status.code(), Some(0), "{reread:?}");
     assert_eq!(stdout(&reread), defaults_text);
 }
@@ -276,4 +280,53 @@ fn the_example_configuration_in_contrib_is_valid() {
     assert!(stderr(&output).is_empty(), "{}", stderr(&output));
     // It documents the defaults: it must mean exactly what `-p` prints.
     assert_eq!(stdout(&output), stdout(&run(&["-p"])));
+}
+
+/// Issue 12 item 7: `-f /dev/zero` grew without bound and a FIFO blocked
+/// forever; anything but a regular file of at most 1 MiB is refused at once.
+#[test]
+fn only_regular_files_of_sane_size_are_read_as_configuration() {
+    let tmp = temp_dir();
+    let fifo = tmp.path().join("fifo.conf");
+    let status = Command::new("mkfifo").arg(&fifo).status();
+    assert!(status.is_ok_and(|s| s.success()), "mkfifo failed");
+    let big = tmp.path().join("big.conf");
+    std::fs::write(&big, "#".repeat((1 << 20) + 1)).unwrap();
+    let dir = tmp.path().to_str().unwrap().to_owned();
+    for (file, reason) in [
+        (
+            "/dev/zero".to_owned(),
+            "not a regular file (a character device)",
+        ),
+        (fifo.display().to_string(), "not a regular file (a FIFO)"),
+        (dir, "not a regular file (a directory)"),
+        (
+            big.display().to_string(),
+            "too large (more than 1048576 bytes)",
+        ),
+    ] {
+        let mut child = Command::new(BIN)
+            .args(["-f", &file, "-P"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("{file}: still running after 10 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert_eq!(err.lines().count(), 1, "{file}: {err}");
+        assert!(err.contains(&format!("{file}: {reason}")), "{file}: {err}");
+    }
+    // Exactly 1 MiB is still read.
+    std::fs::write(&big, "#".repeat(1 << 20)).unwrap();
+    let out = run(&["-f", big.to_str().unwrap(), "-P"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -975,3 +975,183 @@ fn dir_access_is_checked_only_when_asked() {
         "probe file removed"
     );
 }
+
+/// Refuses `text` with an error of `kind` whose one line contains `needle`.
+fn refused(name: &str, text: &str, kind: &str, needle: &str, failures: &mut Vec<String>) {
+    match load_str(text) {
+        Ok(loaded) => failures.push(format!("{name}: accepted: {:?}", loaded.config)),
+        Err(e) => {
+            let line = e.to_string();
+            if e.kind() != kind || !line.contains(needle) || line.contains(['\n', '\r', '\t']) {
+                failures.push(format!(
+                    "{name}: got [{}] {line:?}; want [{kind}] …{needle}…",
+                    e.kind()
+                ));
+            }
+        }
+    }
+}
+
+/// Issue 12 item 4: names from the configuration become Graphite path
+/// elements; one that would break a line or a path is refused at start.
+#[test]
+fn configuration_names_must_make_valid_graphite_paths() {
+    let groups = "[graphite]\ngroup-namespace = g\n[backend-groups]\n";
+    let mut failures = Vec::new();
+    for (name, text, needle) in [
+        (
+            "group name with a blank",
+            format!("{groups}my group = .\n"),
+            "[backend-groups] my group = '.': the group name must not hold blanks",
+        ),
+        (
+            "group name with a tab",
+            format!("{groups}my\tgroup = x\n"),
+            "[backend-groups] my\\tgroup = 'x'",
+        ),
+        (
+            "group name with a dot",
+            format!("{groups}a.b = x\n"),
+            "must not hold '.'",
+        ),
+        (
+            "namespace with empty components",
+            "[graphite]\nnamespace = a..b.\n".into(),
+            "[graphite] namespace = 'a..b.': has an empty path component",
+        ),
+        (
+            "namespace with a leading dot",
+            "[graphite]\nnamespace = .a\n".into(),
+            "empty path component",
+        ),
+        (
+            "namespace with a tab",
+            "[graphite]\nnamespace = a\tb\n".into(),
+            "[graphite] namespace = 'a\\tb': must not hold blanks",
+        ),
+        (
+            "group-namespace with empty components",
+            "[graphite]\ngroup-namespace = x..y\n[backend-groups]\nb = x\n".into(),
+            "[graphite] group-namespace = 'x..y'",
+        ),
+        (
+            "group-namespace with a blank",
+            "[graphite]\ngroup-namespace = x y\n[backend-groups]\nb = x\n".into(),
+            "[graphite] group-namespace = 'x y'",
+        ),
+        (
+            "empty server",
+            "[graphite]\nserver =\n".into(),
+            "[graphite] server = '': must be a host name or address",
+        ),
+        (
+            "server with a blank",
+            "[graphite]\nserver = a b\n".into(),
+            "[graphite] server = 'a b'",
+        ),
+    ] {
+        refused(name, &text, "invalid", needle, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Dotted paths and plain names stay valid.
+    let loaded = ok(
+        "[graphite]\nnamespace = a.b-c\nserver = graphite.example\ngroup-namespace = x.y\n[backend-groups]\nweb_1 = ^web\n",
+    );
+    assert_eq!(loaded.config.graphite.namespace, "a.b-c");
+    assert_eq!(loaded.config.graphite.server, "graphite.example");
+}
+
+/// Issue 12 item 7: one line, no Rust debug text, the line that is wrong,
+/// control characters escaped, "too large" for numbers that are.
+#[test]
+fn errors_are_one_line_with_the_right_line_and_no_debug_text() {
+    let mut failures = Vec::new();
+    for (name, text, kind, needle) in [
+        (
+            "unclosed header",
+            "[graphite\nport = 1\n",
+            "syntax",
+            "<string>:1: section header '[graphite' is not closed with ']'",
+        ),
+        (
+            "unclosed header after others",
+            "[graphite]\nport = 1\n\n# c\n[pull\n",
+            "syntax",
+            "<string>:5: section header '[pull'",
+        ),
+        (
+            "option without value",
+            "[graphite]\nport\nserver = x\n",
+            "syntax",
+            "<string>:2: 'port' is neither a [section] header nor an 'option = value' line",
+        ),
+        (
+            "value without option",
+            "[graphite]\n= 3\n",
+            "syntax",
+            "<string>:2: '= 3' has no option name",
+        ),
+        (
+            "empty header",
+            "[]\n",
+            "syntax",
+            "<string>:1: empty section name",
+        ),
+        (
+            "continued value",
+            "[graphite]\nport = 1\n  x = 2\n",
+            "invalid",
+            "[graphite] port = '1\\nx = 2': not an integer",
+        ),
+        (
+            "escape sequence",
+            "[graphite]\nport = 1\x1b[31m\n",
+            "invalid",
+            "[graphite] port = '1\\x1b[31m'",
+        ),
+        (
+            "int too large",
+            "[graphite]\nport = 99999999999999999999\n",
+            "invalid",
+            "port = '99999999999999999999': too large",
+        ),
+        (
+            "count too large",
+            "[pull]\nworkers = 99999999999999999999\n",
+            "invalid",
+            "too large",
+        ),
+        (
+            "negative too large",
+            "[pull]\nworkers = -99999999999999999999\n",
+            "invalid",
+            "too large a negative number",
+        ),
+        (
+            "retries too large",
+            "[pull]\nretries = 99999999999\n",
+            "invalid",
+            "too large (at most 4294967295)",
+        ),
+        (
+            "seconds too large",
+            "[pull]\ntimeout = 1e300\n",
+            "invalid",
+            "[pull] timeout = '1e300': too large",
+        ),
+        (
+            "not an integer stays so",
+            "[graphite]\nport = 1.5\n",
+            "invalid",
+            "not an integer",
+        ),
+    ] {
+        refused(name, text, kind, needle, &mut failures);
+        if let Err(e) = load_str(text)
+            && e.to_string().contains("Some(")
+        {
+            failures.push(format!("{name}: debug text in {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -298,3 +298,68 @@ fn groups_and_exclusions() {
     let (text, _) = run(&dir, &opts);
     assert!(!text.contains("be_app"), "{text}");
 }
+
+/// Issue 12 item 6: HAProxy's counters are unsigned 64-bit; sums of them
+/// are exact (no wrap to `bin -2`), values above `i64::MAX` are read, in
+/// `show stat` cells and in `show info` values alike.
+#[test]
+fn sums_of_64_bit_counters_are_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(TS);
+    std::fs::create_dir(&dir).unwrap();
+    let max = i64::MAX;
+    let umax = u64::MAX;
+    for socket in ["a", "b"] {
+        std::fs::write(
+            dir.join(format!("{socket}_stat")),
+            format!(
+                "# pxname,svname,type,lbtot,bin,bout,qtime,weight,\n\
+                 fe,FRONTEND,0,,{max},{umax},,,\n\
+                 be,BACKEND,1,{umax},{umax},1,,,\n\
+                 be,s1,2,{umax},{max},2,{umax},{umax},\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{socket}_info")),
+            format!("Name: HAProxy\nCumConns: {umax}\nCurrConns: {max}\nIdle_pct: 100\n"),
+        )
+        .unwrap();
+    }
+    let mut opts = EngineOptions::with_prefix("P");
+    opts.aggr_server_metrics = true;
+    let (text, report) = run(&dir, &opts);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let two_max = 2 * i128::from(max);
+    let two_umax = 2 * i128::from(umax);
+    for want in [
+        format!("P.frontend.fe.bin {two_max}"),
+        format!("P.frontend.fe.bout {two_umax}"),
+        format!("P.backend.be.bin {two_umax}"),
+        format!("P.backend.be.lbtot {two_umax}"),
+        format!("P.backend.be.server.s1.bin {two_max}"),
+        format!("P.backend.be.server.s1.lbtot {two_umax}"),
+        // Means stay right: lbtot above i64::MAX still makes a row busy.
+        "P.backend.be.server.s1.qtime 1.8446744073709552e19".to_owned(),
+        "P.backend.be.server.s1.weight 1.8446744073709552e19".to_owned(),
+        format!("P.server.s1.bin {two_max}"),
+        format!("P.daemon.CumConns {two_umax}"),
+        format!("P.daemon.CurrConns {two_max}"),
+    ] {
+        assert!(has(&text, &want), "missing {want}\n{text}");
+    }
+    // One more digit is more than a counter holds: warned, treated as empty.
+    std::fs::write(
+        dir.join("a_stat"),
+        "# pxname,svname,type,bin,\nfe,FRONTEND,0,184467440737095516150,\n",
+    )
+    .unwrap();
+    let (_, report) = run(&dir, &opts);
+    let warnings: Vec<String> = report.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("a_stat:2: cell of column bin is larger than")),
+        "{warnings:?}"
+    );
+}

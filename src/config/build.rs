@@ -125,7 +125,7 @@ impl Reader<'_> {
 
     fn int(&self, option: &str) -> Result<i64, ConfigError> {
         let value = self.string(option)?;
-        parse_python_int(&value).ok_or_else(|| self.invalid(option, &value, "not an integer"))
+        parse_python_int(&value).ok_or_else(|| self.invalid(option, &value, int_error(&value)))
     }
 
     fn int_at_least(&self, option: &str, min: i64) -> Result<i64, ConfigError> {
@@ -151,11 +151,12 @@ impl Reader<'_> {
         let secs = parse_python_float(&value)
             .ok_or_else(|| self.invalid(option, &value, "not a number of seconds"))?;
         Duration::try_from_secs_f64(secs).map_err(|_| {
-            self.invalid(
-                option,
-                &value,
-                "must be a finite, non-negative number of seconds",
-            )
+            let reason = if secs.is_finite() && secs > 0.0 {
+                "too large"
+            } else {
+                "must be a finite, non-negative number of seconds"
+            };
+            self.invalid(option, &value, reason)
         })
     }
 
@@ -180,6 +181,11 @@ impl Reader<'_> {
     fn retries(&self, option: &str) -> Result<Retries, ConfigError> {
         match self.int(option)? {
             -1 => Ok(Retries::Forever),
+            n if n > i64::from(u32::MAX) => Err(self.invalid(
+                option,
+                &n.to_string(),
+                format!("too large (at most {})", u32::MAX),
+            )),
             n => u32::try_from(n).map(Retries::Times).map_err(|_| {
                 self.invalid(option, &n.to_string(), "must be -1 (forever), 0 or more")
             }),
@@ -226,6 +232,22 @@ pub fn parse_python_int(value: &str) -> Option<i64> {
         return None;
     }
     value.replace('_', "").parse().ok()
+}
+
+/// Why [`parse_python_int`] refused `value`: "too large" for digits that
+/// are an integer beyond 64 bits, else "not an integer".
+fn int_error(value: &str) -> &'static str {
+    let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
+    let is_integer = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__");
+    match (is_integer, value.starts_with('-')) {
+        (true, false) => "too large",
+        (true, true) => "too large a negative number",
+        (false, _) => "not an integer",
+    }
 }
 
 /// Python's `float()`: decimal and exponent forms, `inf`, `nan`.
@@ -438,7 +460,7 @@ fn metric_selection(r: &Reader<'_>, kind: ProxyKind) -> Result<MetricSelection, 
 fn build_graphite(r: &Reader<'_>) -> Result<GraphiteConfig, ConfigError> {
     let port_value = r.string("port")?;
     let port = parse_python_int(&port_value)
-        .ok_or_else(|| r.invalid("port", &port_value, "not an integer"))?;
+        .ok_or_else(|| r.invalid("port", &port_value, int_error(&port_value)))?;
     let port = u16::try_from(port)
         .ok()
         .filter(|p| *p != 0)
@@ -448,18 +470,26 @@ fn build_graphite(r: &Reader<'_>) -> Result<GraphiteConfig, ConfigError> {
         return Err(r.invalid("backoff", &backoff.to_string(), "must be a positive number"));
     }
     let namespace = r.string("namespace")?;
-    if namespace.is_empty() || namespace.contains(char::is_whitespace) {
-        return Err(r.invalid("namespace", &namespace, "must be non-empty without blanks"));
+    if let Err(reason) = check_metric_path(&namespace) {
+        return Err(r.invalid("namespace", &namespace, reason));
     }
     let group_namespace = match r.optional("group-namespace")? {
         None => None,
-        Some(ns) if ns.is_empty() || ns.contains(char::is_whitespace) => {
-            return Err(r.invalid("group-namespace", &ns, "must be non-empty without blanks"));
-        }
-        Some(ns) => Some(ns),
+        Some(ns) => match check_metric_path(&ns) {
+            Ok(()) => Some(ns),
+            Err(reason) => return Err(r.invalid("group-namespace", &ns, reason)),
+        },
     };
+    let server = r.string("server")?;
+    if server.is_empty() || server.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(r.invalid(
+            "server",
+            &server,
+            "must be a host name or address, non-empty and without blanks",
+        ));
+    }
     Ok(GraphiteConfig {
-        server: r.string("server")?,
+        server,
         port,
         retries: r.retries("retries")?,
         interval: r.seconds("interval")?,
@@ -489,6 +519,14 @@ fn build_groups(raw: &RawConfig) -> Result<Groups, ConfigError> {
         &mut groups.server,
     ]) {
         for (name, value) in raw.user_options(section) {
+            if let Err(reason) = check_metric_name(name) {
+                return Err(ConfigError::invalid(
+                    section,
+                    name,
+                    value,
+                    format!("the group name {reason}"),
+                ));
+            }
             let pattern =
                 interpolate(raw, section, value).map_err(|error| ConfigError::Interpolation {
                     section: section.to_owned(),
@@ -529,6 +567,40 @@ fn check_groups_have_namespace(
         )),
         _ => Ok(()),
     }
+}
+
+/// A character that would break a Graphite plaintext line (its fields are
+/// separated by blanks, its lines by newlines).
+fn breaks_a_line(c: char) -> bool {
+    c.is_whitespace() || c.is_control()
+}
+
+/// A Graphite path from the configuration (`namespace`, `group-namespace`):
+/// dot-separated names, each one valid as [`check_metric_name`] says.
+fn check_metric_path(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("must not be empty");
+    }
+    if path.split('.').any(str::is_empty) {
+        return Err("has an empty path component (a leading, trailing or doubled '.')");
+    }
+    if path.contains(breaks_a_line) {
+        return Err("must not hold blanks or control characters");
+    }
+    Ok(())
+}
+
+/// One Graphite path element from the configuration (a group name): names
+/// from data are sanitised, but one the user wrote is refused, so that he
+/// sees what his metrics would be called.
+fn check_metric_name(name: &str) -> Result<(), &'static str> {
+    if name.contains('.') {
+        return Err("must not hold '.' (the Graphite path separator)");
+    }
+    if name.contains(breaks_a_line) {
+        return Err("must not hold blanks or control characters");
+    }
+    Ok(())
 }
 
 fn one_line(text: &str) -> String {

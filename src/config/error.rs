@@ -2,7 +2,9 @@
 //!
 //! Every refusal prints as ONE line that names where the problem is (file,
 //! section, option), the value and the reason, so that an SRE can fix it
-//! from the journal alone (SPEC §2).
+//! from the journal alone (SPEC §2). What comes from the files (names,
+//! values, paths) is shown with its control characters escaped ([`Esc`]),
+//! so that a value holding a newline still makes one line.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,28 +13,43 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A configuration file (or the `-d` directory) could not be read.
-    #[error("cannot read configuration {path}: {source}")]
+    #[error("cannot read configuration {}: {source}", Esc(&.path.to_string_lossy()))]
     Read {
         /// The file or directory.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
     },
+    /// `-f` or a `*.conf` of `-d` is not a regular file: a FIFO would block
+    /// the start for good and a device like `/dev/zero` never ends.
+    #[error("cannot read configuration {}: not a regular file ({kind})", Esc(&.path.to_string_lossy()))]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead (`a directory`, `a FIFO`, ...).
+        kind: &'static str,
+    },
+    /// A configuration file larger than [`MAX_FILE_BYTES`]: no real one is.
+    #[error("cannot read configuration {}: too large (more than {limit} bytes)", Esc(&.path.to_string_lossy()))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The most accepted, [`MAX_FILE_BYTES`].
+        limit: u64,
+    },
     /// The INI syntax is broken.
-    #[error("invalid configuration: {path}:{line}:{column}: {reason}")]
+    #[error("invalid configuration: {}:{line}: {}", Esc(.path), Esc(.reason))]
     Syntax {
         /// The file (`<string>` for text given directly).
         path: String,
         /// 1-based line.
         line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What the parser expected.
+        /// What is wrong with the line.
         reason: String,
     },
     /// The same section or option appears twice in one file (ConfigParser's
     /// strict mode refuses this too; across files the later one wins).
-    #[error("invalid configuration: {path}: {what} appears more than once")]
+    #[error("invalid configuration: {}: {} appears more than once", Esc(.path), Esc(.what))]
     Duplicate {
         /// The file.
         path: String,
@@ -40,7 +57,7 @@ pub enum ConfigError {
         what: String,
     },
     /// An option outside any section.
-    #[error("invalid configuration: {path}: option '{option}' appears before any [section] header")]
+    #[error("invalid configuration: {}: option '{}' appears before any [section] header", Esc(.path), Esc(.option))]
     NoSection {
         /// The file.
         path: String,
@@ -48,7 +65,7 @@ pub enum ConfigError {
         option: String,
     },
     /// `${...}` could not be resolved.
-    #[error("invalid configuration: [{section}] {option} = '{value}': {reason}")]
+    #[error("invalid configuration: [{}] {} = '{}': {}", Esc(.section), Esc(.option), Esc(.value), Esc(.reason))]
     Interpolation {
         /// Section of the option being read.
         section: String,
@@ -60,7 +77,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// A value of the wrong type or out of range.
-    #[error("invalid configuration: [{section}] {option} = '{value}': {reason}")]
+    #[error("invalid configuration: [{}] {} = '{}': {}", Esc(.section), Esc(.option), Esc(.value), Esc(.reason))]
     Invalid {
         /// The section.
         section: String,
@@ -72,10 +89,10 @@ pub enum ConfigError {
         reason: String,
     },
     /// Options that are valid alone but not together.
-    #[error("invalid configuration: {0}")]
+    #[error("invalid configuration: {}", Esc(.0))]
     Inconsistent(String),
     /// A directory a command needs is not readable and writable.
-    #[error("invalid configuration: [{section}] {option} = '{}': read and write access is not granted: {source}", dir.display())]
+    #[error("invalid configuration: [{}] {} = '{}': read and write access is not granted: {source}", Esc(.section), Esc(.option), Esc(&.dir.to_string_lossy()))]
     Access {
         /// The section.
         section: String,
@@ -93,6 +110,8 @@ impl ConfigError {
     pub fn kind(&self) -> &'static str {
         match self {
             ConfigError::Read { .. } => "read",
+            ConfigError::NotAFile { .. } => "not_a_file",
+            ConfigError::TooLarge { .. } => "too_large",
             ConfigError::Syntax { .. } => "syntax",
             ConfigError::Duplicate { .. } => "duplicate",
             ConfigError::NoSection { .. } => "no_section",
@@ -130,6 +149,39 @@ pub struct ConfigWarning {
 
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "configuration: {}: {}", self.location, self.message)
+        write!(
+            f,
+            "configuration: {}: {}",
+            Esc(&self.location),
+            Esc(&self.message)
+        )
+    }
+}
+
+/// The largest configuration file read, in bytes: real ones are a few KiB.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Text from a configuration file shown in a message: line breaks, tabs and
+/// other control characters are escaped (`\n`, `\t`, `\x1b`, `\u{2028}`) so
+/// that the message stays one line and shows what is really there; the rest,
+/// backslashes of a regex included, is shown as written.
+pub struct Esc<'a>(pub &'a str);
+
+impl fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_ascii_control() => write!(f, "\\x{:02x}", u32::from(c))?,
+                // Other controls and the Unicode line and paragraph separators.
+                c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                    write!(f, "\\u{{{:x}}}", u32::from(c))?
+                }
+                c => fmt::Write::write_char(f, c)?,
+            }
+        }
+        Ok(())
     }
 }

@@ -17,7 +17,7 @@ mod render;
 use std::path::{Path, PathBuf};
 
 pub use build::{parse_python_bool, parse_python_float, parse_python_int};
-pub use error::{ConfigError, ConfigWarning};
+pub use error::{ConfigError, ConfigWarning, MAX_FILE_BYTES};
 pub use model::*;
 pub use render::format_seconds;
 
@@ -59,27 +59,79 @@ pub struct LoadedConfig {
 /// with [`check_dir_access`]).
 pub fn load(sources: &ConfigSources) -> Result<LoadedConfig, ConfigError> {
     let mut raw = RawConfig::builtin();
-    match std::fs::read_to_string(&sources.file) {
+    match read_file(&sources.file) {
         Ok(text) => raw.read_str(&text, &sources.file.display().to_string())?,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !sources.file_is_explicit => {
-        }
-        Err(source) => {
-            return Err(ConfigError::Read {
-                path: sources.file.clone(),
-                source,
-            });
-        }
+        Err(ConfigError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && !sources.file_is_explicit => {}
+        Err(error) => return Err(error),
     }
     if let Some(dir) = &sources.dir {
         for file in conf_files(dir)? {
-            let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
-                path: file.clone(),
-                source,
-            })?;
+            let text = read_file(&file)?;
             raw.read_str(&text, &file.display().to_string())?;
         }
     }
     finish(&raw)
+}
+
+/// Reads one configuration file: a regular file of at most
+/// [`MAX_FILE_BYTES`], in UTF-8.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let read_error = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Non-blocking, so that opening a FIFO returns at once (and is refused
+    // below) instead of waiting for a writer; a regular file ignores it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    let file_type = meta.file_type();
+    if !file_type.is_file() {
+        let kind = if file_type.is_dir() {
+            "a directory"
+        } else if file_type.is_fifo() {
+            "a FIFO"
+        } else if file_type.is_char_device() {
+            "a character device"
+        } else if file_type.is_block_device() {
+            "a block device"
+        } else if file_type.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(ConfigError::NotAFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    let too_large = || ConfigError::TooLarge {
+        path: path.to_path_buf(),
+        limit: MAX_FILE_BYTES,
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    // The file may grow after the check: never read more than the limit.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({error})"),
+        ))
+    })
 }
 
 /// Reads and validates configuration text (as if it were the only file).

@@ -111,14 +111,26 @@ impl RawConfig {
 
     /// Reads one file's text over what is there (`origin` names it in errors).
     pub fn read_str(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
-        let ini = Ini::load_from_str_opt(&blank_comment_lines(text), parse_options()).map_err(
-            |error| ConfigError::Syntax {
+        let text = blank_comment_lines(text);
+        check_lines(&text).map_err(|(line, reason)| ConfigError::Syntax {
+            path: origin.to_owned(),
+            line,
+            reason,
+        })?;
+        let ini = Ini::load_from_str_opt(&text, parse_options()).map_err(|error| {
+            // rust-ini's messages are Rust debug text ("expecting
+            // \"[Some(']')]\" but found EOF."); `check_lines` refuses what
+            // leads there first, this is the backstop.
+            ConfigError::Syntax {
                 path: origin.to_owned(),
                 line: error.line,
-                column: error.col,
-                reason: error.msg.to_string(),
-            },
-        )?;
+                reason: if error.msg.starts_with("expecting") {
+                    "unexpected end of file".to_owned()
+                } else {
+                    error.msg.to_string()
+                },
+            }
+        })?;
         let mut seen_sections: Vec<&str> = Vec::new();
         for (section, properties) in ini.iter() {
             let Some(section) = section else {
@@ -219,6 +231,40 @@ fn blank_comment_lines(text: &str) -> String {
         }
     }
     out
+}
+
+/// Refuses, with its 1-based line number, a line that is neither blank, a
+/// `[section]` header, an `option = value` (or `option: value`) line nor an
+/// indented continuation line, as ConfigParser does. rust-ini would read
+/// such a line on as part of a name up to the next `=` or `]`, and report
+/// the end of the file instead.
+fn check_lines(text: &str) -> Result<(), (usize, String)> {
+    for (n, line) in text.lines().enumerate() {
+        let bad = |reason: String| Err((n + 1, reason));
+        if line.trim().is_empty() || line.starts_with([' ', '\t']) {
+            continue;
+        }
+        let line = line.trim_end();
+        if let Some(header) = line.strip_prefix('[') {
+            match header.find(']') {
+                None => return bad(format!("section header '{line}' is not closed with ']'")),
+                Some(0) => return bad("empty section name '[]'".to_owned()),
+                Some(_) => continue,
+            }
+        }
+        match line.find(['=', ':']) {
+            None => {
+                return bad(format!(
+                    "'{line}' is neither a [section] header nor an 'option = value' line"
+                ));
+            }
+            Some(at) if line.get(..at).is_none_or(|key| key.trim().is_empty()) => {
+                return bad(format!("'{line}' has no option name before '='"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// As ConfigParser: no quoting, no escapes (a group regex keeps its `\d`),

@@ -46,17 +46,21 @@ use super::parse_stat::{ColumnPlan, RowKind, StatBatch, StatSink};
 /// counts as 0, as the original's `fillna(0)` (SPEC §4.2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Acc {
-    /// Sum of the values of the rows counted (empty = 0).
-    pub sum: i64,
+    /// Sum of the values of the rows counted (empty = 0), exact: HAProxy's
+    /// counters are unsigned 64-bit, and a sum of them needs more.
+    pub sum: i128,
     /// Rows counted.
     pub rows: u32,
+    /// The sum did not fit in 128 bits (never with real counters): `sum`
+    /// is meaningless and nothing is sent.
+    pub overflow: bool,
 }
 
 /// The final value of one metric of one group.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Aggregate {
     /// A sum (nulls count as 0).
-    Sum(i64),
+    Sum(i128),
     /// A mean.
     Mean(f64),
 }
@@ -112,7 +116,16 @@ pub struct KindAgg {
     /// Group keys, by group id (shared with `index`).
     pub keys: Vec<Arc<str>>,
     /// `keys.len() × metrics` sums, row-major: a group's are contiguous.
+    /// The low 64 bits of each sum: 8 bytes per metric keep the kernel's
+    /// memory small; the wraps of a sum are counted in `carry`.
     sums: Vec<i64>,
+    /// (group, metric) → how many times its sum wrapped past `i64::MAX`
+    /// (negative: past `i64::MIN`). Empty unless sums exceed 2^63, so the
+    /// exact sum is `sums + carry · 2^64` at no cost per row.
+    carry: FxMap<(u32, u32), i64>,
+    /// (group, metric) whose carry itself overflowed (more than 2^63 wraps,
+    /// which real counters cannot reach): not sent, and warned about.
+    overflowed: Vec<(u32, u32)>,
     /// Per group: its rows.
     rows: Vec<u32>,
     /// Per group: its rows with `lbtot` > 0.
@@ -279,18 +292,61 @@ impl KindAgg {
             let Some(sums) = self.sums.get_mut(gi * w..(gi + 1) * w) else {
                 continue;
             };
+            // Wraps are only flagged here and found after the row: a
+            // branch per value would cost the kernel about a tenth.
+            let mut wrapped = false;
             for &(m, values, busy_only) in &present {
                 if busy_only && !busy {
                     continue;
                 }
                 if let (Some(sum), Some(&v)) = (sums.get_mut(m), values.get(r)) {
-                    *sum = sum.wrapping_add(v);
+                    let (s, o) = sum.overflowing_add(v);
+                    *sum = s;
+                    wrapped |= o;
                 }
+            }
+            if wrapped {
+                spill_row(
+                    &mut self.carry,
+                    &mut self.overflowed,
+                    sums,
+                    &present,
+                    r,
+                    g,
+                    busy,
+                );
             }
             for &m in &lacking {
                 if busy || !self.busy_only.get(m).copied().unwrap_or(false) {
                     let n = self.absent.entry((g, m as u32)).or_insert(0);
                     *n = n.wrapping_add(1);
+                }
+            }
+        }
+        if !batch.wide.is_empty() {
+            self.add_wide_cells(spec, batch, lbtot.map(|l| &l[..]));
+        }
+    }
+
+    /// Adds what the cells above `i64::MAX` of a batch hold beyond the
+    /// `i64::MAX` their column has (an `lbtot` that large is busy already).
+    #[cold]
+    fn add_wide_cells(&mut self, spec: &KindSpec, batch: &StatBatch, lbtot: Option<&[i64]>) {
+        let gids = batch.group.values();
+        for cell in &batch.wide {
+            let r = cell.row as usize;
+            let Some(&g) = gids.get(r) else { continue };
+            let busy = lbtot.and_then(|l| l.get(r)).is_some_and(|&l| l > 0);
+            for (m, &c) in spec.col.iter().enumerate() {
+                let busy_only = self.busy_only.get(m).copied().unwrap_or(false);
+                if c != cell.col as usize || (busy_only && !busy) {
+                    continue;
+                }
+                if let Some(sum) = self.sums.get_mut(g as usize * self.width + m) {
+                    let wraps = add_wide(sum, i128::from(cell.rest));
+                    if wraps != 0 {
+                        spill(&mut self.carry, &mut self.overflowed, g, m, wraps);
+                    }
                 }
             }
         }
@@ -321,8 +377,13 @@ impl KindAgg {
                 self.sums.get_mut(g * w..(g + 1) * w),
                 other.sums.get(og * w..(og + 1) * w),
             ) {
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d = d.wrapping_add(*s);
+                for (m, (d, s)) in dst.iter_mut().zip(src).enumerate() {
+                    let (sum, wrapped) = d.overflowing_add(*s);
+                    *d = sum;
+                    if wrapped {
+                        let wraps = if *s < 0 { -1 } else { 1 };
+                        spill(&mut self.carry, &mut self.overflowed, g as u32, m, wraps);
+                    }
                 }
             }
             for (mine, theirs) in [(&mut self.rows, &other.rows), (&mut self.busy, &other.busy)] {
@@ -335,6 +396,18 @@ impl KindAgg {
             if let Some(&g) = to.get(og as usize) {
                 let d = self.absent.entry((g, m)).or_insert(0);
                 *d = d.wrapping_add(n);
+            }
+        }
+        for (&(og, m), &wraps) in &other.carry {
+            if let Some(&g) = to.get(og as usize) {
+                spill(&mut self.carry, &mut self.overflowed, g, m as usize, wraps);
+            }
+        }
+        for &(og, m) in &other.overflowed {
+            if let Some(&g) = to.get(og as usize)
+                && !self.overflowed.contains(&(g, m))
+            {
+                self.overflowed.push((g, m));
             }
         }
     }
@@ -355,10 +428,37 @@ impl KindAgg {
         } else {
             self.absent.get(&(g as u32, m as u32)).copied().unwrap_or(0)
         };
-        Acc {
-            sum: self.sums.get(g * self.width + m).copied().unwrap_or(0),
-            rows: rows.get(g).copied().unwrap_or(0).wrapping_sub(lacking),
+        let low = i128::from(self.sums.get(g * self.width + m).copied().unwrap_or(0));
+        let rows = rows.get(g).copied().unwrap_or(0).wrapping_sub(lacking);
+        // Called once per line written: no lookup unless some sum wrapped
+        // (an overflowed sum always has a carry entry too).
+        if self.carry.is_empty() {
+            return Acc {
+                sum: low,
+                rows,
+                overflow: false,
+            };
         }
+        let key = (g as u32, m as u32);
+        let wraps = self.carry.get(&key).copied().unwrap_or(0);
+        let sum = (i128::from(wraps) << 64).checked_add(low);
+        Acc {
+            sum: sum.unwrap_or(0),
+            rows,
+            overflow: sum.is_none() || self.overflowed.contains(&key),
+        }
+    }
+
+    /// (group, metric) pairs whose sum does not fit in 128 bits (see
+    /// [`Acc::overflow`]).
+    pub fn overflowed(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let carried = self.carry.keys().filter(|&&(g, m)| {
+            self.acc(g as usize, m as usize).overflow && !self.overflowed.contains(&(g, m))
+        });
+        self.overflowed
+            .iter()
+            .chain(carried)
+            .map(|&(g, m)| (g as usize, m as usize))
     }
 
     /// The totals of every metric of group `g`, in metric order.
@@ -370,7 +470,7 @@ impl KindAgg {
 /// Turns an accumulator into the value to emit, or `None` when no row
 /// counted (a mean over zero rows, or a column no file of the group had).
 pub fn finish(metric: &StatMetric, acc: &Acc) -> Option<Aggregate> {
-    if acc.rows == 0 {
+    if acc.rows == 0 || acc.overflow {
         return None;
     }
     Some(match metric.aggregation {
@@ -379,6 +479,59 @@ pub fn finish(metric: &StatMetric, acc: &Acc) -> Option<Aggregate> {
             Aggregate::Mean(acc.sum as f64 / f64::from(acc.rows))
         }
     })
+}
+
+/// Adds `delta` to the 64-bit `sum`, keeping its low 64 bits; returns how
+/// many times 2^64 the true sum is above (below, negative) them.
+fn add_wide(sum: &mut i64, delta: i128) -> i64 {
+    let total = i128::from(*sum) + delta;
+    *sum = total as i64;
+    ((total - i128::from(*sum)) >> 64) as i64
+}
+
+/// Finds which sums of a row wrapped (each value was already added: a sum
+/// wrapped when taking the value off again overflows) and records them.
+#[cold]
+#[inline(never)]
+fn spill_row(
+    carry: &mut FxMap<(u32, u32), i64>,
+    overflowed: &mut Vec<(u32, u32)>,
+    sums: &[i64],
+    present: &[(usize, &[i64], bool)],
+    r: usize,
+    g: u32,
+    busy: bool,
+) {
+    for &(m, values, busy_only) in present {
+        if busy_only && !busy {
+            continue;
+        }
+        if let (Some(&sum), Some(&v)) = (sums.get(m), values.get(r))
+            && sum.overflowing_sub(v).1
+        {
+            spill(carry, overflowed, g, m, if v < 0 { -1 } else { 1 });
+        }
+    }
+}
+
+/// Records `wraps` more wraps of the sum of metric `m` of group `g`; the
+/// rare path of the kernel, out of line.
+#[cold]
+#[inline(never)]
+fn spill(
+    carry: &mut FxMap<(u32, u32), i64>,
+    overflowed: &mut Vec<(u32, u32)>,
+    g: u32,
+    m: usize,
+    wraps: i64,
+) {
+    let key = (g, m as u32);
+    let c = carry.entry(key).or_insert(0);
+    match c.checked_add(wraps) {
+        Some(sum) => *c = sum,
+        None if !overflowed.contains(&key) => overflowed.push(key),
+        None => {}
+    }
 }
 
 /// Per-kind specs and the column plan they need.
@@ -572,17 +725,103 @@ b,s,2,0,100,1\nb,s,2,2,10,\nb,s,2,3,20,3\nb,s,2,,40,4\nb,t,2,0,5,5\nb,u,2,,5,5\n
             merged.merge(parse(&files[b..=b]));
             assert!(totals(&merged.kinds[2], spec) == whole, "{a} then {b}");
         }
-        assert_eq!(find(&whole, "b\0s", "weight"), Acc { sum: 13, rows: 2 });
-        assert_eq!(find(&whole, "b\0s", "qtime"), Acc { sum: 6, rows: 1 });
-        assert_eq!(find(&whole, "b\0s", "bin"), Acc { sum: 34, rows: 4 });
+        assert_eq!(
+            find(&whole, "b\0s", "weight"),
+            Acc {
+                sum: 13,
+                rows: 2,
+                overflow: false
+            }
+        );
+        assert_eq!(
+            find(&whole, "b\0s", "qtime"),
+            Acc {
+                sum: 6,
+                rows: 1,
+                overflow: false
+            }
+        );
+        assert_eq!(
+            find(&whole, "b\0s", "bin"),
+            Acc {
+                sum: 34,
+                rows: 4,
+                overflow: false
+            }
+        );
         assert_eq!(find(&whole, "b\0new", "weight").rows, 0);
         // Regrouped by server name, as aggr-server-metrics does.
         let mut by_name = KindAgg::new(spec);
         by_name.merge_mapped(&parse(&files).kinds[2], |k| k.split_once('\0').unwrap().1);
         let by_name = totals(&by_name, spec);
-        assert_eq!(find(&by_name, "s", "qtime"), Acc { sum: 6, rows: 1 });
-        assert_eq!(find(&by_name, "new", "bin"), Acc { sum: 5, rows: 1 });
-        assert_eq!(find(&by_name, "old", "weight"), Acc { sum: 9, rows: 1 });
+        assert_eq!(
+            find(&by_name, "s", "qtime"),
+            Acc {
+                sum: 6,
+                rows: 1,
+                overflow: false
+            }
+        );
+        assert_eq!(
+            find(&by_name, "new", "bin"),
+            Acc {
+                sum: 5,
+                rows: 1,
+                overflow: false
+            }
+        );
+        assert_eq!(
+            find(&by_name, "old", "weight"),
+            Acc {
+                sum: 9,
+                rows: 1,
+                overflow: false
+            }
+        );
+    }
+
+    #[test]
+    fn sums_carry_past_64_bits_in_the_kernel_and_in_merges() {
+        let (max, umax) = (i64::MAX, u64::MAX);
+        let file = format!(
+            "# pxname,svname,type,lbtot,bin,qtime\n\
+             b,s,2,1,{max},{umax}\nb,s,2,{umax},{umax},{umax}\nb,s,2,1,-5,1\nb,s,2,0,{umax},{umax}\n"
+        );
+        let files = [file.as_bytes(), file.as_bytes()];
+        let specs = Specs::new(&[], &[], ProxyKind::Server.all_metrics());
+        let spec = &specs.kinds[2];
+        let whole = totals(&parse_files(&specs, &files).kinds[2], spec);
+        let mut merged = parse_files(&specs, &files[..1]);
+        merged.merge(parse_files(&specs, &files[1..]));
+        assert!(totals(&merged.kinds[2], spec) == whole);
+        let one_file = i128::from(max) + 2 * i128::from(umax) - 5;
+        let bin = find(&whole, "b\0s", "bin");
+        assert_eq!((bin.sum, bin.rows, bin.overflow), (2 * one_file, 8, false));
+        // The row with lbtot 0 is not busy; the one with lbtot above
+        // i64::MAX is.
+        let qtime = find(&whole, "b\0s", "qtime");
+        assert_eq!(qtime.sum, 2 * (2 * i128::from(umax) + 1));
+        assert_eq!(qtime.rows, 6);
+        let lbtot = find(&whole, "b\0s", "lbtot");
+        assert_eq!(lbtot.sum, 2 * (i128::from(umax) + 2));
+    }
+
+    #[test]
+    fn a_sum_beyond_128_bits_is_flagged_not_sent() {
+        let specs = Specs::new(&[], &[], ProxyKind::Server.all_metrics());
+        let spec = &specs.kinds[2];
+        let m = spec.metrics.iter().position(|m| m.name == "bin").unwrap();
+        let file = format!("# pxname,svname,type,bin\nb,s,2,{}\n", i64::MAX);
+        let mut agg = parse_files(&specs, &[file.as_bytes()]);
+        // As if the sum had wrapped 2^63 - 1 times already.
+        agg.kinds[2].carry.insert((0, m as u32), i64::MAX);
+        agg.merge(parse_files(&specs, &[file.as_bytes()]));
+        let k = &agg.kinds[2];
+        assert!(k.acc(0, m).overflow);
+        assert_eq!(finish(&spec.metrics[m], &k.acc(0, m)), None);
+        assert_eq!(k.overflowed().collect::<Vec<_>>(), vec![(0, m)]);
+        let other = spec.metrics.iter().position(|m| m.name == "bout").unwrap();
+        assert!(!k.acc(0, other).overflow);
     }
 
     #[test]

@@ -224,6 +224,38 @@ pub(super) fn parse_cell(cell: &[u8]) -> Result<Option<i64>, ()> {
     Ok(Some(if neg { -v } else { v }))
 }
 
+/// Why a cell that [`parse_cell`] refused is not a value (the cold path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BadCell {
+    /// Digits above `i64::MAX` that fit an unsigned 64-bit counter, as
+    /// HAProxy's are: the value.
+    Wide(u64),
+    /// Digits beyond what any HAProxy counter can hold (over `u64::MAX`).
+    TooLarge,
+    /// Not an integer.
+    NotANumber,
+}
+
+/// Classifies a cell [`parse_cell`] refused.
+#[cold]
+pub(super) fn bad_cell(cell: &[u8]) -> BadCell {
+    let (neg, digits) = match cell.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, cell),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return BadCell::NotANumber;
+    }
+    // A negative number below i64::MIN is no counter: too large as well.
+    let value = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse::<u64>().ok());
+    match value {
+        Some(v) if !neg && v > i64::MAX as u64 => BadCell::Wide(v),
+        _ => BadCell::TooLarge,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +396,16 @@ mod tests {
             "19 digits"
         );
         assert_eq!(parse_cell(b"9223372036854775808"), Err(()));
+        assert_eq!(
+            bad_cell(b"9223372036854775808"),
+            BadCell::Wide(1 << 63),
+            "i64::MAX + 1 is a counter"
+        );
+        assert_eq!(bad_cell(b"18446744073709551615"), BadCell::Wide(u64::MAX));
+        assert_eq!(bad_cell(b"18446744073709551616"), BadCell::TooLarge);
+        assert_eq!(bad_cell(b"-9223372036854775809"), BadCell::TooLarge);
+        assert_eq!(bad_cell(b"1.5"), BadCell::NotANumber);
+        assert_eq!(bad_cell(b"-"), BadCell::NotANumber);
         assert_eq!(
             parse_cell(b"999999999999999999"),
             Ok(Some(999_999_999_999_999_999))

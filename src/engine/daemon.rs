@@ -17,7 +17,7 @@ pub struct ProcessInfo {
 /// Nearest-rank quantile as pandas `quantile(q, interpolation='nearest')`
 /// (numpy's `nearest` method: virtual index `n·q + (1 − q) − 1`, rounded half
 /// to even) over sorted values.
-pub fn quantile_nearest(sorted: &[i64], q: f64) -> Option<i64> {
+pub fn quantile_nearest(sorted: &[i128], q: f64) -> Option<i128> {
     let n = sorted.len();
     if n == 0 {
         return None;
@@ -28,7 +28,7 @@ pub fn quantile_nearest(sorted: &[i64], q: f64) -> Option<i64> {
 }
 
 /// Sample standard deviation (ddof = 1) as pandas computes it.
-pub fn sample_std(values: &[i64]) -> Option<f64> {
+pub fn sample_std(values: &[i128]) -> Option<f64> {
     if values.len() < 2 {
         return None;
     }
@@ -39,11 +39,12 @@ pub fn sample_std(values: &[i64]) -> Option<f64> {
 }
 
 /// `int(100·a/b)`, 0 when b = 0.
-fn percentage(a: i64, b: i64) -> i64 {
+fn percentage(a: i128, b: i128) -> i128 {
     if b == 0 {
         0
     } else {
-        ((100i64.wrapping_mul(a)) as f64 / b as f64).trunc() as i64
+        // Exact: |a| < 2^125 (see `emit_daemon`), so 100·a fits.
+        ((100i128.saturating_mul(a)) as f64 / b as f64).trunc() as i128
     }
 }
 
@@ -56,18 +57,21 @@ pub fn emit_daemon(
     w: &mut LineWriter<'_>,
 ) -> usize {
     let mut count = 0usize;
-    let sum_of = |key: &str| -> Option<i64> {
+    // Values are at most 2^64 in magnitude and there are fewer than 2^61
+    // processes (a Vec of them fits in memory), so a sum stays below 2^125:
+    // exact, never saturated.
+    let sum_of = |key: &str| -> Option<i128> {
         let mut it = procs.iter().filter_map(|p| p.values.get(key)).peekable();
         it.peek()?;
-        Some(it.fold(0i64, |a, v| a.wrapping_add(v)))
+        Some(it.fold(0i128, i128::saturating_add))
     };
     for key in DAEMON_SUM_METRICS {
         if let Some(s) = sum_of(key) {
-            count += usize::from(w.line(&[prefix, "daemon", key], Value::Int(s)));
+            count += usize::from(w.line(&[prefix, "daemon", key], Value::int(s)));
         }
     }
     for key in DAEMON_MEAN_METRICS {
-        let vals: Vec<i64> = procs.iter().filter_map(|p| p.values.get(key)).collect();
+        let vals: Vec<i128> = procs.iter().filter_map(|p| p.values.get(key)).collect();
         if !vals.is_empty() {
             let mean = vals.iter().map(|&v| v as f64).sum::<f64>() / vals.len() as f64;
             count += usize::from(w.line(&[prefix, "daemon", key], Value::Float(mean)));
@@ -75,7 +79,7 @@ pub fn emit_daemon(
     }
     let cpu = |p: &ProcessInfo| p.values.get("Idle_pct").map(|i| 100 - i);
     if procs.len() > 1 {
-        let mut cpus: Vec<i64> = procs.iter().filter_map(cpu).collect();
+        let mut cpus: Vec<i128> = procs.iter().filter_map(cpu).collect();
         cpus.sort_unstable();
         for (q, name) in [
             (0.25, "25PercentileCpuUsagePct"),
@@ -85,7 +89,7 @@ pub fn emit_daemon(
             (0.99, "99PercentileCpuUsagePct"),
         ] {
             if let Some(v) = quantile_nearest(&cpus, q) {
-                count += usize::from(w.line(&[prefix, "daemon", name], Value::Int(v)));
+                count += usize::from(w.line(&[prefix, "daemon", name], Value::int(v)));
             }
         }
         if let Some(std) = sample_std(&cpus) {
@@ -96,12 +100,12 @@ pub fn emit_daemon(
         for (title, a, b) in DAEMON_PERCENTAGES {
             if let (Some(sa), Some(sb)) = (sum_of(a), sum_of(b)) {
                 count +=
-                    usize::from(w.line(&[prefix, "daemon", title], Value::Int(percentage(sa, sb))));
+                    usize::from(w.line(&[prefix, "daemon", title], Value::int(percentage(sa, sb))));
             }
         }
     }
     if per_process {
-        let nums: Vec<Option<i64>> = procs.iter().map(|p| p.values.get("Process_num")).collect();
+        let nums: Vec<Option<i128>> = procs.iter().map(|p| p.values.get("Process_num")).collect();
         let distinct = nums
             .iter()
             .enumerate()
@@ -112,9 +116,9 @@ pub fn emit_daemon(
                 _ => sanitize_name(&p.socket),
             };
             let base = [prefix, "daemon", "process", id.as_str()];
-            let mut put = |key: &str, v: i64, w: &mut LineWriter<'_>| {
+            let mut put = |key: &str, v: i128, w: &mut LineWriter<'_>| {
                 let parts = [base[0], base[1], base[2], base[3], key];
-                count += usize::from(w.line(&parts, Value::Int(v)));
+                count += usize::from(w.line(&parts, Value::int(v)));
             };
             for key in DAEMON_SUM_METRICS {
                 if let Some(v) = p.values.get(key) {
@@ -147,7 +151,7 @@ mod tests {
 
     #[test]
     fn quantiles_match_pandas_nearest() {
-        let q = |v: &[i64]| [0.25, 0.5, 0.75, 0.95, 0.99].map(|x| quantile_nearest(v, x).unwrap());
+        let q = |v: &[i128]| [0.25, 0.5, 0.75, 0.95, 0.99].map(|x| quantile_nearest(v, x).unwrap());
         assert_eq!(q(&[10, 20, 30, 40]), [20, 30, 30, 40, 40]);
         assert_eq!(q(&[10, 20, 30]), [10, 20, 30, 30, 30]);
         assert_eq!(
@@ -166,7 +170,7 @@ mod tests {
         assert_eq!(percentage(-1, 3), -33);
     }
 
-    fn proc(socket: &str, pairs: &[(&str, i64)]) -> ProcessInfo {
+    fn proc(socket: &str, pairs: &[(&str, i128)]) -> ProcessInfo {
         ProcessInfo {
             socket: socket.into(),
             values: InfoValues {

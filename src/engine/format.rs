@@ -12,10 +12,20 @@
 pub enum Value {
     /// An integer (sums, counts).
     Int(i64),
+    /// An integer beyond `i64` (a sum of 64-bit counters), written exactly.
+    Wide(i128),
     /// A float (means, standard deviation); never NaN or infinite.
     Float(f64),
     /// Seconds with exactly three decimals (wall clock times, §4.4).
     Seconds(f64),
+}
+
+impl Value {
+    /// An integer value: [`Value::Int`] when it fits, the common case that
+    /// formats faster, else [`Value::Wide`].
+    pub fn int(n: i128) -> Value {
+        i64::try_from(n).map_or(Value::Wide(n), Value::Int)
+    }
 }
 
 /// Replaces in a frontend, backend or server name every `.` (the Graphite
@@ -128,6 +138,10 @@ impl<'a> LineWriter<'a> {
                 self.out
                     .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             }
+            Value::Wide(n) => {
+                self.out
+                    .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            }
             Value::Float(f) => {
                 if f == f.trunc() && f.abs() < 1e16 {
                     // Python prints integral floats as `12.0`; ryu does too,
@@ -159,7 +173,7 @@ impl<'a> LineWriter<'a> {
 /// `false` for a NaN or infinite float (never written).
 fn is_finite(value: Value) -> bool {
     match value {
-        Value::Int(_) => true,
+        Value::Int(_) | Value::Wide(_) => true,
         Value::Float(f) | Value::Seconds(f) => f.is_finite(),
     }
 }
@@ -178,6 +192,11 @@ mod tests {
     fn values_are_formatted_like_the_original() {
         assert_eq!(one(&["a", "b"], Value::Int(-3)), "a.b -3 1700000000\n");
         assert_eq!(one(&["a"], Value::Float(12.0)), "a 12.0 1700000000\n");
+        assert_eq!(
+            one(&["a"], Value::int(2 * i128::from(u64::MAX))),
+            "a 36893488147419103230 1700000000\n"
+        );
+        assert_eq!(Value::int(-5), Value::Int(-5));
         assert_eq!(
             one(&["a"], Value::Float(0.1 + 0.2)),
             "a 0.30000000000000004 1700000000\n"

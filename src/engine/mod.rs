@@ -317,7 +317,7 @@ fn emit_group(
             continue;
         };
         let value = match v {
-            Aggregate::Sum(s) => Value::Int(s),
+            Aggregate::Sum(s) => Value::int(s),
             Aggregate::Mean(f) => Value::Float(f),
         };
         let mut wrote = false;
@@ -342,6 +342,34 @@ fn paths_of<'a>(
     } else {
         *store = opts.paths_for(rules, name);
         store
+    }
+}
+
+/// Warns about every sum of `agg` that does not fit in 128 bits (see
+/// [`aggregate::Acc::overflow`]): those are not sent.
+fn warn_overflowed(
+    dir: &Path,
+    kind: &'static str,
+    agg: &KindAgg,
+    metrics: &[StatMetric],
+    warnings: &mut Vec<InputWarning>,
+) {
+    for (g, m) in agg.overflowed() {
+        let (Some(key), Some(metric)) = (agg.keys.get(g), metrics.get(m)) else {
+            continue;
+        };
+        let (px, sv) = split_key(key);
+        let group = if sv.is_empty() {
+            px.to_owned()
+        } else {
+            format!("{px}/{sv}")
+        };
+        let kind = WarningKind::SumTooLarge {
+            kind,
+            group,
+            metric: metric.name,
+        };
+        warnings.push(InputWarning::new(dir, None, kind));
     }
 }
 
@@ -595,6 +623,14 @@ fn run(
     );
     let (sites, usable_stats) = parse_stats(&stat_files, opts, &specs, &mut warnings);
     report.timings.parse_stats = t_stats.elapsed();
+    for ((agg, spec), kind) in sites
+        .kinds
+        .iter()
+        .zip(&specs.kinds)
+        .zip(["frontend", "backend", "server"])
+    {
+        warn_overflowed(dir, kind, agg, &spec.metrics, &mut warnings);
+    }
 
     if procs.is_empty() && usable_stats == 0 {
         return Err(SnapshotError::NothingUsable {
@@ -768,6 +804,7 @@ fn run(
             // Servers of excluded backends count here too, as in the
             // original: `exclude-backends` skips `P.backend.<be>.*`.
             by_name.merge_mapped(srv, |key| split_key(key).1);
+            warn_overflowed(dir, "server", &by_name, &srv_spec.metrics, &mut warnings);
             for g in by_name.sorted_groups() {
                 let Some(server) = by_name.keys.get(g) else {
                     continue;

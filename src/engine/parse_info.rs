@@ -1,4 +1,7 @@
 //! `show info` parsing: `Key: Value` lines, integer values only.
+//!
+//! Values are `i128`: HAProxy's counters are unsigned 64-bit, so a value
+//! may exceed `i64::MAX`, and sums of them must not wrap.
 
 use super::warning::{InputWarning, WarningKind};
 use std::path::Path;
@@ -7,12 +10,12 @@ use std::path::Path;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InfoValues {
     /// `(key, value)`; keys may contain spaces; a repeated key keeps the first.
-    pub pairs: Vec<(String, i64)>,
+    pub pairs: Vec<(String, i128)>,
 }
 
 impl InfoValues {
     /// The value of `key`, if the file had it as an integer.
-    pub fn get(&self, key: &str) -> Option<i64> {
+    pub fn get(&self, key: &str) -> Option<i128> {
         self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 }
@@ -26,7 +29,7 @@ pub fn parse_info(
     file: &Path,
     warnings: &mut Vec<InputWarning>,
 ) -> Option<InfoValues> {
-    let mut pairs: Vec<(String, i64)> = Vec::with_capacity(64);
+    let mut pairs: Vec<(String, i128)> = Vec::with_capacity(64);
     for raw in bytes.split(|&b| b == b'\n') {
         let Some(pos) = raw.windows(2).position(|w| w == b": ") else {
             continue;
@@ -49,10 +52,14 @@ pub fn parse_info(
     Some(InfoValues { pairs })
 }
 
+/// Largest magnitude kept: HAProxy's counters are unsigned 64-bit; anything
+/// larger is no counter (and bounding it keeps every sum of them exact).
+const MAX_MAGNITUDE: i128 = u64::MAX as i128;
+
 /// Reads an integer the way Python's `int(str)` does for the values HAProxy
 /// writes: surrounding white space allowed, optional sign, ASCII digits
-/// (single `_` between digits allowed).
-fn parse_python_int(bytes: &[u8]) -> Option<i64> {
+/// (single `_` between digits allowed), magnitude up to `u64::MAX`.
+fn parse_python_int(bytes: &[u8]) -> Option<i128> {
     let s = bytes.trim_ascii();
     let (neg, digits) = match s.first() {
         Some(b'-') => (true, s.get(1..)?),
@@ -62,7 +69,7 @@ fn parse_python_int(bytes: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.first() == Some(&b'_') || digits.last() == Some(&b'_') {
         return None;
     }
-    let mut v: i64 = 0;
+    let mut v: i128 = 0;
     let mut prev_underscore = false;
     for &b in digits {
         if b == b'_' {
@@ -76,7 +83,10 @@ fn parse_python_int(bytes: &[u8]) -> Option<i64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        v = v.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+        v = v.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+        if v > MAX_MAGNITUDE {
+            return None;
+        }
     }
     Some(if neg { -v } else { v })
 }
@@ -116,5 +126,15 @@ Unstoppable Jobs: 2\nIdle_pct: 100\nnode: x\nBuild info: 2.5.5\nMemmax_MB:  7 \r
         assert_eq!(parse_python_int(b"1.5"), None);
         assert_eq!(parse_python_int(b""), None);
         assert_eq!(parse_python_int(b"99999999999999999999"), None);
+        assert_eq!(
+            parse_python_int(b"9223372036854775808"),
+            Some(1 << 63),
+            "above i64::MAX: a u64 counter"
+        );
+        assert_eq!(
+            parse_python_int(b"18446744073709551615"),
+            Some(i128::from(u64::MAX))
+        );
+        assert_eq!(parse_python_int(b"18446744073709551616"), None);
     }
 }

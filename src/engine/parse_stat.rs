@@ -29,7 +29,7 @@ use std::path::Path;
 
 use arrow::array::{Int64Array, UInt32Array};
 
-use super::cells::{fast_cell, parse_cell, split_cells};
+use super::cells::{BadCell, bad_cell, fast_cell, parse_cell, split_cells};
 use super::warning::{InputWarning, WarningKind};
 
 /// Most warnings kept per file; the rest are counted in one `Suppressed`.
@@ -76,6 +76,21 @@ pub struct StatBatch {
     /// header has no such column. An empty cell is 0 (SPEC §4.2), so the
     /// arrays have no nulls.
     pub columns: Vec<Option<Int64Array>>,
+    /// Cells above `i64::MAX` (HAProxy's counters are unsigned 64-bit):
+    /// their column holds `i64::MAX`, and the rest of the value is here.
+    /// Nearly always empty, so the columns stay plain `i64`s.
+    pub wide: Vec<WideCell>,
+}
+
+/// The part of a cell above `i64::MAX` ([`StatBatch::wide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WideCell {
+    /// Row in the batch.
+    pub row: u32,
+    /// Plan column.
+    pub col: u32,
+    /// The value minus `i64::MAX` (at most 2^63).
+    pub rest: u64,
 }
 
 impl StatBatch {
@@ -161,6 +176,7 @@ struct KindBuilder {
     kind: RowKind,
     group: Vec<u32>,
     cols: Vec<Vec<i64>>,
+    wide: Vec<WideCell>,
     /// Per plan column: the current header has it.
     present: Vec<bool>,
     cap: usize,
@@ -172,6 +188,7 @@ impl KindBuilder {
             kind,
             group: Vec::with_capacity(cap),
             cols: (0..ncols).map(|_| Vec::new()).collect(),
+            wide: Vec::new(),
             present: vec![false; ncols],
             cap,
         }
@@ -206,9 +223,12 @@ impl KindBuilder {
             kind: self.kind,
             group: UInt32Array::new(std::mem::take(&mut self.group).into(), None),
             columns,
+            wide: std::mem::take(&mut self.wide),
         };
         sink.batch(&batch);
         let cap = self.cap;
+        self.wide = batch.wide;
+        self.wide.clear();
         self.group = reuse(batch.group.into_parts().1, cap);
         for (col, arr) in self.cols.iter_mut().zip(batch.columns) {
             if let Some(arr) = arr {
@@ -457,13 +477,32 @@ impl<'a> FileParser<'a> {
                 Cells::Fast { line, bounds, .. } => fast_cell(line, bounds, i),
                 Cells::Slow(_) => cells.get(i).map(parse_cell),
             };
-            match value {
-                Some(Ok(v)) => col.push(v.unwrap_or(0)),
-                _ => {
+            let bad = match value {
+                Some(Ok(v)) => {
+                    col.push(v.unwrap_or(0));
+                    continue;
+                }
+                Some(Err(())) => bad_cell(cells.get(i).unwrap_or_default()),
+                None => BadCell::NotANumber,
+            };
+            match bad {
+                BadCell::Wide(v) => {
+                    col.push(i64::MAX);
+                    b.wide.push(WideCell {
+                        row: b.group.len() as u32,
+                        col: c as u32,
+                        rest: v - i64::MAX as u64,
+                    });
+                }
+                bad => {
                     // Treated as empty: 0.
                     col.push(0);
                     let column = names.get(c).map_or_else(String::new, |n| (*n).to_string());
-                    warn(WarningKind::NotANumber { column });
+                    warn(if bad == BadCell::TooLarge {
+                        WarningKind::TooLarge { column }
+                    } else {
+                        WarningKind::NotANumber { column }
+                    });
                 }
             }
         }

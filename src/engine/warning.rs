@@ -28,6 +28,22 @@ pub enum WarningKind {
         /// Column name.
         column: String,
     },
+    /// A cell of a numeric column is an integer above `u64::MAX`, more than
+    /// any HAProxy counter holds; it is treated as empty.
+    TooLarge {
+        /// Column name.
+        column: String,
+    },
+    /// A sum does not fit in 128 bits (it cannot happen with counters of
+    /// 64 bits in fewer than 2^63 rows); it is not sent.
+    SumTooLarge {
+        /// `frontend`, `backend` or `server`.
+        kind: &'static str,
+        /// The group (sanitised name; `backend/server` for a server).
+        group: String,
+        /// The metric.
+        metric: &'static str,
+    },
     /// A row could not be parsed as CSV (bad quoting or encoding); skipped.
     BadRow,
     /// A `_info` file has no integer `Key: Value` line.
@@ -87,6 +103,18 @@ impl fmt::Display for InputWarning {
                     "cell of column {column} is not an integer; treated as empty"
                 )
             }
+            WarningKind::TooLarge { column } => write!(
+                f,
+                "cell of column {column} is larger than 18446744073709551615; treated as empty"
+            ),
+            WarningKind::SumTooLarge {
+                kind,
+                group,
+                metric,
+            } => write!(
+                f,
+                "sum of {metric} for {kind} {group} does not fit in 128 bits; not sent"
+            ),
             WarningKind::BadRow => f.write_str("row is not valid CSV; row skipped"),
             WarningKind::NoInfoValues => f.write_str("no integer `Key: Value` line; file skipped"),
             WarningKind::Suppressed(n) => write!(f, "{n} more warnings for this file suppressed"),
