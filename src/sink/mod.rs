@@ -9,12 +9,14 @@
 //! - [`tcp_state`]: the kernel's view of a connection (`SIOCOUTQ`, `TCP_INFO`).
 //! - [`graphite`]: the GraphiteSink actor: one connection, backlog, reconnects.
 //! - [`local_store`]: `dir/<ts>/stats`, written atomically (debugging).
+//! - [`kafka`]: Kafka message formats (the producer is not built yet).
 
 pub mod backlog;
 pub mod chunk_pool;
 pub mod chunks;
 pub mod confirm;
 pub mod graphite;
+pub mod kafka;
 pub mod local_store;
 pub mod retry;
 pub mod tcp_state;
