@@ -26,6 +26,7 @@
 //! exits non-zero for systemd to restart the unit. Processors run on a
 //! `SyncArbiter` and catch their own panics.
 
+pub mod pipeline;
 pub mod restart;
 
 use std::collections::{HashMap, HashSet, VecDeque};
