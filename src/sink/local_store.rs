@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use actix::prelude::*;
 
+use super::chunks::SharedLines;
+
 /// Writing one snapshot's lines failed.
 #[derive(Debug, thiserror::Error)]
 #[error("local-store: cannot write {path}: {source}")]
@@ -18,8 +20,9 @@ pub struct LocalStoreError {
     pub source: std::io::Error,
 }
 
-/// Writes `lines` to `dir/<ts>/stats` atomically; returns the file written.
-pub fn store(dir: &Path, ts: u64, lines: &[u8]) -> Result<PathBuf, LocalStoreError> {
+/// Writes the chunks of `lines`, in order, to `dir/<ts>/stats` atomically;
+/// returns the file written.
+pub fn store<C: AsRef<[u8]>>(dir: &Path, ts: u64, lines: &[C]) -> Result<PathBuf, LocalStoreError> {
     let snapshot_dir = dir.join(ts.to_string());
     let error = |path: &Path| {
         let path = path.to_path_buf();
@@ -30,7 +33,9 @@ pub fn store(dir: &Path, ts: u64, lines: &[u8]) -> Result<PathBuf, LocalStoreErr
     let temporary = snapshot_dir.join(".stats.tmp");
     let written = fs::File::create(&temporary)
         .and_then(|mut file| {
-            file.write_all(lines)?;
+            for chunk in lines {
+                file.write_all(chunk.as_ref())?;
+            }
             file.sync_data()
         })
         .map_err(error(&temporary))
@@ -42,14 +47,17 @@ pub fn store(dir: &Path, ts: u64, lines: &[u8]) -> Result<PathBuf, LocalStoreErr
     written.map(|()| target)
 }
 
-/// Store these lines of snapshot `ts`.
+/// Store these lines of snapshot `ts`. Answered once the write was
+/// attempted, with the lines it dropped (0 when written): the snapshot is
+/// removed from src-dir only after this answer, and a failed write is
+/// counted, not retried, since a full disk must not keep snapshots forever.
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
+#[rtype(result = "u64")]
 pub struct StoreLines {
     /// The snapshot's timestamp (its directory name).
     pub ts: u64,
-    /// The lines, exactly as sent to Graphite.
-    pub lines: Vec<u8>,
+    /// The lines, exactly as sent to Graphite: the same chunks, shared.
+    pub lines: SharedLines,
 }
 
 /// The local-store sink: a synchronous actor, run on its own thread
@@ -70,13 +78,21 @@ impl Actor for LocalStoreSink {
 }
 
 impl Handler<StoreLines> for LocalStoreSink {
-    type Result = ();
+    type Result = u64;
 
-    fn handle(&mut self, message: StoreLines, _: &mut SyncContext<Self>) {
-        // A debugging aid must never stop the pipeline: failures are logged.
-        match store(&self.dir, message.ts, &message.lines) {
-            Ok(path) => tracing::debug!(path = %path.display(), "local-store written"),
-            Err(error) => tracing::error!(error = %error, "local-store write failed"),
+    fn handle(&mut self, message: StoreLines, _: &mut SyncContext<Self>) -> u64 {
+        // A debugging aid must never stop the pipeline: failures are logged
+        // and counted.
+        match store(&self.dir, message.ts, message.lines.chunks()) {
+            Ok(path) => {
+                tracing::debug!(path = %path.display(), "local-store written");
+                0
+            }
+            Err(error) => {
+                let dropped = message.lines.count_lines() as u64;
+                tracing::error!(error = %error, dropped_lines = dropped, "local-store write failed; lines dropped");
+                dropped
+            }
         }
     }
 }
@@ -88,7 +104,11 @@ mod tests {
     #[test]
     fn lines_land_in_dir_ts_stats_and_nothing_else() {
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let written = store(root.path(), 1700000000, b"a.b 1 1700000000\n");
+        let written = store(
+            root.path(),
+            1700000000,
+            &[&b"a.b 1 "[..], &b"1700000000\n"[..]],
+        );
         let path = written.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(path, root.path().join("1700000000/stats"));
         assert_eq!(fs::read(&path).ok(), Some(b"a.b 1 1700000000\n".to_vec()));
@@ -103,7 +123,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let blocker = root.path().join("file");
         fs::write(&blocker, b"").unwrap_or_else(|e| panic!("{e}"));
-        let error = store(&blocker, 5, b"x 1 5\n").err().map(|e| e.to_string());
+        let error = store(&blocker, 5, &[b"x 1 5\n"])
+            .err()
+            .map(|e| e.to_string());
         assert!(error.unwrap_or_default().contains("file/5"));
     }
 }
