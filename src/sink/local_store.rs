@@ -4,11 +4,13 @@
 
 use std::fs;
 use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use actix::prelude::*;
 
 use super::chunks::SharedLines;
+use crate::processor::actor::panic_message;
 
 /// Writing one snapshot's lines failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,10 @@ pub struct StoreLines {
     pub lines: SharedLines,
 }
 
+/// Storing a snapshot of this timestamp panics (test builds only).
+#[cfg(test)]
+const INJECT_PANIC_TS: u64 = 13;
+
 /// The local-store sink: a synchronous actor, run on its own thread
 /// (`SyncArbiter`), since every message is blocking file I/O.
 pub struct LocalStoreSink {
@@ -82,18 +88,32 @@ impl Handler<StoreLines> for LocalStoreSink {
 
     fn handle(&mut self, message: StoreLines, _: &mut SyncContext<Self>) -> u64 {
         // A debugging aid must never stop the pipeline: failures are logged
-        // and counted.
-        match store(&self.dir, message.ts, message.lines.chunks()) {
-            Ok(path) => {
+        // and counted. A panic too: it would end this thread for good, and
+        // every later snapshot would be lost for local-store and processed
+        // again, over and over.
+        let stored = catch_unwind(AssertUnwindSafe(|| {
+            // Fault injection for the test below; not in releases.
+            #[cfg(test)]
+            if message.ts == INJECT_PANIC_TS {
+                panic!("injected local-store panic");
+            }
+            store(&self.dir, message.ts, message.lines.chunks())
+        }));
+        let error = match stored {
+            Ok(Ok(path)) => {
                 tracing::debug!(path = %path.display(), "local-store written");
-                0
+                return 0;
             }
-            Err(error) => {
-                let dropped = message.lines.count_lines() as u64;
-                tracing::error!(error = %error, dropped_lines = dropped, "local-store write failed; lines dropped");
-                dropped
-            }
-        }
+            Ok(Err(error)) => error.to_string(),
+            Err(panic) => format!("local-store panicked: {}", panic_message(panic.as_ref())),
+        };
+        let dropped = message.lines.count_lines() as u64;
+        tracing::error!(
+            error,
+            dropped_lines = dropped,
+            "local-store write failed; lines dropped"
+        );
+        dropped
     }
 }
 
@@ -116,6 +136,22 @@ mod tests {
             .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert_eq!(names, ["stats"]);
+    }
+
+    #[actix_rt::test]
+    async fn a_failed_or_panicking_write_is_answered_with_its_lines_and_the_sink_goes_on() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = root.path().to_path_buf();
+        let sink = SyncArbiter::start(1, move || LocalStoreSink::new(dir.clone()));
+        let lines = || SharedLines::from(b"a 1 2\nb 1 2\n".to_vec());
+        let ask = |ts| sink.send(StoreLines { ts, lines: lines() });
+        assert_eq!(ask(INJECT_PANIC_TS).await.ok(), Some(2));
+        // The same thread goes on: it did not die with the panic.
+        assert_eq!(ask(5).await.ok(), Some(0));
+        assert!(root.path().join("5/stats").is_file());
+        // A write that fails (a file where its directory should be).
+        fs::write(root.path().join("6"), b"").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ask(6).await.ok(), Some(2));
     }
 
     #[test]
