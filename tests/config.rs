@@ -277,6 +277,12 @@ const VALID: &[(&str, &str, Check)] = &[
     ("no local-store section, disabled", "[paths]\n", |c| {
         c.local_store.is_none()
     }),
+    ("graphite is on by default", "", |c| c.graphite.enabled),
+    (
+        "graphite off with local-store on",
+        "[graphite]\nenabled = false\n[local-store]\ndir = /ls\n",
+        |c| !c.graphite.enabled && c.local_store.is_some(),
+    ),
     (
         "groups with namespace",
         "[graphite]\ngroup-namespace = grp\n[frontend-groups]\nWeb = ^www\\d+$$\napi = api\n",
@@ -601,6 +607,18 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "[backend-groups]\nb = x\n",
         "inconsistent",
         "group-namespace is not",
+    ),
+    (
+        "graphite off and no other sink",
+        "[graphite]\nenabled = false\n",
+        "inconsistent",
+        "[graphite] enabled = false and no [local-store] section: no sink is left",
+    ),
+    (
+        "graphite enabled not a boolean",
+        "[graphite]\nenabled = sometimes\n",
+        "invalid",
+        "[graphite] enabled = 'sometimes'",
     ),
     (
         "namespace without groups",

@@ -191,7 +191,7 @@ fn send(sink: &actix::Addr<GraphiteSink>, bytes: Vec<u8>) -> tokio::sync::onesho
     chunks.push_chunk(bytes);
     let (written, acknowledged) = tokio::sync::oneshot::channel();
     sink.do_send(SendLinesAcked {
-        lines: chunks,
+        lines: chunks.into(),
         written,
     });
     acknowledged

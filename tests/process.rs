@@ -161,3 +161,84 @@ fn a_missing_src_dir_fails_at_start_with_one_line() {
         "{err}"
     );
 }
+
+/// With Graphite off and local-store the only sink, a snapshot leaves
+/// src-dir once local-store answered for it, not before: one whose write is
+/// held up (its temporary file is a FIFO nobody reads yet) stays until the
+/// write ends. That write then fails (a FIFO cannot be synced): counted as
+/// dropped lines and the snapshot removed all the same, since a full disk
+/// must not keep snapshots forever.
+#[test]
+fn with_local_store_alone_a_snapshot_leaves_src_dir_once_stored() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let src = root.path().join("incoming");
+    let store = root.path().join("local-store");
+    fs::create_dir(&src).unwrap_or_else(|e| panic!("{e}"));
+    gen_snapshot(&src, 1_700_000_000, 1);
+    gen_snapshot(&src, 1_700_000_010, 2);
+    let held = store.join("1700000010");
+    fs::create_dir_all(&held).unwrap_or_else(|e| panic!("{e}"));
+    let fifo = held.join(".stats.tmp");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+    let conf = root.path().join("haproxystats.conf");
+    // Nothing listens on port 1: a Graphite sink would hold every snapshot.
+    fs::write(
+        &conf,
+        format!(
+            "[process]\nsrc-dir = {}\nworkers = 1\n\n[graphite]\nenabled = false\nport = 1\n\
+             namespace = test\nprefix-hostname = false\n\n[local-store]\ndir = {}\n",
+            src.display(),
+            store.display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("process.log"));
+
+    let first = store.join("1700000000/stats");
+    wait_until(
+        "the first snapshot stored and removed",
+        Duration::from_secs(15),
+        || daemon.log(),
+        || first.is_file() && !src.join("1700000000").exists(),
+    );
+    let stored = fs::read_to_string(&first).unwrap_or_default();
+    assert!(stored.lines().count() > 100, "{stored}");
+    assert!(
+        stored.contains("test.haproxy.haproxystats.QueueDepth "),
+        "self metrics are stored too"
+    );
+    wait_until(
+        "the second snapshot processed",
+        Duration::from_secs(15),
+        || daemon.log(),
+        || daemon.log().matches("snapshot processed").count() >= 2,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        src.join("1700000010").is_dir(),
+        "removed while its local-store write was held up; log:\n{}",
+        daemon.log()
+    );
+
+    let reader = std::thread::spawn(move || fs::read(&fifo).unwrap_or_default());
+    wait_until(
+        "the second snapshot removed once its write ended",
+        Duration::from_secs(15),
+        || daemon.log(),
+        || !src.join("1700000010").exists(),
+    );
+    let written = reader.join().unwrap_or_default();
+    assert!(written.len() > 1000, "the lines went to the FIFO");
+    assert!(
+        daemon.log().contains("local-store write failed"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        daemon.terminate(Duration::from_secs(15)),
+        Some(0),
+        "log:\n{}",
+        daemon.log()
+    );
+}

@@ -290,9 +290,7 @@ async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     // Replay window: two chunks' worth stays with the sink.
     let mut sink_settings = settings(port, 1_000_000);
     sink_settings.replay_bytes = 2 * LINE_CHUNK;
-    let sink = GraphiteSink::new(sink_settings)
-        .recycling(Arc::clone(&pool))
-        .start();
+    let sink = GraphiteSink::new(sink_settings).start();
 
     let (bytes, expected) = batch(0, 80_000);
     let mut lines = LineChunks::recycling(Arc::clone(&pool));
@@ -301,7 +299,10 @@ async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     assert!(chunks >= 8, "only {chunks} chunks");
     pool.limit_to(chunks);
     let (written, ack) = oneshot::channel();
-    sink.do_send(SendLinesAcked { lines, written });
+    sink.do_send(SendLinesAcked {
+        lines: lines.into(),
+        written,
+    });
     let acked = tokio::time::timeout(Duration::from_secs(10), ack).await;
     assert!(matches!(acked, Ok(Ok(()))), "not acknowledged: {acked:?}");
     let count = expected.len();

@@ -41,7 +41,10 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
             workers: config.process.workers,
             engine: Arc::new(engine),
             pull: pull.then(|| config.pull.clone()),
-            graphite: GraphiteSettings::from_config(&config.graphite),
+            graphite: config
+                .graphite
+                .enabled
+                .then(|| GraphiteSettings::from_config(&config.graphite)),
             local_store: config.local_store.as_ref().map(|store| store.dir.clone()),
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             restart_limit: RestartLimit::default(),

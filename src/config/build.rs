@@ -55,6 +55,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
     (
         "graphite",
         &[
+            "enabled",
             "server",
             "port",
             "retries",
@@ -328,6 +329,7 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
     }
     let groups = build_groups(raw)?;
     check_groups_have_namespace(&groups, &graphite)?;
+    check_some_sink(&graphite, local_store.as_ref())?;
     let config = Config {
         paths,
         pull,
@@ -489,6 +491,7 @@ fn build_graphite(r: &Reader<'_>) -> Result<GraphiteConfig, ConfigError> {
         ));
     }
     Ok(GraphiteConfig {
+        enabled: r.boolean("enabled")?,
         server,
         port,
         retries: r.retries("retries")?,
@@ -567,6 +570,20 @@ fn check_groups_have_namespace(
         )),
         _ => Ok(()),
     }
+}
+
+/// Every snapshot is deleted once the enabled sinks have it: with none, it
+/// would be deleted unsent.
+fn check_some_sink(
+    graphite: &GraphiteConfig,
+    local_store: Option<&LocalStoreConfig>,
+) -> Result<(), ConfigError> {
+    if graphite.enabled || local_store.is_some() {
+        return Ok(());
+    }
+    Err(ConfigError::Inconsistent(
+        "[graphite] enabled = false and no [local-store] section: no sink is left, and every snapshot would be deleted unsent".to_owned(),
+    ))
 }
 
 /// A character that would break a Graphite plaintext line (its fields are

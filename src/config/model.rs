@@ -195,6 +195,9 @@ pub struct MetricSelection {
 /// `[graphite]` (SPEC §5).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphiteConfig {
+    /// `enabled` (ours): `false` turns the Graphite sink off; another sink
+    /// (`[local-store]`) must then be on.
+    pub enabled: bool,
     /// `server`: carbon relay host.
     pub server: String,
     /// `port`: carbon relay plaintext port.

@@ -60,6 +60,7 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
     (
         "graphite",
         &[
+            ("enabled", "true"),
             ("server", "127.0.0.1"),
             ("port", "3002"),
             ("retries", "3"),

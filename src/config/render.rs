@@ -74,6 +74,7 @@ impl Config {
 
         let g = &self.graphite;
         out.section("graphite");
+        out.value("enabled", g.enabled);
         out.value("server", &g.server);
         out.value("port", g.port);
         out.value("retries", g.retries);

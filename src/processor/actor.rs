@@ -63,7 +63,7 @@ pub struct Processor {
 
 impl Processor {
     /// A processor using `options` (shared by the whole pool), writing lines
-    /// into chunks from `chunks` (which the Graphite sink gives back).
+    /// into chunks from `chunks` (where they go back once every sink is done).
     pub fn new(options: Arc<EngineOptions>, chunks: Arc<ChunkPool>) -> Processor {
         Processor { options, chunks }
     }

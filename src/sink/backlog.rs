@@ -1,12 +1,14 @@
 //! The bounded FIFO backlog in front of the Graphite connection (SPEC §5).
 //!
-//! Lines are kept as the byte buffers the engine produced (one per snapshot),
-//! never split into per-line allocations. Order is preserved. When more than
+//! Lines are kept as the chunks the engine produced, shared with the other
+//! sinks ([`Bytes`]), never copied or split into per-line allocations. Order is preserved. When more than
 //! `capacity` lines wait, the OLDEST are dropped and counted — the newest
 //! data is the most useful once Graphite is back (vector's `WhenFull`
 //! policies, made explicit).
 
 use std::collections::VecDeque;
+
+use bytes::Bytes;
 
 /// Lines waiting for Graphite, oldest first.
 #[derive(Debug)]
@@ -20,7 +22,7 @@ pub struct Backlog {
 /// One pushed buffer, of which `bytes[start..]` still waits.
 #[derive(Debug)]
 struct Batch {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     start: usize,
     lines: usize,
 }
@@ -47,16 +49,15 @@ impl Backlog {
 
     /// Appends newline-terminated lines; a final line without `\n` gets one.
     /// Drops the oldest lines if the backlog would hold more than capacity.
-    pub fn push(&mut self, mut bytes: Vec<u8>) -> Pushed {
+    pub fn push(&mut self, bytes: impl Into<Bytes>) -> Pushed {
+        let bytes = bytes.into();
         if bytes.is_empty() {
             return Pushed {
                 accepted: 0,
                 dropped: 0,
             };
         }
-        if bytes.last() != Some(&b'\n') {
-            bytes.push(b'\n');
-        }
+        let bytes = terminated(bytes);
         let lines = memchr::memchr_iter(b'\n', &bytes).count();
         self.batches.push_back(Batch {
             bytes,
@@ -74,16 +75,15 @@ impl Backlog {
     /// Puts lines taken out earlier back in front of everything else (a
     /// chunk a broken connection may not have delivered). They are the
     /// oldest, so they are the first dropped if capacity is exceeded.
-    pub fn push_front(&mut self, mut bytes: Vec<u8>) -> Pushed {
+    pub fn push_front(&mut self, bytes: impl Into<Bytes>) -> Pushed {
+        let bytes = bytes.into();
         if bytes.is_empty() {
             return Pushed {
                 accepted: 0,
                 dropped: 0,
             };
         }
-        if bytes.last() != Some(&b'\n') {
-            bytes.push(b'\n');
-        }
+        let bytes = terminated(bytes);
         let lines = memchr::memchr_iter(b'\n', &bytes).count();
         self.batches.push_front(Batch {
             bytes,
@@ -143,7 +143,7 @@ impl Backlog {
 
     /// Takes the front batch out whole, with its line count, when nothing of
     /// it was taken yet and it holds at most `max_bytes` (no copy).
-    pub fn take_front_batch(&mut self, max_bytes: usize) -> Option<(Vec<u8>, usize)> {
+    pub fn take_front_batch(&mut self, max_bytes: usize) -> Option<(Bytes, usize)> {
         let front = self.batches.front()?;
         if front.start != 0 || front.bytes.len() > max_bytes {
             return None;
@@ -184,6 +184,18 @@ impl Backlog {
     pub fn dropped_total(&self) -> u64 {
         self.dropped
     }
+}
+
+/// `bytes`, ending with a line end: a final line without one gets one (a
+/// copy, for lines that did not come from the engine, which ends them all).
+fn terminated(bytes: Bytes) -> Bytes {
+    if bytes.last() == Some(&b'\n') {
+        return bytes;
+    }
+    let mut ended = Vec::with_capacity(bytes.len() + 1);
+    ended.extend_from_slice(&bytes);
+    ended.push(b'\n');
+    Bytes::from(ended)
 }
 
 #[cfg(test)]
@@ -255,7 +267,10 @@ mod tests {
         let first = lines(0..3);
         // Too big for the limit: left in place.
         assert_eq!(backlog.take_front_batch(first.len() - 1), None);
-        assert_eq!(backlog.take_front_batch(first.len()), Some((first, 3)));
+        assert_eq!(
+            backlog.take_front_batch(first.len()),
+            Some((first.into(), 3))
+        );
         assert_eq!(backlog.len(), 37);
         // Once a part of it was consumed, a batch is no longer taken whole.
         let chunk = backlog.front_chunk(20).map(<[u8]>::len).unwrap_or(0);

@@ -1,5 +1,6 @@
-//! Line chunks handed back by the Graphite sink once sent, for the
-//! Processors to fill again.
+//! Line chunks back from the sinks once every one of them is done with
+//! them (the last [`SharedLines`](super::chunks::SharedLines) holding a
+//! chunk gives it back), for the Processors to fill again.
 //!
 //! Each snapshot's lines are fresh memory otherwise: with glibc's mmap
 //! threshold pinned below a chunk's size (main.rs), every 256 KiB chunk is
@@ -16,7 +17,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::chunks::LINE_CHUNK;
 
 /// Spare chunks of [`LINE_CHUNK`] bytes' capacity, shared by the
-/// Processors (which take) and the Graphite sink (which gives back).
+/// Processors (which take) and the sinks' shared chunks (which give back).
 #[derive(Debug, Default)]
 pub struct ChunkPool {
     spare: Mutex<Vec<Vec<u8>>>,

@@ -6,11 +6,18 @@
 //! doubling, and the Graphite sink copied it again, chunk by chunk, to write
 //! it, counting its lines twice more. Chunks of the sink's own write size
 //! are written as they are, without a copy. Made with
-//! [`LineChunks::recycling`], they come from a [`ChunkPool`] the sink gives
-//! them back to once sent, so that the next snapshot fills the same memory.
+//! [`LineChunks::recycling`], they come from a [`ChunkPool`] and go back to
+//! it once every sink is done with them, so that the next snapshot fills
+//! the same memory.
+//!
+//! Once made, the chunks are [`SharedLines`]: every sink gets the same
+//! chunks (reference-counted, never copied per sink), and a chunk returns to
+//! the pool when the last sink lets go of it.
 
 use std::io::Write;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use super::chunk_pool::ChunkPool;
 use crate::engine::BufferSink;
@@ -114,6 +121,75 @@ impl BufferSink for LineChunks {
     fn copy(&mut self, lines: &[u8]) {
         // Writing to memory cannot fail.
         let _ = self.write_all(lines);
+    }
+}
+
+/// A snapshot's lines as handed to the sinks: the chunks of a
+/// [`LineChunks`], shared. Cloning one shares the chunks; a chunk made from
+/// the pool goes back to it once no clone holds it any more.
+#[derive(Debug, Clone, Default)]
+pub struct SharedLines(Vec<Bytes>);
+
+impl SharedLines {
+    /// The chunks, in order.
+    pub fn chunks(&self) -> &[Bytes] {
+        &self.0
+    }
+
+    /// The chunks, in order, owned (each still shared with the clones).
+    pub fn into_chunks(self) -> Vec<Bytes> {
+        self.0
+    }
+
+    /// Newline-terminated lines in all.
+    pub fn count_lines(&self) -> usize {
+        self.0
+            .iter()
+            .map(|chunk| memchr::memchr_iter(b'\n', chunk).count())
+            .sum()
+    }
+}
+
+impl From<LineChunks> for SharedLines {
+    fn from(lines: LineChunks) -> SharedLines {
+        let LineChunks { chunks, pool, .. } = lines;
+        SharedLines(
+            chunks
+                .into_iter()
+                .map(|bytes| match &pool {
+                    Some(pool) => Bytes::from_owner(Pooled {
+                        bytes,
+                        pool: Arc::clone(pool),
+                    }),
+                    None => Bytes::from(bytes),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl From<Vec<u8>> for SharedLines {
+    fn from(lines: Vec<u8>) -> SharedLines {
+        SharedLines::from(LineChunks::from(lines))
+    }
+}
+
+/// A chunk from the pool, given back when the last [`Bytes`] sharing it
+/// is dropped.
+struct Pooled {
+    bytes: Vec<u8>,
+    pool: Arc<ChunkPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.bytes));
     }
 }
 
@@ -228,6 +304,31 @@ mod tests {
             let (taken, _) = backlog.take_front_batch(LINE_CHUNK).unwrap();
             assert_eq!(taken.len(), len);
         }
+    }
+
+    #[test]
+    fn shared_chunks_go_back_to_the_pool_once_the_last_sink_drops_them() {
+        let pool = Arc::new(ChunkPool::new());
+        pool.limit_to(4);
+        let mut c = LineChunks::recycling(Arc::clone(&pool));
+        c.write_all(b"a 1 2\nb 1 2\n").unwrap();
+        let at = c.chunks()[0].as_ptr();
+        let graphite = SharedLines::from(c);
+        let local_store = graphite.clone();
+        // The same memory for both sinks, not a copy.
+        assert_eq!(graphite.chunks()[0].as_ptr(), at);
+        assert_eq!(local_store.chunks()[0].as_ptr(), at);
+        assert_eq!(local_store.count_lines(), 2);
+        drop(graphite);
+        assert_eq!(pool.spare(), 0, "local-store still holds the chunk");
+        // A slice of it (a partly written chunk) holds it too.
+        let tail = local_store.chunks()[0].slice(6..);
+        drop(local_store);
+        assert_eq!(pool.spare(), 0);
+        drop(tail);
+        assert_eq!(pool.spare(), 1);
+        let again = pool.take();
+        assert_eq!(again.as_ptr(), at);
     }
 
     #[test]

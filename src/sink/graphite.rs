@@ -29,14 +29,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
+use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::backlog::Backlog;
-use super::chunk_pool::ChunkPool;
-use super::chunks::LineChunks;
+use super::chunks::SharedLines;
 use super::confirm::{Confirmation, Reading, Verdict};
 use super::retry::{RetryPolicy, RetryState};
 use super::tcp_state;
@@ -143,8 +143,8 @@ pub struct SendLines(pub Vec<u8>);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SendLinesAcked {
-    /// Newline-terminated lines.
-    pub lines: LineChunks,
+    /// Newline-terminated lines, shared with the other sinks.
+    pub lines: SharedLines,
     /// Answered once they are written or dropped.
     pub written: oneshot::Sender<()>,
 }
@@ -164,7 +164,7 @@ pub struct Flush {
 pub struct GetSinkStats;
 
 enum Command {
-    Lines(LineChunks, Option<oneshot::Sender<()>>),
+    Lines(SharedLines, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -173,7 +173,6 @@ pub struct GraphiteSink {
     settings: GraphiteSettings,
     counters: Arc<SinkCounters>,
     commands: Option<mpsc::UnboundedSender<Command>>,
-    chunks: Option<Arc<ChunkPool>>,
 }
 
 impl GraphiteSink {
@@ -183,15 +182,7 @@ impl GraphiteSink {
             settings,
             counters: Arc::new(SinkCounters::default()),
             commands: None,
-            chunks: None,
         }
-    }
-
-    /// Gives the chunks it no longer needs (sent, and out of the replay
-    /// window) back to `pool`, instead of freeing them.
-    pub fn recycling(mut self, pool: Arc<ChunkPool>) -> GraphiteSink {
-        self.chunks = Some(pool);
-        self
     }
 }
 
@@ -203,11 +194,7 @@ impl Actor for GraphiteSink {
         // applied by the writer as soon as a batch arrives.
         let (sender, receiver) = mpsc::unbounded_channel();
         self.commands = Some(sender);
-        let writer = Writer::new(
-            self.settings.clone(),
-            Arc::clone(&self.counters),
-            self.chunks.clone(),
-        );
+        let writer = Writer::new(self.settings.clone(), Arc::clone(&self.counters));
         ctx.spawn(writer.run(receiver).into_actor(self));
     }
 }
@@ -280,7 +267,7 @@ const PROBE_BYTES: u64 = 64 * 1024;
 
 /// Lines on their way to Graphite, in the order they are written.
 struct Outgoing {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     lines: u64,
     /// Whether confirming these lines counts them towards acknowledgements
     /// (`false` for lines resent after a stall: counted the first time).
@@ -288,7 +275,7 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    fn fresh(bytes: Vec<u8>, lines: u64) -> Outgoing {
+    fn fresh(bytes: Bytes, lines: u64) -> Outgoing {
         Outgoing {
             bytes,
             lines,
@@ -336,7 +323,7 @@ struct Writer {
     sent: VecDeque<(Outgoing, u64)>,
     /// Confirmed chunks, newest last, kept to write again if the connection
     /// stalls after all (at most `replay_bytes`).
-    replay: VecDeque<Vec<u8>>,
+    replay: VecDeque<Bytes>,
     replay_bytes: usize,
     connection: Option<Connection>,
     /// Whether the next connection starts with a budget: the last one broke.
@@ -353,21 +340,14 @@ struct Writer {
     consumed: u64,
     /// Acknowledgements waiting for `consumed` to reach their sequence number.
     acks: VecDeque<(u64, oneshot::Sender<()>)>,
-    /// Where chunks leaving the replay window go (else they are freed).
-    chunks: Option<Arc<ChunkPool>>,
     lost_log: LogLimit,
     connect_failed_log: LogLimit,
     connect_log: LogLimit,
 }
 
 impl Writer {
-    fn new(
-        settings: GraphiteSettings,
-        counters: Arc<SinkCounters>,
-        chunks: Option<Arc<ChunkPool>>,
-    ) -> Writer {
+    fn new(settings: GraphiteSettings, counters: Arc<SinkCounters>) -> Writer {
         Writer {
-            chunks,
             backlog: Backlog::new(settings.queue_size),
             settings,
             counters,
@@ -444,7 +424,7 @@ impl Writer {
             && self.sent.is_empty()
     }
 
-    fn enqueue(&mut self, lines: LineChunks, written: Option<oneshot::Sender<()>>) {
+    fn enqueue(&mut self, lines: SharedLines, written: Option<oneshot::Sender<()>>) {
         let (mut accepted, mut dropped) = (0, 0);
         for chunk in lines.into_chunks() {
             let pushed = self.backlog.push(chunk);
@@ -501,7 +481,7 @@ impl Writer {
             // chunks of this size) is written as it is, without a copy.
             self.current = Some(Outgoing::fresh(bytes, lines as u64));
         } else if let Some(chunk) = self.backlog.front_chunk(CHUNK_BYTES) {
-            let bytes = chunk.to_vec();
+            let bytes = Bytes::copy_from_slice(chunk);
             self.backlog.consume(bytes.len());
             let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
             self.current = Some(Outgoing::fresh(bytes, lines));
@@ -681,7 +661,6 @@ impl Writer {
     /// over and over instead of new lines.
     fn delivered(&mut self, chunk: Outgoing) {
         if !chunk.fresh {
-            self.recycle(chunk.bytes);
             return;
         }
         self.counters.sent.fetch_add(chunk.lines, Ordering::Relaxed);
@@ -693,27 +672,19 @@ impl Writer {
         let mut bytes = chunk.bytes;
         // A chunk is allocated for CHUNK_BYTES but often carries one small
         // snapshot: kept as is, 16 MiB of replay would pin ~100 MiB. A
-        // nearly full one is kept as is (shrinking would copy it).
-        if bytes.capacity() > 2 * bytes.len() {
-            bytes.shrink_to_fit();
+        // small one is copied, and the chunk goes back to the pool; a
+        // nearly full one is kept as is.
+        if bytes.len() < CHUNK_BYTES / 2 {
+            bytes = Bytes::copy_from_slice(&bytes);
         }
         self.replay_bytes += bytes.len();
         self.replay.push_back(bytes);
         while self.replay_bytes > self.settings.replay_bytes {
             match self.replay.pop_front() {
-                Some(old) => {
-                    self.replay_bytes -= old.len();
-                    self.recycle(old);
-                }
+                // Dropped: back to the pool once no other sink holds it.
+                Some(old) => self.replay_bytes -= old.len(),
                 None => self.replay_bytes = 0,
             }
-        }
-    }
-
-    /// Bytes no longer needed go back to the pool the Processors take from.
-    fn recycle(&self, bytes: Vec<u8>) {
-        if let Some(pool) = &self.chunks {
-            pool.give_back(bytes);
         }
     }
 
@@ -758,11 +729,7 @@ impl Writer {
         }
         // A replayed chunk this connection did not confirm either is given
         // up: it was confirmed once already.
-        let (mut again, abandoned): (VecDeque<Outgoing>, VecDeque<Outgoing>) =
-            again.into_iter().partition(|chunk| chunk.fresh);
-        for chunk in abandoned {
-            self.recycle(chunk.bytes);
-        }
+        again.retain(|chunk| chunk.fresh);
         // Confirmed is not always delivered: a peer that stalls may still
         // have taken the last lines into its buffer, and one that is
         // shutting down reads and drops them (carbon-c-relay on SIGTERM

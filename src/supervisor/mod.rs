@@ -14,6 +14,10 @@
 //!    `<src-dir>.failed/`; one whose processor panicked is retried once, then
 //!    quarantined, so a poison snapshot cannot loop forever.
 //!
+//! Which snapshot is where, and what comes next, is decided by the
+//! [`pipeline`] state machine (no actor, no I/O); this actor feeds it the
+//! answers of the children and carries out the [`Action`]s it returns.
+//!
 //! Nothing is deleted before its lines are handed over, so a crash at any
 //! point leaves the directory in `src-dir`, processed again after restart
 //! (at-least-once; see actors.md).
@@ -26,11 +30,12 @@
 //! exits non-zero for systemd to restart the unit. Processors run on a
 //! `SyncArbiter` and catch their own panics.
 
+pub mod pipeline;
 pub mod restart;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,11 +49,13 @@ use crate::processor::actor::{ProcessFailure, ProcessSnapshot, Processed, Proces
 use crate::processor::{quarantine, trash};
 use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
 use crate::sink::chunk_pool::ChunkPool;
+use crate::sink::chunks::{LineChunks, SharedLines};
 use crate::sink::graphite::{
     Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLinesAcked, SinkStats,
 };
 use crate::sink::local_store::{LocalStoreSink, StoreLines};
 use crate::watcher::{DirWatcher, WatchEvent};
+use pipeline::{Action, Pipeline, SinkId, SinkSet};
 use restart::{RestartLimit, RestartTracker};
 
 /// How often src-dir is listed even though the watcher reports every new
@@ -71,8 +78,8 @@ pub struct SupervisorSettings {
     pub engine: Arc<EngineOptions>,
     /// `[pull]`, when this process pulls too.
     pub pull: Option<PullConfig>,
-    /// The Graphite sink's settings.
-    pub graphite: GraphiteSettings,
+    /// The Graphite sink's settings; `None`: `[graphite] enabled = false`.
+    pub graphite: Option<GraphiteSettings>,
     /// `[local-store] dir`, when enabled.
     pub local_store: Option<PathBuf>,
     /// How long shutdown waits for in-flight snapshots and the sinks.
@@ -115,6 +122,9 @@ pub struct SupervisorStats {
     pub processor_panics: u64,
     /// Children restarted after they died.
     pub child_restarts: u64,
+    /// Lines local-store could not write (counted, not retried: a full
+    /// disk must not keep snapshots in src-dir forever).
+    pub local_store_dropped: u64,
     /// Directories waiting (queued, not in flight).
     pub queued: u64,
     /// Directories being processed.
@@ -174,20 +184,17 @@ pub struct Supervisor {
     pull: Option<PullConfig>,
     puller: Option<Child<Puller>>,
     watcher: Option<Child<DirWatcher>>,
-    graphite_settings: GraphiteSettings,
+    /// `None`: Graphite is off (`[graphite] enabled = false`).
+    graphite_settings: Option<GraphiteSettings>,
     graphite: Option<Child<GraphiteSink>>,
     /// Lines handed over while the Graphite sink was being restarted.
     graphite_pending: Vec<SendLinesAcked>,
     local_store: Option<Addr<LocalStoreSink>>,
     processors: Addr<Processor>,
-    /// Line chunks going round from the Graphite sink to the Processors.
-    chunks: Arc<ChunkPool>,
-    queue: VecDeque<PathBuf>,
-    known: HashSet<PathBuf>,
-    in_flight: usize,
+    /// Which snapshot is where; decides what happens next.
+    pipeline: Pipeline,
     /// Snapshots between dispatch and removal/quarantine; shutdown waits for 0.
     busy: tokio::sync::watch::Sender<usize>,
-    panics_by_dir: HashMap<PathBuf, u32>,
     /// Symbolic links that could not be quarantined, reported once.
     links_reported: HashSet<PathBuf>,
     /// Children waiting for their restart (after the backoff).
@@ -195,13 +202,15 @@ pub struct Supervisor {
     restarts: RestartTracker,
     fatal: mpsc::UnboundedSender<String>,
     stats: SupervisorStats,
-    draining: bool,
     shutdown_timeout: Duration,
     health: Option<Reporter>,
     /// The latest answers of the sink and the puller, for the status file:
     /// refreshed every tick, but a slow answer never delays the tick.
     last_sink_stats: SinkStats,
     last_pull_ok: Option<u64>,
+    /// When a snapshot last had every sink's acknowledgement: the status
+    /// file's last push when Graphite, which says it otherwise, is off.
+    last_all_acked: Option<u64>,
 }
 
 impl Supervisor {
@@ -209,14 +218,24 @@ impl Supervisor {
     pub fn new(settings: SupervisorSettings) -> Supervisor {
         let workers = settings.workers.max(1);
         let engine = Arc::clone(&settings.engine);
+        // Line chunks go round: from the Processors to the sinks, and back
+        // once the last sink is done with them.
         let chunks = Arc::new(ChunkPool::new());
-        let filled = Arc::clone(&chunks);
         let processors = SyncArbiter::start(workers, move || {
-            Processor::new(Arc::clone(&engine), Arc::clone(&filled))
+            Processor::new(Arc::clone(&engine), Arc::clone(&chunks))
         });
         let local_store = settings
             .local_store
             .map(|dir| SyncArbiter::start(1, move || LocalStoreSink::new(dir.clone())));
+        // The one place the enabled sinks are listed: every snapshot waits
+        // for each of them before it is removed.
+        let sinks: SinkSet = [
+            settings.graphite.as_ref().map(|_| SinkId::Graphite),
+            local_store.as_ref().map(|_| SinkId::LocalStore),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Supervisor {
             src_dir: settings.src_dir,
             workers,
@@ -229,22 +248,18 @@ impl Supervisor {
             graphite_pending: Vec::new(),
             local_store,
             processors,
-            chunks,
-            queue: VecDeque::new(),
-            known: HashSet::new(),
-            in_flight: 0,
+            pipeline: Pipeline::new(workers, sinks),
             busy: tokio::sync::watch::channel(0).0,
-            panics_by_dir: HashMap::new(),
             links_reported: HashSet::new(),
             restarting: HashSet::new(),
             restarts: RestartTracker::new(settings.restart_limit),
             fatal: settings.fatal,
             stats: SupervisorStats::default(),
-            draining: false,
             shutdown_timeout: settings.shutdown_timeout,
             health: settings.health,
             last_sink_stats: SinkStats::default(),
             last_pull_ok: None,
+            last_all_acked: None,
         }
     }
 
@@ -253,9 +268,13 @@ impl Supervisor {
     /// event loop stops the pings and systemd restarts the unit.
     fn health_tick(&mut self, ctx: &mut Context<Self>) {
         let now = unix_now();
-        let queued = self.queue.len() as u64;
-        let in_flight = self.in_flight as u64;
+        let queued = self.pipeline.queued() as u64;
+        let in_flight = self.pipeline.in_flight() as u64;
         let sink = self.last_sink_stats;
+        let last_push_ok = match self.graphite_settings {
+            Some(_) => sink.last_delivery,
+            None => self.last_all_acked,
+        };
         let stats = self.stats;
         let last_pull_ok = self.last_pull_ok;
         if let Some(health) = &mut self.health {
@@ -264,7 +283,7 @@ impl Supervisor {
             status.in_flight = in_flight;
             status.sink_backlog = sink.backlog;
             status.dropped_lines = sink.dropped;
-            status.last_push_ok = sink.last_delivery;
+            status.last_push_ok = last_push_ok;
             status.last_pull_ok = last_pull_ok;
             status.child_restarts = stats.child_restarts;
             status.quarantined = stats.quarantined;
@@ -311,10 +330,10 @@ impl Supervisor {
                 self.watcher = Some(Child::start(watcher));
             }
             ChildKind::Graphite => {
-                let sink = Child::start(
-                    GraphiteSink::new(self.graphite_settings.clone())
-                        .recycling(Arc::clone(&self.chunks)),
-                );
+                let Some(settings) = &self.graphite_settings else {
+                    return;
+                };
+                let sink = Child::start(GraphiteSink::new(settings.clone()));
                 for batch in self.graphite_pending.drain(..) {
                     sink.addr.do_send(batch);
                 }
@@ -325,7 +344,7 @@ impl Supervisor {
 
     /// Restarts every child whose mailbox closed (it panicked or stopped).
     fn check_children(&mut self, ctx: &mut Context<Self>) {
-        if self.draining {
+        if self.pipeline.draining() {
             return;
         }
         let dead: Vec<ChildKind> = [
@@ -357,7 +376,7 @@ impl Supervisor {
                     self.restarting.insert(kind);
                     ctx.run_later(delay, move |supervisor, ctx| {
                         supervisor.restarting.remove(&kind);
-                        if !supervisor.draining {
+                        if !supervisor.pipeline.draining() {
                             supervisor.start_child(kind, ctx);
                             tracing::info!(child = kind.name(), "child restarted");
                         }
@@ -366,7 +385,7 @@ impl Supervisor {
                 Err(exceeded) => {
                     tracing::error!(child = kind.name(), "{exceeded}");
                     let _ = self.fatal.send(exceeded.to_string());
-                    self.draining = true;
+                    self.pipeline.drain();
                     return;
                 }
             }
@@ -376,7 +395,7 @@ impl Supervisor {
     /// Queues every directory of src-dir not already known, oldest first;
     /// a symbolic link found there is quarantined itself, never followed.
     fn rescan(&mut self, ctx: &mut Context<Self>) {
-        if self.draining {
+        if self.pipeline.draining() {
             return;
         }
         let src_dir = self.src_dir.clone();
@@ -399,7 +418,7 @@ impl Supervisor {
             match found {
                 Ok(Ok((dirs, links))) => {
                     for dir in dirs {
-                        supervisor.enqueue(dir);
+                        supervisor.found(dir, ctx);
                     }
                     for (link, moved) in links {
                         supervisor.link_quarantined(&link, moved);
@@ -410,7 +429,6 @@ impl Supervisor {
                 }
                 Err(error) => tracing::error!(error = %error, "src-dir scan task failed"),
             }
-            supervisor.dispatch(ctx);
         }));
     }
 
@@ -429,52 +447,69 @@ impl Supervisor {
         }
     }
 
-    fn enqueue(&mut self, dir: PathBuf) {
-        if self.known.insert(dir.clone()) {
-            tracing::debug!(dir = %dir.display(), "snapshot queued");
-            self.queue.push_back(dir);
-        }
+    /// A directory in src-dir, from the watcher or a rescan.
+    fn found(&mut self, dir: PathBuf, ctx: &mut Context<Self>) {
+        let actions = self.pipeline.found(dir);
+        self.carry_out(actions, None, ctx);
     }
 
-    fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        while !self.draining && self.in_flight < self.workers {
-            let Some(dir) = self.queue.pop_front() else {
-                return;
-            };
-            self.in_flight += 1;
-            self.busy.send_modify(|n| *n += 1);
-            let request = self.processors.send(ProcessSnapshot { dir: dir.clone() });
-            ctx.spawn(request.into_actor(self).map(move |reply, supervisor, ctx| {
-                supervisor.in_flight -= 1;
-                match reply {
-                    Ok(Ok(processed)) => supervisor.deliver(processed, ctx),
-                    Ok(Err(failure)) => supervisor.failed(dir, failure, ctx),
-                    Err(mailbox) => {
-                        // The pool lost the message (a processor thread died):
-                        // the directory is still there; try it again.
-                        tracing::error!(dir = %dir.display(), error = %mailbox, "processor did not answer; requeued");
-                        supervisor.queue.push_front(dir);
-                        supervisor.done();
+    /// Does what the pipeline decided. `lines` are those of the snapshot
+    /// just processed, for the `Deliver` that follows its processing.
+    fn carry_out(
+        &mut self,
+        actions: Vec<Action>,
+        mut lines: Option<Lines>,
+        ctx: &mut Context<Self>,
+    ) {
+        for action in actions {
+            match action {
+                Action::Process(dir) => self.process(dir, ctx),
+                Action::Deliver { dir, sinks } => match lines.take() {
+                    Some(lines) => self.deliver(dir, sinks, lines, ctx),
+                    // Only `processed` asks for a delivery, with the lines
+                    // at hand; were they not, processing again finds them.
+                    None => {
+                        tracing::error!(dir = %dir.display(), "no lines to deliver; processing the snapshot again");
+                        for sink in sinks.iter() {
+                            let again = self.pipeline.sink_lost(sink, &dir);
+                            self.carry_out(again, None, ctx);
+                        }
                     }
+                },
+                Action::Remove(dir) => {
+                    self.last_all_acked = Some(unix_now());
+                    self.remove(dir, ctx);
                 }
-                supervisor.dispatch(ctx);
-            }));
+                Action::Quarantine { dir, reason } => self.quarantine(dir, reason, ctx),
+            }
         }
+        self.busy.send_replace(self.pipeline.busy());
     }
 
-    /// Hands the lines to the sinks, then removes the directory.
-    fn deliver(&mut self, processed: Processed, ctx: &mut Context<Self>) {
-        let Processed {
-            dir,
-            mut lines,
-            report,
-        } = processed;
+    fn process(&mut self, dir: PathBuf, ctx: &mut Context<Self>) {
+        let request = self.processors.send(ProcessSnapshot { dir: dir.clone() });
+        ctx.spawn(request.into_actor(self).map(move |reply, supervisor, ctx| {
+            match reply {
+                Ok(Ok(processed)) => supervisor.processed(processed, ctx),
+                Ok(Err(failure)) => supervisor.failed(&dir, failure, ctx),
+                Err(mailbox) => {
+                    // The pool lost the message (a processor thread died):
+                    // the directory is still there; try it again.
+                    tracing::error!(dir = %dir.display(), error = %mailbox, "processor did not answer; requeued");
+                    let actions = supervisor.pipeline.processor_lost(&dir);
+                    supervisor.carry_out(actions, None, ctx);
+                }
+            }
+        }));
+    }
+
+    fn processed(&mut self, processed: Processed, ctx: &mut Context<Self>) {
+        let Processed { dir, lines, report } = processed;
         for warning in &report.warnings {
             tracing::warn!(dir = %dir.display(), "{warning}");
         }
         let ts = u64::try_from(report.timestamp).unwrap_or(0);
         self.stats.processed += 1;
-        self.panics_by_dir.remove(&dir);
         if let Some(health) = &mut self.health {
             health.status_mut().last_process_ok = Some(unix_now());
         }
@@ -485,6 +520,14 @@ impl Supervisor {
             seconds = report.timings.total.as_secs_f64(),
             "snapshot processed"
         );
+        let actions = self.pipeline.processed(&dir);
+        self.carry_out(actions, Some(Lines { ts, lines }), ctx);
+    }
+
+    /// Hands the lines, plus the supervisor's self metrics, to `sinks`; each
+    /// acknowledgement (or loss) goes back to the pipeline.
+    fn deliver(&mut self, dir: PathBuf, sinks: SinkSet, lines: Lines, ctx: &mut Context<Self>) {
+        let Lines { ts, mut lines } = lines;
         let sink_stats = self
             .graphite
             .as_ref()
@@ -496,32 +539,61 @@ impl Supervisor {
             }
         };
         ctx.spawn(stats.into_actor(self).map(move |sink, supervisor, ctx| {
-            let queued = supervisor.queue.len() as u64;
+            let queued = supervisor.pipeline.queued() as u64;
             let prefix = supervisor.engine.prefix.clone();
             let mut own = Vec::new();
             append_self_metrics(&mut own, &prefix, ts, &sink, &supervisor.stats, queued);
             lines.push_chunk(own);
-            if let Some(store) = &supervisor.local_store {
-                store.do_send(StoreLines {
-                    ts,
-                    lines: lines.concat(),
+            // One set of chunks for every sink; each goes back to the pool
+            // once the last sink lets go of it.
+            let lines = SharedLines::from(lines);
+            if sinks.contains(SinkId::LocalStore) {
+                let request = supervisor.local_store.as_ref().map(|store| {
+                    store.send(StoreLines {
+                        ts,
+                        lines: lines.clone(),
+                    })
                 });
-            }
-            let (written, acknowledged) = oneshot::channel();
-            supervisor.hand_to_graphite(SendLinesAcked { lines, written });
-            // The snapshot is deleted only once Graphite confirmed its
-            // lines; if the sink dies with them, it is processed again.
-            ctx.spawn(acknowledged.into_actor(supervisor).map(move |ack, supervisor, ctx| {
-                match ack {
-                    Ok(()) => supervisor.remove(dir, ctx),
-                    Err(_) => {
-                        tracing::warn!(dir = %dir.display(), "graphite sink died before writing this snapshot; processing it again");
-                        supervisor.queue.push_front(dir);
-                        supervisor.done();
-                        supervisor.dispatch(ctx);
+                let stored = async move {
+                    match request {
+                        Some(request) => request.await.ok(),
+                        None => Some(0),
                     }
+                };
+                supervisor.await_ack(SinkId::LocalStore, dir.clone(), stored, ctx);
+            }
+            if sinks.contains(SinkId::Graphite) {
+                let (written, acknowledged) = oneshot::channel();
+                supervisor.hand_to_graphite(SendLinesAcked { lines, written });
+                let confirmed = async move { acknowledged.await.ok().map(|()| 0) };
+                supervisor.await_ack(SinkId::Graphite, dir, confirmed, ctx);
+            }
+        }));
+    }
+
+    /// `ack` answers the lines the sink dropped once it is done with the
+    /// snapshot, or `None` when the sink died holding it.
+    fn await_ack(
+        &mut self,
+        sink: SinkId,
+        dir: PathBuf,
+        ack: impl Future<Output = Option<u64>> + 'static,
+        ctx: &mut Context<Self>,
+    ) {
+        ctx.spawn(ack.into_actor(self).map(move |ack, supervisor, ctx| {
+            let actions = match ack {
+                Some(dropped) => {
+                    if sink == SinkId::LocalStore {
+                        supervisor.stats.local_store_dropped += dropped;
+                    }
+                    supervisor.pipeline.acked(sink, &dir)
                 }
-            }));
+                None => {
+                    tracing::warn!(sink = sink.name(), dir = %dir.display(), "sink died before confirming this snapshot; processing it again");
+                    supervisor.pipeline.sink_lost(sink, &dir)
+                }
+            };
+            supervisor.carry_out(actions, None, ctx);
         }));
     }
 
@@ -541,7 +613,7 @@ impl Supervisor {
         let removal = async move {
             tokio::task::spawn_blocking(move || trash::remove_snapshot(&src_dir, &target)).await
         };
-        ctx.spawn(removal.into_actor(self).map(move |removed, supervisor, _| {
+        ctx.spawn(removal.into_actor(self).map(move |removed, supervisor, ctx| {
             match removed {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
@@ -549,8 +621,8 @@ impl Supervisor {
                 }
                 Err(error) => tracing::error!(error = %error, "removal task failed"),
             }
-            supervisor.known.remove(&dir);
-            supervisor.done();
+            supervisor.pipeline.removal_ended(&dir);
+            supervisor.carry_out(Vec::new(), None, ctx);
         }));
     }
 
@@ -570,23 +642,23 @@ impl Supervisor {
         }));
     }
 
-    fn failed(&mut self, dir: PathBuf, failure: ProcessFailure, ctx: &mut Context<Self>) {
-        let reason = match &failure {
-            ProcessFailure::Unusable(error) => error.to_string(),
+    fn failed(&mut self, dir: &Path, failure: ProcessFailure, ctx: &mut Context<Self>) {
+        let reason = failure.to_string();
+        let actions = match failure {
+            ProcessFailure::Unusable(_) => self.pipeline.unusable(dir, reason),
             ProcessFailure::Panicked { .. } => {
                 self.stats.processor_panics += 1;
-                let panics = self.panics_by_dir.entry(dir.clone()).or_insert(0);
-                *panics += 1;
-                if *panics < 2 {
-                    tracing::error!(dir = %dir.display(), error = %failure, "processor panicked; retrying the snapshot once");
-                    self.queue.push_front(dir);
-                    self.done();
-                    return;
+                let actions = self.pipeline.panicked(dir, reason.clone());
+                if self.pipeline.stage(dir) != Some(pipeline::Stage::Quarantining) {
+                    tracing::error!(dir = %dir.display(), error = %reason, "processor panicked; retrying the snapshot once");
                 }
-                failure.to_string()
+                actions
             }
         };
-        self.panics_by_dir.remove(&dir);
+        self.carry_out(actions, None, ctx);
+    }
+
+    fn quarantine(&mut self, dir: PathBuf, reason: String, ctx: &mut Context<Self>) {
         let src_dir = self.src_dir.clone();
         let target = dir.clone();
         let why = reason.clone();
@@ -594,24 +666,24 @@ impl Supervisor {
             tokio::task::spawn_blocking(move || quarantine::quarantine(&src_dir, &target, &why))
                 .await
         };
-        ctx.spawn(moving.into_actor(self).map(move |moved, supervisor, _| {
+        ctx.spawn(moving.into_actor(self).map(move |moved, supervisor, ctx| {
             supervisor.stats.quarantined += 1;
             match moved {
                 Ok(Ok(to)) => tracing::error!(dir = %dir.display(), quarantined = %to.display(), reason = %reason, "snapshot unusable; quarantined"),
                 Ok(Err(error)) => tracing::error!(dir = %dir.display(), reason = %reason, error = %error, "snapshot unusable and cannot be quarantined; left in place"),
                 Err(error) => tracing::error!(error = %error, "quarantine task failed"),
             }
-            supervisor.known.remove(&dir);
-            supervisor.done();
+            supervisor.pipeline.quarantine_ended(&dir);
+            supervisor.carry_out(Vec::new(), None, ctx);
         }));
     }
 }
 
-impl Supervisor {
-    /// One snapshot left the pipeline (removed, quarantined or requeued).
-    fn done(&mut self) {
-        self.busy.send_modify(|n| *n = n.saturating_sub(1));
-    }
+/// The lines of the snapshot just processed, on their way to the sinks.
+struct Lines {
+    /// The snapshot's timestamp (local-store's directory name).
+    ts: u64,
+    lines: LineChunks,
 }
 
 /// Appends the supervisor's and the sink's self metrics (SPEC §4.4, ours).
@@ -632,6 +704,7 @@ fn append_self_metrics(
         ("ProcessorPanics", stats.processor_panics),
         ("ChildRestarts", stats.child_restarts),
         ("QuarantinedSnapshots", stats.quarantined),
+        ("LocalStoreDroppedLines", stats.local_store_dropped),
     ] {
         let _ = writeln!(text, "{prefix}.haproxystats.{name} {value} {ts}");
     }
@@ -672,12 +745,7 @@ impl Handler<WatchEvent> for Supervisor {
 
     fn handle(&mut self, event: WatchEvent, ctx: &mut Context<Self>) {
         match event {
-            WatchEvent::Appeared(dir) => {
-                if !self.draining {
-                    self.enqueue(dir);
-                    self.dispatch(ctx);
-                }
-            }
+            WatchEvent::Appeared(dir) => self.found(dir, ctx),
             WatchEvent::Rescan { reason } => {
                 tracing::debug!(reason, "rescanning src-dir");
                 self.rescan(ctx);
@@ -690,7 +758,7 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ResponseActFuture<Self, u64>;
 
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
-        self.draining = true;
+        self.pipeline.drain();
         if let Some(health) = &mut self.health {
             health.stopping(unix_now());
         }
@@ -715,10 +783,11 @@ impl Handler<Shutdown> for Supervisor {
                 .then(move |(), supervisor, ctx| {
                     // A sink that was being restarted holds nothing; what it would
                     // have sent waits in graphite_pending and goes to a fresh one.
-                    if supervisor
-                        .graphite
-                        .as_ref()
-                        .is_none_or(|sink| !sink.alive())
+                    if supervisor.graphite_settings.is_some()
+                        && supervisor
+                            .graphite
+                            .as_ref()
+                            .is_none_or(|sink| !sink.alive())
                     {
                         supervisor.start_child(ChildKind::Graphite, ctx);
                     }
@@ -731,7 +800,8 @@ impl Handler<Shutdown> for Supervisor {
                     async move {
                         match flush {
                             Some(flush) => flush.await.unwrap_or(u64::MAX),
-                            None => u64::MAX,
+                            // No Graphite: nothing is held outside src-dir.
+                            None => 0,
                         }
                     }
                     .into_actor(supervisor)
@@ -745,8 +815,8 @@ impl Handler<GetSupervisorStats> for Supervisor {
 
     fn handle(&mut self, _: GetSupervisorStats, _: &mut Context<Self>) -> SupervisorStats {
         SupervisorStats {
-            queued: self.queue.len() as u64,
-            in_flight: self.in_flight as u64,
+            queued: self.pipeline.queued() as u64,
+            in_flight: self.pipeline.in_flight() as u64,
             ..self.stats
         }
     }

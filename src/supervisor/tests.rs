@@ -79,7 +79,7 @@ impl Harness {
             workers: 2,
             engine: Arc::new(engine),
             pull: Some(config.pull.clone()),
-            graphite: GraphiteSettings::from_config(&config.graphite),
+            graphite: Some(GraphiteSettings::from_config(&config.graphite)),
             local_store: None,
             shutdown_timeout: Duration::from_secs(5),
             restart_limit: limit,
