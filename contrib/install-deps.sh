@@ -8,6 +8,11 @@
 #   python3-whisper    whisper-fetch, to read back what landed
 #   time               /usr/bin/time -v for peak RSS in benchmarks
 #   curl               traffic for the demo's HAProxy instances
+#   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
+#                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
+#   tansu              a Kafka-compatible broker for the Kafka tests: built
+#                      once with cargo (about 10 minutes on 2 cores) into
+#                      ~/.cargo/bin and reused
 set -euo pipefail
 
 need=()
@@ -17,6 +22,10 @@ command -v carbon-cache >/dev/null 2>&1 || need+=(graphite-carbon)
 command -v whisper-fetch >/dev/null 2>&1 || need+=(python3-whisper)
 [ -x /usr/bin/time ] || need+=(time)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
+    dpkg-query -W -f='${Status}' "$dev" 2>/dev/null | grep -q "install ok installed" || need+=("$dev")
+done
 
 if [ "${#need[@]}" -gt 0 ]; then
     echo "install-deps: installing ${need[*]}"
@@ -34,3 +43,10 @@ for bin in haproxy carbon-c-relay carbon-cache whisper-fetch; do
         exit 1
     }
 done
+
+# tansu: no Debian package; cargo builds it once.
+tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$tansu_bin" ]; then
+    echo "install-deps: building tansu (Kafka-compatible broker, once; about 10 minutes)"
+    cargo install tansu --locked --features dynostore --quiet
+fi

@@ -75,27 +75,28 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("local-store", &["dir"]),
+    ("kafka", super::kafka::OPTIONS),
 ];
 
 /// The sections holding `group = regex` lines.
 pub const GROUP_SECTIONS: [&str; 3] = ["frontend-groups", "backend-groups", "server-groups"];
 
 /// Sections we know of but do not implement yet.
-const NOT_IMPLEMENTED_SECTIONS: &[&str] = &["kafka"];
+const NOT_IMPLEMENTED_SECTIONS: &[&str] = &[];
 
 /// Where `[local-store] dir` points when the section exists without it.
 const DEFAULT_LOCAL_STORE_DIR: &str = "/var/lib/haproxystats/local-store";
 
 /// Typed, interpolating reads of one section.
-struct Reader<'a> {
-    raw: &'a RawConfig,
-    section: &'static str,
+pub(super) struct Reader<'a> {
+    pub(super) raw: &'a RawConfig,
+    pub(super) section: &'static str,
 }
 
 impl Reader<'_> {
     /// The interpolated value, `None` when neither the section nor
     /// `[DEFAULT]` sets it.
-    fn optional(&self, option: &str) -> Result<Option<String>, ConfigError> {
+    pub(super) fn optional(&self, option: &str) -> Result<Option<String>, ConfigError> {
         let Some(value) = self.raw.raw_get(self.section, option) else {
             return Ok(None);
         };
@@ -109,7 +110,7 @@ impl Reader<'_> {
             })
     }
 
-    fn string(&self, option: &str) -> Result<String, ConfigError> {
+    pub(super) fn string(&self, option: &str) -> Result<String, ConfigError> {
         self.optional(option)?.ok_or_else(|| {
             ConfigError::invalid(
                 self.section,
@@ -120,16 +121,21 @@ impl Reader<'_> {
         })
     }
 
-    fn invalid(&self, option: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    pub(super) fn invalid(
+        &self,
+        option: &str,
+        value: &str,
+        reason: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::invalid(self.section, option, value, reason)
     }
 
-    fn int(&self, option: &str) -> Result<i64, ConfigError> {
+    pub(super) fn int(&self, option: &str) -> Result<i64, ConfigError> {
         let value = self.string(option)?;
         parse_python_int(&value).ok_or_else(|| self.invalid(option, &value, int_error(&value)))
     }
 
-    fn int_at_least(&self, option: &str, min: i64) -> Result<i64, ConfigError> {
+    pub(super) fn int_at_least(&self, option: &str, min: i64) -> Result<i64, ConfigError> {
         let n = self.int(option)?;
         if n < min {
             return Err(self.invalid(option, &n.to_string(), format!("must be at least {min}")));
@@ -137,17 +143,17 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    fn count(&self, option: &str, min: i64) -> Result<usize, ConfigError> {
+    pub(super) fn count(&self, option: &str, min: i64) -> Result<usize, ConfigError> {
         let n = self.int_at_least(option, min)?;
         usize::try_from(n).map_err(|_| self.invalid(option, &n.to_string(), "too large"))
     }
 
-    fn float(&self, option: &str) -> Result<f64, ConfigError> {
+    pub(super) fn float(&self, option: &str) -> Result<f64, ConfigError> {
         let value = self.string(option)?;
         parse_python_float(&value).ok_or_else(|| self.invalid(option, &value, "not a number"))
     }
 
-    fn seconds(&self, option: &str) -> Result<Duration, ConfigError> {
+    pub(super) fn seconds(&self, option: &str) -> Result<Duration, ConfigError> {
         let value = self.string(option)?;
         let secs = parse_python_float(&value)
             .ok_or_else(|| self.invalid(option, &value, "not a number of seconds"))?;
@@ -161,7 +167,7 @@ impl Reader<'_> {
         })
     }
 
-    fn boolean(&self, option: &str) -> Result<bool, ConfigError> {
+    pub(super) fn boolean(&self, option: &str) -> Result<bool, ConfigError> {
         let value = self.string(option)?;
         parse_python_bool(&value).ok_or_else(|| {
             self.invalid(
@@ -172,14 +178,14 @@ impl Reader<'_> {
         })
     }
 
-    fn optional_boolean(&self, option: &str) -> Result<Option<bool>, ConfigError> {
+    pub(super) fn optional_boolean(&self, option: &str) -> Result<Option<bool>, ConfigError> {
         match self.optional(option)? {
             None => Ok(None),
             Some(_) => self.boolean(option).map(Some),
         }
     }
 
-    fn retries(&self, option: &str) -> Result<Retries, ConfigError> {
+    pub(super) fn retries(&self, option: &str) -> Result<Retries, ConfigError> {
         match self.int(option)? {
             -1 => Ok(Retries::Forever),
             n if n > i64::from(u32::MAX) => Err(self.invalid(
@@ -193,7 +199,7 @@ impl Reader<'_> {
         }
     }
 
-    fn loglevel(&self) -> Result<LogLevel, ConfigError> {
+    pub(super) fn loglevel(&self) -> Result<LogLevel, ConfigError> {
         let value = self.string("loglevel")?;
         parse_loglevel(&value).ok_or_else(|| {
             self.invalid(
@@ -204,7 +210,7 @@ impl Reader<'_> {
         })
     }
 
-    fn path(&self, option: &str) -> Result<PathBuf, ConfigError> {
+    pub(super) fn path(&self, option: &str) -> Result<PathBuf, ConfigError> {
         let value = self.string(option)?;
         if value.is_empty() {
             return Err(self.invalid(option, &value, "empty path"));
@@ -212,7 +218,7 @@ impl Reader<'_> {
         Ok(PathBuf::from(value))
     }
 
-    fn optional_path(&self, option: &str) -> Result<Option<PathBuf>, ConfigError> {
+    pub(super) fn optional_path(&self, option: &str) -> Result<Option<PathBuf>, ConfigError> {
         Ok(self
             .optional(option)?
             .filter(|v| !v.is_empty())
@@ -327,6 +333,14 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
             ),
         });
     }
+    let kafka = if raw.user_declared("kafka") {
+        Some(super::kafka::build(&Reader {
+            raw,
+            section: "kafka",
+        })?)
+    } else {
+        None
+    };
     let groups = build_groups(raw)?;
     check_groups_have_namespace(&groups, &graphite)?;
     check_some_sink(&graphite, local_store.as_ref())?;
@@ -336,6 +350,7 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
         process,
         graphite,
         local_store,
+        kafka,
         groups,
     };
     Ok((config, warnings))
@@ -626,6 +641,12 @@ fn one_line(text: &str) -> String {
 
 /// Options the user set that nothing reads, and the one the original read
 /// but never used.
+/// Whether `option` is one of `known`, or one passed on to librdkafka.
+fn known_option(section: &str, known: &[&str], option: &str) -> bool {
+    known.contains(&option)
+        || (section == "kafka" && option.starts_with(super::kafka::LIBRDKAFKA_PREFIX))
+}
+
 fn unknown_options(raw: &RawConfig) -> Vec<ConfigWarning> {
     let mut warnings = Vec::new();
     for (section, options) in &raw.user {
@@ -652,7 +673,7 @@ fn unknown_options(raw: &RawConfig) -> Vec<ConfigWarning> {
                     location: "[graphite] timeout".to_owned(),
                     message: "ignored, as by the original: connect-timeout and write-timeout (default 1.0) apply".to_owned(),
                 });
-            } else if !known.contains(&option.as_str()) {
+            } else if !known_option(section, known, option) {
                 let hint = known
                     .iter()
                     .find(|k| k.replace('-', "_") == option.replace('-', "_"))

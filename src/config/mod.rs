@@ -10,6 +10,7 @@
 mod build;
 mod error;
 pub mod interpolate;
+mod kafka;
 mod model;
 pub mod raw;
 mod render;

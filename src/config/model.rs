@@ -22,6 +22,8 @@ pub struct Config {
     pub graphite: GraphiteConfig,
     /// `[local-store]`: `Some` when the section exists.
     pub local_store: Option<LocalStoreConfig>,
+    /// `[kafka]` (ours): `Some` when the section exists.
+    pub kafka: Option<KafkaConfig>,
     /// `[frontend-groups]`, `[backend-groups]`, `[server-groups]`.
     pub groups: Groups,
 }
@@ -269,4 +271,28 @@ impl Groups {
     pub fn is_empty(&self) -> bool {
         self.frontend.is_empty() && self.backend.is_empty() && self.server.is_empty()
     }
+}
+
+/// `[kafka]` (ours, SPEC §5): every metric also to Kafka.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaConfig {
+    /// `brokers`: `host:port[,host:port...]`.
+    pub brokers: String,
+    /// `topic`.
+    pub topic: String,
+    /// `format`: `graphite` or `influx`.
+    pub format: crate::sink::kafka::format::Format,
+    /// `key`: the message key; `None` = the host name the Graphite prefix
+    /// would use, so that one load balancer's messages keep their order.
+    pub key: Option<String>,
+    /// `message-max-bytes`: the largest message, key and overhead included.
+    pub message_max_bytes: usize,
+    /// `compression`.
+    pub compression: crate::sink::kafka::settings::Compression,
+    /// `queue-size`: lines kept while the broker is unreachable.
+    pub queue_size: usize,
+    /// `message-timeout`: how long librdkafka tries one message.
+    pub message_timeout: Duration,
+    /// `librdkafka.<name> = value`, in file order.
+    pub librdkafka: Vec<(String, String)>,
 }

@@ -76,7 +76,29 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
             ("replay-bytes", "16777216"),
         ],
     ),
+    // Used only when the user declares [kafka] (it is off otherwise).
+    (
+        "kafka",
+        &[
+            ("brokers", ""),
+            ("topic", "haproxystats.metrics"),
+            ("format", "graphite"),
+            ("key", ""),
+            ("message-max-bytes", "1000000"),
+            ("compression", "zstd"),
+            ("queue-size", "1000000"),
+            ("message-timeout", "300"),
+        ],
+    ),
 ];
+
+/// The built-in defaults of one section, in their order.
+pub fn builtin_section(section: &str) -> impl Iterator<Item = (&'static str, &'static str)> {
+    BUILTIN_DEFAULTS
+        .iter()
+        .filter(move |(name, _)| *name == section)
+        .flat_map(|(_, options)| options.iter().copied())
+}
 
 /// One section's options, in the order they were first set.
 pub type Options = IndexMap<String, String>;

@@ -100,6 +100,23 @@ impl Config {
             out.section("local-store");
             out.path("dir", &store.dir);
         }
+        match &self.kafka {
+            Some(kafka) => {
+                out.section("kafka");
+                out.value("brokers", &kafka.brokers);
+                out.value("topic", &kafka.topic);
+                out.value("format", kafka.format);
+                out.value("key", kafka.key.as_deref().unwrap_or(""));
+                out.value("message-max-bytes", kafka.message_max_bytes);
+                out.value("compression", kafka.compression);
+                out.value("queue-size", kafka.queue_size);
+                out.value("message-timeout", format_seconds(kafka.message_timeout));
+                for (name, value) in &kafka.librdkafka {
+                    out.value(&format!("{}{name}", super::kafka::LIBRDKAFKA_PREFIX), value);
+                }
+            }
+            None => out.commented_kafka_defaults(),
+        }
         for (section, groups) in [
             ("frontend-groups", &self.groups.frontend),
             ("backend-groups", &self.groups.backend),
@@ -143,6 +160,18 @@ impl Ini {
     fn value(&mut self, option: &str, value: impl std::fmt::Display) {
         let value = value.to_string().replace('$', "$$");
         let _ = writeln!(self.text, "{option} = {value}");
+    }
+
+    /// `[kafka]` is off unless declared: its defaults are shown as comments,
+    /// so that `-p` documents them and its output still reads back as is.
+    fn commented_kafka_defaults(&mut self) {
+        self.text.push_str(
+            "\n# [kafka] is off; declare it, with brokers, to send every metric to Kafka too\n\
+             # (any librdkafka option as librdkafka.<name> = value):\n# [kafka]\n",
+        );
+        for (option, value) in super::raw::builtin_section("kafka") {
+            let _ = writeln!(self.text, "# {option} = {value}");
+        }
     }
 
     fn path(&mut self, option: &str, path: &std::path::Path) {

@@ -8,6 +8,8 @@
 //! - [`CarbonStack`]: `carbon-cache` writing whisper files into a temp dir
 //!   behind `carbon-c-relay`; stop/start the relay; read points back.
 //! - [`Haproxystats`]: our own binary as a child, logs in a file.
+//! - [`kafka::Broker`]: tansu (a Kafka-compatible broker) behind a proxy
+//!   that cuts and restores the network path; reads a topic back.
 //! - [`start_fleet_and_carbon`]: both at once, started in parallel.
 //!
 //! Everything lives in its own temporary directory on free 127.0.0.1 ports,
@@ -22,6 +24,7 @@ pub mod carbon;
 pub mod fake_graphite;
 pub mod haproxy;
 pub mod haproxystats;
+pub mod kafka;
 pub mod process;
 pub mod responder;
 pub mod snapshots;

@@ -1,10 +1,13 @@
-//! The Kafka sink (SPEC §5), built in parts:
+//! The Kafka sink (SPEC §5):
 //!
 //! - [`format`]: message values from a snapshot's lines, `graphite` or
 //!   `influx`, never splitting a line, under `message-max-bytes` (pure).
-//!
-//! The producer actor (rdkafka, delivery reports as acknowledgements) and
-//! the `[kafka]` section come with issue 13; until then `[kafka]` is
-//! accepted with a warning and ignored.
+//! - [`settings`]: `[kafka]` as the sink uses it, and the librdkafka
+//!   configuration made of it (`acks=all`, idempotent, the user's
+//!   `librdkafka.*` last).
+//! - [`sink`]: the KafkaSink actor: backlog, messages, delivery reports as
+//!   acknowledgements.
 
 pub mod format;
+pub mod settings;
+pub mod sink;

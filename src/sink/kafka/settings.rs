@@ -1,0 +1,170 @@
+//! What the Kafka sink is started with, and the librdkafka configuration
+//! it makes of it (SPEC §5): `acks=all` and the idempotent producer always,
+//! then the user's `librdkafka.<name>` options, which may override ours.
+
+use std::fmt;
+
+use rdkafka::ClientConfig;
+
+use super::format::PathLayout;
+use crate::config::KafkaConfig;
+
+/// `[kafka] compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard (the default).
+    #[default]
+    Zstd,
+}
+
+impl Compression {
+    /// Every value, for error messages and tests.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// The spelling in the configuration and in librdkafka's
+    /// `compression.type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parses the configuration's spelling.
+    pub fn parse(value: &str) -> Option<Compression> {
+        Compression::ALL.into_iter().find(|c| c.name() == value)
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Room kept in a message for its key and Kafka's record overhead, so that
+/// a payload cut at `message-max-bytes` minus this still passes the
+/// producer's and the broker's limit of `message-max-bytes`.
+pub const RECORD_OVERHEAD: usize = 1024;
+
+/// The Kafka sink's settings: `[kafka]` and what the rest of the
+/// configuration decides for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSettings {
+    /// `[kafka]`.
+    pub config: KafkaConfig,
+    /// Where the Graphite path puts what (for `influx`).
+    pub layout: PathLayout,
+    /// Message key: `[kafka] key`, else the host name the Graphite prefix
+    /// would use; one load balancer's messages keep their order on one
+    /// partition.
+    pub key: String,
+}
+
+impl KafkaSettings {
+    /// The most payload bytes one message carries.
+    pub fn max_payload(&self) -> usize {
+        self.config
+            .message_max_bytes
+            .saturating_sub(RECORD_OVERHEAD + self.key.len())
+            .max(1)
+    }
+
+    /// The producer's librdkafka configuration.
+    pub fn client_config(&self) -> ClientConfig {
+        client_config(&self.config)
+    }
+}
+
+/// librdkafka's configuration for `[kafka]`: ours first, the user's
+/// `librdkafka.<name>` options after them (they win).
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", kafka.compression.name())
+        .set("message.max.bytes", kafka.message_max_bytes.to_string())
+        .set(
+            "message.timeout.ms",
+            kafka.message_timeout.as_millis().max(1).to_string(),
+        );
+    for (name, value) in &kafka.librdkafka {
+        config.set(name, value);
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sink::kafka::format::Format;
+
+    fn settings() -> KafkaSettings {
+        KafkaSettings {
+            config: KafkaConfig {
+                brokers: "127.0.0.1:1".into(),
+                topic: "haproxystats.metrics".into(),
+                format: Format::Graphite,
+                key: None,
+                message_max_bytes: 1_000_000,
+                compression: Compression::Zstd,
+                queue_size: 1000,
+                message_timeout: Duration::from_secs(300),
+                librdkafka: Vec::new(),
+            },
+            layout: PathLayout {
+                prefix: "ns.lb1.haproxy".into(),
+                host: "lb1".into(),
+                group_namespace: None,
+            },
+            key: "lb1".into(),
+        }
+    }
+
+    #[test]
+    fn ours_come_first_and_the_users_options_after_them() {
+        let mut s = settings();
+        s.config.librdkafka = vec![
+            ("linger.ms".into(), "50".into()),
+            ("acks".into(), "1".into()),
+        ];
+        let config = s.client_config();
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("compression.type"), Some("zstd"));
+        assert_eq!(config.get("message.timeout.ms"), Some("300000"));
+        assert_eq!(config.get("linger.ms"), Some("50"));
+        // The user's word is the last (SPEC §5: "after ours").
+        assert_eq!(config.get("acks"), Some("1"));
+    }
+
+    #[test]
+    fn a_payload_leaves_room_for_the_key_and_the_record() {
+        let s = settings();
+        assert_eq!(s.max_payload(), 1_000_000 - RECORD_OVERHEAD - 3);
+        for compression in Compression::ALL {
+            assert_eq!(Compression::parse(compression.name()), Some(compression));
+        }
+        assert_eq!(Compression::parse("brotli"), None);
+    }
+}

@@ -1,0 +1,534 @@
+//! The KafkaSink actor (SPEC §5): lines wait in a bounded FIFO
+//! [`Backlog`] (drop-oldest, counted, as Graphite's), are cut into messages
+//! of whole lines under `message-max-bytes`, written in the configured
+//! format, keyed by the load balancer, and handed to librdkafka's
+//! idempotent producer (`acks=all`). A batch is acknowledged — its
+//! snapshot may be deleted — once the broker confirmed every message that
+//! carries its lines (delivery reports), or the backlog dropped them.
+//!
+//! Only a bounded amount is in librdkafka's hands at once
+//! ([`IN_FLIGHT_BYTES`]), and nothing new while the broker does not answer
+//! a metadata request (asked every [`PROBE_INTERVAL`] while lines are
+//! pending): the rest waits in the backlog, where `queue-size` applies;
+//! otherwise a broker outage would pile everything up inside librdkafka,
+//! out of reach of the drop-oldest rule. A message librdkafka
+//! gives up on (after `message-timeout`) is counted as a delivery error and
+//! sent again: at-least-once, duplicates allowed (Graphite and InfluxDB
+//! keep one value per series and timestamp).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio::sync::{mpsc, oneshot};
+
+use super::format::{Format, split_lines, to_influx};
+use super::settings::KafkaSettings;
+use crate::log_limit::LogLimit;
+use crate::sink::backlog::Backlog;
+use crate::sink::chunks::LineChunks;
+use crate::sink::graphite::{Flush, SendLines, SendLinesAcked};
+
+/// Payload bytes handed to librdkafka and not yet confirmed, at most (one
+/// message may go beyond): enough to keep a local broker busy, small
+/// enough that an outage leaves the lines in the backlog.
+pub const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long to wait before handing a message to librdkafka again after it
+/// refused one (its own queue full, or an error creating the message).
+const REFUSED_RETRY: Duration = Duration::from_millis(200);
+
+/// How often the broker is asked for the topic's metadata while lines are
+/// pending, and how long an answer may take.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Ask for the counters.
+#[derive(Debug, Message)]
+#[rtype(result = "KafkaStats")]
+pub struct GetKafkaStats;
+
+/// The sink's counters (self metrics `Kafka*`, the status file, logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, MessageResponse)]
+pub struct KafkaStats {
+    /// Lines not yet confirmed by the broker (waiting or in flight).
+    pub backlog: u64,
+    /// Lines dropped because the backlog was full, since start.
+    pub dropped: u64,
+    /// Messages librdkafka reported as not delivered, since start.
+    pub delivery_errors: u64,
+    /// Messages the broker confirmed, since start.
+    pub messages_sent: u64,
+    /// Lines the broker confirmed, since start.
+    pub lines_sent: u64,
+    /// Epoch seconds of the last confirmed message.
+    pub last_delivery: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    backlog: AtomicU64,
+    dropped: AtomicU64,
+    delivery_errors: AtomicU64,
+    messages_sent: AtomicU64,
+    lines_sent: AtomicU64,
+    last_delivery: AtomicU64,
+}
+
+impl Counters {
+    fn stats(&self) -> KafkaStats {
+        KafkaStats {
+            backlog: self.backlog.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            delivery_errors: self.delivery_errors.load(Ordering::Relaxed),
+            messages_sent: self.messages_sent.load(Ordering::Relaxed),
+            lines_sent: self.lines_sent.load(Ordering::Relaxed),
+            last_delivery: Some(self.last_delivery.load(Ordering::Relaxed)).filter(|t| *t > 0),
+        }
+    }
+}
+
+enum Command {
+    Lines(LineChunks, Option<oneshot::Sender<()>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The KafkaSink actor.
+pub struct KafkaSink {
+    settings: KafkaSettings,
+    counters: Arc<Counters>,
+    commands: Option<mpsc::UnboundedSender<Command>>,
+}
+
+impl KafkaSink {
+    /// A sink for `settings`; librdkafka connects in the background, so a
+    /// broker unreachable at start is no error (the backlog fills).
+    pub fn new(settings: KafkaSettings) -> KafkaSink {
+        KafkaSink {
+            settings,
+            counters: Arc::new(Counters::default()),
+            commands: None,
+        }
+    }
+}
+
+impl Actor for KafkaSink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let producer: FutureProducer = match self.settings.client_config().create() {
+            Ok(producer) => producer,
+            Err(error) => {
+                // The configuration was checked at start; this is librdkafka
+                // failing to start threads or the like: the supervisor sees
+                // the sink stop and restarts it.
+                tracing::error!(error = %error, "cannot create the kafka producer");
+                ctx.stop();
+                return;
+            }
+        };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.commands = Some(sender);
+        let writer = Writer::new(self.settings.clone(), producer, Arc::clone(&self.counters));
+        ctx.spawn(writer.run(receiver).into_actor(self));
+    }
+}
+
+impl Handler<SendLines> for KafkaSink {
+    type Result = ();
+
+    fn handle(&mut self, SendLines(lines): SendLines, _: &mut Context<Self>) {
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(Command::Lines(lines.into(), None));
+        }
+    }
+}
+
+impl Handler<SendLinesAcked> for KafkaSink {
+    type Result = ();
+
+    fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(Command::Lines(message.lines, Some(message.written)));
+        }
+    }
+}
+
+impl Handler<Flush> for KafkaSink {
+    type Result = ResponseFuture<u64>;
+
+    fn handle(&mut self, flush: Flush, _: &mut Context<Self>) -> Self::Result {
+        let (done, flushed) = oneshot::channel();
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(Command::Flush(done));
+        }
+        let counters = Arc::clone(&self.counters);
+        Box::pin(async move {
+            let _ = tokio::time::timeout(flush.timeout, flushed).await;
+            counters.backlog.load(Ordering::Relaxed)
+        })
+    }
+}
+
+impl Handler<GetKafkaStats> for KafkaSink {
+    type Result = KafkaStats;
+
+    fn handle(&mut self, _: GetKafkaStats, _: &mut Context<Self>) -> KafkaStats {
+        self.counters.stats()
+    }
+}
+
+/// One message value and the lines it completes: a chunk cut into several
+/// messages counts its lines with its last message, so that they are
+/// acknowledged only once every part is delivered.
+struct Outgoing {
+    payload: Vec<u8>,
+    lines: u64,
+}
+
+/// The backlog, what librdkafka holds, and the acknowledgements, owned by
+/// one task.
+struct Writer {
+    settings: KafkaSettings,
+    producer: FutureProducer,
+    counters: Arc<Counters>,
+    backlog: Backlog,
+    /// Messages to hand to librdkafka before the backlog: refused ones and
+    /// those it gave up on.
+    again: VecDeque<Outgoing>,
+    /// Handed to librdkafka, in order; each with its delivery report.
+    in_flight: FuturesOrdered<InFlight>,
+    in_flight_bytes: usize,
+    in_flight_lines: u64,
+    /// No message is handed over before this (after a refusal).
+    paused_until: Option<tokio::time::Instant>,
+    /// Whether the last metadata request was answered: new messages are
+    /// handed over only then.
+    reachable: bool,
+    /// The metadata request under way.
+    probe: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    next_probe: tokio::time::Instant,
+    flush_waiters: Vec<oneshot::Sender<()>>,
+    /// Lines ever enqueued (the sequence number of the newest line).
+    enqueued: u64,
+    /// Lines of `enqueued` delivered or dropped.
+    consumed: u64,
+    /// Acknowledgements waiting for `consumed` to reach their sequence number.
+    acks: VecDeque<(u64, oneshot::Sender<()>)>,
+    error_log: LogLimit,
+}
+
+type InFlight = std::pin::Pin<Box<dyn Future<Output = (Outgoing, Result<(), String>)> + Send>>;
+
+impl Writer {
+    fn new(settings: KafkaSettings, producer: FutureProducer, counters: Arc<Counters>) -> Writer {
+        Writer {
+            backlog: Backlog::new(settings.config.queue_size),
+            settings,
+            producer,
+            counters,
+            again: VecDeque::new(),
+            in_flight: FuturesOrdered::new(),
+            in_flight_bytes: 0,
+            in_flight_lines: 0,
+            paused_until: None,
+            reachable: false,
+            probe: None,
+            next_probe: tokio::time::Instant::now(),
+            flush_waiters: Vec::new(),
+            enqueued: 0,
+            consumed: 0,
+            acks: VecDeque::new(),
+            error_log: LogLimit::default(),
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            self.hand_over();
+            self.publish_depth();
+            if self.nothing_pending() {
+                for waiter in self.flush_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+            let paused_until = self.paused_until;
+            let may_probe = self.probe.is_none() && !self.nothing_pending();
+            let next_probe = self.next_probe;
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Lines(lines, written)) => self.enqueue(lines, written),
+                    Some(Command::Flush(waiter)) => self.flush_waiters.push(waiter),
+                    None => return,
+                },
+                Some((outgoing, report)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.on_report(outgoing, report);
+                }
+                () = sleep_until(paused_until), if paused_until.is_some() => {
+                    self.paused_until = None;
+                }
+                () = tokio::time::sleep_until(next_probe), if may_probe => self.start_probe(),
+                answer = wait_for(&mut self.probe), if self.probe.is_some() => {
+                    self.probe = None;
+                    self.on_probe(answer);
+                }
+            }
+        }
+    }
+
+    fn nothing_pending(&self) -> bool {
+        self.backlog.is_empty() && self.again.is_empty() && self.in_flight.is_empty()
+    }
+
+    fn enqueue(&mut self, lines: LineChunks, written: Option<oneshot::Sender<()>>) {
+        let (mut accepted, mut dropped) = (0, 0);
+        for chunk in lines.into_chunks() {
+            let pushed = self.backlog.push(chunk);
+            accepted += pushed.accepted;
+            dropped += pushed.dropped;
+        }
+        self.enqueued += accepted as u64;
+        if let Some(written) = written {
+            self.acks.push_back((self.enqueued, written));
+        }
+        if dropped > 0 {
+            self.counters
+                .dropped
+                .fetch_add(dropped as u64, Ordering::Relaxed);
+            tracing::warn!(
+                dropped_lines = dropped,
+                queue_size = self.settings.config.queue_size,
+                "kafka backlog full: dropped the oldest lines"
+            );
+        }
+        self.consume(dropped as u64);
+    }
+
+    /// `lines` left the pipeline (delivered or dropped), oldest first.
+    fn consume(&mut self, lines: u64) {
+        self.consumed += lines;
+        while self
+            .acks
+            .front()
+            .is_some_and(|(seq, _)| *seq <= self.consumed)
+        {
+            if let Some((_, written)) = self.acks.pop_front() {
+                let _ = written.send(());
+            }
+        }
+    }
+
+    /// Hands messages to librdkafka while the in-flight budget allows.
+    fn hand_over(&mut self) {
+        while self.reachable
+            && self.paused_until.is_none()
+            && self.in_flight_bytes < IN_FLIGHT_BYTES
+        {
+            let Some(outgoing) = self.again.pop_front().or_else(|| self.next_from_backlog()) else {
+                return;
+            };
+            let record = FutureRecord::to(&self.settings.config.topic)
+                .key(self.settings.key.as_bytes())
+                .payload(outgoing.payload.as_slice());
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    self.in_flight_bytes += outgoing.payload.len();
+                    self.in_flight_lines += outgoing.lines;
+                    self.in_flight
+                        .push_back(Box::pin(report(outgoing, delivery)));
+                }
+                Err((error, _)) => {
+                    if !matches!(
+                        error,
+                        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                    ) {
+                        self.log_error(
+                            "kafka producer refused a message; retrying",
+                            &error.to_string(),
+                        );
+                    }
+                    self.again.push_front(outgoing);
+                    self.paused_until = Some(tokio::time::Instant::now() + REFUSED_RETRY);
+                }
+            }
+        }
+    }
+
+    /// The next messages cut from the backlog's oldest lines.
+    fn next_from_backlog(&mut self) -> Option<Outgoing> {
+        let max = self.settings.max_payload();
+        let chunk = self.backlog.front_chunk(max)?.to_vec();
+        self.backlog.consume(chunk.len());
+        let lines = memchr::memchr_iter(b'\n', &chunk).count() as u64;
+        let formatted = match self.settings.config.format {
+            Format::Graphite => chunk,
+            Format::Influx => {
+                let mut out = Vec::with_capacity(chunk.len());
+                let count = to_influx(&chunk, &self.settings.layout, &mut out);
+                if count.skipped > 0 {
+                    self.log_error(
+                        "lines outside the graphite path layout not sent to kafka",
+                        &format!("{} lines", count.skipped),
+                    );
+                }
+                out
+            }
+        };
+        let split = split_lines(&formatted, max);
+        if split.oversized_lines > 0 {
+            self.counters
+                .dropped
+                .fetch_add(split.oversized_lines, Ordering::Relaxed);
+            self.log_error(
+                "lines longer than message-max-bytes dropped",
+                &format!("{} lines", split.oversized_lines),
+            );
+        }
+        let mut messages: VecDeque<Outgoing> = split
+            .messages
+            .into_iter()
+            .map(|payload| Outgoing {
+                payload: payload.to_vec(),
+                lines: 0,
+            })
+            .collect();
+        match messages.back_mut() {
+            Some(last) => last.lines = lines,
+            // Nothing sendable: the lines are done with.
+            None => {
+                self.consume(lines);
+                return self.next_from_backlog();
+            }
+        }
+        let first = messages.pop_front();
+        for rest in messages.into_iter().rev() {
+            self.again.push_front(rest);
+        }
+        first
+    }
+
+    fn on_report(&mut self, outgoing: Outgoing, report: Result<(), String>) {
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(outgoing.payload.len());
+        self.in_flight_lines = self.in_flight_lines.saturating_sub(outgoing.lines);
+        match report {
+            Ok(()) => {
+                self.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .lines_sent
+                    .fetch_add(outgoing.lines, Ordering::Relaxed);
+                self.counters
+                    .last_delivery
+                    .store(crate::health::unix_now(), Ordering::Relaxed);
+                self.consume(outgoing.lines);
+            }
+            Err(error) => {
+                self.counters
+                    .delivery_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                self.log_error("kafka message not delivered; sending it again", &error);
+                self.again.push_back(outgoing);
+            }
+        }
+    }
+
+    /// Asks the broker for the topic's metadata, off the event loop
+    /// (librdkafka's call blocks).
+    fn start_probe(&mut self) {
+        let producer = self.producer.clone();
+        let topic = self.settings.config.topic.clone();
+        self.next_probe = tokio::time::Instant::now() + PROBE_INTERVAL;
+        self.probe = Some(tokio::task::spawn_blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(&topic), PROBE_INTERVAL)
+                .map_err(|error| error.to_string())?;
+            match metadata.topics().iter().find(|t| t.name() == topic) {
+                Some(found) => match found.error() {
+                    None => Ok(()),
+                    Some(error) => Err(format!("topic {topic}: {}", RDKafkaErrorCode::from(error))),
+                },
+                None => Err(format!("topic {topic} not in the broker's metadata")),
+            }
+        }));
+    }
+
+    fn on_probe(&mut self, answer: Result<(), String>) {
+        match answer {
+            Ok(()) => {
+                if !self.reachable {
+                    tracing::info!(
+                        brokers = %self.settings.config.brokers,
+                        topic = %self.settings.config.topic,
+                        backlog = self.counters.backlog.load(Ordering::Relaxed),
+                        "kafka reachable"
+                    );
+                    self.error_log.reset();
+                }
+                self.reachable = true;
+            }
+            Err(error) => {
+                if self.reachable || self.error_log.allow(std::time::Instant::now()).is_some() {
+                    tracing::warn!(
+                        brokers = %self.settings.config.brokers,
+                        topic = %self.settings.config.topic,
+                        error = %error,
+                        backlog = self.counters.backlog.load(Ordering::Relaxed),
+                        "kafka unreachable; lines wait in the backlog"
+                    );
+                }
+                self.reachable = false;
+            }
+        }
+    }
+
+    fn log_error(&mut self, what: &str, error: &str) {
+        if let Some(suppressed) = self.error_log.allow(std::time::Instant::now()) {
+            tracing::warn!(
+                brokers = %self.settings.config.brokers,
+                topic = %self.settings.config.topic,
+                error,
+                similar_lines_suppressed = suppressed,
+                "{what}"
+            );
+        }
+    }
+
+    fn publish_depth(&self) {
+        let waiting: u64 = self.again.iter().map(|o| o.lines).sum();
+        let depth = self.backlog.len() as u64 + waiting + self.in_flight_lines;
+        self.counters.backlog.store(depth, Ordering::Relaxed);
+    }
+}
+
+async fn report(outgoing: Outgoing, delivery: DeliveryFuture) -> (Outgoing, Result<(), String>) {
+    let result = match delivery.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((error, _))) => Err(error.to_string()),
+        Err(_) => Err("the producer went away before reporting".to_owned()),
+    };
+    (outgoing, result)
+}
+
+/// The answer of the metadata request under way (pending when there is none).
+async fn wait_for(
+    probe: &mut Option<tokio::task::JoinHandle<Result<(), String>>>,
+) -> Result<(), String> {
+    match probe {
+        Some(handle) => handle
+            .await
+            .unwrap_or_else(|error| Err(format!("metadata request failed: {error}"))),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

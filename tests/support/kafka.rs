@@ -1,0 +1,293 @@
+//! A real Kafka-compatible broker for integration tests: tansu, with its
+//! memory storage engine, behind a TCP proxy the test can cut and restore
+//! (an outage; restarting tansu would forget every message), and a reader
+//! that takes a topic back from the beginning.
+//!
+//! tansu is installed by `contrib/install-deps.sh` (`cargo install tansu
+//! --locked --features dynostore`, once, into `~/.cargo/bin`); a missing
+//! binary panics saying so. The broker advertises the proxy's address, so
+//! every client, ours and the reader, goes through the proxy.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::process::{Proc, TempRoot, free_ports, port_accepts, temp_root, wait_until};
+
+/// How long tansu may take to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// tansu in `PATH` or `~/.cargo/bin`, or a panic naming the install command.
+fn tansu_binary() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter()
+        .map(|dir| dir.join("tansu"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`tansu` was not found in PATH nor in ~/.cargo/bin: these tests need a real \
+                 broker; run contrib/install-deps.sh (cargo install tansu --locked --features \
+                 dynostore)"
+            )
+        })
+}
+
+/// One message read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+/// tansu behind a cuttable proxy; stopped by PID on drop.
+pub struct Broker {
+    // Fields drop in order: the broker, then the proxy, then the files.
+    broker: Proc,
+    proxy: Proxy,
+    broker_port: u16,
+    tansu: PathBuf,
+    root: TempRoot,
+}
+
+impl Broker {
+    /// Starts tansu on a free port, with the proxy in front of it.
+    pub fn start() -> Broker {
+        let tansu = tansu_binary();
+        let root = temp_root("haproxystats-kafka-");
+        let ports = free_ports(2);
+        let (broker_port, proxy_port) = (ports[0], ports[1]);
+        let proxy = Proxy::start(proxy_port, broker_port);
+        let broker = Proc::spawn(
+            "tansu",
+            Command::new(&tansu)
+                .arg("broker")
+                .arg("--listener-url")
+                .arg(format!("tcp://127.0.0.1:{broker_port}"))
+                .arg("--advertised-listener-url")
+                .arg(format!("tcp://127.0.0.1:{proxy_port}"))
+                .arg("--storage-engine")
+                .arg("memory://tansu/"),
+            &root.path().join("tansu.log"),
+        );
+        let addr: SocketAddr = ([127, 0, 0, 1], broker_port).into();
+        let mut broker = Broker {
+            broker,
+            proxy,
+            broker_port,
+            tansu,
+            root,
+        };
+        wait_until(
+            START_TIMEOUT,
+            "tansu to listen",
+            || port_accepts(addr).then_some(()),
+            || broker.broker.log_tail(),
+        );
+        assert!(broker.broker.is_running(), "{}", broker.broker.log_tail());
+        broker
+    }
+
+    /// What a client is given: the proxy's address.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.proxy.port)
+    }
+
+    /// Creates `topic` (tansu creates none by itself).
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let output = Command::new(&self.tansu)
+            .args(["topic", "create", topic, "--partitions"])
+            .arg(partitions.to_string())
+            .arg("--broker")
+            .arg(format!("tcp://127.0.0.1:{}", self.broker_port))
+            .output()
+            .unwrap_or_else(|e| panic!("run tansu topic create: {e}"));
+        assert!(
+            output.status.success(),
+            "tansu topic create {topic}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Cuts every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.proxy.cut();
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.proxy.restore();
+    }
+
+    /// The broker's log, for panic messages.
+    pub fn log(&self) -> String {
+        self.broker.log_tail()
+    }
+
+    /// Reads `topic` from the beginning of each of its `partitions` until
+    /// `enough` says so, or panics after `timeout`.
+    pub fn read(
+        &self,
+        topic: &str,
+        partitions: i32,
+        timeout: Duration,
+        enough: impl Fn(&[Record]) -> bool,
+    ) -> Vec<Record> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .set("group.id", format!("reader-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap_or_else(|e| panic!("create consumer: {e}"));
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .unwrap_or_else(|e| panic!("assign {topic}/{partition}: {e}"));
+        }
+        consumer
+            .assign(&assignment)
+            .unwrap_or_else(|e| panic!("assign {topic}: {e}"));
+        let deadline = Instant::now() + timeout;
+        let mut records = Vec::new();
+        while !enough(&records) {
+            assert!(
+                Instant::now() < deadline,
+                "{topic}: not enough after {timeout:?}: {} messages\n{}",
+                records.len(),
+                self.log()
+            );
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => records.push(Record {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                }),
+                Some(Err(error)) => panic!("{topic}: consumer error: {error}"),
+                None => {}
+            }
+        }
+        records
+    }
+
+    /// Where the broker keeps its log.
+    pub fn root(&self) -> &std::path::Path {
+        self.root.path()
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 that can be cut: a broker outage without
+/// stopping the broker.
+struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start(port: u16, target: u16) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("proxy bind 127.0.0.1:{port}: {e}"));
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("proxy nonblocking: {e}"));
+        let open = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (is_open, stopping, held) =
+            (Arc::clone(&open), Arc::clone(&stop), Arc::clone(&streams));
+        let thread = thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                if !is_open.load(Ordering::Relaxed) {
+                    // Cut: the connection is closed at once.
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                    let mut all = held.lock().unwrap_or_else(|e| e.into_inner());
+                    all.push(c);
+                    all.push(s);
+                }
+                pipe(&client, &server);
+                pipe(&server, &client);
+            }
+        });
+        Proxy {
+            port,
+            open,
+            stop,
+            streams,
+            thread: Some(thread),
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::Relaxed);
+        let mut all = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        for stream in all.drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cut();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Copies `from` to `to` on a thread until either side closes.
+fn pipe(from: &TcpStream, to: &TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
