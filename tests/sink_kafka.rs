@@ -60,7 +60,7 @@ fn send(sink: &Addr<KafkaSink>, bytes: Vec<u8>) -> oneshot::Receiver<()> {
     chunks.push_chunk(bytes);
     let (written, acknowledged) = oneshot::channel();
     sink.do_send(SendLinesAcked {
-        lines: chunks,
+        lines: chunks.into(),
         written,
     });
     acknowledged

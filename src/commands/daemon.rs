@@ -16,6 +16,7 @@ use crate::engine::EngineOptions;
 use crate::health::Reporter;
 use crate::signals::StopSignals;
 use crate::sink::graphite::GraphiteSettings;
+use crate::sink::kafka::settings::KafkaSettings;
 use crate::supervisor::restart::RestartLimit;
 use crate::supervisor::{Shutdown, Supervisor, SupervisorSettings};
 
@@ -32,6 +33,10 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
     }
     require_dir(&config.process.src_dir, "process", "src-dir", false)?;
     let engine = daemon_engine_options(config, hostname)?;
+    let kafka = config.kafka.as_ref().map(|kafka| {
+        let host = crate::engine::prefix_host(&config.graphite, hostname);
+        KafkaSettings::new(kafka, &config.graphite, &engine.prefix, &host)
+    });
     let system = actix::System::new();
     system.block_on(async {
         let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;
@@ -46,6 +51,7 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
                 .enabled
                 .then(|| GraphiteSettings::from_config(&config.graphite)),
             local_store: config.local_store.as_ref().map(|store| store.dir.clone()),
+            kafka,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             restart_limit: RestartLimit::default(),
             fatal,

@@ -43,7 +43,7 @@ use crate::catalogue::StatMetric;
 use aggregate::{Aggregate, KindAgg, SiteAgg, Specs, finish};
 use daemon::ProcessInfo;
 use format::{LineWriter, Value};
-pub use options::{EngineOptions, OptionsError};
+pub use options::{EngineOptions, OptionsError, prefix_host};
 pub use warning::{InputWarning, WarningKind};
 
 /// Errors that make a whole snapshot unusable (the caller quarantines it).

@@ -73,6 +73,17 @@ pub struct EngineOptions {
     pub batch_rows: usize,
 }
 
+/// The host name as the Graphite prefix writes it (`fqdn`: dots → `_`,
+/// else the short name), whether or not `prefix-hostname` puts it there:
+/// the Kafka sink's `host` tag and default key are this too.
+pub fn prefix_host(graphite: &crate::config::GraphiteConfig, hostname: &str) -> String {
+    if graphite.fqdn {
+        hostname.replace('.', "_")
+    } else {
+        hostname.split('.').next().unwrap_or("").to_string()
+    }
+}
+
 impl EngineOptions {
     /// Resolves the options from the configuration; `hostname` is the host
     /// name as returned by `gethostname` (used with `prefix-hostname`).
@@ -83,11 +94,7 @@ impl EngineOptions {
         let p = &config.process;
         let mut parts: Vec<String> = vec![g.namespace.clone()];
         if g.prefix_hostname {
-            if g.fqdn {
-                parts.push(hostname.replace('.', "_"));
-            } else {
-                parts.push(hostname.split('.').next().unwrap_or("").to_string());
-            }
+            parts.push(prefix_host(g, hostname));
         }
         parts.push("haproxy".to_string());
         let exclude_frontends = match &p.exclude_frontends {

@@ -53,6 +53,8 @@ use crate::sink::chunks::{LineChunks, SharedLines};
 use crate::sink::graphite::{
     Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLinesAcked, SinkStats,
 };
+use crate::sink::kafka::settings::KafkaSettings;
+use crate::sink::kafka::sink::{GetKafkaStats, KafkaSink, KafkaStats};
 use crate::sink::local_store::{LocalStoreSink, StoreLines};
 use crate::watcher::{DirWatcher, WatchEvent};
 use pipeline::{Action, Pipeline, SinkId, SinkSet};
@@ -82,6 +84,8 @@ pub struct SupervisorSettings {
     pub graphite: Option<GraphiteSettings>,
     /// `[local-store] dir`, when enabled.
     pub local_store: Option<PathBuf>,
+    /// The Kafka sink's settings, when `[kafka]` exists.
+    pub kafka: Option<KafkaSettings>,
     /// How long shutdown waits for in-flight snapshots and the sinks.
     pub shutdown_timeout: Duration,
     /// Restart intensity beyond which the supervisor gives up.
@@ -140,6 +144,8 @@ pub enum ChildKind {
     Watcher,
     /// The GraphiteSink.
     Graphite,
+    /// The KafkaSink.
+    Kafka,
 }
 
 impl ChildKind {
@@ -148,6 +154,7 @@ impl ChildKind {
             ChildKind::Puller => "puller",
             ChildKind::Watcher => "watcher",
             ChildKind::Graphite => "graphite sink",
+            ChildKind::Kafka => "kafka sink",
         }
     }
 }
@@ -190,6 +197,10 @@ pub struct Supervisor {
     /// Lines handed over while the Graphite sink was being restarted.
     graphite_pending: Vec<SendLinesAcked>,
     local_store: Option<Addr<LocalStoreSink>>,
+    kafka_settings: Option<KafkaSettings>,
+    kafka: Option<Child<KafkaSink>>,
+    /// Lines handed over while the Kafka sink was being restarted.
+    kafka_pending: Vec<SendLinesAcked>,
     processors: Addr<Processor>,
     /// Which snapshot is where; decides what happens next.
     pipeline: Pipeline,
@@ -232,6 +243,7 @@ impl Supervisor {
         let sinks: SinkSet = [
             settings.graphite.as_ref().map(|_| SinkId::Graphite),
             local_store.as_ref().map(|_| SinkId::LocalStore),
+            settings.kafka.as_ref().map(|_| SinkId::Kafka),
         ]
         .into_iter()
         .flatten()
@@ -247,6 +259,9 @@ impl Supervisor {
             graphite: None,
             graphite_pending: Vec::new(),
             local_store,
+            kafka_settings: settings.kafka,
+            kafka: None,
+            kafka_pending: Vec::new(),
             processors,
             pipeline: Pipeline::new(workers, sinks),
             busy: tokio::sync::watch::channel(0).0,
@@ -339,6 +354,16 @@ impl Supervisor {
                 }
                 self.graphite = Some(sink);
             }
+            ChildKind::Kafka => {
+                let Some(settings) = &self.kafka_settings else {
+                    return;
+                };
+                let sink = Child::start(KafkaSink::new(settings.clone()));
+                for batch in self.kafka_pending.drain(..) {
+                    sink.addr.do_send(batch);
+                }
+                self.kafka = Some(sink);
+            }
         }
     }
 
@@ -354,6 +379,7 @@ impl Supervisor {
                 ChildKind::Graphite,
                 self.graphite.as_ref().map(Child::alive),
             ),
+            (ChildKind::Kafka, self.kafka.as_ref().map(Child::alive)),
         ]
         .into_iter()
         .filter_map(|(kind, alive)| (alive == Some(false)).then_some(kind))
@@ -363,6 +389,7 @@ impl Supervisor {
                 ChildKind::Puller => self.puller = None,
                 ChildKind::Watcher => self.watcher = None,
                 ChildKind::Graphite => self.graphite = None,
+                ChildKind::Kafka => self.kafka = None,
             }
             self.stats.child_restarts += 1;
             match self.restarts.record(Instant::now()) {
@@ -532,43 +559,73 @@ impl Supervisor {
             .graphite
             .as_ref()
             .map(|sink| sink.addr.send(GetSinkStats));
+        let kafka_stats = self
+            .kafka
+            .as_ref()
+            .map(|sink| sink.addr.send(GetKafkaStats));
+        let kafka_on = self.kafka_settings.is_some();
         let stats = async move {
-            match sink_stats {
+            let graphite = match sink_stats {
                 Some(request) => request.await.unwrap_or_default(),
                 None => SinkStats::default(),
-            }
+            };
+            let kafka = match kafka_stats {
+                Some(request) => Some(request.await.unwrap_or_default()),
+                None => kafka_on.then(KafkaStats::default),
+            };
+            (graphite, kafka)
         };
-        ctx.spawn(stats.into_actor(self).map(move |sink, supervisor, ctx| {
-            let queued = supervisor.pipeline.queued() as u64;
-            let prefix = supervisor.engine.prefix.clone();
-            let mut own = Vec::new();
-            append_self_metrics(&mut own, &prefix, ts, &sink, &supervisor.stats, queued);
-            lines.push_chunk(own);
-            // One set of chunks for every sink; each goes back to the pool
-            // once the last sink lets go of it.
-            let lines = SharedLines::from(lines);
-            if sinks.contains(SinkId::LocalStore) {
-                let request = supervisor.local_store.as_ref().map(|store| {
-                    store.send(StoreLines {
-                        ts,
-                        lines: lines.clone(),
-                    })
-                });
-                let stored = async move {
-                    match request {
-                        Some(request) => request.await.ok(),
-                        None => Some(0),
+        ctx.spawn(
+            stats
+                .into_actor(self)
+                .map(move |(sink, kafka), supervisor, ctx| {
+                    let queued = supervisor.pipeline.queued() as u64;
+                    let prefix = supervisor.engine.prefix.clone();
+                    let mut own = Vec::new();
+                    append_self_metrics(&mut own, &prefix, ts, &sink, &supervisor.stats, queued);
+                    if let Some(kafka) = &kafka {
+                        append_kafka_metrics(&mut own, &prefix, ts, kafka);
                     }
-                };
-                supervisor.await_ack(SinkId::LocalStore, dir.clone(), stored, ctx);
-            }
-            if sinks.contains(SinkId::Graphite) {
-                let (written, acknowledged) = oneshot::channel();
-                supervisor.hand_to_graphite(SendLinesAcked { lines, written });
-                let confirmed = async move { acknowledged.await.ok().map(|()| 0) };
-                supervisor.await_ack(SinkId::Graphite, dir, confirmed, ctx);
-            }
-        }));
+                    lines.push_chunk(own);
+                    // One set of chunks for every sink; each goes back to the pool
+                    // once the last sink lets go of it.
+                    let lines = SharedLines::from(lines);
+                    if sinks.contains(SinkId::LocalStore) {
+                        let request = supervisor.local_store.as_ref().map(|store| {
+                            store.send(StoreLines {
+                                ts,
+                                lines: lines.clone(),
+                            })
+                        });
+                        let stored = async move {
+                            match request {
+                                Some(request) => request.await.ok(),
+                                None => Some(0),
+                            }
+                        };
+                        supervisor.await_ack(SinkId::LocalStore, dir.clone(), stored, ctx);
+                    }
+                    if sinks.contains(SinkId::Kafka) {
+                        let (written, acknowledged) = oneshot::channel();
+                        let batch = SendLinesAcked {
+                            lines: lines.clone(),
+                            written,
+                        };
+                        match &supervisor.kafka {
+                            Some(sink) if sink.alive() => sink.addr.do_send(batch),
+                            _ => supervisor.kafka_pending.push(batch),
+                        }
+                        let delivered = async move { acknowledged.await.ok().map(|()| 0) };
+                        supervisor.await_ack(SinkId::Kafka, dir.clone(), delivered, ctx);
+                    }
+                    if sinks.contains(SinkId::Graphite) {
+                        let (written, acknowledged) = oneshot::channel();
+                        supervisor.hand_to_graphite(SendLinesAcked { lines, written });
+                        let confirmed = async move { acknowledged.await.ok().map(|()| 0) };
+                        supervisor.await_ack(SinkId::Graphite, dir, confirmed, ctx);
+                    }
+                }),
+        );
     }
 
     /// `ack` answers the lines the sink dropped once it is done with the
@@ -711,12 +768,27 @@ fn append_self_metrics(
     lines.extend_from_slice(text.as_bytes());
 }
 
+/// The Kafka sink's self metrics (SPEC §5), when it is on.
+fn append_kafka_metrics(lines: &mut Vec<u8>, prefix: &str, ts: u64, kafka: &KafkaStats) {
+    let mut text = String::new();
+    for (name, value) in [
+        ("KafkaBacklog", kafka.backlog),
+        ("KafkaDroppedLines", kafka.dropped),
+        ("KafkaDeliveryErrors", kafka.delivery_errors),
+        ("KafkaMessagesSent", kafka.messages_sent),
+    ] {
+        let _ = writeln!(text, "{prefix}.haproxystats.{name} {value} {ts}");
+    }
+    lines.extend_from_slice(text.as_bytes());
+}
+
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.empty_trash(ctx);
         self.start_child(ChildKind::Graphite, ctx);
+        self.start_child(ChildKind::Kafka, ctx);
         self.start_child(ChildKind::Watcher, ctx);
         self.start_child(ChildKind::Puller, ctx);
         tracing::info!(
@@ -791,18 +863,40 @@ impl Handler<Shutdown> for Supervisor {
                     {
                         supervisor.start_child(ChildKind::Graphite, ctx);
                     }
-                    let flush = supervisor.graphite.as_ref().map(|sink| {
-                        sink.addr.send(Flush {
-                            timeout: deadline
-                                .saturating_duration_since(tokio::time::Instant::now()),
-                        })
-                    });
+                    if supervisor.kafka_settings.is_some()
+                        && supervisor.kafka.as_ref().is_none_or(|sink| !sink.alive())
+                    {
+                        supervisor.start_child(ChildKind::Kafka, ctx);
+                    }
+                    let flush = |timeout| Flush { timeout };
+                    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let graphite = supervisor
+                        .graphite
+                        .as_ref()
+                        .map(|sink| sink.addr.send(flush(left())));
+                    let kafka = supervisor
+                        .kafka
+                        .as_ref()
+                        .map(|sink| sink.addr.send(flush(left())));
                     async move {
-                        match flush {
-                            Some(flush) => flush.await.unwrap_or(u64::MAX),
-                            // No Graphite: nothing is held outside src-dir.
-                            None => 0,
-                        }
+                        // Both at once; a sink that is off holds nothing
+                        // outside src-dir.
+                        let (graphite, kafka) = futures_util::future::join(
+                            async move {
+                                match graphite {
+                                    Some(flush) => flush.await.unwrap_or(u64::MAX),
+                                    None => 0,
+                                }
+                            },
+                            async move {
+                                match kafka {
+                                    Some(flush) => flush.await.unwrap_or(u64::MAX),
+                                    None => 0,
+                                }
+                            },
+                        )
+                        .await;
+                        graphite.saturating_add(kafka)
                     }
                     .into_actor(supervisor)
                 }),
@@ -846,7 +940,19 @@ impl Handler<ChildrenAlive> for Supervisor {
                 ChildKind::Graphite,
                 self.graphite.as_ref().is_some_and(Child::alive),
             ),
+            (
+                ChildKind::Kafka,
+                self.kafka.as_ref().is_some_and(Child::alive),
+            ),
         ]
+        .into_iter()
+        // A sink that is off is no child.
+        .filter(|(kind, _)| match kind {
+            ChildKind::Graphite => self.graphite_settings.is_some(),
+            ChildKind::Kafka => self.kafka_settings.is_some(),
+            ChildKind::Puller | ChildKind::Watcher => true,
+        })
+        .collect()
     }
 }
 
@@ -877,6 +983,7 @@ impl Handler<CrashChild> for Supervisor {
                 .as_ref()
                 .map(|c| c.addr.do_send(Crash))
                 .is_some(),
+            ChildKind::Kafka => self.kafka.as_ref().map(|c| c.addr.do_send(Crash)).is_some(),
         }
     }
 }

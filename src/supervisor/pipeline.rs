@@ -31,16 +31,19 @@ pub enum SinkId {
     Graphite,
     /// `[local-store]`: src/sink/local_store.rs.
     LocalStore,
+    /// `[kafka]`: src/sink/kafka/.
+    Kafka,
 }
 
 impl SinkId {
     /// Every sink, in delivery order.
-    pub const ALL: [SinkId; 2] = [SinkId::Graphite, SinkId::LocalStore];
+    pub const ALL: [SinkId; 3] = [SinkId::Graphite, SinkId::LocalStore, SinkId::Kafka];
 
     fn bit(self) -> u8 {
         match self {
             SinkId::Graphite => 1,
             SinkId::LocalStore => 2,
+            SinkId::Kafka => 4,
         }
     }
 
@@ -49,6 +52,7 @@ impl SinkId {
         match self {
             SinkId::Graphite => "graphite",
             SinkId::LocalStore => "local-store",
+            SinkId::Kafka => "kafka",
         }
     }
 }
@@ -633,7 +637,12 @@ mod tests {
     fn sink_sets_hold_what_was_put_in() {
         let set: SinkSet = [SinkId::LocalStore].into_iter().collect();
         assert!(set.contains(SinkId::LocalStore) && !set.contains(SinkId::Graphite));
-        assert_eq!(BOTH.iter().collect::<Vec<_>>(), SinkId::ALL);
+        assert_eq!(
+            BOTH.iter().collect::<Vec<_>>(),
+            [SinkId::Graphite, SinkId::LocalStore]
+        );
+        let all: SinkSet = SinkId::ALL.into_iter().collect();
+        assert_eq!(all.iter().collect::<Vec<_>>(), SinkId::ALL);
         assert!(
             BOTH.without(SinkId::Graphite)
                 .without(SinkId::LocalStore)

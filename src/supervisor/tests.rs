@@ -81,6 +81,7 @@ impl Harness {
             pull: Some(config.pull.clone()),
             graphite: Some(GraphiteSettings::from_config(&config.graphite)),
             local_store: None,
+            kafka: None,
             shutdown_timeout: Duration::from_secs(5),
             restart_limit: limit,
             fatal: fatal_tx,

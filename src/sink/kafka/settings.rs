@@ -7,7 +7,7 @@ use std::fmt;
 use rdkafka::ClientConfig;
 
 use super::format::PathLayout;
-use crate::config::KafkaConfig;
+use crate::config::{GraphiteConfig, KafkaConfig};
 
 /// `[kafka] compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,6 +79,20 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// `[kafka]` with the rest of the configuration: lines come under
+    /// `prefix` (the engine's `P`), the load balancer is `host`.
+    pub fn new(kafka: &KafkaConfig, graphite: &GraphiteConfig, prefix: &str, host: &str) -> Self {
+        KafkaSettings {
+            config: kafka.clone(),
+            layout: PathLayout {
+                prefix: prefix.to_owned(),
+                host: host.to_owned(),
+                group_namespace: graphite.group_namespace.clone(),
+            },
+            key: kafka.key.clone().unwrap_or_else(|| host.to_owned()),
+        }
+    }
+
     /// The most payload bytes one message carries.
     pub fn max_payload(&self) -> usize {
         self.config

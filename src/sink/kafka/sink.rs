@@ -32,7 +32,7 @@ use super::format::{Format, split_lines, to_influx};
 use super::settings::KafkaSettings;
 use crate::log_limit::LogLimit;
 use crate::sink::backlog::Backlog;
-use crate::sink::chunks::LineChunks;
+use crate::sink::chunks::SharedLines;
 use crate::sink::graphite::{Flush, SendLines, SendLinesAcked};
 
 /// Payload bytes handed to librdkafka and not yet confirmed, at most (one
@@ -94,7 +94,7 @@ impl Counters {
 }
 
 enum Command {
-    Lines(LineChunks, Option<oneshot::Sender<()>>),
+    Lines(SharedLines, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -180,6 +180,15 @@ impl Handler<GetKafkaStats> for KafkaSink {
 
     fn handle(&mut self, _: GetKafkaStats, _: &mut Context<Self>) -> KafkaStats {
         self.counters.stats()
+    }
+}
+
+#[cfg(any(test, feature = "fault-injection"))]
+impl Handler<crate::supervisor::Crash> for KafkaSink {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+        panic!("injected kafka sink crash");
     }
 }
 
@@ -285,7 +294,7 @@ impl Writer {
         self.backlog.is_empty() && self.again.is_empty() && self.in_flight.is_empty()
     }
 
-    fn enqueue(&mut self, lines: LineChunks, written: Option<oneshot::Sender<()>>) {
+    fn enqueue(&mut self, lines: SharedLines, written: Option<oneshot::Sender<()>>) {
         let (mut accepted, mut dropped) = (0, 0);
         for chunk in lines.into_chunks() {
             let pushed = self.backlog.push(chunk);
