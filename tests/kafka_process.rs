@@ -1,0 +1,179 @@
+//! `haproxystats process` with Graphite and Kafka (a real broker, tansu,
+//! behind a proxy the test cuts): one sink down does not hold back the
+//! other, a snapshot stays in src-dir until every sink has it, and after the
+//! outage every line is in the topic.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::Haproxystats;
+use support::fake_graphite::FakeGraphite;
+use support::kafka::Broker;
+use support::snapshots::{Shape, publish_snapshot, replay_lines};
+
+const TOPIC: &str = "metrics";
+
+const SHAPE: Shape = Shape {
+    processes: 2,
+    frontends: 5,
+    backends: 5,
+    servers: 4,
+};
+
+fn write_conf(root: &Path, src: &Path, graphite: u16, brokers: &str) -> PathBuf {
+    let conf = root.join("haproxystats.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[paths]\nbase-dir = {root}\n\n[process]\nsrc-dir = {src}\nworkers = 2\n\n\
+             [graphite]\nserver = 127.0.0.1\nport = {graphite}\nnamespace = test\n\
+             prefix-hostname = false\n\n\
+             [kafka]\nbrokers = {brokers}\ntopic = {TOPIC}\nkey = lb1\n",
+            root = root.display(),
+            src = src.display()
+        ),
+    )
+    .expect("write conf");
+    conf
+}
+
+fn snapshots_in(src: &Path) -> usize {
+    fs::read_dir(src)
+        .unwrap_or_else(|e| panic!("read src-dir {}: {e}", src.display()))
+        .count()
+}
+
+/// The lines of these snapshots a sink must get (self metrics vary).
+fn expected(conf: &Path, dirs: &[PathBuf]) -> BTreeSet<String> {
+    replay_lines(conf, dirs)
+        .into_iter()
+        .filter(|line| !line.contains(".haproxystats."))
+        .collect()
+}
+
+fn wait(what: &str, timeout: Duration, daemon: &Haproxystats, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} after {timeout:?}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Lines read back from the topic.
+fn topic_lines(records: &[support::kafka::Record]) -> BTreeSet<String> {
+    records
+        .iter()
+        .flat_map(|r| {
+            String::from_utf8_lossy(&r.payload)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn one_sink_down_does_not_hold_back_the_other_and_nothing_is_lost() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let src = root.path().join("incoming");
+    let generated = root.path().join("generated");
+    fs::create_dir(&src).expect("src-dir");
+    fs::create_dir(&generated).expect("generated");
+    let graphite = FakeGraphite::start();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 1);
+    let conf = write_conf(root.path(), &src, graphite.port(), &broker.brokers());
+    // Made aside and moved in one at a time, so that what each must give is
+    // known before the daemon deletes it.
+    let snapshots: Vec<(PathBuf, BTreeSet<String>)> = (0..3u32)
+        .map(|i| {
+            let dir = publish_snapshot(&generated, 1_700_000_000 + 10 * u64::from(i), i + 1, SHAPE);
+            let lines = expected(&conf, std::slice::from_ref(&dir));
+            (dir, lines)
+        })
+        .collect();
+    let move_in = |dir: &Path| {
+        let to = src.join(dir.file_name().expect("a name"));
+        fs::rename(dir, &to).expect("move into src-dir");
+        to
+    };
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("process.log"));
+
+    let first = move_in(&snapshots[0].0);
+    wait(
+        "the first snapshot still in src-dir",
+        Duration::from_secs(30),
+        &daemon,
+        || !first.exists(),
+    );
+
+    broker.cut();
+    move_in(&snapshots[1].0);
+    move_in(&snapshots[2].0);
+    let want_during: BTreeSet<String> = snapshots[1].1.union(&snapshots[2].1).cloned().collect();
+    wait(
+        "Graphite held back by the Kafka outage",
+        Duration::from_secs(10),
+        &daemon,
+        || {
+            let got: BTreeSet<String> = graphite.lines().into_iter().collect();
+            want_during.is_subset(&got)
+        },
+    );
+    // Graphite has them, Kafka not: they stay.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        snapshots_in(&src),
+        2,
+        "deleted before Kafka had them\n{}",
+        daemon.log()
+    );
+
+    broker.restore();
+    wait(
+        "src-dir not emptied after the outage",
+        Duration::from_secs(60),
+        &daemon,
+        || snapshots_in(&src) == 0,
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
+    assert!(
+        daemon.log().contains("every snapshot delivered"),
+        "{}",
+        daemon.log()
+    );
+
+    let want: BTreeSet<String> = snapshots
+        .iter()
+        .flat_map(|(_, lines)| lines.iter().cloned())
+        .collect();
+    let records = broker.read(TOPIC, 1, Duration::from_secs(30), |records| {
+        want.is_subset(&topic_lines(records))
+    });
+    assert!(
+        records
+            .iter()
+            .all(|r| r.key.as_deref() == Some(&b"lb1"[..]))
+    );
+    let got = topic_lines(&records);
+    for name in [
+        "KafkaBacklog",
+        "KafkaDroppedLines",
+        "KafkaDeliveryErrors",
+        "KafkaMessagesSent",
+    ] {
+        let path = format!("test.haproxy.haproxystats.{name} ");
+        assert!(
+            got.iter().any(|l| l.starts_with(&path)),
+            "no {name} self metric"
+        );
+    }
+}
