@@ -70,9 +70,15 @@ impl Broker {
     pub fn start() -> Broker {
         let tansu = tansu_binary();
         let root = temp_root("haproxystats-kafka-");
-        let ports = free_ports(2);
-        let (broker_port, proxy_port) = (ports[0], ports[1]);
-        let proxy = Proxy::start(proxy_port, broker_port);
+        // A port found free may be taken by another test's connection
+        // before the proxy binds it: try again with others.
+        let (broker_port, proxy_port, proxy) = (1..=3)
+            .find_map(|_| {
+                let ports = free_ports(2);
+                let proxy = Proxy::start(ports[1], ports[0]).ok()?;
+                Some((ports[0], ports[1], proxy))
+            })
+            .unwrap_or_else(|| panic!("no free port pair for the broker and its proxy"));
         let broker = Proc::spawn(
             "tansu",
             Command::new(&tansu)
@@ -204,12 +210,9 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(port: u16, target: u16) -> Proxy {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("proxy bind 127.0.0.1:{port}: {e}"));
-        listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("proxy nonblocking: {e}"));
+    fn start(port: u16, target: u16) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
         let open = Arc::new(AtomicBool::new(true));
         let stop = Arc::new(AtomicBool::new(false));
         let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
@@ -238,13 +241,13 @@ impl Proxy {
                 pipe(&server, &client);
             }
         });
-        Proxy {
+        Ok(Proxy {
             port,
             open,
             stop,
             streams,
             thread: Some(thread),
-        }
+        })
     }
 
     fn cut(&self) {
