@@ -9,7 +9,6 @@
 //! BENCHMARKS.md, beside `cargo bench --bench sink_throughput` run in the
 //! same window as the baseline.
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -17,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use actix::Actor;
 use haproxystats::config::KafkaConfig;
-use haproxystats::sink::graphite::{Flush, SendLines};
 use haproxystats::sink::kafka::format::{Format, PathLayout};
 use haproxystats::sink::kafka::settings::{Compression, KafkaSettings};
 use haproxystats::sink::kafka::sink::{GetKafkaStats, KafkaSink};
+
+#[path = "common/sink_bench.rs"]
+mod sink_bench;
 
 const TOPIC: &str = "bench";
 
@@ -82,17 +83,7 @@ fn main() {
         .unwrap_or_else(|e| panic!("tansu topic create: {e}"));
     assert!(created.success(), "tansu topic create failed");
 
-    // Lines shaped like the engine's, as in benches/sink_throughput.rs.
-    let mut payload = Vec::with_capacity(lines * 80);
-    for i in 0..lines {
-        let _ = writeln!(
-            payload,
-            "loadbalancers.lb-01_example_com.haproxy.backend.be{:05}.server.srv{:03}.bin {} 1700000000",
-            i % 1000,
-            i % 20,
-            i * 7
-        );
-    }
+    let payload = sink_bench::engine_like_lines(lines);
     let bytes = payload.len();
     let settings = KafkaSettings {
         config: KafkaConfig {
@@ -117,31 +108,20 @@ fn main() {
     let system = actix::System::new();
     let (elapsed, stats) = system.block_on(async move {
         let sink = KafkaSink::new(settings).start();
-        let start = Instant::now();
-        sink.do_send(SendLines(payload));
-        let left = sink
-            .send(Flush {
-                timeout: Duration::from_secs(120),
-            })
+        sink_bench::time_until_flushed(&sink, payload, Duration::from_secs(120), GetKafkaStats)
             .await
-            .unwrap_or(u64::MAX);
-        let elapsed = start.elapsed();
-        assert_eq!(left, 0, "not everything was confirmed within 120 s");
-        (elapsed, sink.send(GetKafkaStats).await.unwrap_or_default())
     });
     let _ = broker.kill();
     let _ = broker.wait();
 
-    let secs = elapsed.as_secs_f64();
-    println!(
-        "kafka_throughput ({format}): {lines} lines ({:.1} MB) in {:.3} s = {:.0} lines/s, {:.0} MB/s; messages={} lines_sent={} dropped={} delivery_errors={}",
-        bytes as f64 / 1e6,
-        secs,
-        lines as f64 / secs,
-        bytes as f64 / 1e6 / secs,
-        stats.messages_sent,
-        stats.lines_sent,
-        stats.dropped,
-        stats.delivery_errors
+    sink_bench::report(
+        &format!("kafka_throughput ({format})"),
+        lines,
+        bytes,
+        elapsed,
+        &format!(
+            "messages={} lines_sent={} dropped={} delivery_errors={}",
+            stats.messages_sent, stats.lines_sent, stats.dropped, stats.delivery_errors
+        ),
     );
 }

@@ -5,17 +5,17 @@
 //! metric to its `blackhole`, so the relay's own forwarding is not measured,
 //! only how fast it takes what the sink writes. Results go to BENCHMARKS.md.
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actix::Actor;
 use haproxystats::config::Retries;
-use haproxystats::sink::graphite::{
-    Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLines,
-};
+use haproxystats::sink::graphite::{GetSinkStats, GraphiteSettings, GraphiteSink};
 use haproxystats::sink::retry::RetryPolicy;
+
+#[path = "common/sink_bench.rs"]
+mod sink_bench;
 
 fn main() {
     let lines: usize = std::env::args()
@@ -46,17 +46,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // Lines shaped like the engine's: realistic path lengths and values.
-    let mut payload = Vec::with_capacity(lines * 80);
-    for i in 0..lines {
-        let _ = writeln!(
-            payload,
-            "loadbalancers.lb-01_example_com.haproxy.backend.be{:05}.server.srv{:03}.bin {} 1700000000",
-            i % 1000,
-            i % 20,
-            i * 7
-        );
-    }
+    let payload = sink_bench::engine_like_lines(lines);
     let bytes = payload.len();
 
     let system = actix::System::new();
@@ -76,30 +66,19 @@ fn main() {
             replay_bytes: haproxystats::sink::graphite::REPLAY_BYTES,
         })
         .start();
-        let start = Instant::now();
-        sink.do_send(SendLines(payload));
-        let left = sink
-            .send(Flush {
-                timeout: Duration::from_secs(60),
-            })
-            .await
-            .unwrap_or(u64::MAX);
-        let elapsed = start.elapsed();
-        assert_eq!(left, 0, "not everything was written within 60 s");
-        (elapsed, sink.send(GetSinkStats).await.unwrap_or_default())
+        sink_bench::time_until_flushed(&sink, payload, Duration::from_secs(60), GetSinkStats).await
     });
     let _ = relay.kill();
     let _ = relay.wait();
 
-    let secs = elapsed.as_secs_f64();
-    println!(
-        "sink_throughput: {lines} lines ({:.1} MB) in {:.3} s = {:.0} lines/s, {:.0} MB/s; sent={} dropped={} reconnects={}",
-        bytes as f64 / 1e6,
-        secs,
-        lines as f64 / secs,
-        bytes as f64 / 1e6 / secs,
-        stats.sent,
-        stats.dropped,
-        stats.reconnects
+    sink_bench::report(
+        "sink_throughput",
+        lines,
+        bytes,
+        elapsed,
+        &format!(
+            "sent={} dropped={} reconnects={}",
+            stats.sent, stats.dropped, stats.reconnects
+        ),
     );
 }
