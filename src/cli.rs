@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::health::SinkLimit;
+
 /// Where the configuration is read from unless `-f` says otherwise.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/haproxystats.conf";
 
@@ -104,19 +106,23 @@ pub struct CheckArgs {
     /// [default: half of [pull] queue-size]
     #[arg(long, value_name = "N")]
     pub queue_critical: Option<u64>,
-    /// Lines in the Graphite backlog above which the state is WARNING
-    /// [default: a tenth of [graphite] queue-size]
-    #[arg(long, value_name = "LINES")]
-    pub backlog_warning: Option<u64>,
-    /// Lines in the Graphite backlog above which the state is CRITICAL
-    /// [default: half of [graphite] queue-size]
-    #[arg(long, value_name = "LINES")]
-    pub backlog_critical: Option<u64>,
-    /// Seconds since the last successful pull, process or push above which
+    /// Lines in a sink's backlog above which the state is WARNING: LINES
+    /// for every sink, SINK=LINES for one (repeatable; SINK=LINES wins)
+    /// [default: a tenth of the sink's queue-size]
+    #[arg(long, value_name = "[SINK=]LINES")]
+    pub backlog_warning: Vec<SinkLimit>,
+    /// Lines in a sink's backlog above which the state is CRITICAL: LINES
+    /// for every sink, SINK=LINES for one (repeatable; SINK=LINES wins)
+    /// [default: half of the sink's queue-size]
+    #[arg(long, value_name = "[SINK=]LINES")]
+    pub backlog_critical: Vec<SinkLimit>,
+    /// Seconds since the last successful pull, process or push (of any
+    /// sink) above which
     /// the state is WARNING [default: 3 × [pull] pull-interval]
     #[arg(long, value_name = "SECS")]
     pub age_warning: Option<u64>,
-    /// Seconds since the last successful pull, process or push above which
+    /// Seconds since the last successful pull, process or push (of any
+    /// sink) above which
     /// the state is CRITICAL [default: 6 × [pull] pull-interval]
     #[arg(long, value_name = "SECS")]
     pub age_critical: Option<u64>,
@@ -222,17 +228,32 @@ mod tests {
             "--queue-warning",
             "5",
             "--age-critical=90",
+            "--backlog-warning",
+            "1000",
+            "--backlog-warning",
+            "kafka=50000",
             "-f",
             "x.conf",
         ]);
+        let limit = |sink: Option<&str>, lines| SinkLimit {
+            sink: sink.map(str::to_owned),
+            lines,
+        };
         assert_eq!(
             cli.command,
             Some(Command::Check(CheckArgs {
                 queue_warning: Some(5),
                 age_critical: Some(90),
+                backlog_warning: vec![limit(None, 1000), limit(Some("kafka"), 50000)],
                 ..CheckArgs::default()
             }))
         );
+        for bad in ["kafka=", "=5", "x", "kafka=-1"] {
+            let error = Cli::parse_args(["haproxystats", "check", "--backlog-critical", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(error.contains("--backlog-critical"), "{bad}: {error}");
+        }
         assert_eq!(cli.common.file, Some(PathBuf::from("x.conf")));
         assert!(Cli::parse_args(["haproxystats", "check", "--queue-warning", "-1"]).is_err());
     }

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use haproxystats::config::{self, ConfigSources};
 use haproxystats::health::{
-    Notifier, Reporter, STATUS_FILE_NAME, Status, StatusWriter, status_path, unix_now,
+    Notifier, Reporter, STATUS_FILE_NAME, SinkStatus, Status, StatusWriter, status_path, unix_now,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_haproxystats");
@@ -25,9 +25,9 @@ struct Setup {
 }
 
 impl Setup {
-    /// `pull-interval = 10`, `[pull] queue-size = 100`, `[graphite]
-    /// queue-size = 1000`: default age limits 30 s / 60 s, queue 10 / 50,
-    /// backlog 100 / 500.
+    /// `pull-interval = 10`, `[pull] queue-size = 100`: default age limits
+    /// 30 s / 60 s, queue 10 / 50. Backlog limits come from each sink's
+    /// capacity in the status file (see [`healthy`]).
     fn new() -> Setup {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
         let conf = dir.path().join("haproxystats.conf");
@@ -74,14 +74,27 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A supervisor that started an hour ago and is doing fine.
+/// A sink with `capacity` lines of backlog (default limits: a tenth and
+/// half of it) that delivered a second ago.
+fn sink(name: &str, capacity: u64) -> SinkStatus {
+    SinkStatus {
+        name: name.to_owned(),
+        backlog: 0,
+        capacity,
+        dropped_lines: 0,
+        last_push_ok: Some(now() - 1),
+    }
+}
+
+/// A supervisor that started an hour ago and is doing fine, with Graphite
+/// (backlog limits 100 / 500).
 fn healthy() -> Status {
     let now = now();
     Status {
         updated_at: now,
         last_pull_ok: Some(now - 2),
         last_process_ok: Some(now - 1),
-        last_push_ok: Some(now - 1),
+        sinks: vec![sink("graphite", 1000)],
         ..Status::starting(4242, now - 3600, true)
     }
 }
@@ -106,14 +119,10 @@ fn healthy_supervisor_is_ok_with_perfdata() {
     setup.write_status(&healthy());
     let line = expect(&setup.check(&[]), OK, "OK");
     // Ages may have grown by a second between write and check.
-    assert!(
-        line.contains("queue 0, backlog 0 lines, last pull "),
-        "{line}"
-    );
-    assert!(
-        line.contains(" | queue=0;10;50;0 backlog=0;100;500;0 pull_age="),
-        "{line}"
-    );
+    assert!(line.contains("queue 0, last pull "), "{line}");
+    assert!(line.contains(", graphite backlog 0 lines, "), "{line}");
+    assert!(line.contains(" | queue=0;10;50;0 pull_age="), "{line}");
+    assert!(line.contains(" graphite_backlog=0;100;500;0 "), "{line}");
     assert!(line.contains("s;30;60;0 "), "{line}");
 }
 
@@ -159,7 +168,8 @@ fn the_format_written_by_hand_is_read() {
     let text = format!(
         "pid=1\nstarted_at={s}\nupdated_at={now}\nwrite_interval=1\npulling=false\n\
          queue_depth=2\nin_flight=0\nlast_pull_ok=never\nlast_process_ok={now}\n\
-         last_push_ok={now}\nsink_backlog=0\ndropped_lines=0\nchild_restarts=0\nquarantined=0\n",
+         child_restarts=0\nquarantined=0\nsinks=kafka\nsink.kafka.backlog=3\n\
+         sink.kafka.capacity=100\nsink.kafka.dropped_lines=0\nsink.kafka.last_push_ok={now}\n",
         s = now - 3600
     );
     write(&setup.status_file(), &text);
@@ -167,6 +177,7 @@ fn the_format_written_by_hand_is_read() {
     let line = expect(&setup.check(&[]), OK, "OK");
     assert!(!line.contains("pull"), "{line}");
     assert!(line.contains("queue 2,"), "{line}");
+    assert!(line.contains("kafka backlog 3 lines"), "{line}");
 }
 
 #[test]
@@ -180,7 +191,7 @@ fn thresholds_from_flags_and_from_the_configuration_give_warning() {
     assert!(line.contains("queue 6 (warning above 5)"), "{line}");
 
     // 3 × pull-interval (10 s) from the configuration.
-    status.last_push_ok = Some(now() - 45);
+    status.sinks[0].last_push_ok = Some(now() - 45);
     setup.write_status(&status);
     let line = expect(&setup.check(&[]), WARNING, "WARNING");
     assert!(line.contains("(warning above 30s)"), "{line}");
@@ -195,13 +206,65 @@ fn thresholds_from_flags_and_from_the_configuration_give_warning() {
 fn far_behind_is_critical() {
     let setup = Setup::new();
     let mut status = healthy();
-    status.sink_backlog = 501;
+    status.sinks[0].backlog = 501;
     setup.write_status(&status);
     let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");
     assert!(
-        line.contains("backlog 501 lines (critical above 500)"),
+        line.contains("graphite backlog 501 lines (critical above 500)"),
         "{line}"
     );
+}
+
+/// Graphite and Kafka, each judged by its own backlog limits and its own
+/// last push: Kafka down does not hide behind a healthy Graphite.
+#[test]
+fn each_sink_is_judged_on_its_own() {
+    let setup = Setup::new();
+    let mut status = healthy();
+    status.sinks.push(sink("kafka", 2_000_000));
+    status.sinks[1].backlog = 150_000;
+    setup.write_status(&status);
+    // 150000 is below a tenth of Kafka's capacity, above half of Graphite's.
+    let line = expect(&setup.check(&[]), OK, "OK");
+    assert!(line.contains("kafka backlog 150000 lines,"), "{line}");
+    let line = expect(
+        &setup.check(&["--backlog-warning", "kafka=100000"]),
+        WARNING,
+        "WARNING",
+    );
+    assert!(
+        line.contains("kafka backlog 150000 lines (warning above 100000)"),
+        "{line}"
+    );
+    // A limit for every sink applies to Kafka unless it has its own.
+    expect(
+        &setup.check(&["--backlog-critical", "1000"]),
+        CRITICAL,
+        "CRITICAL",
+    );
+    expect(
+        &setup.check(&[
+            "--backlog-critical",
+            "1000",
+            "--backlog-critical",
+            "kafka=200000",
+        ]),
+        OK,
+        "OK",
+    );
+    // Kafka unreachable for two minutes while Graphite delivers.
+    status.sinks[1].last_push_ok = Some(now() - 120);
+    setup.write_status(&status);
+    let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");
+    assert!(
+        line.contains("HAPROXYSTATS CRITICAL - last kafka push 12"),
+        "{line}"
+    );
+    assert!(
+        line.contains("last graphite push 1s ago") || line.contains("last graphite push 2s ago"),
+        "{line}"
+    );
+    assert!(line.contains(" kafka_push_age=12"), "{line}");
 }
 
 #[test]

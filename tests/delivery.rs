@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use actix::Actor;
 use haproxystats::config::Retries;
 use haproxystats::sink::chunks::LineChunks;
-use haproxystats::sink::graphite::{GraphiteSettings, GraphiteSink, SendLinesAcked};
+use haproxystats::sink::graphite::{GraphiteSettings, GraphiteSink};
+use haproxystats::sink::messages::SendLinesAcked;
 use haproxystats::sink::retry::RetryPolicy;
 use support::Haproxystats;
 use support::fake_graphite::{Behaviour, FakeGraphite};
@@ -191,6 +192,7 @@ fn send(sink: &actix::Addr<GraphiteSink>, bytes: Vec<u8>) -> tokio::sync::onesho
     chunks.push_chunk(bytes);
     let (written, acknowledged) = tokio::sync::oneshot::channel();
     sink.do_send(SendLinesAcked {
+        ts: 0,
         lines: chunks.into(),
         written,
     });

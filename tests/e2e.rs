@@ -124,7 +124,7 @@ fn every_line_of_a_snapshot_lands_in_whisper_with_its_value() {
     assert_eq!(check.status.code(), Some(0), "check: {line}");
     assert!(line.starts_with("HAPROXYSTATS OK"), "{line}");
     assert!(
-        line.contains("last pull") && line.contains("last push"),
+        line.contains("last pull") && line.contains("last graphite push"),
         "{line}"
     );
     assert_eq!(

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use actix::Actor;
 use haproxystats::config::Retries;
-use haproxystats::sink::graphite::{
-    Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLines, SinkStats,
-};
+use haproxystats::sink::graphite::{GetSinkStats, GraphiteSettings, GraphiteSink, SinkStats};
+use haproxystats::sink::messages::{Flush, SendLines};
 use haproxystats::sink::retry::RetryPolicy;
 use support::fake_graphite::{Behaviour, FakeGraphite};
 use support::free_port;
@@ -239,7 +238,7 @@ async fn flush_waits_for_the_backlog_and_reports_what_is_left() {
 
 #[actix_rt::test]
 async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
-    use haproxystats::sink::graphite::SendLinesAcked;
+    use haproxystats::sink::messages::SendLinesAcked;
     use tokio::sync::oneshot;
 
     let port = free_port();
@@ -251,6 +250,7 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
         let (bytes, _) = batch(snapshot, 1000);
         let (written, ack) = oneshot::channel();
         sink.do_send(SendLinesAcked {
+            ts: 0,
             lines: bytes.into(),
             written,
         });
@@ -280,7 +280,7 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
 async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     use haproxystats::sink::chunk_pool::ChunkPool;
     use haproxystats::sink::chunks::{LINE_CHUNK, LineChunks};
-    use haproxystats::sink::graphite::SendLinesAcked;
+    use haproxystats::sink::messages::SendLinesAcked;
     use std::io::Write;
     use tokio::sync::oneshot;
 
@@ -300,6 +300,7 @@ async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     pool.limit_to(chunks);
     let (written, ack) = oneshot::channel();
     sink.do_send(SendLinesAcked {
+        ts: 0,
         lines: lines.into(),
         written,
     });

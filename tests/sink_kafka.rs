@@ -11,10 +11,10 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use haproxystats::config::KafkaConfig;
 use haproxystats::sink::chunks::LineChunks;
-use haproxystats::sink::graphite::{Flush, SendLinesAcked};
 use haproxystats::sink::kafka::format::{Format, PathLayout};
 use haproxystats::sink::kafka::settings::{Compression, KafkaSettings};
 use haproxystats::sink::kafka::sink::{GetKafkaStats, KafkaSink, KafkaStats};
+use haproxystats::sink::messages::{Flush, SendLinesAcked};
 use support::kafka::{Broker, Record};
 use tokio::sync::oneshot;
 
@@ -60,6 +60,7 @@ fn send(sink: &Addr<KafkaSink>, bytes: Vec<u8>) -> oneshot::Receiver<()> {
     chunks.push_chunk(bytes);
     let (written, acknowledged) = oneshot::channel();
     sink.do_send(SendLinesAcked {
+        ts: 0,
         lines: chunks.into(),
         written,
     });

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use haproxystats::sink::graphite::{Flush, SendLines};
+use haproxystats::sink::messages::{Flush, SendLines};
 
 /// `lines` lines shaped like the engine's: realistic path lengths, values.
 pub fn engine_like_lines(lines: usize) -> Vec<u8> {

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use crate::cli::CheckArgs;
 use crate::config::Config;
-use crate::health::{CheckOutcome, Limits, Status, Thresholds, evaluate, status_path, unix_now};
+use crate::health::{
+    BacklogThresholds, CheckOutcome, Limits, Status, Thresholds, evaluate, status_path, unix_now,
+};
 
 /// Judges the status file of `config` now and prints the verdict.
 pub fn run(config: &Config, args: &CheckArgs) -> ExitCode {
@@ -41,11 +43,10 @@ pub fn thresholds(config: &Config, args: &CheckArgs) -> Result<Thresholds, Strin
     };
     let thresholds = Thresholds {
         queue: limits(defaults.queue, args.queue_warning, args.queue_critical),
-        backlog: limits(
-            defaults.backlog,
-            args.backlog_warning,
-            args.backlog_critical,
-        ),
+        backlog: BacklogThresholds {
+            warning: args.backlog_warning.clone(),
+            critical: args.backlog_critical.clone(),
+        },
         age: limits(defaults.age, args.age_warning, args.age_critical),
         stale_after: args.stale_critical.or(defaults.stale_after),
     };

@@ -15,8 +15,6 @@ use crate::config::Config;
 use crate::engine::EngineOptions;
 use crate::health::Reporter;
 use crate::signals::StopSignals;
-use crate::sink::graphite::GraphiteSettings;
-use crate::sink::kafka::settings::KafkaSettings;
 use crate::supervisor::restart::RestartLimit;
 use crate::supervisor::{Shutdown, Supervisor, SupervisorSettings};
 
@@ -33,10 +31,8 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
     }
     require_dir(&config.process.src_dir, "process", "src-dir", false)?;
     let engine = daemon_engine_options(config, hostname)?;
-    let kafka = config.kafka.as_ref().map(|kafka| {
-        let host = crate::engine::prefix_host(&config.graphite, hostname);
-        KafkaSettings::new(kafka, &config.graphite, &engine.prefix, &host)
-    });
+    let host = crate::engine::prefix_host(&config.graphite, hostname);
+    let sinks = crate::sink::configured(config, &engine.prefix, &host);
     let system = actix::System::new();
     system.block_on(async {
         let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;
@@ -46,12 +42,7 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
             workers: config.process.workers,
             engine: Arc::new(engine),
             pull: pull.then(|| config.pull.clone()),
-            graphite: config
-                .graphite
-                .enabled
-                .then(|| GraphiteSettings::from_config(&config.graphite)),
-            local_store: config.local_store.as_ref().map(|store| store.dir.clone()),
-            kafka,
+            sinks,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             restart_limit: RestartLimit::default(),
             fatal,
@@ -120,7 +111,7 @@ fn daemon_engine_options(config: &Config, hostname: &str) -> Result<EngineOption
 }
 
 /// Fault injection for soak tests: each SIGUSR2 crashes the next child in
-/// turn (puller, watcher, graphite sink). Compiled only with the
+/// turn (puller, watcher, graphite sink; a sink that is off is skipped). Compiled only with the
 /// `fault-injection` feature.
 #[cfg(feature = "fault-injection")]
 fn crash_children_on_sigusr2(supervisor: actix::Addr<Supervisor>) {
@@ -133,7 +124,11 @@ fn crash_children_on_sigusr2(supervisor: actix::Addr<Supervisor>) {
         return;
     };
     actix::spawn(async move {
-        let kinds = [ChildKind::Puller, ChildKind::Watcher, ChildKind::Graphite];
+        let kinds = [
+            ChildKind::Puller,
+            ChildKind::Watcher,
+            ChildKind::Sink("graphite"),
+        ];
         let mut next = 0;
         while usr2.next().await.is_some() {
             let kind = kinds[next % kinds.len()];

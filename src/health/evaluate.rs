@@ -10,9 +10,12 @@
 //!   "not running or hung", and nothing else is judged (the rest is old news);
 //!   dated more than [`FUTURE_TOLERANCE_SECS`] ahead of now → CRITICAL too,
 //!   naming the skew (nobody rewrites it: a hung process, or a corrupt file);
-//! - queue depth and sink backlog against their limits;
+//! - queue depth against its limits, and each sink's backlog against its
+//!   own ([`BacklogThresholds`]: by default fractions of that sink's
+//!   capacity, so Graphite's and Kafka's backlogs are judged each by its size);
 //! - the age of the last successful pull (only when the process pulls),
-//!   process and push against the age limits; "never yet" counts from start.
+//!   process, and each sink's last push against the age limits; "never
+//!   yet" counts from start.
 //!
 //! Counters since start (dropped lines, quarantined snapshots, restarts) are
 //! reported in perfdata, never judged: a counter that cannot go down would
@@ -22,7 +25,7 @@
 use std::fmt;
 use std::fmt::Write as _;
 
-use super::status::{Status, StatusError};
+use super::status::{SinkStatus, Status, StatusError};
 use crate::config::Config;
 
 /// The four Nagios plugin states; the exit code is the state.
@@ -109,13 +112,96 @@ impl Limits {
     }
 }
 
+/// A backlog threshold from the command line: `LINES` for every sink, or
+/// `SINK=LINES` for one (`--backlog-warning kafka=500000`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkLimit {
+    /// The sink it is for; `None`: every sink.
+    pub sink: Option<String>,
+    /// The threshold in lines.
+    pub lines: u64,
+}
+
+impl std::str::FromStr for SinkLimit {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SinkLimit, String> {
+        let (sink, lines) = match text.split_once('=') {
+            Some((sink, lines)) if !sink.trim().is_empty() => (Some(sink.trim()), lines),
+            Some(_) => return Err(format!("{text:?}: the sink name before `=` is empty")),
+            None => (None, text),
+        };
+        let lines = lines
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: expected LINES or SINK=LINES, LINES a whole number"))?;
+        Ok(SinkLimit {
+            sink: sink.map(str::to_owned),
+            lines,
+        })
+    }
+}
+
+/// The backlog thresholds of every sink. For each of warning and
+/// critical, the first that applies: a limit naming the sink, one for every
+/// sink, a fraction of the sink's capacity (warning above a tenth,
+/// critical above half: when full, the oldest lines are dropped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BacklogThresholds {
+    /// `--backlog-warning`, as given.
+    pub warning: Vec<SinkLimit>,
+    /// `--backlog-critical`, as given.
+    pub critical: Vec<SinkLimit>,
+}
+
+impl BacklogThresholds {
+    /// The limits of `sink`.
+    pub fn limits(&self, sink: &SinkStatus) -> Limits {
+        let pick = |given: &[SinkLimit], default: u64| {
+            let named = given
+                .iter()
+                .rev()
+                .find(|limit| limit.sink.as_deref() == Some(sink.name.as_str()));
+            let every = given.iter().rev().find(|limit| limit.sink.is_none());
+            named.or(every).map_or(default, |limit| limit.lines)
+        };
+        Limits {
+            warning: pick(&self.warning, sink.capacity / 10),
+            critical: pick(&self.critical, sink.capacity / 2),
+        }
+    }
+
+    /// Refuses a warning above the critical given for the same sinks.
+    fn validate(&self) -> Result<(), String> {
+        for warning in &self.warning {
+            let critical = self
+                .critical
+                .iter()
+                .rev()
+                .find(|critical| critical.sink == warning.sink);
+            if let Some(critical) = critical.filter(|c| warning.lines > c.lines) {
+                let flag = |name: &str, limit: &SinkLimit| match &limit.sink {
+                    Some(sink) => format!("--{name} {sink}={}", limit.lines),
+                    None => format!("--{name} {}", limit.lines),
+                };
+                return Err(format!(
+                    "{} is above {}",
+                    flag("backlog-warning", warning),
+                    flag("backlog-critical", critical)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Everything `check` compares with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Thresholds {
     /// Snapshot directories waiting in src-dir.
     pub queue: Limits,
-    /// Lines in the Graphite sink's backlog.
-    pub backlog: Limits,
+    /// Lines in each sink's backlog.
+    pub backlog: BacklogThresholds,
     /// Seconds since the last successful pull, process and push.
     pub age: Limits,
     /// Seconds after which the status record is stale (CRITICAL); `None`:
@@ -137,8 +223,8 @@ impl Thresholds {
     /// Defaults derived from the configuration:
     /// - queue: warning above a tenth of `[pull] queue-size`, critical above
     ///   half of it (at queue-size pulling pauses and data is lost);
-    /// - backlog: the same fractions of `[graphite] queue-size` (when full,
-    ///   the oldest lines are dropped);
+    /// - backlog: the same fractions of each sink's capacity, which the
+    ///   status file says ([`BacklogThresholds`]);
     /// - ages: warning above 3 × `[pull] pull-interval`, critical above 6 ×;
     /// - staleness: [`stale_after_default`].
     pub fn from_config(config: &Config) -> Thresholds {
@@ -154,7 +240,7 @@ impl Thresholds {
         let times = |n: f64| ((interval * n).ceil() as u64).max(1);
         Thresholds {
             queue: fractions(config.pull.queue_size),
-            backlog: fractions(config.graphite.queue_size),
+            backlog: BacklogThresholds::default(),
             age: Limits {
                 warning: times(3.0),
                 critical: times(6.0),
@@ -167,7 +253,7 @@ impl Thresholds {
     /// names the flags.
     pub fn validate(&self) -> Result<(), String> {
         self.queue.validate("queue")?;
-        self.backlog.validate("backlog")?;
+        self.backlog.validate()?;
         self.age.validate("age")
     }
 }
@@ -275,37 +361,46 @@ pub fn evaluate(status: &Status, now: u64, thresholds: &Thresholds) -> CheckOutc
     });
     perfdata.push(perf);
 
-    let (code, note, perf) = counted("backlog", status.sink_backlog, "", thresholds.backlog);
-    items.push(Item {
-        code,
-        text: format!("backlog {} lines{note}", status.sink_backlog),
-    });
-    perfdata.push(perf);
-
-    let ages = [
-        ("pull", status.pulling, status.last_pull_ok),
-        ("process", true, status.last_process_ok),
-        ("push", true, status.last_push_ok),
-    ];
-    for (what, judged, last) in ages {
-        if !judged {
-            continue;
-        }
+    let age_item = |what: &str, label: &str, last: Option<u64>| {
         let age = now.saturating_sub(last.unwrap_or(status.started_at));
-        let (code, note, perf) = counted(&format!("{what}_age"), age, "s", thresholds.age);
+        let (code, note, perf) = counted(&format!("{label}_age"), age, "s", thresholds.age);
         let text = match last {
             Some(_) => format!("last {what} {age}s ago{note}"),
             None => format!("no {what} yet, started {age}s ago{note}"),
         };
-        items.push(Item { code, text });
+        (Item { code, text }, perf)
+    };
+    let mut judged = Vec::new();
+    if status.pulling {
+        judged.push(age_item("pull", "pull", status.last_pull_ok));
+    }
+    judged.push(age_item("process", "process", status.last_process_ok));
+    for sink in &status.sinks {
+        let limits = thresholds.backlog.limits(sink);
+        let (code, note, perf) =
+            counted(&format!("{}_backlog", sink.name), sink.backlog, "", limits);
+        let text = format!("{} backlog {} lines{note}", sink.name, sink.backlog);
+        judged.push((Item { code, text }, perf));
+        judged.push(age_item(
+            &format!("{} push", sink.name),
+            &format!("{}_push", sink.name),
+            sink.last_push_ok,
+        ));
+    }
+    for (item, perf) in judged {
+        items.push(item);
         perfdata.push(perf);
     }
 
-    for (text, value) in [
-        ("dropped lines", status.dropped_lines),
-        ("quarantined", status.quarantined),
-        ("child restarts", status.child_restarts),
-    ] {
+    let dropped = status
+        .sinks
+        .iter()
+        .map(|sink| (format!("{} dropped lines", sink.name), sink.dropped_lines));
+    let counters = [
+        ("quarantined".to_owned(), status.quarantined),
+        ("child restarts".to_owned(), status.child_restarts),
+    ];
+    for (text, value) in dropped.chain(counters) {
         if value > 0 {
             items.push(Item {
                 code: NagiosCode::Ok,
@@ -313,13 +408,18 @@ pub fn evaluate(status: &Status, now: u64, thresholds: &Thresholds) -> CheckOutc
             });
         }
     }
-    for (name, value, unit) in [
-        ("in_flight", status.in_flight, ""),
-        ("dropped_lines", status.dropped_lines, "c"),
-        ("quarantined", status.quarantined, "c"),
-        ("child_restarts", status.child_restarts, "c"),
+    perfdata.push(format!("in_flight={};;;0", status.in_flight));
+    for sink in &status.sinks {
+        perfdata.push(format!(
+            "{}_dropped_lines={}c;;;0",
+            sink.name, sink.dropped_lines
+        ));
+    }
+    for (name, value) in [
+        ("quarantined", status.quarantined),
+        ("child_restarts", status.child_restarts),
     ] {
-        perfdata.push(format!("{name}={value}{unit};;;0"));
+        perfdata.push(format!("{name}={value}c;;;0"));
     }
     perfdata.push(format!("status_age={status_age}s;;{stale_after};0"));
 
@@ -364,15 +464,36 @@ mod tests {
 
     const NOW: u64 = 1_700_001_000;
 
+    fn every(lines: u64) -> SinkLimit {
+        SinkLimit { sink: None, lines }
+    }
+
+    fn named(sink: &str, lines: u64) -> SinkLimit {
+        SinkLimit {
+            sink: Some(sink.to_owned()),
+            lines,
+        }
+    }
+
+    fn sink(name: &str, capacity: u64) -> SinkStatus {
+        SinkStatus {
+            name: name.to_owned(),
+            backlog: 0,
+            capacity,
+            dropped_lines: 0,
+            last_push_ok: Some(NOW - 2),
+        }
+    }
+
     fn thresholds() -> Thresholds {
         Thresholds {
             queue: Limits {
                 warning: 10,
                 critical: 100,
             },
-            backlog: Limits {
-                warning: 1000,
-                critical: 5000,
+            backlog: BacklogThresholds {
+                warning: vec![every(1000)],
+                critical: vec![every(5000)],
             },
             age: Limits {
                 warning: 30,
@@ -394,11 +515,9 @@ mod tests {
             in_flight: 1,
             last_pull_ok: Some(NOW - 3),
             last_process_ok: Some(NOW - 2),
-            last_push_ok: Some(NOW - 2),
-            sink_backlog: 0,
-            dropped_lines: 0,
             child_restarts: 0,
             quarantined: 0,
+            sinks: vec![sink("graphite", 100_000), sink("kafka", 40_000)],
         }
     }
 
@@ -408,12 +527,14 @@ mod tests {
         assert_eq!(outcome.code, NagiosCode::Ok);
         assert_eq!(
             outcome.line,
-            "HAPROXYSTATS OK - queue 0, backlog 0 lines, last pull 3s ago, \
-             last process 2s ago, last push 2s ago \
-             | queue=0;10;100;0 backlog=0;1000;5000;0 pull_age=3s;30;60;0 \
-             process_age=2s;30;60;0 push_age=2s;30;60;0 in_flight=1;;;0 \
-             dropped_lines=0c;;;0 quarantined=0c;;;0 child_restarts=0c;;;0 \
-             status_age=1s;;10;0"
+            "HAPROXYSTATS OK - queue 0, last pull 3s ago, last process 2s ago, \
+             graphite backlog 0 lines, last graphite push 2s ago, \
+             kafka backlog 0 lines, last kafka push 2s ago \
+             | queue=0;10;100;0 pull_age=3s;30;60;0 process_age=2s;30;60;0 \
+             graphite_backlog=0;1000;5000;0 graphite_push_age=2s;30;60;0 \
+             kafka_backlog=0;1000;5000;0 kafka_push_age=2s;30;60;0 in_flight=1;;;0 \
+             graphite_dropped_lines=0c;;;0 kafka_dropped_lines=0c;;;0 \
+             quarantined=0c;;;0 child_restarts=0c;;;0 status_age=1s;;10;0"
         );
     }
 
@@ -443,15 +564,26 @@ mod tests {
             ),
             (
                 "backlog above warning",
-                |s| s.sink_backlog = 1001,
+                |s| s.sinks[0].backlog = 1001,
                 NagiosCode::Warning,
-                "backlog 1001 lines (warning above 1000)",
+                "graphite backlog 1001 lines (warning above 1000)",
             ),
             (
                 "backlog above critical",
-                |s| s.sink_backlog = 5001,
+                |s| s.sinks[1].backlog = 5001,
                 NagiosCode::Critical,
-                "backlog 5001 lines (critical above 5000)",
+                "kafka backlog 5001 lines (critical above 5000)",
+            ),
+            (
+                "one sink down, the other fine",
+                |s| {
+                    s.sinks[1].backlog = 3000;
+                    s.sinks[1].last_push_ok = Some(NOW - 120);
+                },
+                NagiosCode::Critical,
+                "CRITICAL - last kafka push 120s ago (critical above 60s), \
+                 kafka backlog 3000 lines (warning above 1000), queue 0, last pull 3s ago, \
+                 last process 2s ago, graphite backlog 0 lines, last graphite push 2s ago",
             ),
             (
                 "pull old",
@@ -473,9 +605,9 @@ mod tests {
             ),
             (
                 "push very old",
-                |s| s.last_push_ok = Some(NOW - 600),
+                |s| s.sinks[0].last_push_ok = Some(NOW - 600),
                 NagiosCode::Critical,
-                "last push 600s ago (critical above 60s)",
+                "last graphite push 600s ago (critical above 60s)",
             ),
             (
                 "pull age ignored when not pulling",
@@ -484,7 +616,7 @@ mod tests {
                     s.last_pull_ok = None;
                 },
                 NagiosCode::Ok,
-                "queue 0, backlog 0 lines, last process 2s ago",
+                "queue 0, last process 2s ago, graphite backlog 0 lines",
             ),
             (
                 "never pulled, just started",
@@ -497,9 +629,9 @@ mod tests {
             ),
             (
                 "never pushed for long",
-                |s| s.last_push_ok = None,
+                |s| s.sinks[1].last_push_ok = None,
                 NagiosCode::Critical,
-                "no push yet, started 3600s ago (critical above 60s)",
+                "no kafka push yet, started 3600s ago (critical above 60s)",
             ),
             (
                 "timestamps in the future count as now",
@@ -513,21 +645,21 @@ mod tests {
             (
                 "counters are shown, not judged",
                 |s| {
-                    s.dropped_lines = 7;
+                    s.sinks[1].dropped_lines = 7;
                     s.quarantined = 2;
                     s.child_restarts = 1;
                 },
                 NagiosCode::Ok,
-                "dropped lines 7, quarantined 2, child restarts 1",
+                "kafka dropped lines 7, quarantined 2, child restarts 1",
             ),
             (
                 "worst wins, alerts first",
                 |s| {
                     s.queue_depth = 11;
-                    s.last_push_ok = Some(NOW - 61);
+                    s.sinks[0].last_push_ok = Some(NOW - 61);
                 },
                 NagiosCode::Critical,
-                "CRITICAL - last push 61s ago (critical above 60s), queue 11 (warning above 10), backlog 0 lines",
+                "CRITICAL - last graphite push 61s ago (critical above 60s), queue 11 (warning above 10), last pull",
             ),
             (
                 "status at the stale limit is fresh",
@@ -627,13 +759,7 @@ mod tests {
                 critical: 180
             }
         );
-        assert_eq!(
-            t.backlog,
-            Limits {
-                warning: 100_000,
-                critical: 500_000
-            }
-        );
+        assert_eq!(t.backlog, BacklogThresholds::default());
         assert_eq!(
             t.age,
             Limits {
@@ -655,12 +781,74 @@ mod tests {
     }
 
     #[test]
+    fn each_sink_has_its_backlog_limits_from_its_capacity_or_the_flags() {
+        let graphite = sink("graphite", 100_000);
+        let kafka = sink("kafka", 2_000_000);
+        let defaults = BacklogThresholds::default();
+        let limits = |warning, critical| Limits { warning, critical };
+        assert_eq!(defaults.limits(&graphite), limits(10_000, 50_000));
+        assert_eq!(defaults.limits(&kafka), limits(200_000, 1_000_000));
+        // A named limit wins over one for every sink, wherever it is given.
+        let given = BacklogThresholds {
+            warning: vec![named("kafka", 300_000), every(1_000)],
+            critical: vec![every(90_000)],
+        };
+        assert_eq!(given.limits(&graphite), limits(1_000, 90_000));
+        assert_eq!(given.limits(&kafka), limits(300_000, 90_000));
+        // Judged each by its own: the same backlog is fine for one only.
+        let mut status = healthy();
+        status.sinks = vec![graphite, kafka];
+        status.sinks[0].backlog = 150_000;
+        status.sinks[1].backlog = 150_000;
+        let mut t = thresholds();
+        t.backlog = defaults;
+        let outcome = evaluate(&status, NOW, &t);
+        assert_eq!(outcome.code, NagiosCode::Critical, "{}", outcome.line);
+        assert!(
+            outcome
+                .line
+                .contains("graphite backlog 150000 lines (critical above 50000), queue 0"),
+            "{}",
+            outcome.line
+        );
+        assert!(
+            outcome.line.contains("kafka backlog 150000 lines, "),
+            "{}",
+            outcome.line
+        );
+        assert!(
+            outcome
+                .line
+                .contains("kafka_backlog=150000;200000;1000000;0"),
+            "{}",
+            outcome.line
+        );
+    }
+
+    #[test]
+    fn sink_limits_parse_from_the_command_line() {
+        assert_eq!("5".parse(), Ok(every(5)));
+        assert_eq!(" kafka = 7 ".parse(), Ok(named("kafka", 7)));
+        for bad in ["", "x", "=5", "kafka=", "kafka=-1", "kafka=1.5"] {
+            assert!(bad.parse::<SinkLimit>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn warning_above_critical_is_refused_naming_the_flags() {
         let mut t = thresholds();
-        t.backlog.warning = 6000;
+        t.backlog.warning = vec![every(6000)];
         assert_eq!(
             t.validate(),
             Err("--backlog-warning 6000 is above --backlog-critical 5000".to_owned())
+        );
+        t.backlog.warning = vec![named("kafka", 10)];
+        t.backlog.critical = vec![every(5), named("kafka", 20)];
+        assert_eq!(t.validate(), Ok(()), "kafka's own critical applies");
+        t.backlog.critical = vec![named("kafka", 5)];
+        assert_eq!(
+            t.validate(),
+            Err("--backlog-warning kafka=10 is above --backlog-critical kafka=5".to_owned())
         );
     }
 

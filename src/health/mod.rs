@@ -19,9 +19,11 @@ pub mod notify;
 pub mod reporter;
 pub mod status;
 
-pub use evaluate::{CheckOutcome, Limits, NagiosCode, Thresholds, evaluate};
+pub use evaluate::{
+    BacklogThresholds, CheckOutcome, Limits, NagiosCode, SinkLimit, Thresholds, evaluate,
+};
 pub use notify::Notifier;
 pub use reporter::{Reporter, unix_now};
 pub use status::{
-    STATUS_FILE_NAME, Status, StatusError, StatusWriter, WRITE_INTERVAL, status_path,
+    STATUS_FILE_NAME, SinkStatus, Status, StatusError, StatusWriter, WRITE_INTERVAL, status_path,
 };

@@ -157,7 +157,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::health::status::STATUS_FILE_NAME;
+    use crate::health::status::{STATUS_FILE_NAME, SinkStatus};
 
     fn receive_all(receiver: &UnixDatagram) -> Vec<String> {
         let mut got = Vec::new();
@@ -185,22 +185,25 @@ mod tests {
         health.ready(100);
         assert_eq!(
             receive_all(&receiver),
-            [
-                "READY=1",
-                "STATUS=queue 0, in flight 0, backlog 0 lines, no pull yet, no push yet"
-            ]
+            ["READY=1", "STATUS=queue 0, in flight 0, no pull yet"]
         );
         assert_eq!(Status::read(&path).expect("written").updated_at, 100);
 
         health.status_mut().queue_depth = 4;
         health.status_mut().last_pull_ok = Some(101);
+        health.status_mut().sinks = vec![SinkStatus {
+            name: "kafka".into(),
+            backlog: 7,
+            capacity: 100,
+            dropped_lines: 0,
+            last_push_ok: None,
+        }];
         health.tick(102);
         assert_eq!(
             receive_all(&receiver),
             [
-                "STATUS=queue 0, in flight 0, backlog 0 lines, last pull 1s ago, no push yet"
-                    .replace("queue 0", "queue 4"),
-                "WATCHDOG=1".to_owned()
+                "STATUS=queue 4, in flight 0, last pull 1s ago; kafka: backlog 7 lines, no push yet",
+                "WATCHDOG=1"
             ]
         );
         let written = Status::read(&path).expect("rewritten");

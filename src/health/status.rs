@@ -18,13 +18,20 @@
 //! in_flight=1
 //! last_pull_ok=1700000120
 //! last_process_ok=1700000121
-//! last_push_ok=never
-//! sink_backlog=0
-//! dropped_lines=0
 //! child_restarts=0
 //! quarantined=0
+//! sinks=graphite,kafka
+//! sink.graphite.backlog=0
+//! sink.graphite.capacity=100000
+//! sink.graphite.dropped_lines=0
+//! sink.graphite.last_push_ok=1700000122
+//! sink.kafka.backlog=1200
+//! sink.kafka.capacity=1000000
+//! sink.kafka.dropped_lines=0
+//! sink.kafka.last_push_ok=never
 //! ```
 //!
+//! `sinks` lists the enabled sinks, each with four `sink.<name>.*` lines.
 //! Times are epoch seconds; `never` means "not once since start". Unknown
 //! keys are ignored (a newer writer, an older reader); a missing or repeated
 //! key, or a value that is not a number, makes the file garbled. No serde:
@@ -74,17 +81,31 @@ pub struct Status {
     pub last_pull_ok: Option<u64>,
     /// The last snapshot processed and handed to the sinks (epoch seconds).
     pub last_process_ok: Option<u64>,
-    /// The last time Graphite accepted lines (epoch seconds).
-    pub last_push_ok: Option<u64>,
-    /// Lines waiting in the Graphite sink's backlog.
-    pub sink_backlog: u64,
-    /// Lines dropped from the full backlog (oldest first).
-    pub dropped_lines: u64,
     /// Child actors restarted by the supervisor.
     pub child_restarts: u64,
     /// Snapshots moved to `<src-dir>.failed/`.
     pub quarantined: u64,
+    /// Each enabled sink, in delivery order.
+    pub sinks: Vec<SinkStatus>,
 }
+
+/// One sink's line of the status record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkStatus {
+    /// `graphite`, `kafka`, `local-store`.
+    pub name: String,
+    /// Lines waiting in its backlog.
+    pub backlog: u64,
+    /// Lines its backlog holds before dropping the oldest (0: no backlog).
+    pub capacity: u64,
+    /// Lines it dropped since start.
+    pub dropped_lines: u64,
+    /// The last time it delivered lines (epoch seconds).
+    pub last_push_ok: Option<u64>,
+}
+
+/// The fields of each sink, after `sink.<name>.`, in the order written.
+const SINK_KEYS: [&str; 4] = ["backlog", "capacity", "dropped_lines", "last_push_ok"];
 
 /// Why the status file could not be written or read: one line naming it.
 #[derive(Debug, thiserror::Error)]
@@ -132,8 +153,8 @@ impl StatusError {
     }
 }
 
-/// The keys, in the order they are written.
-const KEYS: [&str; 14] = [
+/// The keys before the sinks', in the order they are written.
+const KEYS: [&str; 12] = [
     "pid",
     "started_at",
     "updated_at",
@@ -143,11 +164,9 @@ const KEYS: [&str; 14] = [
     "in_flight",
     "last_pull_ok",
     "last_process_ok",
-    "last_push_ok",
-    "sink_backlog",
-    "dropped_lines",
     "child_restarts",
     "quarantined",
+    "sinks",
 ];
 
 const NEVER: &str = "never";
@@ -166,39 +185,35 @@ impl Status {
             in_flight: 0,
             last_pull_ok: None,
             last_process_ok: None,
-            last_push_ok: None,
-            sink_backlog: 0,
-            dropped_lines: 0,
             child_restarts: 0,
             quarantined: 0,
+            sinks: Vec::new(),
         }
     }
 
     /// One line for systemd's `STATUS=` (what `systemctl status` shows),
-    /// e.g. `queue 0, in flight 1, backlog 0 lines, last pull 3s ago, last
-    /// push 2s ago`; ages at `now` (epoch seconds).
+    /// e.g. `queue 0, in flight 1, last pull 3s ago; graphite: backlog 0
+    /// lines, last push 2s ago; kafka: backlog 120 lines, last push 1s ago`;
+    /// ages at `now` (epoch seconds).
     pub fn summary(&self, now: u64) -> String {
-        let mut text = format!(
-            "queue {}, in flight {}, backlog {} lines",
-            self.queue_depth, self.in_flight, self.sink_backlog
-        );
-        let ages = [
-            ("pull", self.pulling, self.last_pull_ok),
-            ("push", true, self.last_push_ok),
-        ];
-        for (what, shown, last) in ages {
-            match last {
-                _ if !shown => {}
-                Some(at) => {
-                    let _ = write!(text, ", last {what} {}s ago", now.saturating_sub(at));
-                }
-                None => {
-                    let _ = write!(text, ", no {what} yet");
-                }
+        let age = |text: &mut String, what: &str, last: Option<u64>| match last {
+            Some(at) => {
+                let _ = write!(text, ", last {what} {}s ago", now.saturating_sub(at));
             }
+            None => {
+                let _ = write!(text, ", no {what} yet");
+            }
+        };
+        let mut text = format!("queue {}, in flight {}", self.queue_depth, self.in_flight);
+        if self.pulling {
+            age(&mut text, "pull", self.last_pull_ok);
         }
-        if self.dropped_lines > 0 {
-            let _ = write!(text, ", dropped lines {}", self.dropped_lines);
+        for sink in &self.sinks {
+            let _ = write!(text, "; {}: backlog {} lines", sink.name, sink.backlog);
+            age(&mut text, "push", sink.last_push_ok);
+            if sink.dropped_lines > 0 {
+                let _ = write!(text, ", dropped lines {}", sink.dropped_lines);
+            }
         }
         text
     }
@@ -206,7 +221,7 @@ impl Status {
     /// The file's text.
     pub fn to_text(&self) -> String {
         let time = |t: Option<u64>| t.map_or_else(|| NEVER.to_owned(), |t| t.to_string());
-        let values: [String; 14] = [
+        let values: [String; 12] = [
             self.pid.to_string(),
             self.started_at.to_string(),
             self.updated_at.to_string(),
@@ -216,17 +231,30 @@ impl Status {
             self.in_flight.to_string(),
             time(self.last_pull_ok),
             time(self.last_process_ok),
-            time(self.last_push_ok),
-            self.sink_backlog.to_string(),
-            self.dropped_lines.to_string(),
             self.child_restarts.to_string(),
             self.quarantined.to_string(),
+            self.sinks
+                .iter()
+                .map(|sink| sink.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
         ];
         let mut text = String::from(
             "# haproxystats status; rewritten by the supervisor, read by `haproxystats check`\n",
         );
         for (key, value) in KEYS.iter().zip(values) {
             let _ = writeln!(text, "{key}={value}");
+        }
+        for sink in &self.sinks {
+            let values = [
+                sink.backlog.to_string(),
+                sink.capacity.to_string(),
+                sink.dropped_lines.to_string(),
+                time(sink.last_push_ok),
+            ];
+            for (field, value) in SINK_KEYS.iter().zip(values) {
+                let _ = writeln!(text, "sink.{}.{field}={value}", sink.name);
+            }
         }
         text
     }
@@ -244,14 +272,27 @@ impl Status {
                 return Err(format!("line {number}: expected key=value, got {line:?}"));
             };
             let key = key.trim();
-            if !KEYS.contains(&key) {
-                continue;
-            }
             if values.insert(key, (number, value.trim())).is_some() {
                 return Err(format!("line {number}: {key} given twice"));
             }
         }
         let fields = Fields(values);
+        let names = fields.get("sinks")?.1;
+        let sinks = names
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                let key = |field: &str| format!("sink.{name}.{field}");
+                Ok(SinkStatus {
+                    name: name.to_owned(),
+                    backlog: fields.number(&key("backlog"))?,
+                    capacity: fields.number(&key("capacity"))?,
+                    dropped_lines: fields.number(&key("dropped_lines"))?,
+                    last_push_ok: fields.time(&key("last_push_ok"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Status {
             pid: fields.number("pid")?,
             started_at: fields.number("started_at")?,
@@ -262,11 +303,9 @@ impl Status {
             in_flight: fields.number("in_flight")?,
             last_pull_ok: fields.time("last_pull_ok")?,
             last_process_ok: fields.time("last_process_ok")?,
-            last_push_ok: fields.time("last_push_ok")?,
-            sink_backlog: fields.number("sink_backlog")?,
-            dropped_lines: fields.number("dropped_lines")?,
             child_restarts: fields.number("child_restarts")?,
             quarantined: fields.number("quarantined")?,
+            sinks,
         })
     }
 
@@ -388,11 +427,24 @@ mod tests {
             in_flight: 1,
             last_pull_ok: Some(1_700_000_120),
             last_process_ok: Some(1_700_000_121),
-            last_push_ok: None,
-            sink_backlog: 17,
-            dropped_lines: 5,
             child_restarts: 2,
             quarantined: 1,
+            sinks: vec![
+                SinkStatus {
+                    name: "graphite".into(),
+                    backlog: 17,
+                    capacity: 1000,
+                    dropped_lines: 5,
+                    last_push_ok: None,
+                },
+                SinkStatus {
+                    name: "kafka".into(),
+                    backlog: 0,
+                    capacity: 500,
+                    dropped_lines: 0,
+                    last_push_ok: Some(1_700_000_122),
+                },
+            ],
         }
     }
 
@@ -410,8 +462,13 @@ mod tests {
         assert!(text.starts_with("# "), "{text}");
         assert!(text.contains("\npid=4242\n"), "{text}");
         assert!(text.contains("\npulling=true\n"), "{text}");
-        assert!(text.contains("\nlast_push_ok=never\n"), "{text}");
-        assert_eq!(text.lines().count(), 1 + KEYS.len());
+        assert!(text.contains("\nsinks=graphite,kafka\n"), "{text}");
+        assert!(
+            text.contains("\nsink.graphite.last_push_ok=never\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nsink.kafka.capacity=500\n"), "{text}");
+        assert_eq!(text.lines().count(), 1 + KEYS.len() + 2 * SINK_KEYS.len());
     }
 
     #[test]
@@ -427,7 +484,7 @@ mod tests {
     fn garbled_text_says_what_and_where() {
         let text = sample().to_text();
         let cases = [
-            (text.replace("pid=4242\n", ""), "pid is missing"),
+            (text.replace("\npid=4242\n", "\n"), "pid is missing"),
             (
                 text.replace("queue_depth=3", "queue_depth=x"),
                 "line 7: queue_depth = \"x\" is not a number",
@@ -445,7 +502,18 @@ mod tests {
                 text.replace("last_pull_ok=1700000120", "last_pull_ok="),
                 "last_pull_ok = \"\" is not a number",
             ),
-            (String::new(), "pid is missing"),
+            (String::new(), "sinks is missing"),
+            (
+                text.replace("sink.kafka.backlog=0\n", ""),
+                "sink.kafka.backlog is missing",
+            ),
+            (
+                text.replace(
+                    "sink.graphite.dropped_lines=5",
+                    "sink.graphite.dropped_lines=-1",
+                ),
+                "sink.graphite.dropped_lines = \"-1\" is not a number",
+            ),
         ];
         for (text, expected) in cases {
             match Status::parse(&text) {
@@ -510,13 +578,11 @@ mod tests {
         let status = sample();
         assert_eq!(
             status.summary(1_700_000_125),
-            "queue 3, in flight 1, backlog 17 lines, last pull 5s ago, no push yet, dropped lines 5"
+            "queue 3, in flight 1, last pull 5s ago; graphite: backlog 17 lines, no push yet, \
+             dropped lines 5; kafka: backlog 0 lines, last push 3s ago"
         );
         let processing = Status::starting(1, 10, false);
-        assert_eq!(
-            processing.summary(20),
-            "queue 0, in flight 0, backlog 0 lines, no push yet"
-        );
+        assert_eq!(processing.summary(20), "queue 0, in flight 0");
     }
 
     #[test]

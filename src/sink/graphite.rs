@@ -38,9 +38,10 @@ use tokio::time::Instant;
 use super::backlog::Backlog;
 use super::chunks::SharedLines;
 use super::confirm::{Confirmation, Reading, Verdict};
+use super::messages::{Flush, GetSinkHealth, SendLines, SendLinesAcked, SinkHealth};
 use super::retry::{RetryPolicy, RetryState};
 use super::tcp_state;
-use crate::config::GraphiteConfig;
+use crate::config::{Config, GraphiteConfig};
 use crate::log_limit::LogLimit;
 
 /// Bytes handed to one `write` call: large enough that a million lines take a
@@ -88,6 +89,17 @@ impl GraphiteSettings {
     }
 }
 
+/// The sink `[graphite]` configures, unless `enabled = false`.
+pub fn spec(config: &Config) -> Option<super::SinkSpec> {
+    if !config.graphite.enabled {
+        return None;
+    }
+    let settings = GraphiteSettings::from_config(&config.graphite);
+    Some(super::SinkSpec::new("graphite", move || {
+        GraphiteSink::new(settings.clone())
+    }))
+}
+
 /// Counters shared between the writer and whoever reports on it.
 #[derive(Debug, Default)]
 pub struct SinkCounters {
@@ -128,34 +140,6 @@ impl SinkCounters {
             last_delivery: Some(self.last_delivery.load(Ordering::Relaxed)).filter(|t| *t > 0),
         }
     }
-}
-
-/// Queue these newline-terminated lines for Graphite.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SendLines(pub Vec<u8>);
-
-/// Queue these lines and report, on `written`, once every one of them was
-/// confirmed delivered (see the module's documentation) or dropped by the
-/// backlog: only then may the snapshot they came from be deleted. If the
-/// sink dies first, `written` is dropped unanswered and the caller keeps
-/// the snapshot to process again (at-least-once across restarts).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SendLinesAcked {
-    /// Newline-terminated lines, shared with the other sinks.
-    pub lines: SharedLines,
-    /// Answered once they are written or dropped.
-    pub written: oneshot::Sender<()>,
-}
-
-/// Resolve once everything queued so far is confirmed delivered, or after
-/// `timeout`; answers the lines not yet confirmed (0 = all delivered).
-#[derive(Debug, Message)]
-#[rtype(result = "u64")]
-pub struct Flush {
-    /// How long to wait at most.
-    pub timeout: Duration,
 }
 
 /// Ask for the counters.
@@ -242,6 +226,25 @@ impl Handler<GetSinkStats> for GraphiteSink {
 
     fn handle(&mut self, _: GetSinkStats, _: &mut Context<Self>) -> SinkStats {
         self.counters.stats()
+    }
+}
+
+impl Handler<GetSinkHealth> for GraphiteSink {
+    type Result = SinkHealth;
+
+    fn handle(&mut self, _: GetSinkHealth, _: &mut Context<Self>) -> SinkHealth {
+        let stats = self.counters.stats();
+        SinkHealth {
+            backlog: stats.backlog,
+            capacity: u64::try_from(self.settings.queue_size).unwrap_or(u64::MAX),
+            dropped: stats.dropped,
+            last_delivery: stats.last_delivery,
+            metrics: vec![
+                ("GraphiteBacklog", stats.backlog),
+                ("GraphiteDroppedLines", stats.dropped),
+                ("GraphiteReconnects", stats.reconnects),
+            ],
+        }
     }
 }
 

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use actix::prelude::*;
 
 use super::chunks::SharedLines;
+use super::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
+use crate::config::Config;
 use crate::processor::actor::panic_message;
 
 /// Writing one snapshot's lines failed.
@@ -49,71 +51,116 @@ pub fn store<C: AsRef<[u8]>>(dir: &Path, ts: u64, lines: &[C]) -> Result<PathBuf
     written.map(|()| target)
 }
 
-/// Store these lines of snapshot `ts`. Answered once the write was
-/// attempted, with the lines it dropped (0 when written): the snapshot is
-/// removed from src-dir only after this answer, and a failed write is
-/// counted, not retried, since a full disk must not keep snapshots forever.
-#[derive(Debug, Message)]
-#[rtype(result = "u64")]
-pub struct StoreLines {
-    /// The snapshot's timestamp (its directory name).
-    pub ts: u64,
-    /// The lines, exactly as sent to Graphite: the same chunks, shared.
-    pub lines: SharedLines,
-}
-
 /// Storing a snapshot of this timestamp panics (test builds only).
 #[cfg(test)]
 const INJECT_PANIC_TS: u64 = 13;
 
-/// The local-store sink: a synchronous actor, run on its own thread
-/// (`SyncArbiter`), since every message is blocking file I/O.
+/// The sink `[local-store]` configures, if there is the section.
+pub fn spec(config: &Config) -> Option<super::SinkSpec> {
+    let dir = config.local_store.as_ref()?.dir.clone();
+    Some(super::SinkSpec::new("local-store", move || {
+        LocalStoreSink::new(dir.clone())
+    }))
+}
+
+/// The local-store sink. Every message is blocking file I/O, done inline:
+/// the sink has a thread of its own (see [`super::RunningSink`]), which
+/// nothing else shares.
 pub struct LocalStoreSink {
     dir: PathBuf,
+    /// Lines of failed writes, since start.
+    dropped: u64,
+    /// The last write that succeeded (epoch seconds).
+    last_write: Option<u64>,
 }
 
 impl LocalStoreSink {
     /// A sink writing under `dir`.
     pub fn new(dir: PathBuf) -> LocalStoreSink {
-        LocalStoreSink { dir }
+        LocalStoreSink {
+            dir,
+            dropped: 0,
+            last_write: None,
+        }
     }
-}
 
-impl Actor for LocalStoreSink {
-    type Context = SyncContext<Self>;
-}
-
-impl Handler<StoreLines> for LocalStoreSink {
-    type Result = u64;
-
-    fn handle(&mut self, message: StoreLines, _: &mut SyncContext<Self>) -> u64 {
-        // A debugging aid must never stop the pipeline: failures are logged
-        // and counted. A panic too: it would end this thread for good, and
-        // every later snapshot would be lost for local-store and processed
-        // again, over and over.
+    /// Writes the lines of snapshot `ts`; answers the lines dropped (0 when
+    /// written). A debugging aid must never stop the pipeline: failures are
+    /// logged and counted, not retried (a full disk must not keep snapshots
+    /// in src-dir forever). A panic too: the snapshot would be processed
+    /// again, and panic again, over and over.
+    fn write(&mut self, ts: u64, lines: &SharedLines) -> u64 {
         let stored = catch_unwind(AssertUnwindSafe(|| {
             // Fault injection for the test below; not in releases.
             #[cfg(test)]
-            if message.ts == INJECT_PANIC_TS {
+            if ts == INJECT_PANIC_TS {
                 panic!("injected local-store panic");
             }
-            store(&self.dir, message.ts, message.lines.chunks())
+            store(&self.dir, ts, lines.chunks())
         }));
         let error = match stored {
             Ok(Ok(path)) => {
                 tracing::debug!(path = %path.display(), "local-store written");
+                self.last_write = Some(crate::health::unix_now());
                 return 0;
             }
             Ok(Err(error)) => error.to_string(),
             Err(panic) => format!("local-store panicked: {}", panic_message(panic.as_ref())),
         };
-        let dropped = message.lines.count_lines() as u64;
+        let dropped = lines.count_lines() as u64;
+        self.dropped += dropped;
         tracing::error!(
             error,
             dropped_lines = dropped,
             "local-store write failed; lines dropped"
         );
         dropped
+    }
+}
+
+impl Actor for LocalStoreSink {
+    type Context = Context<Self>;
+}
+
+impl Handler<SendLinesAcked> for LocalStoreSink {
+    type Result = ();
+
+    fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
+        self.write(message.ts, &message.lines);
+        // Written or counted as dropped: either way done with the snapshot.
+        let _ = message.written.send(());
+    }
+}
+
+impl Handler<Flush> for LocalStoreSink {
+    type Result = u64;
+
+    /// Every write is done by the time its message is answered.
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> u64 {
+        0
+    }
+}
+
+impl Handler<GetSinkHealth> for LocalStoreSink {
+    type Result = SinkHealth;
+
+    fn handle(&mut self, _: GetSinkHealth, _: &mut Context<Self>) -> SinkHealth {
+        SinkHealth {
+            backlog: 0,
+            capacity: 0,
+            dropped: self.dropped,
+            last_delivery: self.last_write,
+            metrics: vec![("LocalStoreDroppedLines", self.dropped)],
+        }
+    }
+}
+
+#[cfg(any(test, feature = "fault-injection"))]
+impl Handler<crate::supervisor::Crash> for LocalStoreSink {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+        panic!("injected local-store sink crash");
     }
 }
 
@@ -139,19 +186,33 @@ mod tests {
     }
 
     #[actix_rt::test]
-    async fn a_failed_or_panicking_write_is_answered_with_its_lines_and_the_sink_goes_on() {
+    async fn a_failed_or_panicking_write_is_acknowledged_counted_and_the_sink_goes_on() {
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let dir = root.path().to_path_buf();
-        let sink = SyncArbiter::start(1, move || LocalStoreSink::new(dir.clone()));
+        let sink = LocalStoreSink::new(root.path().to_path_buf()).start();
         let lines = || SharedLines::from(b"a 1 2\nb 1 2\n".to_vec());
-        let ask = |ts| sink.send(StoreLines { ts, lines: lines() });
-        assert_eq!(ask(INJECT_PANIC_TS).await.ok(), Some(2));
-        // The same thread goes on: it did not die with the panic.
-        assert_eq!(ask(5).await.ok(), Some(0));
+        let store = |ts| {
+            let (written, acknowledged) = tokio::sync::oneshot::channel();
+            sink.do_send(SendLinesAcked {
+                ts,
+                lines: lines(),
+                written,
+            });
+            acknowledged
+        };
+        let dropped = || async { sink.send(GetSinkHealth).await.expect("health").dropped };
+        assert!(store(INJECT_PANIC_TS).await.is_ok(), "acknowledged");
+        assert_eq!(dropped().await, 2);
+        // The actor goes on: it did not die with the panic.
+        assert!(store(5).await.is_ok());
         assert!(root.path().join("5/stats").is_file());
+        assert_eq!(dropped().await, 2);
         // A write that fails (a file where its directory should be).
         fs::write(root.path().join("6"), b"").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(ask(6).await.ok(), Some(2));
+        assert!(store(6).await.is_ok());
+        let health = sink.send(GetSinkHealth).await.expect("health");
+        assert_eq!(health.dropped, 4);
+        assert_eq!(health.metrics, [("LocalStoreDroppedLines", 4)]);
+        assert!(health.last_delivery.is_some(), "the write of 5");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The sinks (SPEC §5): where processed lines go.
 //!
+//! - [`configured`]: the one list of sinks, the ones a configuration enables.
+//! - [`messages`]: what the Supervisor and every sink say to each other.
+//! - [`running`]: a configured sink ([`SinkSpec`]) and a started one
+//!   ([`RunningSink`]), whatever its kind.
 //! - [`chunks`]: a snapshot's lines in chunks of whole lines, as handed over,
 //!   then shared by every sink ([`chunks::SharedLines`]).
 //! - [`chunk_pool`]: chunks every sink is done with, for the Processors to
 //!   fill again.
-//! - [`backlog`]: the bounded FIFO in front of Graphite; drops oldest (pure).
+//! - [`backlog`]: the bounded FIFO in front of a network sink; drops oldest (pure).
 //! - [`retry`]: the reconnect schedule (pure).
 //! - [`confirm`]: which written bytes count as delivered (pure).
 //! - [`tcp_state`]: the kernel's view of a connection (`SIOCOUTQ`, `TCP_INFO`).
@@ -15,6 +19,11 @@
 //! Every sink takes the same [`chunks::SharedLines`] and acknowledges each
 //! snapshot once it is done with it; the Supervisor removes a snapshot once
 //! every enabled sink did (src/supervisor/pipeline.rs).
+//!
+//! Adding a sink: a folder (or file) here with an actor handling
+//! [`messages`] and a `spec` function, its section in src/config/, and one
+//! line in [`configured`]. The Supervisor, the status file, `check` and the
+//! self metrics take it from there.
 
 pub mod backlog;
 pub mod chunk_pool;
@@ -23,5 +32,25 @@ pub mod confirm;
 pub mod graphite;
 pub mod kafka;
 pub mod local_store;
+pub mod messages;
 pub mod retry;
+pub mod running;
 pub mod tcp_state;
+
+pub use running::{RunningSink, SinkSpec};
+
+use crate::config::Config;
+
+/// The sinks `config` enables, in delivery order. `prefix` is the metric
+/// path prefix of the lines (`<namespace>.<host>`), `host` the host name as
+/// it appears there: sinks that key or tag by them take them from here.
+pub fn configured(config: &Config, prefix: &str, host: &str) -> Vec<SinkSpec> {
+    [
+        graphite::spec(config),
+        local_store::spec(config),
+        kafka::spec(config, prefix, host),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}

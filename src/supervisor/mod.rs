@@ -1,5 +1,6 @@
 //! The Supervisor actor: the root of the tree. It owns the children —
-//! Puller, DirWatcher, the Processor pool, GraphiteSink, LocalStoreSink —
+//! Puller, DirWatcher, the Processor pool and the sinks the configuration
+//! enables (a list: [`crate::sink::configured`]) —
 //! restarts the ones that die, and drives each snapshot directory from
 //! `src-dir` to the sinks:
 //!
@@ -22,7 +23,7 @@
 //! point leaves the directory in `src-dir`, processed again after restart
 //! (at-least-once; see actors.md).
 //!
-//! Supervision: Puller, DirWatcher and GraphiteSink each run on an arbiter
+//! Supervision: Puller, DirWatcher and every sink each run on an arbiter
 //! (thread) of their own; a panic there ends that actor and closes its
 //! mailbox. Every [`LIVENESS_INTERVAL`] the supervisor looks at each child's
 //! mailbox and restarts a dead child after a backoff ([`restart`]); too many
@@ -44,18 +45,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::PullConfig;
 use crate::engine::EngineOptions;
+use crate::health::SinkStatus;
 use crate::health::{Reporter, WRITE_INTERVAL, unix_now};
 use crate::processor::actor::{ProcessFailure, ProcessSnapshot, Processed, Processor};
 use crate::processor::{quarantine, trash};
 use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::{LineChunks, SharedLines};
-use crate::sink::graphite::{
-    Flush, GetSinkStats, GraphiteSettings, GraphiteSink, SendLinesAcked, SinkStats,
-};
-use crate::sink::kafka::settings::KafkaSettings;
-use crate::sink::kafka::sink::{GetKafkaStats, KafkaSink, KafkaStats};
-use crate::sink::local_store::{LocalStoreSink, StoreLines};
+use crate::sink::messages::{SendLinesAcked, SinkHealth};
+use crate::sink::{RunningSink, SinkSpec};
 use crate::watcher::{DirWatcher, WatchEvent};
 use pipeline::{Action, Pipeline, SinkId, SinkSet};
 use restart::{RestartLimit, RestartTracker};
@@ -80,12 +78,9 @@ pub struct SupervisorSettings {
     pub engine: Arc<EngineOptions>,
     /// `[pull]`, when this process pulls too.
     pub pull: Option<PullConfig>,
-    /// The Graphite sink's settings; `None`: `[graphite] enabled = false`.
-    pub graphite: Option<GraphiteSettings>,
-    /// `[local-store] dir`, when enabled.
-    pub local_store: Option<PathBuf>,
-    /// The Kafka sink's settings, when `[kafka]` exists.
-    pub kafka: Option<KafkaSettings>,
+    /// The sinks, in delivery order ([`crate::sink::configured`]); every
+    /// snapshot waits for each of them before it is removed.
+    pub sinks: Vec<SinkSpec>,
     /// How long shutdown waits for in-flight snapshots and the sinks.
     pub shutdown_timeout: Duration,
     /// Restart intensity beyond which the supervisor gives up.
@@ -126,9 +121,6 @@ pub struct SupervisorStats {
     pub processor_panics: u64,
     /// Children restarted after they died.
     pub child_restarts: u64,
-    /// Lines local-store could not write (counted, not retried: a full
-    /// disk must not keep snapshots in src-dir forever).
-    pub local_store_dropped: u64,
     /// Directories waiting (queued, not in flight).
     pub queued: u64,
     /// Directories being processed.
@@ -142,10 +134,8 @@ pub enum ChildKind {
     Puller,
     /// The DirWatcher.
     Watcher,
-    /// The GraphiteSink.
-    Graphite,
-    /// The KafkaSink.
-    Kafka,
+    /// The sink of this name (`graphite`, `kafka`, `local-store`).
+    Sink(&'static str),
 }
 
 impl ChildKind {
@@ -153,9 +143,42 @@ impl ChildKind {
         match self {
             ChildKind::Puller => "puller",
             ChildKind::Watcher => "watcher",
-            ChildKind::Graphite => "graphite sink",
-            ChildKind::Kafka => "kafka sink",
+            ChildKind::Sink(name) => name,
         }
+    }
+}
+
+/// One sink in the Supervisor's list.
+struct SinkSlot {
+    spec: SinkSpec,
+    /// `None` while it is being restarted.
+    running: Option<RunningSink>,
+    /// Lines handed over while it was being restarted, for the new one.
+    pending: Vec<SendLinesAcked>,
+    /// Its latest answer, for the status file and the self metrics:
+    /// refreshed every tick, but a slow answer never delays anything.
+    health: SinkHealth,
+}
+
+impl SinkSlot {
+    fn start(&mut self) {
+        let sink = self.spec.start();
+        for batch in self.pending.drain(..) {
+            sink.send(batch);
+        }
+        self.running = Some(sink);
+    }
+
+    /// To the sink, or kept until it is back when it is being restarted.
+    fn hand_over(&mut self, batch: SendLinesAcked) {
+        match &self.running {
+            Some(sink) if sink.alive() => sink.send(batch),
+            _ => self.pending.push(batch),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.running.as_ref().is_some_and(RunningSink::alive)
     }
 }
 
@@ -191,16 +214,8 @@ pub struct Supervisor {
     pull: Option<PullConfig>,
     puller: Option<Child<Puller>>,
     watcher: Option<Child<DirWatcher>>,
-    /// `None`: Graphite is off (`[graphite] enabled = false`).
-    graphite_settings: Option<GraphiteSettings>,
-    graphite: Option<Child<GraphiteSink>>,
-    /// Lines handed over while the Graphite sink was being restarted.
-    graphite_pending: Vec<SendLinesAcked>,
-    local_store: Option<Addr<LocalStoreSink>>,
-    kafka_settings: Option<KafkaSettings>,
-    kafka: Option<Child<KafkaSink>>,
-    /// Lines handed over while the Kafka sink was being restarted.
-    kafka_pending: Vec<SendLinesAcked>,
+    /// The sinks; a snapshot's [`SinkId`] is its place here.
+    sinks: Vec<SinkSlot>,
     processors: Addr<Processor>,
     /// Which snapshot is where; decides what happens next.
     pipeline: Pipeline,
@@ -215,13 +230,8 @@ pub struct Supervisor {
     stats: SupervisorStats,
     shutdown_timeout: Duration,
     health: Option<Reporter>,
-    /// The latest answers of the sink and the puller, for the status file:
-    /// refreshed every tick, but a slow answer never delays the tick.
-    last_sink_stats: SinkStats,
+    /// The puller's latest answer, for the status file.
     last_pull_ok: Option<u64>,
-    /// When a snapshot last had every sink's acknowledgement: the status
-    /// file's last push when Graphite, which says it otherwise, is off.
-    last_all_acked: Option<u64>,
 }
 
 impl Supervisor {
@@ -235,19 +245,24 @@ impl Supervisor {
         let processors = SyncArbiter::start(workers, move || {
             Processor::new(Arc::clone(&engine), Arc::clone(&chunks))
         });
-        let local_store = settings
-            .local_store
-            .map(|dir| SyncArbiter::start(1, move || LocalStoreSink::new(dir.clone())));
-        // The one place the enabled sinks are listed: every snapshot waits
-        // for each of them before it is removed.
-        let sinks: SinkSet = [
-            settings.graphite.as_ref().map(|_| SinkId::Graphite),
-            local_store.as_ref().map(|_| SinkId::LocalStore),
-            settings.kafka.as_ref().map(|_| SinkId::Kafka),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let mut specs = settings.sinks;
+        if specs.len() > SinkId::MAX {
+            tracing::error!(
+                sinks = specs.len(),
+                "more sinks than a snapshot can wait for; the last ones are not started"
+            );
+            specs.truncate(SinkId::MAX);
+        }
+        let every_sink = SinkSet::first(specs.len());
+        let sinks = specs
+            .into_iter()
+            .map(|spec| SinkSlot {
+                spec,
+                running: None,
+                pending: Vec::new(),
+                health: SinkHealth::default(),
+            })
+            .collect();
         Supervisor {
             src_dir: settings.src_dir,
             workers,
@@ -255,15 +270,9 @@ impl Supervisor {
             pull: settings.pull,
             puller: None,
             watcher: None,
-            graphite_settings: settings.graphite,
-            graphite: None,
-            graphite_pending: Vec::new(),
-            local_store,
-            kafka_settings: settings.kafka,
-            kafka: None,
-            kafka_pending: Vec::new(),
+            sinks,
             processors,
-            pipeline: Pipeline::new(workers, sinks),
+            pipeline: Pipeline::new(workers, every_sink),
             busy: tokio::sync::watch::channel(0).0,
             links_reported: HashSet::new(),
             restarting: HashSet::new(),
@@ -272,9 +281,7 @@ impl Supervisor {
             stats: SupervisorStats::default(),
             shutdown_timeout: settings.shutdown_timeout,
             health: settings.health,
-            last_sink_stats: SinkStats::default(),
             last_pull_ok: None,
-            last_all_acked: None,
         }
     }
 
@@ -285,35 +292,52 @@ impl Supervisor {
         let now = unix_now();
         let queued = self.pipeline.queued() as u64;
         let in_flight = self.pipeline.in_flight() as u64;
-        let sink = self.last_sink_stats;
-        let last_push_ok = match self.graphite_settings {
-            Some(_) => sink.last_delivery,
-            None => self.last_all_acked,
-        };
         let stats = self.stats;
         let last_pull_ok = self.last_pull_ok;
+        let sinks: Vec<SinkStatus> = self
+            .sinks
+            .iter()
+            .map(|slot| SinkStatus {
+                name: slot.spec.name().to_owned(),
+                backlog: slot.health.backlog,
+                capacity: slot.health.capacity,
+                dropped_lines: slot.health.dropped,
+                last_push_ok: slot.health.last_delivery,
+            })
+            .collect();
         if let Some(health) = &mut self.health {
             let status = health.status_mut();
             status.queue_depth = queued;
             status.in_flight = in_flight;
-            status.sink_backlog = sink.backlog;
-            status.dropped_lines = sink.dropped;
-            status.last_push_ok = last_push_ok;
             status.last_pull_ok = last_pull_ok;
             status.child_restarts = stats.child_restarts;
             status.quarantined = stats.quarantined;
+            status.sinks = sinks;
             health.tick(now);
         }
-        let sink = self.graphite.as_ref().map(|c| c.addr.send(GetSinkStats));
+        self.ask_children(ctx);
+    }
+
+    /// Asks the sinks and the puller how they are, for the next tick and
+    /// the next snapshot's self metrics; a slow answer delays nothing.
+    fn ask_children(&mut self, ctx: &mut Context<Self>) {
+        let answers: Vec<_> = self
+            .sinks
+            .iter()
+            .map(|slot| slot.running.as_ref().map(RunningSink::health))
+            .collect();
         let puller = self.puller.as_ref().map(|c| c.addr.send(GetPullerStats));
         let ask = async move {
-            let sink = match sink {
-                Some(request) => tokio::time::timeout(WRITE_INTERVAL, request)
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
-                None => None,
+            let within_tick = |request| async move {
+                match request {
+                    Some(request) => tokio::time::timeout(WRITE_INTERVAL, request)
+                        .await
+                        .ok()
+                        .flatten(),
+                    None => None,
+                }
             };
+            let sinks = futures_util::future::join_all(answers.into_iter().map(within_tick)).await;
             let puller = match puller {
                 Some(request) => tokio::time::timeout(WRITE_INTERVAL, request)
                     .await
@@ -321,11 +345,13 @@ impl Supervisor {
                     .and_then(Result::ok),
                 None => None,
             };
-            (sink, puller)
+            (sinks, puller)
         };
-        ctx.spawn(ask.into_actor(self).map(|(sink, puller), supervisor, _| {
-            if let Some(sink) = sink {
-                supervisor.last_sink_stats = sink;
+        ctx.spawn(ask.into_actor(self).map(|(sinks, puller), supervisor, _| {
+            for (slot, answer) in supervisor.sinks.iter_mut().zip(sinks) {
+                if let Some(health) = answer {
+                    slot.health = health;
+                }
             }
             if let Some(published) = puller.and_then(|p| p.last_published) {
                 supervisor.last_pull_ok = Some(published);
@@ -344,27 +370,16 @@ impl Supervisor {
                 let watcher = DirWatcher::new(self.src_dir.clone(), ctx.address().recipient());
                 self.watcher = Some(Child::start(watcher));
             }
-            ChildKind::Graphite => {
-                let Some(settings) = &self.graphite_settings else {
-                    return;
-                };
-                let sink = Child::start(GraphiteSink::new(settings.clone()));
-                for batch in self.graphite_pending.drain(..) {
-                    sink.addr.do_send(batch);
+            ChildKind::Sink(name) => {
+                if let Some(slot) = self.sink_named(name) {
+                    slot.start();
                 }
-                self.graphite = Some(sink);
-            }
-            ChildKind::Kafka => {
-                let Some(settings) = &self.kafka_settings else {
-                    return;
-                };
-                let sink = Child::start(KafkaSink::new(settings.clone()));
-                for batch in self.kafka_pending.drain(..) {
-                    sink.addr.do_send(batch);
-                }
-                self.kafka = Some(sink);
             }
         }
+    }
+
+    fn sink_named(&mut self, name: &str) -> Option<&mut SinkSlot> {
+        self.sinks.iter_mut().find(|slot| slot.spec.name() == name)
     }
 
     /// Restarts every child whose mailbox closed (it panicked or stopped).
@@ -372,24 +387,27 @@ impl Supervisor {
         if self.pipeline.draining() {
             return;
         }
+        let sinks = self.sinks.iter().map(|slot| {
+            let alive = slot.running.as_ref().map(RunningSink::alive);
+            (ChildKind::Sink(slot.spec.name()), alive)
+        });
         let dead: Vec<ChildKind> = [
             (ChildKind::Puller, self.puller.as_ref().map(Child::alive)),
             (ChildKind::Watcher, self.watcher.as_ref().map(Child::alive)),
-            (
-                ChildKind::Graphite,
-                self.graphite.as_ref().map(Child::alive),
-            ),
-            (ChildKind::Kafka, self.kafka.as_ref().map(Child::alive)),
         ]
         .into_iter()
+        .chain(sinks)
         .filter_map(|(kind, alive)| (alive == Some(false)).then_some(kind))
         .collect();
         for kind in dead {
             match kind {
                 ChildKind::Puller => self.puller = None,
                 ChildKind::Watcher => self.watcher = None,
-                ChildKind::Graphite => self.graphite = None,
-                ChildKind::Kafka => self.kafka = None,
+                ChildKind::Sink(name) => {
+                    if let Some(slot) = self.sink_named(name) {
+                        slot.running = None;
+                    }
+                }
             }
             self.stats.child_restarts += 1;
             match self.restarts.record(Instant::now()) {
@@ -503,10 +521,7 @@ impl Supervisor {
                         }
                     }
                 },
-                Action::Remove(dir) => {
-                    self.last_all_acked = Some(unix_now());
-                    self.remove(dir, ctx);
-                }
+                Action::Remove(dir) => self.remove(dir, ctx),
                 Action::Quarantine { dir, reason } => self.quarantine(dir, reason, ctx),
             }
         }
@@ -551,115 +566,57 @@ impl Supervisor {
         self.carry_out(actions, Some(Lines { ts, lines }), ctx);
     }
 
-    /// Hands the lines, plus the supervisor's self metrics, to `sinks`; each
+    /// Hands the lines, plus the self metrics, to `sinks`; each
     /// acknowledgement (or loss) goes back to the pipeline.
     fn deliver(&mut self, dir: PathBuf, sinks: SinkSet, lines: Lines, ctx: &mut Context<Self>) {
         let Lines { ts, mut lines } = lines;
-        let sink_stats = self
-            .graphite
-            .as_ref()
-            .map(|sink| sink.addr.send(GetSinkStats));
-        let kafka_stats = self
-            .kafka
-            .as_ref()
-            .map(|sink| sink.addr.send(GetKafkaStats));
-        let kafka_on = self.kafka_settings.is_some();
-        let stats = async move {
-            let graphite = match sink_stats {
-                Some(request) => request.await.unwrap_or_default(),
-                None => SinkStats::default(),
+        let queued = self.pipeline.queued() as u64;
+        let mut own = String::new();
+        append_self_metrics(&mut own, &self.engine.prefix, ts, &self.stats, queued);
+        for slot in &self.sinks {
+            append_metrics(&mut own, &self.engine.prefix, ts, &slot.health.metrics);
+        }
+        lines.push_chunk(own.into_bytes());
+        // One set of chunks for every sink; each goes back to the pool once
+        // the last sink lets go of it.
+        let lines = SharedLines::from(lines);
+        for sink in sinks.iter() {
+            let Some(slot) = self.sinks.get_mut(sink.index()) else {
+                continue;
             };
-            let kafka = match kafka_stats {
-                Some(request) => Some(request.await.unwrap_or_default()),
-                None => kafka_on.then(KafkaStats::default),
-            };
-            (graphite, kafka)
-        };
-        ctx.spawn(
-            stats
-                .into_actor(self)
-                .map(move |(sink, kafka), supervisor, ctx| {
-                    let queued = supervisor.pipeline.queued() as u64;
-                    let prefix = supervisor.engine.prefix.clone();
-                    let mut own = Vec::new();
-                    append_self_metrics(&mut own, &prefix, ts, &sink, &supervisor.stats, queued);
-                    if let Some(kafka) = &kafka {
-                        append_kafka_metrics(&mut own, &prefix, ts, kafka);
-                    }
-                    lines.push_chunk(own);
-                    // One set of chunks for every sink; each goes back to the pool
-                    // once the last sink lets go of it.
-                    let lines = SharedLines::from(lines);
-                    if sinks.contains(SinkId::LocalStore) {
-                        let request = supervisor.local_store.as_ref().map(|store| {
-                            store.send(StoreLines {
-                                ts,
-                                lines: lines.clone(),
-                            })
-                        });
-                        let stored = async move {
-                            match request {
-                                Some(request) => request.await.ok(),
-                                None => Some(0),
-                            }
-                        };
-                        supervisor.await_ack(SinkId::LocalStore, dir.clone(), stored, ctx);
-                    }
-                    if sinks.contains(SinkId::Kafka) {
-                        let (written, acknowledged) = oneshot::channel();
-                        let batch = SendLinesAcked {
-                            lines: lines.clone(),
-                            written,
-                        };
-                        match &supervisor.kafka {
-                            Some(sink) if sink.alive() => sink.addr.do_send(batch),
-                            _ => supervisor.kafka_pending.push(batch),
-                        }
-                        let delivered = async move { acknowledged.await.ok().map(|()| 0) };
-                        supervisor.await_ack(SinkId::Kafka, dir.clone(), delivered, ctx);
-                    }
-                    if sinks.contains(SinkId::Graphite) {
-                        let (written, acknowledged) = oneshot::channel();
-                        supervisor.hand_to_graphite(SendLinesAcked { lines, written });
-                        let confirmed = async move { acknowledged.await.ok().map(|()| 0) };
-                        supervisor.await_ack(SinkId::Graphite, dir, confirmed, ctx);
-                    }
-                }),
-        );
+            let (written, acknowledged) = oneshot::channel();
+            slot.hand_over(SendLinesAcked {
+                ts,
+                lines: lines.clone(),
+                written,
+            });
+            self.await_ack(sink, dir.clone(), acknowledged, ctx);
+        }
     }
 
-    /// `ack` answers the lines the sink dropped once it is done with the
-    /// snapshot, or `None` when the sink died holding it.
+    /// `ack` is answered once the sink is done with the snapshot, or
+    /// dropped when the sink died holding it.
     fn await_ack(
         &mut self,
         sink: SinkId,
         dir: PathBuf,
-        ack: impl Future<Output = Option<u64>> + 'static,
+        ack: oneshot::Receiver<()>,
         ctx: &mut Context<Self>,
     ) {
         ctx.spawn(ack.into_actor(self).map(move |ack, supervisor, ctx| {
             let actions = match ack {
-                Some(dropped) => {
-                    if sink == SinkId::LocalStore {
-                        supervisor.stats.local_store_dropped += dropped;
-                    }
-                    supervisor.pipeline.acked(sink, &dir)
-                }
-                None => {
-                    tracing::warn!(sink = sink.name(), dir = %dir.display(), "sink died before confirming this snapshot; processing it again");
+                Ok(()) => supervisor.pipeline.acked(sink, &dir),
+                Err(_) => {
+                    let name = supervisor
+                        .sinks
+                        .get(sink.index())
+                        .map_or("?", |slot| slot.spec.name());
+                    tracing::warn!(sink = name, dir = %dir.display(), "sink died before confirming this snapshot; processing it again");
                     supervisor.pipeline.sink_lost(sink, &dir)
                 }
             };
             supervisor.carry_out(actions, None, ctx);
         }));
-    }
-
-    /// To the sink, or kept until it is back when it is being restarted.
-    fn hand_to_graphite(&mut self, batch: SendLinesAcked) {
-        match &self.graphite {
-            Some(sink) if sink.alive() => sink.addr.do_send(batch),
-            _ => self.graphite_pending.push(batch),
-        }
     }
 
     /// Moves the snapshot out of src-dir in one rename, then deletes it
@@ -743,43 +700,32 @@ struct Lines {
     lines: LineChunks,
 }
 
-/// Appends the supervisor's and the sink's self metrics (SPEC §4.4, ours).
+/// Appends the supervisor's self metrics (SPEC §4.4, ours).
 fn append_self_metrics(
-    lines: &mut Vec<u8>,
+    text: &mut String,
     prefix: &str,
     ts: u64,
-    sink: &SinkStats,
     stats: &SupervisorStats,
     queued: u64,
 ) {
-    let mut text = String::new();
-    for (name, value) in [
-        ("GraphiteBacklog", sink.backlog),
-        ("GraphiteDroppedLines", sink.dropped),
-        ("GraphiteReconnects", sink.reconnects),
-        ("QueueDepth", queued),
-        ("ProcessorPanics", stats.processor_panics),
-        ("ChildRestarts", stats.child_restarts),
-        ("QuarantinedSnapshots", stats.quarantined),
-        ("LocalStoreDroppedLines", stats.local_store_dropped),
-    ] {
-        let _ = writeln!(text, "{prefix}.haproxystats.{name} {value} {ts}");
-    }
-    lines.extend_from_slice(text.as_bytes());
+    append_metrics(
+        text,
+        prefix,
+        ts,
+        &[
+            ("QueueDepth", queued),
+            ("ProcessorPanics", stats.processor_panics),
+            ("ChildRestarts", stats.child_restarts),
+            ("QuarantinedSnapshots", stats.quarantined),
+        ],
+    );
 }
 
-/// The Kafka sink's self metrics (SPEC §5), when it is on.
-fn append_kafka_metrics(lines: &mut Vec<u8>, prefix: &str, ts: u64, kafka: &KafkaStats) {
-    let mut text = String::new();
-    for (name, value) in [
-        ("KafkaBacklog", kafka.backlog),
-        ("KafkaDroppedLines", kafka.dropped),
-        ("KafkaDeliveryErrors", kafka.delivery_errors),
-        ("KafkaMessagesSent", kafka.messages_sent),
-    ] {
+/// `<prefix>.haproxystats.<name> <value> <ts>` for each metric.
+fn append_metrics(text: &mut String, prefix: &str, ts: u64, metrics: &[(&str, u64)]) {
+    for (name, value) in metrics {
         let _ = writeln!(text, "{prefix}.haproxystats.{name} {value} {ts}");
     }
-    lines.extend_from_slice(text.as_bytes());
 }
 
 impl Actor for Supervisor {
@@ -787,8 +733,11 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.empty_trash(ctx);
-        self.start_child(ChildKind::Graphite, ctx);
-        self.start_child(ChildKind::Kafka, ctx);
+        for slot in &mut self.sinks {
+            slot.start();
+        }
+        // The first snapshots' self metrics need the sinks' answers.
+        self.ask_children(ctx);
         self.start_child(ChildKind::Watcher, ctx);
         self.start_child(ChildKind::Puller, ctx);
         tracing::info!(
@@ -852,51 +801,26 @@ impl Handler<Shutdown> for Supervisor {
         Box::pin(
             stop_then_drain
                 .into_actor(self)
-                .then(move |(), supervisor, ctx| {
-                    // A sink that was being restarted holds nothing; what it would
-                    // have sent waits in graphite_pending and goes to a fresh one.
-                    if supervisor.graphite_settings.is_some()
-                        && supervisor
-                            .graphite
-                            .as_ref()
-                            .is_none_or(|sink| !sink.alive())
-                    {
-                        supervisor.start_child(ChildKind::Graphite, ctx);
+                .then(move |(), supervisor, _| {
+                    // A sink that was being restarted holds nothing; what it
+                    // would have sent waits in `pending` and goes to a fresh one.
+                    for slot in &mut supervisor.sinks {
+                        if !slot.alive() {
+                            slot.start();
+                        }
                     }
-                    if supervisor.kafka_settings.is_some()
-                        && supervisor.kafka.as_ref().is_none_or(|sink| !sink.alive())
-                    {
-                        supervisor.start_child(ChildKind::Kafka, ctx);
-                    }
-                    let flush = |timeout| Flush { timeout };
                     let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
-                    let graphite = supervisor
-                        .graphite
-                        .as_ref()
-                        .map(|sink| sink.addr.send(flush(left())));
-                    let kafka = supervisor
-                        .kafka
-                        .as_ref()
-                        .map(|sink| sink.addr.send(flush(left())));
+                    // Every sink at once.
+                    let flushes: Vec<_> = supervisor
+                        .sinks
+                        .iter()
+                        .filter_map(|slot| slot.running.as_ref().map(|sink| sink.flush(left())))
+                        .collect();
                     async move {
-                        // Both at once; a sink that is off holds nothing
-                        // outside src-dir.
-                        let (graphite, kafka) = futures_util::future::join(
-                            async move {
-                                match graphite {
-                                    Some(flush) => flush.await.unwrap_or(u64::MAX),
-                                    None => 0,
-                                }
-                            },
-                            async move {
-                                match kafka {
-                                    Some(flush) => flush.await.unwrap_or(u64::MAX),
-                                    None => 0,
-                                }
-                            },
-                        )
-                        .await;
-                        graphite.saturating_add(kafka)
+                        futures_util::future::join_all(flushes)
+                            .await
+                            .into_iter()
+                            .fold(0u64, u64::saturating_add)
                     }
                     .into_actor(supervisor)
                 }),
@@ -927,7 +851,11 @@ impl Handler<ChildrenAlive> for Supervisor {
     type Result = Vec<(ChildKind, bool)>;
 
     fn handle(&mut self, _: ChildrenAlive, _: &mut Context<Self>) -> Self::Result {
-        vec![
+        let sinks = self
+            .sinks
+            .iter()
+            .map(|slot| (ChildKind::Sink(slot.spec.name()), slot.alive()));
+        [
             (
                 ChildKind::Puller,
                 self.puller.as_ref().is_some_and(Child::alive),
@@ -936,22 +864,9 @@ impl Handler<ChildrenAlive> for Supervisor {
                 ChildKind::Watcher,
                 self.watcher.as_ref().is_some_and(Child::alive),
             ),
-            (
-                ChildKind::Graphite,
-                self.graphite.as_ref().is_some_and(Child::alive),
-            ),
-            (
-                ChildKind::Kafka,
-                self.kafka.as_ref().is_some_and(Child::alive),
-            ),
         ]
         .into_iter()
-        // A sink that is off is no child.
-        .filter(|(kind, _)| match kind {
-            ChildKind::Graphite => self.graphite_settings.is_some(),
-            ChildKind::Kafka => self.kafka_settings.is_some(),
-            ChildKind::Puller | ChildKind::Watcher => true,
-        })
+        .chain(sinks)
         .collect()
     }
 }
@@ -978,12 +893,11 @@ impl Handler<CrashChild> for Supervisor {
                 .as_ref()
                 .map(|c| c.addr.do_send(Crash))
                 .is_some(),
-            ChildKind::Graphite => self
-                .graphite
-                .as_ref()
-                .map(|c| c.addr.do_send(Crash))
+            ChildKind::Sink(name) => self
+                .sink_named(name)
+                .and_then(|slot| slot.running.as_ref())
+                .map(RunningSink::crash)
                 .is_some(),
-            ChildKind::Kafka => self.kafka.as_ref().map(|c| c.addr.do_send(Crash)).is_some(),
         }
     }
 }

@@ -23,37 +23,24 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-/// A sink the snapshots go to. Adding one: a variant here, a bit in
-/// [`SinkId::ALL`], and the Supervisor's `deliver_to`.
+/// A sink the snapshots go to: its place in the Supervisor's list of
+/// enabled sinks (src/sink/mod.rs `configured`), at most [`SinkId::MAX`].
+/// The pipeline needs no more than that: it only counts who still owes what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SinkId {
-    /// `[graphite]`: src/sink/graphite.rs.
-    Graphite,
-    /// `[local-store]`: src/sink/local_store.rs.
-    LocalStore,
-    /// `[kafka]`: src/sink/kafka/.
-    Kafka,
-}
+pub struct SinkId(pub u8);
 
 impl SinkId {
-    /// Every sink, in delivery order.
-    pub const ALL: [SinkId; 3] = [SinkId::Graphite, SinkId::LocalStore, SinkId::Kafka];
+    /// How many sinks a pipeline can wait for.
+    pub const MAX: usize = 8;
 
     fn bit(self) -> u8 {
-        match self {
-            SinkId::Graphite => 1,
-            SinkId::LocalStore => 2,
-            SinkId::Kafka => 4,
-        }
+        // The Supervisor never numbers more than MAX sinks.
+        1u8.checked_shl(u32::from(self.0)).unwrap_or(0)
     }
 
-    /// The name in logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            SinkId::Graphite => "graphite",
-            SinkId::LocalStore => "local-store",
-            SinkId::Kafka => "kafka",
-        }
+    /// Its place in the list.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
     }
 }
 
@@ -64,6 +51,13 @@ pub struct SinkSet(u8);
 impl SinkSet {
     /// No sink.
     pub const EMPTY: SinkSet = SinkSet(0);
+
+    /// The first `count` sinks (at most [`SinkId::MAX`]).
+    pub fn first(count: usize) -> SinkSet {
+        (0..count.min(SinkId::MAX))
+            .filter_map(|index| u8::try_from(index).ok().map(SinkId))
+            .collect()
+    }
 
     /// `self` and `sink`.
     #[must_use]
@@ -87,10 +81,10 @@ impl SinkSet {
         self.0 == 0
     }
 
-    /// The sinks of the set, in [`SinkId::ALL`] order.
+    /// The sinks of the set, in list order.
     pub fn iter(self) -> impl Iterator<Item = SinkId> {
-        SinkId::ALL
-            .into_iter()
+        (0..8u8)
+            .map(SinkId)
             .filter(move |sink| self.contains(*sink))
     }
 }
@@ -384,6 +378,8 @@ impl Pipeline {
 mod tests {
     use super::*;
 
+    const GRAPHITE: SinkId = SinkId(0);
+    const LOCAL_STORE: SinkId = SinkId(1);
     const BOTH: SinkSet = SinkSet(1 | 2);
     const NONE: [Action; 0] = [];
 
@@ -413,8 +409,8 @@ mod tests {
         assert_eq!(p.stage(&dir("1")), Some(Stage::Processing));
         assert_eq!(p.processed(&dir("1")), [deliver("1", BOTH)]);
         assert_eq!(p.stage(&dir("1")), Some(Stage::Delivering));
-        assert_eq!(p.acked(SinkId::Graphite, &dir("1")), NONE);
-        assert_eq!(p.acked(SinkId::LocalStore, &dir("1")), [remove("1")]);
+        assert_eq!(p.acked(GRAPHITE, &dir("1")), NONE);
+        assert_eq!(p.acked(LOCAL_STORE, &dir("1")), [remove("1")]);
         assert_eq!(p.busy(), 1, "a drain waits for the removal too");
         p.removal_ended(&dir("1"));
         assert_eq!(p.stage(&dir("1")), None);
@@ -503,13 +499,13 @@ mod tests {
 
     #[test]
     fn a_snapshot_processed_after_a_panic_may_panic_once_more_later() {
-        let mut p = Pipeline::new(1, SinkSet::EMPTY.with(SinkId::Graphite));
+        let mut p = Pipeline::new(1, SinkSet::EMPTY.with(GRAPHITE));
         p.found(dir("1"));
         p.panicked(&dir("1"), "boom".into());
         p.processed(&dir("1"));
         // Graphite died with its lines: processed again, and a panic now
         // is a first one again (the earlier run succeeded).
-        assert_eq!(p.sink_lost(SinkId::Graphite, &dir("1")), [process("1")]);
+        assert_eq!(p.sink_lost(GRAPHITE, &dir("1")), [process("1")]);
         assert_eq!(p.panicked(&dir("1"), "boom".into()), [process("1")]);
     }
 
@@ -527,23 +523,23 @@ mod tests {
         let mut p = Pipeline::new(1, BOTH);
         p.found(dir("1"));
         p.processed(&dir("1"));
-        assert_eq!(p.acked(SinkId::LocalStore, &dir("1")), NONE);
+        assert_eq!(p.acked(LOCAL_STORE, &dir("1")), NONE);
         // A second acknowledgement from the same sink is not the other's.
-        assert_eq!(p.acked(SinkId::LocalStore, &dir("1")), NONE);
+        assert_eq!(p.acked(LOCAL_STORE, &dir("1")), NONE);
         assert_eq!(p.stage(&dir("1")), Some(Stage::Delivering));
-        assert_eq!(p.acked(SinkId::Graphite, &dir("1")), [remove("1")]);
+        assert_eq!(p.acked(GRAPHITE, &dir("1")), [remove("1")]);
         // Late or unknown acknowledgements change nothing.
-        assert_eq!(p.acked(SinkId::Graphite, &dir("1")), NONE);
-        assert_eq!(p.acked(SinkId::Graphite, &dir("9")), NONE);
+        assert_eq!(p.acked(GRAPHITE, &dir("1")), NONE);
+        assert_eq!(p.acked(GRAPHITE, &dir("9")), NONE);
     }
 
     #[test]
     fn only_the_enabled_sinks_are_waited_for() {
-        let local_only = SinkSet::EMPTY.with(SinkId::LocalStore);
+        let local_only = SinkSet::EMPTY.with(LOCAL_STORE);
         let mut p = Pipeline::new(1, local_only);
         p.found(dir("1"));
         assert_eq!(p.processed(&dir("1")), [deliver("1", local_only)]);
-        assert_eq!(p.acked(SinkId::LocalStore, &dir("1")), [remove("1")]);
+        assert_eq!(p.acked(LOCAL_STORE, &dir("1")), [remove("1")]);
         // No sink at all (the configuration refuses it): removed at once.
         let mut none = Pipeline::new(1, SinkSet::EMPTY);
         none.found(dir("1"));
@@ -561,20 +557,20 @@ mod tests {
         p.processed(&dir("3"));
         // Local-store wrote 1 and 2; Graphite confirmed 1 only, then died:
         // 2 and 3 are lost for it (their acknowledgements never come).
-        p.acked(SinkId::LocalStore, &dir("1"));
-        p.acked(SinkId::LocalStore, &dir("2"));
-        assert_eq!(p.acked(SinkId::Graphite, &dir("1")), [remove("1")]);
-        assert_eq!(p.sink_lost(SinkId::Graphite, &dir("2")), [process("2")]);
-        assert_eq!(p.sink_lost(SinkId::Graphite, &dir("3")), [process("3")]);
+        p.acked(LOCAL_STORE, &dir("1"));
+        p.acked(LOCAL_STORE, &dir("2"));
+        assert_eq!(p.acked(GRAPHITE, &dir("1")), [remove("1")]);
+        assert_eq!(p.sink_lost(GRAPHITE, &dir("2")), [process("2")]);
+        assert_eq!(p.sink_lost(GRAPHITE, &dir("3")), [process("3")]);
         // Local-store still had 3 on its way: its acknowledgement counts.
-        assert_eq!(p.acked(SinkId::LocalStore, &dir("3")), NONE);
+        assert_eq!(p.acked(LOCAL_STORE, &dir("3")), NONE);
         // Not removed early: processed again, each goes to Graphite alone.
         assert_eq!(p.stage(&dir("2")), Some(Stage::Processing));
-        let graphite = SinkSet::EMPTY.with(SinkId::Graphite);
+        let graphite = SinkSet::EMPTY.with(GRAPHITE);
         assert_eq!(p.processed(&dir("2")), [deliver("2", graphite)]);
         assert_eq!(p.processed(&dir("3")), [deliver("3", graphite)]);
-        assert_eq!(p.acked(SinkId::Graphite, &dir("3")), [remove("3")]);
-        assert_eq!(p.acked(SinkId::Graphite, &dir("2")), [remove("2")]);
+        assert_eq!(p.acked(GRAPHITE, &dir("3")), [remove("3")]);
+        assert_eq!(p.acked(GRAPHITE, &dir("2")), [remove("2")]);
     }
 
     #[test]
@@ -582,13 +578,13 @@ mod tests {
         let mut p = Pipeline::new(1, BOTH);
         p.found(dir("1"));
         p.processed(&dir("1"));
-        assert_eq!(p.sink_lost(SinkId::LocalStore, &dir("1")), [process("1")]);
-        assert_eq!(p.sink_lost(SinkId::Graphite, &dir("1")), NONE);
+        assert_eq!(p.sink_lost(LOCAL_STORE, &dir("1")), [process("1")]);
+        assert_eq!(p.sink_lost(GRAPHITE, &dir("1")), NONE);
         assert_eq!(p.queued(), 0);
         assert_eq!(p.processed(&dir("1")), [deliver("1", BOTH)]);
         // A loss reported for a sink that already acknowledged is ignored.
-        p.acked(SinkId::LocalStore, &dir("1"));
-        assert_eq!(p.sink_lost(SinkId::LocalStore, &dir("1")), NONE);
+        p.acked(LOCAL_STORE, &dir("1"));
+        assert_eq!(p.sink_lost(LOCAL_STORE, &dir("1")), NONE);
         assert_eq!(p.stage(&dir("1")), Some(Stage::Delivering));
     }
 
@@ -605,16 +601,16 @@ mod tests {
         assert_eq!(p.processed(&dir("1")), [deliver("1", BOTH)]);
         assert_eq!(p.busy(), 1);
         // A snapshot lost by a sink during the drain waits for next start.
-        assert_eq!(p.sink_lost(SinkId::Graphite, &dir("1")), NONE);
+        assert_eq!(p.sink_lost(GRAPHITE, &dir("1")), NONE);
         assert_eq!(p.busy(), 0, "the drain does not wait for queued ones");
     }
 
     #[test]
     fn a_failed_removal_forgets_the_snapshot_so_a_rescan_finds_it_again() {
-        let mut p = Pipeline::new(1, SinkSet::EMPTY.with(SinkId::Graphite));
+        let mut p = Pipeline::new(1, SinkSet::EMPTY.with(GRAPHITE));
         p.found(dir("1"));
         p.processed(&dir("1"));
-        p.acked(SinkId::Graphite, &dir("1"));
+        p.acked(GRAPHITE, &dir("1"));
         p.removal_ended(&dir("1"));
         assert_eq!(p.found(dir("1")), [process("1")]);
     }
@@ -635,18 +631,15 @@ mod tests {
 
     #[test]
     fn sink_sets_hold_what_was_put_in() {
-        let set: SinkSet = [SinkId::LocalStore].into_iter().collect();
-        assert!(set.contains(SinkId::LocalStore) && !set.contains(SinkId::Graphite));
+        let set: SinkSet = [LOCAL_STORE].into_iter().collect();
+        assert!(set.contains(LOCAL_STORE) && !set.contains(GRAPHITE));
+        assert_eq!(BOTH.iter().collect::<Vec<_>>(), [GRAPHITE, LOCAL_STORE]);
+        let all = SinkSet::first(SinkId::MAX + 3);
         assert_eq!(
-            BOTH.iter().collect::<Vec<_>>(),
-            [SinkId::Graphite, SinkId::LocalStore]
+            all.iter().collect::<Vec<_>>(),
+            (0..8).map(SinkId).collect::<Vec<_>>()
         );
-        let all: SinkSet = SinkId::ALL.into_iter().collect();
-        assert_eq!(all.iter().collect::<Vec<_>>(), SinkId::ALL);
-        assert!(
-            BOTH.without(SinkId::Graphite)
-                .without(SinkId::LocalStore)
-                .is_empty()
-        );
+        assert_eq!(SinkSet::first(2), BOTH);
+        assert!(BOTH.without(GRAPHITE).without(LOCAL_STORE).is_empty());
     }
 }

@@ -60,6 +60,11 @@ impl Harness {
 
     /// With Graphite on `port`, not yet listening.
     fn start_on(limit: RestartLimit, port: u16) -> Harness {
+        Harness::start_with(limit, port, |_| {})
+    }
+
+    /// With Graphite on `port`, and the configuration changed by `change`.
+    fn start_with(limit: RestartLimit, port: u16, change: impl FnOnce(&mut Config)) -> Harness {
         let root = tempfile::tempdir().expect("tempdir");
         let src = root.path().join("incoming");
         let sockets = root.path().join("sockets");
@@ -72,6 +77,7 @@ impl Harness {
         config.pull.socket_dir = Some(sockets);
         config.pull.dst_dir = root.path().join("pulled");
         config.pull.tmp_dst_dir = root.path().join("pulled.tmp");
+        change(&mut config);
         let engine = EngineOptions::from_config(&config, "host").expect("engine options");
         let (fatal_tx, fatal) = mpsc::unbounded_channel();
         let supervisor = Supervisor::new(SupervisorSettings {
@@ -79,9 +85,7 @@ impl Harness {
             workers: 2,
             engine: Arc::new(engine),
             pull: Some(config.pull.clone()),
-            graphite: Some(GraphiteSettings::from_config(&config.graphite)),
-            local_store: None,
-            kafka: None,
+            sinks: crate::sink::configured(&config, "t.haproxy", "haproxy"),
             shutdown_timeout: Duration::from_secs(5),
             restart_limit: limit,
             fatal: fatal_tx,
@@ -167,20 +171,44 @@ impl Harness {
     }
 }
 
+/// Waits until local-store wrote snapshot `ts`.
+async fn wait_stored(dir: &Path, ts: u64) {
+    let stats = dir.join(ts.to_string()).join("stats");
+    for _ in 0..200 {
+        if stats.is_file() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("snapshot {ts} never reached local-store");
+}
+
 #[actix_rt::test]
 async fn every_child_kind_is_restarted_counted_and_no_snapshot_is_lost() {
-    let harness = Harness::start(RestartLimit {
+    let graphite = FakeGraphite::start();
+    let store = tempfile::tempdir().expect("local-store dir");
+    let store_dir = store.path().to_path_buf();
+    let limit = RestartLimit {
         max: 10,
         window: Duration::from_secs(60),
+    };
+    let mut harness = Harness::start_with(limit, graphite.port(), |config| {
+        config.local_store = Some(crate::config::LocalStoreConfig { dir: store_dir });
     });
+    harness.graphite = Some(graphite);
     harness.wait_all_alive().await;
     publish(&harness.src(), 1_700_000_000);
     harness.wait_delivered(1_700_000_000).await;
 
     let mut ts = 1_700_000_010;
-    for (n, kind) in [ChildKind::Watcher, ChildKind::Graphite, ChildKind::Puller]
-        .into_iter()
-        .enumerate()
+    for (n, kind) in [
+        ChildKind::Watcher,
+        ChildKind::Sink("graphite"),
+        ChildKind::Puller,
+        ChildKind::Sink("local-store"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         harness.crash(kind).await;
         // A snapshot published while the child is dead or restarting is
@@ -190,6 +218,7 @@ async fn every_child_kind_is_restarted_counted_and_no_snapshot_is_lost() {
         harness.wait_restarts(n as u64 + 1).await;
         harness.wait_all_alive().await;
         harness.wait_delivered(ts).await;
+        wait_stored(store.path(), ts).await;
         ts += 10;
     }
     // Delivered snapshots leave src-dir.
@@ -216,8 +245,8 @@ async fn every_child_kind_is_restarted_counted_and_no_snapshot_is_lost() {
     assert!(
         lines
             .iter()
-            .any(|l| l == &format!("t.haproxy.haproxystats.ChildRestarts 3 {ts}")),
-        "no ChildRestarts 3 line for {ts}"
+            .any(|l| l == &format!("t.haproxy.haproxystats.ChildRestarts 4 {ts}")),
+        "no ChildRestarts 4 line for {ts}"
     );
 }
 
@@ -291,7 +320,7 @@ async fn a_snapshot_whose_lines_die_with_the_sink_is_processed_again() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(dir.is_dir(), "deleted before Graphite had its lines");
     // The sink dies with the lines: the snapshot is processed again…
-    harness.crash(ChildKind::Graphite).await;
+    harness.crash(ChildKind::Sink("graphite")).await;
     harness.wait_restarts(1).await;
     for _ in 0..200 {
         if harness.stats().await.processed >= 2 {
@@ -311,4 +340,103 @@ async fn a_snapshot_whose_lines_die_with_the_sink_is_processed_again() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("snapshot not deleted after delivery");
+}
+
+/// Kafka (librdkafka's in-process mock cluster) beside Graphite. With the
+/// broker down, the KafkaSink holds the snapshot's lines; it crashes: it is
+/// restarted, the snapshot is processed again and handed to Kafka only
+/// (Graphite had it already), and once the broker is back the lines reach
+/// the topic and the snapshot leaves src-dir.
+#[actix_rt::test]
+async fn a_kafka_sink_that_dies_holding_lines_is_restarted_and_nothing_is_lost() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("metrics", 1, 1).expect("topic");
+    cluster.broker_down(1).expect("broker down");
+    let brokers = cluster.bootstrap_servers();
+    let graphite = FakeGraphite::start();
+    let mut harness = Harness::start_with(RestartLimit::default(), graphite.port(), |config| {
+        let text = format!("[kafka]\nbrokers = {brokers}\ntopic = metrics\n");
+        let loaded = crate::config::load_str(&text).expect("kafka section");
+        config.kafka = loaded.config.kafka;
+    });
+    harness.graphite = Some(graphite);
+    harness.wait_all_alive().await;
+    let ts = 1_700_000_400;
+    let dir = publish(&harness.src(), ts);
+    harness.wait_delivered(ts).await;
+    let graphite_lines = harness.lines().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(dir.is_dir(), "deleted before Kafka had its lines");
+
+    harness.crash(ChildKind::Sink("kafka")).await;
+    harness.wait_restarts(1).await;
+    harness.wait_all_alive().await;
+    for _ in 0..200 {
+        if harness.stats().await.processed >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(harness.stats().await.processed, 2, "processed again");
+    assert!(dir.is_dir());
+
+    cluster.broker_up(1).expect("broker up");
+    for _ in 0..600 {
+        if !dir.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!dir.exists(), "snapshot not deleted once Kafka had it");
+    assert_eq!(
+        harness.lines().len(),
+        graphite_lines,
+        "Graphite, which had acknowledged it, did not get the snapshot twice"
+    );
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("group.id", "supervisor-test")
+        .create()
+        .expect("consumer");
+    let mut partitions = TopicPartitionList::new();
+    partitions
+        .add_partition_offset("metrics", 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&partitions).expect("assign");
+    let suffix = format!(" {ts}");
+    let mut topic = Vec::new();
+    for _ in 0..100 {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let payload = String::from_utf8_lossy(message.payload().unwrap_or_default());
+                topic.extend(payload.lines().map(str::to_owned));
+            }
+            Some(Err(error)) => panic!("consumer: {error}"),
+            None if !topic.is_empty() => break,
+            None => {}
+        }
+    }
+    // The snapshot's own lines are the same for both sinks; the self
+    // metrics were made at each processing and differ.
+    let snapshot_lines: Vec<String> = harness
+        .lines()
+        .into_iter()
+        .filter(|line| line.ends_with(&suffix) && !line.contains(".haproxystats."))
+        .collect();
+    assert!(snapshot_lines.len() > 100, "{}", snapshot_lines.len());
+    for line in &snapshot_lines {
+        assert!(topic.contains(line), "{line:?} not in the topic");
+    }
+    assert!(
+        topic
+            .iter()
+            .any(|line| line.starts_with("t.haproxy.haproxystats.KafkaBacklog ")),
+        "the self metrics go to Kafka too"
+    );
 }

@@ -11,3 +11,14 @@
 pub mod format;
 pub mod settings;
 pub mod sink;
+
+use crate::config::Config;
+
+/// The sink `[kafka]` configures, if there is the section.
+pub fn spec(config: &Config, prefix: &str, host: &str) -> Option<super::SinkSpec> {
+    let kafka = config.kafka.as_ref()?;
+    let settings = settings::KafkaSettings::new(kafka, &config.graphite, prefix, host);
+    Some(super::SinkSpec::new("kafka", move || {
+        sink::KafkaSink::new(settings.clone())
+    }))
+}

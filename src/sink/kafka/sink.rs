@@ -33,7 +33,7 @@ use super::settings::KafkaSettings;
 use crate::log_limit::LogLimit;
 use crate::sink::backlog::Backlog;
 use crate::sink::chunks::SharedLines;
-use crate::sink::graphite::{Flush, SendLines, SendLinesAcked};
+use crate::sink::messages::{Flush, GetSinkHealth, SendLines, SendLinesAcked, SinkHealth};
 
 /// Payload bytes handed to librdkafka and not yet confirmed, at most (one
 /// message may go beyond): enough to keep a local broker busy, small
@@ -180,6 +180,26 @@ impl Handler<GetKafkaStats> for KafkaSink {
 
     fn handle(&mut self, _: GetKafkaStats, _: &mut Context<Self>) -> KafkaStats {
         self.counters.stats()
+    }
+}
+
+impl Handler<GetSinkHealth> for KafkaSink {
+    type Result = SinkHealth;
+
+    fn handle(&mut self, _: GetSinkHealth, _: &mut Context<Self>) -> SinkHealth {
+        let stats = self.counters.stats();
+        SinkHealth {
+            backlog: stats.backlog,
+            capacity: u64::try_from(self.settings.config.queue_size).unwrap_or(u64::MAX),
+            dropped: stats.dropped,
+            last_delivery: stats.last_delivery,
+            metrics: vec![
+                ("KafkaBacklog", stats.backlog),
+                ("KafkaDroppedLines", stats.dropped),
+                ("KafkaDeliveryErrors", stats.delivery_errors),
+                ("KafkaMessagesSent", stats.messages_sent),
+            ],
+        }
     }
 }
 

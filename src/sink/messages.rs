@@ -1,0 +1,65 @@
+//! What the Supervisor and every sink say to each other. Each sink actor
+//! handles all of these, which is what lets the Supervisor keep its sinks
+//! as one list ([`super::running::RunningSink`]) instead of a field each.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::chunks::SharedLines;
+
+/// Queue these newline-terminated lines, with no acknowledgement (tests
+/// and benchmarks).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SendLines(pub Vec<u8>);
+
+/// Queue the lines of one snapshot and report, on `written`, once every
+/// one of them was delivered as the sink defines it, or dropped from its
+/// full backlog (counted there): only then may the snapshot be deleted. If
+/// the sink dies first, `written` is dropped unanswered and the snapshot is
+/// processed again (at-least-once across restarts).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SendLinesAcked {
+    /// The snapshot's timestamp (epoch seconds).
+    pub ts: u64,
+    /// Newline-terminated lines, shared with the other sinks.
+    pub lines: SharedLines,
+    /// Answered once they are delivered or dropped.
+    pub written: oneshot::Sender<()>,
+}
+
+/// Resolve once everything queued so far is delivered, or after `timeout`;
+/// answers the lines not yet delivered (0 = all delivered).
+#[derive(Debug, Message)]
+#[rtype(result = "u64")]
+pub struct Flush {
+    /// How long to wait at most.
+    pub timeout: Duration,
+}
+
+/// Ask a sink for its [`SinkHealth`].
+#[derive(Debug, Message)]
+#[rtype(result = "SinkHealth")]
+pub struct GetSinkHealth;
+
+/// What a sink reports about itself every second: its lines in the status
+/// file, `STATUS=` and `haproxystats check`, and its self metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, MessageResponse)]
+pub struct SinkHealth {
+    /// Lines waiting, not yet delivered.
+    pub backlog: u64,
+    /// How many lines the backlog holds before it drops the oldest (the
+    /// sink's `queue-size`; 0 for a sink without a backlog): `check`'s
+    /// default thresholds are fractions of it.
+    pub capacity: u64,
+    /// Lines dropped since start (backlog full, failed writes).
+    pub dropped: u64,
+    /// When the sink last delivered something (epoch seconds).
+    pub last_delivery: Option<u64>,
+    /// Self metrics (SPEC §4.4): the last part of the path
+    /// (`GraphiteBacklog`) and the value.
+    pub metrics: Vec<(&'static str, u64)>,
+}
