@@ -65,6 +65,16 @@ impl Harness {
 
     /// With Graphite on `port`, and the configuration changed by `change`.
     fn start_with(limit: RestartLimit, port: u16, change: impl FnOnce(&mut Config)) -> Harness {
+        Harness::start_with_sinks(limit, port, change, Vec::new())
+    }
+
+    /// The same, with `extra` sinks after the configured ones.
+    fn start_with_sinks(
+        limit: RestartLimit,
+        port: u16,
+        change: impl FnOnce(&mut Config),
+        extra: Vec<crate::sink::SinkSpec>,
+    ) -> Harness {
         let root = tempfile::tempdir().expect("tempdir");
         let src = root.path().join("incoming");
         let sockets = root.path().join("sockets");
@@ -85,7 +95,10 @@ impl Harness {
             workers: 2,
             engine: Arc::new(engine),
             pull: Some(config.pull.clone()),
-            sinks: crate::sink::configured(&config, "t.haproxy", "haproxy"),
+            sinks: crate::sink::configured(&config, "t.haproxy", "haproxy")
+                .into_iter()
+                .chain(extra)
+                .collect(),
             shutdown_timeout: Duration::from_secs(5),
             restart_limit: limit,
             fatal: fatal_tx,
@@ -439,4 +452,152 @@ async fn a_kafka_sink_that_dies_holding_lines_is_restarted_and_nothing_is_lost()
             .any(|line| line.starts_with("t.haproxy.haproxystats.KafkaBacklog ")),
         "the self metrics go to Kafka too"
     );
+}
+
+/// A sink the Supervisor knows nothing about: it keeps the lines in memory.
+/// Given to the Supervisor as a `SinkSpec` only, it gets every snapshot,
+/// holds back its removal until it acknowledges, is restarted after a
+/// crash, and its self metric reaches the other sinks: what adding a sink
+/// takes (besides its config section and a line in `sink::configured`).
+mod memory_sink {
+    use std::sync::{Arc, Mutex};
+
+    use actix::prelude::*;
+
+    use crate::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
+
+    pub struct MemorySink {
+        pub lines: Arc<Mutex<Vec<String>>>,
+        /// While set, nothing is acknowledged (the acknowledgements wait here).
+        pub hold: Arc<Mutex<bool>>,
+        pub held: Vec<SendLinesAcked>,
+    }
+
+    impl Actor for MemorySink {
+        type Context = Context<Self>;
+
+        fn started(&mut self, ctx: &mut Context<Self>) {
+            ctx.run_interval(std::time::Duration::from_millis(20), |sink, _| {
+                if !*sink.hold.lock().expect("hold") {
+                    for batch in sink.held.drain(..) {
+                        let text =
+                            String::from_utf8_lossy(&batch.lines.chunks().concat()).into_owned();
+                        let mut lines = sink.lines.lock().expect("lines");
+                        lines.extend(text.lines().map(str::to_owned));
+                        let _ = batch.written.send(());
+                    }
+                }
+            });
+        }
+    }
+
+    impl Handler<SendLinesAcked> for MemorySink {
+        type Result = ();
+
+        fn handle(&mut self, batch: SendLinesAcked, _: &mut Context<Self>) {
+            self.held.push(batch);
+        }
+    }
+
+    impl Handler<Flush> for MemorySink {
+        type Result = u64;
+
+        fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> u64 {
+            self.held.len() as u64
+        }
+    }
+
+    impl Handler<GetSinkHealth> for MemorySink {
+        type Result = SinkHealth;
+
+        fn handle(&mut self, _: GetSinkHealth, _: &mut Context<Self>) -> SinkHealth {
+            let stored = self.lines.lock().expect("lines").len() as u64;
+            SinkHealth {
+                backlog: self.held.len() as u64,
+                metrics: vec![("MemoryLines", stored)],
+                ..SinkHealth::default()
+            }
+        }
+    }
+
+    impl Handler<crate::supervisor::Crash> for MemorySink {
+        type Result = ();
+
+        fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+            panic!("injected memory sink crash");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_sink_given_as_a_spec_alone_is_delivered_to_waited_for_restarted_and_reported() {
+    use std::sync::{Arc, Mutex};
+
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let hold = Arc::new(Mutex::new(true));
+    let spec = {
+        let (lines, hold) = (Arc::clone(&lines), Arc::clone(&hold));
+        crate::sink::SinkSpec::new("memory", move || memory_sink::MemorySink {
+            lines: Arc::clone(&lines),
+            hold: Arc::clone(&hold),
+            held: Vec::new(),
+        })
+    };
+    let graphite = FakeGraphite::start();
+    let mut harness =
+        Harness::start_with_sinks(RestartLimit::default(), graphite.port(), |_| {}, vec![spec]);
+    harness.graphite = Some(graphite);
+    harness.wait_all_alive().await;
+    let alive = harness.supervisor.send(ChildrenAlive).await.expect("alive");
+    assert!(
+        alive.contains(&(ChildKind::Sink("memory"), true)),
+        "{alive:?}"
+    );
+
+    // Held: Graphite has the snapshot, the memory sink has not acknowledged
+    // it, so it stays in src-dir.
+    let dir = publish(&harness.src(), 1_700_000_500);
+    harness.wait_delivered(1_700_000_500).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        dir.is_dir(),
+        "removed before the memory sink acknowledged it"
+    );
+
+    // It dies holding it: restarted, and the snapshot comes again.
+    harness.crash(ChildKind::Sink("memory")).await;
+    harness.wait_restarts(1).await;
+    harness.wait_all_alive().await;
+    *hold.lock().expect("hold") = false;
+    for _ in 0..200 {
+        if !dir.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(!dir.exists(), "not removed once every sink acknowledged it");
+    let stored = lines.lock().expect("lines").clone();
+    let graphite_lines: Vec<String> = harness
+        .lines()
+        .into_iter()
+        .filter(|line| line.ends_with(" 1700000500") && !line.contains(".haproxystats."))
+        .collect();
+    assert!(!graphite_lines.is_empty());
+    for line in &graphite_lines {
+        assert!(stored.contains(line), "{line:?} not in the memory sink");
+    }
+
+    // Its self metric goes out with the next snapshot, to every sink.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    publish(&harness.src(), 1_700_000_510);
+    harness.wait_delivered(1_700_000_510).await;
+    let metric = harness.lines().into_iter().find(|line| {
+        line.starts_with("t.haproxy.haproxystats.MemoryLines ") && line.ends_with(" 1700000510")
+    });
+    let count: usize = metric
+        .as_deref()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no MemoryLines metric: {metric:?}"));
+    assert_eq!(count, stored.len(), "{metric:?}");
 }
