@@ -96,6 +96,9 @@ fn main() {
             queue_size: lines + 1,
             message_timeout: Duration::from_secs(300),
             librdkafka: Vec::new(),
+            snapshots_topic: None,
+            cluster: "default".into(),
+            lb_name: None,
         },
         layout: PathLayout {
             prefix: "loadbalancers.lb-01_example_com.haproxy".into(),

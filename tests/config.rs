@@ -46,8 +46,30 @@ const VALID: &[(&str, &str, Check)] = &[
                     && k.queue_size == 1_000_000
                     && k.message_timeout == Duration::from_secs(300)
                     && k.librdkafka.is_empty()
+                    && k.snapshots_topic.is_none()
+                    && k.cluster == "default"
+                    && k.lb_name.is_none()
             })
         },
+    ),
+    ("processes locally by default", "", |c| c.process.local),
+    (
+        "an edge: local = false, publishing raw snapshots",
+        "[process]\nlocal = false\n[kafka]\nbrokers = a:1\nsnapshots-topic = raw\n\
+         cluster = eu-west\nlb-name = lb-7\n",
+        |c| {
+            !c.process.local
+                && c.kafka.as_ref().is_some_and(|k| {
+                    k.snapshots_topic.as_deref() == Some("raw")
+                        && k.cluster == "eu-west"
+                        && k.lb_name.as_deref() == Some("lb-7")
+                })
+        },
+    ),
+    (
+        "graphite off with kafka on",
+        "[graphite]\nenabled = false\n[kafka]\nbrokers = a:1\n",
+        |c| !c.graphite.enabled && c.kafka.is_some(),
     ),
     (
         "kafka influx, a key, librdkafka options in file order",
@@ -649,7 +671,19 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "graphite off and no other sink",
         "[graphite]\nenabled = false\n",
         "inconsistent",
-        "[graphite] enabled = false and no [local-store] section: no sink is left",
+        "[graphite] enabled = false and neither [local-store] nor [kafka]: no sink is left",
+    ),
+    (
+        "an edge that publishes nothing",
+        "[process]\nlocal = false\n[kafka]\nbrokers = a:1\n",
+        "inconsistent",
+        "[process] local = false and no [kafka] snapshots-topic",
+    ),
+    (
+        "an edge without kafka",
+        "[process]\nlocal = false\n",
+        "inconsistent",
+        "[process] local = false and no [kafka] snapshots-topic",
     ),
     (
         "graphite enabled not a boolean",
@@ -764,6 +798,42 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "[kafka]\nbrokers = a:1\nlibrdkafka.no.such.option = 1\n",
         "invalid",
         "no.such.option",
+    ),
+    (
+        "kafka snapshots-topic that is not a topic name",
+        "[kafka]\nbrokers = a:1\nsnapshots-topic = raw/snaps\n",
+        "invalid",
+        "[kafka] snapshots-topic = 'raw/snaps': not a Kafka topic name",
+    ),
+    (
+        "kafka snapshots-topic the same as topic",
+        "[kafka]\nbrokers = a:1\ntopic = t\nsnapshots-topic = t\n",
+        "invalid",
+        "[kafka] snapshots-topic = 't': is also `topic`",
+    ),
+    (
+        "kafka cluster with a dot",
+        "[kafka]\nbrokers = a:1\ncluster = eu.west\n",
+        "invalid",
+        "[kafka] cluster = 'eu.west': must not hold '.'",
+    ),
+    (
+        "kafka empty cluster",
+        "[kafka]\nbrokers = a:1\ncluster =\n",
+        "invalid",
+        "[kafka] cluster = '': must not be empty",
+    ),
+    (
+        "kafka lb-name with a blank",
+        "[kafka]\nbrokers = a:1\nlb-name = lb 7\n",
+        "invalid",
+        "[kafka] lb-name = 'lb 7': must not hold blanks",
+    ),
+    (
+        "process local not a boolean",
+        "[process]\nlocal = maybe\n",
+        "invalid",
+        "[process] local = 'maybe'",
     ),
     (
         "kafka bad librdkafka value",

@@ -32,6 +32,9 @@ fn settings(broker: &Broker, queue_size: usize, message_max_bytes: usize) -> Kaf
             queue_size,
             message_timeout: Duration::from_secs(300),
             librdkafka: Vec::new(),
+            snapshots_topic: None,
+            cluster: "default".into(),
+            lb_name: None,
         },
         layout: PathLayout {
             prefix: "test.lb1.haproxy".into(),

@@ -50,6 +50,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "per-process-metrics",
             "calculate-percentages",
             "liveness-check-interval",
+            "local",
         ],
     ),
     (
@@ -343,7 +344,7 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
     };
     let groups = build_groups(raw)?;
     check_groups_have_namespace(&groups, &graphite)?;
-    check_some_sink(&graphite, local_store.as_ref())?;
+    check_some_sink(&process, &graphite, local_store.as_ref(), kafka.as_ref())?;
     let config = Config {
         paths,
         pull,
@@ -439,6 +440,7 @@ fn build_process(r: &Reader<'_>) -> Result<ProcessConfig, ConfigError> {
         aggr_server_metrics: r.boolean("aggr-server-metrics")?,
         per_process_metrics: r.boolean("per-process-metrics")?,
         calculate_percentages: r.boolean("calculate-percentages")?,
+        local: r.boolean("local")?,
         liveness_check_interval: r.seconds("liveness-check-interval")?,
     })
 }
@@ -588,16 +590,28 @@ fn check_groups_have_namespace(
 }
 
 /// Every snapshot is deleted once the enabled sinks have it: with none, it
-/// would be deleted unsent.
+/// would be deleted unsent. An edge (`local = false`) has one sink only,
+/// the snapshots topic.
 fn check_some_sink(
+    process: &ProcessConfig,
     graphite: &GraphiteConfig,
     local_store: Option<&LocalStoreConfig>,
+    kafka: Option<&KafkaConfig>,
 ) -> Result<(), ConfigError> {
-    if graphite.enabled || local_store.is_some() {
+    let publishes = kafka.is_some_and(|kafka| kafka.snapshots_topic.is_some());
+    if !process.local {
+        if publishes {
+            return Ok(());
+        }
+        return Err(ConfigError::Inconsistent(
+            "[process] local = false and no [kafka] snapshots-topic: nothing would process or publish the snapshots, and every one would be deleted unsent".to_owned(),
+        ));
+    }
+    if graphite.enabled || local_store.is_some() || kafka.is_some() {
         return Ok(());
     }
     Err(ConfigError::Inconsistent(
-        "[graphite] enabled = false and no [local-store] section: no sink is left, and every snapshot would be deleted unsent".to_owned(),
+        "[graphite] enabled = false and neither [local-store] nor [kafka]: no sink is left, and every snapshot would be deleted unsent".to_owned(),
     ))
 }
 

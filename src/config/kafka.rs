@@ -18,6 +18,9 @@ pub const OPTIONS: &[&str] = &[
     "compression",
     "queue-size",
     "message-timeout",
+    "snapshots-topic",
+    "cluster",
+    "lb-name",
 ];
 
 /// Options passed to librdkafka unchanged start with this.
@@ -30,12 +33,24 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
     let brokers = r.string("brokers")?;
     check_brokers(&brokers).map_err(|reason| r.invalid("brokers", &brokers, reason))?;
     let topic = r.string("topic")?;
-    if topic.is_empty() || topic.len() > 249 || !topic.bytes().all(is_topic_byte) {
-        return Err(r.invalid(
-            "topic",
-            &topic,
-            "not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)",
-        ));
+    check_topic(&topic).map_err(|reason| r.invalid("topic", &topic, reason))?;
+    let snapshots_topic = r.string("snapshots-topic")?;
+    if !snapshots_topic.is_empty() {
+        check_topic(&snapshots_topic)
+            .map_err(|reason| r.invalid("snapshots-topic", &snapshots_topic, reason))?;
+        if snapshots_topic == topic {
+            return Err(r.invalid(
+                "snapshots-topic",
+                &snapshots_topic,
+                "is also `topic`: raw snapshots and metric lines need a topic each",
+            ));
+        }
+    }
+    let cluster = r.string("cluster")?;
+    check_name(&cluster).map_err(|reason| r.invalid("cluster", &cluster, reason))?;
+    let lb_name = r.string("lb-name")?;
+    if !lb_name.is_empty() {
+        check_name(&lb_name).map_err(|reason| r.invalid("lb-name", &lb_name, reason))?;
     }
     let format_value = r.string("format")?;
     let format = Format::parse(&format_value)
@@ -84,6 +99,9 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
         queue_size: r.count("queue-size", 1)?,
         message_timeout,
         librdkafka,
+        snapshots_topic: (!snapshots_topic.is_empty()).then_some(snapshots_topic),
+        cluster,
+        lb_name: (!lb_name.is_empty()).then_some(lb_name),
     };
     // librdkafka checks every property when a client is made (nothing
     // connects yet): an unknown name or a bad value is refused here.
@@ -98,6 +116,29 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
             )
         })?;
     Ok(config)
+}
+
+/// Kafka's rule for topic names.
+fn check_topic(topic: &str) -> Result<(), &'static str> {
+    if topic.is_empty() || topic.len() > 249 || !topic.bytes().all(is_topic_byte) {
+        return Err("not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)");
+    }
+    Ok(())
+}
+
+/// A cluster or load balancer name: one Graphite path element (central
+/// processing puts it in paths) and a Kafka header value.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("must not be empty");
+    }
+    if name.contains('.') {
+        return Err("must not hold '.' (the Graphite path separator)");
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not hold blanks or control characters");
+    }
+    Ok(())
 }
 
 fn is_topic_byte(b: u8) -> bool {

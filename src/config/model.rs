@@ -177,6 +177,10 @@ pub struct ProcessConfig {
     pub per_process_metrics: bool,
     /// `calculate-percentages`: emit the daemon's usage percentages.
     pub calculate_percentages: bool,
+    /// `local` (ours): process snapshots here. `false` makes an edge
+    /// (SPEC §7): it pulls and publishes raw snapshots, and processes
+    /// nothing; it needs `[kafka] snapshots-topic`.
+    pub local: bool,
     /// `liveness-check-interval`: how often the original checked its
     /// workers. Validated and printed, never used: the supervisor checks its
     /// children every `supervisor::LIVENESS_INTERVAL` (README, "Where we
@@ -295,4 +299,13 @@ pub struct KafkaConfig {
     pub message_timeout: Duration,
     /// `librdkafka.<name> = value`, in file order.
     pub librdkafka: Vec<(String, String)>,
+    /// `snapshots-topic`: every published snapshot also goes there, raw
+    /// (SPEC §5 "Raw snapshots to Kafka"); `None`: off.
+    pub snapshots_topic: Option<String>,
+    /// `cluster`: the cluster the load balancer belongs to (a raw
+    /// snapshot's `cluster` header; central processing aggregates by it).
+    pub cluster: String,
+    /// `lb-name`: the load balancer's name in raw snapshots (key and `lb`
+    /// header); `None`: the host name the Graphite prefix would use.
+    pub lb_name: Option<String>,
 }

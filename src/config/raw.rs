@@ -55,6 +55,7 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
             ("per-process-metrics", "false"),
             ("calculate-percentages", "false"),
             ("liveness-check-interval", "10"),
+            ("local", "true"),
         ],
     ),
     (
@@ -88,6 +89,9 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
             ("compression", "zstd"),
             ("queue-size", "1000000"),
             ("message-timeout", "300"),
+            ("snapshots-topic", ""),
+            ("cluster", "default"),
+            ("lb-name", ""),
         ],
     ),
 ];

@@ -71,6 +71,7 @@ impl Config {
         out.value("per-process-metrics", pr.per_process_metrics);
         out.value("calculate-percentages", pr.calculate_percentages);
         out.seconds("liveness-check-interval", pr.liveness_check_interval);
+        out.value("local", pr.local);
 
         let g = &self.graphite;
         out.section("graphite");
@@ -111,6 +112,12 @@ impl Config {
                 out.value("compression", kafka.compression);
                 out.value("queue-size", kafka.queue_size);
                 out.value("message-timeout", format_seconds(kafka.message_timeout));
+                out.value(
+                    "snapshots-topic",
+                    kafka.snapshots_topic.as_deref().unwrap_or(""),
+                );
+                out.value("cluster", &kafka.cluster);
+                out.value("lb-name", kafka.lb_name.as_deref().unwrap_or(""));
                 for (name, value) in &kafka.librdkafka {
                     out.value(&format!("{}{name}", super::kafka::LIBRDKAFKA_PREFIX), value);
                 }

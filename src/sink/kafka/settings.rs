@@ -146,6 +146,9 @@ mod tests {
                 queue_size: 1000,
                 message_timeout: Duration::from_secs(300),
                 librdkafka: Vec::new(),
+                snapshots_topic: None,
+                cluster: "default".into(),
+                lb_name: None,
             },
             layout: PathLayout {
                 prefix: "ns.lb1.haproxy".into(),
