@@ -192,6 +192,7 @@ fn send(sink: &actix::Addr<GraphiteSink>, bytes: Vec<u8>) -> tokio::sync::onesho
     chunks.push_chunk(bytes);
     let (written, acknowledged) = tokio::sync::oneshot::channel();
     sink.do_send(SendLinesAcked {
+        dir: std::path::PathBuf::new(),
         ts: 0,
         lines: chunks.into(),
         written,

@@ -148,15 +148,7 @@ fn parse_line(line: &str) -> (String, f64, u64) {
 
 /// The lines of the records, in the order given.
 fn record_lines(records: &[Record]) -> Vec<String> {
-    records
-        .iter()
-        .flat_map(|r| {
-            String::from_utf8_lossy(&r.payload)
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    support::kafka::lines_of(records)
 }
 
 /// Every point of every whisper file under `stack`, read with whisper's own
@@ -282,12 +274,10 @@ fn pulled_lines_reach_kafka_as_replay_prints_them_and_carbon_reads_the_topic_as_
     end_to_end(1, 4);
 }
 
-/// Fails: with several processors, a backlog's snapshots go to the sinks
-/// in the order the processors finish them (src/supervisor/pipeline.rs
-/// hands each to the sinks as soon as it is processed), so the key's
-/// records go back in time. Run it with `--ignored` once that is fixed.
+/// Four processors finish a backlog's snapshots in any order; the
+/// pipeline still hands them to the sinks oldest first, so the key's
+/// records never go back in time.
 #[test]
-#[ignore = "known: a backlog on several processors reaches Kafka out of time order"]
 fn a_backlog_on_four_processors_keeps_the_key_in_time_order() {
     end_to_end(4, 8);
 }

@@ -78,15 +78,7 @@ fn drained_and_stopped(daemon: &mut Haproxystats, src: &Path, what: &str) {
 
 /// Lines read back from the topic.
 fn topic_lines(records: &[support::kafka::Record]) -> BTreeSet<String> {
-    records
-        .iter()
-        .flat_map(|r| {
-            String::from_utf8_lossy(&r.payload)
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    support::kafka::lines_of(records).into_iter().collect()
 }
 
 /// A src-dir, a directory to make snapshots in, both sinks, the configuration.

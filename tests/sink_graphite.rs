@@ -250,6 +250,7 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
         let (bytes, _) = batch(snapshot, 1000);
         let (written, ack) = oneshot::channel();
         sink.do_send(SendLinesAcked {
+            dir: std::path::PathBuf::new(),
             ts: 0,
             lines: bytes.into(),
             written,
@@ -300,6 +301,7 @@ async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     pool.limit_to(chunks);
     let (written, ack) = oneshot::channel();
     sink.do_send(SendLinesAcked {
+        dir: std::path::PathBuf::new(),
         ts: 0,
         lines: lines.into(),
         written,

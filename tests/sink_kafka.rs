@@ -63,6 +63,7 @@ fn send(sink: &Addr<KafkaSink>, bytes: Vec<u8>) -> oneshot::Receiver<()> {
     chunks.push_chunk(bytes);
     let (written, acknowledged) = oneshot::channel();
     sink.do_send(SendLinesAcked {
+        dir: std::path::PathBuf::new(),
         ts: 0,
         lines: chunks.into(),
         written,

@@ -16,7 +16,12 @@ pub fn run(config: &Config) -> Result<(), CommandError> {
     let system = actix::System::new();
     system.block_on(async {
         let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;
-        let puller = Puller::new(&config.pull).start();
+        let mut puller = Puller::new(&config.pull);
+        // The process half of a split deployment publishes these snapshots.
+        if config.publishes_snapshots() {
+            puller = puller.aligned_to_the_epoch(config.pull.pull_interval);
+        }
+        let puller = puller.start();
         let signal = signals.next().await;
         tracing::info!(signal, "stopping: cancelling the cycle in progress");
         tokio::select! {

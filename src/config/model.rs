@@ -28,6 +28,16 @@ pub struct Config {
     pub groups: Groups,
 }
 
+impl Config {
+    /// Whether raw snapshots go to `[kafka] snapshots-topic`: then pulls
+    /// are aligned to the epoch, so that load balancers' slots match.
+    pub fn publishes_snapshots(&self) -> bool {
+        self.kafka
+            .as_ref()
+            .is_some_and(|kafka| kafka.snapshots_topic.is_some())
+    }
+}
+
 /// `[paths]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathsConfig {

@@ -53,6 +53,9 @@ pub struct Puller {
     /// `true` while a cycle runs; [`StopPulling`] waits for `false`.
     busy: watch::Sender<bool>,
     stopping: bool,
+    /// Beats on multiples of the interval since the epoch, the snapshot
+    /// named by its beat ([`Puller::aligned_to_the_epoch`]).
+    aligned: bool,
 }
 
 impl Puller {
@@ -69,7 +72,17 @@ impl Puller {
             shutdown: watch::channel(false).0,
             busy: watch::channel(false).0,
             stopping: false,
+            aligned: false,
         }
+    }
+
+    /// Beats when `ts % pull-interval == 0`, and names each snapshot by its
+    /// beat, so that every load balancer's snapshot of a slot carries the
+    /// same `ts` (raw snapshots for central processing, SPEC §5).
+    pub fn aligned_to_the_epoch(mut self, interval: Duration) -> Puller {
+        self.beat = Beat::new(Duration::ZERO, interval);
+        self.aligned = true;
+        self
     }
 
     fn schedule_after(&mut self, served: Duration, ctx: &mut Context<Self>) {
@@ -95,7 +108,13 @@ impl Puller {
         if self.stopping {
             return;
         }
-        let ts = epoch_now().as_secs();
+        // Timers fire a little late, never early: the beat's second is the
+        // slot's, unless the event loop stalled past it.
+        let ts = if self.aligned {
+            at.as_secs()
+        } else {
+            epoch_now().as_secs()
+        };
         let dst_dir = self.settings.dst_dir.clone();
         let socket_dir = self.socket_dir.clone();
         let servers = self.servers.clone();
@@ -242,8 +261,14 @@ impl Actor for Puller {
                 }
                 Err(error) => tracing::error!(error = %error, "clearing tmp-dst-dir failed"),
             }
-            let first = epoch_now();
-            puller.beat(first, ctx);
+            let now = epoch_now();
+            if puller.aligned {
+                let first = puller.beat.first_at_or_after(now);
+                let wait = first.saturating_sub(now);
+                ctx.run_later(wait, move |puller, ctx| puller.beat(first, ctx));
+            } else {
+                puller.beat(now, ctx);
+            }
         }));
     }
 }

@@ -1,6 +1,7 @@
 //! When pull cycles start: every `pull-interval`, aligned to the phase of the
-//! first start (SPEC §3), skipping the beats a slow cycle overran instead of
-//! stacking cycles up.
+//! first start (SPEC §3) — or to the epoch when raw snapshots are published
+//! (SPEC §5: every load balancer's snapshot of a slot carries the same `ts`)
+//! —, skipping the beats a slow cycle overran instead of stacking cycles up.
 
 use std::time::Duration;
 
@@ -54,6 +55,11 @@ impl Beat {
         }
     }
 
+    /// The first tick at or after `now`.
+    pub fn first_at_or_after(&self, now: Duration) -> Duration {
+        self.tick(self.tick_index_at_or_after(now))
+    }
+
     fn tick(&self, index: u64) -> Duration {
         self.origin + mul(self.interval, index)
     }
@@ -83,9 +89,13 @@ impl Beat {
     }
 }
 
+/// `interval × times`, exact: counted from the epoch, a 0.1 s beat is past
+/// its 17-billionth tick.
 fn mul(interval: Duration, times: u64) -> Duration {
-    let times = u32::try_from(times).unwrap_or(u32::MAX);
-    interval.saturating_mul(times)
+    let nanos = interval.as_nanos().saturating_mul(u128::from(times));
+    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    // The remainder is below 10^9: it fits.
+    Duration::new(secs, (nanos % 1_000_000_000) as u32)
 }
 
 #[cfg(test)]
@@ -94,6 +104,24 @@ mod tests {
 
     fn s(secs: f64) -> Duration {
         Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn a_beat_from_the_epoch_ticks_on_multiples_of_the_interval() {
+        let beat = Beat::new(Duration::ZERO, s(10.0));
+        let now = Duration::new(1_764_000_003, 250_000_000);
+        let first = beat.first_at_or_after(now);
+        assert_eq!(first, Duration::from_secs(1_764_000_010));
+        assert_eq!(beat.first_at_or_after(first), first);
+        let next = beat.after(first, first + s(0.004));
+        assert_eq!(next.at, Duration::from_secs(1_764_000_020));
+        // Small intervals too, past 2^32 ticks since the epoch.
+        let fast = Beat::new(Duration::ZERO, s(0.1));
+        let next = fast.after(
+            Duration::new(1_764_000_000, 0),
+            Duration::new(1_764_000_000, 1),
+        );
+        assert_eq!(next.at, Duration::new(1_764_000_000, 100_000_000));
     }
 
     #[test]

@@ -193,6 +193,7 @@ mod tests {
         let store = |ts| {
             let (written, acknowledged) = tokio::sync::oneshot::channel();
             sink.do_send(SendLinesAcked {
+                dir: PathBuf::new(),
                 ts,
                 lines: lines(),
                 written,

@@ -2,6 +2,7 @@
 //! handles all of these, which is what lets the Supervisor keep its sinks
 //! as one list ([`super::running::RunningSink`]) instead of a field each.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -23,6 +24,9 @@ pub struct SendLines(pub Vec<u8>);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SendLinesAcked {
+    /// The snapshot directory, in src-dir until every sink acknowledged
+    /// it: a sink of raw snapshots reads it.
+    pub dir: PathBuf,
     /// The snapshot's timestamp (epoch seconds).
     pub ts: u64,
     /// Newline-terminated lines, shared with the other sinks.

@@ -78,6 +78,12 @@ pub struct SupervisorSettings {
     pub engine: Arc<EngineOptions>,
     /// `[pull]`, when this process pulls too.
     pub pull: Option<PullConfig>,
+    /// Pull on multiples of the interval since the epoch (raw snapshots
+    /// are published).
+    pub align_pulls: bool,
+    /// `[process] local`: `false` on an edge, which processes nothing and
+    /// hands each snapshot directory to its sinks as it is.
+    pub local: bool,
     /// The sinks, in delivery order ([`crate::sink::configured`]); every
     /// snapshot waits for each of them before it is removed.
     pub sinks: Vec<SinkSpec>,
@@ -212,6 +218,8 @@ pub struct Supervisor {
     workers: usize,
     engine: Arc<EngineOptions>,
     pull: Option<PullConfig>,
+    align_pulls: bool,
+    local: bool,
     puller: Option<Child<Puller>>,
     watcher: Option<Child<DirWatcher>>,
     /// The sinks; a snapshot's [`SinkId`] is its place here.
@@ -219,6 +227,8 @@ pub struct Supervisor {
     processors: Addr<Processor>,
     /// Which snapshot is where; decides what happens next.
     pipeline: Pipeline,
+    /// The lines of processed snapshots until the pipeline delivers them.
+    processed_lines: std::collections::HashMap<PathBuf, Lines>,
     /// Snapshots between dispatch and removal/quarantine; shutdown waits for 0.
     busy: tokio::sync::watch::Sender<usize>,
     /// Symbolic links that could not be quarantined, reported once.
@@ -268,11 +278,18 @@ impl Supervisor {
             workers,
             engine: settings.engine,
             pull: settings.pull,
+            align_pulls: settings.align_pulls,
+            local: settings.local,
             puller: None,
             watcher: None,
             sinks,
             processors,
-            pipeline: Pipeline::new(workers, every_sink),
+            pipeline: if settings.local {
+                Pipeline::new(workers, every_sink)
+            } else {
+                Pipeline::without_processing(workers, every_sink)
+            },
+            processed_lines: std::collections::HashMap::new(),
             busy: tokio::sync::watch::channel(0).0,
             links_reported: HashSet::new(),
             restarting: HashSet::new(),
@@ -363,7 +380,11 @@ impl Supervisor {
         match kind {
             ChildKind::Puller => {
                 if let Some(pull) = &self.pull {
-                    self.puller = Some(Child::start(Puller::new(pull)));
+                    let mut puller = Puller::new(pull);
+                    if self.align_pulls {
+                        puller = puller.aligned_to_the_epoch(pull.pull_interval);
+                    }
+                    self.puller = Some(Child::start(puller));
                 }
             }
             ChildKind::Watcher => {
@@ -430,7 +451,8 @@ impl Supervisor {
                 Err(exceeded) => {
                     tracing::error!(child = kind.name(), "{exceeded}");
                     let _ = self.fatal.send(exceeded.to_string());
-                    self.pipeline.drain();
+                    let actions = self.pipeline.drain();
+                    self.carry_out(actions, ctx);
                     return;
                 }
             }
@@ -495,29 +517,35 @@ impl Supervisor {
     /// A directory in src-dir, from the watcher or a rescan.
     fn found(&mut self, dir: PathBuf, ctx: &mut Context<Self>) {
         let actions = self.pipeline.found(dir);
-        self.carry_out(actions, None, ctx);
+        self.carry_out(actions, ctx);
     }
 
     /// Does what the pipeline decided. `lines` are those of the snapshot
     /// just processed, for the `Deliver` that follows its processing.
-    fn carry_out(
-        &mut self,
-        actions: Vec<Action>,
-        mut lines: Option<Lines>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn carry_out(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
         for action in actions {
             match action {
                 Action::Process(dir) => self.process(dir, ctx),
-                Action::Deliver { dir, sinks } => match lines.take() {
+                Action::Deliver { dir, sinks } => match self.processed_lines.remove(&dir) {
                     Some(lines) => self.deliver(dir, sinks, lines, ctx),
-                    // Only `processed` asks for a delivery, with the lines
-                    // at hand; were they not, processing again finds them.
+                    // An edge: the sinks read the directory.
+                    None if !self.local => {
+                        let ts = dir
+                            .file_name()
+                            .and_then(|name| name.to_str())
+                            .and_then(|name| name.parse().ok())
+                            .unwrap_or(0);
+                        let lines = LineChunks::default();
+                        self.deliver(dir, sinks, Lines { ts, lines }, ctx);
+                    }
+                    // Only a processed snapshot is delivered, its lines
+                    // kept until then; were they not, processing again
+                    // finds them.
                     None => {
                         tracing::error!(dir = %dir.display(), "no lines to deliver; processing the snapshot again");
                         for sink in sinks.iter() {
                             let again = self.pipeline.sink_lost(sink, &dir);
-                            self.carry_out(again, None, ctx);
+                            self.carry_out(again, ctx);
                         }
                     }
                 },
@@ -539,7 +567,7 @@ impl Supervisor {
                     // the directory is still there; try it again.
                     tracing::error!(dir = %dir.display(), error = %mailbox, "processor did not answer; requeued");
                     let actions = supervisor.pipeline.processor_lost(&dir);
-                    supervisor.carry_out(actions, None, ctx);
+                    supervisor.carry_out(actions, ctx);
                 }
             }
         }));
@@ -562,21 +590,28 @@ impl Supervisor {
             seconds = report.timings.total.as_secs_f64(),
             "snapshot processed"
         );
+        // Delivered when the pipeline says so: at once, or after the older
+        // snapshots still processing.
+        self.processed_lines
+            .insert(dir.clone(), Lines { ts, lines });
         let actions = self.pipeline.processed(&dir);
-        self.carry_out(actions, Some(Lines { ts, lines }), ctx);
+        self.carry_out(actions, ctx);
     }
 
     /// Hands the lines, plus the self metrics, to `sinks`; each
     /// acknowledgement (or loss) goes back to the pipeline.
     fn deliver(&mut self, dir: PathBuf, sinks: SinkSet, lines: Lines, ctx: &mut Context<Self>) {
         let Lines { ts, mut lines } = lines;
-        let queued = self.pipeline.queued() as u64;
-        let mut own = String::new();
-        append_self_metrics(&mut own, &self.engine.prefix, ts, &self.stats, queued);
-        for slot in &self.sinks {
-            append_metrics(&mut own, &self.engine.prefix, ts, &slot.health.metrics);
+        // An edge sends no lines, its own neither.
+        if self.local {
+            let queued = self.pipeline.queued() as u64;
+            let mut own = String::new();
+            append_self_metrics(&mut own, &self.engine.prefix, ts, &self.stats, queued);
+            for slot in &self.sinks {
+                append_metrics(&mut own, &self.engine.prefix, ts, &slot.health.metrics);
+            }
+            lines.push_chunk(own.into_bytes());
         }
-        lines.push_chunk(own.into_bytes());
         // One set of chunks for every sink; each goes back to the pool once
         // the last sink lets go of it.
         let lines = SharedLines::from(lines);
@@ -586,6 +621,7 @@ impl Supervisor {
             };
             let (written, acknowledged) = oneshot::channel();
             slot.hand_over(SendLinesAcked {
+                dir: dir.clone(),
                 ts,
                 lines: lines.clone(),
                 written,
@@ -615,7 +651,7 @@ impl Supervisor {
                     supervisor.pipeline.sink_lost(sink, &dir)
                 }
             };
-            supervisor.carry_out(actions, None, ctx);
+            supervisor.carry_out(actions, ctx);
         }));
     }
 
@@ -636,7 +672,7 @@ impl Supervisor {
                 Err(error) => tracing::error!(error = %error, "removal task failed"),
             }
             supervisor.pipeline.removal_ended(&dir);
-            supervisor.carry_out(Vec::new(), None, ctx);
+            supervisor.carry_out(Vec::new(), ctx);
         }));
     }
 
@@ -669,7 +705,7 @@ impl Supervisor {
                 actions
             }
         };
-        self.carry_out(actions, None, ctx);
+        self.carry_out(actions, ctx);
     }
 
     fn quarantine(&mut self, dir: PathBuf, reason: String, ctx: &mut Context<Self>) {
@@ -688,7 +724,7 @@ impl Supervisor {
                 Err(error) => tracing::error!(error = %error, "quarantine task failed"),
             }
             supervisor.pipeline.quarantine_ended(&dir);
-            supervisor.carry_out(Vec::new(), None, ctx);
+            supervisor.carry_out(Vec::new(), ctx);
         }));
     }
 }
@@ -778,8 +814,9 @@ impl Handler<WatchEvent> for Supervisor {
 impl Handler<Shutdown> for Supervisor {
     type Result = ResponseActFuture<Self, u64>;
 
-    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
-        self.pipeline.drain();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        let actions = self.pipeline.drain();
+        self.carry_out(actions, ctx);
         if let Some(health) = &mut self.health {
             health.stopping(unix_now());
         }

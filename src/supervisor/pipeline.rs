@@ -14,13 +14,25 @@
 //!             └── a sink it was owed to died (sink_lost)
 //! ```
 //!
+//! Snapshots reach the sinks in the order they were dispatched (oldest
+//! first): one processed before an older one still processing waits
+//! (`Held`), so that with several Processors and a backlog a sink such as
+//! Kafka, whose consumers read one load balancer's messages in order, never
+//! goes back in time. Only a sink that loses snapshots (it died) gets them
+//! again later, out of order.
+//!
+//! An edge (`[process] local = false`) makes no lines: its pipeline
+//! ([`Pipeline::without_processing`]) hands a queued snapshot straight to
+//! the sinks (the raw snapshots topic), at most `workers` at once, and
+//! queues it again if a sink loses it.
+//!
 //! A snapshot is removed only once every enabled sink acknowledged it (a
 //! sink acknowledges lines it dropped from a full backlog too, counted
 //! there). A sink that dies loses what it had not acknowledged: the snapshot
 //! is processed again and delivered to the sinks still owed it, so a sink
 //! that acknowledged already does not get it twice unless it was on its way.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// A sink the snapshots go to: its place in the Supervisor's list of
@@ -125,6 +137,9 @@ pub enum Stage {
     Queued,
     /// A Processor has it.
     Processing,
+    /// Processed; waits for the older snapshots still processing, to go
+    /// to the sinks after them.
+    Held,
     /// Its lines are with the sinks it is owed to.
     Delivering,
     /// Being moved out of src-dir and deleted.
@@ -140,6 +155,9 @@ struct Snapshot {
     owed: SinkSet,
     /// Processor panics on it so far.
     panics: u32,
+    /// Its place in the order of deliveries, from its first dispatch until
+    /// it is delivered (kept when it is processed again after a panic).
+    seq: Option<u64>,
 }
 
 /// What becomes of a snapshot a Processor answered for.
@@ -165,6 +183,18 @@ pub struct Pipeline {
     queue: VecDeque<PathBuf>,
     snapshots: HashMap<PathBuf, Snapshot>,
     processing: usize,
+    /// The next delivery order number.
+    next_seq: u64,
+    /// Order numbers of the snapshots dispatched and not yet processed
+    /// (processing, or queued again after a panic): younger ones wait.
+    unresolved: BTreeSet<u64>,
+    /// Processed snapshots waiting for older ones, by order number.
+    held: BTreeMap<u64, PathBuf>,
+    /// `false` on an edge: snapshots go to the sinks unprocessed.
+    processes: bool,
+    /// Edge only: snapshots handed to the sinks and not yet acknowledged,
+    /// which take a worker's place as processing ones do.
+    publishing: usize,
     draining: bool,
 }
 
@@ -178,7 +208,21 @@ impl Pipeline {
             queue: VecDeque::new(),
             snapshots: HashMap::new(),
             processing: 0,
+            next_seq: 0,
+            unresolved: BTreeSet::new(),
+            held: BTreeMap::new(),
+            processes: true,
+            publishing: 0,
             draining: false,
+        }
+    }
+
+    /// An edge's pipeline: each snapshot goes to the sinks as it is (they
+    /// read the directory), at most `workers` at once.
+    pub fn without_processing(workers: usize, sinks: SinkSet) -> Pipeline {
+        Pipeline {
+            processes: false,
+            ..Pipeline::new(workers, sinks)
         }
     }
 
@@ -192,6 +236,7 @@ impl Pipeline {
                     stage: Stage::Queued,
                     owed: self.sinks,
                     panics: 0,
+                    seq: None,
                 },
             );
             self.queue.push_back(dir);
@@ -242,7 +287,12 @@ impl Pipeline {
         snapshot.owed = snapshot.owed.without(sink);
         if snapshot.stage == Stage::Delivering && snapshot.owed.is_empty() {
             snapshot.stage = Stage::Removing;
-            return vec![Action::Remove(dir.to_path_buf())];
+            let mut actions = vec![Action::Remove(dir.to_path_buf())];
+            if !self.processes {
+                self.publishing -= 1;
+                actions.extend(self.dispatch());
+            }
+            return actions;
         }
         Vec::new()
     }
@@ -259,6 +309,9 @@ impl Pipeline {
             return Vec::new();
         }
         snapshot.stage = Stage::Queued;
+        if !self.processes {
+            self.publishing -= 1;
+        }
         self.queue.push_front(dir.to_path_buf());
         self.dispatch()
     }
@@ -276,9 +329,16 @@ impl Pipeline {
     }
 
     /// Shutdown: nothing new is queued or dispatched; what is processing or
-    /// delivering goes on to its end.
-    pub fn drain(&mut self) {
+    /// delivering goes on to its end. A snapshot queued again after a panic
+    /// stays for the next start: the younger ones waiting for it go now.
+    pub fn drain(&mut self) -> Vec<Action> {
         self.draining = true;
+        for dir in &self.queue {
+            if let Some(seq) = self.snapshots.get(dir).and_then(|s| s.seq) {
+                self.unresolved.remove(&seq);
+            }
+        }
+        self.release()
     }
 
     /// Whether [`drain`](Self::drain) was called.
@@ -317,32 +377,65 @@ impl Pipeline {
     /// the Processor takes the next directory waiting.
     fn answered(&mut self, dir: &Path, decide: impl FnOnce(&mut Snapshot) -> Next) -> Vec<Action> {
         let mut actions = Vec::new();
+        let draining = self.draining;
         if let Some(snapshot) = self.finish_processing(dir) {
             let next = decide(snapshot);
             let owed = snapshot.owed;
             let path = dir.to_path_buf();
-            let (stage, action) = match next {
-                Next::Deliver if owed.is_empty() => (Stage::Removing, Some(Action::Remove(path))),
-                Next::Deliver => (
-                    Stage::Delivering,
-                    Some(Action::Deliver {
-                        dir: path,
-                        sinks: owed,
-                    }),
-                ),
-                Next::Quarantine(reason) => (
-                    Stage::Quarantining,
-                    Some(Action::Quarantine { dir: path, reason }),
-                ),
-                Next::Requeue => (Stage::Queued, None),
-            };
-            snapshot.stage = stage;
-            match action {
-                Some(action) => actions.push(action),
-                None => self.queue.push_front(dir.to_path_buf()),
+            let seq = snapshot.seq;
+            // Whether younger snapshots no longer wait for this one.
+            let mut resolved = true;
+            match next {
+                Next::Deliver if owed.is_empty() => {
+                    snapshot.stage = Stage::Removing;
+                    snapshot.seq = None;
+                    actions.push(Action::Remove(path));
+                }
+                Next::Deliver => {
+                    snapshot.stage = Stage::Held;
+                    if let Some(seq) = seq {
+                        self.held.insert(seq, path);
+                    }
+                }
+                Next::Quarantine(reason) => {
+                    snapshot.stage = Stage::Quarantining;
+                    snapshot.seq = None;
+                    actions.push(Action::Quarantine { dir: path, reason });
+                }
+                // Not dispatched again while draining: left for the next start.
+                Next::Requeue => {
+                    snapshot.stage = Stage::Queued;
+                    self.queue.push_front(path);
+                    resolved = draining;
+                }
+            }
+            if resolved && let Some(seq) = seq {
+                self.unresolved.remove(&seq);
             }
         }
+        actions.extend(self.release());
         actions.extend(self.dispatch());
+        actions
+    }
+
+    /// Delivers the held snapshots older than every unresolved one, in order.
+    fn release(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        while let Some(entry) = self.held.first_entry() {
+            let seq = *entry.key();
+            if self.unresolved.first().is_some_and(|oldest| *oldest < seq) {
+                break;
+            }
+            let dir = entry.remove();
+            if let Some(snapshot) = self.snapshots.get_mut(&dir) {
+                snapshot.stage = Stage::Delivering;
+                snapshot.seq = None;
+                actions.push(Action::Deliver {
+                    dir,
+                    sinks: snapshot.owed,
+                });
+            }
+        }
         actions
     }
 
@@ -357,17 +450,36 @@ impl Pipeline {
         Some(snapshot)
     }
 
-    /// Hands queued directories to Processors, at most `workers` at once.
+    /// Hands queued directories to Processors (on an edge: to the sinks),
+    /// at most `workers` at once.
     fn dispatch(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
-        while !self.draining && self.processing < self.workers {
+        while !self.draining && self.processing + self.publishing < self.workers {
             let Some(dir) = self.queue.pop_front() else {
                 break;
             };
-            if let Some(snapshot) = self.snapshots.get_mut(&dir) {
+            let Some(snapshot) = self.snapshots.get_mut(&dir) else {
+                continue;
+            };
+            if self.processes {
                 snapshot.stage = Stage::Processing;
                 self.processing += 1;
+                let seq = *snapshot.seq.get_or_insert_with(|| {
+                    self.next_seq += 1;
+                    self.next_seq
+                });
+                self.unresolved.insert(seq);
                 actions.push(Action::Process(dir));
+            } else if snapshot.owed.is_empty() {
+                snapshot.stage = Stage::Removing;
+                actions.push(Action::Remove(dir));
+            } else {
+                snapshot.stage = Stage::Delivering;
+                self.publishing += 1;
+                actions.push(Action::Deliver {
+                    dir,
+                    sinks: snapshot.owed,
+                });
             }
         }
         actions
@@ -439,8 +551,9 @@ mod tests {
         assert_eq!(p.found(dir("3")), NONE);
         assert_eq!(p.found(dir("4")), NONE);
         assert_eq!((p.in_flight(), p.queued()), (2, 2));
-        // A Processor free again takes the oldest waiting.
-        assert_eq!(p.processed(&dir("2")), [deliver("2", BOTH), process("3")]);
+        // A Processor free again takes the oldest waiting; 2 waits for 1.
+        assert_eq!(p.processed(&dir("2")), [process("3")]);
+        assert_eq!(p.stage(&dir("2")), Some(Stage::Held));
         assert_eq!(
             p.unusable(&dir("1"), "empty".into()),
             [
@@ -448,10 +561,73 @@ mod tests {
                     dir: dir("1"),
                     reason: "empty".into()
                 },
+                deliver("2", BOTH),
                 process("4")
             ]
         );
         assert_eq!((p.in_flight(), p.queued()), (2, 0));
+    }
+
+    #[test]
+    fn snapshots_reach_the_sinks_in_the_order_they_were_dispatched() {
+        let mut p = Pipeline::new(3, BOTH);
+        for name in ["1", "2", "3"] {
+            p.found(dir(name));
+        }
+        assert_eq!(p.processed(&dir("3")), NONE);
+        assert_eq!(p.processed(&dir("2")), NONE);
+        assert_eq!(p.busy(), 3, "a drain waits for the held ones too");
+        assert_eq!(
+            p.processed(&dir("1")),
+            [deliver("1", BOTH), deliver("2", BOTH), deliver("3", BOTH)]
+        );
+        // The oldest processed first goes at once.
+        p.found(dir("4"));
+        p.found(dir("5"));
+        assert_eq!(p.processed(&dir("4")), [deliver("4", BOTH)]);
+    }
+
+    #[test]
+    fn a_snapshot_processed_again_after_a_panic_keeps_its_place_in_the_order() {
+        let mut p = Pipeline::new(2, BOTH);
+        p.found(dir("1"));
+        p.found(dir("2"));
+        // 1 panics and goes again, first in line, once 2 frees a Processor.
+        assert_eq!(p.panicked(&dir("1"), "boom".into()), [process("1")]);
+        assert_eq!(p.processed(&dir("2")), NONE, "2 still waits for 1");
+        assert_eq!(
+            p.processed(&dir("1")),
+            [deliver("1", BOTH), deliver("2", BOTH)]
+        );
+        // Quarantined at its second panic: the younger one goes.
+        p.found(dir("3"));
+        p.found(dir("4"));
+        p.panicked(&dir("3"), "boom".into());
+        assert_eq!(p.processed(&dir("4")), NONE);
+        assert_eq!(
+            p.panicked(&dir("3"), "boom".into()),
+            [
+                Action::Quarantine {
+                    dir: dir("3"),
+                    reason: "boom".into()
+                },
+                deliver("4", BOTH)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_drain_leaves_a_snapshot_queued_again_and_delivers_the_younger_ones() {
+        let mut p = Pipeline::new(2, BOTH);
+        p.found(dir("1"));
+        p.found(dir("2"));
+        p.found(dir("3"));
+        assert_eq!(p.processed(&dir("2")), [process("3")]);
+        // 1 panicked: queued again behind nothing, but the drain began.
+        assert_eq!(p.drain(), NONE);
+        assert_eq!(p.panicked(&dir("1"), "boom".into()), [deliver("2", BOTH)]);
+        assert_eq!(p.stage(&dir("1")), Some(Stage::Queued));
+        assert_eq!(p.processed(&dir("3")), [deliver("3", BOTH)]);
     }
 
     #[test]
@@ -641,5 +817,38 @@ mod tests {
         );
         assert_eq!(SinkSet::first(2), BOTH);
         assert!(BOTH.without(GRAPHITE).without(LOCAL_STORE).is_empty());
+    }
+
+    #[test]
+    fn an_edge_hands_snapshots_to_the_sinks_unprocessed_at_most_workers_at_once() {
+        let mut p = Pipeline::without_processing(2, BOTH);
+        assert_eq!(p.found(dir("1")), [deliver("1", BOTH)]);
+        assert_eq!(p.found(dir("2")), [deliver("2", BOTH)]);
+        assert_eq!(p.found(dir("3")), NONE, "two at once");
+        assert_eq!(p.stage(&dir("3")), Some(Stage::Queued));
+        assert_eq!((p.queued(), p.in_flight(), p.busy()), (1, 0, 2));
+        assert_eq!(p.acked(GRAPHITE, &dir("1")), NONE);
+        // The last acknowledgement frees the place for the next one.
+        assert_eq!(
+            p.acked(LOCAL_STORE, &dir("1")),
+            [remove("1"), deliver("3", BOTH)]
+        );
+        // A sink lost 2: queued again, first in line, for that sink only.
+        assert_eq!(p.acked(GRAPHITE, &dir("2")), NONE);
+        p.found(dir("4"));
+        assert_eq!(
+            p.sink_lost(LOCAL_STORE, &dir("2")),
+            [deliver("2", SinkSet::EMPTY.with(LOCAL_STORE))]
+        );
+        assert_eq!(p.stage(&dir("4")), Some(Stage::Queued));
+        assert_eq!(
+            p.acked(LOCAL_STORE, &dir("2")),
+            [remove("2"), deliver("4", BOTH)]
+        );
+        // Draining: nothing new goes out.
+        p.drain();
+        p.found(dir("5"));
+        p.acked(GRAPHITE, &dir("3"));
+        assert_eq!(p.acked(LOCAL_STORE, &dir("3")), [remove("3")]);
     }
 }

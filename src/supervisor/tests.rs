@@ -95,6 +95,8 @@ impl Harness {
             workers: 2,
             engine: Arc::new(engine),
             pull: Some(config.pull.clone()),
+            align_pulls: false,
+            local: true,
             sinks: crate::sink::configured(&config, "t.haproxy", "haproxy")
                 .into_iter()
                 .chain(extra)

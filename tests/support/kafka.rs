@@ -18,7 +18,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::process::{Proc, TempRoot, free_ports, port_accepts, temp_root, wait_until};
@@ -53,6 +53,31 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
+    /// Name and value of each header, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// The lines of the records' payloads, in order.
+pub fn lines_of(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .flat_map(|r| {
+            String::from_utf8_lossy(&r.payload)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+impl Record {
+    /// The value of header `name` as text, if there is one.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+    }
 }
 
 /// tansu behind a cuttable proxy; stopped by PID on drop.
@@ -185,6 +210,15 @@ impl Broker {
                     offset: message.offset(),
                     key: message.key().map(<[u8]>::to_vec),
                     payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    headers: message
+                        .headers()
+                        .map(|headers| {
+                            headers
+                                .iter()
+                                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 }),
                 Some(Err(error)) => panic!("{topic}: consumer error: {error}"),
                 None => {}
