@@ -27,6 +27,7 @@ pub mod log_limit;
 pub mod logging;
 pub mod processor;
 pub mod puller;
+pub mod raw;
 pub mod replay;
 pub mod signals;
 pub mod sink;

@@ -1,0 +1,418 @@
+//! Reading a snapshot directory for [`super::encode`]: which sockets it has,
+//! their `show info` pairs, and their `show stat` cells per header segment.
+//!
+//! Lines are taken as the engine takes them (`engine::parse_stat`): split at
+//! LF, one trailing CR dropped, blank lines skipped, the first non-blank line
+//! or any line starting with `#` read as a header (fields split at commas and
+//! trimmed, `pxname` and `svname` required), a row without `"` split at
+//! commas and a row with `"` read by the `csv` crate, a row kept only when it
+//! has as many cells as the header. So every row sent is a row the engine
+//! reads the same way, and every row it would refuse is reported here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{RawWarning, RawWarningKind};
+use crate::engine::parse_stat::MAX_LINE;
+
+/// Most warnings kept per file; the rest are counted in one `Suppressed`.
+const MAX_WARNINGS_PER_FILE: usize = 20;
+
+/// The files of one socket.
+#[derive(Debug, Default)]
+pub(super) struct SocketFiles {
+    pub name: String,
+    pub info: Option<PathBuf>,
+    pub stat: Option<PathBuf>,
+}
+
+/// Lists the sockets of a snapshot directory, by name: every `<name>_info`
+/// and `<name>_stat` (hidden and non-UTF-8 names skipped, as the engine does).
+pub(super) fn list_sockets(dir: &Path) -> std::io::Result<Vec<SocketFiles>> {
+    let mut sockets: BTreeMap<String, SocketFiles> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        if file_name.starts_with('.') {
+            continue;
+        }
+        let (name, is_info) = if let Some(name) = file_name.strip_suffix("_info") {
+            (name, true)
+        } else if let Some(name) = file_name.strip_suffix("_stat") {
+            (name, false)
+        } else {
+            continue;
+        };
+        let socket = sockets
+            .entry(name.to_owned())
+            .or_insert_with(|| SocketFiles {
+                name: name.to_owned(),
+                ..SocketFiles::default()
+            });
+        let slot = if is_info {
+            &mut socket.info
+        } else {
+            &mut socket.stat
+        };
+        *slot = Some(entry.path());
+    }
+    Ok(sockets.into_values().collect())
+}
+
+/// Warnings of one file, at most [`MAX_WARNINGS_PER_FILE`] kept.
+pub(super) struct FileWarnings<'a> {
+    file: &'a Path,
+    seen: usize,
+    out: &'a mut Vec<RawWarning>,
+}
+
+impl<'a> FileWarnings<'a> {
+    pub fn new(file: &'a Path, out: &'a mut Vec<RawWarning>) -> Self {
+        FileWarnings { file, seen: 0, out }
+    }
+
+    pub fn warn(&mut self, line: Option<usize>, kind: RawWarningKind) {
+        self.seen += 1;
+        if self.seen <= MAX_WARNINGS_PER_FILE {
+            self.out.push(RawWarning::new(self.file, line, kind));
+        }
+    }
+}
+
+impl Drop for FileWarnings<'_> {
+    fn drop(&mut self) {
+        if self.seen > MAX_WARNINGS_PER_FILE {
+            let left_out = self.seen - MAX_WARNINGS_PER_FILE;
+            let kind = RawWarningKind::Suppressed(left_out);
+            self.out.push(RawWarning::new(self.file, None, kind));
+        }
+    }
+}
+
+/// Reads a whole file; a failure is a warning and `None`.
+pub(super) fn read_file(path: &Path, warnings: &mut Vec<RawWarning>) -> Option<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            let kind = RawWarningKind::Unreadable(e.to_string());
+            warnings.push(RawWarning::new(path, None, kind));
+            None
+        }
+    }
+}
+
+/// The `Key: value` pairs of a `show info` output, in file order, repeated
+/// keys kept: each line split at its first `": "`, the value trimmed of
+/// ASCII white space. Lines without `": "` are left out silently (the engine
+/// ignores them too); a key that is not UTF-8 is left out with a warning (the
+/// engine ignores it), a value that is not UTF-8 is replaced, with a warning.
+pub(super) fn parse_info(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let Some(pos) = raw.windows(2).position(|w| w == b": ") else {
+            continue;
+        };
+        let (key, rest) = raw.split_at(pos);
+        let value = rest.get(2..).unwrap_or_default().trim_ascii();
+        let Ok(key) = std::str::from_utf8(key) else {
+            w.warn(Some(i + 1), RawWarningKind::InfoKeyNotUtf8);
+            continue;
+        };
+        pairs.push((key.to_owned(), utf8_or_warn(value, Some(i + 1), w)));
+    }
+    pairs
+}
+
+/// The text of `bytes`, replaced (with a warning) where it is not UTF-8.
+fn utf8_or_warn(bytes: &[u8], line: Option<usize>, w: &mut FileWarnings<'_>) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if matches!(text, std::borrow::Cow::Owned(_)) {
+        w.warn(line, RawWarningKind::NotUtf8);
+    }
+    text.into_owned()
+}
+
+/// The rows of a `_stat` file under one header line, cell by cell.
+#[derive(Debug, Default)]
+pub(super) struct Segment {
+    /// The header's field names, trimmed.
+    pub names: Vec<String>,
+    /// Every cell's text, row after row, cell after cell.
+    text: String,
+    /// Where each cell ends in `text` (row-major, `names.len()` per row).
+    ends: Vec<usize>,
+    /// Per row, the bytes of its line: what batch sizes are estimated from.
+    pub line_bytes: Vec<usize>,
+}
+
+impl Segment {
+    fn new(names: Vec<String>) -> Self {
+        Segment {
+            names,
+            ..Segment::default()
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.line_bytes.len()
+    }
+
+    /// Cell `col` of row `row` (`""` out of range).
+    pub fn cell(&self, row: usize, col: usize) -> &str {
+        let i = row * self.names.len() + col;
+        let start = match i.checked_sub(1) {
+            Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
+            None => 0,
+        };
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.text.get(start..end).unwrap_or_default()
+    }
+
+    /// Adds one row (its cells, as many as the header has).
+    fn push_row<'c>(
+        &mut self,
+        cells: impl Iterator<Item = &'c [u8]>,
+        line_bytes: usize,
+        lineno: usize,
+        w: &mut FileWarnings<'_>,
+    ) {
+        let mut replaced = false;
+        for cell in cells {
+            match std::str::from_utf8(cell) {
+                Ok(s) => self.text.push_str(s),
+                Err(_) => {
+                    replaced = true;
+                    self.text.push_str(&String::from_utf8_lossy(cell));
+                }
+            }
+            self.ends.push(self.text.len());
+        }
+        if replaced {
+            w.warn(Some(lineno), RawWarningKind::NotUtf8);
+        }
+        self.line_bytes.push(line_bytes);
+    }
+}
+
+/// A header line's field names (`#` dropped, split at commas, trimmed), if
+/// it names `pxname` and `svname` (the engine's rule).
+fn header(line: &[u8], lineno: usize, w: &mut FileWarnings<'_>) -> Option<Vec<String>> {
+    let line = line.strip_prefix(b"#").unwrap_or(line);
+    let names: Vec<&[u8]> = line.split(|&b| b == b',').map(<[u8]>::trim_ascii).collect();
+    let has = |name: &[u8]| names.contains(&name);
+    if !has(b"pxname") || !has(b"svname") {
+        return None;
+    }
+    let names = names
+        .iter()
+        .map(|n| String::from_utf8_lossy(n))
+        .collect::<Vec<_>>();
+    if names
+        .iter()
+        .any(|n| matches!(n, std::borrow::Cow::Owned(_)))
+    {
+        w.warn(Some(lineno), RawWarningKind::NotUtf8);
+    }
+    Some(names.into_iter().map(|n| n.into_owned()).collect())
+}
+
+/// Splits a `show stat` file into header segments of rows. A file without a
+/// header at the top gives no segment (`NoHeader`).
+pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment> {
+    if bytes.is_empty() {
+        w.warn(None, RawWarningKind::EmptyFile);
+        return Vec::new();
+    }
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut rest = bytes;
+    let mut lineno = 0usize;
+    while !rest.is_empty() {
+        let (raw, unterminated) = match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                let raw = rest.get(..i).unwrap_or_default();
+                rest = rest.get(i + 1..).unwrap_or_default();
+                (raw, false)
+            }
+            None => (std::mem::take(&mut rest), true),
+        };
+        lineno += 1;
+        if raw.len() >= MAX_LINE {
+            w.warn(Some(lineno), RawWarningKind::LineTooLong);
+            continue;
+        }
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        if line.first() == Some(&b'#') || segments.is_empty() {
+            match (header(line, lineno, w), segments.last()) {
+                (Some(names), None) => segments.push(Segment::new(names)),
+                (Some(names), Some(last)) if last.names == names => {
+                    w.warn(Some(lineno), RawWarningKind::RepeatedHeader);
+                }
+                (Some(names), Some(_)) => {
+                    let segment = segments.len();
+                    w.warn(Some(lineno), RawWarningKind::NewHeader { segment });
+                    segments.push(Segment::new(names));
+                }
+                (None, None) => {
+                    w.warn(Some(lineno), RawWarningKind::NoHeader);
+                    return segments;
+                }
+                (None, Some(_)) => w.warn(Some(lineno), RawWarningKind::BadRow),
+            }
+            continue;
+        }
+        let Some(segment) = segments.last_mut() else {
+            continue;
+        };
+        let expected = segment.names.len();
+        let (found, cells): (usize, Box<dyn Iterator<Item = &[u8]>>) = if line.contains(&b'"') {
+            // As the engine: the first record of the line, by the csv crate.
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(line);
+            if !matches!(rdr.read_byte_record(&mut record), Ok(true)) {
+                w.warn(Some(lineno), RawWarningKind::BadRow);
+                continue;
+            }
+            (record.len(), Box::new(record.iter()))
+        } else {
+            let count = memchr::memchr_iter(b',', line).count() + 1;
+            (count, Box::new(line.split(|&b| b == b',')))
+        };
+        if found != expected {
+            let kind = if unterminated {
+                RawWarningKind::TruncatedLine
+            } else {
+                RawWarningKind::CellCount { expected, found }
+            };
+            w.warn(Some(lineno), kind);
+            continue;
+        }
+        segment.push_row(cells, raw.len() + 1, lineno, w);
+    }
+    segments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (Vec<Segment>, Vec<String>) {
+        let mut out = Vec::new();
+        let segments = {
+            let mut w = FileWarnings::new(Path::new("s_stat"), &mut out);
+            parse_stat(text.as_bytes(), &mut w)
+        };
+        (segments, out.iter().map(ToString::to_string).collect())
+    }
+
+    fn row(s: &Segment, r: usize) -> Vec<&str> {
+        (0..s.names.len()).map(|c| s.cell(r, c)).collect()
+    }
+
+    #[test]
+    fn rows_are_cells_as_the_engine_reads_them() {
+        let text = "\n# pxname, svname ,bin,\r\n\
+                    a,FRONTEND,1,\n\
+                    \"b,c\",\"x \"\"y\"\"\",2,\n\
+                    bad,row\n\
+                    d,e,3,\n\
+                    # nothing\n\
+                    f,g,4";
+        let (segs, warns) = parse(text);
+        assert_eq!(segs.len(), 1);
+        let s = &segs[0];
+        assert_eq!(s.names, ["pxname", "svname", "bin", ""]);
+        assert_eq!(s.rows(), 3);
+        assert_eq!(row(s, 0), ["a", "FRONTEND", "1", ""]);
+        assert_eq!(row(s, 1), ["b,c", "x \"y\"", "2", ""]);
+        assert_eq!(row(s, 2), ["d", "e", "3", ""]);
+        assert_eq!(
+            warns,
+            [
+                "s_stat:5: row has 2 cells, header has 4; row not sent",
+                "s_stat:7: line is not a valid CSV row; not sent",
+                "s_stat:8: truncated last line; row not sent",
+            ]
+        );
+    }
+
+    #[test]
+    fn headers_start_segments() {
+        let text = "# pxname,svname,a\np,s,1\n# pxname,svname,a\np,t,2\n\
+                    # svname,pxname\nu,q\n";
+        let (segs, warns) = parse(text);
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[0].rows(), 2);
+        assert_eq!(row(&segs[1], 0), ["u", "q"]);
+        assert_eq!(
+            warns,
+            [
+                "s_stat:3: repeated header line; rows go on",
+                "s_stat:5: header line with other fields; rows after it are segment 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_header_no_rows_and_bytes_replaced() {
+        let (segs, warns) = parse("a,b\n# pxname,svname\n");
+        assert!(segs.is_empty());
+        assert_eq!(
+            warns,
+            ["s_stat:1: no CSV header naming pxname and svname; rows not sent"]
+        );
+        let mut out = Vec::new();
+        let segs = {
+            let mut w = FileWarnings::new(Path::new("s_stat"), &mut out);
+            parse_stat(b"# pxname,svname\nx\xff,y\n", &mut w)
+        };
+        assert_eq!(segs[0].cell(0, 0), "x\u{fffd}");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, RawWarningKind::NotUtf8);
+    }
+
+    #[test]
+    fn warnings_are_bounded_per_file() {
+        let text = format!("# pxname,svname\n{}", "x\n".repeat(30));
+        let (_, warns) = parse(&text);
+        assert_eq!(warns.len(), MAX_WARNINGS_PER_FILE + 1);
+        assert_eq!(
+            warns.last().unwrap(),
+            "s_stat: 10 more warnings for this file suppressed"
+        );
+    }
+
+    #[test]
+    fn info_pairs_keep_order_and_repeats() {
+        let mut out = Vec::new();
+        let pairs = {
+            let mut w = FileWarnings::new(Path::new("s_info"), &mut out);
+            parse_info(
+                b"Name: HAProxy\nVersion: 2.7.1\r\nno pair\nUnstoppable Jobs:  1 \n\
+                  Nbproc: 1\nNbproc: 2\n\xff: 3\n: 4\n",
+                &mut w,
+            )
+        };
+        let want = [
+            ("Name", "HAProxy"),
+            ("Version", "2.7.1"),
+            ("Unstoppable Jobs", "1"),
+            ("Nbproc", "1"),
+            ("Nbproc", "2"),
+            ("", "4"),
+        ];
+        let got: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(got, want);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to_string(), "s_info:7: key not UTF-8; line not sent");
+    }
+}
