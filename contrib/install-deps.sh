@@ -10,6 +10,8 @@
 #   curl               traffic for the demo's HAProxy instances
 #   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
 #                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
+#   pyarrow            (pip) an independent reader of the raw snapshots' Arrow
+#                      IPC (tests/raw_snapshot.rs)
 #   tansu              a Kafka-compatible broker for the Kafka tests: built
 #                      once with cargo (about 10 minutes on 2 cores) into
 #                      ~/.cargo/bin and reused
@@ -49,4 +51,17 @@ tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
 if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$tansu_bin" ]; then
     echo "install-deps: building tansu (Kafka-compatible broker, once; about 10 minutes)"
     cargo install tansu --locked --features dynostore --quiet
+fi
+
+# pyarrow: Debian 12 has no package of it; pip does.
+if ! python3 -c 'import pyarrow' >/dev/null 2>&1; then
+    echo "install-deps: installing pyarrow (pip)"
+    command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || {
+        sudo_cmd=()
+        [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+        "${sudo_cmd[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq python3-pip >/dev/null
+    }
+    python3 -m pip install --quiet pyarrow 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages pyarrow
 fi

@@ -30,14 +30,6 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
         require_dir(&config.pull.tmp_dst_dir, "pull", "tmp-dst-dir", true)?;
     }
     require_dir(&config.process.src_dir, "process", "src-dir", false)?;
-    // Accepted by the configuration (SPEC §5, §7) ahead of the sink that
-    // publishes raw snapshots: refused until it exists, rather than
-    // deleting snapshots nobody published.
-    if config.publishes_snapshots() || !config.process.local {
-        return Err(CommandError::Startup(
-            "[kafka] snapshots-topic and [process] local = false are not available yet".to_owned(),
-        ));
-    }
     let engine = daemon_engine_options(config, hostname)?;
     let host = crate::engine::prefix_host(&config.graphite, hostname);
     let sinks = crate::sink::configured(config, &engine.prefix, &host);

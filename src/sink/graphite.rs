@@ -214,10 +214,7 @@ impl Handler<Flush> for GraphiteSink {
             let _ = commands.send(Command::Flush(done));
         }
         let counters = Arc::clone(&self.counters);
-        Box::pin(async move {
-            let _ = tokio::time::timeout(flush.timeout, flushed).await;
-            counters.backlog.load(Ordering::Relaxed)
-        })
+        flush.answer(flushed, move || counters.backlog.load(Ordering::Relaxed))
     }
 }
 

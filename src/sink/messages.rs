@@ -44,6 +44,21 @@ pub struct Flush {
     pub timeout: Duration,
 }
 
+impl Flush {
+    /// A sink's answer: waits until `flushed` fires (its writer emptied
+    /// its queue) or the timeout passes, then answers what `left` counts.
+    pub fn answer(
+        self,
+        flushed: oneshot::Receiver<()>,
+        left: impl FnOnce() -> u64 + Send + 'static,
+    ) -> ResponseFuture<u64> {
+        Box::pin(async move {
+            let _ = tokio::time::timeout(self.timeout, flushed).await;
+            left()
+        })
+    }
+}
+
 /// Ask a sink for its [`SinkHealth`].
 #[derive(Debug, Message)]
 #[rtype(result = "SinkHealth")]

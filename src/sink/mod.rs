@@ -15,6 +15,7 @@
 //! - [`graphite`]: the GraphiteSink actor: one connection, backlog, reconnects.
 //! - [`local_store`]: `dir/<ts>/stats`, written atomically (debugging).
 //! - [`kafka`]: the KafkaSink: formats, settings, the producer actor.
+//! - [`snapshots`]: raw snapshots to Kafka, for central processing.
 //!
 //! Every sink takes the same [`chunks::SharedLines`] and acknowledges each
 //! snapshot once it is done with it; the Supervisor removes a snapshot once
@@ -35,6 +36,7 @@ pub mod local_store;
 pub mod messages;
 pub mod retry;
 pub mod running;
+pub mod snapshots;
 pub mod tcp_state;
 
 pub use running::{RunningSink, SinkSpec};
@@ -44,13 +46,20 @@ use crate::config::Config;
 /// The sinks `config` enables, in delivery order. `prefix` is the metric
 /// path prefix of the lines (`<namespace>.<host>`), `host` the host name as
 /// it appears there: sinks that key or tag by them take them from here.
+/// An edge (`[process] local = false`) makes no lines: only the sinks of
+/// raw snapshots are its.
 pub fn configured(config: &Config, prefix: &str, host: &str) -> Vec<SinkSpec> {
+    let raw = [snapshots::spec(config, host)];
+    if !config.process.local {
+        return raw.into_iter().flatten().collect();
+    }
     [
         graphite::spec(config),
         local_store::spec(config),
         kafka::spec(config, prefix, host),
     ]
     .into_iter()
+    .chain(raw)
     .flatten()
     .collect()
 }

@@ -168,10 +168,7 @@ impl Handler<Flush> for KafkaSink {
             let _ = commands.send(Command::Flush(done));
         }
         let counters = Arc::clone(&self.counters);
-        Box::pin(async move {
-            let _ = tokio::time::timeout(flush.timeout, flushed).await;
-            counters.backlog.load(Ordering::Relaxed)
-        })
+        flush.answer(flushed, move || counters.backlog.load(Ordering::Relaxed))
     }
 }
 

@@ -1,0 +1,52 @@
+//! Raw snapshots to Kafka (SPEC §5, `[kafka] snapshots-topic`): every
+//! snapshot directory, as Arrow IPC ([`crate::raw`]), for central
+//! processing (SPEC §7).
+//!
+//! - [`headers`]: the message key and headers of each part (pure).
+//! - [`sink`]: the SnapshotsSink actor: one snapshot at a time, every part
+//!   confirmed by the broker before the snapshot is acknowledged.
+
+pub mod headers;
+pub mod sink;
+
+use std::time::Duration;
+
+use crate::config::{Config, KafkaConfig};
+
+/// What the sink needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct SnapshotsSettings {
+    /// `[kafka]`: brokers, librdkafka options, `message-max-bytes`,
+    /// `message-timeout`.
+    pub kafka: KafkaConfig,
+    /// `[kafka] snapshots-topic`.
+    pub topic: String,
+    /// The load balancer's name: the key and the `lb` header.
+    pub lb: String,
+    /// `[kafka] cluster`.
+    pub cluster: String,
+    /// `[pull] pull-interval`: the `interval` header.
+    pub interval: Duration,
+    /// `[pull] queue-size`: the most snapshots src-dir holds; the sink's
+    /// capacity in the status file (its backlog counts snapshots).
+    pub queue_size: usize,
+}
+
+/// The sink `[kafka] snapshots-topic` configures, if set. `host` is the host
+/// part of the Graphite prefix, the load balancer's name unless `lb-name`
+/// says otherwise.
+pub fn spec(config: &Config, host: &str) -> Option<super::SinkSpec> {
+    let kafka = config.kafka.as_ref()?;
+    let topic = kafka.snapshots_topic.clone()?;
+    let settings = SnapshotsSettings {
+        topic,
+        lb: kafka.lb_name.clone().unwrap_or_else(|| host.to_owned()),
+        cluster: kafka.cluster.clone(),
+        interval: config.pull.pull_interval,
+        queue_size: config.pull.queue_size,
+        kafka: kafka.clone(),
+    };
+    Some(super::SinkSpec::new("snapshots", move || {
+        sink::SnapshotsSink::new(settings.clone())
+    }))
+}

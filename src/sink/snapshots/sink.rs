@@ -1,0 +1,357 @@
+//! The SnapshotsSink actor: each snapshot directory handed over is encoded
+//! ([`crate::raw::encode`]) and sent as its parts, keyed by the load
+//! balancer, to `snapshots-topic`; it is acknowledged once the broker
+//! confirmed every part (`acks=all`, idempotent producer), so the snapshot
+//! stays in src-dir until then. One snapshot at a time, oldest first: the
+//! pipeline hands over at most `workers`, so what waits here is a few paths.
+//!
+//! A part the broker did not take (outage, `message-timeout`) sends the
+//! whole snapshot again after [`RETRY_AFTER`]: a consumer may see a part
+//! twice and keys parts by (lb, ts, part). A snapshot that cannot be
+//! encoded (nothing readable in it) is logged, counted (`BadSnapshots`) and
+//! acknowledged: there is nothing to keep it for.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use tokio::sync::{mpsc, oneshot};
+
+use super::SnapshotsSettings;
+use super::headers::headers;
+use crate::log_limit::LogLimit;
+use crate::sink::kafka::settings::{RECORD_OVERHEAD, client_config};
+use crate::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
+
+/// How long after a failed send the snapshot is sent again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Room left in a message for its headers (seven short ones) beside the
+/// record overhead and the key.
+const HEADERS_ROOM: usize = 512;
+
+/// How long the topic check at start may wait for the brokers.
+const TOPIC_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct Counters {
+    waiting: AtomicU64,
+    published: AtomicU64,
+    parts_sent: AtomicU64,
+    send_errors: AtomicU64,
+    bad: AtomicU64,
+    last_delivery: AtomicU64,
+}
+
+/// A snapshot to publish.
+struct Job {
+    dir: PathBuf,
+    ts: u64,
+    written: oneshot::Sender<()>,
+}
+
+enum Command {
+    Snapshot(Job),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The SnapshotsSink actor.
+pub struct SnapshotsSink {
+    settings: Arc<SnapshotsSettings>,
+    counters: Arc<Counters>,
+    commands: Option<mpsc::UnboundedSender<Command>>,
+}
+
+impl SnapshotsSink {
+    /// A sink for `settings`; librdkafka connects in the background.
+    pub fn new(settings: SnapshotsSettings) -> SnapshotsSink {
+        SnapshotsSink {
+            settings: Arc::new(settings),
+            counters: Arc::new(Counters::default()),
+            commands: None,
+        }
+    }
+
+    /// librdkafka's configuration: `[kafka]`'s, without Kafka-level
+    /// compression (the parts are zstd-compressed Arrow already; SPEC §5).
+    fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut config = client_config(&self.settings.kafka);
+        config.set("compression.type", "none");
+        config
+    }
+}
+
+impl Actor for SnapshotsSink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let producer: FutureProducer = match self.client_config().create() {
+            Ok(producer) => producer,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot create the kafka producer for raw snapshots");
+                ctx.stop();
+                return;
+            }
+        };
+        check_topic(producer.clone(), self.settings.topic.clone());
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.commands = Some(sender);
+        let writer = Writer {
+            settings: Arc::clone(&self.settings),
+            producer,
+            counters: Arc::clone(&self.counters),
+            queue: VecDeque::new(),
+            flush_waiters: Vec::new(),
+            error_log: LogLimit::default(),
+        };
+        ctx.spawn(writer.run(receiver).into_actor(self));
+    }
+}
+
+/// Says in one line, off the event loop, when the topic is missing: the
+/// operator creates it (SPEC §7), and until then every snapshot waits.
+fn check_topic(producer: FutureProducer, topic: String) {
+    tokio::task::spawn_blocking(move || {
+        let metadata = match producer
+            .client()
+            .fetch_metadata(Some(&topic), TOPIC_CHECK_TIMEOUT)
+        {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                tracing::warn!(topic, error = %error, "cannot check that the snapshots topic exists (brokers unreachable?); snapshots wait in src-dir");
+                return;
+            }
+        };
+        let error = match metadata.topics().iter().find(|t| t.name() == topic) {
+            Some(found) => found.error().map(rdkafka::types::RDKafkaErrorCode::from),
+            None => Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition),
+        };
+        match error {
+            None => tracing::info!(topic, "snapshots topic found"),
+            Some(error) => {
+                tracing::error!(topic, error = %error, "the snapshots topic does not exist or cannot be used: create it ([kafka] snapshots-topic); snapshots wait in src-dir meanwhile")
+            }
+        }
+    });
+}
+
+impl Handler<SendLinesAcked> for SnapshotsSink {
+    type Result = ();
+
+    fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
+        if let Some(commands) = &self.commands {
+            self.counters.waiting.fetch_add(1, Ordering::Relaxed);
+            let _ = commands.send(Command::Snapshot(Job {
+                dir: message.dir,
+                ts: message.ts,
+                written: message.written,
+            }));
+        }
+    }
+}
+
+impl Handler<Flush> for SnapshotsSink {
+    type Result = ResponseFuture<u64>;
+
+    fn handle(&mut self, flush: Flush, _: &mut Context<Self>) -> Self::Result {
+        let (done, flushed) = oneshot::channel();
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(Command::Flush(done));
+        }
+        let counters = Arc::clone(&self.counters);
+        flush.answer(flushed, move || counters.waiting.load(Ordering::Relaxed))
+    }
+}
+
+impl Handler<GetSinkHealth> for SnapshotsSink {
+    type Result = SinkHealth;
+
+    fn handle(&mut self, _: GetSinkHealth, _: &mut Context<Self>) -> SinkHealth {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let c = &self.counters;
+        SinkHealth {
+            backlog: load(&c.waiting),
+            capacity: u64::try_from(self.settings.queue_size).unwrap_or(u64::MAX),
+            dropped: load(&c.bad),
+            last_delivery: Some(load(&c.last_delivery)).filter(|t| *t > 0),
+            metrics: vec![
+                ("SnapshotsWaiting", load(&c.waiting)),
+                ("SnapshotsPublished", load(&c.published)),
+                ("SnapshotPartsSent", load(&c.parts_sent)),
+                ("SnapshotSendErrors", load(&c.send_errors)),
+                ("BadSnapshots", load(&c.bad)),
+            ],
+        }
+    }
+}
+
+#[cfg(any(test, feature = "fault-injection"))]
+impl Handler<crate::supervisor::Crash> for SnapshotsSink {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+        panic!("injected snapshots sink crash");
+    }
+}
+
+/// How publishing one snapshot ended.
+enum Outcome {
+    /// The broker has every part.
+    Published { parts: usize },
+    /// Not every part was taken: send it all again later.
+    Retry(String),
+    /// It cannot be encoded: nothing to send.
+    Bad(String),
+}
+
+type Publishing = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// The queue of snapshots and the one being published, owned by one task.
+struct Writer {
+    settings: Arc<SnapshotsSettings>,
+    producer: FutureProducer,
+    counters: Arc<Counters>,
+    queue: VecDeque<Job>,
+    flush_waiters: Vec<oneshot::Sender<()>>,
+    error_log: LogLimit,
+}
+
+impl Writer {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut current: Option<Publishing> = None;
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        loop {
+            if self.queue.is_empty() {
+                for waiter in self.flush_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+            let due = retry_at.is_none_or(|at| at <= tokio::time::Instant::now());
+            if current.is_none() && due {
+                retry_at = None;
+                if let Some(job) = self.queue.front() {
+                    current = Some(Box::pin(publish(
+                        self.producer.clone(),
+                        Arc::clone(&self.settings),
+                        job.dir.clone(),
+                        job.ts,
+                    )));
+                }
+            }
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Snapshot(job)) => self.queue.push_back(job),
+                    Some(Command::Flush(waiter)) => self.flush_waiters.push(waiter),
+                    None => return,
+                },
+                outcome = async {
+                    match current.as_mut() {
+                        Some(publishing) => publishing.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    current = None;
+                    if let Some(again) = self.ended(outcome) {
+                        retry_at = Some(tokio::time::Instant::now() + again);
+                    }
+                }
+                () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() && current.is_none() => {}
+            }
+        }
+    }
+
+    /// Acknowledges the snapshot at the front, or says when to try it again.
+    fn ended(&mut self, outcome: Outcome) -> Option<Duration> {
+        let c = &self.counters;
+        match outcome {
+            Outcome::Published { parts } => {
+                c.published.fetch_add(1, Ordering::Relaxed);
+                c.parts_sent.fetch_add(parts as u64, Ordering::Relaxed);
+                c.last_delivery
+                    .store(crate::health::unix_now(), Ordering::Relaxed);
+                self.error_log.reset();
+            }
+            Outcome::Bad(error) => {
+                c.bad.fetch_add(1, Ordering::Relaxed);
+                let dir = self.queue.front().map(|job| job.dir.display().to_string());
+                tracing::error!(
+                    dir,
+                    error,
+                    "snapshot cannot be encoded for the snapshots topic; skipped"
+                );
+            }
+            Outcome::Retry(error) => {
+                c.send_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = self.error_log.allow(std::time::Instant::now()) {
+                    let dir = self.queue.front().map(|job| job.dir.display().to_string());
+                    tracing::warn!(dir, error, suppressed, topic = %self.settings.topic, "snapshot not taken by the broker; sending it again");
+                }
+                return Some(RETRY_AFTER);
+            }
+        }
+        if let Some(job) = self.queue.pop_front() {
+            c.waiting.fetch_sub(1, Ordering::Relaxed);
+            let _ = job.written.send(());
+        }
+        None
+    }
+}
+
+/// Encodes the snapshot in `dir` and sends its parts; resolves once the
+/// broker confirmed all of them or one failed.
+async fn publish(
+    producer: FutureProducer,
+    settings: Arc<SnapshotsSettings>,
+    dir: PathBuf,
+    ts: u64,
+) -> Outcome {
+    let max_bytes = settings
+        .kafka
+        .message_max_bytes
+        .saturating_sub(RECORD_OVERHEAD + HEADERS_ROOM + settings.lb.len())
+        .max(1);
+    let encoded = tokio::task::spawn_blocking(move || crate::raw::encode(&dir, max_bytes)).await;
+    let encoded = match encoded {
+        Ok(Ok(encoded)) => encoded,
+        Ok(Err(error)) => return Outcome::Bad(error.to_string()),
+        Err(error) => return Outcome::Bad(format!("encoding failed: {error}")),
+    };
+    for warning in &encoded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let parts = encoded.parts.len();
+    let sends = encoded.parts.iter().enumerate().map(|(part, payload)| {
+        let mut message_headers = OwnedHeaders::new();
+        for (key, value) in headers(
+            &settings.lb,
+            &settings.cluster,
+            ts,
+            settings.interval,
+            part,
+            parts,
+        ) {
+            message_headers = message_headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let record = FutureRecord::to(&settings.topic)
+            .key(settings.lb.as_bytes())
+            .payload(payload.as_slice())
+            .headers(message_headers);
+        producer.send(record, Timeout::After(settings.kafka.message_timeout))
+    });
+    for delivered in futures_util::future::join_all(sends).await {
+        if let Err((error, _)) = delivered {
+            return Outcome::Retry(error.to_string());
+        }
+    }
+    Outcome::Published { parts }
+}
