@@ -4,8 +4,14 @@
 # benchmark's shape: 8 real HAProxy instances, each with 1000 frontends,
 # 1000 backends and 20 servers per backend (no health checks), Graphite
 # being a carbon-c-relay that discards everything (`blackhole`).
+# CPU_KAFKA=1 adds the Kafka sink: a tansu broker (memory storage, one
+# topic of one partition; `contrib/install-deps.sh` installs it) and a
+# `[kafka]` section (brokers, topic, queue-size; format graphite and
+# compression zstd by default); the broker's own CPU and peak RSS over the
+# same window are reported apart from the daemon's.
 #
 #   bench/cpu.sh [WARMUP_SECONDS] [WINDOW_SECONDS]     defaults 20 and 120
+#   CPU_KAFKA=1 bench/cpu.sh [WARMUP_SECONDS] [WINDOW_SECONDS]
 #
 # CPU% of one core = (utime + stime) delta from /proc/PID/stat over the
 # window / window length (the window starts mid-interval and is rounded up
@@ -15,7 +21,10 @@
 # default target/soak), CPU_REPORT (write the results there as Markdown),
 # CPU_PERF (a file: `perf record` the daemon over the window into it, for
 # `perf report -i FILE`; sampling costs a little CPU of its own, so the
-# percentage of such a run is not the one to record).
+# percentage of such a run is not the one to record), CPU_KAFKA (above).
+# The report also gives the snapshots still in src-dir at the window's end
+# (each stays there until every sink confirmed its lines) and the daemon's
+# last word on SIGTERM.
 #
 # The HAProxy configurations are those of tests/support/haproxy.rs
 # render_config without `check` and without the 1000 `use_backend` rules per
@@ -106,6 +115,26 @@ CONF
 relay_generation=0
 start_relay
 
+# --- Kafka (CPU_KAFKA=1): tansu with its memory storage ------------------------
+kafka=${CPU_KAFKA:-0}
+kafka_topic=haproxystats.metrics
+if [ "$kafka" = 1 ]; then
+    tansu=$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")
+    [ -x "$tansu" ] || die "tansu not found in PATH nor in ~/.cargo/bin (contrib/install-deps.sh installs it)"
+    kafka_port=$(free_port)
+    "$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" \
+        --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+        --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
+    broker=$!
+    pids+=("$broker")
+    wait_for_port "$kafka_port" tansu 200
+    "$tansu" topic create "$kafka_topic" --partitions 1 --broker "tcp://127.0.0.1:$kafka_port" \
+        >"$work/tansu-topic.log" 2>&1 || die "tansu topic create failed: $(tail -n 5 "$work/tansu-topic.log")"
+    say "tansu (pid $broker) on port $kafka_port, topic $kafka_topic (1 partition)"
+elif [ "$kafka" != 0 ]; then
+    die "CPU_KAFKA is 0 or 1, not '$kafka'"
+fi
+
 cat >"$work/haproxystats.conf" <<CONF
 [paths]
 base-dir = $work
@@ -130,6 +159,17 @@ namespace = cpu
 prefix-hostname = false
 queue-size = 20000000
 CONF
+# queue-size as Graphite's: one snapshot here (1.19 M lines) is more than
+# the default 1 000 000, which would drop its oldest lines.
+if [ "$kafka" = 1 ]; then
+    cat >>"$work/haproxystats.conf" <<CONF
+
+[kafka]
+brokers = 127.0.0.1:$kafka_port
+topic = $kafka_topic
+queue-size = 20000000
+CONF
+fi
 "$bin" -f "$work/haproxystats.conf" -P >/dev/null
 log="$work/haproxystats.log"
 "$bin" -f "$work/haproxystats.conf" >"$log" 2>&1 &
@@ -139,8 +179,10 @@ started=$(date +%s)
 load_start=$(loadavg)
 say "haproxystats running (pid $daemon), pull-interval $interval s; warm-up ${warmup}s, window ${window}s"
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$daemon/stat"; }
+ticks() { awk '{ print $14 + $15 }' "/proc/${1:-$daemon}/stat"; }
 hz=$(getconf CLK_TCK)
+# percent TICKS: TICKS of CPU over the window, in % of one core.
+percent() { awk -v c="$1" -v hz="$hz" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", 100 * c / hz / (b - a) }'; }
 sleep "$warmup"
 kill -0 "$daemon" 2>/dev/null || die "haproxystats exited during warm-up: $(tail -n 20 "$log")"
 # Pull cycles start on multiples of the interval: the window starts half an
@@ -150,6 +192,7 @@ kill -0 "$daemon" 2>/dev/null || die "haproxystats exited during warm-up: $(tail
 window=$(((window + interval - 1) / interval * interval))
 sleep "$(awk -v now="$(date +%s.%N)" -v i="$interval" 'BEGIN { w = i / 2 - (now % i); if (w < 0) w += i; print w }')"
 t0=$(date +%s.%N); c0=$(ticks); w0=$(date -u +%Y-%m-%dT%H:%M:%S)
+if [ "$kafka" = 1 ]; then k0=$(ticks "$broker"); fi
 if [ -n "${CPU_PERF:-}" ]; then
     perf record -q -F 999 -p "$daemon" -o "$CPU_PERF" -- sleep "$window" >/dev/null 2>&1 ||
         die "perf record failed (is linux-perf installed?)"
@@ -160,12 +203,19 @@ kill -0 "$daemon" 2>/dev/null || die "haproxystats exited during the window: $(t
 t1=$(date +%s.%N); c1=$(ticks); w1=$(date -u +%Y-%m-%dT%H:%M:%S)
 hwm=$(hwm_kb "$daemon")
 rss=$(rss_kb "$daemon")
+pending=$(find "$work/incoming" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | wc -l)
+if [ "$kafka" = 1 ]; then
+    kill -0 "$broker" 2>/dev/null || die "tansu exited during the window: $(tail -n 20 "$work/tansu.log")"
+    k1=$(ticks "$broker")
+    broker_cpu=$(percent $((k1 - k0)))
+    broker_md="- Kafka: tansu $("$tansu" --version 2>/dev/null | awk '{ print $NF }'), memory storage, topic $kafka_topic (1 partition); [kafka] brokers, topic, queue-size = 20000000, the rest default (format graphite, compression zstd); tansu's own CPU over the window $broker_cpu % of one core ($((k1 - k0)) ticks), its RSS at the end $(rss_kb "$broker") kB, peak $(hwm_kb "$broker") kB"
+fi
 kill -TERM "$daemon"
 status=0
 wait "$daemon" || status=$?
 [ "$status" -eq 0 ] || say "warning: haproxystats exited $status on SIGTERM"
 
-cpu=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", 100 * c / hz / (b - a) }')
+cpu=$(percent $((c1 - c0)))
 # Cycles in the window: log lines with an ISO timestamp between w0 and w1.
 cycles=$(awk -v a="$w0" -v b="$w1" 'substr($1, 1, 19) >= a && substr($1, 1, 19) < b && /snapshot processed/' "$log")
 breakdown=$(echo "$cycles" | grep -o 'seconds=[0-9.e-]*' | sed 's/seconds=//' | sort -g |
@@ -177,19 +227,21 @@ grep 'pull cycle failed\|could not start' "$log" | grep -v 'cancelled: shutting 
 failed=$(wc -l <"$work/failed")
 failed_lines=$(cut -c1-400 "$work/failed")
 dropped=$(grep -ci 'dropped' "$log" || true)
+last_word=$(grep -o 'stopped;[^"]*' "$log" | tail -n 1 || true)
 
 summary=$(
     cat <<MD
-### bench/cpu.sh $warmup $window
+### ${broker_md:+CPU_KAFKA=1 }bench/cpu.sh $warmup $window
 
-- run: $(date -u -d "@$started" '+%Y-%m-%d %H:%M UTC'); $instances HAProxy $(haproxy -v | awk 'NR==1 { print $3 }') instances × ($frontends frontends, $backends backends, $servers servers per backend, no checks), pull-interval $interval s, aggr-server-metrics on, Graphite = carbon-c-relay blackhole
+- run: $(date -u -d "@$started" '+%Y-%m-%d %H:%M UTC'); $instances HAProxy $(haproxy -v | awk 'NR==1 { print $3 }') instances × ($frontends frontends, $backends backends, $servers servers per backend, no checks), pull-interval $interval s, aggr-server-metrics on, Graphite = carbon-c-relay blackhole${broker_md:+, Kafka = tansu}
 $(machine_md "$load_start")
 - snapshot: ${bytes:-?} bytes pulled per cycle, ${lines:-?} lines sent per cycle; failed pull cycles (not counting the one SIGTERM cancels): $failed; log lines mentioning drops: $dropped
 - CPU over the ${window} s window (after ${warmup} s warm-up): **$cpu % of one core** (utime+stime $((c1 - c0)) ticks at $hz Hz)
 - per cycle ($breakdown)
 - RSS at the end $rss kB, peak (VmHWM) $hwm kB
-- exit on SIGTERM: $status
-${failed_lines:+- failed pull cycles in the log:
+- exit on SIGTERM: $status; snapshots in src-dir at the window's end: $pending; the daemon's last word: ${last_word:-none}
+${broker_md:+$broker_md
+}${failed_lines:+- failed pull cycles in the log:
 \`\`\`
 $failed_lines
 \`\`\`}
