@@ -350,3 +350,58 @@ fn an_edge_whose_topic_is_missing_says_so_and_keeps_its_snapshots() {
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     assert_eq!(edge.snapshots_in_src(), 1);
 }
+
+/// `local = true` (the default) with a snapshots topic: the node processes
+/// and sends its lines as usual (Graphite, Kafka's `topic`), and publishes
+/// the raw snapshots too; a snapshot leaves src-dir once every sink has it.
+#[test]
+fn a_node_that_processes_and_publishes_does_both_before_deleting() {
+    let edge = Edge::new();
+    let graphite = support::fake_graphite::FakeGraphite::start();
+    let text = fs::read_to_string(&edge.conf).expect("conf");
+    let conf = edge.root.path().join("both.conf");
+    fs::write(
+        &conf,
+        text.replace("local = false\n", "").replace(
+            "prefix-hostname = false\n",
+            &format!(
+                "prefix-hostname = false\nserver = 127.0.0.1\nport = {}\n",
+                graphite.port()
+            ),
+        ),
+    )
+    .expect("write conf");
+    // With [kafka], the metric lines go to Kafka's `topic` too.
+    edge.broker.create_topic("haproxystats.metrics", 1);
+    let mut daemon = Haproxystats::start(&["process"], &conf, &edge.root.path().join("both.log"));
+    let copy = edge.move_in(1_700_000_000, 1, SMALL);
+    wait(
+        "src-dir not emptied",
+        Duration::from_secs(30),
+        &daemon,
+        || edge.snapshots_in_src() == 0,
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
+    let want = replayed(&conf, &copy);
+    let sent: BTreeSet<String> = graphite.lines().into_iter().collect();
+    assert!(
+        want.is_subset(&sent),
+        "Graphite lacks lines of the snapshot"
+    );
+    assert!(
+        sent.iter()
+            .any(|line| line.starts_with("test.haproxy.haproxystats.SnapshotsPublished ")),
+        "the publisher's self metrics go with the lines"
+    );
+    let records = edge
+        .broker
+        .read(TOPIC, 2, Duration::from_secs(30), |records| {
+            by_snapshot(records).values().any(|parts| complete(parts))
+        });
+    let got = by_snapshot(&records);
+    let rebuilt = edge.root.path().join("both-rebuilt").join("1700000000");
+    assert_eq!(
+        replayed_from_parts(&conf, &got[&1_700_000_000], &rebuilt),
+        want
+    );
+}

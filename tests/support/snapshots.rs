@@ -54,7 +54,6 @@ pub fn replay_lines(conf: &Path, dirs: &[PathBuf]) -> BTreeSet<String> {
         .arg(conf)
         .args(dirs)
         .env_remove("HAPROXYSTATS_LOG")
-        .stderr(Stdio::null())
         .output()
         .expect("run haproxystats replay");
     assert!(output.status.success(), "replay failed: {output:?}");
