@@ -69,6 +69,9 @@ fn sixty_seconds_at_pull_interval_1_give_60_complete_snapshots_and_flat_rss() {
             fleet.generate_traffic(20);
         }
     }
+    // On a loaded machine the loop (traffic included) overruns 60 s a
+    // little: one snapshot per second of the time the puller really ran.
+    let ran = start.elapsed().as_secs();
     assert_eq!(
         pull.terminate(Duration::from_secs(10)),
         Some(0),
@@ -78,9 +81,10 @@ fn sixty_seconds_at_pull_interval_1_give_60_complete_snapshots_and_flat_rss() {
 
     let incoming = root.path().join("incoming");
     let names = snapshot_names(&incoming);
+    let expected = ran.saturating_sub(1)..=ran + 1;
     assert!(
-        (59..=61).contains(&names.len()),
-        "{} snapshots in 60 s: {names:?}\n{}",
+        ran < 70 && expected.contains(&(names.len() as u64)),
+        "{} snapshots in {ran} s: {names:?}\n{}",
         names.len(),
         pull.log()
     );
