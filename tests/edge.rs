@@ -219,7 +219,12 @@ fn an_edge_publishes_each_snapshot_whole_in_parts_and_then_deletes_it() {
 #[test]
 fn through_a_broker_outage_snapshots_stay_in_src_dir_until_every_part_is_in() {
     let edge = Edge::new();
-    let mut daemon = edge.start();
+    // librdkafka gives up on a message after 2 s: the sink sends the parts
+    // again, several times during the outage.
+    let text = fs::read_to_string(&edge.conf).expect("conf");
+    let conf = edge.root.path().join("outage.conf");
+    fs::write(&conf, format!("{text}message-timeout = 2\n")).expect("write conf");
+    let mut daemon = Haproxystats::start(&["process"], &conf, &edge.root.path().join("outage.log"));
     edge.move_in(1_700_000_000, 1, SMALL);
     wait(
         "the first snapshot not published",
@@ -252,6 +257,13 @@ fn through_a_broker_outage_snapshots_stay_in_src_dir_until_every_part_is_in() {
             got.len() == 3 && got.values().all(|parts| complete(parts))
         });
     assert_eq!(by_snapshot(&records).len(), 3);
+    assert!(
+        daemon
+            .log()
+            .contains("snapshot not taken by the broker; sending it again"),
+        "{}",
+        daemon.log()
+    );
 }
 
 /// Pulling real HAProxy instances, an edge beats on multiples of the pull

@@ -127,6 +127,46 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// A producer to replace `producer` with after a message failed with
+/// `error`, when the producer itself is done for: a fatal error, or the
+/// broker no longer taking its producer id (after a message timed out in an
+/// outage, the idempotent producer's epoch is fenced, and every later
+/// message fails the same way). Only a new producer, with a new id, delivers
+/// again. `None` when the producer is fine (or a new one cannot be made:
+/// logged).
+pub fn renewed_after(
+    producer: &rdkafka::producer::FutureProducer,
+    config: &ClientConfig,
+    error: Option<rdkafka::types::RDKafkaErrorCode>,
+) -> Option<rdkafka::producer::FutureProducer> {
+    use rdkafka::producer::Producer as _;
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let why = match producer.client().fatal_error() {
+        Some((code, reason)) => format!("{code}: {reason}"),
+        None => match error {
+            Some(
+                code @ (Code::ProducerFenced
+                | Code::InvalidProducerEpoch
+                | Code::UnknownProducerId
+                | Code::OutOfOrderSequenceNumber
+                | Code::InvalidProducerIdMapping),
+            ) => code.to_string(),
+            _ => return None,
+        },
+    };
+    tracing::warn!(
+        error = why,
+        "the kafka producer cannot deliver any more; starting a new one"
+    );
+    match config.create() {
+        Ok(renewed) => Some(renewed),
+        Err(error) => {
+            tracing::error!(error = %error, "cannot create a new kafka producer; trying again on the next failure");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -249,7 +249,7 @@ struct Writer {
     error_log: LogLimit,
 }
 
-type InFlight = std::pin::Pin<Box<dyn Future<Output = (Outgoing, Result<(), String>)> + Send>>;
+type InFlight = std::pin::Pin<Box<dyn Future<Output = (Outgoing, Result<(), Undelivered>)> + Send>>;
 
 impl Writer {
     fn new(settings: KafkaSettings, producer: FutureProducer, counters: Arc<Counters>) -> Writer {
@@ -438,7 +438,7 @@ impl Writer {
         first
     }
 
-    fn on_report(&mut self, outgoing: Outgoing, report: Result<(), String>) {
+    fn on_report(&mut self, outgoing: Outgoing, report: Result<(), Undelivered>) {
         self.in_flight_bytes = self.in_flight_bytes.saturating_sub(outgoing.payload.len());
         self.in_flight_lines = self.in_flight_lines.saturating_sub(outgoing.lines);
         match report {
@@ -456,8 +456,14 @@ impl Writer {
                 self.counters
                     .delivery_errors
                     .fetch_add(1, Ordering::Relaxed);
-                self.log_error("kafka message not delivered; sending it again", &error);
+                self.log_error("kafka message not delivered; sending it again", &error.0);
                 self.again.push_back(outgoing);
+                let config = self.settings.client_config();
+                if let Some(renewed) =
+                    super::settings::renewed_after(&self.producer, &config, error.1)
+                {
+                    self.producer = renewed;
+                }
             }
         }
     }
@@ -531,11 +537,17 @@ impl Writer {
     }
 }
 
-async fn report(outgoing: Outgoing, delivery: DeliveryFuture) -> (Outgoing, Result<(), String>) {
+/// Why a message was not delivered, and librdkafka's code for it.
+type Undelivered = (String, Option<RDKafkaErrorCode>);
+
+async fn report(
+    outgoing: Outgoing,
+    delivery: DeliveryFuture,
+) -> (Outgoing, Result<(), Undelivered>) {
     let result = match delivery.await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err((error, _))) => Err(error.to_string()),
-        Err(_) => Err("the producer went away before reporting".to_owned()),
+        Ok(Err((error, _))) => Err((error.to_string(), error.rdkafka_error_code())),
+        Err(_) => Err(("the producer went away before reporting".to_owned(), None)),
     };
     (outgoing, result)
 }

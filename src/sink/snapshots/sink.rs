@@ -5,8 +5,8 @@
 //! stays in src-dir until then. One snapshot at a time, oldest first: the
 //! pipeline hands over at most `workers`, so what waits here is a few paths.
 //!
-//! A part the broker did not take (outage, `message-timeout`) sends the
-//! whole snapshot again after [`RETRY_AFTER`]: a consumer may see a part
+//! A part the broker did not take (outage, `message-timeout`) sends every
+//! part again after [`RETRY_AFTER`] (kept, not encoded again): a consumer may see a part
 //! twice and keys parts by (lb, ts, part). A snapshot that cannot be
 //! encoded (nothing readable in it) is logged, counted (`BadSnapshots`) and
 //! acknowledged: there is nothing to keep it for.
@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::SnapshotsSettings;
 use super::headers::headers;
 use crate::log_limit::LogLimit;
-use crate::sink::kafka::settings::{RECORD_OVERHEAD, client_config};
+use crate::sink::kafka::settings::{RECORD_OVERHEAD, client_config, renewed_after};
 use crate::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
 
 /// How long after a failed send the snapshot is sent again.
@@ -92,7 +92,8 @@ impl Actor for SnapshotsSink {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let producer: FutureProducer = match self.client_config().create() {
+        let client_config = self.client_config();
+        let producer: FutureProducer = match client_config.create() {
             Ok(producer) => producer,
             Err(error) => {
                 tracing::error!(error = %error, "cannot create the kafka producer for raw snapshots");
@@ -110,6 +111,8 @@ impl Actor for SnapshotsSink {
             queue: VecDeque::new(),
             flush_waiters: Vec::new(),
             error_log: LogLimit::default(),
+            encoded: None,
+            client_config,
         };
         ctx.spawn(writer.run(receiver).into_actor(self));
     }
@@ -201,12 +204,16 @@ impl Handler<crate::supervisor::Crash> for SnapshotsSink {
     }
 }
 
+/// A snapshot's parts, kept while it is sent again: a long outage must
+/// not encode the same snapshot over and over.
+type Parts = Arc<Vec<Vec<u8>>>;
+
 /// How publishing one snapshot ended.
 enum Outcome {
     /// The broker has every part.
     Published { parts: usize },
-    /// Not every part was taken: send it all again later.
-    Retry(String),
+    /// Not every part was taken: send them all again later.
+    Retry(String, Option<rdkafka::types::RDKafkaErrorCode>, Parts),
     /// It cannot be encoded: nothing to send.
     Bad(String),
 }
@@ -221,6 +228,10 @@ struct Writer {
     queue: VecDeque<Job>,
     flush_waiters: Vec<oneshot::Sender<()>>,
     error_log: LogLimit,
+    /// The parts of the snapshot at the front, once encoded.
+    encoded: Option<Parts>,
+    /// For a new producer after a fatal error.
+    client_config: rdkafka::ClientConfig,
 }
 
 impl Writer {
@@ -242,6 +253,7 @@ impl Writer {
                         Arc::clone(&self.settings),
                         job.dir.clone(),
                         job.ts,
+                        self.encoded.take(),
                     )));
                 }
             }
@@ -287,7 +299,11 @@ impl Writer {
                     "snapshot cannot be encoded for the snapshots topic; skipped"
                 );
             }
-            Outcome::Retry(error) => {
+            Outcome::Retry(error, code, parts) => {
+                self.encoded = Some(parts);
+                if let Some(renewed) = renewed_after(&self.producer, &self.client_config, code) {
+                    self.producer = renewed;
+                }
                 c.send_errors.fetch_add(1, Ordering::Relaxed);
                 if let Some(suppressed) = self.error_log.allow(std::time::Instant::now()) {
                     let dir = self.queue.front().map(|job| job.dir.display().to_string());
@@ -304,30 +320,24 @@ impl Writer {
     }
 }
 
-/// Encodes the snapshot in `dir` and sends its parts; resolves once the
-/// broker confirmed all of them or one failed.
+/// Encodes the snapshot in `dir` (unless its parts are at hand) and sends
+/// its parts; resolves once the broker confirmed all of them or one failed.
 async fn publish(
     producer: FutureProducer,
     settings: Arc<SnapshotsSettings>,
     dir: PathBuf,
     ts: u64,
+    encoded: Option<Parts>,
 ) -> Outcome {
-    let max_bytes = settings
-        .kafka
-        .message_max_bytes
-        .saturating_sub(RECORD_OVERHEAD + HEADERS_ROOM + settings.lb.len())
-        .max(1);
-    let encoded = tokio::task::spawn_blocking(move || crate::raw::encode(&dir, max_bytes)).await;
     let encoded = match encoded {
-        Ok(Ok(encoded)) => encoded,
-        Ok(Err(error)) => return Outcome::Bad(error.to_string()),
-        Err(error) => return Outcome::Bad(format!("encoding failed: {error}")),
+        Some(parts) => parts,
+        None => match encode(&settings, dir).await {
+            Ok(parts) => parts,
+            Err(error) => return Outcome::Bad(error),
+        },
     };
-    for warning in &encoded.warnings {
-        tracing::warn!("{warning}");
-    }
-    let parts = encoded.parts.len();
-    let sends = encoded.parts.iter().enumerate().map(|(part, payload)| {
+    let parts = encoded.len();
+    let sends = encoded.iter().enumerate().map(|(part, payload)| {
         let mut message_headers = OwnedHeaders::new();
         for (key, value) in headers(
             &settings.lb,
@@ -348,10 +358,32 @@ async fn publish(
             .headers(message_headers);
         producer.send(record, Timeout::After(settings.kafka.message_timeout))
     });
-    for delivered in futures_util::future::join_all(sends).await {
-        if let Err((error, _)) = delivered {
-            return Outcome::Retry(error.to_string());
-        }
+    let failed = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .find_map(|delivered| delivered.err().map(|(error, _)| error));
+    match failed {
+        Some(error) => Outcome::Retry(error.to_string(), error.rdkafka_error_code(), encoded),
+        None => Outcome::Published { parts },
     }
-    Outcome::Published { parts }
+}
+
+/// The parts of the snapshot in `dir`, encoded off the event loop; its
+/// warnings logged.
+async fn encode(settings: &SnapshotsSettings, dir: PathBuf) -> Result<Parts, String> {
+    let max_bytes = settings
+        .kafka
+        .message_max_bytes
+        .saturating_sub(RECORD_OVERHEAD + HEADERS_ROOM + settings.lb.len())
+        .max(1);
+    let encoded = tokio::task::spawn_blocking(move || crate::raw::encode(&dir, max_bytes)).await;
+    let encoded = match encoded {
+        Ok(Ok(encoded)) => encoded,
+        Ok(Err(error)) => return Err(error.to_string()),
+        Err(error) => return Err(format!("encoding failed: {error}")),
+    };
+    for warning in &encoded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(Arc::new(encoded.parts))
 }
