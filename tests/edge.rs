@@ -296,6 +296,19 @@ fn an_edge_pulling_real_haproxy_publishes_epoch_aligned_snapshots_of_every_socke
             let got = by_snapshot(records);
             got.values().filter(|parts| complete(parts)).count() >= 3
         });
+    // `check` judges an edge by its pulls, hand-overs and the snapshots
+    // sink: all fresh.
+    let check = std::process::Command::new(support::haproxystats::BIN)
+        .arg("-f")
+        .arg(&conf)
+        .arg("check")
+        .output()
+        .expect("run check");
+    let line = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(0), "{line}");
+    assert!(line.contains("snapshots backlog"), "{line}");
+    assert!(line.contains("last process "), "a hand-over counts: {line}");
+    assert!(line.contains("last snapshots push"), "{line}");
     assert_eq!(
         daemon.terminate(Duration::from_secs(20)),
         Some(0),

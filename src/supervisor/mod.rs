@@ -528,8 +528,13 @@ impl Supervisor {
                 Action::Process(dir) => self.process(dir, ctx),
                 Action::Deliver { dir, sinks } => match self.processed_lines.remove(&dir) {
                     Some(lines) => self.deliver(dir, sinks, lines, ctx),
-                    // An edge: the sinks read the directory.
+                    // An edge: the sinks read the directory. Handing it
+                    // over is its processing, for the status file and
+                    // `check` (which would otherwise see none, ever).
                     None if !self.local => {
+                        if let Some(health) = &mut self.health {
+                            health.status_mut().last_process_ok = Some(unix_now());
+                        }
                         let ts = dir
                             .file_name()
                             .and_then(|name| name.to_str())
