@@ -194,13 +194,15 @@ pub(super) fn parse_cell(cell: &[u8]) -> Result<Option<i64>, ()> {
         return Err(());
     }
     let v = if digits.len() < 19 {
-        // At most 18 digits: cannot overflow, so no check per digit.
+        // At most 18 digits: cannot overflow, so no check per digit. A
+        // byte that is no digit can (up to 255 per "digit"): it is found
+        // after the loop and the value thrown away, so wrapping is fine.
         let mut v: i64 = 0;
         let mut bad = false;
         for &b in digits {
             let d = b.wrapping_sub(b'0');
             bad |= d > 9;
-            v = v * 10 + i64::from(d);
+            v = v.wrapping_mul(10).wrapping_add(i64::from(d));
         }
         if bad {
             return Err(());
