@@ -1,8 +1,11 @@
 //! Raw snapshots (`haproxystats::raw`) end to end: a snapshot directory
 //! encoded into parts, decoded and written back gives the engine (what
-//! `replay` runs) the same lines as the original — on the corpus, the
+//! `replay` runs) the same lines as the original, and so does the engine
+//! reading the decoded batches directly (central's path) — on the corpus, the
 //! fixtures, defective files and generated snapshots —, a big snapshot
 //! splits into parts each valid alone, and pyarrow reads every part as it is.
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,8 +15,9 @@ use std::time::Instant;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Int32Type, Int64Type, UInt64Type};
 use arrow_ipc::reader::StreamReader;
-use haproxystats::engine::{EngineOptions, process_snapshot};
+use haproxystats::engine::{EngineOptions, process_decoded_into, process_snapshot};
 use haproxystats::raw::{self, DecodedSnapshot, EncodedSnapshot, MESSAGE_MARGIN, keys};
+use support::collected::Collected;
 
 const TS: &str = "1700000000";
 
@@ -75,6 +79,33 @@ fn round_trip(dir: &Path, limit: usize) -> (EncodedSnapshot, DecodedSnapshot) {
     let want = replay_lines(dir);
     assert!(want.lines().count() > 10, "{}: {want}", dir.display());
     let got = replay_lines(&written);
+    assert_same_lines(dir, limit, &want, &got, "written back");
+    // The engine's Arrow front end, reading the decoded batches as they are.
+    let got = decoded_lines(&dec);
+    assert_same_lines(dir, limit, &want, &got, "read from the batches");
+    (enc, dec)
+}
+
+/// What the engine gives for a decoded snapshot (`process_decoded_into`,
+/// as central runs it), as [`replay_lines`] shows it.
+fn decoded_lines(dec: &DecodedSnapshot) -> String {
+    let mut out = Collected::default();
+    match process_decoded_into(dec, "lb", &options(), &mut out) {
+        Ok((report, partial)) => {
+            assert_eq!(partial.ts, dec.ts);
+            assert_eq!(partial.lb, "lb");
+            let text = String::from_utf8(out.0.concat()).unwrap();
+            assert_eq!(report.lines, text.lines().count());
+            text.lines()
+                .filter(|l| !l.contains("WallClockTime"))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        }
+        Err(e) => format!("error: {}", e.kind()),
+    }
+}
+
+fn assert_same_lines(dir: &Path, limit: usize, want: &str, got: &str, how: &str) {
     if got != want {
         let diff: Vec<String> = want
             .lines()
@@ -84,14 +115,13 @@ fn round_trip(dir: &Path, limit: usize) -> (EncodedSnapshot, DecodedSnapshot) {
             .map(|(a, b)| format!("- {a}\n+ {b}"))
             .collect();
         panic!(
-            "{} (limit {limit}): {} lines vs {} written back\n{}",
+            "{} (limit {limit}): {} lines vs {} {how}\n{}",
             dir.display(),
             want.lines().count(),
             got.lines().count(),
             diff.join("\n")
         );
     }
-    (enc, dec)
 }
 
 /// A snapshot directory holding `files`: (name, content).

@@ -56,6 +56,25 @@ pub struct Acc {
     pub overflow: bool,
 }
 
+/// One group's accumulators as they are kept, per metric: the low 64 bits
+/// of the sum and how many times 2^64 it wrapped, the rows lacking the
+/// column, whether it overflowed. What a partial aggregate carries (SPEC §7).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupTotals {
+    /// Rows of the group.
+    pub rows: u32,
+    /// Rows with `lbtot` > 0.
+    pub busy: u32,
+    /// Per metric: the low 64 bits of the sum.
+    pub sums: Vec<i64>,
+    /// Per metric: wraps of the sum past 64 bits.
+    pub carry: Vec<i64>,
+    /// Per metric: rows whose header lacked the column.
+    pub absent: Vec<u32>,
+    /// Per metric: the sum does not fit in 128 bits.
+    pub overflowed: Vec<bool>,
+}
+
 /// The final value of one metric of one group.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Aggregate {
@@ -412,6 +431,71 @@ impl KindAgg {
         }
     }
 
+    /// Everything this holds about group `g`, exactly (see
+    /// [`KindAgg::add_group`]).
+    pub fn group_totals(&self, g: usize) -> GroupTotals {
+        let gi = g as u32;
+        let metric = |m: usize| (gi, m as u32);
+        GroupTotals {
+            rows: self.rows.get(g).copied().unwrap_or(0),
+            busy: self.busy.get(g).copied().unwrap_or(0),
+            sums: self
+                .sums
+                .get(g * self.width..(g + 1) * self.width)
+                .unwrap_or_default()
+                .to_vec(),
+            carry: (0..self.width)
+                .map(|m| self.carry.get(&metric(m)).copied().unwrap_or(0))
+                .collect(),
+            absent: (0..self.width)
+                .map(|m| self.absent.get(&metric(m)).copied().unwrap_or(0))
+                .collect(),
+            overflowed: (0..self.width)
+                .map(|m| self.overflowed.contains(&metric(m)))
+                .collect(),
+        }
+    }
+
+    /// Adds what [`KindAgg::group_totals`] gave (of accumulators with the
+    /// same metrics) to the group `key`: the same as merging the
+    /// accumulators it came from.
+    pub fn add_group(&mut self, key: &str, t: &GroupTotals) {
+        let g = self.group(key);
+        let w = self.width;
+        if let Some(dst) = self.sums.get_mut(g * w..(g + 1) * w) {
+            for (m, (d, s)) in dst.iter_mut().zip(&t.sums).enumerate() {
+                let (sum, wrapped) = d.overflowing_add(*s);
+                *d = sum;
+                if wrapped {
+                    let wraps = if *s < 0 { -1 } else { 1 };
+                    spill(&mut self.carry, &mut self.overflowed, g as u32, m, wraps);
+                }
+            }
+        }
+        if let (Some(rows), Some(busy)) = (self.rows.get_mut(g), self.busy.get_mut(g)) {
+            *rows = rows.wrapping_add(t.rows);
+            *busy = busy.wrapping_add(t.busy);
+        }
+        for (m, &n) in t.absent.iter().enumerate().filter(|(_, n)| **n != 0) {
+            let d = self.absent.entry((g as u32, m as u32)).or_insert(0);
+            *d = d.wrapping_add(n);
+        }
+        for (m, &wraps) in t.carry.iter().enumerate().filter(|(_, c)| **c != 0) {
+            spill(&mut self.carry, &mut self.overflowed, g as u32, m, wraps);
+        }
+        for (m, _) in t.overflowed.iter().enumerate().filter(|(_, o)| **o) {
+            let key = (g as u32, m as u32);
+            if !self.overflowed.contains(&key) {
+                self.overflowed.push(key);
+            }
+        }
+    }
+
+    /// Metrics per group.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
     /// Group ids sorted by key (the order pandas' groupby emits).
     pub fn sorted_groups(&self) -> Vec<usize> {
         let mut ids: Vec<usize> = (0..self.keys.len()).collect();
@@ -573,6 +657,11 @@ impl SiteAgg {
             kinds: specs.kinds.each_ref().map(KindAgg::new),
             specs: specs.kinds.clone(),
         }
+    }
+
+    /// The spec of kind `k` (`RowKind as usize`).
+    pub fn spec(&self, k: usize) -> Option<&KindSpec> {
+        self.specs.get(k)
     }
 
     /// Merges another thread's accumulators.

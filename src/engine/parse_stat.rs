@@ -171,8 +171,26 @@ impl Header {
     }
 }
 
+/// The kind of a row named `sv` whose `type` cell is `ty` (`None`: the
+/// header has no `type`, as HAProxy 1.4's; `Some(None)`: no such cell);
+/// `None` for rows the engine does not aggregate (listeners, `type` 3).
+pub(super) fn row_kind(sv: &[u8], ty: Option<Option<Result<Option<i64>, ()>>>) -> Option<RowKind> {
+    if sv == b"FRONTEND" {
+        Some(RowKind::Frontend)
+    } else if sv == b"BACKEND" {
+        Some(RowKind::Backend)
+    } else {
+        match ty {
+            Some(Some(Ok(Some(2)))) | None => Some(RowKind::Server),
+            _ => None,
+        }
+    }
+}
+
 /// Accumulates rows of one kind: group ids and one vector per column.
-struct KindBuilder {
+/// Both front ends fill it: CSV lines here, Arrow record batches in
+/// [`super::arrow_input`].
+pub(super) struct KindBuilder {
     kind: RowKind,
     group: Vec<u32>,
     cols: Vec<Vec<i64>>,
@@ -183,7 +201,7 @@ struct KindBuilder {
 }
 
 impl KindBuilder {
-    fn new(kind: RowKind, ncols: usize, cap: usize) -> Self {
+    pub(super) fn new(kind: RowKind, ncols: usize, cap: usize) -> Self {
         KindBuilder {
             kind,
             group: Vec::with_capacity(cap),
@@ -195,7 +213,7 @@ impl KindBuilder {
     }
 
     /// Marks which columns the (new) header has; call on an empty builder.
-    fn set_header(&mut self, idx: &[(usize, usize)]) {
+    pub(super) fn set_header(&mut self, idx: &[(usize, usize)]) {
         self.present.iter_mut().for_each(|p| *p = false);
         for &(c, _) in idx {
             if let Some(p) = self.present.get_mut(c) {
@@ -207,9 +225,60 @@ impl KindBuilder {
         }
     }
 
+    /// Adds the cell of plan column `c` of the current row: `value` as the
+    /// cell parsers give it (`None`: no such cell), `raw` the cell's bytes
+    /// (looked at only when it is no `i64`). Returns the warning a bad cell
+    /// gives; it counts as empty (0).
+    #[inline]
+    pub(super) fn push_cell(
+        &mut self,
+        c: usize,
+        value: Option<Result<Option<i64>, ()>>,
+        raw: &[u8],
+        names: &[&'static str],
+    ) -> Option<WarningKind> {
+        let col = self.cols.get_mut(c)?;
+        let bad = match value {
+            Some(Ok(v)) => {
+                col.push(v.unwrap_or(0));
+                return None;
+            }
+            Some(Err(())) => bad_cell(raw),
+            None => BadCell::NotANumber,
+        };
+        match bad {
+            BadCell::Wide(v) => {
+                col.push(i64::MAX);
+                self.wide.push(WideCell {
+                    row: self.group.len() as u32,
+                    col: c as u32,
+                    rest: v - i64::MAX as u64,
+                });
+                None
+            }
+            bad => {
+                col.push(0);
+                let column = names.get(c).map_or_else(String::new, |n| (*n).to_string());
+                Some(if bad == BadCell::TooLarge {
+                    WarningKind::TooLarge { column }
+                } else {
+                    WarningKind::NotANumber { column }
+                })
+            }
+        }
+    }
+
+    /// Ends the current row (its cells pushed) with its group id; `true`
+    /// when the builder holds `batch_rows` rows and should be emitted.
+    #[inline]
+    pub(super) fn end_row(&mut self, group: u32, batch_rows: usize) -> bool {
+        self.group.push(group);
+        self.group.len() >= batch_rows
+    }
+
     /// Hands the rows so far to `sink` as a batch, then takes the batch's
     /// buffers back for the next rows (no allocation per batch).
-    fn emit(&mut self, sink: &mut impl StatSink) {
+    pub(super) fn emit(&mut self, sink: &mut impl StatSink) {
         if self.group.is_empty() {
             return;
         }
@@ -287,7 +356,7 @@ impl Cells<'_> {
 
 /// Records a warning about `file`, unless the file already had
 /// [`MAX_WARNINGS_PER_FILE`] (`seen` counts them all).
-fn warn_at(
+pub(super) fn warn_at(
     file: &Path,
     seen: &mut usize,
     warnings: &mut Vec<InputWarning>,
@@ -451,15 +520,8 @@ impl<'a> FileParser<'a> {
         if px.is_empty() || sv.is_empty() {
             return warn(WarningKind::BadRow);
         }
-        let kind = if sv == b"FRONTEND" {
-            RowKind::Frontend
-        } else if sv == b"BACKEND" {
-            RowKind::Backend
-        } else {
-            match h.ty.map(|t| cells.get(t).map(parse_cell)) {
-                Some(Some(Ok(Some(2)))) | None => RowKind::Server,
-                _ => return, // listeners (type 3) and anything else
-            }
+        let Some(kind) = row_kind(sv, h.ty.map(|t| cells.get(t).map(parse_cell))) else {
+            return; // listeners (type 3) and anything else
         };
         let k = kind as usize;
         let (Some(b), Some(idx), Some(names)) = (
@@ -470,45 +532,16 @@ impl<'a> FileParser<'a> {
             return;
         };
         for &(c, i) in idx {
-            let Some(col) = b.cols.get_mut(c) else {
-                continue;
-            };
             let value = match &cells {
                 Cells::Fast { line, bounds, .. } => fast_cell(line, bounds, i),
                 Cells::Slow(_) => cells.get(i).map(parse_cell),
             };
-            let bad = match value {
-                Some(Ok(v)) => {
-                    col.push(v.unwrap_or(0));
-                    continue;
-                }
-                Some(Err(())) => bad_cell(cells.get(i).unwrap_or_default()),
-                None => BadCell::NotANumber,
-            };
-            match bad {
-                BadCell::Wide(v) => {
-                    col.push(i64::MAX);
-                    b.wide.push(WideCell {
-                        row: b.group.len() as u32,
-                        col: c as u32,
-                        rest: v - i64::MAX as u64,
-                    });
-                }
-                bad => {
-                    // Treated as empty: 0.
-                    col.push(0);
-                    let column = names.get(c).map_or_else(String::new, |n| (*n).to_string());
-                    warn(if bad == BadCell::TooLarge {
-                        WarningKind::TooLarge { column }
-                    } else {
-                        WarningKind::NotANumber { column }
-                    });
-                }
+            if let Some(kind) = b.push_cell(c, value, cells.get(i).unwrap_or_default(), names) {
+                warn(kind);
             }
         }
-        b.group.push(sink.group(kind, px, sv));
         self.summary.rows += 1;
-        if b.group.len() >= self.batch_rows {
+        if b.end_row(sink.group(kind, px, sv), self.batch_rows) {
             b.emit(sink);
         }
     }

@@ -68,6 +68,15 @@ pub struct StatSegment {
 }
 
 impl StatSegment {
+    /// The header fields, in order.
+    pub fn field_names(&self) -> Vec<&str> {
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect()
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
@@ -252,7 +261,7 @@ fn check_buffers(
 /// messages up to the end-of-stream marker, nothing after it, and buffers
 /// arrow can read without panicking or allocating blindly
 /// ([`check_buffers`]).
-fn check_messages(bytes: &[u8], schema: &Schema) -> Result<(), String> {
+pub(crate) fn check_messages(bytes: &[u8], schema: &Schema) -> Result<(), String> {
     let truncated = |what: &str| format!("truncated: {what} cut at byte {}", bytes.len());
     let widths = batch_widths(schema);
     let mut pos = 0usize;

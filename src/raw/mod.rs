@@ -103,6 +103,7 @@
 //! in `_info`, white space around `show info` values, and bytes that are not
 //! UTF-8 (replaced by U+FFFD, with a warning).
 
+pub(crate) mod cells;
 mod decode;
 mod encode;
 mod input;
@@ -113,6 +114,7 @@ mod write;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub(crate) use decode::check_messages;
 pub use decode::{DecodedSnapshot, DecodedSocket, StatSegment, decode};
 pub use encode::{EncodedSnapshot, encode};
 pub use write::write_dir;

@@ -2,58 +2,12 @@
 
 use std::path::Path;
 
-use arrow::array::{Array, AsArray, Int32Array, StringArray};
-use arrow::datatypes::{DataType, Int32Type, Int64Type, UInt64Type};
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 
 use super::RawError;
+use super::cells::ColumnCells;
 use super::decode::{DecodedSnapshot, DecodedSocket, valid_socket_name};
-
-/// How the cells of one column are written.
-enum Cells<'a> {
-    Int64(&'a arrow::array::Int64Array),
-    UInt64(&'a arrow::array::UInt64Array),
-    Text {
-        keys: &'a Int32Array,
-        values: &'a StringArray,
-    },
-}
-
-impl<'a> Cells<'a> {
-    fn of(array: &'a dyn Array) -> Option<Self> {
-        match array.data_type() {
-            DataType::Int64 => Some(Cells::Int64(array.as_primitive_opt::<Int64Type>()?)),
-            DataType::UInt64 => Some(Cells::UInt64(array.as_primitive_opt::<UInt64Type>()?)),
-            _ => {
-                let dict = array.as_dictionary_opt::<Int32Type>()?;
-                Some(Cells::Text {
-                    keys: dict.keys(),
-                    values: dict.values().as_string_opt::<i32>()?,
-                })
-            }
-        }
-    }
-
-    /// Appends the text of row `row` (nothing for a null).
-    fn write(&self, row: usize, out: &mut Vec<u8>) {
-        let mut digits = itoa::Buffer::new();
-        match self {
-            Cells::Int64(a) if a.is_valid(row) => {
-                out.extend_from_slice(digits.format(a.value(row)).as_bytes());
-            }
-            Cells::UInt64(a) if a.is_valid(row) => {
-                out.extend_from_slice(digits.format(a.value(row)).as_bytes());
-            }
-            Cells::Text { keys, values } if keys.is_valid(row) => {
-                let key = usize::try_from(keys.value(row)).unwrap_or(usize::MAX);
-                if key < values.len() && values.is_valid(key) {
-                    out.extend_from_slice(values.value(key).as_bytes());
-                }
-            }
-            _ => {}
-        }
-    }
-}
 
 /// Appends `cell` to a CSV line, quoted where the engine would otherwise
 /// read it differently: a `,`, `"`, CR or LF in it, or a `#` starting the
@@ -84,7 +38,7 @@ fn write_rows(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), String> {
         .iter()
         .zip(batch.schema_ref().fields())
         .map(|(array, field)| {
-            Cells::of(array.as_ref()).ok_or_else(|| {
+            ColumnCells::of(array.as_ref()).ok_or_else(|| {
                 format!(
                     "column {:?} of type {} is not in the format",
                     field.name(),
@@ -112,12 +66,7 @@ fn write_rows(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), String> {
 fn stat_file(socket: &DecodedSocket) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for segment in &socket.segments {
-        let names: Vec<&str> = segment
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
+        let names = segment.field_names();
         if let Some(bad) = names.iter().find(|n| n.contains([',', '\n', '\r'])) {
             return Err(format!("field name {bad:?} cannot be a header field"));
         }

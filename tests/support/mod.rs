@@ -21,6 +21,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod carbon;
+pub mod collected;
 pub mod fake_graphite;
 pub mod haproxy;
 pub mod haproxystats;
