@@ -8,12 +8,19 @@
 //! (`process_snapshot_to`), and prints min/median wall time
 //! (`HS_BENCH_RUNS=1` for one run, e.g. under `/usr/bin/time -v`;
 //! `HS_BENCH_OUT=FILE` writes the lines of the last run to FILE).
+//!
+//! `HS_BENCH_MODE=central` times central's stage 1 on the same snapshot
+//! instead (SPEC §7): the snapshot is encoded once as the edge publishes it
+//! (`raw::encode`, 1 MB messages), then each run decodes the parts, writes
+//! the lines from the record batches (`process_decoded_into`) and encodes
+//! the partial aggregate. Both modes print the CPU time per run
+//! (`getrusage`) besides the wall time.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use haproxystats::engine::{EngineOptions, process_snapshot_to};
+use haproxystats::engine::{BufferSink, EngineOptions, process_decoded_into, process_snapshot_to};
 
 fn snapshot_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("HS_BENCH_DIR") {
@@ -62,6 +69,107 @@ impl Write for Count {
     }
 }
 
+/// Counts the bytes of the buffers handed over and reuses them.
+struct CountBuffers(usize, Vec<u8>);
+
+impl BufferSink for CountBuffers {
+    fn hand_over_at(&self) -> usize {
+        256 * 1024
+    }
+    fn fresh(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.1)
+    }
+    fn take(&mut self, mut lines: Vec<u8>) {
+        self.0 += lines.len();
+        lines.clear();
+        self.1 = lines;
+    }
+    fn copy(&mut self, lines: &[u8]) {
+        self.0 += lines.len();
+    }
+}
+
+/// CPU time (user + system) of this process so far.
+fn cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF is always valid.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec as u64)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Central's stage 1 on the snapshot, `runs` times.
+fn central(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
+    let csv: u64 = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let enc = match haproxystats::raw::encode(dir, 1_000_000) {
+        Ok(enc) => enc,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let message_bytes: usize = enc.parts.iter().map(Vec::len).sum();
+    println!(
+        "raw snapshot: {} parts, {message_bytes} bytes for {csv} bytes of CSV ({:.3}×)",
+        enc.parts.len(),
+        message_bytes as f64 / csv as f64
+    );
+    let parts: Vec<&[u8]> = enc.parts.iter().map(Vec::as_slice).collect();
+    let mut times = Vec::new();
+    let mut cpu = Vec::new();
+    let mut out = CountBuffers(0, Vec::new());
+    let mut partial_bytes = 0;
+    let mut phases = Vec::new();
+    for _ in 0..runs {
+        out.0 = 0;
+        let (t, c) = (Instant::now(), cpu_time());
+        let fail = |e: String| -> ! {
+            eprintln!("{e}");
+            std::process::exit(1);
+        };
+        let dec = haproxystats::raw::decode(&parts).unwrap_or_else(|e| fail(e.to_string()));
+        let decoded = cpu_time();
+        let (_, partial) = process_decoded_into(&dec, "lb", opts, &mut out)
+            .unwrap_or_else(|e| fail(e.to_string()));
+        let written = cpu_time();
+        let messages = partial
+            .encode("c", 1_000_000)
+            .unwrap_or_else(|e| fail(e.to_string()));
+        partial_bytes = messages.iter().map(Vec::len).sum();
+        phases.push([decoded - c, written - decoded, cpu_time() - written]);
+        times.push(t.elapsed());
+        cpu.push(cpu_time() - c);
+    }
+    times.sort();
+    cpu.sort();
+    phases.sort();
+    if let Some([decode, lines, partial]) = phases.get(phases.len() / 2) {
+        println!(
+            "central phases (CPU, the run of the median decode): decode {decode:?}, lines {lines:?}, partial {partial:?}"
+        );
+    }
+    println!(
+        "engine/central {}: min {:?} median {:?} cpu min {:?} median {:?} ({} bytes of lines, partial {partial_bytes} bytes)",
+        dir.display(),
+        times.first().copied().unwrap_or_default(),
+        times.get(times.len() / 2).copied().unwrap_or_default(),
+        cpu.first().copied().unwrap_or_default(),
+        cpu.get(cpu.len() / 2).copied().unwrap_or_default(),
+        out.0
+    );
+}
+
 fn main() {
     let dir = snapshot_dir();
     let mut opts = EngineOptions::with_prefix("graphite.host.haproxy");
@@ -74,8 +182,13 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(15);
+    if std::env::var("HS_BENCH_MODE").as_deref() == Ok("central") {
+        central(&dir, &opts, runs);
+        return;
+    }
     let save = std::env::var("HS_BENCH_OUT").ok();
     let mut bytes = 0;
+    let mut cpu = Vec::new();
     for run in 0..runs {
         let mut count = Count(0);
         let mut file = None;
@@ -89,10 +202,11 @@ fn main() {
             },
             _ => &mut count,
         };
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_time());
         match process_snapshot_to(&dir, &opts, out) {
             Ok(report) => {
                 times.push(t.elapsed());
+                cpu.push(cpu_time() - c);
                 if times.len() == 1 {
                     println!(
                         "lines {} warnings {} metrics {:?} timings {:?}",
@@ -111,11 +225,14 @@ fn main() {
         bytes = bytes.max(count.0);
     }
     times.sort();
+    cpu.sort();
     println!(
-        "engine/process_snapshot {}: min {:?} median {:?} ({} threads, {} bytes out)",
+        "engine/process_snapshot {}: min {:?} median {:?} cpu min {:?} median {:?} ({} threads, {} bytes out)",
         dir.display(),
         times.first().copied().unwrap_or_default(),
         times.get(times.len() / 2).copied().unwrap_or_default(),
+        cpu.first().copied().unwrap_or_default(),
+        cpu.get(cpu.len() / 2).copied().unwrap_or_default(),
         opts.parallelism,
         bytes
     );

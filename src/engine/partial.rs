@@ -25,7 +25,8 @@
 //! - part 0, the daemon: `socket`, `key` (text), `value`, `value.wraps`.
 //! - then per kind (`frontend`, `backend`, `server`), its groups in one or
 //!   more parts: `key` (`px`, or `px` NUL `sv`), `rows`, `busy`, and per
-//!   metric `<m>`, `<m>.wraps`, `<m>.absent`, `<m>.overflowed` (nulls when 0).
+//!   metric `<m>`, and `<m>.wraps`, `<m>.absent`, `<m>.overflowed` (nulls
+//!   when 0; a column of zeros only is left out).
 //!
 //! Schema metadata of every part: `haproxystats.format` ([`PARTIAL_FORMAT`]),
 //! `.lb`, `.cluster`, `.ts`, `.part`, `.parts`, `.options` (hex),
@@ -498,17 +499,27 @@ fn read_groups(
         let keys = texts(i, batch, "key")?;
         let rows = ints(i, batch, "rows")?;
         let busy = ints(i, batch, "busy")?;
+        // A column left out is all zeros.
+        let optional = |name: String| -> Result<Option<&Int64Array>, PartialError> {
+            match batch.column_by_name(&name) {
+                Some(_) => ints(i, batch, &name).map(Some),
+                None => Ok(None),
+            }
+        };
         let per_metric = names
             .iter()
             .map(|m| {
-                Ok([
+                Ok((
                     ints(i, batch, m)?,
-                    ints(i, batch, &format!("{m}.wraps"))?,
-                    ints(i, batch, &format!("{m}.absent"))?,
-                    ints(i, batch, &format!("{m}.overflowed"))?,
-                ])
+                    [
+                        optional(format!("{m}.wraps"))?,
+                        optional(format!("{m}.absent"))?,
+                        optional(format!("{m}.overflowed"))?,
+                    ],
+                ))
             })
             .collect::<Result<Vec<_>, PartialError>>()?;
+        let or_zero = |a: Option<&Int64Array>, row: usize| a.map_or(0, |a| int_or_zero(a, row));
         let count = |a: &Int64Array, row: usize| {
             u32::try_from(int_or_zero(a, row)).map_err(|_| bad(i, "a row count out of range"))
         };
@@ -518,11 +529,14 @@ fn read_groups(
                 busy: count(busy, row)?,
                 ..Default::default()
             };
-            for [sum, wraps, absent, overflowed] in &per_metric {
+            for (sum, [wraps, absent, overflowed]) in &per_metric {
                 t.sums.push(int_or_zero(sum, row));
-                t.carry.push(int_or_zero(wraps, row));
-                t.absent.push(count(absent, row)?);
-                t.overflowed.push(int_or_zero(overflowed, row) != 0);
+                t.carry.push(or_zero(*wraps, row));
+                t.absent.push(
+                    u32::try_from(or_zero(*absent, row))
+                        .map_err(|_| bad(i, "a row count out of range"))?,
+                );
+                t.overflowed.push(or_zero(*overflowed, row) != 0);
             }
             groups.push((key, t));
         }
@@ -605,9 +619,13 @@ fn groups_batch(
         let absent = at(&|t| i64::from(t.absent.get(m).copied().unwrap_or(0)));
         let over = at(&|t| i64::from(t.overflowed.get(m).copied().unwrap_or(false)));
         columns.push(((*name).into(), Arc::new(Int64Array::from(sums))));
+        // Nearly always all zero: left out (read as zeros), which saves
+        // three quarters of the columns to compress.
         for (suffix, v) in [("wraps", wraps), ("absent", absent), ("overflowed", over)] {
-            let a: Int64Array = v.into_iter().map(nonzero).collect();
-            columns.push((format!("{name}.{suffix}"), Arc::new(a)));
+            if v.iter().any(|&x| x != 0) {
+                let a: Int64Array = v.into_iter().map(nonzero).collect();
+                columns.push((format!("{name}.{suffix}"), Arc::new(a)));
+            }
         }
     }
     batch_of(
@@ -627,7 +645,8 @@ fn split_groups(
     kind: &'static str,
 ) -> Result<Vec<RecordBatch>, PartialError> {
     let batch = groups_batch(agg, names, groups)?;
-    if stream_bytes(&batch, Default::default())?.len() <= limit {
+    let bytes = stream_bytes(&batch, Default::default())?.len();
+    if bytes <= limit {
         return Ok(vec![batch]);
     }
     if groups.len() <= 1 {
@@ -636,9 +655,14 @@ fn split_groups(
             kind,
         });
     }
-    let (a, b) = groups.split_at(groups.len() / 2);
-    let mut out = split_groups(agg, names, a, limit, kind)?;
-    out.extend(split_groups(agg, names, b, limit, kind)?);
+    // Pieces of the size that should fit (with a tenth to spare), each
+    // split again only if it does not: most groups are encoded twice, not
+    // once per halving.
+    let pieces = (bytes * 10 / 9).div_ceil(limit).clamp(2, groups.len());
+    let mut out = Vec::new();
+    for piece in groups.chunks(groups.len().div_ceil(pieces)) {
+        out.extend(split_groups(agg, names, piece, limit, kind)?);
+    }
     Ok(out)
 }
 
