@@ -153,12 +153,12 @@ impl Assembler {
         open.offsets.push(part.offset);
         open.bytes += part.value.len();
         self.bytes += part.value.len();
-        if let Some(slot) = open.parts.get_mut(part.header.part) {
-            if let Some(earlier) = slot.replace(part.value) {
-                // Sent again: the copy replaces it.
-                open.bytes -= earlier.len();
-                self.bytes -= earlier.len();
-            }
+        if let Some(slot) = open.parts.get_mut(part.header.part)
+            && let Some(earlier) = slot.replace(part.value)
+        {
+            // Sent again: the copy replaces it.
+            open.bytes -= earlier.len();
+            self.bytes -= earlier.len();
         }
         if open.have() == open.parts.len()
             && let Some(done) = self.remove(&key)
