@@ -71,6 +71,11 @@ pub enum Command {
     /// Only the process half: watch src-dir, aggregate, push to the sinks
     /// (drop-in for haproxystats-process)
     Process,
+    /// Central processing, stage 1: consume raw snapshots from [kafka]
+    /// snapshots-topic in the group [central] group-id, send each load
+    /// balancer's lines to the sinks and its partial to [central]
+    /// partials-topic
+    Central,
     /// Process snapshot directories once and print the Graphite lines to
     /// stdout; deletes nothing
     Replay {
@@ -208,6 +213,14 @@ mod tests {
             })
         );
         assert_eq!(cli.common.file, Some(PathBuf::from("x.conf")));
+    }
+
+    #[test]
+    fn central_takes_the_common_flags() {
+        let cli = parse(&["haproxystats", "central", "-f", "c.conf", "-d", "conf.d"]);
+        assert_eq!(cli.command, Some(Command::Central));
+        assert_eq!(cli.common.file, Some(PathBuf::from("c.conf")));
+        assert_eq!(cli.common.dir, Some(PathBuf::from("conf.d")));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod catalogue;
+pub mod central;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -73,7 +73,7 @@ fn run(command: Option<Command>, config: &Config, warnings: &[config::ConfigWarn
     let (halves, stream) = match &command {
         None => (Halves::Both, LogStream::Stdout),
         Some(Command::Pull) => (Halves::Pull, LogStream::Stdout),
-        Some(Command::Process) => (Halves::Process, LogStream::Stdout),
+        Some(Command::Process) | Some(Command::Central) => (Halves::Process, LogStream::Stdout),
         Some(Command::Replay { .. }) => (Halves::Process, LogStream::Stderr),
         // A Nagios plugin: no logging, one line on stdout, the state as exit code.
         Some(Command::Check(args)) => return commands::check::run(config, args),
@@ -90,6 +90,14 @@ fn run(command: Option<Command>, config: &Config, warnings: &[config::ConfigWarn
         None => commands::daemon::run(config, &hostname, true),
         Some(Command::Process) => commands::daemon::run(config, &hostname, false),
         Some(Command::Pull) => commands::pull::run(config),
+        Some(Command::Central) => match config::resolve_central(config) {
+            Ok(settings) => commands::central::run(config, settings, &hostname),
+            Err(error) => {
+                tracing::error!("{error}");
+                eprintln!("{error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
         Some(Command::Replay { dirs }) => return run_replay(config, &hostname, &dirs),
         // Handled before logging was set up; kept total without a panic path.
         Some(Command::Check(args)) => return commands::check::run(config, &args),

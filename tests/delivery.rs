@@ -193,6 +193,7 @@ fn send(sink: &actix::Addr<GraphiteSink>, bytes: Vec<u8>) -> tokio::sync::onesho
     let (written, acknowledged) = tokio::sync::oneshot::channel();
     sink.do_send(SendLinesAcked {
         dir: std::path::PathBuf::new(),
+        lb: None,
         ts: 0,
         lines: chunks.into(),
         written,

@@ -64,6 +64,7 @@ fn send(sink: &Addr<KafkaSink>, bytes: Vec<u8>) -> oneshot::Receiver<()> {
     let (written, acknowledged) = oneshot::channel();
     sink.do_send(SendLinesAcked {
         dir: std::path::PathBuf::new(),
+        lb: None,
         ts: 0,
         lines: chunks.into(),
         written,

@@ -2,7 +2,8 @@
 # Verifies the systemd unit offline: no running systemd, no installed binary,
 # no haproxystats user needed (CI containers have none of them).
 #
-#   contrib/systemd/verify.sh              verify contrib/systemd/haproxystats.service
+#   contrib/systemd/verify.sh              verify haproxystats.service and
+#                                          haproxystats-central.service
 #   contrib/systemd/verify.sh UNIT_FILE    verify another unit file
 #   contrib/systemd/verify.sh --self-test  also prove that broken units fail
 #
@@ -122,20 +123,26 @@ self_test() {
 }
 
 main() {
-    local self_test=no unit
+    local self_test=no unit units
     if [ "${1:-}" = "--self-test" ]; then
         self_test=yes
         shift
     fi
-    unit=${1:-$here/haproxystats.service}
-    [ -f "$unit" ] || fail "no unit file $unit"
+    if [ $# -gt 0 ]; then
+        units=("$@")
+    else
+        units=("$here/haproxystats.service" "$here/haproxystats-central.service")
+    fi
     ensure_systemd_analyze
     WORK=$(mktemp -d)
     trap 'rm -rf "$WORK"' EXIT
-    verify_unit "$unit" || fail "$unit"
-    if [ "$self_test" = yes ]; then
-        self_test "$unit"
-    fi
+    for unit in "${units[@]}"; do
+        [ -f "$unit" ] || fail "no unit file $unit"
+        verify_unit "$unit" || fail "$unit"
+        if [ "$self_test" = yes ]; then
+            self_test "$unit"
+        fi
+    done
 }
 
 main "$@"

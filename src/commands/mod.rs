@@ -1,7 +1,8 @@
 //! The commands, one file each: `daemon` (the supervisor, with or without
-//! the puller), `pull` (the puller alone), `check` (the Nagios plugin, reads
+//! the puller), `central` (central processing, SPEC §7), `pull` (the puller alone), `check` (the Nagios plugin, reads
 //! the status file). `replay` runs no actor and lives in [`crate::replay`].
 
+pub mod central;
 pub mod check;
 pub mod daemon;
 pub mod pull;

@@ -77,6 +77,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
     ),
     ("local-store", &["dir"]),
     ("kafka", super::kafka::OPTIONS),
+    ("central", super::central::OPTIONS),
 ];
 
 /// The sections holding `group = regex` lines.
@@ -342,6 +343,14 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
     } else {
         None
     };
+    let central = if raw.user_declared("central") {
+        Some(super::central::build(&Reader {
+            raw,
+            section: "central",
+        })?)
+    } else {
+        None
+    };
     let groups = build_groups(raw)?;
     check_groups_have_namespace(&groups, &graphite)?;
     check_some_sink(&process, &graphite, local_store.as_ref(), kafka.as_ref())?;
@@ -352,6 +361,7 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
         graphite,
         local_store,
         kafka,
+        central,
         groups,
     };
     Ok((config, warnings))

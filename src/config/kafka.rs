@@ -119,7 +119,7 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
 }
 
 /// Kafka's rule for topic names.
-fn check_topic(topic: &str) -> Result<(), &'static str> {
+pub(super) fn check_topic(topic: &str) -> Result<(), &'static str> {
     if topic.is_empty() || topic.len() > 249 || !topic.bytes().all(is_topic_byte) {
         return Err("not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)");
     }

@@ -8,6 +8,7 @@
 //! - `render`: [`Config::to_ini`] and [`Config::defaults`] for `-p` / `-P`.
 
 mod build;
+mod central;
 mod error;
 pub mod interpolate;
 mod kafka;
@@ -18,6 +19,7 @@ mod render;
 use std::path::{Path, PathBuf};
 
 pub use build::{parse_python_bool, parse_python_float, parse_python_int};
+pub use central::{CentralSettings, resolve as resolve_central};
 pub use error::{ConfigError, ConfigWarning, MAX_FILE_BYTES};
 pub use model::*;
 pub use render::format_seconds;

@@ -24,6 +24,9 @@ pub struct Config {
     pub local_store: Option<LocalStoreConfig>,
     /// `[kafka]` (ours): `Some` when the section exists.
     pub kafka: Option<KafkaConfig>,
+    /// `[central]` (ours, SPEC §7): `Some` when the section exists; see
+    /// `config::resolve_central` for the defaults.
+    pub central: Option<CentralConfig>,
     /// `[frontend-groups]`, `[backend-groups]`, `[server-groups]`.
     pub groups: Groups,
 }
@@ -318,4 +321,20 @@ pub struct KafkaConfig {
     /// `lb-name`: the load balancer's name in raw snapshots (key and `lb`
     /// header); `None`: the host name the Graphite prefix would use.
     pub lb_name: Option<String>,
+}
+
+/// `[central]` (ours, SPEC §7): `haproxystats central`'s own options. The
+/// defaults that depend on `[kafka]` are resolved when central starts
+/// (`config::resolve_central`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CentralConfig {
+    /// `group-id`: the consumer group of stage 1 (default
+    /// `haproxystats-central`).
+    pub group_id: String,
+    /// `partials-topic`; `None`: `<snapshots-topic>.partials`.
+    pub partials_topic: Option<String>,
+    /// `state-topic` (stage 2); `None`: `<snapshots-topic>.state`.
+    pub state_topic: Option<String>,
+    /// `workers`: processing threads; `None`: `[process] workers`.
+    pub workers: Option<usize>,
 }

@@ -124,6 +124,19 @@ impl Config {
             }
             None => out.commented_kafka_defaults(),
         }
+        if let Some(central) = &self.central {
+            out.section("central");
+            out.value("group-id", &central.group_id);
+            out.value(
+                "partials-topic",
+                central.partials_topic.as_deref().unwrap_or(""),
+            );
+            out.value("state-topic", central.state_topic.as_deref().unwrap_or(""));
+            match central.workers {
+                Some(workers) => out.value("workers", workers),
+                None => out.value("workers", ""),
+            }
+        }
         for (section, groups) in [
             ("frontend-groups", &self.groups.frontend),
             ("backend-groups", &self.groups.backend),

@@ -398,6 +398,7 @@ pub fn evaluate(status: &Status, now: u64, thresholds: &Thresholds) -> CheckOutc
         .map(|sink| (format!("{} dropped lines", sink.name), sink.dropped_lines));
     let counters = [
         ("quarantined".to_owned(), status.quarantined),
+        ("bad messages".to_owned(), status.bad_messages),
         ("child restarts".to_owned(), status.child_restarts),
     ];
     for (text, value) in dropped.chain(counters) {
@@ -517,6 +518,7 @@ mod tests {
             last_process_ok: Some(NOW - 2),
             child_restarts: 0,
             quarantined: 0,
+            bad_messages: 0,
             sinks: vec![sink("graphite", 100_000), sink("kafka", 40_000)],
         }
     }

@@ -20,6 +20,7 @@
 //! last_process_ok=1700000121
 //! child_restarts=0
 //! quarantined=0
+//! bad_messages=0
 //! sinks=graphite,kafka
 //! sink.graphite.backlog=0
 //! sink.graphite.capacity=100000
@@ -34,7 +35,8 @@
 //! `sinks` lists the enabled sinks, each with four `sink.<name>.*` lines.
 //! Times are epoch seconds; `never` means "not once since start". Unknown
 //! keys are ignored (a newer writer, an older reader); a missing or repeated
-//! key, or a value that is not a number, makes the file garbled. No serde:
+//! key, or a value that is not a number, makes the file garbled
+//! (`bad_messages`, added with `haproxystats central`, may be missing: 0). No serde:
 //! the format is flat, fixed and meant to be read by humans with `cat` too.
 
 use std::collections::HashMap;
@@ -85,6 +87,8 @@ pub struct Status {
     pub child_restarts: u64,
     /// Snapshots moved to `<src-dir>.failed/`.
     pub quarantined: u64,
+    /// Messages `haproxystats central` skipped as bad (0 elsewhere).
+    pub bad_messages: u64,
     /// Each enabled sink, in delivery order.
     pub sinks: Vec<SinkStatus>,
 }
@@ -154,7 +158,7 @@ impl StatusError {
 }
 
 /// The keys before the sinks', in the order they are written.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "pid",
     "started_at",
     "updated_at",
@@ -166,6 +170,7 @@ const KEYS: [&str; 12] = [
     "last_process_ok",
     "child_restarts",
     "quarantined",
+    "bad_messages",
     "sinks",
 ];
 
@@ -187,6 +192,7 @@ impl Status {
             last_process_ok: None,
             child_restarts: 0,
             quarantined: 0,
+            bad_messages: 0,
             sinks: Vec::new(),
         }
     }
@@ -221,7 +227,7 @@ impl Status {
     /// The file's text.
     pub fn to_text(&self) -> String {
         let time = |t: Option<u64>| t.map_or_else(|| NEVER.to_owned(), |t| t.to_string());
-        let values: [String; 12] = [
+        let values: [String; 13] = [
             self.pid.to_string(),
             self.started_at.to_string(),
             self.updated_at.to_string(),
@@ -233,6 +239,7 @@ impl Status {
             time(self.last_process_ok),
             self.child_restarts.to_string(),
             self.quarantined.to_string(),
+            self.bad_messages.to_string(),
             self.sinks
                 .iter()
                 .map(|sink| sink.name.as_str())
@@ -305,6 +312,8 @@ impl Status {
             last_process_ok: fields.time("last_process_ok")?,
             child_restarts: fields.number("child_restarts")?,
             quarantined: fields.number("quarantined")?,
+            // Written since central; a file of an older writer has none.
+            bad_messages: fields.optional_number("bad_messages")?.unwrap_or(0),
             sinks,
         })
     }
@@ -338,6 +347,14 @@ impl<'a> Fields<'a> {
         value
             .parse()
             .map_err(|_| format!("line {line}: {key} = {value:?} is not a number"))
+    }
+
+    fn optional_number(&self, key: &str) -> Result<Option<u64>, String> {
+        if self.0.contains_key(key) {
+            self.number(key).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     fn time(&self, key: &str) -> Result<Option<u64>, String> {
@@ -429,6 +446,7 @@ mod tests {
             last_process_ok: Some(1_700_000_121),
             child_restarts: 2,
             quarantined: 1,
+            bad_messages: 0,
             sinks: vec![
                 SinkStatus {
                     name: "graphite".into(),

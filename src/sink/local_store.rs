@@ -51,6 +51,19 @@ pub fn store<C: AsRef<[u8]>>(dir: &Path, ts: u64, lines: &[C]) -> Result<PathBuf
     written.map(|()| target)
 }
 
+/// A load balancer's name as one directory name: it comes from a Kafka
+/// header, so a `/` or a name of `.`/`..` must not lead anywhere else.
+fn lb_dir_name(lb: &str) -> String {
+    let name: String = lb
+        .chars()
+        .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+        .collect();
+    if name.is_empty() || name.chars().all(|c| c == '.') {
+        return format!("_{name}");
+    }
+    name
+}
+
 /// Storing a snapshot of this timestamp panics (test builds only).
 #[cfg(test)]
 const INJECT_PANIC_TS: u64 = 13;
@@ -89,14 +102,20 @@ impl LocalStoreSink {
     /// logged and counted, not retried (a full disk must not keep snapshots
     /// in src-dir forever). A panic too: the snapshot would be processed
     /// again, and panic again, over and over.
-    fn write(&mut self, ts: u64, lines: &SharedLines) -> u64 {
+    fn write(&mut self, lb: Option<&str>, ts: u64, lines: &SharedLines) -> u64 {
+        // Central processing hands over many load balancers' snapshots of
+        // one `ts`: each in a directory of its own, never one over another.
+        let dir = match lb {
+            Some(lb) => self.dir.join(lb_dir_name(lb)),
+            None => self.dir.clone(),
+        };
         let stored = catch_unwind(AssertUnwindSafe(|| {
             // Fault injection for the test below; not in releases.
             #[cfg(test)]
             if ts == INJECT_PANIC_TS {
                 panic!("injected local-store panic");
             }
-            store(&self.dir, ts, lines.chunks())
+            store(&dir, ts, lines.chunks())
         }));
         let error = match stored {
             Ok(Ok(path)) => {
@@ -126,7 +145,7 @@ impl Handler<SendLinesAcked> for LocalStoreSink {
     type Result = ();
 
     fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
-        self.write(message.ts, &message.lines);
+        self.write(message.lb.as_deref(), message.ts, &message.lines);
         // Written or counted as dropped: either way done with the snapshot.
         let _ = message.written.send(());
     }
@@ -194,6 +213,7 @@ mod tests {
             let (written, acknowledged) = tokio::sync::oneshot::channel();
             sink.do_send(SendLinesAcked {
                 dir: PathBuf::new(),
+                lb: None,
                 ts,
                 lines: lines(),
                 written,
@@ -214,6 +234,15 @@ mod tests {
         assert_eq!(health.dropped, 4);
         assert_eq!(health.metrics, [("LocalStoreDroppedLines", 4)]);
         assert!(health.last_delivery.is_some(), "the write of 5");
+    }
+
+    #[test]
+    fn a_load_balancers_name_is_one_directory_never_a_way_out() {
+        assert_eq!(lb_dir_name("lb-1"), "lb-1");
+        assert_eq!(lb_dir_name("../etc"), ".._etc");
+        assert_eq!(lb_dir_name(".."), "_..");
+        assert_eq!(lb_dir_name(""), "_");
+        assert_eq!(lb_dir_name("a/b\n"), "a_b_");
     }
 
     #[test]

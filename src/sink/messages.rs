@@ -27,6 +27,10 @@ pub struct SendLinesAcked {
     /// The snapshot directory, in src-dir until every sink acknowledged
     /// it: a sink of raw snapshots reads it.
     pub dir: PathBuf,
+    /// The load balancer the lines are of, when one process handles many
+    /// (central processing): local-store writes under `<lb>/<ts>`. `None`
+    /// for the node's own snapshots.
+    pub lb: Option<String>,
     /// The snapshot's timestamp (epoch seconds).
     pub ts: u64,
     /// Newline-terminated lines, shared with the other sinks.

@@ -36,10 +36,12 @@ pub mod local_store;
 pub mod messages;
 pub mod retry;
 pub mod running;
+pub mod slot;
 pub mod snapshots;
 pub mod tcp_state;
 
 pub use running::{RunningSink, SinkSpec};
+pub use slot::SinkSlot;
 
 use crate::config::Config;
 
@@ -49,17 +51,25 @@ use crate::config::Config;
 /// An edge (`[process] local = false`) makes no lines: only the sinks of
 /// raw snapshots are its.
 pub fn configured(config: &Config, prefix: &str, host: &str) -> Vec<SinkSpec> {
-    let raw = [snapshots::spec(config, host)];
+    let raw = snapshots::spec(config, host);
     if !config.process.local {
-        return raw.into_iter().flatten().collect();
+        return raw.into_iter().collect();
     }
+    let mut sinks = line_sinks(config, prefix, host);
+    sinks.extend(raw);
+    sinks
+}
+
+/// The sinks of metric lines `config` enables, in delivery order: every
+/// sink but the one of raw snapshots. Central processing (SPEC §7) sends
+/// its lines to these, never raw snapshots back to the topic they came from.
+pub fn line_sinks(config: &Config, prefix: &str, host: &str) -> Vec<SinkSpec> {
     [
         graphite::spec(config),
         local_store::spec(config),
         kafka::spec(config, prefix, host),
     ]
     .into_iter()
-    .chain(raw)
     .flatten()
     .collect()
 }

@@ -52,8 +52,8 @@ use crate::processor::{quarantine, trash};
 use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::{LineChunks, SharedLines};
-use crate::sink::messages::{SendLinesAcked, SinkHealth};
-use crate::sink::{RunningSink, SinkSpec};
+use crate::sink::messages::SendLinesAcked;
+use crate::sink::{RunningSink, SinkSlot, SinkSpec};
 use crate::watcher::{DirWatcher, WatchEvent};
 use pipeline::{Action, Pipeline, SinkId, SinkSet};
 use restart::{RestartLimit, RestartTracker};
@@ -154,40 +154,6 @@ impl ChildKind {
     }
 }
 
-/// One sink in the Supervisor's list.
-struct SinkSlot {
-    spec: SinkSpec,
-    /// `None` while it is being restarted.
-    running: Option<RunningSink>,
-    /// Lines handed over while it was being restarted, for the new one.
-    pending: Vec<SendLinesAcked>,
-    /// Its latest answer, for the status file and the self metrics:
-    /// refreshed every tick, but a slow answer never delays anything.
-    health: SinkHealth,
-}
-
-impl SinkSlot {
-    fn start(&mut self) {
-        let sink = self.spec.start();
-        for batch in self.pending.drain(..) {
-            sink.send(batch);
-        }
-        self.running = Some(sink);
-    }
-
-    /// To the sink, or kept until it is back when it is being restarted.
-    fn hand_over(&mut self, batch: SendLinesAcked) {
-        match &self.running {
-            Some(sink) if sink.alive() => sink.send(batch),
-            _ => self.pending.push(batch),
-        }
-    }
-
-    fn alive(&self) -> bool {
-        self.running.as_ref().is_some_and(RunningSink::alive)
-    }
-}
-
 /// A child actor on an arbiter of its own.
 struct Child<A: Actor<Context = Context<A>> + Send> {
     addr: Addr<A>,
@@ -264,15 +230,7 @@ impl Supervisor {
             specs.truncate(SinkId::MAX);
         }
         let every_sink = SinkSet::first(specs.len());
-        let sinks = specs
-            .into_iter()
-            .map(|spec| SinkSlot {
-                spec,
-                running: None,
-                pending: Vec::new(),
-                health: SinkHealth::default(),
-            })
-            .collect();
+        let sinks = specs.into_iter().map(SinkSlot::new).collect();
         Supervisor {
             src_dir: settings.src_dir,
             workers,
@@ -311,17 +269,7 @@ impl Supervisor {
         let in_flight = self.pipeline.in_flight() as u64;
         let stats = self.stats;
         let last_pull_ok = self.last_pull_ok;
-        let sinks: Vec<SinkStatus> = self
-            .sinks
-            .iter()
-            .map(|slot| SinkStatus {
-                name: slot.spec.name().to_owned(),
-                backlog: slot.health.backlog,
-                capacity: slot.health.capacity,
-                dropped_lines: slot.health.dropped,
-                last_push_ok: slot.health.last_delivery,
-            })
-            .collect();
+        let sinks: Vec<SinkStatus> = self.sinks.iter().map(SinkSlot::status).collect();
         if let Some(health) = &mut self.health {
             let status = health.status_mut();
             status.queue_depth = queued;
@@ -338,23 +286,10 @@ impl Supervisor {
     /// Asks the sinks and the puller how they are, for the next tick and
     /// the next snapshot's self metrics; a slow answer delays nothing.
     fn ask_children(&mut self, ctx: &mut Context<Self>) {
-        let answers: Vec<_> = self
-            .sinks
-            .iter()
-            .map(|slot| slot.running.as_ref().map(RunningSink::health))
-            .collect();
+        let sinks = crate::sink::slot::ask_health(&self.sinks);
         let puller = self.puller.as_ref().map(|c| c.addr.send(GetPullerStats));
         let ask = async move {
-            let within_tick = |request| async move {
-                match request {
-                    Some(request) => tokio::time::timeout(WRITE_INTERVAL, request)
-                        .await
-                        .ok()
-                        .flatten(),
-                    None => None,
-                }
-            };
-            let sinks = futures_util::future::join_all(answers.into_iter().map(within_tick)).await;
+            let sinks = sinks.await;
             let puller = match puller {
                 Some(request) => tokio::time::timeout(WRITE_INTERVAL, request)
                     .await
@@ -365,11 +300,7 @@ impl Supervisor {
             (sinks, puller)
         };
         ctx.spawn(ask.into_actor(self).map(|(sinks, puller), supervisor, _| {
-            for (slot, answer) in supervisor.sinks.iter_mut().zip(sinks) {
-                if let Some(health) = answer {
-                    slot.health = health;
-                }
-            }
+            crate::sink::slot::keep_health(&mut supervisor.sinks, sinks);
             if let Some(published) = puller.and_then(|p| p.last_published) {
                 supervisor.last_pull_ok = Some(published);
             }
@@ -627,6 +558,7 @@ impl Supervisor {
             let (written, acknowledged) = oneshot::channel();
             slot.hand_over(SendLinesAcked {
                 dir: dir.clone(),
+                lb: None,
                 ts,
                 lines: lines.clone(),
                 written,

@@ -1,0 +1,757 @@
+//! The Central actor: the root of `haproxystats central`'s tree (SPEC §7,
+//! stage 1). It owns the consumer thread, the processor pool and the sinks
+//! (the same [`SinkSlot`]s as the daemon's Supervisor), restarts the ones
+//! that die, and drives each message from the snapshots topic to a commit:
+//!
+//! 1. the consumer hands a message over ([`Event`]); its offset is in
+//!    flight ([`Offsets`]); its headers are checked ([`bad::part_of`]);
+//! 2. the assembler waits for the rest of its snapshot ([`Assembler`]);
+//! 3. a whole snapshot is decoded and processed on a processor thread;
+//! 4. its lines go to every sink, its partial to the partials topic;
+//! 5. once every sink and the broker acknowledged, its offsets are done,
+//!    and a commit tick commits what is done.
+//!
+//! A bad message is logged and counted ([`BadMessages`]) and done at once.
+//! Sinks with a full backlog, or too many snapshots in flight, pause the
+//! consumer: Kafka is the buffer.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rdkafka::ClientConfig;
+use rdkafka::producer::FutureProducer;
+use tokio::sync::{mpsc, oneshot};
+
+use super::assembler::{Abandoned, Assembler, Part, Snapshot};
+use super::bad::{self, BadMessage, BadMessages, MessageAt};
+use super::consumer::{self, Command, ConsumerHandle, Event, Received};
+use super::offsets::{Epoch, Offsets};
+use super::partials::{self, PartialOf};
+use super::processor::{CentralProcessor, Done, ProcessParts, ProcessorSettings};
+use crate::config::CentralSettings;
+use crate::health::{Reporter, SinkStatus, WRITE_INTERVAL, unix_now};
+use crate::sink::chunk_pool::ChunkPool;
+use crate::sink::chunks::SharedLines;
+use crate::sink::messages::SendLinesAcked;
+use crate::sink::slot::{ask_health, keep_health};
+use crate::sink::{SinkSlot, SinkSpec};
+use crate::supervisor::restart::{RestartLimit, RestartTracker};
+
+/// How often the children are checked (as the daemon's Supervisor does).
+pub const LIVENESS_INTERVAL: Duration = crate::supervisor::LIVENESS_INTERVAL;
+
+/// How often what is done is committed.
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Snapshots in flight (processing or delivering) per processor beyond
+/// which the consumer pauses: enough to keep every processor busy while
+/// the sinks confirm, bounded so that memory is too.
+pub const IN_FLIGHT_PER_WORKER: usize = 4;
+
+/// Events the consumer may hand over before it holds them and pauses.
+const EVENTS_CAPACITY: usize = 256;
+
+/// Wait before a partial that failed is sent again.
+const PARTIAL_RETRY: Duration = Duration::from_secs(1);
+
+/// Everything Central is started with.
+pub struct CentralStart {
+    /// `[central]` and `[kafka]`, resolved.
+    pub settings: CentralSettings,
+    /// The processors' settings (engine options, namespace).
+    pub processing: ProcessorSettings,
+    /// `<namespace>[.<host>]`: self metrics go under `<this>.haproxystats.`.
+    pub self_prefix: String,
+    /// How often the self metrics are sent (`[pull] pull-interval`).
+    pub self_metrics_interval: Duration,
+    /// The sinks of lines ([`crate::sink::line_sinks`]).
+    pub sinks: Vec<SinkSpec>,
+    /// How long a stop waits for in-flight snapshots and the sinks.
+    pub shutdown_timeout: Duration,
+    /// Restart intensity beyond which Central gives up (exit 1).
+    pub restart_limit: RestartLimit,
+    /// Where Central reports that it gave up.
+    pub fatal: mpsc::UnboundedSender<String>,
+    /// The status file and systemd notifications, when wanted.
+    pub health: Option<Reporter>,
+}
+
+/// Central's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, MessageResponse)]
+pub struct CentralStats {
+    /// Snapshots processed and acknowledged by every sink and the broker.
+    pub processed: u64,
+    /// Messages skipped as bad.
+    pub bad_messages: u64,
+    /// Children restarted (consumer, sinks).
+    pub child_restarts: u64,
+    /// Snapshots processing or delivering now.
+    pub in_flight: u64,
+    /// Snapshots waiting for parts.
+    pub assembling: u64,
+    /// `true` while the consumer is paused.
+    pub paused: bool,
+}
+
+/// Ask for [`CentralStats`].
+#[derive(Debug, Message)]
+#[rtype(result = "CentralStats")]
+pub struct GetCentralStats;
+
+/// Stop consuming, finish in-flight snapshots, commit, flush the sinks.
+/// Answers the lines the sinks did not confirm.
+#[derive(Debug, Message)]
+#[rtype(result = "u64")]
+pub struct StopCentral;
+
+/// An event of the consumer of one generation.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct FromConsumer {
+    generation: u64,
+    event: Event,
+}
+
+/// A snapshot between dispatch and done.
+struct InFlight {
+    partition: i32,
+    epoch: Epoch,
+    offsets: Vec<i64>,
+    snapshot: Arc<Snapshot>,
+    /// Acknowledgements still owed (sinks, and the broker for the partial).
+    waiting: usize,
+    /// Its lines, kept to hand to a restarted sink that lost them.
+    lines: Option<SharedLines>,
+}
+
+/// The root of central's tree.
+pub struct Central {
+    settings: Arc<CentralSettings>,
+    self_prefix: String,
+    self_metrics_interval: Duration,
+    consumer: Option<ConsumerHandle>,
+    /// Events of older consumers are ignored.
+    generation: u64,
+    consumer_restarting: bool,
+    processors: Addr<CentralProcessor>,
+    max_in_flight: usize,
+    sinks: Vec<SinkSlot>,
+    producer: FutureProducer,
+    producer_config: ClientConfig,
+    partials_topic: Arc<str>,
+    assembler: Assembler,
+    offsets: Offsets,
+    bad: BadMessages,
+    in_flight: HashMap<u64, InFlight>,
+    next_id: u64,
+    paused: bool,
+    draining: bool,
+    busy: tokio::sync::watch::Sender<usize>,
+    restarting: std::collections::HashSet<&'static str>,
+    restarts: RestartTracker,
+    fatal: mpsc::UnboundedSender<String>,
+    stats: CentralStats,
+    shutdown_timeout: Duration,
+    health: Option<Reporter>,
+}
+
+/// Why Central could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    /// No sink of lines is enabled: every snapshot would be committed unsent.
+    #[error(
+        "no sink of lines: enable [graphite], [local-store] or [kafka] topic for central's lines"
+    )]
+    NoSink,
+    /// The partials producer could not be made.
+    #[error("cannot create the producer of {topic}: {source}")]
+    Producer {
+        /// The partials topic.
+        topic: String,
+        /// librdkafka's error.
+        source: rdkafka::error::KafkaError,
+    },
+}
+
+impl Central {
+    /// Builds Central; its children start when it starts.
+    pub fn new(start: CentralStart) -> Result<Central, CentralError> {
+        if start.sinks.is_empty() {
+            return Err(CentralError::NoSink);
+        }
+        let settings = Arc::new(start.settings);
+        let producer_config = crate::sink::kafka::settings::client_config(&settings.kafka);
+        let producer = producer_config
+            .create()
+            .map_err(|source| CentralError::Producer {
+                topic: settings.partials_topic.clone(),
+                source,
+            })?;
+        let workers = settings.workers.max(1);
+        let chunks = Arc::new(ChunkPool::new());
+        let processing = start.processing;
+        let processors = SyncArbiter::start(workers, move || {
+            CentralProcessor::new(processing.clone(), Arc::clone(&chunks))
+        });
+        Ok(Central {
+            partials_topic: Arc::from(settings.partials_topic.as_str()),
+            settings,
+            self_prefix: start.self_prefix,
+            self_metrics_interval: start.self_metrics_interval,
+            consumer: None,
+            generation: 0,
+            consumer_restarting: false,
+            processors,
+            max_in_flight: workers * IN_FLIGHT_PER_WORKER,
+            sinks: start.sinks.into_iter().map(SinkSlot::new).collect(),
+            producer,
+            producer_config,
+            assembler: Assembler::new(),
+            offsets: Offsets::new(),
+            bad: BadMessages::default(),
+            in_flight: HashMap::new(),
+            next_id: 0,
+            paused: false,
+            draining: false,
+            busy: tokio::sync::watch::channel(0).0,
+            restarting: std::collections::HashSet::new(),
+            restarts: RestartTracker::new(start.restart_limit),
+            fatal: start.fatal,
+            stats: CentralStats::default(),
+            shutdown_timeout: start.shutdown_timeout,
+            health: start.health,
+        })
+    }
+
+    /// Starts a consumer of a new generation; what the last one held is
+    /// forgotten (its partitions are read again from the committed offsets).
+    fn start_consumer(&mut self, ctx: &mut Context<Self>) {
+        self.generation += 1;
+        self.assembler.clear();
+        self.offsets.clear();
+        self.paused = false;
+        let (events, mut receiver) = mpsc::channel(EVENTS_CAPACITY);
+        match consumer::start(&self.settings, events) {
+            Ok(handle) => self.consumer = Some(handle),
+            Err(error) => {
+                // Counted as a crash: retried with backoff, fatal at last.
+                tracing::error!(error = %error, "cannot start the consumer");
+                self.consumer = None;
+                self.child_died("consumer", ctx);
+                return;
+            }
+        }
+        let generation = self.generation;
+        let central = ctx.address();
+        // `send`, not `do_send`: one event at a time, so that the bounded
+        // channel, not the mailbox, takes what Central cannot yet.
+        actix::spawn(async move {
+            while let Some(event) = receiver.recv().await {
+                if central
+                    .send(FromConsumer { generation, event })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        tracing::info!(
+            topic = %self.settings.snapshots_topic,
+            group = %self.settings.group_id,
+            "consuming"
+        );
+    }
+
+    fn on_message(&mut self, message: Received, ctx: &mut Context<Self>) {
+        if self.draining {
+            // Not in flight: the next owner reads it from the commit.
+            return;
+        }
+        let Some(epoch) = self.offsets.received(message.partition, message.offset) else {
+            return;
+        };
+        let header = bad::part_of(
+            |name| message.header(name),
+            message.value.as_ref().is_some_and(|v| !v.is_empty()),
+            unix_now(),
+        );
+        let header = match header {
+            Ok(header) => header,
+            Err(why) => {
+                self.bad_done(message.partition, epoch, &[message.offset], &why);
+                return;
+            }
+        };
+        let outcome = self.assembler.add(Part {
+            partition: message.partition,
+            offset: message.offset,
+            header,
+            value: message.value.unwrap_or_default(),
+        });
+        for Abandoned {
+            partition,
+            offsets,
+            why,
+        } in outcome.abandoned
+        {
+            if let Some(epoch) = self.offsets.epoch(partition) {
+                self.bad_done(partition, epoch, &offsets, &why);
+            }
+        }
+        if let Some(snapshot) = outcome.complete {
+            self.dispatch(epoch, Arc::new(snapshot), ctx);
+        }
+    }
+
+    fn bad_done(&mut self, partition: i32, epoch: Epoch, offsets: &[i64], why: &BadMessage) {
+        let at = MessageAt {
+            topic: &self.settings.snapshots_topic,
+            partition,
+            offsets,
+        };
+        self.bad.record(&at, why);
+        self.stats.bad_messages = self.bad.total();
+        self.offsets.done(partition, epoch, offsets);
+    }
+
+    fn dispatch(&mut self, epoch: Epoch, snapshot: Arc<Snapshot>, ctx: &mut Context<Self>) {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.in_flight.insert(
+            id,
+            InFlight {
+                partition: snapshot.partition,
+                epoch,
+                offsets: snapshot.offsets.clone(),
+                snapshot: Arc::clone(&snapshot),
+                waiting: 0,
+                lines: None,
+            },
+        );
+        self.busy.send_replace(self.in_flight.len());
+        self.process(id, snapshot, ctx);
+        self.update_pause();
+    }
+
+    fn process(&mut self, id: u64, snapshot: Arc<Snapshot>, ctx: &mut Context<Self>) {
+        let request = self.processors.send(ProcessParts(snapshot));
+        ctx.spawn(request.into_actor(self).map(move |reply, central, ctx| {
+            match reply {
+                Ok(Ok(done)) => central.deliver(id, done, ctx),
+                Ok(Err(why)) => {
+                    if let Some(work) = central.in_flight.remove(&id) {
+                        central.bad_done(work.partition, work.epoch, &work.offsets, &why);
+                        central.busy.send_replace(central.in_flight.len());
+                    }
+                }
+                Err(mailbox) => {
+                    // A processor thread died with it: the snapshot is fine.
+                    tracing::error!(error = %mailbox, "processor did not answer; processing the snapshot again");
+                    if let Some(snapshot) = central.in_flight.get(&id).map(|w| Arc::clone(&w.snapshot)) {
+                        central.process(id, snapshot, ctx);
+                    }
+                }
+            }
+            central.update_pause();
+        }));
+    }
+
+    /// The lines to every sink, the partial to the broker; each answer
+    /// comes back to [`Self::acked`].
+    fn deliver(&mut self, id: u64, done: Done, ctx: &mut Context<Self>) {
+        let Done { lines, processed } = done;
+        for warning in &processed.report.warnings {
+            tracing::warn!("{warning}");
+        }
+        let Some(work) = self.in_flight.get_mut(&id) else {
+            return;
+        };
+        let snapshot = Arc::clone(&work.snapshot);
+        tracing::debug!(
+            lb = %snapshot.lb,
+            ts = snapshot.ts,
+            lines = processed.report.lines,
+            "snapshot processed"
+        );
+        let lines = SharedLines::from(lines);
+        work.lines = Some(lines.clone());
+        work.waiting = self.sinks.len() + usize::from(!processed.partial.is_empty());
+        for sink in 0..self.sinks.len() {
+            self.hand_to_sink(id, sink, &snapshot, lines.clone(), ctx);
+        }
+        if !processed.partial.is_empty() {
+            let of = Arc::new(PartialOf {
+                lb: snapshot.lb.clone(),
+                cluster: snapshot.cluster.clone(),
+                ts: snapshot.ts,
+            });
+            self.send_partial(id, of, Arc::new(processed.partial), ctx);
+        }
+    }
+
+    fn hand_to_sink(
+        &mut self,
+        id: u64,
+        sink: usize,
+        snapshot: &Snapshot,
+        lines: SharedLines,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(slot) = self.sinks.get_mut(sink) else {
+            return;
+        };
+        let (written, acknowledged) = oneshot::channel();
+        slot.hand_over(SendLinesAcked {
+            dir: std::path::PathBuf::new(),
+            lb: Some(snapshot.lb.clone()),
+            ts: snapshot.ts,
+            lines,
+            written,
+        });
+        ctx.spawn(
+            acknowledged
+                .into_actor(self)
+                .map(move |ack, central, ctx| match ack {
+                    Ok(()) => central.acked(id),
+                    Err(_) => {
+                        // The sink died holding them: the same lines go to
+                        // the restarted one (they wait in its slot).
+                        let Some(work) = central.in_flight.get(&id) else {
+                            return;
+                        };
+                        let (snapshot, lines) = (Arc::clone(&work.snapshot), work.lines.clone());
+                        if let Some(lines) = lines {
+                            tracing::warn!(lb = %snapshot.lb, ts = snapshot.ts, "sink died before confirming a snapshot; handing it over again");
+                            central.hand_to_sink(id, sink, &snapshot, lines, ctx);
+                        }
+                    }
+                }),
+        );
+    }
+
+    fn send_partial(
+        &mut self,
+        id: u64,
+        of: Arc<PartialOf>,
+        values: Arc<Vec<Vec<u8>>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let sending = partials::publish(
+            self.producer.clone(),
+            Arc::clone(&self.partials_topic),
+            Arc::clone(&of),
+            Arc::clone(&values),
+            self.settings.kafka.message_timeout,
+        );
+        ctx.spawn(sending.into_actor(self).map(move |sent, central, ctx| match sent {
+            Ok(()) => central.acked(id),
+            Err(error) => {
+                tracing::warn!(error = %error, lb = %of.lb, ts = of.ts, "partial not delivered; sending it again");
+                if let Some(renewed) = crate::sink::kafka::settings::renewed_after(
+                    &central.producer,
+                    &central.producer_config,
+                    error.rdkafka_error_code(),
+                ) {
+                    central.producer = renewed;
+                }
+                ctx.run_later(PARTIAL_RETRY, move |central, ctx| {
+                    if central.in_flight.contains_key(&id) {
+                        central.send_partial(id, of, values, ctx);
+                    }
+                });
+            }
+        }));
+    }
+
+    fn acked(&mut self, id: u64) {
+        let Some(work) = self.in_flight.get_mut(&id) else {
+            return;
+        };
+        work.waiting = work.waiting.saturating_sub(1);
+        if work.waiting > 0 {
+            return;
+        }
+        if let Some(work) = self.in_flight.remove(&id) {
+            self.offsets.done(work.partition, work.epoch, &work.offsets);
+            self.stats.processed += 1;
+            if let Some(health) = &mut self.health {
+                health.status_mut().last_process_ok = Some(unix_now());
+            }
+        }
+        self.busy.send_replace(self.in_flight.len());
+        self.update_pause();
+    }
+
+    /// Pauses the consumer while a sink's backlog is full or enough is in
+    /// flight; resumes once neither holds.
+    fn update_pause(&mut self) {
+        let full = self.sinks.iter().find(|slot| slot.backlog_full());
+        let pause = self.draining || full.is_some() || self.in_flight.len() >= self.max_in_flight;
+        if pause == self.paused {
+            return;
+        }
+        self.paused = pause;
+        self.stats.paused = pause;
+        match full {
+            Some(slot) if pause => {
+                tracing::warn!(
+                    sink = slot.spec.name(),
+                    backlog = slot.health.backlog,
+                    "sink backlog full; consumption paused"
+                )
+            }
+            _ if pause => tracing::debug!(in_flight = self.in_flight.len(), "consumption paused"),
+            _ => tracing::debug!("consumption resumed"),
+        }
+        if let Some(consumer) = &self.consumer {
+            consumer.send(if pause {
+                Command::Pause
+            } else {
+                Command::Resume
+            });
+        }
+    }
+
+    fn commit(&mut self) {
+        let commits = self.offsets.take_commits();
+        if commits.is_empty() {
+            return;
+        }
+        if let Some(consumer) = &self.consumer {
+            consumer.send(Command::Commit(commits));
+        }
+    }
+
+    fn health_tick(&mut self, ctx: &mut Context<Self>) {
+        let sinks: Vec<SinkStatus> = self.sinks.iter().map(SinkSlot::status).collect();
+        let (in_flight, assembling) = (self.in_flight.len() as u64, self.assembler.open() as u64);
+        let stats = self.stats;
+        if let Some(health) = &mut self.health {
+            let status = health.status_mut();
+            status.queue_depth = assembling;
+            status.in_flight = in_flight;
+            status.child_restarts = stats.child_restarts;
+            status.bad_messages = stats.bad_messages;
+            status.sinks = sinks;
+            health.tick(unix_now());
+        }
+        self.ask_sinks(ctx);
+    }
+
+    fn ask_sinks(&mut self, ctx: &mut Context<Self>) {
+        ctx.spawn(
+            ask_health(&self.sinks)
+                .into_actor(self)
+                .map(|answers, central, _| {
+                    keep_health(&mut central.sinks, answers);
+                    central.update_pause();
+                }),
+        );
+    }
+
+    /// Central's self metrics and the sinks', to every sink (unacknowledged:
+    /// no offset waits for them).
+    fn send_self_metrics(&mut self) {
+        let ts = unix_now();
+        let mut text = String::new();
+        let prefix = &self.self_prefix;
+        let own = [
+            ("BadMessages", self.stats.bad_messages),
+            ("SnapshotsProcessed", self.stats.processed),
+            ("ChildRestarts", self.stats.child_restarts),
+            ("SnapshotsInFlight", self.in_flight.len() as u64),
+        ];
+        let sinks = self
+            .sinks
+            .iter()
+            .flat_map(|slot| slot.health.metrics.iter().copied());
+        for (name, value) in own.into_iter().chain(sinks) {
+            let _ = writeln!(text, "{prefix}.haproxystats.{name} {value} {ts}");
+        }
+        let lines = SharedLines::from(text.into_bytes());
+        for slot in &mut self.sinks {
+            let (written, _) = oneshot::channel();
+            slot.hand_over(SendLinesAcked {
+                dir: std::path::PathBuf::new(),
+                lb: None,
+                ts,
+                lines: lines.clone(),
+                written,
+            });
+        }
+    }
+
+    fn check_children(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        if !self.consumer_restarting && self.consumer.as_ref().is_some_and(|c| !c.alive()) {
+            self.consumer = None;
+            self.child_died("consumer", ctx);
+        }
+        let dead: Vec<&'static str> = self
+            .sinks
+            .iter()
+            .filter(|slot| slot.running.is_some() && !slot.alive())
+            .map(|slot| slot.spec.name())
+            .collect();
+        for name in dead {
+            if let Some(slot) = self.sinks.iter_mut().find(|s| s.spec.name() == name) {
+                slot.running = None;
+            }
+            self.child_died(name, ctx);
+        }
+    }
+
+    /// Restarts `child` after the backoff, or gives up (fatal) when it is
+    /// one restart too many.
+    fn child_died(&mut self, child: &'static str, ctx: &mut Context<Self>) {
+        if !self.restarting.insert(child) {
+            return;
+        }
+        self.stats.child_restarts += 1;
+        if child == "consumer" {
+            self.consumer_restarting = true;
+        }
+        match self.restarts.record(Instant::now()) {
+            Ok(delay) => {
+                tracing::error!(
+                    child,
+                    restart_in_ms = delay.as_millis() as u64,
+                    "child died; restarting it"
+                );
+                ctx.run_later(delay, move |central, ctx| {
+                    central.restarting.remove(child);
+                    if central.draining {
+                        return;
+                    }
+                    if child == "consumer" {
+                        central.consumer_restarting = false;
+                        central.start_consumer(ctx);
+                    } else if let Some(slot) =
+                        central.sinks.iter_mut().find(|s| s.spec.name() == child)
+                    {
+                        slot.start();
+                    }
+                    tracing::info!(child, "child restarted");
+                });
+            }
+            Err(exceeded) => {
+                tracing::error!(child, "{exceeded}");
+                let _ = self.fatal.send(exceeded.to_string());
+                self.draining = true;
+            }
+        }
+    }
+}
+
+impl Actor for Central {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        for slot in &mut self.sinks {
+            slot.start();
+        }
+        self.ask_sinks(ctx);
+        self.start_consumer(ctx);
+        if let Some(health) = &mut self.health {
+            health.ready(unix_now());
+        }
+        ctx.run_interval(WRITE_INTERVAL, |central, ctx| central.health_tick(ctx));
+        ctx.run_interval(LIVENESS_INTERVAL, |central, ctx| {
+            central.check_children(ctx)
+        });
+        ctx.run_interval(COMMIT_INTERVAL, |central, _| central.commit());
+        ctx.run_interval(self.self_metrics_interval, |central, _| {
+            central.send_self_metrics()
+        });
+    }
+}
+
+impl Handler<FromConsumer> for Central {
+    type Result = ();
+
+    fn handle(&mut self, message: FromConsumer, ctx: &mut Context<Self>) {
+        if message.generation != self.generation {
+            return;
+        }
+        match message.event {
+            Event::Assigned(partitions) => {
+                for partition in partitions {
+                    self.offsets.assign(partition);
+                }
+                // A new assignment starts unpaused in librdkafka.
+                self.paused = false;
+                self.update_pause();
+            }
+            Event::Revoked(partitions) => {
+                for partition in partitions {
+                    self.offsets.revoke(partition);
+                    self.assembler.revoke(partition);
+                }
+            }
+            Event::Message(received) => self.on_message(received, ctx),
+        }
+        self.stats.assembling = self.assembler.open() as u64;
+    }
+}
+
+impl Handler<GetCentralStats> for Central {
+    type Result = CentralStats;
+
+    fn handle(&mut self, _: GetCentralStats, _: &mut Context<Self>) -> CentralStats {
+        CentralStats {
+            in_flight: self.in_flight.len() as u64,
+            assembling: self.assembler.open() as u64,
+            ..self.stats
+        }
+    }
+}
+
+impl Handler<StopCentral> for Central {
+    type Result = ResponseActFuture<Self, u64>;
+
+    fn handle(&mut self, _: StopCentral, _: &mut Context<Self>) -> Self::Result {
+        self.draining = true;
+        self.update_pause();
+        if let Some(health) = &mut self.health {
+            health.stopping(unix_now());
+        }
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let mut busy = self.busy.subscribe();
+        let in_flight_done = async move {
+            let _ = tokio::time::timeout_at(deadline, busy.wait_for(|n| *n == 0)).await;
+        };
+        Box::pin(in_flight_done.into_actor(self).then(move |(), central, _| {
+            central.commit();
+            for slot in &mut central.sinks {
+                if !slot.alive() {
+                    slot.start();
+                }
+            }
+            let left = move || deadline.saturating_duration_since(tokio::time::Instant::now());
+            let flushes: Vec<_> = central
+                .sinks
+                .iter()
+                .filter_map(|slot| slot.running.as_ref().map(|sink| sink.flush(left())))
+                .collect();
+            let consumer = central.consumer.take();
+            async move {
+                let unsent = futures_util::future::join_all(flushes)
+                    .await
+                    .into_iter()
+                    .fold(0u64, u64::saturating_add);
+                // After the last commit (commands are handled in order).
+                if let Some(consumer) = consumer {
+                    consumer.stop(left().max(Duration::from_secs(1))).await;
+                }
+                unsent
+            }
+            .into_actor(central)
+        }))
+    }
+}

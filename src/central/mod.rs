@@ -1,0 +1,26 @@
+//! `haproxystats central`, stage 1 (SPEC §7): a consumer group on the
+//! snapshots topic; each snapshot, reassembled from its parts, gives the
+//! lines `replay` gives for it under `<namespace>.<lb>.haproxy.` and one
+//! partial aggregate to the partials topic; offsets are committed once
+//! every sink acknowledged the lines and the broker the partial.
+//!
+//! Plain logic, no actor, each with its tests:
+//! - [`bad`]: what makes a message bad; logged and counted in one place.
+//! - [`assembler`]: parts → whole snapshots, or "missing part".
+//! - [`offsets`]: which offsets are done, what to commit.
+//! - [`partials`]: the partials topic's key and headers.
+//! - [`process`]: the one call into the engine.
+//!
+//! Actors and threads (the tree is in actors.md):
+//! - [`actor`]: Central, the root: drives messages to commits, supervises.
+//! - [`consumer`]: librdkafka's consumer on a thread of its own.
+//! - [`processor`]: decode and process on `SyncArbiter` threads.
+
+pub mod actor;
+pub mod assembler;
+pub mod bad;
+pub mod consumer;
+pub mod offsets;
+pub mod partials;
+pub mod process;
+pub mod processor;

@@ -1,0 +1,243 @@
+//! `[central]` (ours, SPEC §7): the options of `haproxystats central`. Read
+//! and checked at start like every section (one line, exit 2); what depends
+//! on `[kafka]` (the snapshots topic the defaults derive from) is resolved
+//! by [`resolve`] when the command starts, for `central` needs it and no
+//! other command does.
+
+use super::build::Reader;
+use super::error::ConfigError;
+use super::kafka::check_topic;
+use super::model::{CentralConfig, Config, KafkaConfig};
+
+/// The options of `[central]`.
+pub const OPTIONS: &[&str] = &["group-id", "partials-topic", "state-topic", "workers"];
+
+/// `group-id` when not set.
+pub const DEFAULT_GROUP_ID: &str = "haproxystats-central";
+
+/// Suffix of the snapshots topic giving the default `partials-topic`.
+pub const PARTIALS_SUFFIX: &str = ".partials";
+
+/// Suffix of the snapshots topic giving the default `state-topic`.
+pub const STATE_SUFFIX: &str = ".state";
+
+/// The longest consumer group id we accept: Kafka has no limit, but a
+/// group id is a key in the broker's offsets topic and in its logs.
+const MAX_GROUP_ID: usize = 255;
+
+pub(super) fn build(r: &Reader<'_>) -> Result<CentralConfig, ConfigError> {
+    let group_id = r.optional("group-id")?.unwrap_or_default();
+    let group_id = if group_id.is_empty() {
+        DEFAULT_GROUP_ID.to_owned()
+    } else {
+        check_group_id(&group_id).map_err(|reason| r.invalid("group-id", &group_id, reason))?;
+        group_id
+    };
+    let topic = |option: &str| -> Result<Option<String>, ConfigError> {
+        let value = r.optional(option)?.unwrap_or_default();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        check_topic(&value).map_err(|reason| r.invalid(option, &value, reason))?;
+        Ok(Some(value))
+    };
+    let partials_topic = topic("partials-topic")?;
+    let state_topic = topic("state-topic")?;
+    if let (Some(partials), Some(state)) = (&partials_topic, &state_topic)
+        && partials == state
+    {
+        return Err(r.invalid(
+            "state-topic",
+            state,
+            "is also `partials-topic`: each needs a topic of its own",
+        ));
+    }
+    let workers = match r.optional("workers")?.filter(|w| !w.is_empty()) {
+        None => None,
+        Some(_) => Some(r.count("workers", 1)?),
+    };
+    Ok(CentralConfig {
+        group_id,
+        partials_topic,
+        state_topic,
+        workers,
+    })
+}
+
+/// A consumer group id: printable, no blanks (it shows in logs and tools).
+fn check_group_id(id: &str) -> Result<(), &'static str> {
+    if id.len() > MAX_GROUP_ID {
+        return Err("too long (at most 255 bytes)");
+    }
+    if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not hold blanks or control characters");
+    }
+    Ok(())
+}
+
+/// Everything `haproxystats central` runs with, the defaults resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CentralSettings {
+    /// `[kafka]`: brokers and the librdkafka options of every client.
+    pub kafka: KafkaConfig,
+    /// `[kafka] snapshots-topic`: what central consumes.
+    pub snapshots_topic: String,
+    /// `[central] group-id`.
+    pub group_id: String,
+    /// `[central] partials-topic`, default `<snapshots-topic>.partials`.
+    pub partials_topic: String,
+    /// `[central] state-topic`, default `<snapshots-topic>.state` (stage 2).
+    pub state_topic: String,
+    /// `[central] workers`, default `[process] workers`.
+    pub workers: usize,
+}
+
+/// `[central]` with what it takes from `[kafka]` and `[process]`; one line
+/// naming what is missing or clashing when central cannot run.
+pub fn resolve(config: &Config) -> Result<CentralSettings, ConfigError> {
+    let missing = |option: &str, reason: &str| ConfigError::invalid("kafka", option, "", reason);
+    let Some(kafka) = config.kafka.clone() else {
+        return Err(missing(
+            "brokers",
+            "haproxystats central needs [kafka] with brokers and snapshots-topic",
+        ));
+    };
+    let Some(snapshots_topic) = kafka.snapshots_topic.clone() else {
+        return Err(missing(
+            "snapshots-topic",
+            "haproxystats central needs the topic the edges publish to",
+        ));
+    };
+    let central = config.central.clone().unwrap_or_default();
+    let partials_topic = central
+        .partials_topic
+        .unwrap_or_else(|| format!("{snapshots_topic}{PARTIALS_SUFFIX}"));
+    let state_topic = central
+        .state_topic
+        .unwrap_or_else(|| format!("{snapshots_topic}{STATE_SUFFIX}"));
+    let clash = |option: &str, value: &str, other: &str| {
+        ConfigError::invalid(
+            "central",
+            option,
+            value,
+            format!("is also {other}: each needs a topic of its own"),
+        )
+    };
+    for (option, value) in [
+        ("partials-topic", &partials_topic),
+        ("state-topic", &state_topic),
+    ] {
+        check_topic(value)
+            .map_err(|reason| ConfigError::invalid("central", option, value, reason))?;
+        if *value == snapshots_topic {
+            return Err(clash(option, value, "[kafka] snapshots-topic"));
+        }
+        if *value == kafka.topic {
+            return Err(clash(option, value, "[kafka] topic"));
+        }
+    }
+    if partials_topic == state_topic {
+        return Err(clash("state-topic", &state_topic, "partials-topic"));
+    }
+    Ok(CentralSettings {
+        snapshots_topic,
+        group_id: central.group_id,
+        partials_topic,
+        state_topic,
+        workers: central.workers.unwrap_or(config.process.workers).max(1),
+        kafka,
+    })
+}
+
+impl Default for CentralConfig {
+    fn default() -> Self {
+        CentralConfig {
+            group_id: DEFAULT_GROUP_ID.to_owned(),
+            partials_topic: None,
+            state_topic: None,
+            workers: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    const KAFKA: &str = "[kafka]\nbrokers = k:9092\nsnapshots-topic = snaps\n";
+
+    fn settings(text: &str) -> Result<CentralSettings, String> {
+        let config = load_str(text).map_err(|e| e.to_string())?.config;
+        resolve(&config).map_err(|e| e.to_string())
+    }
+
+    fn error(text: &str) -> String {
+        match settings(text) {
+            Ok(settings) => panic!("accepted: {settings:?}"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn every_option_has_a_default_derived_from_the_snapshots_topic() {
+        let got = settings(&format!("[process]\nworkers = 3\n{KAFKA}")).expect("valid");
+        assert_eq!(got.group_id, "haproxystats-central");
+        assert_eq!(got.snapshots_topic, "snaps");
+        assert_eq!(got.partials_topic, "snaps.partials");
+        assert_eq!(got.state_topic, "snaps.state");
+        assert_eq!(got.workers, 3);
+        assert_eq!(got.kafka.brokers, "k:9092");
+    }
+
+    #[test]
+    fn the_options_given_win_and_print_back_as_read() {
+        let text = format!(
+            "{KAFKA}[central]\ngroup-id = g1\npartials-topic = p\nstate-topic = s\nworkers = 2\n"
+        );
+        let got = settings(&text).expect("valid");
+        assert_eq!(
+            (got.group_id.as_str(), got.partials_topic.as_str()),
+            ("g1", "p")
+        );
+        assert_eq!((got.state_topic.as_str(), got.workers), ("s", 2));
+        let config = load_str(&text).expect("valid").config;
+        let again = load_str(&config.to_ini()).expect("printed back").config;
+        assert_eq!(again.central, config.central);
+    }
+
+    #[test]
+    fn bad_values_are_one_line_naming_section_option_and_value() {
+        for (text, expected) in [
+            ("[central]\ngroup-id = a b\n", "[central] group-id = 'a b'"),
+            (
+                "[central]\npartials-topic = a/b\n",
+                "[central] partials-topic",
+            ),
+            ("[central]\nstate-topic = x y\n", "[central] state-topic"),
+            ("[central]\nworkers = 0\n", "[central] workers = '0'"),
+            ("[central]\nworkers = many\n", "[central] workers = 'many'"),
+            (
+                "[central]\npartials-topic = t\nstate-topic = t\n",
+                "[central] state-topic = 't'",
+            ),
+        ] {
+            let text = format!("{KAFKA}{text}");
+            let got = error(&text);
+            assert!(got.contains(expected), "{text:?}: {got}");
+            assert_eq!(got.lines().count(), 1, "{got}");
+        }
+    }
+
+    #[test]
+    fn central_needs_the_snapshots_topic_and_topics_of_its_own() {
+        assert!(error("").contains("[kafka] brokers"));
+        assert!(error("[kafka]\nbrokers = k:1\n").contains("[kafka] snapshots-topic"));
+        let clash = error(&format!("{KAFKA}[central]\npartials-topic = snaps\n"));
+        assert!(clash.contains("snapshots-topic"), "{clash}");
+        let clash = error(&format!("{KAFKA}topic = m\n[central]\nstate-topic = m\n"));
+        assert!(clash.contains("[kafka] topic"), "{clash}");
+        let clash = error(&format!("{KAFKA}[central]\npartials-topic = snaps.state\n"));
+        assert!(clash.contains("partials-topic"), "{clash}");
+    }
+}

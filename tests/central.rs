@@ -1,0 +1,397 @@
+//! `haproxystats central` (SPEC §7, stage 1) against a real broker
+//! (tansu): raw snapshots of three load balancers, as edges publish them
+//! (`raw::encode`, SPEC §5 headers), give each load balancer exactly the
+//! lines `replay` gives for its snapshot under `<namespace>.<lb>.haproxy`;
+//! bad messages of every kind are counted, skipped and committed past, and
+//! the good ones after them are still processed; offsets are committed
+//! only once every sink has the lines.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use support::Haproxystats;
+use support::kafka::Broker;
+use support::snapshots::{Shape, publish_snapshot, replay_lines};
+
+const TOPIC: &str = "snaps";
+const PARTITIONS: i32 = 2;
+const GROUP: &str = "haproxystats-central";
+
+const SHAPE: Shape = Shape {
+    processes: 2,
+    frontends: 4,
+    backends: 4,
+    servers: 3,
+};
+
+/// A recent slot: the `ts` of the snapshots (central refuses a week old).
+fn slot() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    now - now % 10 - 600
+}
+
+struct Setup {
+    root: tempfile::TempDir,
+    broker: Broker,
+    producer: FutureProducer,
+    store: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let root = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::start();
+        broker.create_topic(TOPIC, PARTITIONS as u32);
+        broker.create_topic(&format!("{TOPIC}.partials"), PARTITIONS as u32);
+        // [kafka] is there for the snapshots topic: its lines go to the
+        // Kafka sink's topic too, a second sink to wait for.
+        broker.create_topic("haproxystats.metrics", 1);
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", broker.brokers())
+            .set("acks", "all")
+            .create()
+            .unwrap_or_else(|e| panic!("producer: {e}"));
+        let store = root.path().join("store");
+        Setup {
+            root,
+            broker,
+            producer,
+            store,
+        }
+    }
+
+    /// Central's configuration; `graphite` is the section's body.
+    fn conf(&self, name: &str, graphite: &str) -> PathBuf {
+        let conf = self.root.path().join(name);
+        fs::write(
+            &conf,
+            format!(
+                "[paths]\nbase-dir = {root}\n\n[pull]\npull-interval = 1\n\n\
+                 [graphite]\n{graphite}namespace = test\nprefix-hostname = true\n\n\
+                 [local-store]\ndir = {store}\n\n\
+                 [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\n\
+                 [central]\nworkers = 2\n",
+                root = self.root.path().display(),
+                store = self.store.display(),
+                brokers = self.broker.brokers(),
+            ),
+        )
+        .expect("write conf");
+        conf
+    }
+
+    /// A snapshot directory from gen_snapshot.py.
+    fn generated(&self, ts: u64, seed: u32) -> PathBuf {
+        let out = self.root.path().join(format!("gen-{seed}"));
+        fs::create_dir_all(&out).expect("gen dir");
+        publish_snapshot(&out, ts, seed, SHAPE)
+    }
+
+    /// A snapshot directory of the captures in tests/fixtures/stat.
+    fn captured(&self, ts: u64) -> PathBuf {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stat");
+        let dir = self.root.path().join("captured").join(ts.to_string());
+        fs::create_dir_all(&dir).expect("captured dir");
+        for (from, to) in [
+            ("2.5.5_show_stat.csv", "haproxy1_stat"),
+            ("2.5.5_show_info.txt", "haproxy1_info"),
+            ("2.7.1_show_info.txt", "haproxy2_info"),
+            ("2.6_show_stat.csv", "haproxy2_stat"),
+        ] {
+            fs::copy(fixtures.join(from), dir.join(to))
+                .unwrap_or_else(|e| panic!("{from}: {e} (tests/fixtures/stat must be there)"));
+        }
+        dir
+    }
+
+    /// Sends one message; `headers` as given (name, value).
+    fn send(&self, key: &str, headers: &[(&str, String)], value: &[u8]) {
+        let mut owned = OwnedHeaders::new();
+        for (name, text) in headers {
+            owned = owned.insert(Header {
+                key: name,
+                value: Some(text.as_bytes()),
+            });
+        }
+        let record = FutureRecord::to(TOPIC)
+            .key(key.as_bytes())
+            .payload(value)
+            .headers(owned);
+        futures_executor(
+            self.producer
+                .send(record, Timeout::After(Duration::from_secs(30))),
+        )
+        .unwrap_or_else(|(e, _)| panic!("send: {e}"));
+    }
+
+    /// Publishes `dir` as an edge of `lb` would: parts under `max` bytes.
+    fn publish(&self, lb: &str, dir: &Path, max: usize) -> usize {
+        let encoded = haproxystats::raw::encode(dir, max).unwrap_or_else(|e| panic!("encode: {e}"));
+        let parts = encoded.parts.len();
+        for (n, part) in encoded.parts.iter().enumerate() {
+            self.send(lb, &headers(lb, encoded.ts as u64, n, parts), part);
+        }
+        parts
+    }
+
+    fn stored(&self, lb: &str, ts: u64) -> Option<BTreeSet<String>> {
+        let text =
+            fs::read_to_string(self.store.join(lb).join(ts.to_string()).join("stats")).ok()?;
+        Some(
+            text.lines()
+                .filter(|l| !l.contains("WallClockTime"))
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    /// The group's committed offsets, summed over the partitions.
+    fn committed(&self) -> i64 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.brokers())
+            .set("group.id", GROUP)
+            .create()
+            .unwrap_or_else(|e| panic!("consumer: {e}"));
+        let mut tpl = TopicPartitionList::new();
+        for partition in 0..PARTITIONS {
+            tpl.add_partition(TOPIC, partition);
+        }
+        match consumer.committed_offsets(tpl, Duration::from_secs(10)) {
+            Ok(offsets) => offsets
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .sum(),
+            Err(_) => -1,
+        }
+    }
+
+    /// Messages in the topic, over the partitions.
+    fn end(&self) -> i64 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.brokers())
+            .create()
+            .unwrap_or_else(|e| panic!("consumer: {e}"));
+        (0..PARTITIONS)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+                    .map(|(_, high)| high)
+                    .unwrap_or_else(|e| panic!("watermarks: {e}"))
+            })
+            .sum()
+    }
+
+    fn status(&self) -> String {
+        fs::read_to_string(self.root.path().join("haproxystats.status")).unwrap_or_default()
+    }
+}
+
+fn futures_executor<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+fn headers(lb: &str, ts: u64, part: usize, parts: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("lb", lb.to_owned()),
+        ("cluster", "eu".to_owned()),
+        ("ts", ts.to_string()),
+        ("interval", "10".to_owned()),
+        ("part", part.to_string()),
+        ("parts", parts.to_string()),
+        ("format", "arrow-ipc/1".to_owned()),
+    ]
+}
+
+/// `replay`'s lines of `dir` under `test.<lb>.haproxy`, timings aside.
+fn replayed(setup: &Setup, lb: &str, dir: &Path) -> BTreeSet<String> {
+    let conf = setup.root.path().join(format!("replay-{lb}.conf"));
+    fs::write(
+        &conf,
+        format!("[graphite]\nnamespace = test.{lb}\nprefix-hostname = false\n"),
+    )
+    .expect("replay conf");
+    replay_lines(&conf, &[dir.to_path_buf()])
+        .into_iter()
+        .filter(|line| !line.contains("WallClockTime"))
+        .collect()
+}
+
+fn wait(what: &str, timeout: Duration, central: &Haproxystats, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} after {timeout:?}\n{}",
+            central.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn each_load_balancer_gets_replays_lines_and_bad_messages_are_skipped_and_committed_past() {
+    let setup = Setup::new();
+    let ts = slot();
+    // Bad messages of every kind first, on both partitions.
+    let good_dir = setup.generated(ts, 9);
+    let good = haproxystats::raw::encode(&good_dir, 1_000_000).expect("encode");
+    let one = &good.parts[0];
+    let single = |lb: &str| headers(lb, ts, 0, 1);
+    let mut bad = 0;
+    // Garbage value.
+    setup.send("bad-1", &single("bad-1"), b"not an arrow stream");
+    bad += 1;
+    // Unknown format.
+    let mut unknown = single("bad-2");
+    unknown[6].1 = "csv/1".into();
+    setup.send("bad-2", &unknown, one);
+    bad += 1;
+    // A missing header.
+    setup.send("bad-3", &single("bad-3")[1..], one);
+    bad += 1;
+    // A truncated stream.
+    setup.send("bad-4", &single("bad-4"), &one[..one.len() / 2]);
+    bad += 1;
+    // Far in the future, far in the past.
+    setup.send("bad-5", &headers("bad-5", ts + 7200 + 600, 0, 1), one);
+    setup.send("bad-6", &headers("bad-6", ts - 8 * 24 * 3600, 0, 1), one);
+    bad += 2;
+    // A missing part: part 0 of 2, then a newer snapshot of the same lb.
+    setup.send("lb-x", &headers("lb-x", ts - 10, 0, 2), one);
+    bad += 1;
+    // The good ones after them: three load balancers, several parts each
+    // for the generated ones, and lb-x's newer snapshot.
+    let dirs = [
+        ("lb-a", setup.generated(ts, 1)),
+        ("lb-b", setup.generated(ts, 2)),
+        ("lb-c", setup.captured(ts)),
+        ("lb-x", good_dir.clone()),
+    ];
+    let mut parts = 0;
+    for (lb, dir) in &dirs {
+        parts += setup.publish(lb, dir, 40_000);
+    }
+    assert!(parts > dirs.len(), "some snapshot needs several parts");
+
+    let conf = setup.conf("central.conf", "enabled = false\n");
+    let mut central =
+        Haproxystats::start(&["central"], &conf, &setup.root.path().join("central.log"));
+    for (lb, dir) in &dirs {
+        wait(
+            &format!("{lb} not stored"),
+            Duration::from_secs(60),
+            &central,
+            || setup.stored(lb, ts).is_some(),
+        );
+        let want = replayed(&setup, lb, dir);
+        let got = setup.stored(lb, ts).unwrap_or_default();
+        assert!(want.len() > 50, "{lb}: {} lines", want.len());
+        let missing: Vec<_> = want.difference(&got).take(5).collect();
+        let extra: Vec<_> = got.difference(&want).take(5).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{lb}: missing {missing:?}, extra {extra:?}"
+        );
+    }
+    // Every message done, bad ones included: committed to the end.
+    let end = setup.end();
+    wait(
+        "offsets not committed to the end",
+        Duration::from_secs(30),
+        &central,
+        || setup.committed() == end,
+    );
+    wait(
+        "bad messages not counted",
+        Duration::from_secs(10),
+        &central,
+        || setup.status().contains(&format!("bad_messages={bad}\n")),
+    );
+    let log = central.log();
+    for kind in [
+        "decode",
+        "unknown_format",
+        "missing_header",
+        "far_future",
+        "far_past",
+        "missing_part",
+    ] {
+        assert!(
+            log.contains(&format!("kind=\"{kind}\"")),
+            "no {kind} logged\n{log}"
+        );
+    }
+    // Self metrics of the central host: under test.<host>.haproxystats.
+    wait("no self metrics", Duration::from_secs(10), &central, || {
+        fs::read_dir(&setup.store)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                fs::read_to_string(entry.path().join("stats"))
+                    .is_ok_and(|text| text.contains(".haproxystats.BadMessages 7 "))
+            })
+    });
+    // `check` judges a central instance too.
+    let check = std::process::Command::new(support::haproxystats::BIN)
+        .args(["check", "-f"])
+        .arg(&conf)
+        .output()
+        .expect("check");
+    let line = String::from_utf8_lossy(&check.stdout);
+    assert!(line.contains("bad messages 7"), "{line}");
+    assert_eq!(check.status.code(), Some(0), "{line}");
+    assert_eq!(central.terminate(Duration::from_secs(20)), Some(0));
+}
+
+#[test]
+fn offsets_are_committed_only_once_every_sink_has_the_lines() {
+    let setup = Setup::new();
+    let ts = slot();
+    let dir = setup.generated(ts, 3);
+    setup.publish("lb-a", &dir, 1_000_000);
+    // Graphite on a port where nothing listens: it never confirms.
+    let port = support::process::free_port();
+    let conf = setup.conf(
+        "central.conf",
+        &format!("enabled = true\nserver = 127.0.0.1\nport = {port}\n"),
+    );
+    let mut central =
+        Haproxystats::start(&["central"], &conf, &setup.root.path().join("central.log"));
+    wait("not stored", Duration::from_secs(60), &central, || {
+        setup.stored("lb-a", ts).is_some()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        setup.committed() <= 0,
+        "committed before graphite had the lines\n{}",
+        central.log()
+    );
+    assert_eq!(central.terminate(Duration::from_secs(30)), Some(0));
+    assert!(
+        setup.committed() <= 0,
+        "committed at the stop\n{}",
+        central.log()
+    );
+}
