@@ -3,8 +3,10 @@
 //! (`raw::encode`, SPEC §5 headers), give each load balancer exactly the
 //! lines `replay` gives for its snapshot under `<namespace>.<lb>.haproxy`;
 //! bad messages of every kind are counted, skipped and committed past, and
-//! the good ones after them are still processed; offsets are committed
-//! only once every sink has the lines.
+//! the good ones after them are still processed; each snapshot's partial
+//! aggregate is in the partials topic, and the partials merged equal
+//! `replay` of all the load balancers' files in one directory; offsets are
+//! committed only once every sink has the lines.
 
 mod support;
 
@@ -237,6 +239,86 @@ fn replayed(setup: &Setup, lb: &str, dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// The partials topic holds one complete partial per load balancer's
+/// snapshot, keyed by its cluster; merged, they give the lines `replay`
+/// gives for one directory of every load balancer's files renamed
+/// `<lb>_<file>` (SPEC §7).
+fn partials_merge_to_replay_of_the_union(setup: &Setup, dirs: &[(&str, PathBuf)], ts: u64) {
+    use haproxystats::engine::partial::{Merge, PARTIAL_FORMAT, Partial};
+    use haproxystats::engine::{EngineOptions, process_gathered_into, process_snapshot};
+    use std::collections::BTreeMap;
+
+    let complete = |records: &[support::kafka::Record]| {
+        let mut by_lb: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for r in records {
+            let (Some(lb), Some(parts)) = (r.header("lb"), r.header("parts")) else {
+                continue;
+            };
+            let entry = by_lb.entry(lb).or_insert((0, parts.parse().unwrap_or(0)));
+            entry.0 += 1;
+        }
+        dirs.iter()
+            .all(|(lb, _)| by_lb.get(*lb).is_some_and(|(got, want)| got >= want))
+    };
+    let topic = format!("{TOPIC}.partials");
+    let records = setup
+        .broker
+        .read(&topic, PARTITIONS, Duration::from_secs(30), complete);
+    let loaded =
+        haproxystats::config::load_str("[graphite]\nnamespace = eu\nprefix-hostname = false\n")
+            .expect("options");
+    let opts = EngineOptions::from_config(&loaded.config, "central").expect("engine options");
+    let mut merge = Merge::default();
+    for (lb, _) in dirs {
+        let mine: Vec<&support::kafka::Record> = records
+            .iter()
+            .filter(|r| r.header("lb").as_deref() == Some(*lb))
+            .collect();
+        for r in &mine {
+            assert_eq!(
+                r.key.as_deref(),
+                Some(&b"eu"[..]),
+                "{lb}: keyed by its cluster"
+            );
+            assert_eq!(r.header("cluster").as_deref(), Some("eu"));
+            assert_eq!(r.header("format").as_deref(), Some(PARTIAL_FORMAT));
+        }
+        let parts: Vec<&[u8]> = mine.iter().map(|r| r.payload.as_slice()).collect();
+        let partial = Partial::decode(&parts, &opts).unwrap_or_else(|e| panic!("{lb}: {e}"));
+        assert_eq!(partial.lb, *lb);
+        merge.add(partial);
+    }
+    let union = setup.root.path().join("union").join(ts.to_string());
+    fs::create_dir_all(&union).expect("union dir");
+    for (lb, dir) in dirs {
+        for entry in fs::read_dir(dir).expect("snapshot dir").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            fs::copy(entry.path(), union.join(format!("{lb}_{name}"))).expect("copy");
+        }
+    }
+    let mut want = Vec::new();
+    process_snapshot(&union, &opts, &mut want).expect("replay of the union");
+    let merged = merge
+        .gathered(ts as i64, PathBuf::from("merged"), &opts)
+        .expect("partials");
+    let mut got = support::collected::Collected::default();
+    process_gathered_into(&merged, &opts, &mut got).expect("merged lines");
+    let lines = |text: &[u8]| -> BTreeSet<String> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .filter(|l| !l.contains(".haproxystats."))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (want, got) = (lines(&want), lines(&got.0.concat()));
+    assert!(want.len() > 100, "{} lines", want.len());
+    assert_eq!(
+        want.symmetric_difference(&got).take(5).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "merged partials vs replay of the union"
+    );
+}
+
 fn wait(what: &str, timeout: Duration, central: &Haproxystats, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
@@ -322,6 +404,7 @@ fn each_load_balancer_gets_replays_lines_and_bad_messages_are_skipped_and_commit
         &central,
         || setup.committed() == end,
     );
+    partials_merge_to_replay_of_the_union(&setup, &dirs, ts);
     wait(
         "bad messages not counted",
         Duration::from_secs(10),
