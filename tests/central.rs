@@ -6,7 +6,8 @@
 //! the good ones after them are still processed; each snapshot's partial
 //! aggregate is in the partials topic, and the partials merged equal
 //! `replay` of all the load balancers' files in one directory; offsets are
-//! committed only once every sink has the lines.
+//! committed only once every sink has the lines; central creates the
+//! partials and state topics it finds missing.
 
 mod support;
 
@@ -57,7 +58,7 @@ impl Setup {
         let root = tempfile::tempdir().expect("tempdir");
         let broker = Broker::start();
         broker.create_topic(TOPIC, PARTITIONS as u32);
-        broker.create_topic(&format!("{TOPIC}.partials"), PARTITIONS as u32);
+        // Not the partials and state topics: central creates them.
         // [kafka] is there for the snapshots topic: its lines go to the
         // Kafka sink's topic too, a second sink to wait for.
         broker.create_topic("haproxystats.metrics", 1);
@@ -412,6 +413,14 @@ fn each_load_balancer_gets_replays_lines_and_bad_messages_are_skipped_and_commit
         || setup.status().contains(&format!("bad_messages={bad}\n")),
     );
     let log = central.log();
+    for topic in [format!("{TOPIC}.partials"), format!("{TOPIC}.state")] {
+        assert!(
+            log.lines().any(|l| l.contains("created the topic")
+                && l.contains(&topic)
+                && l.contains(&format!("partitions={PARTITIONS}"))),
+            "{topic} not created\n{log}"
+        );
+    }
     for kind in [
         "decode",
         "unknown_format",

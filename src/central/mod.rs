@@ -10,6 +10,7 @@
 //! - [`offsets`]: which offsets are done, what to commit.
 //! - [`partials`]: the partials topic's key and headers.
 //! - [`process`]: the one call into the engine.
+//! - [`topics`]: the partials and state topics, created when missing.
 //!
 //! Actors and threads (the tree is in actors.md):
 //! - [`actor`]: Central, the root: drives messages to commits, supervises.
@@ -24,3 +25,4 @@ pub mod offsets;
 pub mod partials;
 pub mod process;
 pub mod processor;
+pub mod topics;

@@ -41,6 +41,21 @@ pub fn run(config: &Config, settings: CentralSettings, hostname: &str) -> Result
         .message_max_bytes
         .saturating_sub(crate::raw::MESSAGE_MARGIN)
         .max(1);
+    // Brokers and the user's options (TLS, SASL), none of a producer's.
+    let mut client = rdkafka::ClientConfig::new();
+    client.set("bootstrap.servers", &settings.kafka.brokers);
+    for (name, value) in &settings.kafka.librdkafka {
+        client.set(name, value);
+    }
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => {
+            runtime.block_on(crate::central::topics::ensure(&settings, &client));
+        }
+        Err(error) => tracing::warn!(error = %error, "cannot check the partials and state topics"),
+    }
     let system = actix::System::new();
     system.block_on(async {
         let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;
