@@ -104,6 +104,7 @@ fn main() {
             prefix: "loadbalancers.lb-01_example_com.haproxy".into(),
             host: "lb-01_example_com".into(),
             group_namespace: None,
+            lb_in_path: false,
         },
         key: "lb-01_example_com".into(),
     };

@@ -40,6 +40,7 @@ fn settings(broker: &Broker, queue_size: usize, message_max_bytes: usize) -> Kaf
             prefix: "test.lb1.haproxy".into(),
             host: "lb1".into(),
             group_namespace: None,
+            lb_in_path: false,
         },
         key: "lb1".into(),
     }

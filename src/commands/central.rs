@@ -34,8 +34,15 @@ pub fn run(config: &Config, settings: CentralSettings, hostname: &str) -> Result
     } else {
         namespace.clone()
     };
-    // The Kafka sink keys and tags by the node's host: central's own.
-    let sinks = crate::sink::line_sinks(config, &format!("{self_prefix}.haproxy"), &host);
+    // The Kafka sink keys by central's host (one key for all the load
+    // balancers a central instance processes: their order is kept), and
+    // tags each influx point with the load balancer in its path.
+    let sinks = crate::sink::line_sinks(
+        config,
+        &namespace,
+        &host,
+        crate::sink::Lines::PerLoadBalancer,
+    );
     let max_partial_bytes = settings
         .kafka
         .message_max_bytes

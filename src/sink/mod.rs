@@ -44,6 +44,7 @@ pub use running::{RunningSink, SinkSpec};
 pub use slot::SinkSlot;
 
 use crate::config::Config;
+pub use kafka::settings::Lines;
 
 /// The sinks `config` enables, in delivery order. `prefix` is the metric
 /// path prefix of the lines (`<namespace>.<host>`), `host` the host name as
@@ -55,19 +56,20 @@ pub fn configured(config: &Config, prefix: &str, host: &str) -> Vec<SinkSpec> {
     if !config.process.local {
         return raw.into_iter().collect();
     }
-    let mut sinks = line_sinks(config, prefix, host);
+    let mut sinks = line_sinks(config, prefix, host, Lines::OneHost);
     sinks.extend(raw);
     sinks
 }
 
 /// The sinks of metric lines `config` enables, in delivery order: every
 /// sink but the one of raw snapshots. Central processing (SPEC §7) sends
-/// its lines to these, never raw snapshots back to the topic they came from.
-pub fn line_sinks(config: &Config, prefix: &str, host: &str) -> Vec<SinkSpec> {
+/// its lines to these, never raw snapshots back to the topic they came from,
+/// with `lines` = [`Lines::PerLoadBalancer`] and `prefix` = the namespace.
+pub fn line_sinks(config: &Config, prefix: &str, host: &str, lines: Lines) -> Vec<SinkSpec> {
     [
         graphite::spec(config),
         local_store::spec(config),
-        kafka::spec(config, prefix, host),
+        kafka::spec(config, prefix, host, lines),
     ]
     .into_iter()
     .flatten()

@@ -102,6 +102,10 @@ pub struct PathLayout {
     pub host: String,
     /// `[graphite] group-namespace`, when groups are written under it.
     pub group_namespace: Option<String>,
+    /// Central processing (SPEC §7): lines of many load balancers, each
+    /// under `<prefix>.<lb>.haproxy.`, tagged with their own `lb`; `host`
+    /// is then central's, for its own `<prefix>.<host>.haproxystats.` lines.
+    pub lb_in_path: bool,
 }
 
 /// What [`to_influx`] did with a snapshot's lines.
@@ -187,6 +191,21 @@ fn escape(out: &mut Vec<u8>, text: &str, special: &[u8]) {
     }
 }
 
+/// With [`PathLayout::lb_in_path`], the load balancer of a path (its parts
+/// after the prefix), which is taken off the parts: `<lb>.haproxy.…` or
+/// central's own `<host>.haproxystats.…`; `None` for central's own lines
+/// without a host part (`haproxystats.…`).
+fn lb_of<'a>(parts: &mut Vec<&'a str>) -> Option<&'a str> {
+    let lb = *parts.first()?;
+    let drop = match parts.get(1) {
+        Some(&"haproxy") => 2,
+        Some(&"haproxystats") => 1,
+        _ => return None,
+    };
+    parts.drain(..drop);
+    Some(lb)
+}
+
 /// `path value timestamp` → a point, or `None` when the path is not one
 /// the engine writes under `layout` or the value is no finite number.
 fn read_point<'a>(line: &'a str, layout: &'a PathLayout) -> Option<Point<'a>> {
@@ -203,7 +222,12 @@ fn read_point<'a>(line: &'a str, layout: &'a PathLayout) -> Option<Point<'a>> {
         .strip_prefix(layout.prefix.as_str())?
         .strip_prefix('.')?;
     let mut parts: Vec<&str> = rest.split('.').collect();
-    let mut tags = vec![("host", layout.host.as_str())];
+    let host = if layout.lb_in_path {
+        lb_of(&mut parts).unwrap_or(layout.host.as_str())
+    } else {
+        layout.host.as_str()
+    };
+    let mut tags = vec![("host", host)];
     if let Some(namespace) = &layout.group_namespace
         && parts.first() == Some(&namespace.as_str())
         && parts.len() > 3
@@ -260,6 +284,7 @@ mod tests {
             prefix: "ns.lb1.haproxy".into(),
             host: "lb1".into(),
             group_namespace: Some("loadbalancers".into()),
+            lb_in_path: false,
         }
     }
 
@@ -299,6 +324,41 @@ mod tests {
         assert_eq!(split.messages, vec![&b"a 1 10\n"[..], &b"b 3 10\n"[..]]);
         assert_eq!(split.oversized_lines, 1);
         assert_eq!(split_lines(b"", 8), Split::default());
+    }
+
+    #[test]
+    fn central_tags_each_point_with_the_load_balancer_of_its_path() {
+        let layout = PathLayout {
+            prefix: "ns".into(),
+            host: "central1".into(),
+            group_namespace: None,
+            lb_in_path: true,
+        };
+        let mut out = Vec::new();
+        let count = to_influx(
+            b"ns.lb1.haproxy.frontend.fe.req_tot 100 1700000000\n\
+              ns.lb2.haproxy.frontend.fe.req_tot 7 1700000000\n\
+              ns.lb2.haproxy.haproxystats.TotalWallClockTime 0.5 1700000000\n\
+              ns.central1.haproxystats.BadMessages 3 1700000000\n\
+              ns.haproxystats.SnapshotsProcessed 4 1700000000\n\
+              ns.lb3.other.frontend.fe.req_tot 1 1700000000\n",
+            &layout,
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "haproxy_frontend,host=lb1,frontend=fe req_tot=100 1700000000000000000\n\
+             haproxy_frontend,host=lb2,frontend=fe req_tot=7 1700000000000000000\n\
+             haproxystats,host=lb2 TotalWallClockTime=0.5 1700000000000000000\n\
+             haproxystats,host=central1 BadMessages=3,SnapshotsProcessed=4 1700000000000000000\n"
+        );
+        assert_eq!(
+            count,
+            InfluxCount {
+                lines: 4,
+                skipped: 1
+            }
+        );
     }
 
     #[test]

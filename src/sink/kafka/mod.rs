@@ -15,9 +15,14 @@ pub mod sink;
 use crate::config::Config;
 
 /// The sink `[kafka]` configures, if there is the section.
-pub fn spec(config: &Config, prefix: &str, host: &str) -> Option<super::SinkSpec> {
+pub fn spec(
+    config: &Config,
+    prefix: &str,
+    host: &str,
+    lines: settings::Lines,
+) -> Option<super::SinkSpec> {
     let kafka = config.kafka.as_ref()?;
-    let settings = settings::KafkaSettings::new(kafka, &config.graphite, prefix, host);
+    let settings = settings::KafkaSettings::new(kafka, &config.graphite, prefix, host, lines);
     Some(super::SinkSpec::new("kafka", move || {
         sink::KafkaSink::new(settings.clone())
     }))

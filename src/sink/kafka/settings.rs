@@ -64,6 +64,16 @@ impl fmt::Display for Compression {
 /// producer's and the broker's limit of `message-max-bytes`.
 pub const RECORD_OVERHEAD: usize = 1024;
 
+/// Whose lines a sink gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// One load balancer's, under `<prefix>.` (the daemon).
+    OneHost,
+    /// Many load balancers', each under `<prefix>.<lb>.haproxy.` (central;
+    /// `prefix` is the namespace).
+    PerLoadBalancer,
+}
+
 /// The Kafka sink's settings: `[kafka]` and what the rest of the
 /// configuration decides for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,13 +91,20 @@ pub struct KafkaSettings {
 impl KafkaSettings {
     /// `[kafka]` with the rest of the configuration: lines come under
     /// `prefix` (the engine's `P`), the load balancer is `host`.
-    pub fn new(kafka: &KafkaConfig, graphite: &GraphiteConfig, prefix: &str, host: &str) -> Self {
+    pub fn new(
+        kafka: &KafkaConfig,
+        graphite: &GraphiteConfig,
+        prefix: &str,
+        host: &str,
+        lines: Lines,
+    ) -> Self {
         KafkaSettings {
             config: kafka.clone(),
             layout: PathLayout {
                 prefix: prefix.to_owned(),
                 host: host.to_owned(),
                 group_namespace: graphite.group_namespace.clone(),
+                lb_in_path: lines == Lines::PerLoadBalancer,
             },
             key: kafka.key.clone().unwrap_or_else(|| host.to_owned()),
         }
@@ -194,6 +211,7 @@ mod tests {
                 prefix: "ns.lb1.haproxy".into(),
                 host: "lb1".into(),
                 group_namespace: None,
+                lb_in_path: false,
             },
             key: "lb1".into(),
         }
