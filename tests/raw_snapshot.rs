@@ -83,6 +83,20 @@ fn round_trip(dir: &Path, limit: usize) -> (EncodedSnapshot, DecodedSnapshot) {
     // The engine's Arrow front end, reading the decoded batches as they are.
     let got = decoded_lines(&dec);
     assert_same_lines(dir, limit, &want, &got, "read from the batches");
+    // Central decodes only the columns the engine reads.
+    let columns = haproxystats::engine::columns_read(&options());
+    let projected = raw::decode_columns(&parts, &|name| columns.contains(name))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    if let Some(segment) = projected.sockets.iter().flat_map(|s| &s.segments).next() {
+        assert!(
+            segment.schema.fields().len() <= columns.len() + 2,
+            "{}: {} columns decoded",
+            dir.display(),
+            segment.schema.fields().len()
+        );
+    }
+    let got = decoded_lines(&projected);
+    assert_same_lines(dir, limit, &want, &got, "read from the engine's columns");
     (enc, dec)
 }
 

@@ -5,7 +5,7 @@
 
 use crate::engine::partial::PartialError;
 use crate::engine::{self, BufferSink, EngineOptions, SnapshotError, SnapshotReport};
-use crate::raw::DecodedSnapshot;
+use crate::raw::{DecodedSnapshot, RawError};
 
 pub use crate::engine::partial::PARTIAL_FORMAT;
 
@@ -27,6 +27,13 @@ pub enum ProcessError {
     /// Its partial aggregate could not be encoded under the size limit.
     #[error(transparent)]
     Partial(#[from] PartialError),
+}
+
+/// Decodes the parts of a snapshot, reading only the columns the engine
+/// reads with `opts` (the others are not decompressed).
+pub fn decode(parts: &[&[u8]], opts: &EngineOptions) -> Result<DecodedSnapshot, RawError> {
+    let columns = engine::columns_read(opts);
+    crate::raw::decode_columns(parts, &|name| columns.contains(name))
 }
 
 /// Processes `snapshot` of load balancer `lb` of `cluster` with `opts`

@@ -65,7 +65,7 @@ impl CentralProcessor {
 
     fn run(&self, snapshot: &Snapshot) -> Result<Done, BadMessage> {
         let parts: Vec<&[u8]> = snapshot.parts.iter().map(Vec::as_slice).collect();
-        let decoded = crate::raw::decode(&parts)?;
+        let decoded = process::decode(&parts, &self.settings.engine)?;
         if u64::try_from(decoded.ts).ok() != Some(snapshot.ts) {
             return Err(BadMessage::Unprocessable(format!(
                 "its parts are of snapshot {}, its header says {}",

@@ -75,6 +75,23 @@ pub struct GroupTotals {
     pub overflowed: Vec<bool>,
 }
 
+/// [`KindAgg::columns`]: what [`GroupTotals`] holds, column by column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupColumns {
+    /// Rows per group.
+    pub rows: Vec<i64>,
+    /// Busy rows per group.
+    pub busy: Vec<i64>,
+    /// Per metric, per group: the low 64 bits of the sum.
+    pub sums: Vec<Vec<i64>>,
+    /// Per metric, per group: wraps (empty when all zero).
+    pub wraps: Vec<Vec<i64>>,
+    /// Per metric, per group: absent rows (empty when all zero).
+    pub absent: Vec<Vec<i64>>,
+    /// Per metric, per group: 1 when overflowed (empty when all zero).
+    pub overflowed: Vec<Vec<i64>>,
+}
+
 /// The final value of one metric of one group.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Aggregate {
@@ -488,6 +505,60 @@ impl KindAgg {
             if !self.overflowed.contains(&key) {
                 self.overflowed.push(key);
             }
+        }
+    }
+
+    /// Per metric, the column of `groups`' values of what
+    /// [`KindAgg::group_totals`] gives per group: `rows`, `busy`, then per
+    /// metric its low sums, wraps, absent rows and overflow flags (these
+    /// three empty when all zero, as they nearly always are).
+    pub fn columns(&self, groups: &[usize]) -> GroupColumns {
+        let w = self.width;
+        let of = |v: &[u32]| {
+            groups
+                .iter()
+                .map(|&g| i64::from(v.get(g).copied().unwrap_or(0)))
+                .collect()
+        };
+        let sparse = |f: &dyn Fn(u32, u32) -> i64, any: bool| -> Vec<Vec<i64>> {
+            (0..w)
+                .map(|m| {
+                    let col: Vec<i64> = if any {
+                        groups.iter().map(|&g| f(g as u32, m as u32)).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    if col.iter().all(|&v| v == 0) {
+                        Vec::new()
+                    } else {
+                        col
+                    }
+                })
+                .collect()
+        };
+        GroupColumns {
+            rows: of(&self.rows),
+            busy: of(&self.busy),
+            sums: (0..w)
+                .map(|m| {
+                    groups
+                        .iter()
+                        .map(|&g| self.sums.get(g * w + m).copied().unwrap_or(0))
+                        .collect()
+                })
+                .collect(),
+            wraps: sparse(
+                &|g, m| self.carry.get(&(g, m)).copied().unwrap_or(0),
+                !self.carry.is_empty(),
+            ),
+            absent: sparse(
+                &|g, m| i64::from(self.absent.get(&(g, m)).copied().unwrap_or(0)),
+                !self.absent.is_empty(),
+            ),
+            overflowed: sparse(
+                &|g, m| i64::from(self.overflowed.contains(&(g, m))),
+                !self.overflowed.is_empty(),
+            ),
         }
     }
 

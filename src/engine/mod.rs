@@ -304,6 +304,16 @@ pub fn process_decoded_into(
     Ok((report, partial::Partial::from_gathered(g, lb, opts)))
 }
 
+/// The `show stat` columns the engine reads with `opts` (besides `pxname`
+/// and `svname`): a decoder may leave the others out.
+pub fn columns_read(opts: &EngineOptions) -> std::collections::HashSet<&'static str> {
+    let specs = gather::specs_of(opts);
+    let mut columns: std::collections::HashSet<&'static str> =
+        specs.plan.columns.iter().flatten().copied().collect();
+    columns.insert("type");
+    columns
+}
+
 /// Writes the lines of an aggregated snapshot (a decoded one, or merged
 /// partials) into buffers of `out`.
 pub fn process_gathered_into(

@@ -55,6 +55,9 @@ use super::parse_info::InfoValues;
 /// The `format` header and metadata value of partial messages.
 pub const PARTIAL_FORMAT: &str = "partial-ipc/1";
 
+/// Groups encoded to estimate the size of many (see `split_groups`).
+const SIZE_SAMPLE: usize = 1024;
+
 /// Bytes kept free in a message for Kafka's own framing and headers.
 const MESSAGE_MARGIN: usize = 8 * 1024;
 
@@ -591,39 +594,32 @@ fn groups_batch(
     names: &[&str],
     groups: &[usize],
 ) -> Result<RecordBatch, PartialError> {
-    let totals: Vec<GroupTotals> = groups.iter().map(|&g| agg.group_totals(g)).collect();
+    let cols = agg.columns(groups);
     let keys: Vec<&str> = groups
         .iter()
         .map(|&g| agg.keys.get(g).map_or("", |k| &**k))
         .collect();
-    let nonzero = |v: i64| (v != 0).then_some(v);
+    let nonzero = |v: &i64| (*v != 0).then_some(*v);
     let mut columns: Vec<(String, ArrayRef)> = vec![
         ("key".into(), text_array(&keys)),
-        (
-            "rows".into(),
-            Arc::new(Int64Array::from_iter_values(
-                totals.iter().map(|t| i64::from(t.rows)),
-            )),
-        ),
-        (
-            "busy".into(),
-            Arc::new(Int64Array::from_iter_values(
-                totals.iter().map(|t| i64::from(t.busy)),
-            )),
-        ),
+        ("rows".into(), Arc::new(Int64Array::from(cols.rows))),
+        ("busy".into(), Arc::new(Int64Array::from(cols.busy))),
     ];
+    let mut sums = cols.sums.into_iter();
     for (m, name) in names.iter().enumerate() {
-        let at = |f: &dyn Fn(&GroupTotals) -> i64| -> Vec<i64> { totals.iter().map(f).collect() };
-        let sums = at(&|t| t.sums.get(m).copied().unwrap_or(0));
-        let wraps = at(&|t| t.carry.get(m).copied().unwrap_or(0));
-        let absent = at(&|t| i64::from(t.absent.get(m).copied().unwrap_or(0)));
-        let over = at(&|t| i64::from(t.overflowed.get(m).copied().unwrap_or(false)));
-        columns.push(((*name).into(), Arc::new(Int64Array::from(sums))));
+        columns.push((
+            (*name).into(),
+            Arc::new(Int64Array::from(sums.next().unwrap_or_default())),
+        ));
         // Nearly always all zero: left out (read as zeros), which saves
         // three quarters of the columns to compress.
-        for (suffix, v) in [("wraps", wraps), ("absent", absent), ("overflowed", over)] {
-            if v.iter().any(|&x| x != 0) {
-                let a: Int64Array = v.into_iter().map(nonzero).collect();
+        for (suffix, all) in [
+            ("wraps", &cols.wraps),
+            ("absent", &cols.absent),
+            ("overflowed", &cols.overflowed),
+        ] {
+            if let Some(v) = all.get(m).filter(|v| !v.is_empty()) {
+                let a: Int64Array = v.iter().map(nonzero).collect();
                 columns.push((format!("{name}.{suffix}"), Arc::new(a)));
             }
         }
@@ -644,6 +640,22 @@ fn split_groups(
     limit: usize,
     kind: &'static str,
 ) -> Result<Vec<RecordBatch>, PartialError> {
+    // Many groups: their size estimated from the first ones, so that each
+    // piece is encoded once (a stream of all of them would be thrown away).
+    if let Some(sample) = groups.get(..SIZE_SAMPLE)
+        && groups.len() > 4 * SIZE_SAMPLE
+    {
+        let bytes = stream_bytes(&groups_batch(agg, names, sample)?, Default::default())?.len();
+        let estimate = bytes / SIZE_SAMPLE * groups.len();
+        if estimate > limit {
+            let pieces = (estimate * 10 / 9).div_ceil(limit).clamp(2, groups.len());
+            let mut out = Vec::new();
+            for piece in groups.chunks(groups.len().div_ceil(pieces)) {
+                out.extend(split_groups(agg, names, piece, limit, kind)?);
+            }
+            return Ok(out);
+        }
+    }
     let batch = groups_batch(agg, names, groups)?;
     let bytes = stream_bytes(&batch, Default::default())?.len();
     if bytes <= limit {

@@ -301,8 +301,12 @@ pub(crate) fn check_messages(bytes: &[u8], schema: &Schema) -> Result<(), String
     }
 }
 
-/// Reads and checks part `part` alone.
-fn read_part(part: usize, bytes: &[u8]) -> Result<Part, RawError> {
+/// Which columns [`decode_columns`] keeps.
+pub type Keep<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
+/// Reads and checks part `part` alone; only the columns `keep` accepts are
+/// read (the others are not even decompressed).
+fn read_part(part: usize, bytes: &[u8], keep: Option<Keep<'_>>) -> Result<Part, RawError> {
     let ipc = |detail: String| RawError::Ipc { part, detail };
     // Reads the schema message only.
     let reader = StreamReader::try_new(bytes, None).map_err(|e| ipc(e.to_string()))?;
@@ -332,7 +336,25 @@ fn read_part(part: usize, bytes: &[u8]) -> Result<Part, RawError> {
     };
     check_columns(part, &full)?;
     check_messages(bytes, &full).map_err(ipc)?;
-    let schema = Arc::new(Schema::new(full.fields().clone()));
+    let (schema, reader) = match keep {
+        None => (Arc::new(Schema::new(full.fields().clone())), reader),
+        Some(keep) => {
+            let projection: Vec<usize> = full
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| keep(f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            let fields: Vec<_> = projection
+                .iter()
+                .filter_map(|&i| full.fields().get(i).cloned())
+                .collect();
+            let reader =
+                StreamReader::try_new(bytes, Some(projection)).map_err(|e| ipc(e.to_string()))?;
+            (Arc::new(Schema::new(fields)), reader)
+        }
+    };
     let mut batches = Vec::new();
     let mut rows = 0usize;
     for batch in reader {
@@ -369,13 +391,24 @@ fn read_part(part: usize, bytes: &[u8]) -> Result<Part, RawError> {
 /// by its index in `parts`. Never panics: a panic inside Arrow is caught and
 /// returned as [`RawError::Panic`].
 pub fn decode(parts: &[&[u8]]) -> Result<DecodedSnapshot, RawError> {
+    decode_parts(parts, None)
+}
+
+/// [`decode`], keeping only the columns `keep` accepts (and `pxname`,
+/// `svname`): what central's engine reads, without decompressing the rest.
+pub fn decode_columns(parts: &[&[u8]], keep: Keep<'_>) -> Result<DecodedSnapshot, RawError> {
+    let with_names = |name: &str| matches!(name, "pxname" | "svname") || keep(name);
+    decode_parts(parts, Some(&with_names))
+}
+
+fn decode_parts(parts: &[&[u8]], keep: Option<Keep<'_>>) -> Result<DecodedSnapshot, RawError> {
     if parts.is_empty() {
         return Err(RawError::NoParts);
     }
     // (index in `parts`, part), by part number.
     let mut slots: Vec<Option<(usize, Part)>> = Vec::new();
     for (i, bytes) in parts.iter().enumerate() {
-        let part = catch_unwind(AssertUnwindSafe(|| read_part(i, bytes)))
+        let part = catch_unwind(AssertUnwindSafe(|| read_part(i, bytes, keep)))
             .unwrap_or(Err(RawError::Panic { part: i }))?;
         let parts_err = |detail: String| RawError::Parts { part: i, detail };
         if part.parts != parts.len() {

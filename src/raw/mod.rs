@@ -115,7 +115,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub(crate) use decode::check_messages;
-pub use decode::{DecodedSnapshot, DecodedSocket, StatSegment, decode};
+pub use decode::{DecodedSnapshot, DecodedSocket, Keep, StatSegment, decode, decode_columns};
 pub use encode::{EncodedSnapshot, encode};
 pub use write::write_dir;
 
