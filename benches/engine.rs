@@ -112,7 +112,14 @@ fn central(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
                 .sum()
         })
         .unwrap_or(0);
-    let enc = match haproxystats::raw::encode(dir, 1_000_000) {
+    let (t, c) = (Instant::now(), cpu_time());
+    let encoded = haproxystats::raw::encode(dir, 1_000_000);
+    println!(
+        "edge: raw::encode {:?} wall, {:?} CPU",
+        t.elapsed(),
+        cpu_time() - c
+    );
+    let enc = match encoded {
         Ok(enc) => enc,
         Err(e) => {
             eprintln!("{e}");

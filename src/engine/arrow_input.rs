@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 
 use crate::raw::cells::ColumnCells;
@@ -170,20 +171,25 @@ impl<'a> SegmentRows<'a> {
             return;
         };
         let ty_cells = self.ty.map(|t| cells(Some(t)));
+        // Each row's kind and group first, then the rows of each kind
+        // column by column: a column of numbers is copied in one loop.
+        let mut rows: [Vec<(u32, u32)>; 3] = Default::default();
         for row in 0..batch.num_rows() {
-            self.px_buf.clear();
-            px_cells.write(row, &mut self.px_buf);
-            self.sv_buf.clear();
-            sv_cells.write(row, &mut self.sv_buf);
-            if self.px_buf.is_empty() || self.sv_buf.is_empty() {
+            let px = px_cells.bytes(row, &mut self.px_buf);
+            let sv = sv_cells.bytes(row, &mut self.sv_buf);
+            if px.is_empty() || sv.is_empty() {
                 warn_at(file, seen, warnings, None, WarningKind::BadRow);
                 continue;
             }
             let ty = ty_cells.map(|c| c.map(|c| value(c, row, &mut self.cell_buf)));
-            let Some(kind) = row_kind(&self.sv_buf, ty) else {
+            let Some(kind) = row_kind(sv, ty) else {
                 continue; // listeners (type 3) and anything else
             };
-            let k = kind as usize;
+            if let Some(of_kind) = rows.get_mut(kind as usize) {
+                of_kind.push((row as u32, sink.group(kind, px, sv)));
+            }
+        }
+        for (k, of_kind) in rows.iter().enumerate() {
             let (Some(b), Some(idx), Some(names)) = (
                 self.builders.get_mut(k),
                 self.idx.get(k),
@@ -191,17 +197,43 @@ impl<'a> SegmentRows<'a> {
             ) else {
                 continue;
             };
-            for &(c, i) in idx {
-                let v = cells(Some(i)).map(|cells| value(cells, row, &mut self.cell_buf));
-                if let Some(w) = b.push_cell(c, v, &self.cell_buf, names) {
-                    warn_at(file, seen, warnings, None, w);
+            let mut todo = of_kind.as_slice();
+            while !todo.is_empty() {
+                let room = self.batch_rows.saturating_sub(b.len()).max(1);
+                let (chunk, rest) = todo.split_at(room.min(todo.len()));
+                for &(c, i) in idx {
+                    let column = cells(Some(i));
+                    if let Some(ColumnCells::Int64(a)) = column {
+                        let values = a.values();
+                        let nulls = a.nulls();
+                        b.extend_column(
+                            c,
+                            chunk.iter().map(|&(r, _)| {
+                                let r = r as usize;
+                                // An empty cell is 0 (SPEC §4.2).
+                                if nulls.is_some_and(|n| n.is_null(r)) {
+                                    0
+                                } else {
+                                    values.get(r).copied().unwrap_or(0)
+                                }
+                            }),
+                        );
+                        continue;
+                    }
+                    let first = b.len() as u32;
+                    for (n, &(r, _)) in chunk.iter().enumerate() {
+                        let v = column.map(|cells| value(cells, r as usize, &mut self.cell_buf));
+                        let at = first + n as u32;
+                        if let Some(w) = b.push_cell_at(c, v, &self.cell_buf, names, at) {
+                            warn_at(file, seen, warnings, None, w);
+                        }
+                    }
                 }
-            }
-            if b.end_row(
-                sink.group(kind, &self.px_buf, &self.sv_buf),
-                self.batch_rows,
-            ) {
-                b.emit(sink);
+                b.end_rows(chunk.iter().map(|&(_, g)| g));
+                if b.len() >= self.batch_rows {
+                    b.emit(sink);
+                }
+                todo = rest;
             }
         }
     }
@@ -218,7 +250,6 @@ impl<'a> SegmentRows<'a> {
 /// `i64` (text, or a counter above `i64::MAX`), its text is left in `buf`
 /// for [`KindBuilder::push_cell`].
 fn value(cells: &ColumnCells<'_>, row: usize, buf: &mut Vec<u8>) -> Result<Option<i64>, ()> {
-    use arrow::array::Array;
     match cells {
         ColumnCells::Int64(a) => Ok(a.is_valid(row).then(|| a.value(row))),
         ColumnCells::UInt64(a) if !a.is_valid(row) => Ok(None),

@@ -237,6 +237,21 @@ impl KindBuilder {
         raw: &[u8],
         names: &[&'static str],
     ) -> Option<WarningKind> {
+        let row = self.group.len() as u32;
+        self.push_cell_at(c, value, raw, names, row)
+    }
+
+    /// [`KindBuilder::push_cell`] when the columns are filled one after the
+    /// other (the Arrow front end): `row` is the cell's row in the batch.
+    #[inline]
+    pub(super) fn push_cell_at(
+        &mut self,
+        c: usize,
+        value: Option<Result<Option<i64>, ()>>,
+        raw: &[u8],
+        names: &[&'static str],
+        row: u32,
+    ) -> Option<WarningKind> {
         let col = self.cols.get_mut(c)?;
         let bad = match value {
             Some(Ok(v)) => {
@@ -250,7 +265,7 @@ impl KindBuilder {
             BadCell::Wide(v) => {
                 col.push(i64::MAX);
                 self.wide.push(WideCell {
-                    row: self.group.len() as u32,
+                    row,
                     col: c as u32,
                     rest: v - i64::MAX as u64,
                 });
@@ -266,6 +281,25 @@ impl KindBuilder {
                 })
             }
         }
+    }
+
+    /// Rows held.
+    pub(super) fn len(&self) -> usize {
+        self.group.len()
+    }
+
+    /// Appends values to plan column `c` (the Arrow front end's fast path:
+    /// a column of numbers, copied as they are).
+    pub(super) fn extend_column(&mut self, c: usize, values: impl Iterator<Item = i64>) {
+        if let Some(col) = self.cols.get_mut(c) {
+            col.extend(values);
+        }
+    }
+
+    /// Ends rows whose cells were pushed column by column, with their
+    /// group ids.
+    pub(super) fn end_rows(&mut self, groups: impl Iterator<Item = u32>) {
+        self.group.extend(groups);
     }
 
     /// Ends the current row (its cells pushed) with its group id; `true`

@@ -49,6 +49,17 @@ impl<'a> ColumnCells<'a> {
         }
     }
 
+    /// The text of row `row` as bytes: borrowed from the dictionary of a
+    /// text column, else written into `buf` (empty for a null).
+    pub fn bytes<'x>(&'x self, row: usize, buf: &'x mut Vec<u8>) -> &'x [u8] {
+        if let ColumnCells::Text { .. } = self {
+            return self.text(row).unwrap_or_default().as_bytes();
+        }
+        buf.clear();
+        self.write(row, buf);
+        buf
+    }
+
     /// Appends the text of row `row` (nothing for a null).
     pub fn write(&self, row: usize, out: &mut Vec<u8>) {
         let mut digits = itoa::Buffer::new();
