@@ -9,9 +9,15 @@
 # `[kafka]` section (brokers, topic, queue-size; format graphite and
 # compression zstd by default); the broker's own CPU and peak RSS over the
 # same window are reported apart from the daemon's.
+# CPU_EDGE=1 runs the node as an edge (SPEC §5, §7: `[process] local =
+# false`, `[kafka] snapshots-topic`): it pulls and publishes each snapshot
+# as Arrow IPC parts into tansu (started as with CPU_KAFKA) and processes
+# nothing; compare with a run without it (the same pulls, processed
+# locally and sent to Graphite).
 #
 #   bench/cpu.sh [WARMUP_SECONDS] [WINDOW_SECONDS]     defaults 20 and 120
 #   CPU_KAFKA=1 bench/cpu.sh [WARMUP_SECONDS] [WINDOW_SECONDS]
+#   CPU_EDGE=1 bench/cpu.sh [WARMUP_SECONDS] [WINDOW_SECONDS]
 #
 # CPU% of one core = (utime + stime) delta from /proc/PID/stat over the
 # window / window length (the window starts mid-interval and is rounded up
@@ -117,7 +123,14 @@ start_relay
 
 # --- Kafka (CPU_KAFKA=1): tansu with its memory storage ------------------------
 kafka=${CPU_KAFKA:-0}
+edge=${CPU_EDGE:-0}
+case "$edge" in
+    0) ;;
+    1) kafka=1 ;;
+    *) die "CPU_EDGE is 0 or 1, not '$edge'" ;;
+esac
 kafka_topic=haproxystats.metrics
+snapshots_topic=haproxystats.snapshots
 if [ "$kafka" = 1 ]; then
     tansu=$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")
     [ -x "$tansu" ] || die "tansu not found in PATH nor in ~/.cargo/bin (contrib/install-deps.sh installs it)"
@@ -128,8 +141,10 @@ if [ "$kafka" = 1 ]; then
     broker=$!
     pids+=("$broker")
     wait_for_port "$kafka_port" tansu 200
-    "$tansu" topic create "$kafka_topic" --partitions 1 --broker "tcp://127.0.0.1:$kafka_port" \
-        >"$work/tansu-topic.log" 2>&1 || die "tansu topic create failed: $(tail -n 5 "$work/tansu-topic.log")"
+    for topic in "$kafka_topic" $([ "$edge" = 1 ] && echo "$snapshots_topic"); do
+        "$tansu" topic create "$topic" --partitions 1 --broker "tcp://127.0.0.1:$kafka_port" \
+            >"$work/tansu-topic.log" 2>&1 || die "tansu topic create failed: $(tail -n 5 "$work/tansu-topic.log")"
+    done
     say "tansu (pid $broker) on port $kafka_port, topic $kafka_topic (1 partition)"
 elif [ "$kafka" != 0 ]; then
     die "CPU_KAFKA is 0 or 1, not '$kafka'"
@@ -151,6 +166,7 @@ buffer-limit = 67108864
 [process]
 src-dir = \${paths:base-dir}/incoming
 aggr-server-metrics = true
+$([ "$edge" = 1 ] && echo "local = false")
 
 [graphite]
 server = 127.0.0.1
@@ -168,6 +184,7 @@ if [ "$kafka" = 1 ]; then
 brokers = 127.0.0.1:$kafka_port
 topic = $kafka_topic
 queue-size = 20000000
+$([ "$edge" = 1 ] && echo "snapshots-topic = $snapshots_topic")
 CONF
 fi
 "$bin" -f "$work/haproxystats.conf" -P >/dev/null
@@ -231,7 +248,7 @@ last_word=$(grep -o 'stopped;[^"]*' "$log" | tail -n 1 || true)
 
 summary=$(
     cat <<MD
-### ${broker_md:+CPU_KAFKA=1 }bench/cpu.sh $warmup $window
+### $([ "$edge" = 1 ] && echo "CPU_EDGE=1 " || echo "${broker_md:+CPU_KAFKA=1 }")bench/cpu.sh $warmup $window
 
 - run: $(date -u -d "@$started" '+%Y-%m-%d %H:%M UTC'); $instances HAProxy $(haproxy -v | awk 'NR==1 { print $3 }') instances × ($frontends frontends, $backends backends, $servers servers per backend, no checks), pull-interval $interval s, aggr-server-metrics on, Graphite = carbon-c-relay blackhole${broker_md:+, Kafka = tansu}
 $(machine_md "$load_start")
