@@ -487,3 +487,117 @@ fn offsets_are_committed_only_once_every_sink_has_the_lines() {
         central.log()
     );
 }
+
+/// `queue-size` of Graphite in the pause test: about two snapshots' lines.
+const SMALL_QUEUE: usize = 1500;
+
+#[test]
+fn a_sink_that_cannot_take_more_pauses_consumption_and_nothing_is_dropped() {
+    let setup = Setup::new();
+    let ts = slot();
+    let snapshots: Vec<(String, u64)> = (0..24)
+        .map(|n| (format!("lb-{}", n % 4), ts - 10 * (n / 4) as u64))
+        .collect();
+    let slots: BTreeSet<u64> = snapshots.iter().map(|(_, at)| *at).collect();
+    let dirs: std::collections::BTreeMap<u64, PathBuf> = slots
+        .into_iter()
+        .map(|at| (at, setup.generated(at, 5)))
+        .collect();
+    let lines_per_snapshot = replayed(&setup, "lb-0", &dirs[&ts]).len();
+    assert!(
+        lines_per_snapshot * 2 > SMALL_QUEUE / 2 && lines_per_snapshot < SMALL_QUEUE,
+        "{lines_per_snapshot} lines a snapshot: the queue must hold one but not many"
+    );
+    for (lb, at) in &snapshots {
+        let encoded = haproxystats::raw::encode(&dirs[at], 1_000_000).expect("encode");
+        for (n, part) in encoded.parts.iter().enumerate() {
+            setup.send(lb, &headers(lb, *at, n, encoded.parts.len()), part);
+        }
+    }
+    // Graphite down at first: its port is free, nothing listens.
+    let port = support::process::free_port();
+    let conf = setup.conf(
+        "central.conf",
+        &format!(
+            "enabled = true\nserver = 127.0.0.1\nport = {port}\nqueue-size = {SMALL_QUEUE}\n\
+             retries = 1\ninterval = 0.2\ndelay = 1\nconnect-timeout = 1\n"
+        ),
+    );
+    let mut central =
+        Haproxystats::start(&["central"], &conf, &setup.root.path().join("central.log"));
+    wait("never paused", Duration::from_secs(30), &central, || {
+        central
+            .log()
+            .contains("sink backlog full; consumption paused")
+    });
+    // While Graphite is down, its backlog stays within its queue-size:
+    // the snapshots it cannot take wait in central (at most what the
+    // consumer had fetched), never pushing older lines out.
+    for _ in 0..30 {
+        let status = setup.status();
+        let backlog = status
+            .lines()
+            .find_map(|l| l.strip_prefix("sink.graphite.backlog="))
+            .and_then(|v| v.parse::<usize>().ok());
+        if let Some(backlog) = backlog {
+            assert!(
+                backlog <= SMALL_QUEUE,
+                "backlog {backlog} over {SMALL_QUEUE}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stored = |setup: &Setup| {
+        snapshots
+            .iter()
+            .filter(|(lb, at)| setup.stored(lb, *at).is_some())
+            .count()
+    };
+    assert!(
+        setup.committed() <= 0,
+        "committed while Graphite had nothing"
+    );
+    // Graphite comes back: everything goes through, nothing dropped.
+    let graphite = support::fake_graphite::FakeGraphite::start_on(
+        port,
+        |_| support::fake_graphite::Behaviour::Read,
+        None,
+    );
+    let end = setup.end();
+    wait(
+        "not everything committed after Graphite came back",
+        Duration::from_secs(90),
+        &central,
+        || setup.committed() == end,
+    );
+    assert_eq!(stored(&setup), snapshots.len());
+    let received: BTreeSet<(String, String)> = graphite
+        .lines()
+        .iter()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let path = fields.next()?;
+            let at = fields.nth(1)?;
+            let lb = path.strip_prefix("test.")?.split('.').next()?;
+            lb.starts_with("lb-")
+                .then(|| (lb.to_owned(), at.to_owned()))
+        })
+        .collect();
+    for (lb, at) in &snapshots {
+        assert!(
+            received.contains(&(lb.clone(), at.to_string())),
+            "Graphite has nothing of {lb} at {at}"
+        );
+    }
+    let status = setup.status();
+    assert!(
+        status.contains("sink.graphite.dropped_lines=0\n"),
+        "lines dropped:\n{status}"
+    );
+    assert!(
+        !central.log().contains("dropped the oldest"),
+        "{}",
+        central.log()
+    );
+    assert_eq!(central.terminate(Duration::from_secs(20)), Some(0));
+}

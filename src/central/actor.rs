@@ -16,6 +16,7 @@
 //! consumer: Kafka is the buffer.
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,8 +124,13 @@ struct InFlight {
     snapshot: Arc<Snapshot>,
     /// Acknowledgements still owed (sinks, and the broker for the partial).
     waiting: usize,
-    /// Its lines, kept to hand to a restarted sink that lost them.
+    /// Its lines, kept to hand to a restarted sink that lost them, or to a
+    /// sink that could not take them yet.
     lines: Option<SharedLines>,
+    /// How many lines.
+    line_count: u64,
+    /// Per sink: its lines are counted in [`Central::owed`].
+    owes: Vec<bool>,
 }
 
 /// The root of central's tree.
@@ -139,6 +145,14 @@ pub struct Central {
     processors: Addr<CentralProcessor>,
     max_in_flight: usize,
     sinks: Vec<SinkSlot>,
+    /// Per sink: lines handed to it and not acknowledged yet.
+    owed: Vec<u64>,
+    /// A sink is full (said in the log once, until it drains).
+    sink_full: bool,
+    /// Per sink: snapshots (ids) whose lines it cannot take yet without
+    /// going past its `queue-size`, in order: the sink would drop lines,
+    /// while held here they only pause the consumer (Kafka is the buffer).
+    held: Vec<VecDeque<u64>>,
     producer: FutureProducer,
     producer_config: ClientConfig,
     partials_topic: Arc<str>,
@@ -206,6 +220,9 @@ impl Central {
             consumer_restarting: false,
             processors,
             max_in_flight: workers * IN_FLIGHT_PER_WORKER,
+            owed: vec![0; start.sinks.len()],
+            sink_full: false,
+            held: vec![VecDeque::new(); start.sinks.len()],
             sinks: start.sinks.into_iter().map(SinkSlot::new).collect(),
             producer,
             producer_config,
@@ -330,6 +347,8 @@ impl Central {
                 snapshot: Arc::clone(&snapshot),
                 waiting: 0,
                 lines: None,
+                line_count: 0,
+                owes: Vec::new(),
             },
         );
         self.busy.send_replace(self.in_flight.len());
@@ -377,11 +396,18 @@ impl Central {
             lines = processed.report.lines,
             "snapshot processed"
         );
-        let lines = SharedLines::from(lines);
-        work.lines = Some(lines.clone());
+        work.lines = Some(SharedLines::from(lines));
+        work.line_count = processed.report.lines as u64;
+        work.owes = vec![false; self.sinks.len()];
         work.waiting = self.sinks.len() + usize::from(!processed.partial.is_empty());
+        let count = work.line_count;
         for sink in 0..self.sinks.len() {
-            self.hand_to_sink(id, sink, &snapshot, lines.clone(), ctx);
+            let queued = self.held.get(sink).is_some_and(|h| !h.is_empty());
+            if !queued && self.can_take(sink, count) {
+                self.first_hand(id, sink, ctx);
+            } else if let Some(held) = self.held.get_mut(sink) {
+                held.push_back(id);
+            }
         }
         if !processed.partial.is_empty() {
             let of = Arc::new(PartialOf {
@@ -391,6 +417,66 @@ impl Central {
             });
             self.send_partial(id, of, Arc::new(processed.partial), ctx);
         }
+    }
+
+    /// Sink `sink` can take `lines` more without going past its capacity
+    /// (or has nothing owed: a snapshot bigger than its queue-size goes
+    /// alone, as in the daemon).
+    fn can_take(&self, sink: usize, lines: u64) -> bool {
+        let Some(slot) = self.sinks.get(sink) else {
+            return true;
+        };
+        let owed = self.owed.get(sink).copied().unwrap_or(0);
+        // Its last reported backlog counts too: it holds self metrics
+        // besides the snapshots owed.
+        let held = owed.max(slot.health.backlog);
+        slot.health.capacity == 0 || owed == 0 || held + lines <= slot.health.capacity
+    }
+
+    /// Hands snapshot `id`'s lines to sink `sink` the first time, counting
+    /// them as owed by it.
+    fn first_hand(&mut self, id: u64, sink: usize, ctx: &mut Context<Self>) {
+        let Some(work) = self.in_flight.get_mut(&id) else {
+            return;
+        };
+        let (Some(lines), Some(owes)) = (work.lines.clone(), work.owes.get_mut(sink)) else {
+            return;
+        };
+        *owes = true;
+        if let Some(owed) = self.owed.get_mut(sink) {
+            *owed += work.line_count;
+        }
+        let snapshot = Arc::clone(&work.snapshot);
+        self.hand_to_sink(id, sink, &snapshot, lines, ctx);
+    }
+
+    /// Sink `sink` confirmed snapshot `id`: its lines are no longer owed,
+    /// and held snapshots go to it as far as its capacity allows.
+    fn sink_acked(&mut self, id: u64, sink: usize, ctx: &mut Context<Self>) {
+        if let Some(work) = self.in_flight.get_mut(&id)
+            && let Some(owes) = work.owes.get_mut(sink)
+            && *owes
+        {
+            *owes = false;
+            if let Some(owed) = self.owed.get_mut(sink) {
+                *owed = owed.saturating_sub(work.line_count);
+            }
+        }
+        self.acked(id);
+        while let Some(&next) = self.held.get(sink).and_then(VecDeque::front) {
+            let count = self.in_flight.get(&next).map(|w| w.line_count);
+            match count {
+                Some(count) if !self.can_take(sink, count) => break,
+                Some(_) => {
+                    self.held.get_mut(sink).map(VecDeque::pop_front);
+                    self.first_hand(next, sink, ctx);
+                }
+                None => {
+                    self.held.get_mut(sink).map(VecDeque::pop_front);
+                }
+            }
+        }
+        self.update_pause();
     }
 
     fn hand_to_sink(
@@ -416,7 +502,7 @@ impl Central {
             acknowledged
                 .into_actor(self)
                 .map(move |ack, central, ctx| match ack {
-                    Ok(()) => central.acked(id),
+                    Ok(()) => central.sink_acked(id, sink, ctx),
                     Err(_) => {
                         // The sink died holding them: the same lines go to
                         // the restarted one (they wait in its slot).
@@ -489,23 +575,39 @@ impl Central {
     /// Pauses the consumer while a sink's backlog is full or enough is in
     /// flight; resumes once neither holds.
     fn update_pause(&mut self) {
-        let full = self.sinks.iter().find(|slot| slot.backlog_full());
+        let full = self.sinks.iter().enumerate().find_map(|(i, slot)| {
+            let held = self.held.get(i).is_some_and(|h| !h.is_empty());
+            (held || slot.backlog_full()).then_some(slot)
+        });
+        // Said once per episode, whatever paused the consumer first.
+        match full {
+            Some(slot) if !self.sink_full => {
+                tracing::warn!(
+                    sink = slot.spec.name(),
+                    backlog = slot.health.backlog,
+                    capacity = slot.health.capacity,
+                    "sink backlog full; consumption paused until it drains"
+                );
+                self.sink_full = true;
+            }
+            None if self.sink_full => {
+                tracing::info!("sink backlogs drained; consumption goes on");
+                self.sink_full = false;
+            }
+            _ => {}
+        }
         let pause = self.draining || full.is_some() || self.in_flight.len() >= self.max_in_flight;
         if pause == self.paused {
             return;
         }
         self.paused = pause;
         self.stats.paused = pause;
-        match full {
-            Some(slot) if pause => {
-                tracing::warn!(
-                    sink = slot.spec.name(),
-                    backlog = slot.health.backlog,
-                    "sink backlog full; consumption paused"
-                )
-            }
-            _ if pause => tracing::debug!(in_flight = self.in_flight.len(), "consumption paused"),
-            _ => tracing::debug!("consumption resumed"),
+        if full.is_none() {
+            tracing::debug!(
+                in_flight = self.in_flight.len(),
+                pause,
+                "consumption paused or resumed"
+            );
         }
         if let Some(consumer) = &self.consumer {
             consumer.send(if pause {
@@ -572,8 +674,22 @@ impl Central {
         for (name, value) in own.into_iter().chain(sinks) {
             let _ = writeln!(text, "{prefix}.haproxystats.{name} {value} {ts}");
         }
+        let count = text.lines().count() as u64;
         let lines = SharedLines::from(text.into_bytes());
-        for slot in &mut self.sinks {
+        for (i, slot) in self.sinks.iter_mut().enumerate() {
+            // A sink owed all it can hold would make room for these by
+            // dropping snapshot lines: they are left out (gauges, sent again
+            // next interval).
+            let capacity = slot.health.capacity;
+            let held = self
+                .owed
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .max(slot.health.backlog);
+            if capacity > 0 && held + count > capacity {
+                continue;
+            }
             let (written, _) = oneshot::channel();
             slot.hand_over(SendLinesAcked {
                 dir: std::path::PathBuf::new(),
