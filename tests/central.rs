@@ -16,11 +16,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use support::Haproxystats;
 use support::kafka::Broker;
@@ -163,42 +162,14 @@ impl Setup {
 
     /// The group's committed offsets, summed over the partitions.
     fn committed(&self) -> i64 {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.broker.brokers())
-            .set("group.id", GROUP)
-            .create()
-            .unwrap_or_else(|e| panic!("consumer: {e}"));
-        let mut tpl = TopicPartitionList::new();
-        for partition in 0..PARTITIONS {
-            tpl.add_partition(TOPIC, partition);
-        }
-        match consumer.committed_offsets(tpl, Duration::from_secs(10)) {
-            Ok(offsets) => offsets
-                .elements()
-                .iter()
-                .map(|e| match e.offset() {
-                    Offset::Offset(o) => o,
-                    _ => 0,
-                })
-                .sum(),
-            Err(_) => -1,
-        }
+        self.broker
+            .committed_offsets(GROUP, TOPIC, PARTITIONS)
+            .map_or(-1, |offsets| offsets.iter().sum())
     }
 
     /// Messages in the topic, over the partitions.
     fn end(&self) -> i64 {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.broker.brokers())
-            .create()
-            .unwrap_or_else(|e| panic!("consumer: {e}"));
-        (0..PARTITIONS)
-            .map(|p| {
-                consumer
-                    .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
-                    .map(|(_, high)| high)
-                    .unwrap_or_else(|e| panic!("watermarks: {e}"))
-            })
-            .sum()
+        self.broker.end_offsets(TOPIC, PARTITIONS).iter().sum()
     }
 
     fn status(&self) -> String {

@@ -33,8 +33,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use support::carbon::parse_line;
 use support::kafka::{Broker, Record};
-use support::process::require_binary;
 use support::{CarbonStack, FleetOptions, HaproxyFleet, Haproxystats};
 
 const TOPIC: &str = "lb-metrics";
@@ -46,9 +46,6 @@ const MESSAGE_MAX_BYTES: usize = 4096;
 const SELF: &str = ".haproxystats.";
 /// Every wait below ends by then.
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `(path, timestamp)` → value.
-type Points = BTreeMap<(String, u64), f64>;
 
 fn write_conf(
     workers: usize,
@@ -131,98 +128,9 @@ fn replay(conf: &Path, dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `path value timestamp` read back, or a panic naming the line.
-fn parse_line(line: &str) -> (String, f64, u64) {
-    let fields: Vec<&str> = line.split(' ').collect();
-    let [path, value, ts] = fields[..] else {
-        panic!("not a Graphite line: {line:?}");
-    };
-    let value = value
-        .parse()
-        .unwrap_or_else(|e| panic!("value of {line:?}: {e}"));
-    let ts = ts
-        .parse()
-        .unwrap_or_else(|e| panic!("timestamp of {line:?}: {e}"));
-    (path.to_owned(), value, ts)
-}
-
 /// The lines of the records, in the order given.
 fn record_lines(records: &[Record]) -> Vec<String> {
     support::kafka::lines_of(records)
-}
-
-/// Every point of every whisper file under `stack`, read with whisper's own
-/// Python module (one interpreter for all files, not one per metric), for
-/// timestamps in `from..=until`.
-fn whisper_points(stack: &CarbonStack, from: u64, until: u64) -> Points {
-    // whisper-fetch's interpreter is the one with the `whisper` module.
-    let fetch = require_binary("whisper-fetch", "python3-whisper");
-    let shebang = fs::read_to_string(&fetch).unwrap_or_default();
-    let python = shebang
-        .lines()
-        .next()
-        .and_then(|line| line.strip_prefix("#!"))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no interpreter line in {}", fetch.display()));
-    const DUMP: &str = "import os, sys, whisper\n\
-        root, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n\
-        for d, _, names in os.walk(root):\n\
-        \x20   for name in names:\n\
-        \x20       if not name.endswith('.wsp'):\n\
-        \x20           continue\n\
-        \x20       full = os.path.join(d, name)\n\
-        \x20       path = os.path.relpath(full, root)[:-4].replace(os.sep, '.')\n\
-        \x20       (start, _, step), values = whisper.fetch(full, lo - 1, hi)\n\
-        \x20       for i, v in enumerate(values):\n\
-        \x20           if v is not None and lo <= start + i * step <= hi:\n\
-        \x20               print(path, repr(v), start + i * step)\n";
-    let output = Command::new(python)
-        .args(["-c", DUMP])
-        .arg(stack.whisper_dir())
-        .args([from.to_string(), until.to_string()])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("run {python}: {e}"));
-    assert!(
-        output.status.success(),
-        "whisper dump failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        stack.logs()
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let (path, value, ts) = parse_line(line);
-            ((path, ts), value)
-        })
-        .collect()
-}
-
-/// Polls the whisper files of `stack` until every one of `wanted` has a
-/// point (carbon-cache writes in the background), then returns them all.
-fn wait_points(
-    stack: &CarbonStack,
-    wanted: &BTreeSet<(String, u64)>,
-    from: u64,
-    until: u64,
-) -> Points {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let points = whisper_points(stack, from, until);
-        let missing: Vec<&(String, u64)> =
-            wanted.iter().filter(|k| !points.contains_key(*k)).collect();
-        if missing.is_empty() {
-            return points;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} points never reached whisper, e.g. {:?}\n{}",
-            missing.len(),
-            &missing[..missing.len().min(5)],
-            stack.logs()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 /// Writes `payloads` unchanged, in order, to `addr` in one connection.
@@ -541,7 +449,7 @@ fn end_to_end(workers: usize, snapshots: usize) {
             (path, ts)
         })
         .collect();
-    let fed_by_graphite = wait_points(&graphite, &wanted, oldest, newest);
+    let fed_by_graphite = graphite.wait_points(&wanted, oldest, newest, TIMEOUT);
     for line in expected.values().flatten() {
         let (path, value, ts) = parse_line(line);
         let landed = fed_by_graphite[&(path.clone(), ts)];
@@ -555,7 +463,7 @@ fn end_to_end(workers: usize, snapshots: usize) {
     // 3. The payloads, unchanged, to carbon's own plaintext receiver.
     let payloads: Vec<&[u8]> = records.iter().map(|r| r.payload.as_slice()).collect();
     send_raw(from_topic.cache_line_addr(), &payloads);
-    let fed_by_kafka = wait_points(&from_topic, &wanted, oldest, newest);
+    let fed_by_kafka = from_topic.wait_points(&wanted, oldest, newest, TIMEOUT);
     assert_eq!(
         fed_by_kafka.len(),
         wanted.len(),

@@ -6,6 +6,7 @@
 //! files with `whisper-fetch`. Every whisper file keeps 1-second points for one
 //! hour (`1s:1h`), so any timestamp within the last hour lands exactly.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -247,6 +248,81 @@ impl CarbonStack {
         }
     }
 
+    /// Every point of every whisper file with a timestamp in `from..=until`,
+    /// read with whisper's own Python module (one interpreter for all files,
+    /// not one `whisper-fetch` per metric): a whole test's worth at once.
+    pub fn points(&self, from: u64, until: u64) -> Points {
+        // whisper-fetch's interpreter is the one with the `whisper` module.
+        let shebang = fs::read_to_string(&self.whisper_fetch).unwrap_or_default();
+        let python = shebang
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("#!"))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no interpreter line in {}", self.whisper_fetch.display()));
+        const DUMP: &str = "import os, sys, whisper\n\
+            root, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n\
+            for d, _, names in os.walk(root):\n\
+            \x20   for name in names:\n\
+            \x20       if not name.endswith('.wsp'):\n\
+            \x20           continue\n\
+            \x20       full = os.path.join(d, name)\n\
+            \x20       path = os.path.relpath(full, root)[:-4].replace(os.sep, '.')\n\
+            \x20       (start, _, step), values = whisper.fetch(full, lo - 1, hi)\n\
+            \x20       for i, v in enumerate(values):\n\
+            \x20           if v is not None and lo <= start + i * step <= hi:\n\
+            \x20               print(path, repr(v), start + i * step)\n";
+        let output = Command::new(python)
+            .args(["-c", DUMP])
+            .arg(self.whisper_dir())
+            .args([from.to_string(), until.to_string()])
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("run {python}: {e}"));
+        assert!(
+            output.status.success(),
+            "whisper dump failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.logs()
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| {
+                let (path, value, ts) = parse_line(line);
+                ((path, ts), value)
+            })
+            .collect()
+    }
+
+    /// Polls the whisper files (carbon-cache writes in the background) until
+    /// every one of `wanted` has a point in `from..=until`, then returns
+    /// them all; panics after `timeout` naming some that never came.
+    pub fn wait_points(
+        &self,
+        wanted: &BTreeSet<(String, u64)>,
+        from: u64,
+        until: u64,
+        timeout: Duration,
+    ) -> Points {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let points = self.points(from, until);
+            let missing: Vec<&(String, u64)> =
+                wanted.iter().filter(|k| !points.contains_key(*k)).collect();
+            if missing.is_empty() {
+                return points;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} points never reached whisper, e.g. {:?}\n{}",
+                missing.len(),
+                &missing[..missing.len().min(5)],
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// The end of both logs, for panic messages.
     pub fn logs(&self) -> String {
         let cache = match &self.cache {
@@ -473,6 +549,24 @@ impl Drop for CarbonStack {
             cache.stop();
         }
     }
+}
+
+/// Points read back from whisper: `(path, timestamp)` → value.
+pub type Points = BTreeMap<(String, u64), f64>;
+
+/// `path value timestamp` read back, or a panic naming the line.
+pub fn parse_line(line: &str) -> (String, f64, u64) {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let [path, value, ts] = fields[..] else {
+        panic!("not a Graphite line: {line:?}");
+    };
+    let value = value
+        .parse()
+        .unwrap_or_else(|e| panic!("value of {line:?}: {e}"));
+    let ts = ts
+        .parse()
+        .unwrap_or_else(|e| panic!("timestamp of {line:?}: {e}"));
+    (path.to_owned(), value, ts)
 }
 
 /// Sends plaintext lines (newline added) to `addr` in one connection.

@@ -7,7 +7,12 @@
 //! --locked --features dynostore`, once, into `~/.cargo/bin`); a missing
 //! binary panics saying so. The broker advertises the proxy's address, so
 //! every client, ours and the reader, goes through the proxy.
+//!
+//! Besides reading a topic back ([`Broker::read`], [`Broker::read_to_end`]),
+//! it tells a topic's end and a group's committed offsets, and groups
+//! snapshot or partial messages by load balancer and `ts` ([`by_lb_and_ts`]).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -78,6 +83,53 @@ impl Record {
             .find(|(key, _)| key == name)
             .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
     }
+}
+
+/// Messages carrying SPEC §5's headers (`lb`, `ts`, `part`, `parts`: raw
+/// snapshots, partial aggregates) grouped by `(lb, ts)`, each part once
+/// (the first read), in part order; `None` for a group missing a part.
+pub fn by_lb_and_ts(records: &[Record]) -> BTreeMap<(String, u64), Option<Vec<Record>>> {
+    let mut groups: BTreeMap<(String, u64), (usize, BTreeMap<usize, Record>)> = BTreeMap::new();
+    for record in records {
+        let number = |name: &str| -> usize {
+            record
+                .header(name)
+                .unwrap_or_else(|| panic!("offset {}: no {name} header", record.offset))
+                .parse()
+                .unwrap_or_else(|e| panic!("offset {}: {name} header: {e}", record.offset))
+        };
+        let lb = record
+            .header("lb")
+            .unwrap_or_else(|| panic!("offset {}: no lb header", record.offset));
+        let (parts, part) = (number("parts"), number("part"));
+        let group = groups
+            .entry((lb, number("ts") as u64))
+            .or_insert_with(|| (parts, BTreeMap::new()));
+        group.1.entry(part).or_insert_with(|| record.clone());
+    }
+    groups
+        .into_iter()
+        .map(|(key, (parts, got))| {
+            let complete = got.len() == parts && got.keys().copied().eq(0..parts);
+            (key, complete.then(|| got.into_values().collect()))
+        })
+        .collect()
+}
+
+/// One past the highest offset of `records` in each of `partitions` (0
+/// for a partition with none): where a topic read by
+/// [`Broker::read_to_end`] ends.
+pub fn ends_of(records: &[Record], partitions: i32) -> Vec<i64> {
+    (0..partitions)
+        .map(|p| {
+            records
+                .iter()
+                .filter(|r| r.partition == p)
+                .map(|r| r.offset + 1)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
 }
 
 /// tansu behind a cuttable proxy; stopped by PID on drop.
@@ -225,6 +277,73 @@ impl Broker {
             }
         }
         records
+    }
+
+    /// Reads `topic` from the beginning of each of its `partitions` up to
+    /// its end: past the high watermarks it has now, and then on until no
+    /// message came for a second, because tansu 0.6.0's high watermark can
+    /// stay behind the last messages of a batch of several (seen with an
+    /// idempotent producer sending a snapshot's parts at once). Panics
+    /// after `timeout`. [`ends_of`] gives the ends the messages read show.
+    pub fn read_to_end(&self, topic: &str, partitions: i32, timeout: Duration) -> Vec<Record> {
+        let end = self.end_offsets(topic, partitions);
+        let last = std::cell::Cell::new((0, Instant::now()));
+        self.read(topic, partitions, timeout, |records| {
+            if last.get().0 != records.len() {
+                last.set((records.len(), Instant::now()));
+            }
+            let quiet = last.get().1.elapsed() > Duration::from_secs(1);
+            quiet
+                && (0..partitions).all(|p| {
+                    let got = records.iter().filter(|r| r.partition == p).count();
+                    i64::try_from(got).unwrap_or(i64::MAX) >= end[p as usize]
+                })
+        })
+    }
+
+    /// The high watermark of each of `topic`'s `partitions`: one past its
+    /// last message (but see [`Broker::read_to_end`] about tansu's).
+    pub fn end_offsets(&self, topic: &str, partitions: i32) -> Vec<i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .create()
+            .unwrap_or_else(|e| panic!("create consumer: {e}"));
+        (0..partitions)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .map(|(_, high)| high)
+                    .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"))
+            })
+            .collect()
+    }
+
+    /// What consumer group `group` committed on each of `topic`'s
+    /// `partitions` (0 where nothing is), or `None` when the broker does
+    /// not say.
+    pub fn committed_offsets(&self, group: &str, topic: &str, partitions: i32) -> Option<Vec<i64>> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .set("group.id", group)
+            .create()
+            .unwrap_or_else(|e| panic!("create consumer: {e}"));
+        let mut tpl = TopicPartitionList::new();
+        for partition in 0..partitions {
+            tpl.add_partition(topic, partition);
+        }
+        let offsets = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .ok()?;
+        Some(
+            offsets
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .collect(),
+        )
     }
 
     /// Where the broker keeps its log.

@@ -6,10 +6,13 @@
 //!   stats sockets in one directory (optionally one TCP stats socket), kill /
 //!   restart / reload (`-sf`) of one instance, traffic generation.
 //! - [`CarbonStack`]: `carbon-cache` writing whisper files into a temp dir
-//!   behind `carbon-c-relay`; stop/start the relay; read points back.
+//!   behind `carbon-c-relay`; stop/start the relay; read points back, one
+//!   metric at a time or every whisper file at once (`points`, `wait_points`).
 //! - [`Haproxystats`]: our own binary as a child, logs in a file.
 //! - [`kafka::Broker`]: tansu (a Kafka-compatible broker) behind a proxy
-//!   that cuts and restores the network path; reads a topic back.
+//!   that cuts and restores the network path; reads a topic back (to its
+//!   end, too); a topic's end and a group's committed offsets; snapshot
+//!   and partial messages grouped by load balancer and `ts`.
 //! - [`start_fleet_and_carbon`]: both at once, started in parallel.
 //!
 //! Everything lives in its own temporary directory on free 127.0.0.1 ports,
