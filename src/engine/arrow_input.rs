@@ -224,7 +224,8 @@ impl<'a> SegmentRows<'a> {
                     for (n, &(r, _)) in chunk.iter().enumerate() {
                         let v = column.map(|cells| value(cells, r as usize, &mut self.cell_buf));
                         let at = first + n as u32;
-                        if let Some(w) = b.push_cell_at(c, v, &self.cell_buf, names, at) {
+                        let raw = &self.cell_buf;
+                        if let Some(w) = b.push_cell_at(c, v, || raw, names, at) {
                             warn_at(file, seen, warnings, None, w);
                         }
                     }

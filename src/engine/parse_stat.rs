@@ -227,14 +227,14 @@ impl KindBuilder {
 
     /// Adds the cell of plan column `c` of the current row: `value` as the
     /// cell parsers give it (`None`: no such cell), `raw` the cell's bytes
-    /// (looked at only when it is no `i64`). Returns the warning a bad cell
+    /// (asked for only when it is no `i64`). Returns the warning a bad cell
     /// gives; it counts as empty (0).
-    #[inline]
-    pub(super) fn push_cell(
+    #[inline(always)]
+    pub(super) fn push_cell<'r>(
         &mut self,
         c: usize,
         value: Option<Result<Option<i64>, ()>>,
-        raw: &[u8],
+        raw: impl FnOnce() -> &'r [u8],
         names: &[&'static str],
     ) -> Option<WarningKind> {
         let row = self.group.len() as u32;
@@ -243,25 +243,36 @@ impl KindBuilder {
 
     /// [`KindBuilder::push_cell`] when the columns are filled one after the
     /// other (the Arrow front end): `row` is the cell's row in the batch.
-    #[inline]
-    pub(super) fn push_cell_at(
+    #[inline(always)]
+    pub(super) fn push_cell_at<'r>(
         &mut self,
         c: usize,
         value: Option<Result<Option<i64>, ()>>,
+        raw: impl FnOnce() -> &'r [u8],
+        names: &[&'static str],
+        row: u32,
+    ) -> Option<WarningKind> {
+        // The hot path, inline in the parser's loop: a number (the cell's
+        // bytes are not even looked up).
+        if let Some(Ok(v)) = value {
+            self.cols.get_mut(c)?.push(v.unwrap_or(0));
+            return None;
+        }
+        self.push_odd_cell(c, raw(), names, row)
+    }
+
+    /// A cell that is no `i64`: a counter above `i64::MAX`, or no number.
+    #[cold]
+    #[inline(never)]
+    fn push_odd_cell(
+        &mut self,
+        c: usize,
         raw: &[u8],
         names: &[&'static str],
         row: u32,
     ) -> Option<WarningKind> {
         let col = self.cols.get_mut(c)?;
-        let bad = match value {
-            Some(Ok(v)) => {
-                col.push(v.unwrap_or(0));
-                return None;
-            }
-            Some(Err(())) => bad_cell(raw),
-            None => BadCell::NotANumber,
-        };
-        match bad {
+        match bad_cell(raw) {
             BadCell::Wide(v) => {
                 col.push(i64::MAX);
                 self.wide.push(WideCell {
@@ -570,7 +581,7 @@ impl<'a> FileParser<'a> {
                 Cells::Fast { line, bounds, .. } => fast_cell(line, bounds, i),
                 Cells::Slow(_) => cells.get(i).map(parse_cell),
             };
-            if let Some(kind) = b.push_cell(c, value, cells.get(i).unwrap_or_default(), names) {
+            if let Some(kind) = b.push_cell(c, value, || cells.get(i).unwrap_or_default(), names) {
                 warn(kind);
             }
         }
