@@ -219,6 +219,7 @@ fn run(root: &Path, brokers: &str, graphite: u16, group: &str, instances: usize)
         .collect();
     let deadline = start + Duration::from_secs(900);
     let mut cpu = vec![0.0; children.len()];
+    let mut first_commit: Option<Instant> = None;
     loop {
         for (c, child) in cpu.iter_mut().zip(&children) {
             let now = cpu_seconds(child.id());
@@ -227,6 +228,9 @@ fn run(root: &Path, brokers: &str, graphite: u16, group: &str, instances: usize)
             }
         }
         let (end, committed) = progress(brokers, group);
+        if committed > 0 && first_commit.is_none() {
+            first_commit = Some(Instant::now());
+        }
         if end > 0 && committed >= end {
             break;
         }
@@ -237,6 +241,13 @@ fn run(root: &Path, brokers: &str, graphite: u16, group: &str, instances: usize)
         std::thread::sleep(Duration::from_millis(200));
     }
     let elapsed = start.elapsed().as_secs_f64();
+    if let Some(first) = first_commit {
+        println!(
+            "{group}: first commit after {:.1} s (joining the group, first fetch), the rest in {:.1} s",
+            (first - start).as_secs_f64(),
+            first.elapsed().as_secs_f64()
+        );
+    }
     for child in &mut children {
         let _ = child.kill();
         let _ = child.wait();
@@ -298,18 +309,24 @@ fn main() {
     println!(
         "central_throughput: {count} snapshots of {LBS} load balancers ({csv} bytes of CSV each), {messages} messages, {bytes} bytes, {PARTITIONS} partitions"
     );
+    let broker_cpu = cpu_seconds(broker.id());
     let (one, one_cpu) = run(root.path(), &brokers, graphite, "one", 1);
+    let broker_one = cpu_seconds(broker.id()) - broker_cpu;
     println!(
         "one instance:  {one:.1} s, {:.2} snapshots/s, central CPU {one_cpu:.1} s ({:.3} s per snapshot)",
         count as f64 / one,
         one_cpu / count as f64
     );
+    println!("  tansu's CPU meanwhile: {broker_one:.1} s");
+    let broker_cpu = cpu_seconds(broker.id());
     let (two, two_cpu) = run(root.path(), &brokers, graphite, "two", 2);
+    let broker_two = cpu_seconds(broker.id()) - broker_cpu;
     println!(
         "two instances: {two:.1} s, {:.2} snapshots/s, central CPU {two_cpu:.1} s ({:.3} s per snapshot)",
         count as f64 / two,
         two_cpu / count as f64
     );
+    println!("  tansu's CPU meanwhile: {broker_two:.1} s");
     println!("two / one throughput: {:.2}×", one / two);
     let _ = broker.kill();
     let _ = broker.wait();

@@ -596,7 +596,16 @@ impl Central {
             }
             _ => {}
         }
-        let pause = self.draining || full.is_some() || self.in_flight.len() >= self.max_in_flight;
+        // Hysteresis on the work in flight: a pause drops what librdkafka
+        // had fetched ahead, and a resume fetches it again, so pausing and
+        // resuming at every snapshot would leave the processors waiting on
+        // the broker (measured: 1 snapshot in 7 s of a 5-per-second stream).
+        let busy = if self.paused {
+            self.in_flight.len() > self.max_in_flight / 2
+        } else {
+            self.in_flight.len() >= self.max_in_flight
+        };
+        let pause = self.draining || full.is_some() || busy;
         if pause == self.paused {
             return;
         }

@@ -26,12 +26,24 @@ use tokio::sync::mpsc;
 
 use crate::config::CentralSettings;
 
-/// How long one poll waits for a message: also how soon a command is seen.
-const POLL: Duration = Duration::from_millis(100);
+/// How long one poll waits for a message: also how soon a command (a
+/// resume) is seen, which the processors may be waiting for.
+const POLL: Duration = Duration::from_millis(20);
 
 /// Bytes librdkafka fetches ahead per consumer (its default is 64 MiB):
 /// what is fetched but not handed over is memory, and a pause drops it.
 const PREFETCH_KBYTES: &str = "16384";
+
+/// Bytes fetched per partition per request (librdkafka's default is 1 MiB,
+/// one raw snapshot part: a partition would give one part per round trip).
+const PARTITION_FETCH_BYTES: &str = "8388608";
+
+/// How long the broker may hold a fetch waiting for data (librdkafka's
+/// default is 500 ms). tansu 0.6.0 holds every fetch that long even with
+/// data to give, which capped central at ~6 snapshots a second on
+/// `benches/central_throughput.rs` whatever the CPU; on Kafka it only
+/// matters when the topic is idle (a few more empty fetches a second).
+const FETCH_WAIT_MS: &str = "50";
 
 /// One message of the snapshots topic, copied out of librdkafka.
 #[derive(Debug, Clone)]
@@ -202,7 +214,9 @@ pub fn client_config(settings: &CentralSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("queued.max.messages.kbytes", PREFETCH_KBYTES);
+        .set("queued.max.messages.kbytes", PREFETCH_KBYTES)
+        .set("max.partition.fetch.bytes", PARTITION_FETCH_BYTES)
+        .set("fetch.wait.max.ms", FETCH_WAIT_MS);
     for (name, value) in &settings.kafka.librdkafka {
         config.set(name, value);
     }
