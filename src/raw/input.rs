@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::column::Column;
 use super::{RawWarning, RawWarningKind};
 use crate::engine::parse_stat::MAX_LINE;
 
@@ -135,15 +136,12 @@ fn utf8_or_warn(bytes: &[u8], line: Option<usize>, w: &mut FileWarnings<'_>) -> 
     text.into_owned()
 }
 
-/// The rows of a `_stat` file under one header line, cell by cell.
-#[derive(Debug, Default)]
+/// The rows of a `_stat` file under one header line, column by column.
 pub(super) struct Segment {
     /// The header's field names, trimmed.
     pub names: Vec<String>,
-    /// Every cell's text, row after row, cell after cell.
-    text: String,
-    /// Where each cell ends in `text` (row-major, `names.len()` per row).
-    ends: Vec<usize>,
+    /// One per name, typed as its cells come.
+    pub columns: Vec<Column>,
     /// Per row, the bytes of its line: what batch sizes are estimated from.
     pub line_bytes: Vec<usize>,
 }
@@ -151,25 +149,24 @@ pub(super) struct Segment {
 impl Segment {
     fn new(names: Vec<String>) -> Self {
         Segment {
+            columns: names.iter().map(|name| Column::new(name)).collect(),
             names,
-            ..Segment::default()
+            line_bytes: Vec::new(),
         }
     }
 
     /// Number of rows.
+    #[cfg(test)]
     pub fn rows(&self) -> usize {
         self.line_bytes.len()
     }
 
     /// Cell `col` of row `row` (`""` out of range).
-    pub fn cell(&self, row: usize, col: usize) -> &str {
-        let i = row * self.names.len() + col;
-        let start = match i.checked_sub(1) {
-            Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
-            None => 0,
-        };
-        let end = self.ends.get(i).copied().unwrap_or(start);
-        self.text.get(start..end).unwrap_or_default()
+    #[cfg(test)]
+    pub fn cell(&self, row: usize, col: usize) -> String {
+        self.columns
+            .get(col)
+            .map_or_else(String::new, |c| c.cell(row))
     }
 
     /// Adds one row (its cells, as many as the header has).
@@ -181,21 +178,26 @@ impl Segment {
         w: &mut FileWarnings<'_>,
     ) {
         let mut replaced = false;
-        for cell in cells {
-            match std::str::from_utf8(cell) {
-                Ok(s) => self.text.push_str(s),
-                Err(_) => {
-                    replaced = true;
-                    self.text.push_str(&String::from_utf8_lossy(cell));
-                }
-            }
-            self.ends.push(self.text.len());
+        for (column, cell) in self.columns.iter_mut().zip(cells) {
+            replaced |= column.push(cell);
         }
         if replaced {
             w.warn(Some(lineno), RawWarningKind::NotUtf8);
         }
         self.line_bytes.push(line_bytes);
     }
+}
+
+/// The cells of a line without quotes: split at every comma.
+fn comma_cells(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b',', line)
+        .chain(std::iter::once(line.len()))
+        .map(move |end| {
+            let cell = line.get(start..end).unwrap_or_default();
+            start = end + 1;
+            cell
+        })
 }
 
 /// A header line's field names (`#` dropped, split at commas, trimmed), if
@@ -272,7 +274,8 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
             continue;
         };
         let expected = segment.names.len();
-        let (found, cells): (usize, Box<dyn Iterator<Item = &[u8]>>) = if line.contains(&b'"') {
+        let quoted = memchr::memchr(b'"', line).is_some();
+        let (found, cells): (usize, Box<dyn Iterator<Item = &[u8]>>) = if quoted {
             // As the engine: the first record of the line, by the csv crate.
             let mut rdr = csv::ReaderBuilder::new()
                 .has_headers(false)
@@ -285,7 +288,7 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
             (record.len(), Box::new(record.iter()))
         } else {
             let count = memchr::memchr_iter(b',', line).count() + 1;
-            (count, Box::new(line.split(|&b| b == b',')))
+            (count, Box::new(comma_cells(line)))
         };
         if found != expected {
             let kind = if unterminated {
@@ -314,7 +317,7 @@ mod tests {
         (segments, out.iter().map(ToString::to_string).collect())
     }
 
-    fn row(s: &Segment, r: usize) -> Vec<&str> {
+    fn row(s: &Segment, r: usize) -> Vec<String> {
         (0..s.names.len()).map(|c| s.cell(r, c)).collect()
     }
 
