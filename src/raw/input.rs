@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::column::Column;
 use super::{RawWarning, RawWarningKind};
+use crate::engine::cells::split_cells;
 use crate::engine::parse_stat::MAX_LINE;
 
 /// Most warnings kept per file; the rest are counted in one `Suppressed`.
@@ -188,15 +189,15 @@ impl Segment {
     }
 }
 
-/// The cells of a line without quotes: split at every comma.
-fn comma_cells(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut start = 0;
-    memchr::memchr_iter(b',', line)
-        .chain(std::iter::once(line.len()))
-        .map(move |end| {
-            let cell = line.get(start..end).unwrap_or_default();
-            start = end + 1;
-            cell
+/// The cells of `line` from the starts of its cells and the end mark that
+/// [`split_cells`] wrote (each cell ends a byte before the next starts).
+fn between<'a>(line: &'a [u8], starts: &'a [u32]) -> impl Iterator<Item = &'a [u8]> {
+    starts
+        .iter()
+        .zip(starts.iter().skip(1))
+        .map(|(&start, &next)| {
+            line.get(start as usize..(next as usize).saturating_sub(1))
+                .unwrap_or_default()
         })
 }
 
@@ -231,6 +232,7 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
     }
     let mut segments: Vec<Segment> = Vec::new();
     let mut record = csv::ByteRecord::new();
+    let mut bounds: Vec<u32> = Vec::new();
     let mut rest = bytes;
     let mut lineno = 0usize;
     while !rest.is_empty() {
@@ -274,22 +276,23 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
             continue;
         };
         let expected = segment.names.len();
-        let quoted = memchr::memchr(b'"', line).is_some();
-        let (found, cells): (usize, Box<dyn Iterator<Item = &[u8]>>) = if quoted {
-            // As the engine: the first record of the line, by the csv crate.
-            let mut rdr = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(line);
-            if !matches!(rdr.read_byte_record(&mut record), Ok(true)) {
-                w.warn(Some(lineno), RawWarningKind::BadRow);
-                continue;
-            }
-            (record.len(), Box::new(record.iter()))
-        } else {
-            let count = memchr::memchr_iter(b',', line).count() + 1;
-            (count, Box::new(comma_cells(line)))
-        };
+        // As the engine: commas found 64 bytes at a time, a line with a `"`
+        // read by the csv crate (its first record).
+        let (found, cells): (usize, Box<dyn Iterator<Item = &[u8]>>) =
+            if let Some((found, n)) = split_cells(line, &mut bounds, expected + 1) {
+                let starts = bounds.get(..n).unwrap_or_default();
+                (found, Box::new(between(line, starts)))
+            } else {
+                let mut rdr = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .from_reader(line);
+                if !matches!(rdr.read_byte_record(&mut record), Ok(true)) {
+                    w.warn(Some(lineno), RawWarningKind::BadRow);
+                    continue;
+                }
+                (record.len(), Box::new(record.iter()))
+            };
         if found != expected {
             let kind = if unterminated {
                 RawWarningKind::TruncatedLine
