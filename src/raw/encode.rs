@@ -34,6 +34,12 @@ const FIRST_RATIO: f64 = 0.25;
 /// Share of the room left that a batch is sized for (estimates err).
 const SLACK: f64 = 0.9;
 
+/// The zstd level of the buffers. On the bench snapshot level 1 costs 14 %
+/// less CPU than arrow's default 3 for 0.6 % more bytes; negative (fast)
+/// levels save little more CPU for 15 % (-1) to 30 % (-3) more bytes, and
+/// more parts, which cost the broker and the consumer.
+const ZSTD_LEVEL: i32 = 1;
+
 /// A snapshot encoded as parts.
 #[derive(Debug, Clone)]
 pub struct EncodedSnapshot {
@@ -47,10 +53,12 @@ pub struct EncodedSnapshot {
     pub input_bytes: usize,
 }
 
-/// The write options of every part: ZSTD buffer compression.
+/// The write options of every part: ZSTD buffer compression at
+/// [`ZSTD_LEVEL`].
 fn write_options() -> Result<IpcWriteOptions, ArrowError> {
     IpcWriteOptions::try_new(8, false, MetadataVersion::V5)?
-        .try_with_compression(Some(CompressionType::ZSTD))
+        .try_with_compression(Some(CompressionType::ZSTD))?
+        .try_with_compression_level(Some(ZSTD_LEVEL))
 }
 
 /// The schema message of a stream of `schema`.
