@@ -55,15 +55,18 @@ fn canonical(cell: &[u8]) -> Option<Int> {
     if digits.is_empty() || digits.len() > 20 || leading_zero || (negative && digits == b"0") {
         return None;
     }
-    let mut magnitude = 0u64;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        magnitude = magnitude
-            .checked_mul(10)?
-            .checked_add(u64::from(d - b'0'))?;
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
     }
+    // 19 digits always fit in a u64: only a 20th can overflow.
+    let (head, last) = digits.split_at(digits.len().min(19));
+    let magnitude = head.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+    let magnitude = match last.first() {
+        Some(&d) => magnitude
+            .checked_mul(10)?
+            .checked_add(u64::from(d - b'0'))?,
+        None => magnitude,
+    };
     if !negative {
         return Some(Int {
             bits: magnitude,

@@ -189,6 +189,25 @@ impl Segment {
     }
 }
 
+/// Whether a row has the header's number of cells; if not, a warning.
+fn cell_count_ok(
+    expected: usize,
+    found: usize,
+    unterminated: bool,
+    lineno: usize,
+    w: &mut FileWarnings<'_>,
+) -> bool {
+    if found != expected {
+        let kind = if unterminated {
+            RawWarningKind::TruncatedLine
+        } else {
+            RawWarningKind::CellCount { expected, found }
+        };
+        w.warn(Some(lineno), kind);
+    }
+    found == expected
+}
+
 /// The cells of `line` from the starts of its cells and the end mark that
 /// [`split_cells`] wrote (each cell ends a byte before the next starts).
 fn between<'a>(line: &'a [u8], starts: &'a [u32]) -> impl Iterator<Item = &'a [u8]> {
@@ -276,33 +295,29 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
             continue;
         };
         let expected = segment.names.len();
+        let line_bytes = raw.len() + 1;
+        let counted = |found: usize, w: &mut FileWarnings<'_>| {
+            cell_count_ok(expected, found, unterminated, lineno, w)
+        };
         // As the engine: commas found 64 bytes at a time, a line with a `"`
-        // read by the csv crate (its first record).
-        let (found, cells): (usize, Box<dyn Iterator<Item = &[u8]>>) =
-            if let Some((found, n)) = split_cells(line, &mut bounds, expected + 1) {
+        // read by the csv crate (its first record). Each branch pushes its
+        // own iterator, so that the cells are not a dynamic call each.
+        if let Some((found, n)) = split_cells(line, &mut bounds, expected + 1) {
+            if counted(found, w) {
                 let starts = bounds.get(..n).unwrap_or_default();
-                (found, Box::new(between(line, starts)))
-            } else {
-                let mut rdr = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .flexible(true)
-                    .from_reader(line);
-                if !matches!(rdr.read_byte_record(&mut record), Ok(true)) {
-                    w.warn(Some(lineno), RawWarningKind::BadRow);
-                    continue;
-                }
-                (record.len(), Box::new(record.iter()))
-            };
-        if found != expected {
-            let kind = if unterminated {
-                RawWarningKind::TruncatedLine
-            } else {
-                RawWarningKind::CellCount { expected, found }
-            };
-            w.warn(Some(lineno), kind);
+                segment.push_row(between(line, starts), line_bytes, lineno, w);
+            }
             continue;
         }
-        segment.push_row(cells, raw.len() + 1, lineno, w);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(line);
+        if !matches!(rdr.read_byte_record(&mut record), Ok(true)) {
+            w.warn(Some(lineno), RawWarningKind::BadRow);
+        } else if counted(record.len(), w) {
+            segment.push_row(record.iter(), line_bytes, lineno, w);
+        }
     }
     segments
 }
