@@ -103,7 +103,7 @@ fn locate(bounds: &mut [u32], n: usize, mut commas: u64, base: u32, count: usize
 /// quotes ([`masks`]); the last, partial block is copied into a zeroed one
 /// (a zero byte is neither). Positions come from the comma masks until
 /// `want` entries are written; past that the commas are only counted.
-pub(super) fn split_cells(
+pub(crate) fn split_cells(
     line: &[u8],
     bounds: &mut Vec<u32>,
     want: usize,

@@ -30,7 +30,7 @@
 
 pub mod aggregate;
 mod arrow_input;
-mod cells;
+pub(crate) mod cells;
 pub mod daemon;
 mod emit;
 pub mod format;

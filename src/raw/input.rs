@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::column::Column;
 use super::{RawWarning, RawWarningKind};
+use crate::engine::cells::split_cells;
 use crate::engine::parse_stat::MAX_LINE;
 
 /// Most warnings kept per file; the rest are counted in one `Suppressed`.
@@ -135,15 +137,12 @@ fn utf8_or_warn(bytes: &[u8], line: Option<usize>, w: &mut FileWarnings<'_>) -> 
     text.into_owned()
 }
 
-/// The rows of a `_stat` file under one header line, cell by cell.
-#[derive(Debug, Default)]
+/// The rows of a `_stat` file under one header line, column by column.
 pub(super) struct Segment {
     /// The header's field names, trimmed.
     pub names: Vec<String>,
-    /// Every cell's text, row after row, cell after cell.
-    text: String,
-    /// Where each cell ends in `text` (row-major, `names.len()` per row).
-    ends: Vec<usize>,
+    /// One per name, typed as its cells come.
+    pub columns: Vec<Column>,
     /// Per row, the bytes of its line: what batch sizes are estimated from.
     pub line_bytes: Vec<usize>,
 }
@@ -151,25 +150,24 @@ pub(super) struct Segment {
 impl Segment {
     fn new(names: Vec<String>) -> Self {
         Segment {
+            columns: names.iter().map(|name| Column::new(name)).collect(),
             names,
-            ..Segment::default()
+            line_bytes: Vec::new(),
         }
     }
 
     /// Number of rows.
+    #[cfg(test)]
     pub fn rows(&self) -> usize {
         self.line_bytes.len()
     }
 
     /// Cell `col` of row `row` (`""` out of range).
-    pub fn cell(&self, row: usize, col: usize) -> &str {
-        let i = row * self.names.len() + col;
-        let start = match i.checked_sub(1) {
-            Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
-            None => 0,
-        };
-        let end = self.ends.get(i).copied().unwrap_or(start);
-        self.text.get(start..end).unwrap_or_default()
+    #[cfg(test)]
+    pub fn cell(&self, row: usize, col: usize) -> String {
+        self.columns
+            .get(col)
+            .map_or_else(String::new, |c| c.cell(row))
     }
 
     /// Adds one row (its cells, as many as the header has).
@@ -181,21 +179,45 @@ impl Segment {
         w: &mut FileWarnings<'_>,
     ) {
         let mut replaced = false;
-        for cell in cells {
-            match std::str::from_utf8(cell) {
-                Ok(s) => self.text.push_str(s),
-                Err(_) => {
-                    replaced = true;
-                    self.text.push_str(&String::from_utf8_lossy(cell));
-                }
-            }
-            self.ends.push(self.text.len());
+        for (column, cell) in self.columns.iter_mut().zip(cells) {
+            replaced |= column.push(cell);
         }
         if replaced {
             w.warn(Some(lineno), RawWarningKind::NotUtf8);
         }
         self.line_bytes.push(line_bytes);
     }
+}
+
+/// Whether a row has the header's number of cells; if not, a warning.
+fn cell_count_ok(
+    expected: usize,
+    found: usize,
+    unterminated: bool,
+    lineno: usize,
+    w: &mut FileWarnings<'_>,
+) -> bool {
+    if found != expected {
+        let kind = if unterminated {
+            RawWarningKind::TruncatedLine
+        } else {
+            RawWarningKind::CellCount { expected, found }
+        };
+        w.warn(Some(lineno), kind);
+    }
+    found == expected
+}
+
+/// The cells of `line` from the starts of its cells and the end mark that
+/// [`split_cells`] wrote (each cell ends a byte before the next starts).
+fn between<'a>(line: &'a [u8], starts: &'a [u32]) -> impl Iterator<Item = &'a [u8]> {
+    starts
+        .iter()
+        .zip(starts.iter().skip(1))
+        .map(|(&start, &next)| {
+            line.get(start as usize..(next as usize).saturating_sub(1))
+                .unwrap_or_default()
+        })
 }
 
 /// A header line's field names (`#` dropped, split at commas, trimmed), if
@@ -229,6 +251,7 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
     }
     let mut segments: Vec<Segment> = Vec::new();
     let mut record = csv::ByteRecord::new();
+    let mut bounds: Vec<u32> = Vec::new();
     let mut rest = bytes;
     let mut lineno = 0usize;
     while !rest.is_empty() {
@@ -272,31 +295,29 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
             continue;
         };
         let expected = segment.names.len();
-        let (found, cells): (usize, Box<dyn Iterator<Item = &[u8]>>) = if line.contains(&b'"') {
-            // As the engine: the first record of the line, by the csv crate.
-            let mut rdr = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(line);
-            if !matches!(rdr.read_byte_record(&mut record), Ok(true)) {
-                w.warn(Some(lineno), RawWarningKind::BadRow);
-                continue;
-            }
-            (record.len(), Box::new(record.iter()))
-        } else {
-            let count = memchr::memchr_iter(b',', line).count() + 1;
-            (count, Box::new(line.split(|&b| b == b',')))
+        let line_bytes = raw.len() + 1;
+        let counted = |found: usize, w: &mut FileWarnings<'_>| {
+            cell_count_ok(expected, found, unterminated, lineno, w)
         };
-        if found != expected {
-            let kind = if unterminated {
-                RawWarningKind::TruncatedLine
-            } else {
-                RawWarningKind::CellCount { expected, found }
-            };
-            w.warn(Some(lineno), kind);
+        // As the engine: commas found 64 bytes at a time, a line with a `"`
+        // read by the csv crate (its first record). Each branch pushes its
+        // own iterator, so that the cells are not a dynamic call each.
+        if let Some((found, n)) = split_cells(line, &mut bounds, expected + 1) {
+            if counted(found, w) {
+                let starts = bounds.get(..n).unwrap_or_default();
+                segment.push_row(between(line, starts), line_bytes, lineno, w);
+            }
             continue;
         }
-        segment.push_row(cells, raw.len() + 1, lineno, w);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(line);
+        if !matches!(rdr.read_byte_record(&mut record), Ok(true)) {
+            w.warn(Some(lineno), RawWarningKind::BadRow);
+        } else if counted(record.len(), w) {
+            segment.push_row(record.iter(), line_bytes, lineno, w);
+        }
     }
     segments
 }
@@ -314,7 +335,7 @@ mod tests {
         (segments, out.iter().map(ToString::to_string).collect())
     }
 
-    fn row(s: &Segment, r: usize) -> Vec<&str> {
+    fn row(s: &Segment, r: usize) -> Vec<String> {
         (0..s.names.len()).map(|c| s.cell(r, c)).collect()
     }
 

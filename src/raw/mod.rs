@@ -104,6 +104,7 @@
 //! UTF-8 (replaced by U+FFFD, with a warning).
 
 pub(crate) mod cells;
+mod column;
 mod decode;
 mod encode;
 mod input;
