@@ -235,9 +235,10 @@ wait "$daemon" || status=$?
 cpu=$(percent $((c1 - c0)))
 # Cycles in the window: log lines with an ISO timestamp between w0 and w1.
 cycles=$(awk -v a="$w0" -v b="$w1" 'substr($1, 1, 19) >= a && substr($1, 1, 19) < b && /snapshot processed/' "$log")
-breakdown=$(echo "$cycles" | grep -o 'seconds=[0-9.e-]*' | sed 's/seconds=//' | sort -g |
+# `|| true`: an edge processes nothing, so grep finds no cycle.
+breakdown=$(echo "$cycles" | { grep -o 'seconds=[0-9.e-]*' || true; } | sed 's/seconds=//' | sort -g |
     awk '{ v[NR] = $1; s += $1 } END { if (NR) printf "%d cycles: processing min %.3f s, median %.3f s, max %.3f s, mean %.3f s", NR, v[1], v[int((NR + 1) / 2)], v[NR], s / NR; else print "no cycle in the window" }')
-lines=$(echo "$cycles" | grep -o 'lines=[0-9]*' | head -n 1 | sed 's/lines=//')
+lines=$(echo "$cycles" | { grep -o 'lines=[0-9]*' || true; } | head -n 1 | sed 's/lines=//')
 bytes=$(grep -o 'snapshot published.*bytes=[0-9]*' "$log" | tail -n 1 | grep -o 'bytes=[0-9]*' | sed 's/bytes=//')
 # The cycle in progress at SIGTERM is cancelled by design: not a failure.
 grep 'pull cycle failed\|could not start' "$log" | grep -v 'cancelled: shutting down' >"$work/failed" || true
