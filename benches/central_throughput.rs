@@ -13,9 +13,12 @@
 //! per second, the ratio, and the CPU time of the central processes.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
+
+#[path = "common/tansu.rs"]
+mod tansu;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -25,31 +28,6 @@ use rdkafka::{ClientConfig, TopicPartitionList};
 const TOPIC: &str = "snaps";
 const PARTITIONS: i32 = 4;
 const LBS: usize = 8;
-
-fn tansu() -> PathBuf {
-    let home = std::env::var_os("HOME").unwrap_or_default();
-    let installed = PathBuf::from(home).join(".cargo/bin/tansu");
-    if installed.is_file() {
-        installed
-    } else {
-        PathBuf::from("tansu")
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("free port: {e}"))
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A Graphite server that reads everything and keeps nothing.
 fn discard_graphite() -> u16 {
@@ -261,35 +239,9 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(48);
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut broker = Command::new(tansu())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start tansu (contrib/install-deps.sh): {e}"));
-    wait_for_port(port, "tansu");
-    let created = Command::new(tansu())
-        .args([
-            "topic",
-            "create",
-            TOPIC,
-            "--partitions",
-            &PARTITIONS.to_string(),
-        ])
-        .args(["--broker", &url])
-        .status()
-        .unwrap_or_else(|e| panic!("tansu topic create: {e}"));
-    assert!(created.success(), "tansu topic create failed");
-    let brokers = format!("127.0.0.1:{port}");
+    let broker = tansu::Tansu::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let brokers = broker.brokers.clone();
     let graphite = discard_graphite();
     let dir = snapshot_dir(&root.path().join("gen"));
     let csv: u64 = std::fs::read_dir(&dir)
@@ -309,18 +261,18 @@ fn main() {
     println!(
         "central_throughput: {count} snapshots of {LBS} load balancers ({csv} bytes of CSV each), {messages} messages, {bytes} bytes, {PARTITIONS} partitions"
     );
-    let broker_cpu = cpu_seconds(broker.id());
+    let broker_cpu = cpu_seconds(broker.child.id());
     let (one, one_cpu) = run(root.path(), &brokers, graphite, "one", 1);
-    let broker_one = cpu_seconds(broker.id()) - broker_cpu;
+    let broker_one = cpu_seconds(broker.child.id()) - broker_cpu;
     println!(
         "one instance:  {one:.1} s, {:.2} snapshots/s, central CPU {one_cpu:.1} s ({:.3} s per snapshot)",
         count as f64 / one,
         one_cpu / count as f64
     );
     println!("  tansu's CPU meanwhile: {broker_one:.1} s");
-    let broker_cpu = cpu_seconds(broker.id());
+    let broker_cpu = cpu_seconds(broker.child.id());
     let (two, two_cpu) = run(root.path(), &brokers, graphite, "two", 2);
-    let broker_two = cpu_seconds(broker.id()) - broker_cpu;
+    let broker_two = cpu_seconds(broker.child.id()) - broker_cpu;
     println!(
         "two instances: {two:.1} s, {:.2} snapshots/s, central CPU {two_cpu:.1} s ({:.3} s per snapshot)",
         count as f64 / two,
@@ -328,6 +280,4 @@ fn main() {
     );
     println!("  tansu's CPU meanwhile: {broker_two:.1} s");
     println!("two / one throughput: {:.2}×", one / two);
-    let _ = broker.kill();
-    let _ = broker.wait();
 }

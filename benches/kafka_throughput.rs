@@ -9,10 +9,7 @@
 //! BENCHMARKS.md, beside `cargo bench --bench sink_throughput` run in the
 //! same window as the baseline.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::Actor;
 use haproxystats::config::KafkaConfig;
@@ -22,18 +19,10 @@ use haproxystats::sink::kafka::sink::{GetKafkaStats, KafkaSink};
 
 #[path = "common/sink_bench.rs"]
 mod sink_bench;
+#[path = "common/tansu.rs"]
+mod tansu;
 
 const TOPIC: &str = "bench";
-
-fn tansu() -> PathBuf {
-    let home = std::env::var_os("HOME").unwrap_or_default();
-    let installed = PathBuf::from(home).join(".cargo/bin/tansu");
-    if installed.is_file() {
-        installed
-    } else {
-        PathBuf::from("tansu")
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,48 +35,13 @@ fn main() {
     } else {
         Format::Graphite
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("free port: {e}"));
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut broker = Command::new(tansu())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start tansu (contrib/install-deps.sh): {e}"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let created = Command::new(tansu())
-        .args([
-            "topic",
-            "create",
-            TOPIC,
-            "--partitions",
-            "1",
-            "--broker",
-            &url,
-        ])
-        .status()
-        .unwrap_or_else(|e| panic!("tansu topic create: {e}"));
-    assert!(created.success(), "tansu topic create failed");
-
+    let broker = tansu::Tansu::start();
+    broker.create_topic(TOPIC, 1);
     let payload = sink_bench::engine_like_lines(lines);
     let bytes = payload.len();
     let settings = KafkaSettings {
         config: KafkaConfig {
-            brokers: format!("127.0.0.1:{port}"),
+            brokers: broker.brokers.clone(),
             topic: TOPIC.into(),
             format,
             key: None,
@@ -115,8 +69,7 @@ fn main() {
         sink_bench::time_until_flushed(&sink, payload, Duration::from_secs(120), GetKafkaStats)
             .await
     });
-    let _ = broker.kill();
-    let _ = broker.wait();
+    drop(broker);
 
     sink_bench::report(
         &format!("kafka_throughput ({format})"),
