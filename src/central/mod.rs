@@ -26,3 +26,4 @@ pub mod partials;
 pub mod process;
 pub mod processor;
 pub mod topics;
+pub mod windows;
