@@ -4,13 +4,41 @@
 //! by [`resolve`] when the command starts, for `central` needs it and no
 //! other command does.
 
+use std::time::Duration;
+
 use super::build::Reader;
 use super::error::ConfigError;
 use super::kafka::check_topic;
 use super::model::{CentralConfig, Config, KafkaConfig};
+use crate::central::windows::WindowSettings;
 
 /// The options of `[central]`.
-pub const OPTIONS: &[&str] = &["group-id", "partials-topic", "state-topic", "workers"];
+pub const OPTIONS: &[&str] = &[
+    "group-id",
+    "partials-topic",
+    "state-topic",
+    "workers",
+    "window",
+    "grace",
+    "lb-timeout",
+    "expected-windows",
+    "cluster-namespace",
+];
+
+/// `window` when not set, seconds.
+pub const DEFAULT_WINDOW: u64 = 10;
+
+/// `grace` when not set.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(20);
+
+/// `lb-timeout` when not set, in windows.
+pub const DEFAULT_LB_TIMEOUT_WINDOWS: u64 = 3;
+
+/// `expected-windows` when not set.
+pub const DEFAULT_EXPECTED_WINDOWS: u64 = 1;
+
+/// `cluster-namespace` when not set.
+pub const DEFAULT_CLUSTER_NAMESPACE: &str = "clusters";
 
 /// `group-id` when not set.
 pub const DEFAULT_GROUP_ID: &str = "haproxystats-central";
@@ -56,12 +84,52 @@ pub(super) fn build(r: &Reader<'_>) -> Result<CentralConfig, ConfigError> {
         None => None,
         Some(_) => Some(r.count("workers", 1)?),
     };
+    let window = match r.optional("window")?.filter(|w| !w.is_empty()) {
+        None => DEFAULT_WINDOW,
+        Some(_) => r.int_at_least("window", 1)?.unsigned_abs(),
+    };
+    let grace = match r.optional("grace")?.filter(|g| !g.is_empty()) {
+        None => DEFAULT_GRACE,
+        Some(_) => r.seconds("grace")?,
+    };
+    let lb_timeout = match r.optional("lb-timeout")?.filter(|t| !t.is_empty()) {
+        None => None,
+        Some(_) => Some(r.seconds("lb-timeout")?),
+    };
+    let expected_windows = match r.optional("expected-windows")?.filter(|e| !e.is_empty()) {
+        None => DEFAULT_EXPECTED_WINDOWS,
+        Some(_) => r.int_at_least("expected-windows", 0)?.unsigned_abs(),
+    };
+    let cluster_namespace = match r.optional("cluster-namespace")?.filter(|n| !n.is_empty()) {
+        None => DEFAULT_CLUSTER_NAMESPACE.to_owned(),
+        Some(name) => {
+            check_path_part(&name)
+                .map_err(|reason| r.invalid("cluster-namespace", &name, reason))?;
+            name
+        }
+    };
     Ok(CentralConfig {
         group_id,
         partials_topic,
         state_topic,
         workers,
+        window,
+        grace,
+        lb_timeout,
+        expected_windows,
+        cluster_namespace,
     })
+}
+
+/// A part of a Graphite path: no blanks (they end a line's path).
+fn check_path_part(name: &str) -> Result<(), &'static str> {
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not hold blanks or control characters (it is part of a Graphite path)");
+    }
+    if name.starts_with('.') || name.ends_with('.') || name.contains("..") {
+        return Err("must not start or end with a dot or hold an empty part");
+    }
+    Ok(())
 }
 
 /// A consumer group id: printable, no blanks (it shows in logs and tools).
@@ -90,6 +158,12 @@ pub struct CentralSettings {
     pub state_topic: String,
     /// `[central] workers`, default `[process] workers`.
     pub workers: usize,
+    /// Stage 2's windows: `window`, `grace`, `lb-timeout`,
+    /// `expected-windows`.
+    pub windows: WindowSettings,
+    /// `[central] cluster-namespace`: cluster lines go under
+    /// `<namespace>.<this>.<cluster>.haproxy.`.
+    pub cluster_namespace: String,
 }
 
 /// `[central]` with what it takes from `[kafka]` and `[process]`; one line
@@ -139,7 +213,20 @@ pub fn resolve(config: &Config) -> Result<CentralSettings, ConfigError> {
     if partials_topic == state_topic {
         return Err(clash("state-topic", &state_topic, "partials-topic"));
     }
+    let window = central.window;
+    let windows = WindowSettings {
+        window,
+        grace_ms: u64::try_from(central.grace.as_millis()).unwrap_or(u64::MAX),
+        lb_timeout: central
+            .lb_timeout
+            .map_or(window.saturating_mul(DEFAULT_LB_TIMEOUT_WINDOWS), |t| {
+                t.as_secs()
+            }),
+        expected_windows: central.expected_windows,
+    };
     Ok(CentralSettings {
+        windows,
+        cluster_namespace: central.cluster_namespace,
         snapshots_topic,
         group_id: central.group_id,
         partials_topic,
@@ -156,6 +243,11 @@ impl Default for CentralConfig {
             partials_topic: None,
             state_topic: None,
             workers: None,
+            window: DEFAULT_WINDOW,
+            grace: DEFAULT_GRACE,
+            lb_timeout: None,
+            expected_windows: DEFAULT_EXPECTED_WINDOWS,
+            cluster_namespace: DEFAULT_CLUSTER_NAMESPACE.to_owned(),
         }
     }
 }
@@ -188,6 +280,38 @@ mod tests {
         assert_eq!(got.state_topic, "snaps.state");
         assert_eq!(got.workers, 3);
         assert_eq!(got.kafka.brokers, "k:9092");
+        assert_eq!(
+            got.windows,
+            WindowSettings {
+                window: 10,
+                grace_ms: 20_000,
+                lb_timeout: 30,
+                expected_windows: 1
+            }
+        );
+        assert_eq!(got.cluster_namespace, "clusters");
+    }
+
+    #[test]
+    fn lb_timeout_is_three_windows_unless_given() {
+        let got = settings(&format!("{KAFKA}[central]\nwindow = 5\ngrace = 7.5\n")).expect("valid");
+        assert_eq!(
+            (
+                got.windows.window,
+                got.windows.lb_timeout,
+                got.windows.grace_ms
+            ),
+            (5, 15, 7_500)
+        );
+        let got = settings(&format!(
+            "{KAFKA}[central]\nwindow = 5\nlb-timeout = 60\nexpected-windows = 0\ncluster-namespace = dc.clusters\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            (got.windows.lb_timeout, got.windows.expected_windows),
+            (60, 0)
+        );
+        assert_eq!(got.cluster_namespace, "dc.clusters");
     }
 
     #[test]
@@ -216,6 +340,25 @@ mod tests {
             ),
             ("[central]\nstate-topic = x y\n", "[central] state-topic"),
             ("[central]\nworkers = 0\n", "[central] workers = '0'"),
+            ("[central]\nwindow = 0\n", "[central] window = '0'"),
+            ("[central]\nwindow = 2.5\n", "[central] window = '2.5'"),
+            ("[central]\ngrace = -1\n", "[central] grace = '-1'"),
+            (
+                "[central]\nlb-timeout = soon\n",
+                "[central] lb-timeout = 'soon'",
+            ),
+            (
+                "[central]\nexpected-windows = -1\n",
+                "[central] expected-windows",
+            ),
+            (
+                "[central]\ncluster-namespace = a b\n",
+                "[central] cluster-namespace = 'a b'",
+            ),
+            (
+                "[central]\ncluster-namespace = a..b\n",
+                "[central] cluster-namespace",
+            ),
             ("[central]\nworkers = many\n", "[central] workers = 'many'"),
             (
                 "[central]\npartials-topic = t\nstate-topic = t\n",

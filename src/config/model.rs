@@ -337,4 +337,17 @@ pub struct CentralConfig {
     pub state_topic: Option<String>,
     /// `workers`: processing threads; `None`: `[process] workers`.
     pub workers: Option<usize>,
+    /// `window`: stage 2's window, whole seconds (default 10).
+    pub window: u64,
+    /// `grace`: how long a window of a caught-up partition waits for LBs
+    /// that did not report (default 20 s).
+    pub grace: std::time::Duration,
+    /// `lb-timeout`: an LB this far behind its cluster's newest window is
+    /// no longer expected; `None`: 3 windows.
+    pub lb_timeout: Option<std::time::Duration>,
+    /// `expected-windows`: windows a cluster without stored state is
+    /// watched before its LBs are trusted to be all (default 1).
+    pub expected_windows: u64,
+    /// `cluster-namespace` (default `clusters`).
+    pub cluster_namespace: String,
 }

@@ -136,6 +136,15 @@ impl Config {
                 Some(workers) => out.value("workers", workers),
                 None => out.value("workers", ""),
             }
+            out.value("window", central.window);
+            out.value("grace", central.grace.as_secs_f64());
+            // Empty: 3 windows, whatever `window` is.
+            match central.lb_timeout {
+                Some(timeout) => out.value("lb-timeout", timeout.as_secs_f64()),
+                None => out.value("lb-timeout", ""),
+            }
+            out.value("expected-windows", central.expected_windows);
+            out.value("cluster-namespace", &central.cluster_namespace);
         }
         for (section, groups) in [
             ("frontend-groups", &self.groups.frontend),
