@@ -151,7 +151,7 @@ fn run(log: &[Logged], choices: &[u8], crashes: bool) -> (Emitted, usize) {
                 let l = &log[position];
                 let out = machine.handle(Input::Partial(PartialIn {
                     partition: 0,
-                    offset: position as i64,
+                    offsets: vec![position as i64],
                     cluster: l.cluster.clone(),
                     lb: l.lb.clone(),
                     ts: l.window + 3,

@@ -26,6 +26,10 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::{mpsc, oneshot};
 
+mod stage2;
+
+pub use stage2::Stage2Stats;
+
 use super::assembler::{Abandoned, Assembler, Part, Snapshot};
 use super::bad::{self, BadMessage, BadMessages, MessageAt};
 use super::consumer::{self, Command, ConsumerHandle, Event, Received};
@@ -35,7 +39,7 @@ use super::processor::{CentralProcessor, Done, ProcessParts, ProcessorSettings};
 use crate::config::CentralSettings;
 use crate::health::{Reporter, SinkStatus, WRITE_INTERVAL, unix_now};
 use crate::sink::chunk_pool::ChunkPool;
-use crate::sink::chunks::SharedLines;
+use crate::sink::chunks::{LineChunks, SharedLines};
 use crate::sink::messages::SendLinesAcked;
 use crate::sink::slot::{ask_health, keep_health};
 use crate::sink::{SinkSlot, SinkSpec};
@@ -95,6 +99,10 @@ pub struct CentralStats {
     pub assembling: u64,
     /// `true` while the consumer is paused.
     pub paused: bool,
+    /// Stage 2's windows open now.
+    pub open_windows: u64,
+    /// Stage 2's counters.
+    pub stage2: Stage2Stats,
 }
 
 /// Ask for [`CentralStats`].
@@ -116,12 +124,27 @@ struct FromConsumer {
     event: Event,
 }
 
-/// A snapshot between dispatch and done.
+/// Where lines in flight come from, and what their acknowledgement does.
+enum Origin {
+    /// A snapshot (stage 1): its offsets are done once every sink and the
+    /// broker (its partial) acknowledged.
+    Snapshot {
+        partition: i32,
+        epoch: Epoch,
+        offsets: Vec<i64>,
+        snapshot: Arc<Snapshot>,
+    },
+    /// A cluster's window (stage 2): acknowledged, it goes to the windows.
+    Window { cluster: String, window: u64 },
+}
+
+/// Lines between dispatch and done: a snapshot's or a window's.
 struct InFlight {
-    partition: i32,
-    epoch: Epoch,
-    offsets: Vec<i64>,
-    snapshot: Arc<Snapshot>,
+    origin: Origin,
+    /// The sinks' `lb` (local-store directory, influx host).
+    lb: String,
+    /// The sinks' timestamp.
+    ts: u64,
     /// Acknowledgements still owed (sinks, and the broker for the partial).
     waiting: usize,
     /// Its lines, kept to hand to a restarted sink that lost them, or to a
@@ -132,6 +155,9 @@ struct InFlight {
     /// Per sink: its lines are counted in [`Central::owed`].
     owes: Vec<bool>,
 }
+
+/// A partial ready to send: which snapshot, its message values.
+type ReadyPartial = (Arc<PartialOf>, Arc<Vec<Vec<u8>>>);
 
 /// The root of central's tree.
 pub struct Central {
@@ -170,6 +196,19 @@ pub struct Central {
     stats: CentralStats,
     shutdown_timeout: Duration,
     health: Option<Reporter>,
+    stage2: stage2::Stage2,
+    /// Per partition of the snapshots topic, how far behind the last
+    /// message read was, ms.
+    lag_ms: std::collections::BTreeMap<i32, u64>,
+    /// Per partition, the partials of snapshots in dispatch order, sent in
+    /// that order (`None` until processed): stage 2 reads an LB's later
+    /// window as "it reported", so an LB's partials must not overtake each
+    /// other.
+    partial_order:
+        std::collections::BTreeMap<i32, std::collections::BTreeMap<u64, Option<ReadyPartial>>>,
+    /// Per LB, its last snapshot's message timestamp minus its `ts`, ms: its
+    /// clock's skew (plus the pull and publish time).
+    skew_ms: std::collections::BTreeMap<String, i64>,
 }
 
 /// Why Central could not start.
@@ -197,6 +236,7 @@ impl Central {
             return Err(CentralError::NoSink);
         }
         let settings = Arc::new(start.settings);
+        let windows = settings.windows;
         let producer_config = crate::sink::kafka::settings::client_config(&settings.kafka);
         let producer = producer_config
             .create()
@@ -240,6 +280,10 @@ impl Central {
             stats: CentralStats::default(),
             shutdown_timeout: start.shutdown_timeout,
             health: start.health,
+            stage2: stage2::Stage2::new(windows),
+            lag_ms: std::collections::BTreeMap::new(),
+            partial_order: std::collections::BTreeMap::new(),
+            skew_ms: std::collections::BTreeMap::new(),
         })
     }
 
@@ -249,9 +293,16 @@ impl Central {
         self.generation += 1;
         self.assembler.clear();
         self.offsets.clear();
+        self.partial_order.clear();
         self.paused = false;
         let (events, mut receiver) = mpsc::channel(EVENTS_CAPACITY);
-        match consumer::start(&self.settings, events) {
+        match consumer::start(
+            &self.settings,
+            &self.settings.group_id,
+            &self.settings.snapshots_topic,
+            consumer::ConsumerOptions::default(),
+            events,
+        ) {
             Ok(handle) => self.consumer = Some(handle),
             Err(error) => {
                 // Counted as a crash: retried with backoff, fatal at last.
@@ -292,6 +343,7 @@ impl Central {
             return;
         };
         let header = bad::part_of(
+            bad::FORMAT,
             |name| message.header(name),
             message.value.as_ref().is_some_and(|v| !v.is_empty()),
             unix_now(),
@@ -303,6 +355,16 @@ impl Central {
                 return;
             }
         };
+        if let Some(at) = message.timestamp_ms {
+            let now_ms = i64::try_from(unix_now().saturating_mul(1000)).unwrap_or(i64::MAX);
+            self.lag_ms.insert(
+                message.partition,
+                u64::try_from(now_ms.saturating_sub(at)).unwrap_or(0),
+            );
+            let ts_ms = i64::try_from(header.ts.saturating_mul(1000)).unwrap_or(i64::MAX);
+            self.skew_ms
+                .insert(header.lb.clone(), at.saturating_sub(ts_ms));
+        }
         let outcome = self.assembler.add(Part {
             partition: message.partition,
             offset: message.offset,
@@ -341,10 +403,14 @@ impl Central {
         self.in_flight.insert(
             id,
             InFlight {
-                partition: snapshot.partition,
-                epoch,
-                offsets: snapshot.offsets.clone(),
-                snapshot: Arc::clone(&snapshot),
+                origin: Origin::Snapshot {
+                    partition: snapshot.partition,
+                    epoch,
+                    offsets: snapshot.offsets.clone(),
+                    snapshot: Arc::clone(&snapshot),
+                },
+                lb: snapshot.lb.clone(),
+                ts: snapshot.ts,
                 waiting: 0,
                 lines: None,
                 line_count: 0,
@@ -352,6 +418,10 @@ impl Central {
             },
         );
         self.busy.send_replace(self.in_flight.len());
+        self.partial_order
+            .entry(snapshot.partition)
+            .or_default()
+            .insert(id, None);
         self.process(id, snapshot, ctx);
         self.update_pause();
     }
@@ -362,15 +432,21 @@ impl Central {
             match reply {
                 Ok(Ok(done)) => central.deliver(id, done, ctx),
                 Ok(Err(why)) => {
-                    if let Some(work) = central.in_flight.remove(&id) {
-                        central.bad_done(work.partition, work.epoch, &work.offsets, &why);
+                    if let Some(InFlight {
+                        origin: Origin::Snapshot { partition, epoch, offsets, .. },
+                        ..
+                    }) = central.in_flight.remove(&id)
+                    {
+                        central.partial_ready(partition, id, None, ctx);
+                        central.bad_done(partition, epoch, &offsets, &why);
                         central.busy.send_replace(central.in_flight.len());
                     }
                 }
                 Err(mailbox) => {
                     // A processor thread died with it: the snapshot is fine.
                     tracing::error!(error = %mailbox, "processor did not answer; processing the snapshot again");
-                    if let Some(snapshot) = central.in_flight.get(&id).map(|w| Arc::clone(&w.snapshot)) {
+                    if let Some(InFlight { origin: Origin::Snapshot { snapshot, .. }, .. }) = central.in_flight.get(&id) {
+                        let snapshot = Arc::clone(snapshot);
                         central.process(id, snapshot, ctx);
                     }
                 }
@@ -386,36 +462,104 @@ impl Central {
         for warning in &processed.report.warnings {
             tracing::warn!("{warning}");
         }
-        let Some(work) = self.in_flight.get_mut(&id) else {
+        let Some(InFlight {
+            origin: Origin::Snapshot { snapshot, .. },
+            ..
+        }) = self.in_flight.get(&id)
+        else {
             return;
         };
-        let snapshot = Arc::clone(&work.snapshot);
+        let snapshot = Arc::clone(snapshot);
         tracing::debug!(
             lb = %snapshot.lb,
             ts = snapshot.ts,
             lines = processed.report.lines,
             "snapshot processed"
         );
+        let with_partial = !processed.partial.is_empty();
+        self.to_sinks(
+            id,
+            lines,
+            processed.report.lines,
+            usize::from(with_partial),
+            ctx,
+        );
+        let ready = with_partial.then(|| {
+            let of = Arc::new(PartialOf {
+                lb: snapshot.lb.clone(),
+                cluster: snapshot.cluster.clone(),
+                ts: snapshot.ts,
+            });
+            (of, Arc::new(processed.partial))
+        });
+        self.partial_ready(snapshot.partition, id, ready, ctx);
+    }
+
+    /// Snapshot `id`'s partial is ready (`None`: it has none): sends every
+    /// partial of the partition whose earlier ones all went.
+    fn partial_ready(
+        &mut self,
+        partition: i32,
+        id: u64,
+        ready: Option<ReadyPartial>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(queue) = self.partial_order.get_mut(&partition) else {
+            // Revoked since: nothing to keep in order with; its lines and
+            // partial still finish (copies are harmless to stage 2).
+            if let Some((of, values)) = ready {
+                self.send_partial(id, of, values, ctx);
+            }
+            return;
+        };
+        match ready {
+            Some(ready) => {
+                queue.insert(id, Some(ready));
+            }
+            None => {
+                queue.remove(&id);
+            }
+        }
+        let mut sendable = Vec::new();
+        while let Some(entry) = queue.first_entry() {
+            if entry.get().is_none() {
+                break;
+            }
+            let (id, ready) = entry.remove_entry();
+            sendable.extend(ready.map(|r| (id, r)));
+        }
+        for (id, (of, values)) in sendable {
+            self.send_partial(id, of, values, ctx);
+        }
+    }
+
+    /// Hands `id`'s `count` lines to every sink (or holds them for the
+    /// ones that cannot take them yet); it is done once every sink and
+    /// `others` more answers acknowledged.
+    fn to_sinks(
+        &mut self,
+        id: u64,
+        lines: LineChunks,
+        count: usize,
+        others: usize,
+        ctx: &mut Context<Self>,
+    ) {
+        let sinks = self.sinks.len();
+        let Some(work) = self.in_flight.get_mut(&id) else {
+            return;
+        };
         work.lines = Some(SharedLines::from(lines));
-        work.line_count = processed.report.lines as u64;
-        work.owes = vec![false; self.sinks.len()];
-        work.waiting = self.sinks.len() + usize::from(!processed.partial.is_empty());
+        work.line_count = count as u64;
+        work.owes = vec![false; sinks];
+        work.waiting = sinks + others;
         let count = work.line_count;
-        for sink in 0..self.sinks.len() {
+        for sink in 0..sinks {
             let queued = self.held.get(sink).is_some_and(|h| !h.is_empty());
             if !queued && self.can_take(sink, count) {
                 self.first_hand(id, sink, ctx);
             } else if let Some(held) = self.held.get_mut(sink) {
                 held.push_back(id);
             }
-        }
-        if !processed.partial.is_empty() {
-            let of = Arc::new(PartialOf {
-                lb: snapshot.lb.clone(),
-                cluster: snapshot.cluster.clone(),
-                ts: snapshot.ts,
-            });
-            self.send_partial(id, of, Arc::new(processed.partial), ctx);
         }
     }
 
@@ -446,8 +590,7 @@ impl Central {
         if let Some(owed) = self.owed.get_mut(sink) {
             *owed += work.line_count;
         }
-        let snapshot = Arc::clone(&work.snapshot);
-        self.hand_to_sink(id, sink, &snapshot, lines, ctx);
+        self.hand_to_sink(id, sink, lines, ctx);
     }
 
     /// Sink `sink` confirmed snapshot `id`: its lines are no longer owed,
@@ -462,7 +605,7 @@ impl Central {
                 *owed = owed.saturating_sub(work.line_count);
             }
         }
-        self.acked(id);
+        self.acked(id, ctx);
         while let Some(&next) = self.held.get(sink).and_then(VecDeque::front) {
             let count = self.in_flight.get(&next).map(|w| w.line_count);
             match count {
@@ -479,22 +622,19 @@ impl Central {
         self.update_pause();
     }
 
-    fn hand_to_sink(
-        &mut self,
-        id: u64,
-        sink: usize,
-        snapshot: &Snapshot,
-        lines: SharedLines,
-        ctx: &mut Context<Self>,
-    ) {
+    fn hand_to_sink(&mut self, id: u64, sink: usize, lines: SharedLines, ctx: &mut Context<Self>) {
+        let Some(work) = self.in_flight.get(&id) else {
+            return;
+        };
+        let (lb, ts) = (work.lb.clone(), work.ts);
         let Some(slot) = self.sinks.get_mut(sink) else {
             return;
         };
         let (written, acknowledged) = oneshot::channel();
         slot.hand_over(SendLinesAcked {
             dir: std::path::PathBuf::new(),
-            lb: Some(snapshot.lb.clone()),
-            ts: snapshot.ts,
+            lb: Some(lb),
+            ts,
             lines,
             written,
         });
@@ -509,10 +649,9 @@ impl Central {
                         let Some(work) = central.in_flight.get(&id) else {
                             return;
                         };
-                        let (snapshot, lines) = (Arc::clone(&work.snapshot), work.lines.clone());
-                        if let Some(lines) = lines {
-                            tracing::warn!(lb = %snapshot.lb, ts = snapshot.ts, "sink died before confirming a snapshot; handing it over again");
-                            central.hand_to_sink(id, sink, &snapshot, lines, ctx);
+                        if let Some(lines) = work.lines.clone() {
+                            tracing::warn!(lb = %work.lb, ts = work.ts, "sink died before confirming lines; handing them over again");
+                            central.hand_to_sink(id, sink, lines, ctx);
                         }
                     }
                 }),
@@ -534,7 +673,7 @@ impl Central {
             self.settings.kafka.message_timeout,
         );
         ctx.spawn(sending.into_actor(self).map(move |sent, central, ctx| match sent {
-            Ok(()) => central.acked(id),
+            Ok(()) => central.acked(id, ctx),
             Err(error) => {
                 tracing::warn!(error = %error, lb = %of.lb, ts = of.ts, "partial not delivered; sending it again");
                 if let Some(renewed) = crate::sink::kafka::settings::renewed_after(
@@ -553,7 +692,7 @@ impl Central {
         }));
     }
 
-    fn acked(&mut self, id: u64) {
+    fn acked(&mut self, id: u64, ctx: &mut Context<Self>) {
         let Some(work) = self.in_flight.get_mut(&id) else {
             return;
         };
@@ -561,12 +700,21 @@ impl Central {
         if work.waiting > 0 {
             return;
         }
-        if let Some(work) = self.in_flight.remove(&id) {
-            self.offsets.done(work.partition, work.epoch, &work.offsets);
-            self.stats.processed += 1;
-            if let Some(health) = &mut self.health {
-                health.status_mut().last_process_ok = Some(unix_now());
+        match self.in_flight.remove(&id).map(|work| work.origin) {
+            Some(Origin::Snapshot {
+                partition,
+                epoch,
+                offsets,
+                ..
+            }) => {
+                self.offsets.done(partition, epoch, &offsets);
+                self.stats.processed += 1;
+                if let Some(health) = &mut self.health {
+                    health.status_mut().last_process_ok = Some(unix_now());
+                }
             }
+            Some(Origin::Window { cluster, window }) => self.window_acked(cluster, window, ctx),
+            None => {}
         }
         self.busy.send_replace(self.in_flight.len());
         self.update_pause();
@@ -618,7 +766,10 @@ impl Central {
                 "consumption paused or resumed"
             );
         }
-        if let Some(consumer) = &self.consumer {
+        for consumer in [&self.consumer, &self.stage2.consumer]
+            .into_iter()
+            .flatten()
+        {
             consumer.send(if pause {
                 Command::Pause
             } else {
@@ -628,6 +779,7 @@ impl Central {
     }
 
     fn commit(&mut self) {
+        self.commit_merged();
         let commits = self.offsets.take_commits();
         if commits.is_empty() {
             return;
@@ -669,13 +821,35 @@ impl Central {
     fn send_self_metrics(&mut self) {
         let ts = unix_now();
         let mut text = String::new();
-        let prefix = &self.self_prefix;
+        let prefix = self.self_prefix.clone();
+        let merged = self.stage2.stats;
+        let lag = |lags: &std::collections::BTreeMap<i32, u64>| {
+            lags.values().copied().max().unwrap_or(0) / 1000
+        };
         let own = [
             ("BadMessages", self.stats.bad_messages),
             ("SnapshotsProcessed", self.stats.processed),
             ("ChildRestarts", self.stats.child_restarts),
             ("SnapshotsInFlight", self.in_flight.len() as u64),
+            ("SnapshotsLagSeconds", lag(&self.lag_ms)),
+            ("PartialsLagSeconds", lag(&self.stage2.lag_ms)),
+            ("OpenWindows", self.stage2.windows.open_windows() as u64),
+            ("WindowsEmitted", merged.windows_emitted),
+            ("WindowsClosedAllReported", merged.closed_all_reported),
+            ("WindowsClosedGrace", merged.closed_grace),
+            ("WindowEmitDelayMs", merged.emit_delay_ms),
+            ("LateSnapshots", merged.late),
+            ("ReplayedPartials", merged.replayed),
+            ("DroppedWindows", merged.dropped),
         ];
+        let skews: Vec<(String, i64)> = self
+            .skew_ms
+            .iter()
+            .map(|(lb, skew)| (lb.clone(), *skew))
+            .collect();
+        for (lb, skew) in skews {
+            let _ = writeln!(text, "{prefix}.haproxystats.ClockSkewMs.{lb} {skew} {ts}");
+        }
         let sinks = self
             .sinks
             .iter()
@@ -718,6 +892,10 @@ impl Central {
             self.consumer = None;
             self.child_died("consumer", ctx);
         }
+        if !self.stage2.restarting && self.stage2.consumer.as_ref().is_some_and(|c| !c.alive()) {
+            self.stage2.consumer = None;
+            self.child_died("merge-consumer", ctx);
+        }
         let dead: Vec<&'static str> = self
             .sinks
             .iter()
@@ -742,6 +920,9 @@ impl Central {
         if child == "consumer" {
             self.consumer_restarting = true;
         }
+        if child == "merge-consumer" {
+            self.stage2.restarting = true;
+        }
         match self.restarts.record(Instant::now()) {
             Ok(delay) => {
                 tracing::error!(
@@ -757,6 +938,9 @@ impl Central {
                     if child == "consumer" {
                         central.consumer_restarting = false;
                         central.start_consumer(ctx);
+                    } else if child == "merge-consumer" {
+                        central.stage2.restarting = false;
+                        central.start_merge_consumer(ctx);
                     } else if let Some(slot) =
                         central.sinks.iter_mut().find(|s| s.spec.name() == child)
                     {
@@ -783,9 +967,11 @@ impl Actor for Central {
         }
         self.ask_sinks(ctx);
         self.start_consumer(ctx);
+        self.start_merge_consumer(ctx);
         if let Some(health) = &mut self.health {
             health.ready(unix_now());
         }
+        ctx.run_interval(stage2::TICK, |central, ctx| central.tick_windows(ctx));
         ctx.run_interval(WRITE_INTERVAL, |central, ctx| central.health_tick(ctx));
         ctx.run_interval(LIVENESS_INTERVAL, |central, ctx| {
             central.check_children(ctx)
@@ -805,7 +991,7 @@ impl Handler<FromConsumer> for Central {
             return;
         }
         match message.event {
-            Event::Assigned(partitions) => {
+            Event::Assigned { partitions, .. } => {
                 for partition in partitions {
                     self.offsets.assign(partition);
                 }
@@ -815,11 +1001,13 @@ impl Handler<FromConsumer> for Central {
             }
             Event::Revoked(partitions) => {
                 for partition in partitions {
+                    self.partial_order.remove(&partition);
                     self.offsets.revoke(partition);
                     self.assembler.revoke(partition);
                 }
             }
             Event::Message(received) => self.on_message(received, ctx),
+            Event::CaughtUp { .. } => {}
         }
         self.stats.assembling = self.assembler.open() as u64;
     }
@@ -832,6 +1020,8 @@ impl Handler<GetCentralStats> for Central {
         CentralStats {
             in_flight: self.in_flight.len() as u64,
             assembling: self.assembler.open() as u64,
+            open_windows: self.stage2.windows.open_windows() as u64,
+            stage2: self.stage2.stats,
             ..self.stats
         }
     }
@@ -865,13 +1055,14 @@ impl Handler<StopCentral> for Central {
                 .filter_map(|slot| slot.running.as_ref().map(|sink| sink.flush(left())))
                 .collect();
             let consumer = central.consumer.take();
+            let merge_consumer = central.stage2.consumer.take();
             async move {
                 let unsent = futures_util::future::join_all(flushes)
                     .await
                     .into_iter()
                     .fold(0u64, u64::saturating_add);
                 // After the last commit (commands are handled in order).
-                if let Some(consumer) = consumer {
+                for consumer in [consumer, merge_consumer].into_iter().flatten() {
                     consumer.stop(left().max(Duration::from_secs(1))).await;
                 }
                 unsent

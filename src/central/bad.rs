@@ -155,6 +155,7 @@ impl fmt::Display for MessageAt<'_> {
 /// central's clock (`now`, epoch seconds). `header(name)` gives a header's
 /// value (the first of that name).
 pub fn part_of<'h>(
+    expected_format: &str,
     header: impl Fn(&str) -> Option<&'h [u8]>,
     has_value: bool,
     now: u64,
@@ -180,7 +181,7 @@ pub fn part_of<'h>(
             })
     };
     let format = text("format")?;
-    if format != FORMAT {
+    if format != expected_format {
         return Err(BadMessage::UnknownFormat(format.to_owned()));
     }
     let lb = name(text("lb")?, "lb")?;
@@ -297,6 +298,7 @@ mod tests {
 
     fn classify(headers: &[(&'static str, Vec<u8>)]) -> Result<PartHeader, BadMessage> {
         part_of(
+            FORMAT,
             |name| {
                 headers
                     .iter()
@@ -398,6 +400,7 @@ mod tests {
     fn a_message_without_value_is_bad() {
         let headers = good();
         let got = part_of(
+            FORMAT,
             |name| {
                 headers
                     .iter()

@@ -12,7 +12,7 @@
 //! Commits are made only for partitions in the current assignment, so a
 //! commit decided before a revocation never lands after it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -24,6 +24,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use super::windows::ClusterState;
 use crate::config::CentralSettings;
 
 /// How long one poll waits for a message: also how soon a command (a
@@ -45,13 +46,15 @@ const PARTITION_FETCH_BYTES: &str = "8388608";
 /// matters when the topic is idle (a few more empty fetches a second).
 const FETCH_WAIT_MS: &str = "50";
 
-/// One message of the snapshots topic, copied out of librdkafka.
+/// One message, copied out of librdkafka.
 #[derive(Debug, Clone)]
 pub struct Received {
     /// The partition.
     pub partition: i32,
     /// The offset.
     pub offset: i64,
+    /// The message's timestamp (create or append time), epoch ms.
+    pub timestamp_ms: Option<i64>,
     /// Every header, in order.
     pub headers: Vec<(String, Vec<u8>)>,
     /// The value; `None` for a message without one.
@@ -68,11 +71,41 @@ impl Received {
     }
 }
 
+/// The state topic read to its end ([`super::state::read_all`]).
+pub type Restored = BTreeMap<String, ClusterState>;
+
+/// Reads the state at each assignment, on the consumer's thread, before
+/// any message of the new assignment is handed over.
+pub type RestoreFn = Arc<dyn Fn() -> Result<Restored, String> + Send + Sync>;
+
+/// What a consumer does besides consuming.
+#[derive(Clone, Default)]
+pub struct ConsumerOptions {
+    /// Read this state at each assignment (stage 2).
+    pub restore: Option<RestoreFn>,
+    /// Say when a partition reaches or leaves its high watermark (stage 2:
+    /// wall-clock rules apply only there).
+    pub track_caught_up: bool,
+}
+
 /// What the consumer tells Central, in the order it happened.
 #[derive(Debug)]
 pub enum Event {
-    /// These partitions are ours now.
-    Assigned(Vec<i32>),
+    /// These partitions are ours now; with the state read for them when
+    /// the consumer restores one.
+    Assigned {
+        /// The partitions.
+        partitions: Vec<i32>,
+        /// The state read at the assignment.
+        restored: Option<Restored>,
+    },
+    /// A partition reached (`true`) or left its high watermark.
+    CaughtUp {
+        /// The partition.
+        partition: i32,
+        /// At the high watermark.
+        caught_up: bool,
+    },
     /// These partitions are ours no more: drop their work, commit nothing
     /// for them.
     Revoked(Vec<i32>),
@@ -117,11 +150,18 @@ struct Outbox {
     held: VecDeque<Event>,
     /// The assignment changed: a pause must be applied to it again.
     reassigned: bool,
+    /// The state could not be read at an assignment: the thread ends (a
+    /// new consumer tries again after a backoff).
+    failed: Option<String>,
 }
 
 struct CentralContext {
     outbox: Mutex<Outbox>,
+    restore: Option<RestoreFn>,
 }
+
+/// Attempts at reading the state at one assignment.
+const RESTORE_ATTEMPTS: u32 = 3;
 
 impl CentralContext {
     fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
@@ -156,8 +196,31 @@ impl ConsumerContext for CentralContext {
         if let Rebalance::Assign(tpl) = rebalance {
             let assigned = partitions(tpl);
             tracing::info!(partitions = ?assigned, "partitions assigned");
+            let mut restored = None;
+            if let Some(restore) = &self.restore {
+                let mut error = String::new();
+                for attempt in 1..=RESTORE_ATTEMPTS {
+                    match restore() {
+                        Ok(state) => {
+                            restored = Some(state);
+                            break;
+                        }
+                        Err(why) => {
+                            tracing::warn!(attempt, error = %why, "cannot read the state");
+                            error = why;
+                        }
+                    }
+                }
+                if restored.is_none() {
+                    self.outbox().failed = Some(error);
+                    return;
+                }
+            }
             let mut outbox = self.outbox();
-            outbox.held.push_back(Event::Assigned(assigned));
+            outbox.held.push_back(Event::Assigned {
+                partitions: assigned,
+                restored,
+            });
             outbox.reassigned = true;
         }
     }
@@ -207,10 +270,11 @@ impl Drop for ConsumerHandle {
     }
 }
 
-/// The consumer's librdkafka configuration: brokers and the user's
-/// `librdkafka.<name>` options, then what central's delivery guarantee
-/// needs, which no option may change (commits are ours, after delivery).
-pub fn client_config(settings: &CentralSettings) -> ClientConfig {
+/// The consumer's librdkafka configuration in consumer group `group`:
+/// brokers and the user's `librdkafka.<name>` options, then what central's
+/// delivery guarantee needs, which no option may change (commits are ours,
+/// after delivery).
+pub fn client_config(settings: &CentralSettings, group: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.kafka.brokers)
@@ -221,7 +285,7 @@ pub fn client_config(settings: &CentralSettings) -> ClientConfig {
         config.set(name, value);
     }
     config
-        .set("group.id", &settings.group_id)
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -229,21 +293,26 @@ pub fn client_config(settings: &CentralSettings) -> ClientConfig {
     config
 }
 
-/// Subscribes to the snapshots topic and starts polling on a new thread;
-/// events go to `events` (bounded: its capacity is the back-pressure).
+/// Subscribes to `topic` in consumer group `group` and starts polling on a
+/// new thread; events go to `events` (bounded: its capacity is the
+/// back-pressure).
 pub fn start(
     settings: &CentralSettings,
+    group: &str,
+    topic: &str,
+    options: ConsumerOptions,
     events: mpsc::Sender<Event>,
 ) -> Result<ConsumerHandle, ConsumerError> {
-    let topic = settings.snapshots_topic.clone();
+    let topic = topic.to_owned();
     let kafka = |source| ConsumerError::Kafka {
         topic: topic.clone(),
         source,
     };
     let context = CentralContext {
         outbox: Mutex::new(Outbox::default()),
+        restore: options.restore,
     };
-    let consumer: BaseConsumer<CentralContext> = client_config(settings)
+    let consumer: BaseConsumer<CentralContext> = client_config(settings, group)
         .create_with_context(context)
         .map_err(kafka)?;
     consumer.subscribe(&[&topic]).map_err(kafka)?;
@@ -251,7 +320,10 @@ pub fn start(
     let consumer = Arc::new(consumer);
     let thread = std::thread::Builder::new()
         .name("central-consumer".into())
-        .spawn(move || poll_loop(&consumer, &orders, &events))
+        .spawn(move || {
+            let mut caught_up = options.track_caught_up.then(CaughtUp::default);
+            poll_loop(&consumer, &topic, &orders, &events, caught_up.as_mut())
+        })
         .map_err(ConsumerError::Thread)?;
     Ok(ConsumerHandle {
         commands,
@@ -259,10 +331,80 @@ pub fn start(
     })
 }
 
+/// How old a high watermark may be before it is asked for again.
+const WATERMARK_AGE: Duration = Duration::from_secs(1);
+
+/// Per partition, whether it was at its high watermark when last looked,
+/// and the high watermark last heard (asked for at most once a
+/// [`WATERMARK_AGE`]: each is a round trip to the broker).
+#[derive(Default)]
+struct CaughtUp {
+    at_end: BTreeMap<i32, bool>,
+    high: BTreeMap<i32, (i64, std::time::Instant)>,
+}
+
+impl CaughtUp {
+    fn high(
+        &mut self,
+        consumer: &BaseConsumer<CentralContext>,
+        topic: &str,
+        partition: i32,
+        next: i64,
+    ) -> Option<i64> {
+        match self.high.get(&partition) {
+            // Behind a watermark already heard: behind (it only grows).
+            Some((high, _)) if next < *high => return Some(*high),
+            Some((high, at)) if at.elapsed() < WATERMARK_AGE => return Some(*high),
+            _ => {}
+        }
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition, WATERMARK_AGE)
+            .ok()?;
+        self.high
+            .insert(partition, (high, std::time::Instant::now()));
+        Some(high)
+    }
+
+    /// `partition`, whose next offset is `next`, is or is not at its high
+    /// watermark: an event when that changed.
+    fn look(
+        &mut self,
+        consumer: &BaseConsumer<CentralContext>,
+        topic: &str,
+        partition: i32,
+        next: i64,
+    ) -> Option<Event> {
+        let at_end = next >= self.high(consumer, topic, partition, next)?;
+        (self.at_end.insert(partition, at_end) != Some(at_end)).then_some(Event::CaughtUp {
+            partition,
+            caught_up: at_end,
+        })
+    }
+
+    /// Nothing came in a poll: every partition behind is looked at again.
+    fn idle(&mut self, consumer: &BaseConsumer<CentralContext>, topic: &str) -> Vec<Event> {
+        let Ok(positions) = consumer.position() else {
+            return Vec::new();
+        };
+        positions
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(next) if self.at_end.get(&e.partition()) != Some(&true) => {
+                    self.look(consumer, topic, e.partition(), next)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 fn poll_loop(
     consumer: &BaseConsumer<CentralContext>,
+    topic: &str,
     orders: &std_mpsc::Receiver<Command>,
     events: &mpsc::Sender<Event>,
+    mut caught_up: Option<&mut CaughtUp>,
 ) {
     let mut asked_to_pause = false;
     let mut paused = false;
@@ -285,6 +427,10 @@ fn poll_loop(
         }
         let (backed_up, reassigned) = {
             let mut outbox = consumer.context().outbox();
+            if let Some(why) = outbox.failed.take() {
+                tracing::error!(error = %why, "cannot read the state at an assignment; the consumer stops and is restarted");
+                return;
+            }
             while let Some(event) = outbox.held.pop_front() {
                 match events.try_send(event) {
                     Ok(()) => {}
@@ -307,9 +453,13 @@ fn poll_loop(
         }
         match consumer.poll(POLL) {
             Some(Ok(message)) => {
+                let turned = caught_up.as_deref_mut().and_then(|c| {
+                    c.look(consumer, topic, message.partition(), message.offset() + 1)
+                });
                 let received = Received {
                     partition: message.partition(),
                     offset: message.offset(),
+                    timestamp_ms: message.timestamp().to_millis(),
                     headers: message
                         .headers()
                         .map(|headers| {
@@ -321,16 +471,20 @@ fn poll_loop(
                         .unwrap_or_default(),
                     value: message.payload().map(<[u8]>::to_vec),
                 };
-                consumer
-                    .context()
-                    .outbox()
-                    .held
-                    .push_back(Event::Message(received));
+                let mut outbox = consumer.context().outbox();
+                outbox.held.push_back(Event::Message(received));
+                // After the message: it is the one that reached the end.
+                outbox.held.extend(turned);
             }
             Some(Err(error)) => {
                 tracing::warn!(error = %error, "kafka consumer error");
             }
-            None => {}
+            None => {
+                if let Some(c) = caught_up.as_deref_mut() {
+                    let turned = c.idle(consumer, topic);
+                    consumer.context().outbox().held.extend(turned);
+                }
+            }
         }
     }
 }

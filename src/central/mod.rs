@@ -25,5 +25,6 @@ pub mod offsets;
 pub mod partials;
 pub mod process;
 pub mod processor;
+pub mod state;
 pub mod topics;
 pub mod windows;

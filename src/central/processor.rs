@@ -11,10 +11,16 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
 use super::assembler::Snapshot;
 use super::bad::BadMessage;
 use super::process::{self, Processed};
+use super::windows::Emission;
 use crate::engine::EngineOptions;
+use crate::engine::partial::{Merge, Partial};
+use crate::engine::{self, BufferSink};
 use crate::processor::actor::panic_message;
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::LineChunks;
@@ -33,6 +39,36 @@ pub struct Done {
     pub processed: Processed,
 }
 
+/// A partial as read from the partials topic: its parts, decoded only when
+/// its window is merged.
+#[derive(Debug)]
+pub struct PartialMessage {
+    /// Its load balancer.
+    pub lb: String,
+    /// Its snapshot's timestamp.
+    pub ts: u64,
+    /// Its parts' values, in part order.
+    pub parts: Vec<Vec<u8>>,
+}
+
+/// Merge the partials of a closed window and write the cluster's lines.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<MergedWindow, BadMessage>")]
+pub struct MergeWindow(pub Emission<Arc<PartialMessage>>);
+
+/// A merged window: its lines, ready for the sinks.
+#[derive(Debug)]
+pub struct MergedWindow {
+    /// Graphite lines of the cluster, its `LoadBalancers*` lines included.
+    pub lines: LineChunks,
+    /// How many lines.
+    pub line_count: usize,
+    /// LBs merged.
+    pub reporting: usize,
+    /// The partials that could not be read (`<lb>: why`), left out.
+    pub unreadable: Vec<String>,
+}
+
 /// What every processor is started with.
 #[derive(Debug, Clone)]
 pub struct ProcessorSettings {
@@ -43,12 +79,20 @@ pub struct ProcessorSettings {
     pub namespace: String,
     /// The largest message of the partials topic.
     pub max_partial_bytes: usize,
+    /// `[central] cluster-namespace`.
+    pub cluster_namespace: String,
 }
 
 /// `<namespace>.<lb>.haproxy`: moving processing to the centre changes no
 /// path, whatever `prefix-hostname` says (SPEC §7).
 pub fn lb_prefix(namespace: &str, lb: &str) -> String {
     format!("{namespace}.{lb}.haproxy")
+}
+
+/// `<namespace>.<cluster-namespace>.<cluster>`: a cluster's lines go under
+/// `<this>.haproxy.`, its own under `<this>.haproxystats.` (SPEC §7).
+pub fn cluster_path(namespace: &str, cluster_namespace: &str, cluster: &str) -> String {
+    format!("{namespace}.{cluster_namespace}.{cluster}")
 }
 
 /// One processing thread.
@@ -87,10 +131,73 @@ impl CentralProcessor {
         self.chunks.limit_to(lines.chunks().len());
         Ok(Done { lines, processed })
     }
+
+    fn merge(&self, window: &Emission<Arc<PartialMessage>>) -> Result<MergedWindow, BadMessage> {
+        let engine = &self.settings.engine;
+        let mut merge = Merge::default();
+        let mut unreadable = Vec::new();
+        for (lb, message) in &window.partials {
+            let parts: Vec<&[u8]> = message.parts.iter().map(Vec::as_slice).collect();
+            match Partial::decode(&parts, engine) {
+                Ok(partial) => merge.add(partial),
+                Err(error) => unreadable.push(format!("{lb}: {error}")),
+            }
+        }
+        let path = cluster_path(
+            &self.settings.namespace,
+            &self.settings.cluster_namespace,
+            &window.cluster,
+        );
+        let mut options = EngineOptions::clone(engine);
+        options.prefix = format!("{path}.haproxy");
+        let ts = i64::try_from(window.window).unwrap_or(i64::MAX);
+        let mut lines = LineChunks::recycling(Arc::clone(&self.chunks));
+        let mut line_count = 0;
+        let source = PathBuf::from(format!("kafka:{}/{}", window.cluster, window.window));
+        if let Some(gathered) = merge.gathered(ts, source, &options) {
+            let report = engine::process_gathered_into(&gathered, &options, &mut lines)
+                .map_err(|error| BadMessage::Unprocessable(error.to_string()))?;
+            line_count += report.lines;
+        }
+        let reporting = merge.lbs().count();
+        let mut own = String::new();
+        for (name, value) in [
+            ("LoadBalancersReporting", reporting as u64),
+            ("LoadBalancersExpected", window.expected as u64),
+            ("LateSnapshots", window.late),
+        ] {
+            let _ = writeln!(own, "{path}.haproxystats.{name} {value} {}", window.window);
+            line_count += 1;
+        }
+        let mut buf = lines.fresh();
+        buf.extend_from_slice(own.as_bytes());
+        lines.take(buf);
+        self.chunks.limit_to(lines.chunks().len());
+        Ok(MergedWindow {
+            lines,
+            line_count,
+            reporting,
+            unreadable,
+        })
+    }
 }
 
 impl Actor for CentralProcessor {
     type Context = SyncContext<Self>;
+}
+
+impl Handler<MergeWindow> for CentralProcessor {
+    type Result = Result<MergedWindow, BadMessage>;
+
+    fn handle(&mut self, message: MergeWindow, ctx: &mut SyncContext<Self>) -> Self::Result {
+        match catch_unwind(AssertUnwindSafe(|| self.merge(&message.0))) {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                ctx.stop();
+                Err(BadMessage::Panicked(panic_message(panic.as_ref())))
+            }
+        }
+    }
 }
 
 impl Handler<ProcessParts> for CentralProcessor {

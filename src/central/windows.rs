@@ -67,8 +67,8 @@ pub struct ClusterState {
 pub struct PartialIn<P> {
     /// Where it was read.
     pub partition: i32,
-    /// Its offset.
-    pub offset: i64,
+    /// The offsets of its parts.
+    pub offsets: Vec<i64>,
     /// Its cluster (the message key).
     pub cluster: String,
     /// Its load balancer.
@@ -106,12 +106,19 @@ pub enum Input<P> {
         /// At the high watermark.
         caught_up: bool,
     },
-    /// A message that is no partial (bad): done at once.
-    Skipped {
+    /// A part of a partial still waiting for its other parts: in flight.
+    Part {
         /// Its partition.
         partition: i32,
         /// Its offset.
         offset: i64,
+    },
+    /// Messages that are no partial (bad): done at once.
+    Skipped {
+        /// Their partition.
+        partition: i32,
+        /// Their offsets.
+        offsets: Vec<i64>,
     },
     /// The wall clock, ms: grace is checked.
     Tick {
@@ -217,12 +224,12 @@ struct Window<P> {
     by_lb: BTreeMap<String, (u64, P)>,
 }
 
-/// An offset in flight, of the assignment it was read in.
-#[derive(Debug, Clone, Copy)]
+/// Offsets in flight, of the assignment they were read in.
+#[derive(Debug, Clone)]
 struct Pending {
     partition: i32,
     epoch: Epoch,
-    offset: i64,
+    offsets: Vec<i64>,
 }
 
 #[derive(Debug)]
@@ -350,9 +357,15 @@ impl<P: Clone> Windows<P> {
                     self.caught_up.remove(&partition);
                 }
             }
-            Input::Skipped { partition, offset } => {
-                if let Some(epoch) = self.offsets.received(partition, offset) {
-                    self.offsets.done(partition, epoch, &[offset]);
+            Input::Part { partition, offset } => {
+                self.offsets.received(partition, offset);
+            }
+            Input::Skipped { partition, offsets } => {
+                for offset in &offsets {
+                    self.offsets.received(partition, *offset);
+                }
+                if let Some(epoch) = self.offsets.epoch(partition) {
+                    self.offsets.done(partition, epoch, &offsets);
                 }
             }
             Input::Tick { now_ms } => {
@@ -434,13 +447,17 @@ impl<P: Clone> Windows<P> {
     }
 
     fn partial(&mut self, p: PartialIn<P>, out: &mut Vec<Output<P>>) {
-        let Some(epoch) = self.offsets.received(p.partition, p.offset) else {
+        let mut epoch = None;
+        for offset in &p.offsets {
+            epoch = self.offsets.received(p.partition, *offset);
+        }
+        let Some(epoch) = epoch else {
             return;
         };
         let at = Pending {
             partition: p.partition,
             epoch,
-            offset: p.offset,
+            offsets: p.offsets,
         };
         let window = self.settings.window_of(p.ts);
         let cluster = self.cluster_for(&p.cluster, p.partition, window);
@@ -487,7 +504,7 @@ impl<P: Clone> Windows<P> {
             }
         }
         if let Some(at) = done {
-            self.offsets.done(at.partition, at.epoch, &[at.offset]);
+            self.offsets.done(at.partition, at.epoch, &at.offsets);
         }
         self.close(&p.cluster, None, out);
     }
@@ -571,7 +588,7 @@ impl<P: Clone> Windows<P> {
         let covered: Vec<u64> = cluster.pending.range(..=window).map(|(w, _)| *w).collect();
         for w in covered {
             for at in cluster.pending.remove(&w).unwrap_or_default() {
-                self.offsets.done(at.partition, at.epoch, &[at.offset]);
+                self.offsets.done(at.partition, at.epoch, &at.offsets);
             }
         }
     }
@@ -619,7 +636,7 @@ mod tests {
             self.next_offset += 1;
             self.w.handle(Input::Partial(PartialIn {
                 partition: 0,
-                offset,
+                offsets: vec![offset],
                 cluster: cluster.into(),
                 lb: lb.into(),
                 ts,

@@ -63,6 +63,7 @@ pub fn run(config: &Config, settings: CentralSettings, hostname: &str) -> Result
         }
         Err(error) => tracing::warn!(error = %error, "cannot check the partials and state topics"),
     }
+    let cluster_namespace = settings.cluster_namespace.clone();
     let system = actix::System::new();
     system.block_on(async {
         let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;
@@ -73,6 +74,7 @@ pub fn run(config: &Config, settings: CentralSettings, hostname: &str) -> Result
                 engine: Arc::new(engine),
                 namespace,
                 max_partial_bytes,
+                cluster_namespace,
             },
             self_prefix,
             self_metrics_interval: config.pull.pull_interval,

@@ -1,0 +1,434 @@
+//! Stage 2 inside Central (SPEC §7): a second consumer, in the group
+//! `<group-id>-merge`, on the partials topic; its messages go, reassembled,
+//! into the window state machine ([`Windows`]), whose outputs this module
+//! carries out: a closed window is merged on a processor thread and its
+//! lines go to the same sinks as stage 1's; once acknowledged, the
+//! cluster's state goes to the state topic; once stored, the offsets it
+//! covers are committed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+
+use super::{Central, EVENTS_CAPACITY, InFlight, Origin};
+use crate::central::assembler::{Abandoned, Assembler, Part};
+use crate::central::bad::{self, BadMessage, MessageAt};
+use crate::central::consumer::{self, Command, ConsumerHandle, ConsumerOptions, Event, Received};
+use crate::central::process::PARTIAL_FORMAT;
+use crate::central::processor::{MergeWindow, PartialMessage, cluster_path};
+use crate::central::state;
+use crate::central::windows::{ClusterState, Emission, Input, Output, PartialIn, Windows};
+use crate::health::unix_now;
+
+/// How long reading the state topic at an assignment may take.
+const STATE_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Wait before a state that failed is stored again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// How often the wall clock is given to the windows (grace).
+pub(super) const TICK: Duration = Duration::from_secs(1);
+
+/// Stage 2's counters, sent as Central's self metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stage2Stats {
+    /// Windows emitted and acknowledged.
+    pub windows_emitted: u64,
+    /// Windows closed because every active LB reported.
+    pub closed_all_reported: u64,
+    /// Windows closed by grace.
+    pub closed_grace: u64,
+    /// Partials of windows already emitted.
+    pub late: u64,
+    /// Partials of windows `≤ H` read again after a restart or rebalance.
+    pub replayed: u64,
+    /// Open windows dropped at a revocation.
+    pub dropped: u64,
+    /// The last emitted window's delay after its end, ms.
+    pub emit_delay_ms: u64,
+}
+
+/// Stage 2's part of Central.
+pub(super) struct Stage2 {
+    pub(super) windows: Windows<Arc<PartialMessage>>,
+    assembler: Assembler,
+    pub(super) consumer: Option<ConsumerHandle>,
+    generation: u64,
+    pub(super) restarting: bool,
+    pub(super) stats: Stage2Stats,
+    /// Per partition, how far behind the last message read was, ms.
+    pub(super) lag_ms: BTreeMap<i32, u64>,
+}
+
+impl Stage2 {
+    pub(super) fn new(windows: crate::central::windows::WindowSettings) -> Stage2 {
+        Stage2 {
+            windows: Windows::new(windows),
+            assembler: Assembler::new(),
+            consumer: None,
+            generation: 0,
+            restarting: false,
+            stats: Stage2Stats::default(),
+            lag_ms: BTreeMap::new(),
+        }
+    }
+}
+
+/// An event of stage 2's consumer of one generation.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(super) struct FromMergeConsumer {
+    generation: u64,
+    event: Event,
+}
+
+impl Central {
+    /// The consumer group of stage 2.
+    fn merge_group(&self) -> String {
+        format!("{}-merge", self.settings.group_id)
+    }
+
+    /// Starts stage 2's consumer of a new generation; what the last one
+    /// held is forgotten (read again from the committed offsets).
+    pub(super) fn start_merge_consumer(&mut self, ctx: &mut Context<Self>) {
+        let stage2 = &mut self.stage2;
+        stage2.generation += 1;
+        stage2.assembler.clear();
+        stage2.windows = Windows::new(*stage2.windows.settings());
+        stage2.lag_ms.clear();
+        let (events, mut receiver) = mpsc::channel(EVENTS_CAPACITY);
+        let client = crate::central::consumer::client_config(&self.settings, "unused");
+        let state_topic = self.settings.state_topic.clone();
+        let restore: consumer::RestoreFn = Arc::new(move || {
+            state::read_all(&client, &state_topic, STATE_READ_TIMEOUT).map_err(|e| e.to_string())
+        });
+        let options = ConsumerOptions {
+            restore: Some(restore),
+            track_caught_up: true,
+        };
+        let group = self.merge_group();
+        match consumer::start(
+            &self.settings,
+            &group,
+            &self.settings.partials_topic,
+            options,
+            events,
+        ) {
+            Ok(handle) => self.stage2.consumer = Some(handle),
+            Err(error) => {
+                tracing::error!(error = %error, "cannot start the consumer of the partials");
+                self.stage2.consumer = None;
+                self.child_died("merge-consumer", ctx);
+                return;
+            }
+        }
+        let generation = self.stage2.generation;
+        let central = ctx.address();
+        actix::spawn(async move {
+            while let Some(event) = receiver.recv().await {
+                if central
+                    .send(FromMergeConsumer { generation, event })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        tracing::info!(topic = %self.settings.partials_topic, %group, "merging partials");
+    }
+
+    fn on_partial_message(&mut self, message: Received, ctx: &mut Context<Self>) {
+        let now_ms = unix_now().saturating_mul(1000);
+        if let Some(at) = message.timestamp_ms.and_then(|t| u64::try_from(t).ok()) {
+            self.stage2
+                .lag_ms
+                .insert(message.partition, now_ms.saturating_sub(at));
+        }
+        let header = bad::part_of(
+            PARTIAL_FORMAT,
+            |name| message.header(name),
+            message.value.as_ref().is_some_and(|v| !v.is_empty()),
+            unix_now(),
+        );
+        let header = match header {
+            Ok(header) => header,
+            Err(why) => {
+                self.skip_partials(message.partition, vec![message.offset], &why, ctx);
+                return;
+            }
+        };
+        let (partition, offset) = (message.partition, message.offset);
+        let outcome = self.stage2.assembler.add(Part {
+            partition,
+            offset,
+            header,
+            value: message.value.unwrap_or_default(),
+        });
+        for Abandoned {
+            partition,
+            offsets,
+            why,
+        } in outcome.abandoned
+        {
+            self.skip_partials(partition, offsets, &why, ctx);
+        }
+        let input = match outcome.complete {
+            Some(partial) => Input::Partial(PartialIn {
+                partition: partial.partition,
+                offsets: partial.offsets,
+                cluster: partial.cluster,
+                lb: partial.lb.clone(),
+                ts: partial.ts,
+                now_ms,
+                payload: Arc::new(PartialMessage {
+                    lb: partial.lb,
+                    ts: partial.ts,
+                    parts: partial.parts,
+                }),
+            }),
+            None => Input::Part { partition, offset },
+        };
+        let outputs = self.stage2.windows.handle(input);
+        self.apply(outputs, ctx);
+    }
+
+    fn skip_partials(
+        &mut self,
+        partition: i32,
+        offsets: Vec<i64>,
+        why: &BadMessage,
+        ctx: &mut Context<Self>,
+    ) {
+        let at = MessageAt {
+            topic: &self.settings.partials_topic,
+            partition,
+            offsets: &offsets,
+        };
+        self.bad.record(&at, why);
+        self.stats.bad_messages = self.bad.total();
+        let outputs = self
+            .stage2
+            .windows
+            .handle(Input::Skipped { partition, offsets });
+        self.apply(outputs, ctx);
+    }
+
+    /// Carries out what the windows decided.
+    pub(super) fn apply(
+        &mut self,
+        outputs: Vec<Output<Arc<PartialMessage>>>,
+        ctx: &mut Context<Self>,
+    ) {
+        for output in outputs {
+            match output {
+                Output::Emit(emission) => self.emit_window(emission, ctx),
+                Output::Store { cluster, state } => self.store_state(cluster, state, ctx),
+                Output::Late {
+                    cluster,
+                    lb,
+                    window,
+                } => {
+                    self.stage2.stats.late += 1;
+                    tracing::info!(%cluster, %lb, window, "late partial: its window was emitted already; its per-LB lines went out");
+                }
+                Output::Replayed { .. } => self.stage2.stats.replayed += 1,
+                Output::Dropped { cluster, windows } => {
+                    self.stage2.stats.dropped += windows as u64;
+                    tracing::info!(%cluster, windows, "partition revoked: open windows dropped, their next owner emits them");
+                }
+            }
+        }
+        self.update_pause();
+    }
+
+    fn emit_window(&mut self, emission: Emission<Arc<PartialMessage>>, ctx: &mut Context<Self>) {
+        match emission.reason {
+            crate::central::windows::Close::AllReported => {
+                self.stage2.stats.closed_all_reported += 1
+            }
+            crate::central::windows::Close::Grace => self.stage2.stats.closed_grace += 1,
+        }
+        let end_ms = emission
+            .window
+            .saturating_add(self.stage2.windows.settings().window)
+            .saturating_mul(1000);
+        self.stage2.stats.emit_delay_ms = (unix_now().saturating_mul(1000)).saturating_sub(end_ms);
+        self.next_id += 1;
+        let id = self.next_id;
+        let path = cluster_path("", &self.settings.cluster_namespace, &emission.cluster);
+        self.in_flight.insert(
+            id,
+            InFlight {
+                origin: Origin::Window {
+                    cluster: emission.cluster.clone(),
+                    window: emission.window,
+                },
+                // `<cluster-namespace>.<cluster>`, as an LB's name is.
+                lb: path.trim_start_matches('.').to_owned(),
+                ts: emission.window,
+                waiting: 0,
+                lines: None,
+                line_count: 0,
+                owes: Vec::new(),
+            },
+        );
+        self.busy.send_replace(self.in_flight.len());
+        self.merge(id, Arc::new(emission), ctx);
+    }
+
+    fn merge(
+        &mut self,
+        id: u64,
+        emission: Arc<Emission<Arc<PartialMessage>>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let request = self
+            .processors
+            .send(MergeWindow(Emission::clone(&emission)));
+        ctx.spawn(request.into_actor(self).map(move |reply, central, ctx| {
+            match reply {
+                Ok(Ok(merged)) => {
+                    for unreadable in &merged.unreadable {
+                        tracing::warn!(cluster = %emission.cluster, window = emission.window, "unreadable partial left out of its window: {unreadable}");
+                    }
+                    tracing::debug!(cluster = %emission.cluster, window = emission.window, reporting = merged.reporting, expected = emission.expected, "window merged");
+                    central.to_sinks(id, merged.lines, merged.line_count, 0, ctx);
+                }
+                Ok(Err(why)) => {
+                    // Nothing to send: the window is given up, as a bad
+                    // snapshot is, so that its offsets do not stall.
+                    tracing::error!(cluster = %emission.cluster, window = emission.window, error = %why, "window cannot be merged; skipped");
+                    if central.in_flight.remove(&id).is_some() {
+                        central.window_acked(emission.cluster.clone(), emission.window, ctx);
+                    }
+                }
+                Err(mailbox) => {
+                    tracing::error!(error = %mailbox, "processor did not answer; merging the window again");
+                    central.merge(id, emission, ctx);
+                }
+            }
+        }));
+    }
+
+    /// Every sink has window `window` of `cluster`.
+    pub(super) fn window_acked(&mut self, cluster: String, window: u64, ctx: &mut Context<Self>) {
+        self.stage2.stats.windows_emitted += 1;
+        let outputs = self.stage2.windows.handle(Input::Acked { cluster, window });
+        self.apply(outputs, ctx);
+    }
+
+    fn store_state(&mut self, cluster: String, state: ClusterState, ctx: &mut Context<Self>) {
+        let producer = self.producer.clone();
+        let topic = self.settings.state_topic.clone();
+        let timeout = self.settings.kafka.message_timeout;
+        let generation = self.stage2.generation;
+        let storing = async move {
+            let stored = state::store(&producer, &topic, &cluster, &state, timeout).await;
+            (cluster, state, stored)
+        };
+        ctx.spawn(
+            storing
+                .into_actor(self)
+                .map(move |(cluster, state, stored), central, ctx| {
+                    if central.stage2.generation != generation {
+                        return;
+                    }
+                    match stored {
+                        Ok(()) => {
+                            let window = state.emitted;
+                            let outputs =
+                                central.stage2.windows.handle(Input::Stored { cluster, window });
+                            central.apply(outputs, ctx);
+                        }
+                        Err(error) => {
+                            tracing::warn!(%cluster, error = %error, "state not stored; storing it again");
+                            ctx.run_later(STORE_RETRY, move |central, ctx| {
+                                if central.stage2.generation == generation {
+                                    central.store_state(cluster, state, ctx);
+                                }
+                            });
+                        }
+                    }
+                }),
+        );
+    }
+
+    /// The wall clock, for grace.
+    pub(super) fn tick_windows(&mut self, ctx: &mut Context<Self>) {
+        let now_ms = unix_now().saturating_mul(1000);
+        let outputs = self.stage2.windows.handle(Input::Tick { now_ms });
+        self.apply(outputs, ctx);
+    }
+
+    /// Commits what stage 2 has done.
+    pub(super) fn commit_merged(&mut self) {
+        let commits = self.stage2.windows.take_commits();
+        if commits.is_empty() {
+            return;
+        }
+        if let Some(consumer) = &self.stage2.consumer {
+            consumer.send(Command::Commit(commits));
+        }
+    }
+}
+
+impl Handler<FromMergeConsumer> for Central {
+    type Result = ();
+
+    fn handle(&mut self, message: FromMergeConsumer, ctx: &mut Context<Self>) {
+        if message.generation != self.stage2.generation {
+            return;
+        }
+        let input = match message.event {
+            Event::Assigned {
+                partitions,
+                restored,
+            } => {
+                let restored = restored.unwrap_or_default();
+                tracing::info!(partitions = ?partitions, clusters = restored.len(), "partials partitions assigned; state read");
+                for partition in partitions {
+                    let outputs = self.stage2.windows.handle(Input::Assigned {
+                        partition,
+                        restored: restored.clone(),
+                    });
+                    self.apply(outputs, ctx);
+                }
+                // A new assignment starts unpaused in librdkafka.
+                self.paused = false;
+                self.update_pause();
+                return;
+            }
+            Event::Revoked(partitions) => {
+                for partition in partitions {
+                    self.stage2.assembler.revoke(partition);
+                    self.stage2.lag_ms.remove(&partition);
+                    let outputs = self.stage2.windows.handle(Input::Revoked { partition });
+                    self.apply(outputs, ctx);
+                }
+                return;
+            }
+            Event::CaughtUp {
+                partition,
+                caught_up,
+            } => {
+                if caught_up {
+                    self.stage2.lag_ms.insert(partition, 0);
+                }
+                Input::CaughtUp {
+                    partition,
+                    caught_up,
+                }
+            }
+            Event::Message(received) => {
+                self.on_partial_message(received, ctx);
+                return;
+            }
+        };
+        let outputs = self.stage2.windows.handle(input);
+        self.apply(outputs, ctx);
+    }
+}

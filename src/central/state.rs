@@ -1,0 +1,259 @@
+//! Stage 2's state topic (SPEC §7): per cluster (the key), the highest
+//! window emitted and acknowledged (`H`) and the LBs expected, written
+//! before the offsets it covers are committed; read to its end when stage 2
+//! gets partitions, the last record of each key winning (as compaction
+//! keeps it).
+//!
+//! A record's value is text, one field per line, so that an operator can
+//! read it with any console consumer:
+//!
+//! ```text
+//! haproxystats-state/1
+//! emitted 1700000000
+//! lb lb-1 1700000000
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::windows::ClusterState;
+
+/// The first line of every record.
+pub const STATE_FORMAT: &str = "haproxystats-state/1";
+
+/// Why the state topic could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The broker refused or did not answer.
+    #[error("cannot read the state topic {topic}: {source}")]
+    Kafka {
+        /// The state topic.
+        topic: String,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+    /// It was not read to its end in time.
+    #[error("cannot read the state topic {topic} to its end within {timeout:?}")]
+    Timeout {
+        /// The state topic.
+        topic: String,
+        /// How long was waited.
+        timeout: Duration,
+    },
+}
+
+/// Why a record is not a state.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadState {
+    /// The first line is not [`STATE_FORMAT`].
+    #[error("not a {STATE_FORMAT} record")]
+    Format,
+    /// A line is not `emitted N` or `lb NAME N`.
+    #[error("line {line}: {text:?} is not `emitted <window>` or `lb <name> <window>`")]
+    Line {
+        /// 1-based.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+    /// No `emitted` line.
+    #[error("no `emitted` line")]
+    NoEmitted,
+}
+
+/// The value of `state`'s record.
+pub fn encode(state: &ClusterState) -> String {
+    let mut text = format!("{STATE_FORMAT}\nemitted {}\n", state.emitted);
+    for (lb, window) in &state.lbs {
+        text.push_str(&format!("lb {lb} {window}\n"));
+    }
+    text
+}
+
+/// A record's value read back.
+pub fn decode(value: &[u8]) -> Result<ClusterState, BadState> {
+    let text = std::str::from_utf8(value).map_err(|_| BadState::Format)?;
+    let mut lines = text.lines();
+    if lines.next() != Some(STATE_FORMAT) {
+        return Err(BadState::Format);
+    }
+    let mut emitted = None;
+    let mut lbs = BTreeMap::new();
+    for (i, line) in lines.enumerate() {
+        let bad = || BadState::Line {
+            line: i + 2,
+            text: line.to_owned(),
+        };
+        let fields: Vec<&str> = line.split(' ').collect();
+        match fields.as_slice() {
+            ["emitted", window] => emitted = Some(window.parse().map_err(|_| bad())?),
+            ["lb", name, window] if !name.is_empty() => {
+                lbs.insert((*name).to_owned(), window.parse().map_err(|_| bad())?);
+            }
+            [""] => {}
+            _ => return Err(bad()),
+        }
+    }
+    Ok(ClusterState {
+        emitted: emitted.ok_or(BadState::NoEmitted)?,
+        lbs,
+    })
+}
+
+/// Reads `topic` from its beginning to its end (the high watermark of
+/// every partition when the read started): per key, its last readable
+/// record. Unreadable records are logged, one line each, and skipped.
+pub fn read_all(
+    client: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<BTreeMap<String, ClusterState>, StateError> {
+    let kafka = |source| StateError::Kafka {
+        topic: topic.to_owned(),
+        source,
+    };
+    let mut config = client.clone();
+    // No group: nothing is committed, every reader reads it all.
+    config
+        .set("group.id", "haproxystats-state-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = config.create().map_err(kafka)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Timeout::After(timeout))
+        .map_err(kafka)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut ends = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Timeout::After(timeout))
+            .map_err(kafka)?;
+        if high > low {
+            ends.insert(partition, high);
+            assignment
+                .add_partition_offset(topic, partition, Offset::Offset(low))
+                .map_err(kafka)?;
+        }
+    }
+    let mut states = BTreeMap::new();
+    if ends.is_empty() {
+        return Ok(states);
+    }
+    consumer.assign(&assignment).map_err(kafka)?;
+    let deadline = Instant::now() + timeout;
+    while !ends.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(StateError::Timeout {
+                topic: topic.to_owned(),
+                timeout,
+            });
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.map_err(kafka)?;
+        let (partition, offset) = (message.partition(), message.offset());
+        if ends.get(&partition).is_some_and(|end| offset + 1 >= *end) {
+            ends.remove(&partition);
+        }
+        let key = message
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .filter(|k| !k.is_empty());
+        let Some(key) = key else {
+            tracing::warn!(
+                topic,
+                partition,
+                offset,
+                "state record without a cluster key; skipped"
+            );
+            continue;
+        };
+        match message.payload().map(decode) {
+            Some(Ok(state)) => {
+                states.insert(key.to_owned(), state);
+            }
+            Some(Err(error)) => {
+                tracing::warn!(topic, partition, offset, cluster = key, %error, "unreadable state record; skipped");
+            }
+            // A tombstone: the cluster's state is deleted.
+            None => {
+                states.remove(key);
+            }
+        }
+    }
+    Ok(states)
+}
+
+/// Writes `state` of `cluster`; `Ok` once the broker has it.
+pub async fn store(
+    producer: &FutureProducer,
+    topic: &str,
+    cluster: &str,
+    state: &ClusterState,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    let value = encode(state);
+    let record = FutureRecord::to(topic).key(cluster).payload(&value);
+    producer
+        .send(record, Timeout::After(timeout))
+        .await
+        .map(|_| ())
+        .map_err(|(error, _)| error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_reads_back_as_written() {
+        let state = ClusterState {
+            emitted: 1_700_000_010,
+            lbs: [
+                ("lb-1".to_owned(), 1_700_000_010),
+                ("lb-2".to_owned(), 1_699_999_990),
+            ]
+            .into(),
+        };
+        let text = encode(&state);
+        assert_eq!(
+            text,
+            "haproxystats-state/1\nemitted 1700000010\nlb lb-1 1700000010\nlb lb-2 1699999990\n"
+        );
+        assert_eq!(decode(text.as_bytes()), Ok(state));
+    }
+
+    #[test]
+    fn bad_records_say_what_is_wrong() {
+        assert_eq!(decode(b"garbage"), Err(BadState::Format));
+        assert_eq!(decode(&[0xff, 0xfe]), Err(BadState::Format));
+        assert_eq!(
+            decode(b"haproxystats-state/1\nlb a 1\n"),
+            Err(BadState::NoEmitted)
+        );
+        let got = decode(b"haproxystats-state/1\nemitted x\n");
+        assert!(
+            matches!(got, Err(BadState::Line { line: 2, .. })),
+            "{got:?}"
+        );
+        let got = decode(b"haproxystats-state/1\nemitted 1\nlb a b c\n");
+        assert!(
+            matches!(got, Err(BadState::Line { line: 3, .. })),
+            "{got:?}"
+        );
+    }
+}
