@@ -477,7 +477,7 @@ impl Central {
             "snapshot processed"
         );
         let with_partial = !processed.partial.is_empty();
-        self.to_sinks(
+        self.hand_lines(
             id,
             lines,
             processed.report.lines,
@@ -536,7 +536,7 @@ impl Central {
     /// Hands `id`'s `count` lines to every sink (or holds them for the
     /// ones that cannot take them yet); it is done once every sink and
     /// `others` more answers acknowledged.
-    fn to_sinks(
+    fn hand_lines(
         &mut self,
         id: u64,
         lines: LineChunks,

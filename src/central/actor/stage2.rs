@@ -296,7 +296,7 @@ impl Central {
                         tracing::warn!(cluster = %emission.cluster, window = emission.window, "unreadable partial left out of its window: {unreadable}");
                     }
                     tracing::debug!(cluster = %emission.cluster, window = emission.window, reporting = merged.reporting, expected = emission.expected, "window merged");
-                    central.to_sinks(id, merged.lines, merged.line_count, 0, ctx);
+                    central.hand_lines(id, merged.lines, merged.line_count, 0, ctx);
                 }
                 Ok(Err(why)) => {
                     // Nothing to send: the window is given up, as a bad
