@@ -6,8 +6,9 @@
 
 Template variables are expanded first: NAME=VALUE from the command line, else
 a textbox variable's value, else a query variable's `metrics/find` answer
-(every value, as a `{a,b}` glob, for a multi-value variable; the first one
-otherwise), with the variable's regex applied. Then each target, and each path
+with the variable's regex applied, which must not be empty: for a variable
+with "All", what Grafana sends for All (its allValue, or every value as a
+`{a,b}` glob); the first value otherwise. Then each target, and each path
 expression inside it, is sent to `/render?format=json`: each must return at
 least one series with at least one non-null point, so a path that names a
 metric haproxystats does not send fails even inside `sumSeries(good, wrong)`.
@@ -88,7 +89,7 @@ def resolve_variables(board, given, graphite):
             current = var.get("current", {}).get("value") or var.get("query", "")
             values[name] = current.split(",")[0] if kind == "custom" else current
         elif kind == "query":
-            query = var["query"]
+            query = var.get("query", "")
             query = query.get("target", "") if isinstance(query, dict) else query
             query = expand(query, values)
             found = graphite.find(query)
@@ -97,8 +98,12 @@ def resolve_variables(board, given, graphite):
                 found = [f for f in found if pattern.search(f)]
             if not found:
                 raise Failure("variable $%s: metrics/find %r found nothing" % (name, query))
-            multi = var.get("multi") or var.get("includeAll")
-            values[name] = "{%s}" % ",".join(found) if multi and len(found) > 1 else found[0]
+            if var.get("includeAll") and var.get("allValue"):
+                values[name] = var["allValue"]
+            elif var.get("multi") or var.get("includeAll"):
+                values[name] = "{%s}" % ",".join(found) if len(found) > 1 else found[0]
+            else:
+                values[name] = found[0]
         else:
             raise Failure("variable $%s: type %r is not supported here" % (name, kind))
     return values

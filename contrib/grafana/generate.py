@@ -367,7 +367,10 @@ def query_var(name, query, multi=False, regex=""):
         "sort": 1,
         "multi": multi,
         "includeAll": multi,
-        "current": {},
+        # "All" by default, sent as `*`: a glob of every name would make long
+        # URLs on load balancers with hundreds of backends.
+        "allValue": "*" if multi else None,
+        "current": {"text": "All", "value": "$__all"} if multi else {},
         "options": [],
         "hide": 0,
     }

@@ -24,12 +24,14 @@ GRAPH = {"width": 515, "height": 280}
 
 
 def state(board, name, values, minutes):
-    graphs = []
+    graphs, row = [], ""
     for panel in board["panels"]:
+        if panel.get("type") == "row":
+            row = panel["title"] + ": "
         if not panel.get("haproxystatsMain"):
             continue
         params = {
-            "title": panel["title"],
+            "title": row + panel["title"],
             "target": [expand(t["target"], values) for t in panel["targets"]],
         }
         graphs.append(["graph%d" % len(graphs), params, "render?" + urllib.parse.urlencode(params, doseq=True)])
