@@ -480,7 +480,9 @@ def load_balancer():
         "HAProxy load balancer (haproxystats)",
         "One load balancer: what haproxystats sends under "
         "<namespace>.<host>.haproxy (prefix-hostname = true).",
-        [query_var("namespace", "*"), query_var("host", "$namespace.*")] + proxy_vars(root),
+        # Not the cluster lines of haproxystats central (default cluster-namespace).
+        [query_var("namespace", "*"), query_var("host", "$namespace.*", regex="/^(?!clusters$)/")]
+        + proxy_vars(root),
         [TRAFFIC, BACKENDS, SERVERS, DAEMON, SELF_ROW],
         root,
     )
