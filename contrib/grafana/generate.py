@@ -355,7 +355,7 @@ CLUSTER_ROW = (
 
 
 def query_var(name, query, multi=False, regex=""):
-    return {
+    var = {
         "name": name,
         "label": name,
         "type": "query",
@@ -367,13 +367,15 @@ def query_var(name, query, multi=False, regex=""):
         "sort": 1,
         "multi": multi,
         "includeAll": multi,
-        # "All" by default, sent as `*`: a glob of every name would make long
-        # URLs on load balancers with hundreds of backends.
-        "allValue": "*" if multi else None,
-        "current": {"text": "All", "value": "$__all"} if multi else {},
+        "current": {},
         "options": [],
         "hide": 0,
     }
+    if multi:
+        # "All" by default, sent as `*`: a glob of every name would make long
+        # URLs on load balancers with hundreds of backends.
+        var.update(allValue="*", current={"text": "All", "value": "$__all"})
+    return var
 
 
 def textbox_var(name, value, description):
