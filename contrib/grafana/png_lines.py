@@ -4,8 +4,9 @@
     png_lines.py [--min-pixels N] [--min-colours K] SCREENSHOT.png
 
 A blank page, a page whose scripts did not run, or graphs saying "No Data"
-have no pixel in the line colours to_graphite_web.py gives graphite-web; drawn
-graphs have many. Exit 0 with a one-line summary when at least N pixels are in
+have no pixel in the line colours to_graphite_web.py gives graphite-web; graphs
+of series have many (their lines and legend swatches; that the series hold
+data is check_targets.py's job). Exit 0 with a one-line summary when at least N pixels are in
 at least K of those colours, else 1. Decodes 8-bit RGB/RGBA PNGs (what
 Chromium writes) with the standard library only.
 """
