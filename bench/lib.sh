@@ -84,7 +84,7 @@ start_haproxy() {
 }
 
 # The carbon stack: carbon-cache (whisper under $work/carbon/storage/whisper,
-# retention 1s:1h) and carbon-c-relay in front of it. Sets line_port and
+# retention $carbon_retention, default 1s:1h) and carbon-c-relay in front of it. Sets line_port and
 # relay_port; start_relay/stop_relay restart the relay on the same port.
 start_carbon() {
     mkdir -p "$work/carbon"/{storage,conf,log,run}
@@ -127,7 +127,7 @@ CONF
     cat >"$work/carbon/conf/storage-schemas.conf" <<CONF
 [everything]
 pattern = .*
-retentions = 1s:1h
+retentions = ${carbon_retention:-1s:1h}
 CONF
     carbon-cache --config="$work/carbon/conf/carbon.conf" --nodaemon \
         --pidfile="$work/carbon/run/carbon-cache.pid" start >"$work/carbon/log/stdout" 2>&1 &

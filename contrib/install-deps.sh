@@ -8,6 +8,8 @@
 #   python3-whisper    whisper-fetch, to read back what landed
 #   time               /usr/bin/time -v for peak RSS in benchmarks
 #   curl               traffic for the demo's HAProxy instances
+#   graphite-web       the render API the dashboards are checked against (demo)
+#   chromium           headless screenshot of graphite-web's dashboard page (demo)
 #   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
 #                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
 #   pyarrow            (pip) an independent reader of the raw snapshots' Arrow
@@ -24,6 +26,8 @@ command -v carbon-cache >/dev/null 2>&1 || need+=(graphite-carbon)
 command -v whisper-fetch >/dev/null 2>&1 || need+=(python3-whisper)
 [ -x /usr/bin/time ] || need+=(time)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v graphite-manage >/dev/null 2>&1 || need+=(graphite-web)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
     dpkg-query -W -f='${Status}' "$dev" 2>/dev/null | grep -q "install ok installed" || need+=("$dev")
@@ -39,7 +43,7 @@ fi
 
 # graphite-carbon's package starts a system carbon-cache on some setups; the
 # tests and the demo run their own on free ports, so leave that one alone.
-for bin in haproxy carbon-c-relay carbon-cache whisper-fetch; do
+for bin in haproxy carbon-c-relay carbon-cache whisper-fetch graphite-manage chromium; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || {
         echo "install-deps: $bin is still missing after apt-get install" >&2
         exit 1

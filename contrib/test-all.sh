@@ -35,7 +35,10 @@ step "cargo test"
 # debug profile, measuring nothing; clippy above already builds them.
 cargo test --lib --bins --tests
 
-step "demo, one cycle"
+step "grafana dashboards: up to date with generate.py, every panel with a unit and a description"
+python3 -m unittest discover -s contrib/grafana -p 'test_*.py'
+
+step "demo, three cycles: every dashboard target against graphite-web, a screenshot of the graphs"
 contrib/demo/run.sh --once
 
 step "soak, 60 s (debug build with fault injection; bench/soak.sh 600 is the full one)"
