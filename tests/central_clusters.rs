@@ -299,8 +299,11 @@ fn every_window_of_two_clusters_is_the_union_of_its_lbs_through_a_kill_9() {
     let state = setup.broker.read(
         &format!("{TOPIC}.state"),
         2,
-        Duration::from_secs(10),
-        |records| records.len() >= 2,
+        Duration::from_secs(60),
+        |records| {
+            let keys: BTreeSet<&[u8]> = records.iter().filter_map(|r| r.key.as_deref()).collect();
+            keys.len() >= 2
+        },
     );
     let clusters: BTreeSet<String> = state
         .iter()
@@ -309,7 +312,9 @@ fn every_window_of_two_clusters_is_the_union_of_its_lbs_through_a_kill_9() {
         .collect();
     assert_eq!(
         clusters,
-        BTreeSet::from(["pair".to_owned(), "solo".to_owned()])
+        BTreeSet::from(["pair".to_owned(), "solo".to_owned()]),
+        "{}",
+        central.log()
     );
     central.terminate(Duration::from_secs(30));
 }

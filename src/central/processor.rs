@@ -90,7 +90,8 @@ pub fn lb_prefix(namespace: &str, lb: &str) -> String {
 }
 
 /// `<namespace>.<cluster-namespace>.<cluster>`: a cluster's lines go under
-/// `<this>.haproxy.`, its own under `<this>.haproxystats.` (SPEC §7).
+/// `<this>.haproxy.`, `LoadBalancersReporting` and the like under
+/// `<this>.haproxy.haproxystats.` with the engine's own (SPEC §7).
 pub fn cluster_path(namespace: &str, cluster_namespace: &str, cluster: &str) -> String {
     format!("{namespace}.{cluster_namespace}.{cluster}")
 }
@@ -166,7 +167,11 @@ impl CentralProcessor {
             ("LoadBalancersExpected", window.expected as u64),
             ("LateSnapshots", window.late),
         ] {
-            let _ = writeln!(own, "{path}.haproxystats.{name} {value} {}", window.window);
+            let _ = writeln!(
+                own,
+                "{}.haproxystats.{name} {value} {}",
+                options.prefix, window.window
+            );
             line_count += 1;
         }
         let mut buf = lines.fresh();
