@@ -25,6 +25,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::windows::ClusterState;
 
+/// How long the state topic must stay quiet past its high watermarks for
+/// its end to be reached.
+const QUIET: Duration = Duration::from_millis(500);
+
 /// The first line of every record.
 pub const STATE_FORMAT: &str = "haproxystats-state/1";
 
@@ -143,18 +147,19 @@ pub fn read_all(
             .map_err(kafka)?;
         if high > low {
             ends.insert(partition, high);
-            assignment
-                .add_partition_offset(topic, partition, Offset::Offset(low))
-                .map_err(kafka)?;
         }
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset(low))
+            .map_err(kafka)?;
     }
     let mut states = BTreeMap::new();
-    if ends.is_empty() {
-        return Ok(states);
-    }
     consumer.assign(&assignment).map_err(kafka)?;
     let deadline = Instant::now() + timeout;
-    while !ends.is_empty() {
+    // Past the high watermarks, on until the topic is quiet: tansu 0.6.0's
+    // watermark can stay behind the last records of a batch, and a state
+    // read short of its end would rebuild a window from incomplete input.
+    let mut quiet_since = None::<Instant>;
+    while !ends.is_empty() || quiet_since.is_none_or(|at| at.elapsed() < QUIET) {
         if Instant::now() >= deadline {
             return Err(StateError::Timeout {
                 topic: topic.to_owned(),
@@ -162,8 +167,12 @@ pub fn read_all(
             });
         }
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            if ends.is_empty() {
+                quiet_since.get_or_insert_with(Instant::now);
+            }
             continue;
         };
+        quiet_since = None;
         let message = message.map_err(kafka)?;
         let (partition, offset) = (message.partition(), message.offset());
         if ends.get(&partition).is_some_and(|end| offset + 1 >= *end) {
