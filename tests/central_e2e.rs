@@ -50,6 +50,11 @@ const SESSION_TIMEOUT_MS: u64 = 3000;
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// What processing options central and the reference share.
 const PROCESS: &str = "per-process-metrics = true\ncalculate-percentages = true\n";
+/// Stage 2: one window per pull (1 s), a missing LB waited for 5 s, an LB
+/// expected while within 30 s of its cluster's newest window, a new
+/// cluster's LBs trusted to be all after 5 windows (the edges and stage 1's
+/// processing spread an LB's partials over several 1 s windows).
+const WINDOWS: &str = "window = 1\ngrace = 5\nlb-timeout = 30\nexpected-windows = 5\n";
 /// Marks the engine's timings, which differ from run to run.
 const TIMINGS: &str = "WallClockTime";
 
@@ -196,7 +201,7 @@ impl World {
                  [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\
                  librdkafka.session.timeout.ms = {SESSION_TIMEOUT_MS}\n\
                  librdkafka.heartbeat.interval.ms = 500\n\n\
-                 [central]\nworkers = 2\n",
+                 [central]\nworkers = 2\n{WINDOWS}",
                 base = base.display(),
                 host = relay.ip(),
                 port = relay.port(),
@@ -380,6 +385,127 @@ impl World {
         ));
     }
 
+    /// Stage 2: whisper holds, for every window in which every LB of a
+    /// cluster published a snapshot, the cluster's lines under
+    /// `test.clusters.<cluster>.haproxy.`: exactly what `replay` gives for
+    /// one directory of the files of the LBs that reported (renamed
+    /// `<lb>_<file>`), `LoadBalancersReporting` of them. An LB is left out
+    /// of a window only when its partial came after the window closed
+    /// (late); most windows have them all. Call after
+    /// [`Self::assert_whisper_has_replays_points`] (its snapshot directories).
+    fn assert_cluster_windows(&self, snapshots: &Snapshots, centrals: &[&Haproxystats]) {
+        let mut by_window: BTreeMap<(&str, u64), Vec<&str>> = BTreeMap::new();
+        for (lb, ts) in snapshots.keys() {
+            by_window
+                .entry((cluster_of(lb), *ts))
+                .or_default()
+                .push(lb.as_str());
+        }
+        let size = |cluster: &str| EDGES.iter().filter(|(_, c, _)| *c == cluster).count();
+        let windows: Vec<((&str, u64), Vec<&str>)> = by_window
+            .into_iter()
+            .filter(|((cluster, _), lbs)| lbs.len() == size(cluster))
+            .collect();
+        assert!(windows.len() >= 4, "{} complete windows", windows.len());
+        let reporting = |cluster: &str| {
+            format!("test.clusters.{cluster}.haproxy.haproxystats.LoadBalancersReporting")
+        };
+        let (from, until) = (
+            windows.iter().map(|((_, t), _)| *t).min().unwrap_or(0),
+            windows.iter().map(|((_, t), _)| *t).max().unwrap_or(0),
+        );
+        let mut got = Points::new();
+        wait("cluster windows missing in whisper", centrals, || {
+            got = self.carbon.points(from, until);
+            windows
+                .iter()
+                .all(|((cluster, t), _)| got.contains_key(&(reporting(cluster), *t)))
+        });
+        let mut whole = 0;
+        for ((cluster, t), lbs) in &windows {
+            let n = got[&(reporting(cluster), *t)] as usize;
+            let prefix = format!("test.clusters.{cluster}.haproxy.");
+            let have: Points = got
+                .iter()
+                .filter(|((path, at), _)| {
+                    at == t && path.starts_with(&prefix) && !path.contains(".haproxystats.")
+                })
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            // Every set of n of its LBs that the window may hold.
+            let sets: Vec<Vec<&str>> = (0u32..1 << lbs.len())
+                .filter(|mask| mask.count_ones() as usize == n)
+                .map(|mask| {
+                    lbs.iter()
+                        .enumerate()
+                        .filter(|(i, _)| mask & (1 << i) != 0)
+                        .map(|(_, lb)| *lb)
+                        .collect()
+                })
+                .collect();
+            let matched = sets
+                .iter()
+                .find(|set| self.union_replayed(cluster, *t, set) == have);
+            assert!(
+                matched.is_some(),
+                "{cluster} {t}: whisper's {} points are the union of no {n} of {lbs:?}",
+                have.len()
+            );
+            whole += usize::from(n == lbs.len());
+        }
+        assert!(
+            whole * 2 >= windows.len(),
+            "only {whole} of {} windows with every LB",
+            windows.len()
+        );
+        self.progress(&format!(
+            "{} cluster windows right in whisper, {whole} with every LB",
+            windows.len()
+        ));
+    }
+
+    /// `replay`'s points of the snapshots of `lbs` at `t` in one directory,
+    /// renamed `<lb>_<file>`, under `test.clusters.<cluster>.haproxy`.
+    fn union_replayed(&self, cluster: &str, t: u64, lbs: &[&str]) -> Points {
+        let dir = self
+            .root
+            .path()
+            .join("union")
+            .join(format!("{cluster}-{}", lbs.join("-")))
+            .join(t.to_string());
+        fs::create_dir_all(&dir).expect("union dir");
+        for lb in lbs {
+            let from = self
+                .root
+                .path()
+                .join("replayed")
+                .join(lb)
+                .join(t.to_string());
+            for entry in fs::read_dir(&from).expect("replayed dir").flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                fs::copy(entry.path(), dir.join(format!("{lb}_{name}"))).expect("copy");
+            }
+        }
+        let loaded = haproxystats::config::load_str(&format!(
+            "[process]\n{PROCESS}\n[graphite]\nnamespace = test.clusters.{cluster}\nprefix-hostname = false\n"
+        ))
+        .expect("replay options");
+        let opts = haproxystats::engine::EngineOptions::from_config(&loaded.config, "replay")
+            .expect("engine options");
+        let mut out = Vec::new();
+        haproxystats::engine::process_snapshot(&dir, &opts, &mut out)
+            .unwrap_or_else(|e| panic!("{cluster} {t}: replay of the union: {e}"));
+        String::from_utf8(out)
+            .expect("UTF-8 lines")
+            .lines()
+            .filter(|l| !l.contains(".haproxystats."))
+            .map(|line| {
+                let (path, value, at) = parse_line(line);
+                ((path, at), value)
+            })
+            .collect()
+    }
+
     /// The partials topic holds exactly one partial aggregate (every part
     /// once) per snapshot, keyed by its load balancer's cluster.
     fn assert_one_partial_per_snapshot(&self, snapshots: &Snapshots) {
@@ -491,6 +617,7 @@ fn every_snapshot_of_three_edges_reaches_whisper_as_replay_gives_it_with_one_par
     lbs_on_both_partitions(&snapshots);
     world.wait_committed_to_the_end(&snapshots, &[&central]);
     world.assert_whisper_has_replays_points(&snapshots, &[&central]);
+    world.assert_cluster_windows(&snapshots, &[&central]);
     world.assert_one_partial_per_snapshot(&snapshots);
     let log = central.log();
     let seen = processed(&log);
@@ -549,6 +676,7 @@ fn after_a_kill_9_of_central_mid_stream_every_snapshot_reaches_whisper() {
     let snapshots = world.snapshots();
     world.wait_committed_to_the_end(&snapshots, &[&second]);
     world.assert_whisper_has_replays_points(&snapshots, &[&first, &second]);
+    world.assert_cluster_windows(&snapshots, &[&second]);
     // What the first run had processed but not committed, the second
     // processed again.
     let (by_first, by_second) = (processed(&first.log()), processed(&second.log()));
@@ -629,6 +757,7 @@ fn two_centrals_share_the_partitions_and_one_takes_over_when_the_other_stops() {
     lbs_on_both_partitions(&snapshots);
     world.wait_committed_to_the_end(&snapshots, &[&a]);
     world.assert_whisper_has_replays_points(&snapshots, &[&a]);
+    world.assert_cluster_windows(&snapshots, &[&a]);
     let a_seen = processed(&a.log());
     // Both had work (tansu rebalances often, so which partitions b held
     // when is not asserted).
