@@ -161,7 +161,7 @@ fn environment_files_exit_status(roff: &mut Roff) {
              `haproxystats.status` that `haproxystats check` reads.",
         ),
         (
-            "/lib/systemd/system/haproxystats.service",
+            "/usr/lib/systemd/system/haproxystats.service",
             "The unit of the supervisor (`Type=notify`, watchdog); \
              `haproxystats-central.service` runs `haproxystats central`.",
         ),
