@@ -10,6 +10,8 @@
 #   curl               traffic for the demo's HAProxy instances
 #   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
 #                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
+#   lintian, man-db    checking the Debian package (contrib/deb/test.sh;
+#                      contrib/deb/build.sh installs cargo-deb itself)
 #   pyarrow            (pip) an independent reader of the raw snapshots' Arrow
 #                      IPC (tests/raw_snapshot.rs)
 #   tansu              a Kafka-compatible broker for the Kafka tests: built
@@ -24,6 +26,8 @@ command -v carbon-cache >/dev/null 2>&1 || need+=(graphite-carbon)
 command -v whisper-fetch >/dev/null 2>&1 || need+=(python3-whisper)
 [ -x /usr/bin/time ] || need+=(time)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v man >/dev/null 2>&1 || need+=(man-db)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
     dpkg-query -W -f='${Status}' "$dev" 2>/dev/null | grep -q "install ok installed" || need+=("$dev")
