@@ -12,6 +12,8 @@
 #   chromium           headless screenshot of graphite-web's dashboard page (demo)
 #   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
 #                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
+#   lintian, man-db    checking the Debian package (contrib/deb/test.sh;
+#                      contrib/deb/build.sh installs cargo-deb itself)
 #   pyarrow            (pip) an independent reader of the raw snapshots' Arrow
 #                      IPC (tests/raw_snapshot.rs)
 #   tansu              a Kafka-compatible broker for the Kafka tests: built
@@ -28,6 +30,8 @@ command -v whisper-fetch >/dev/null 2>&1 || need+=(python3-whisper)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v graphite-manage >/dev/null 2>&1 || need+=(graphite-web)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v man >/dev/null 2>&1 || need+=(man-db)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
     dpkg-query -W -f='${Status}' "$dev" 2>/dev/null | grep -q "install ok installed" || need+=("$dev")

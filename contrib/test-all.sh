@@ -30,6 +30,9 @@ fi
 step "systemd unit: systemd-analyze verify"
 contrib/systemd/verify.sh
 
+step "Debian package: lintian, install, upgrade, purge (reuses the release build)"
+contrib/deb/test.sh
+
 step "cargo test"
 # Not --all-targets: that would run the benchmarks (harness = false) in the
 # debug profile, measuring nothing; clippy above already builds them.

@@ -11,6 +11,7 @@
 //! - [`catalogue`]: which metrics exist and how each one is aggregated.
 //! - [`logging`]: one line per event on stdout, a level per component.
 //! - [`cli`]: command line parsing and the subcommand chosen by argv\[0\].
+//! - [`manual`]: man pages and shell completions, generated for the package.
 //!
 //! The actor tree (Supervisor, Puller, DirWatcher, Processors, GraphiteSink),
 //! every message and the failure table live in `actors.md` at the top of the
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod health;
 pub mod log_limit;
 pub mod logging;
+pub mod manual;
 pub mod processor;
 pub mod puller;
 pub mod raw;

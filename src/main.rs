@@ -20,6 +20,9 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(dir) = haproxystats::manual::requested_dir(&args) {
+        return generate_assets(dir);
+    }
     let cli = match Cli::parse_args(args.iter().cloned()) {
         Ok(cli) => cli,
         Err(error) if error.use_stderr() && commands::check::is_check_invocation(&args) => {
@@ -128,6 +131,22 @@ fn run_replay(config: &Config, hostname: &str, dirs: &[std::path::PathBuf]) -> E
         }
         Err(error) => {
             eprintln!("replay: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// The packaging hook (contrib/deb/build.sh): man pages and completions.
+fn generate_assets(dir: &std::path::Path) -> ExitCode {
+    match haproxystats::manual::write_assets(dir) {
+        Ok(written) => {
+            for path in written {
+                println!("{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
             ExitCode::from(EXIT_RUNTIME)
         }
     }

@@ -15,7 +15,7 @@ use crate::catalogue::ProxyKind;
 
 /// The options each section knows; anything else the user sets is warned
 /// about and ignored. Group sections take any name.
-const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
+pub const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
     ("paths", &["base-dir"]),
     (
         "pull",

@@ -18,9 +18,10 @@ mod render;
 
 use std::path::{Path, PathBuf};
 
-pub use build::{parse_python_bool, parse_python_float, parse_python_int};
+pub use build::{KNOWN_OPTIONS, parse_python_bool, parse_python_float, parse_python_int};
 pub use central::{CentralSettings, resolve as resolve_central};
 pub use error::{ConfigError, ConfigWarning, MAX_FILE_BYTES};
+pub use kafka::LIBRDKAFKA_PREFIX;
 pub use model::*;
 pub use render::format_seconds;
 
