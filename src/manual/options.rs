@@ -373,6 +373,36 @@ pub const OPTIONS: &[OptionDoc] = &[
         "Processing threads.",
         "[process] workers",
     ),
+    doc(
+        "central",
+        "window",
+        "Stage 2's window, whole seconds: a cluster's partials of `ts - ts % window` are merged \
+         into one point per metric (a multiple of the edges' `pull-interval`).",
+    ),
+    doc(
+        "central",
+        "grace",
+        "How long after its first partial a window waits for the load balancers that did not \
+         report, seconds; applies only while the partition is caught up.",
+    ),
+    unset(
+        "central",
+        "lb-timeout",
+        "A load balancer further than this behind its cluster's newest window is no longer \
+         expected (`LoadBalancersExpected`), seconds.",
+        "3 windows",
+    ),
+    doc(
+        "central",
+        "expected-windows",
+        "Windows a cluster with no stored state is watched before the load balancers it saw \
+         are trusted to be all of them (before, only `grace` closes its windows).",
+    ),
+    doc(
+        "central",
+        "cluster-namespace",
+        "Cluster lines go under `<namespace>.<cluster-namespace>.<cluster>.haproxy`.",
+    ),
 ];
 
 /// A configuration that declares every section that is off by default, and
