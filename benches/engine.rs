@@ -16,6 +16,12 @@
 //! the lines from the record batches (`process_decoded_into`) and encodes
 //! the partial aggregate. Both modes print the CPU time per run
 //! (`getrusage`) besides the wall time.
+//!
+//! `HS_BENCH_MODE=merge` times central's stage 2 per cluster window: the
+//! snapshot's partial aggregate is made once per load balancer (as if each
+//! of N LBs sent this snapshot), then each run decodes the N partials as
+//! read from the partials topic, merges them and writes the cluster's
+//! lines, for N = 1, 2, 4, 8.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -192,6 +198,54 @@ fn central(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
     );
 }
 
+/// Central's stage 2 on windows of N copies of the snapshot's partial.
+fn merge(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
+    use haproxystats::engine::partial::{Merge, Partial};
+    let fail = |e: String| -> ! {
+        eprintln!("{e}");
+        std::process::exit(1);
+    };
+    let enc = haproxystats::raw::encode(dir, 1_000_000).unwrap_or_else(|e| fail(e.to_string()));
+    let parts: Vec<&[u8]> = enc.parts.iter().map(Vec::as_slice).collect();
+    let dec = haproxystats::raw::decode(&parts).unwrap_or_else(|e| fail(e.to_string()));
+    for n in [1usize, 2, 4, 8] {
+        let partials: Vec<Vec<Vec<u8>>> = (0..n)
+            .map(|i| {
+                let mut sink = CountBuffers(0, Vec::new());
+                let (_, partial) = process_decoded_into(&dec, &format!("lb{i}"), opts, &mut sink)
+                    .unwrap_or_else(|e| fail(e.to_string()));
+                partial
+                    .encode("c", 1_000_000)
+                    .unwrap_or_else(|e| fail(e.to_string()))
+            })
+            .collect();
+        let bytes: usize = partials.iter().flatten().map(Vec::len).sum();
+        let mut cpu = Vec::new();
+        let mut lines = 0;
+        for _ in 0..runs {
+            let c = cpu_time();
+            let mut merged = Merge::default();
+            for messages in &partials {
+                let parts: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+                merged.add(Partial::decode(&parts, opts).unwrap_or_else(|e| fail(e.to_string())));
+            }
+            let mut out = CountBuffers(0, Vec::new());
+            if let Some(g) = merged.gathered(1_700_000_000, PathBuf::from("window"), opts) {
+                haproxystats::engine::process_gathered_into(&g, opts, &mut out)
+                    .unwrap_or_else(|e| fail(e.to_string()));
+            }
+            lines = out.0;
+            cpu.push(cpu_time() - c);
+        }
+        cpu.sort();
+        println!(
+            "stage 2, window of {n} LBs ({bytes} bytes of partials): cpu min {:?} median {:?} ({lines} bytes of lines)",
+            cpu.first().copied().unwrap_or_default(),
+            cpu.get(cpu.len() / 2).copied().unwrap_or_default(),
+        );
+    }
+}
+
 fn main() {
     let dir = snapshot_dir();
     let mut opts = EngineOptions::with_prefix("graphite.host.haproxy");
@@ -209,6 +263,11 @@ fn main() {
         // many snapshots at once as workers.
         opts.parallelism = 1;
         central(&dir, &opts, runs);
+        return;
+    }
+    if std::env::var("HS_BENCH_MODE").as_deref() == Ok("merge") {
+        opts.parallelism = 1;
+        merge(&dir, &opts, runs);
         return;
     }
     let save = std::env::var("HS_BENCH_OUT").ok();
