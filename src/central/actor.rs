@@ -294,7 +294,6 @@ impl Central {
         self.assembler.clear();
         self.offsets.clear();
         self.partial_order.clear();
-        self.paused = false;
         let (events, mut receiver) = mpsc::channel(EVENTS_CAPACITY);
         match consumer::start(
             &self.settings,
@@ -303,7 +302,14 @@ impl Central {
             consumer::ConsumerOptions::default(),
             events,
         ) {
-            Ok(handle) => self.consumer = Some(handle),
+            Ok(handle) => {
+                // Both consumers follow one pause state: a new one starts
+                // where the other is.
+                if self.paused {
+                    handle.send(Command::Pause);
+                }
+                self.consumer = Some(handle);
+            }
             Err(error) => {
                 // Counted as a crash: retried with backoff, fatal at last.
                 tracing::error!(error = %error, "cannot start the consumer");
@@ -606,6 +612,12 @@ impl Central {
             }
         }
         self.acked(id, ctx);
+        self.release_held(sink, ctx);
+    }
+
+    /// Hands sink `sink` the snapshots held for it, in order, as far as its
+    /// capacity allows.
+    fn release_held(&mut self, sink: usize, ctx: &mut Context<Self>) {
         while let Some(&next) = self.held.get(sink).and_then(VecDeque::front) {
             let count = self.in_flight.get(&next).map(|w| w.line_count);
             match count {
@@ -818,7 +830,7 @@ impl Central {
 
     /// Central's self metrics and the sinks', to every sink (unacknowledged:
     /// no offset waits for them).
-    fn send_self_metrics(&mut self) {
+    fn send_self_metrics(&mut self, ctx: &mut Context<Self>) {
         let ts = unix_now();
         let mut text = String::new();
         let prefix = self.self_prefix.clone();
@@ -859,7 +871,10 @@ impl Central {
         }
         let count = text.lines().count() as u64;
         let lines = SharedLines::from(text.into_bytes());
-        for (i, slot) in self.sinks.iter_mut().enumerate() {
+        for i in 0..self.sinks.len() {
+            let Some(slot) = self.sinks.get_mut(i) else {
+                continue;
+            };
             // A sink owed all it can hold would make room for these by
             // dropping snapshot lines: they are left out (gauges, sent again
             // next interval).
@@ -873,7 +888,7 @@ impl Central {
             if capacity > 0 && held + count > capacity {
                 continue;
             }
-            let (written, _) = oneshot::channel();
+            let (written, answered) = oneshot::channel();
             slot.hand_over(SendLinesAcked {
                 dir: std::path::PathBuf::new(),
                 lb: None,
@@ -881,6 +896,17 @@ impl Central {
                 lines: lines.clone(),
                 written,
             });
+            // Owed until the sink answers (or dies), so that snapshot lines
+            // never find its backlog fuller than Central counts it.
+            if let Some(owed) = self.owed.get_mut(i) {
+                *owed += count;
+            }
+            ctx.spawn(answered.into_actor(self).map(move |_, central, ctx| {
+                if let Some(owed) = central.owed.get_mut(i) {
+                    *owed = owed.saturating_sub(count);
+                }
+                central.release_held(i, ctx);
+            }));
         }
     }
 
@@ -977,8 +1003,8 @@ impl Actor for Central {
             central.check_children(ctx)
         });
         ctx.run_interval(COMMIT_INTERVAL, |central, _| central.commit());
-        ctx.run_interval(self.self_metrics_interval, |central, _| {
-            central.send_self_metrics()
+        ctx.run_interval(self.self_metrics_interval, |central, ctx| {
+            central.send_self_metrics(ctx)
         });
     }
 }
@@ -995,8 +1021,8 @@ impl Handler<FromConsumer> for Central {
                 for partition in partitions {
                     self.offsets.assign(partition);
                 }
-                // A new assignment starts unpaused in librdkafka.
-                self.paused = false;
+                // The consumer thread pauses a new assignment itself when
+                // asked to be paused.
                 self.update_pause();
             }
             Event::Revoked(partitions) => {

@@ -117,7 +117,12 @@ impl Central {
             options,
             events,
         ) {
-            Ok(handle) => self.stage2.consumer = Some(handle),
+            Ok(handle) => {
+                if self.paused {
+                    handle.send(Command::Pause);
+                }
+                self.stage2.consumer = Some(handle);
+            }
             Err(error) => {
                 tracing::error!(error = %error, "cannot start the consumer of the partials");
                 self.stage2.consumer = None;
@@ -397,8 +402,8 @@ impl Handler<FromMergeConsumer> for Central {
                     });
                     self.apply(outputs, ctx);
                 }
-                // A new assignment starts unpaused in librdkafka.
-                self.paused = false;
+                // The consumer thread pauses a new assignment itself when
+                // asked to be paused.
                 self.update_pause();
                 return;
             }
