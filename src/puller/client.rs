@@ -1,6 +1,10 @@
-//! One request to one HAProxy stats socket: connect (timeout per attempt,
+//! One request to one HAProxy source: connect (timeout per attempt,
 //! retries with a pause between attempts), send one command, read the reply
 //! to EOF — HAProxy closes a non-interactive stats connection after answering.
+//! Every kind of source (stats socket, master CLI, HTTP stats page) goes
+//! through here, so `timeout`, `retries`, `interval` and `buffer-limit` mean
+//! the same for all: an HTTP page's connection attempt is its TCP connect
+//! and TLS handshake, its reply the body of a `200 OK`.
 
 use std::io;
 use std::time::Duration;
@@ -8,7 +12,35 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
+use super::http;
+use super::master;
 use crate::config::{Retries, StatsEndpoint};
+
+/// One command, to a stats socket or, through a master CLI, to one of the
+/// master's workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Command {
+    /// `show info`, `show stat`, `show proc`.
+    pub name: &'static str,
+    /// The PID of the worker it goes to through a master CLI (`@!<pid>`).
+    pub worker: Option<u32>,
+}
+
+impl Command {
+    /// `name` to the socket itself.
+    pub const fn plain(name: &'static str) -> Command {
+        Command { name, worker: None }
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.worker {
+            Some(pid) => write!(f, "@!{pid} {}", self.name),
+            None => f.write_str(self.name),
+        }
+    }
+}
 
 /// How connections are attempted (`[pull] timeout`, `retries`, `interval`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,7 +78,7 @@ pub enum QueryError {
     #[error("cannot send '{command}': {source}")]
     Send {
         /// The command.
-        command: &'static str,
+        command: Command,
         /// The write error.
         source: io::Error,
     },
@@ -54,7 +86,7 @@ pub enum QueryError {
     #[error("cannot read the reply to '{command}': {source}")]
     Read {
         /// The command.
-        command: &'static str,
+        command: Command,
         /// The read error.
         source: io::Error,
     },
@@ -62,7 +94,7 @@ pub enum QueryError {
     #[error("reply to '{command}' is larger than buffer-limit ({limit} bytes)")]
     TooLarge {
         /// The command.
-        command: &'static str,
+        command: Command,
         /// The configured limit.
         limit: usize,
     },
@@ -70,8 +102,20 @@ pub enum QueryError {
     #[error("empty reply to '{command}'")]
     Empty {
         /// The command.
-        command: &'static str,
+        command: Command,
     },
+    /// The master CLI answered for itself, not with the worker's reply
+    /// (e.g. the worker is gone: "Can't find the target PID ...").
+    #[error("the master answered '{command}' with '{said}'")]
+    Master {
+        /// The command.
+        command: Command,
+        /// The first line of its answer.
+        said: String,
+    },
+    /// The HTTP stats page did not answer `200 OK`.
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
 }
 
 impl QueryError {
@@ -83,16 +127,18 @@ impl QueryError {
             QueryError::Read { .. } => "read",
             QueryError::TooLarge { .. } => "too_large",
             QueryError::Empty { .. } => "empty",
+            QueryError::Master { .. } => "master",
+            QueryError::Http(_) => "http",
         }
     }
 }
 
-/// Sends `command` to `endpoint`; the reply is then read a chunk at a time
-/// ([`Reply::read_chunk`]), so that a caller can write it out as it comes
-/// instead of holding it whole.
+/// Sends `command` to `endpoint` (an HTTP page: its CSV); the reply is
+/// then read a chunk at a time ([`Reply::read_chunk`]), so that a caller
+/// can write it out as it comes instead of holding it whole.
 pub async fn open(
     endpoint: &StatsEndpoint,
-    command: &'static str,
+    command: Command,
     policy: &ConnectPolicy,
     limit: usize,
 ) -> Result<Reply, QueryError> {
@@ -100,7 +146,7 @@ pub async fn open(
     loop {
         attempt = attempt.saturating_add(1);
         let error = match connect(endpoint, policy.timeout).await {
-            Ok(stream) => return Reply::send(stream, command, limit).await,
+            Ok(stream) => return Reply::start(stream, endpoint, command, limit).await,
             Err(error) => error,
         };
         if !policy.may_retry(attempt) {
@@ -111,7 +157,7 @@ pub async fn open(
         }
         tracing::warn!(
             socket = %endpoint,
-            command,
+            %command,
             attempt,
             error = %error,
             "connection failed, retrying in {:?}",
@@ -121,15 +167,39 @@ pub async fn open(
     }
 }
 
-/// A stream a reply can be read from (a Unix or TCP stats socket).
-trait ReplyStream: AsyncRead + AsyncWrite + Unpin + Send {}
+/// Reads the whole reply to `command` (for short ones: `show proc`).
+pub async fn query(
+    endpoint: &StatsEndpoint,
+    command: Command,
+    policy: &ConnectPolicy,
+    limit: usize,
+) -> Result<Vec<u8>, QueryError> {
+    let mut reply = open(endpoint, command, policy, limit).await?;
+    let mut whole = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reply.read_chunk(&mut buf).await?;
+        if n == 0 {
+            return Ok(whole);
+        }
+        whole.extend_from_slice(buf.get(..n).unwrap_or_default());
+    }
+}
+
+/// A connection to a source (a Unix or TCP socket, TLS over TCP).
+pub(super) trait ReplyStream: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> ReplyStream for S {}
 
+/// Where a reply's bytes come from: the connection itself, or an HTTP body.
+pub(super) type ReplyBytes = Box<dyn AsyncRead + Unpin + Send>;
+
 /// The reply to a command sent by [`open`], read to EOF in chunks.
 pub struct Reply {
-    stream: Box<dyn ReplyStream>,
-    command: &'static str,
+    bytes: ReplyBytes,
+    /// What must live as long as the reply is read (an HTTP connection's task).
+    _keep: Option<http::Driver>,
+    command: Command,
     limit: usize,
     read: usize,
 }
@@ -144,18 +214,33 @@ impl std::fmt::Debug for Reply {
 }
 
 impl Reply {
-    async fn send(
+    async fn start(
         mut stream: Box<dyn ReplyStream>,
-        command: &'static str,
+        endpoint: &StatsEndpoint,
+        command: Command,
         limit: usize,
     ) -> Result<Reply, QueryError> {
+        if let StatsEndpoint::Http(url) = endpoint {
+            let (bytes, driver) = http::get(stream, url).await?;
+            return Ok(Reply {
+                bytes,
+                _keep: Some(driver),
+                command,
+                limit,
+                read: 0,
+            });
+        }
         let line = format!("{command}\n");
-        stream
-            .write_all(line.as_bytes())
-            .await
-            .map_err(|source| QueryError::Send { command, source })?;
+        let send = |source| QueryError::Send { command, source };
+        stream.write_all(line.as_bytes()).await.map_err(send)?;
+        if matches!(endpoint, StatsEndpoint::Master(_)) {
+            // The master CLI answers a command once the client has no more
+            // to say; a stats socket does not need this.
+            stream.shutdown().await.map_err(send)?;
+        }
         Ok(Reply {
-            stream,
+            bytes: Box::new(stream),
+            _keep: None,
             command,
             limit,
             read: 0,
@@ -164,16 +249,18 @@ impl Reply {
 
     /// Fills `buf` with the next bytes of the reply (less only at its end);
     /// returns how many, 0 once the reply is over. Fails when the reply
-    /// goes past the limit, or ends without a single byte.
+    /// goes past the limit, ends without a single byte, or, through a
+    /// master CLI, is the master's own answer instead of the worker's.
     pub async fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize, QueryError> {
         let command = self.command;
+        let first = self.read == 0;
         let mut filled = 0;
         while filled < buf.len() {
             let Some(free) = buf.get_mut(filled..) else {
                 break;
             };
             let n = self
-                .stream
+                .bytes
                 .read(free)
                 .await
                 .map_err(|source| QueryError::Read { command, source })?;
@@ -192,6 +279,9 @@ impl Reply {
         if filled == 0 && self.read == 0 {
             return Err(QueryError::Empty { command });
         }
+        if first && command.worker.is_some() {
+            master::check_worker_reply(command, buf.get(..filled).unwrap_or_default())?;
+        }
         Ok(filled)
     }
 }
@@ -199,10 +289,13 @@ impl Reply {
 async fn connect(endpoint: &StatsEndpoint, timeout: Duration) -> io::Result<Box<dyn ReplyStream>> {
     let attempt = async {
         let stream: Box<dyn ReplyStream> = match endpoint {
-            StatsEndpoint::Unix(path) => Box::new(UnixStream::connect(path).await?),
+            StatsEndpoint::Unix(path) | StatsEndpoint::Master(path) => {
+                Box::new(UnixStream::connect(path).await?)
+            }
             StatsEndpoint::Tcp { host, port } => {
                 Box::new(TcpStream::connect((host.as_str(), *port)).await?)
             }
+            StatsEndpoint::Http(url) => http::connect(url).await?,
         };
         Ok(stream)
     };
@@ -220,23 +313,13 @@ mod tests {
     use super::*;
     use tokio::net::UnixListener;
 
-    /// Sends `command` to `endpoint` and returns the whole reply.
-    async fn query(
+    async fn ask(
         endpoint: &StatsEndpoint,
         command: &'static str,
-        policy: &ConnectPolicy,
+        retries: Retries,
         limit: usize,
     ) -> Result<Vec<u8>, QueryError> {
-        let mut reply = open(endpoint, command, policy, limit).await?;
-        let mut whole = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = reply.read_chunk(&mut buf).await?;
-            if n == 0 {
-                return Ok(whole);
-            }
-            whole.extend_from_slice(buf.get(..n).unwrap_or_default());
-        }
+        query(endpoint, Command::plain(command), &policy(retries), limit).await
     }
 
     fn policy(retries: Retries) -> ConnectPolicy {
@@ -262,10 +345,10 @@ mod tests {
     async fn reads_the_whole_reply() {
         let dir = temp();
         let path = answering_socket(dir.path(), b"Name: HAProxy\nVersion: 2.6\n");
-        let reply = query(
+        let reply = ask(
             &StatsEndpoint::Unix(path),
             "show info",
-            &policy(Retries::Times(0)),
+            Retries::Times(0),
             1024,
         )
         .await;
@@ -277,9 +360,9 @@ mod tests {
         let dir = temp();
         let path = answering_socket(dir.path(), b"0123456789");
         let endpoint = StatsEndpoint::Unix(path);
-        let exact = query(&endpoint, "show stat", &policy(Retries::Times(0)), 10).await;
+        let exact = ask(&endpoint, "show stat", Retries::Times(0), 10).await;
         assert!(exact.is_ok(), "{exact:?}");
-        let over = query(&endpoint, "show stat", &policy(Retries::Times(0)), 9).await;
+        let over = ask(&endpoint, "show stat", Retries::Times(0), 9).await;
         assert!(
             matches!(over, Err(QueryError::TooLarge { limit: 9, .. })),
             "{over:?}"
@@ -290,10 +373,10 @@ mod tests {
     async fn an_empty_reply_fails() {
         let dir = temp();
         let path = answering_socket(dir.path(), b"");
-        let reply = query(
+        let reply = ask(
             &StatsEndpoint::Unix(path),
             "show stat",
-            &policy(Retries::Times(0)),
+            Retries::Times(0),
             10,
         )
         .await;
@@ -304,12 +387,12 @@ mod tests {
     async fn retries_then_reports_the_attempts() {
         let dir = temp();
         let missing = StatsEndpoint::Unix(dir.path().join("missing.sock"));
-        let reply = query(&missing, "show info", &policy(Retries::Times(2)), 10).await;
+        let reply = ask(&missing, "show info", Retries::Times(2), 10).await;
         assert!(
             matches!(reply, Err(QueryError::Connect { attempts: 3, .. })),
             "{reply:?}"
         );
-        let reply = query(&missing, "show info", &policy(Retries::Times(0)), 10).await;
+        let reply = ask(&missing, "show info", Retries::Times(0), 10).await;
         assert!(
             matches!(reply, Err(QueryError::Connect { attempts: 1, .. })),
             "{reply:?}"
@@ -325,7 +408,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(30)).await;
             answering_socket_at(path, b"ok\n");
         });
-        let reply = query(&endpoint, "show info", &policy(Retries::Forever), 10).await;
+        let reply = ask(&endpoint, "show info", Retries::Forever, 10).await;
         assert_eq!(reply.ok(), Some(b"ok\n".to_vec()));
         let _ = late.await;
     }
@@ -362,7 +445,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         };
-        let reply = query(&endpoint, "show info", &policy(Retries::Times(0)), 100).await;
+        let reply = ask(&endpoint, "show info", Retries::Times(0), 100).await;
         assert_eq!(reply.ok(), Some(b"tcp reply\n".to_vec()));
     }
 }
