@@ -802,6 +802,99 @@ mod tests {
         assert!(matches!(outcome, CycleOutcome::NoSources), "{outcome:?}");
     }
 
+    /// A fake master CLI: answers `show proc` with `listings` in turn (the
+    /// last one from then on) once the client shut its side, and `@!<pid>
+    /// <command>` with what a worker would start its reply with.
+    fn fake_master(dir: &Path, listings: Vec<&'static str>) -> PathBuf {
+        let path = dir.join("master.sock");
+        let listener = UnixListener::bind(&path).unwrap_or_else(|e| panic!("bind: {e}"));
+        tokio::spawn(async move {
+            let mut listed = 0;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut command = String::new();
+                let _ = stream.read_to_string(&mut command).await;
+                let command = command.trim();
+                let reply = if command == "show proc" {
+                    let index = listed.min(listings.len() - 1);
+                    listed += 1;
+                    listings[index].to_string()
+                } else if command.ends_with("show info") {
+                    format!("Name: HAProxy\nasked: {command}\n")
+                } else if command.ends_with("show stat") {
+                    format!("# pxname,svname,\nasked: {command}\n")
+                } else {
+                    "Unknown command.\n".to_string()
+                };
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        path
+    }
+
+    const ONE_WORKER: &str = "#<PID>          <type>          <reloads>       <uptime>        <version>\n\
+        1               master          0 [failed: 0]   0d00h00m01s     2.6.12\n\
+        # workers\n\
+        100             worker          0               0d00h00m01s     2.6.12\n\
+        # programs\n";
+
+    const RELOADED: &str = "#<PID>          <type>          <reloads>       <uptime>        <version>\n\
+        1               master          1 [failed: 0]   0d00h00m02s     2.6.12\n\
+        # workers\n\
+        200             worker          0               0d00h00m00s     2.6.12\n\
+        # old workers\n\
+        100             worker          1               0d00h00m02s     2.6.12\n\
+        # programs\n";
+
+    /// One cycle `ts` pulling a [`fake_master`] in `root`.
+    async fn pull_master(root: &Path, listings: Vec<&'static str>, ts: u64) -> CycleOutcome {
+        let master = fake_master(root, listings);
+        let sources =
+            discover(None, &[StatsEndpoint::Master(master)]).unwrap_or_else(|e| panic!("{e}"));
+        run(sources, settings(root, None), ts, no_shutdown()).await
+    }
+
+    #[tokio::test]
+    async fn every_current_worker_of_a_master_is_pulled_through_it_by_relative_number() {
+        let root = temp();
+        let proc_list = include_str!("../../tests/fixtures/show_proc/2.0.txt");
+        let outcome = pull_master(root.path(), vec![proc_list], 50).await;
+        let CycleOutcome::Published { dir, .. } = outcome else {
+            panic!("not published: {outcome:?}");
+        };
+        assert_eq!(
+            listing(&dir),
+            [
+                "master.sock@1_info",
+                "master.sock@1_stat",
+                "master.sock@2_info",
+                "master.sock@2_stat"
+            ]
+        );
+        // Through the master, to each worker by PID; the old one (1233) never.
+        let second = std::fs::read_to_string(dir.join("master.sock@2_info")).unwrap_or_default();
+        assert_eq!(second, "Name: HAProxy\nasked: @!1272 show info\n");
+    }
+
+    #[tokio::test]
+    async fn a_worker_made_old_by_a_reload_during_the_pull_fails_the_cycle() {
+        let root = temp();
+        let outcome = pull_master(root.path(), vec![ONE_WORKER, RELOADED], 51).await;
+        let CycleOutcome::Failed { failures } = outcome else {
+            panic!("not failed: {outcome:?}");
+        };
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].source, "master.sock");
+        assert!(
+            failures[0]
+                .error
+                .to_string()
+                .contains("worker(s) 100 no longer current"),
+            "{failures:?}"
+        );
+        assert!(listing(&root.path().join("incoming")).is_empty());
+        assert!(listing(&root.path().join("incoming.tmp")).is_empty());
+    }
+
     #[test]
     fn names_come_from_socket_files_and_tcp_addresses() {
         let servers = [
