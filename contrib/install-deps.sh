@@ -8,6 +8,7 @@
 #   python3-whisper    whisper-fetch, to read back what landed
 #   time               /usr/bin/time -v for peak RSS in benchmarks
 #   curl               traffic for the demo's HAProxy instances
+#   openssl            a certificate for the tests' HTTPS stats page
 #   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
 #                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
 #   pyarrow            (pip) an independent reader of the raw snapshots' Arrow
@@ -24,6 +25,7 @@ command -v carbon-cache >/dev/null 2>&1 || need+=(graphite-carbon)
 command -v whisper-fetch >/dev/null 2>&1 || need+=(python3-whisper)
 [ -x /usr/bin/time ] || need+=(time)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
     dpkg-query -W -f='${Status}' "$dev" 2>/dev/null | grep -q "install ok installed" || need+=("$dev")

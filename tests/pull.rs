@@ -25,6 +25,11 @@ impl PullRun {
     /// socket of `socket_dir`; `extra` `[pull]` lines come from a `-d` file
     /// read after it, so they override (as an SRE's conf.d would).
     fn start(socket_dir: &Path, extra: &str) -> PullRun {
+        PullRun::start_with_env(socket_dir, extra, &[])
+    }
+
+    /// [`PullRun::start`] with `env` set for the binary.
+    fn start_with_env(socket_dir: &Path, extra: &str, env: &[(&str, &Path)]) -> PullRun {
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let conf = root.path().join("haproxystats.conf");
         let text = format!(
@@ -55,6 +60,7 @@ impl PullRun {
             .arg("-d")
             .arg(&conf_d)
             .env_remove("HAPROXYSTATS_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -467,16 +473,20 @@ fn master_servers(mw: &MasterWorker) -> String {
 }
 
 #[test]
-fn the_master_the_stats_socket_and_the_stats_page_of_one_worker_give_the_same_numbers() {
+fn the_master_the_stats_socket_and_the_stats_pages_of_one_worker_give_the_same_numbers() {
     let mw = MasterWorker::start();
     mw.generate_traffic(20);
     let page = mw.stats_page();
-    let pull = PullRun::start(
+    let tls_page = mw.tls_stats_page();
+    let ca_file = mw.ca_file();
+    let pull = PullRun::start_with_env(
         &mw.socket_dir(),
         &format!(
-            "{}, http://{STATS_USER}:{STATS_PASSWORD}@{page}/stats",
+            "{}, http://{STATS_USER}:{STATS_PASSWORD}@{page}/stats, \
+             https://{STATS_USER}:{STATS_PASSWORD}@{tls_page}/stats",
             master_servers(&mw)
         ),
+        &[("SSL_CERT_FILE", &ca_file)],
     );
     let worker = mw
         .current_worker()
@@ -484,12 +494,14 @@ fn the_master_the_stats_socket_and_the_stats_page_of_one_worker_give_the_same_nu
     for ts in pull.wait_snapshots(2, Duration::from_secs(10)) {
         let dir = pull.dst().join(ts.to_string());
         let http_file = format!("{page}_stat");
+        let https_file = format!("{tls_page}_stat");
         let expected: BTreeSet<String> = [
             "stats.sock_info",
             "stats.sock_stat",
             "master.sock@1_info",
             "master.sock@1_stat",
             http_file.as_str(),
+            https_file.as_str(),
         ]
         .into_iter()
         .map(String::from)
@@ -518,9 +530,10 @@ fn the_master_the_stats_socket_and_the_stats_page_of_one_worker_give_the_same_nu
         );
         assert_eq!(still_fields(&read(&dir, "master.sock@1_stat")), socket);
         assert_eq!(still_fields(&read(&dir, &http_file)), socket);
+        assert_eq!(still_fields(&read(&dir, &https_file)), socket);
     }
     let log = pull.log();
-    assert_eq!(log.matches("no daemon metrics").count(), 1, "{log}");
+    assert_eq!(log.matches("no daemon metrics").count(), 2, "{log}");
     assert!(
         !log.contains(STATS_PASSWORD) && !log.contains("admin:"),
         "{log}"
@@ -680,4 +693,34 @@ fn a_stats_page_that_answers_slowly_is_cut_by_pull_timeout() {
     assert!(pull.snapshots().is_empty(), "{:?}", pull.snapshots());
     assert_eq!(pull.stop().code(), Some(0));
     assert!(file_names(&pull.tmp()).is_empty(), "tmp-dst-dir not empty");
+}
+
+#[test]
+fn a_stats_page_obeys_buffer_limit_and_retries_and_an_untrusted_certificate_fails() {
+    let mw = MasterWorker::start();
+    let auth = format!("{STATS_USER}:{STATS_PASSWORD}");
+    let page = mw.stats_page();
+    let limited = PullRun::start(
+        &mw.socket_dir(),
+        &format!("socket-dir =\nservers = http://{auth}@{page}/stats\nbuffer-limit = 600"),
+    );
+    let tls_page = mw.tls_stats_page();
+    let untrusted = PullRun::start(
+        &mw.socket_dir(),
+        &format!("socket-dir =\nservers = https://{auth}@{tls_page}/stats"),
+    );
+    let failed = limited.wait_line("pull cycle failed", Duration::from_secs(6));
+    assert!(
+        failed.contains(&format!("failed_sockets={page}"))
+            && failed.contains("larger than buffer-limit (600 bytes)"),
+        "{failed}"
+    );
+    let failed = untrusted.wait_line("pull cycle failed", Duration::from_secs(6));
+    assert!(
+        failed.contains("cannot connect after 2 attempt(s)")
+            && failed.contains("certificate verify failed"),
+        "{failed}"
+    );
+    assert!(untrusted.log().contains("retrying"), "{}", untrusted.log());
+    assert!(limited.snapshots().is_empty() && untrusted.snapshots().is_empty());
 }

@@ -32,6 +32,7 @@ pub struct MasterWorker {
     responder: HttpResponder,
     frontend: SocketAddr,
     stats_page: SocketAddr,
+    tls_stats_page: SocketAddr,
     root: TempRoot,
 }
 
@@ -43,16 +44,17 @@ impl MasterWorker {
         let root = temp_root("haproxystats-mw-");
         create_dir(&root.path().join("sockets"));
         let responder = HttpResponder::start();
-        let ports = free_ports(2);
-        let frontend = SocketAddr::from(([127, 0, 0, 1], ports[0]));
-        let stats_page = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+        let ports = free_ports(3);
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
         let mut mw = MasterWorker {
             proc: None,
             responder,
-            frontend,
-            stats_page,
+            frontend: at(ports[0]),
+            stats_page: at(ports[1]),
+            tls_stats_page: at(ports[2]),
             root,
         };
+        mw.make_certificate();
         let config = mw.root.path().join("haproxy.cfg");
         write_file(&config, &mw.config());
         let mut cmd = Command::new(binary);
@@ -89,13 +91,54 @@ impl MasterWorker {
              timeout server 10s\n    timeout http-request 10s\n\n\
              frontend fe_0\n    bind {frontend}\n    default_backend be_0\n\n\
              backend be_0\n    server srv_0_0 {responder}\n\n\
-             listen stats\n    bind {stats_page}\n    stats enable\n    stats uri /stats\n    \
+             listen stats\n    bind {stats_page}\n    bind {tls_stats_page} ssl crt {pem}\n    stats enable\n    stats uri /stats\n    \
              stats auth {STATS_USER}:{STATS_PASSWORD}\n",
             socket = self.stats_socket().display(),
             frontend = self.frontend,
             responder = self.responder.addr(),
             stats_page = self.stats_page,
+            tls_stats_page = self.tls_stats_page,
+            pem = self.root.path().join("site.pem").display(),
         )
+    }
+
+    /// A self-signed certificate for `127.0.0.1` (`ca.pem`) and HAProxy's
+    /// `crt` file (certificate and key, `site.pem`).
+    fn make_certificate(&self) {
+        let openssl = require_binary("openssl", "openssl");
+        let (key, ca) = (self.root.path().join("key.pem"), self.ca_file());
+        let output = Command::new(openssl)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&ca)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl req: {e}"));
+        assert!(output.status.success(), "openssl req: {output:?}");
+        let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+        write_file(
+            &self.root.path().join("site.pem"),
+            &(read(&ca) + &read(&key)),
+        );
+    }
+
+    /// The certificate a client must trust to reach the TLS stats page.
+    pub fn ca_file(&self) -> PathBuf {
+        self.root.path().join("ca.pem")
+    }
+
+    /// `127.0.0.1:<port>` of the stats page over TLS.
+    pub fn tls_stats_page(&self) -> SocketAddr {
+        self.tls_stats_page
     }
 
     /// The master CLI socket (`-S`).
