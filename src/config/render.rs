@@ -1,6 +1,8 @@
 //! The typed configuration back to INI (`-p`, `-P`): every option with its
 //! effective value, `$` written as `$$`, so that reading the output with
-//! `-f` gives the same configuration again.
+//! `-f` gives the same configuration again — but for the credentials of an
+//! HTTP stats page in `servers`, which are printed as `***`: this output
+//! goes to terminals, tickets and logs.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -18,7 +20,8 @@ impl Config {
             .expect("the built-in defaults are a valid configuration")
     }
 
-    /// The configuration as INI text that `-f` reads back to the same value.
+    /// The configuration as INI text that `-f` reads back to the same value
+    /// (stats page credentials aside: `***`).
     pub fn to_ini(&self) -> String {
         let mut out = Ini::default();
         out.section("paths");
