@@ -696,13 +696,18 @@ fn a_stats_page_that_answers_slowly_is_cut_by_pull_timeout() {
 }
 
 #[test]
-fn a_stats_page_obeys_buffer_limit_and_retries_and_an_untrusted_certificate_fails() {
+fn a_stats_page_obeys_buffer_limit_and_retries_and_a_wrong_page_or_untrusted_certificate_fails() {
     let mw = MasterWorker::start();
     let auth = format!("{STATS_USER}:{STATS_PASSWORD}");
     let page = mw.stats_page();
     let limited = PullRun::start(
         &mw.socket_dir(),
         &format!("socket-dir =\nservers = http://{auth}@{page}/stats\nbuffer-limit = 600"),
+    );
+    // Not the stats uri: the proxy has no server for it.
+    let elsewhere = PullRun::start(
+        &mw.socket_dir(),
+        &format!("socket-dir =\nservers = http://{auth}@{page}/not-stats"),
     );
     let tls_page = mw.tls_stats_page();
     let untrusted = PullRun::start(
@@ -722,5 +727,12 @@ fn a_stats_page_obeys_buffer_limit_and_retries_and_an_untrusted_certificate_fail
         "{failed}"
     );
     assert!(untrusted.log().contains("retrying"), "{}", untrusted.log());
-    assert!(limited.snapshots().is_empty() && untrusted.snapshots().is_empty());
+    let failed = elsewhere.wait_line("pull cycle failed", Duration::from_secs(6));
+    assert!(
+        failed.contains("the stats page answered 503 Service Unavailable"),
+        "{failed}"
+    );
+    for run in [&limited, &untrusted, &elsewhere] {
+        assert!(run.snapshots().is_empty(), "{:?}", run.snapshots());
+    }
 }

@@ -13,7 +13,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::http;
-use super::master;
 use crate::config::{Retries, StatsEndpoint};
 
 /// One command, to a stats socket or, through a master CLI, to one of the
@@ -104,10 +103,13 @@ pub enum QueryError {
         /// The command.
         command: Command,
     },
-    /// The master CLI answered for itself, not with the worker's reply
-    /// (e.g. the worker is gone: "Can't find the target PID ...").
-    #[error("the master answered '{command}' with '{said}'")]
-    Master {
+    /// Not HAProxy's reply to the command: a master CLI answering for
+    /// itself (the worker is gone: "Can't find the target PID ..."), a page
+    /// that is not the stats page (an HTML error page, another service).
+    #[error("{who} answered '{command}' with '{said}'")]
+    Unexpected {
+        /// `the master`, `the stats page`.
+        who: &'static str,
         /// The command.
         command: Command,
         /// The first line of its answer.
@@ -127,7 +129,7 @@ impl QueryError {
             QueryError::Read { .. } => "read",
             QueryError::TooLarge { .. } => "too_large",
             QueryError::Empty { .. } => "empty",
-            QueryError::Master { .. } => "master",
+            QueryError::Unexpected { .. } => "unexpected",
             QueryError::Http(_) => "http",
         }
     }
@@ -199,6 +201,8 @@ pub struct Reply {
     bytes: ReplyBytes,
     /// What must live as long as the reply is read (an HTTP connection's task).
     _keep: Option<http::Driver>,
+    /// Who answers when it is not HAProxy's reply (see [`check_start`]).
+    relay: Option<&'static str>,
     command: Command,
     limit: usize,
     read: usize,
@@ -225,6 +229,7 @@ impl Reply {
             return Ok(Reply {
                 bytes,
                 _keep: Some(driver),
+                relay: Some("the stats page"),
                 command,
                 limit,
                 read: 0,
@@ -241,6 +246,7 @@ impl Reply {
         Ok(Reply {
             bytes: Box::new(stream),
             _keep: None,
+            relay: command.worker.map(|_| "the master"),
             command,
             limit,
             read: 0,
@@ -250,7 +256,7 @@ impl Reply {
     /// Fills `buf` with the next bytes of the reply (less only at its end);
     /// returns how many, 0 once the reply is over. Fails when the reply
     /// goes past the limit, ends without a single byte, or, through a
-    /// master CLI, is the master's own answer instead of the worker's.
+    /// master CLI or from a page, does not start as HAProxy's reply does.
     pub async fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize, QueryError> {
         let command = self.command;
         let first = self.read == 0;
@@ -279,11 +285,28 @@ impl Reply {
         if filled == 0 && self.read == 0 {
             return Err(QueryError::Empty { command });
         }
-        if first && command.worker.is_some() {
-            master::check_worker_reply(command, buf.get(..filled).unwrap_or_default())?;
+        if let (true, Some(who)) = (first, self.relay) {
+            check_start(who, command, buf.get(..filled).unwrap_or_default())?;
         }
         Ok(filled)
     }
+}
+
+/// A master relays a worker's reply as it is, or answers for itself when it
+/// cannot; a URL may lead to another page than HAProxy's stats. HAProxy's
+/// replies to these commands start the same way in every version.
+fn check_start(who: &'static str, command: Command, first: &[u8]) -> Result<(), QueryError> {
+    let expected: &[u8] = match command.name {
+        "show info" => b"Name: ",
+        "show stat" => b"# pxname,",
+        _ => return Ok(()),
+    };
+    if first.starts_with(expected) {
+        return Ok(());
+    }
+    let line = first.split(|b| *b == b'\n').next().unwrap_or_default();
+    let said: String = String::from_utf8_lossy(line).chars().take(120).collect();
+    Err(QueryError::Unexpected { who, command, said })
 }
 
 async fn connect(endpoint: &StatsEndpoint, timeout: Duration) -> io::Result<Box<dyn ReplyStream>> {
@@ -425,6 +448,29 @@ mod tests {
                 let _ = stream.write_all(reply).await;
             }
         });
+    }
+
+    #[test]
+    fn an_answer_that_is_not_haproxys_reply_is_refused() {
+        let info = Command {
+            name: "show info",
+            worker: Some(12),
+        };
+        assert!(check_start("the master", info, b"Name: HAProxy\nVersion: 2.6\n").is_ok());
+        let error = check_start(
+            "the master",
+            info,
+            b"Can't find the target PID matching the prefix '@!12'\n",
+        );
+        assert_eq!(
+            error.map_err(|e| e.to_string()),
+            Err("the master answered '@!12 show info' with \
+                 'Can't find the target PID matching the prefix '@!12''"
+                .into())
+        );
+        let stat = Command::plain("show stat");
+        assert!(check_start("the stats page", stat, b"# pxname,svname,qcur\n").is_ok());
+        assert!(check_start("the stats page", stat, b"<!DOCTYPE html>\n").is_err());
     }
 
     #[tokio::test]
