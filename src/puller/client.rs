@@ -103,6 +103,12 @@ pub enum QueryError {
         /// The command.
         command: Command,
     },
+    /// The reply ended before HAProxy's closing empty line.
+    #[error("reply to '{command}' cut short (no closing empty line; the master reloading?)")]
+    Cut {
+        /// The command.
+        command: Command,
+    },
     /// Not HAProxy's reply to the command: a master CLI answering for
     /// itself (the worker is gone: "Can't find the target PID ..."), a page
     /// that is not the stats page (an HTML error page, another service).
@@ -129,6 +135,7 @@ impl QueryError {
             QueryError::Read { .. } => "read",
             QueryError::TooLarge { .. } => "too_large",
             QueryError::Empty { .. } => "empty",
+            QueryError::Cut { .. } => "cut",
             QueryError::Unexpected { .. } => "unexpected",
             QueryError::Http(_) => "http",
         }
@@ -203,6 +210,12 @@ pub struct Reply {
     _keep: Option<http::Driver>,
     /// Who answers when it is not HAProxy's reply (see [`check_start`]).
     relay: Option<&'static str>,
+    /// A worker's reply relayed by a master must end as HAProxy ends every
+    /// CLI reply, with an empty line: a master that re-executes itself on a
+    /// reload closes its connections, cutting replies short.
+    must_end_blank: bool,
+    /// The last two bytes read.
+    tail: [u8; 2],
     command: Command,
     limit: usize,
     read: usize,
@@ -230,6 +243,8 @@ impl Reply {
                 bytes,
                 _keep: Some(driver),
                 relay: Some("the stats page"),
+                must_end_blank: false,
+                tail: [0; 2],
                 command,
                 limit,
                 read: 0,
@@ -247,6 +262,8 @@ impl Reply {
             bytes: Box::new(stream),
             _keep: None,
             relay: command.worker.map(|_| "the master"),
+            must_end_blank: command.worker.is_some(),
+            tail: [0; 2],
             command,
             limit,
             read: 0,
@@ -256,11 +273,13 @@ impl Reply {
     /// Fills `buf` with the next bytes of the reply (less only at its end);
     /// returns how many, 0 once the reply is over. Fails when the reply
     /// goes past the limit, ends without a single byte, or, through a
-    /// master CLI or from a page, does not start as HAProxy's reply does.
+    /// master CLI or from a page, does not start as HAProxy's reply does
+    /// (or, through a master, does not end as it does).
     pub async fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize, QueryError> {
         let command = self.command;
         let first = self.read == 0;
         let mut filled = 0;
+        let mut ended = false;
         while filled < buf.len() {
             let Some(free) = buf.get_mut(filled..) else {
                 break;
@@ -271,6 +290,7 @@ impl Reply {
                 .await
                 .map_err(|source| QueryError::Read { command, source })?;
             if n == 0 {
+                ended = true;
                 break;
             }
             filled += n;
@@ -285,8 +305,17 @@ impl Reply {
         if filled == 0 && self.read == 0 {
             return Err(QueryError::Empty { command });
         }
+        let chunk = buf.get(..filled).unwrap_or_default();
         if let (true, Some(who)) = (first, self.relay) {
-            check_start(who, command, buf.get(..filled).unwrap_or_default())?;
+            check_start(who, command, chunk)?;
+        }
+        match chunk {
+            [.., a, b] => self.tail = [*a, *b],
+            [b] => self.tail = [self.tail[1], *b],
+            [] => {}
+        }
+        if ended && self.must_end_blank && self.tail != *b"\n\n" {
+            return Err(QueryError::Cut { command });
         }
         Ok(filled)
     }
@@ -448,6 +477,24 @@ mod tests {
                 let _ = stream.write_all(reply).await;
             }
         });
+    }
+
+    #[tokio::test]
+    async fn a_worker_reply_cut_before_its_closing_empty_line_fails() {
+        let dir = temp();
+        let whole =
+            StatsEndpoint::Master(answering_socket(dir.path(), b"Name: HAProxy\nPid: 7\n\n"));
+        let info = Command {
+            name: "show info",
+            worker: Some(7),
+        };
+        let reply = query(&whole, info, &policy(Retries::Times(0)), 100).await;
+        assert!(reply.is_ok(), "{reply:?}");
+        let cut_dir = temp();
+        let cut =
+            StatsEndpoint::Master(answering_socket(cut_dir.path(), b"Name: HAProxy\nPid: 7\n"));
+        let reply = query(&cut, info, &policy(Retries::Times(0)), 100).await;
+        assert!(matches!(reply, Err(QueryError::Cut { .. })), "{reply:?}");
     }
 
     #[test]

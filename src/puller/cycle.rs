@@ -819,9 +819,9 @@ mod tests {
                     listed += 1;
                     listings[index].to_string()
                 } else if command.ends_with("show info") {
-                    format!("Name: HAProxy\nasked: {command}\n")
+                    format!("Name: HAProxy\nasked: {command}\n\n")
                 } else if command.ends_with("show stat") {
-                    format!("# pxname,svname,\nasked: {command}\n")
+                    format!("# pxname,svname,\nasked: {command}\n\n")
                 } else {
                     "Unknown command.\n".to_string()
                 };
@@ -872,7 +872,7 @@ mod tests {
         );
         // Through the master, to each worker by PID; the old one (1233) never.
         let second = std::fs::read_to_string(dir.join("master.sock@2_info")).unwrap_or_default();
-        assert_eq!(second, "Name: HAProxy\nasked: @!1272 show info\n");
+        assert_eq!(second, "Name: HAProxy\nasked: @!1272 show info\n\n");
     }
 
     #[tokio::test]
