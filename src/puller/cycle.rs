@@ -30,7 +30,8 @@ const REQUESTS: [(&str, &str); 2] = [("show info", "_info"), ("show stat", "_sta
 /// One stats socket to pull and the prefix of its files in the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// File-name prefix: the socket's base name, or `host:port` for TCP.
+    /// File-name prefix: the socket's base name (a master's workers add
+    /// `@<n>`), or `host:port` for TCP and HTTP.
     pub name: String,
     /// Where to connect.
     pub endpoint: StatsEndpoint,
