@@ -10,6 +10,7 @@
 #   curl               traffic for the demo's HAProxy instances
 #   graphite-web       the render API the dashboards are checked against (demo)
 #   chromium           headless screenshot of graphite-web's dashboard page (demo)
+#   openssl            a certificate for the tests' HTTPS stats page
 #   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
 #                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
 #   lintian, man-db    checking the Debian package (contrib/deb/test.sh;
@@ -32,6 +33,7 @@ command -v graphite-manage >/dev/null 2>&1 || need+=(graphite-web)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
     dpkg-query -W -f='${Status}' "$dev" 2>/dev/null | grep -q "install ok installed" || need+=("$dev")

@@ -101,6 +101,29 @@ fn print_defaults_round_trips_through_print_conf() {
 }
 
 #[test]
+fn print_shows_every_kind_of_source_and_print_conf_no_credentials() {
+    let defaults = stdout(&run(&["-p"]));
+    for form in ["unix://", "tcp://", "master://", "https://"] {
+        assert!(defaults.contains(form), "{form}: {defaults}");
+    }
+    let tmp = temp_dir();
+    let file = write_conf(
+        tmp.path(),
+        "http.conf",
+        "[pull]\nservers = master:///run/m.sock, http://admin:s3cret@lb1:8404/stats\n",
+    );
+    let output = run(&["-f", file.to_str().unwrap(), "-P"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let printed = stdout(&output);
+    let servers = printed.lines().find(|l| l.starts_with("servers"));
+    assert_eq!(
+        servers,
+        Some("servers = master:///run/m.sock,http://***@lb1:8404/stats")
+    );
+    assert!(!printed.contains("s3cret"), "{printed}");
+}
+
+#[test]
 fn print_defaults_needs_no_configuration_file() {
     let output = run(&["-f", "/nonexistent/missing.conf", "-p"]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");

@@ -142,6 +142,28 @@ const VALID: &[(&str, &str, Check)] = &[
         },
     ),
     (
+        "servers master and http",
+        "[pull]\nservers = master:///run/haproxy-master.sock, https://lb1:8404/stats, http://[::1]/\n",
+        |c| {
+            let Some(StatsEndpoint::Http(https)) = c.pull.servers.get(1) else {
+                return false;
+            };
+            let Some(StatsEndpoint::Http(v6)) = c.pull.servers.get(2) else {
+                return false;
+            };
+            c.pull.servers.first()
+                == Some(&StatsEndpoint::Master(PathBuf::from(
+                    "/run/haproxy-master.sock",
+                )))
+                && https.tls
+                && https.host_port() == "lb1:8404"
+                && https.csv_path() == "/stats;csv"
+                && https.credentials.is_none()
+                && !v6.tls
+                && v6.host_port() == "[::1]:80"
+        },
+    ),
+    (
         "empty socket-dir with servers",
         "[pull]\nsocket-dir =\nservers = tcp://h:1\n",
         |c| c.pull.socket_dir.is_none(),
@@ -459,9 +481,27 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "servers bad scheme",
-        "[pull]\nservers = http://x:1\n",
+        "[pull]\nservers = ftp://x:1\n",
         "invalid",
-        "only unix:// and tcp://",
+        "only unix://, tcp://, master:// and http(s):// servers are supported",
+    ),
+    (
+        "servers master without absolute path",
+        "[pull]\nservers = master://run/m.sock\n",
+        "invalid",
+        "a master CLI socket needs an absolute path",
+    ),
+    (
+        "servers http bad port",
+        "[pull]\nservers = http://lb:0/stats\n",
+        "invalid",
+        "'http://lb:0/stats': port is not a number from 1 to 65535",
+    ),
+    (
+        "servers http user without password",
+        "[pull]\nservers = http://admin@lb:1/stats\n",
+        "invalid",
+        "credentials must be user:password",
     ),
     (
         "servers tcp without port",
@@ -1324,4 +1364,35 @@ fn errors_are_one_line_with_the_right_line_and_no_debug_text() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn http_credentials_show_in_no_error_and_not_in_the_printed_configuration() {
+    let refused = err("[pull]\nservers = tcp://h:1, http://admin:s3cret@lb:0/stats\n").to_string();
+    assert!(refused.contains("http://***@lb:0/stats"), "{refused}");
+    assert!(
+        !refused.contains("s3cret") && !refused.contains("admin"),
+        "{refused}"
+    );
+
+    let loaded = ok("[pull]\nservers = https://admin:s3cret@lb:8404/stats\n");
+    let Some(StatsEndpoint::Http(url)) = loaded.config.pull.servers.first() else {
+        panic!("{:?}", loaded.config.pull.servers);
+    };
+    assert!(
+        url.credentials
+            .as_ref()
+            .is_some_and(|c| c.user == "admin" && c.password == "s3cret")
+    );
+    let printed = loaded.config.to_ini();
+    assert!(
+        printed.contains("servers = https://***@lb:8404/stats"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("s3cret") && !printed.contains("admin"),
+        "{printed}"
+    );
+    let shown = format!("{:?}", loaded.config);
+    assert!(!shown.contains("s3cret"), "{shown}");
 }

@@ -25,6 +25,11 @@ impl PullRun {
     /// socket of `socket_dir`; `extra` `[pull]` lines come from a `-d` file
     /// read after it, so they override (as an SRE's conf.d would).
     fn start(socket_dir: &Path, extra: &str) -> PullRun {
+        PullRun::start_with_env(socket_dir, extra, &[])
+    }
+
+    /// [`PullRun::start`] with `env` set for the binary.
+    fn start_with_env(socket_dir: &Path, extra: &str, env: &[(&str, &Path)]) -> PullRun {
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let conf = root.path().join("haproxystats.conf");
         let text = format!(
@@ -55,6 +60,7 @@ impl PullRun {
             .arg("-d")
             .arg(&conf_d)
             .env_remove("HAPROXYSTATS_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -121,6 +127,14 @@ impl PullRun {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits for a log line holding `needle`, and answers it.
+    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_log(needle, timeout);
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains(needle)).unwrap_or_default();
+        line.to_owned()
     }
 
     /// SIGTERM, then waits for the exit (at most 10 s).
@@ -417,5 +431,308 @@ fn directory_names_follow_the_interval_phase_without_duplicates() {
     for name in &names {
         let offset = (name - names[0]) % 4;
         assert!(offset != 2, "off the beat's phase by 2 s: {names:?}");
+    }
+}
+
+// ---- master CLI and HTTP stats page sources (issue 17) ----
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+
+use support::master_worker::{MasterWorker, STATS_PASSWORD, STATS_USER};
+use support::{parse_show_info, parse_show_stat};
+
+fn read(dir: &Path, file: &str) -> String {
+    fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
+}
+
+/// `show stat` fields that stay still on an idle instance, for the rows
+/// of `fe_0`, `be_0` and its server.
+fn still_fields(stat: &str) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    for row in parse_show_stat(stat) {
+        let (Some(px), Some(sv)) = (row.get("pxname"), row.get("svname")) else {
+            continue;
+        };
+        if px == "stats" {
+            continue; // the page's own proxy counts the HTTP pulls
+        }
+        for field in [
+            "stot", "bin", "bout", "req_tot", "hrsp_2xx", "status", "lbtot", "scur", "econ",
+        ] {
+            if let Some(value) = row.get(field) {
+                fields.insert(format!("{px}/{sv}/{field}"), value.clone());
+            }
+        }
+    }
+    fields
+}
+
+fn master_servers(mw: &MasterWorker) -> String {
+    format!("servers = master://{}", mw.master_socket().display())
+}
+
+#[test]
+fn the_master_the_stats_socket_and_the_stats_pages_of_one_worker_give_the_same_numbers() {
+    let mw = MasterWorker::start();
+    mw.generate_traffic(20);
+    let page = mw.stats_page();
+    let tls_page = mw.tls_stats_page();
+    let ca_file = mw.ca_file();
+    let pull = PullRun::start_with_env(
+        &mw.socket_dir(),
+        &format!(
+            "{}, http://{STATS_USER}:{STATS_PASSWORD}@{page}/stats, \
+             https://{STATS_USER}:{STATS_PASSWORD}@{tls_page}/stats",
+            master_servers(&mw)
+        ),
+        &[("SSL_CERT_FILE", &ca_file)],
+    );
+    let worker = mw
+        .current_worker()
+        .unwrap_or_else(|e| panic!("show proc: {e}"));
+    for ts in pull.wait_snapshots(2, Duration::from_secs(10)) {
+        let dir = pull.dst().join(ts.to_string());
+        let http_file = format!("{page}_stat");
+        let https_file = format!("{tls_page}_stat");
+        let expected: BTreeSet<String> = [
+            "stats.sock_info",
+            "stats.sock_stat",
+            "master.sock@1_info",
+            "master.sock@1_stat",
+            http_file.as_str(),
+            https_file.as_str(),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        assert_eq!(file_names(&dir), expected, "{}", dir.display());
+
+        let socket_info = parse_show_info(&read(&dir, "stats.sock_info"));
+        let master_info = parse_show_info(&read(&dir, "master.sock@1_info"));
+        for key in [
+            "Name",
+            "Version",
+            "Pid",
+            "Process_num",
+            "Nbthread",
+            "Maxconn",
+        ] {
+            assert_eq!(socket_info.get(key), master_info.get(key), "{key}");
+        }
+        assert_eq!(master_info.get("Pid"), Some(&worker.to_string()));
+
+        let socket = still_fields(&read(&dir, "stats.sock_stat"));
+        assert_eq!(
+            socket.get("fe_0/FRONTEND/stot").map(String::as_str),
+            Some("20"),
+            "{socket:?}"
+        );
+        assert_eq!(still_fields(&read(&dir, "master.sock@1_stat")), socket);
+        assert_eq!(still_fields(&read(&dir, &http_file)), socket);
+        assert_eq!(still_fields(&read(&dir, &https_file)), socket);
+    }
+    let log = pull.log();
+    assert_eq!(log.matches("no daemon metrics").count(), 2, "{log}");
+    assert!(
+        !log.contains(STATS_PASSWORD) && !log.contains("admin:"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_master_that_is_gone_fails_the_cycle_naming_it() {
+    let mut mw = MasterWorker::start();
+    let pull = PullRun::start(
+        &mw.socket_dir(),
+        &format!("socket-dir =\n{}", master_servers(&mw)),
+    );
+    let first = pull.wait_snapshots(1, Duration::from_secs(10));
+    assert_complete(
+        &pull.dst().join(first[0].to_string()),
+        &["master.sock@1".into()],
+    );
+    mw.stop();
+    let failed = pull.wait_line("pull cycle failed", Duration::from_secs(6));
+    assert!(
+        failed.contains("failed_sockets=master.sock") && failed.contains("cannot connect"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn reloads_on_the_master_cli_during_pulls_leave_only_complete_snapshots_of_current_workers() {
+    let mw = MasterWorker::start();
+    let pull = PullRun::start(
+        &mw.socket_dir(),
+        &format!("socket-dir =\n{}", master_servers(&mw)),
+    );
+    pull.wait_snapshots(1, Duration::from_secs(10));
+    let before = pull.snapshots().len();
+    let mut held = Vec::new();
+    let mut reloads_leaving_an_old_worker = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        // A connection in progress keeps the worker alive, old, after the reload.
+        held.push(mw.hold_a_connection());
+        let previous = mw
+            .current_worker()
+            .unwrap_or_else(|e| panic!("show proc: {e}"));
+        // The master re-executes itself: its answer may be cut; what counts
+        // is the new worker.
+        let _ = mw.master_command("reload");
+        let Some(old_listed) = poll(Duration::from_secs(10), || {
+            let (current, old) = mw.workers().ok()?;
+            (!current.is_empty() && !current.contains(&previous)).then(|| old.contains(&previous))
+        }) else {
+            panic!("no new worker after a reload\n{}", mw.log_tail());
+        };
+        reloads_leaving_an_old_worker += usize::from(old_listed);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert!(
+        reloads_leaving_an_old_worker >= 2,
+        "old workers never seen: the test did not test anything\n{}",
+        mw.log_tail()
+    );
+    pull.wait_snapshots(pull.snapshots().len() + 2, Duration::from_secs(10));
+    let snapshots = pull.snapshots();
+    assert!(
+        snapshots.len() >= before + 4,
+        "too few snapshots during the reloads: {snapshots:?}\n{}",
+        pull.log()
+    );
+    for ts in snapshots {
+        let dir = pull.dst().join(ts.to_string());
+        assert_complete(&dir, &["master.sock@1".into()]);
+        // An old worker says it is stopping, and its frontend is stopped.
+        let info = parse_show_info(&read(&dir, "master.sock@1_info"));
+        assert_eq!(
+            info.get("Stopping").map(String::as_str),
+            Some("0"),
+            "{ts}: {info:?}"
+        );
+        let stat = still_fields(&read(&dir, "master.sock@1_stat"));
+        assert_eq!(
+            stat.get("fe_0/FRONTEND/status").map(String::as_str),
+            Some("OPEN"),
+            "{ts}: {stat:?}"
+        );
+    }
+    let log = pull.log();
+    eprintln!(
+        "{} cycles refused a worker made old during the pull",
+        log.matches("no longer current").count()
+    );
+    drop(held);
+}
+
+/// Polls `probe` every 20 ms for at most `timeout`.
+fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn wrong_credentials_fail_the_cycle_with_a_401_line_that_does_not_show_them() {
+    let mw = MasterWorker::start();
+    let page = mw.stats_page();
+    let pull = PullRun::start(
+        &mw.socket_dir(),
+        &format!("socket-dir =\nservers = http://{STATS_USER}:not-the-password@{page}/stats"),
+    );
+    let failed = pull.wait_line("pull cycle failed", Duration::from_secs(6));
+    let log = pull.log();
+    assert!(
+        failed.contains(&format!("failed_sockets={page}")) && failed.contains("401 Unauthorized"),
+        "{failed}"
+    );
+    assert!(pull.snapshots().is_empty(), "{:?}", pull.snapshots());
+    assert!(!log.contains("not-the-password"), "{log}");
+}
+
+#[test]
+fn a_stats_page_that_answers_slowly_is_cut_by_pull_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    // Answers 200 at once, then one byte of body every 100 ms, forever.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\
+                            Transfer-Encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                while stream.write_all(b"1\r\n#\r\n").is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+    });
+    let mut pull = PullRun::start(
+        Path::new("/nonexistent"),
+        &format!("socket-dir =\nservers = http://{addr}/stats"),
+    );
+    let failed = pull.wait_line("pull-timeout reached", Duration::from_secs(6));
+    assert!(
+        failed.contains(&format!("failed_sockets={addr}")),
+        "{failed}"
+    );
+    assert!(pull.snapshots().is_empty(), "{:?}", pull.snapshots());
+    assert_eq!(pull.stop().code(), Some(0));
+    assert!(file_names(&pull.tmp()).is_empty(), "tmp-dst-dir not empty");
+}
+
+#[test]
+fn a_stats_page_obeys_buffer_limit_and_retries_and_a_wrong_page_or_untrusted_certificate_fails() {
+    let mw = MasterWorker::start();
+    let auth = format!("{STATS_USER}:{STATS_PASSWORD}");
+    let page = mw.stats_page();
+    let limited = PullRun::start(
+        &mw.socket_dir(),
+        &format!("socket-dir =\nservers = http://{auth}@{page}/stats\nbuffer-limit = 600"),
+    );
+    // Not the stats uri: the proxy has no server for it.
+    let elsewhere = PullRun::start(
+        &mw.socket_dir(),
+        &format!("socket-dir =\nservers = http://{auth}@{page}/not-stats"),
+    );
+    let tls_page = mw.tls_stats_page();
+    let untrusted = PullRun::start(
+        &mw.socket_dir(),
+        &format!("socket-dir =\nservers = https://{auth}@{tls_page}/stats"),
+    );
+    let failed = limited.wait_line("pull cycle failed", Duration::from_secs(6));
+    assert!(
+        failed.contains(&format!("failed_sockets={page}"))
+            && failed.contains("larger than buffer-limit (600 bytes)"),
+        "{failed}"
+    );
+    let failed = untrusted.wait_line("pull cycle failed", Duration::from_secs(6));
+    assert!(
+        failed.contains("cannot connect after 2 attempt(s)")
+            && failed.contains("certificate verify failed"),
+        "{failed}"
+    );
+    assert!(untrusted.log().contains("retrying"), "{}", untrusted.log());
+    let failed = elsewhere.wait_line("pull cycle failed", Duration::from_secs(6));
+    assert!(
+        failed.contains("the stats page answered 503 Service Unavailable"),
+        "{failed}"
+    );
+    for run in [&limited, &untrusted, &elsewhere] {
+        assert!(run.snapshots().is_empty(), "{:?}", run.snapshots());
     }
 }

@@ -399,11 +399,17 @@ fn build_pull(r: &Reader<'_>) -> Result<PullConfig, ConfigError> {
     })
 }
 
-/// `servers`: comma-separated `unix:///path` and `tcp://host:port` URLs.
+/// `servers`: comma-separated `unix:///path`, `tcp://host:port`,
+/// `master:///path` and `http(s)://[user:pass@]host[:port]/path` URLs.
+/// Errors quote the list with any credentials replaced by `***`.
 fn parse_servers(r: &Reader<'_>, list: &str) -> Result<Vec<StatsEndpoint>, ConfigError> {
+    let shown = crate::puller::http::url::redact(list);
     let mut servers = Vec::new();
     for entry in list.split(',').map(str::trim) {
-        let bad = |reason: &str| r.invalid("servers", list, format!("'{entry}': {reason}"));
+        let bad = |reason: &str| {
+            let entry = crate::puller::http::url::redact(entry);
+            r.invalid("servers", &shown, format!("'{entry}': {reason}"))
+        };
         if entry.is_empty() {
             return Err(bad("empty entry"));
         }
@@ -412,6 +418,16 @@ fn parse_servers(r: &Reader<'_>, list: &str) -> Result<Vec<StatsEndpoint>, Confi
                 return Err(bad("a unix socket needs an absolute path (unix:///path)"));
             }
             servers.push(StatsEndpoint::Unix(PathBuf::from(path)));
+        } else if let Some(path) = entry.strip_prefix("master://") {
+            if !path.starts_with('/') {
+                return Err(bad(
+                    "a master CLI socket needs an absolute path (master:///path)",
+                ));
+            }
+            servers.push(StatsEndpoint::Master(PathBuf::from(path)));
+        } else if entry.starts_with("http://") || entry.starts_with("https://") {
+            let url = crate::puller::http::url::parse(entry).map_err(|e| bad(&e.to_string()))?;
+            servers.push(StatsEndpoint::Http(url));
         } else if let Some(address) = entry.strip_prefix("tcp://") {
             let address = address.trim_end_matches('/');
             let Some((host, port)) = address.rsplit_once(':') else {
@@ -431,7 +447,9 @@ fn parse_servers(r: &Reader<'_>, list: &str) -> Result<Vec<StatsEndpoint>, Confi
                 port,
             });
         } else {
-            return Err(bad("only unix:// and tcp:// servers are supported"));
+            return Err(bad(
+                "only unix://, tcp://, master:// and http(s):// servers are supported",
+            ));
         }
     }
     Ok(servers)

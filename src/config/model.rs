@@ -122,6 +122,12 @@ pub enum StatsEndpoint {
         /// TCP port.
         port: u16,
     },
+    /// `master:///path/to/master.sock`: the master CLI of HAProxy in
+    /// master-worker mode (`-W -S`); its current workers are pulled through it.
+    Master(PathBuf),
+    /// `http[s]://[user:pass@]host[:port]/path`: an HTTP stats page
+    /// (`show stat` only).
+    Http(crate::puller::http::StatsUrl),
 }
 
 impl fmt::Display for StatsEndpoint {
@@ -129,6 +135,9 @@ impl fmt::Display for StatsEndpoint {
         match self {
             StatsEndpoint::Unix(path) => write!(f, "unix://{}", path.display()),
             StatsEndpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            StatsEndpoint::Master(path) => write!(f, "master://{}", path.display()),
+            // Without its credentials: this is what logs and `-P` show.
+            StatsEndpoint::Http(url) => url.fmt(f),
         }
     }
 }
@@ -141,7 +150,8 @@ pub struct PullConfig {
     /// `socket-dir`: every UNIX socket directly in it is pulled. `None` when
     /// set to an empty value (only `servers` are pulled).
     pub socket_dir: Option<PathBuf>,
-    /// `servers`: comma-separated `unix://` / `tcp://` URLs pulled as well.
+    /// `servers`: comma-separated `unix://`, `tcp://`, `master://` and
+    /// `http(s)://` URLs pulled as well.
     pub servers: Vec<StatsEndpoint>,
     /// `retries`: extra connection attempts per socket.
     pub retries: Retries,

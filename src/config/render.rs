@@ -1,6 +1,8 @@
 //! The typed configuration back to INI (`-p`, `-P`): every option with its
 //! effective value, `$` written as `$$`, so that reading the output with
-//! `-f` gives the same configuration again.
+//! `-f` gives the same configuration again — but for the credentials of an
+//! HTTP stats page in `servers`, which are printed as `***`: this output
+//! goes to terminals, tickets and logs.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -18,7 +20,8 @@ impl Config {
             .expect("the built-in defaults are a valid configuration")
     }
 
-    /// The configuration as INI text that `-f` reads back to the same value.
+    /// The configuration as INI text that `-f` reads back to the same value
+    /// (stats page credentials aside: `***`).
     pub fn to_ini(&self) -> String {
         let mut out = Ini::default();
         out.section("paths");
@@ -31,7 +34,9 @@ impl Config {
             Some(dir) => out.path("socket-dir", dir),
             None => out.value("socket-dir", ""),
         }
-        if !p.servers.is_empty() {
+        if p.servers.is_empty() {
+            out.commented_servers();
+        } else {
             let servers: Vec<String> = p.servers.iter().map(ToString::to_string).collect();
             out.value("servers", servers.join(","));
         }
@@ -201,6 +206,16 @@ impl Ini {
         for (option, value) in super::raw::builtin_section("kafka") {
             let _ = writeln!(self.text, "# {option} = {value}");
         }
+    }
+
+    /// `servers` is empty unless set: its forms are shown as comments.
+    fn commented_servers(&mut self) {
+        self.text.push_str(
+            "# servers = comma-separated sources pulled besides socket-dir's, e.g.\n\
+             #   unix:///run/haproxy/admin.sock, tcp://10.0.0.1:5555,\n\
+             #   master:///run/haproxy-master.sock   (HAProxy -W -S: every current worker, through its master)\n\
+             #   https://user:password@lb1:8404/stats   (a stats page: show stat only, no daemon metrics)\n",
+        );
     }
 
     fn path(&mut self, option: &str, path: &std::path::Path) {

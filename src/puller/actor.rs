@@ -245,6 +245,14 @@ impl Actor for Puller {
             servers = self.servers.len(),
             "puller started"
         );
+        for server in &self.servers {
+            if let StatsEndpoint::Http(url) = server {
+                tracing::warn!(
+                    server = %url,
+                    "an HTTP stats page has no 'show info': no daemon metrics from this source, only its show stat"
+                );
+            }
+        }
         let tmp_dst_dir = self.settings.tmp_dst_dir.clone();
         let cleared = async move {
             tokio::task::spawn_blocking(move || snapshot::clear_leftovers(&tmp_dst_dir)).await

@@ -2,17 +2,25 @@
 //! socket concurrently, each on its own connection; replies written into
 //! `tmp-dst-dir/<ts>` off the event loop; the directory published into
 //! `dst-dir` only when every request succeeded, removed otherwise.
+//!
+//! A master CLI is asked for its current workers first ([`plan`]), and
+//! again at the end, so that a reload during the pull fails the cycle
+//! instead of publishing an old worker; an HTTP page gives `show stat` only.
+//! `pull-timeout` bounds all of it.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::client::{self, ConnectPolicy, QueryError};
+use super::client::{self, Command, ConnectPolicy, QueryError};
+use super::master::{self, MasterError, Worker};
 use super::snapshot::{self, SnapshotIoError};
 use crate::config::{PullConfig, StatsEndpoint};
 
@@ -22,7 +30,8 @@ const REQUESTS: [(&str, &str); 2] = [("show info", "_info"), ("show stat", "_sta
 /// One stats socket to pull and the prefix of its files in the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// File-name prefix: the socket's base name, or `host:port` for TCP.
+    /// File-name prefix: the socket's base name (a master's workers add
+    /// `@<n>`), or `host:port` for TCP and HTTP.
     pub name: String,
     /// Where to connect.
     pub endpoint: StatsEndpoint,
@@ -63,8 +72,10 @@ pub fn discover(
     }
     for endpoint in servers {
         let name = match endpoint {
-            StatsEndpoint::Unix(path) => base_name(path),
+            StatsEndpoint::Unix(path) | StatsEndpoint::Master(path) => base_name(path),
             StatsEndpoint::Tcp { host, port } => format!("{host}:{port}"),
+            // `host:port`: credentials never reach a file name.
+            StatsEndpoint::Http(url) => url.host_port(),
         };
         sources.push(Source {
             name,
@@ -149,6 +160,9 @@ pub enum RequestError {
     /// Writing its reply failed.
     #[error(transparent)]
     Io(#[from] SnapshotIoError),
+    /// A master CLI could not list its workers, or they changed.
+    #[error(transparent)]
+    Master(#[from] MasterError),
     /// The cycle's deadline (or a shutdown) cancelled it.
     #[error("'{command}' cancelled: {reason}")]
     Cancelled {
@@ -190,6 +204,117 @@ pub enum CycleOutcome {
     Io(SnapshotIoError),
 }
 
+/// One request of a cycle: what to ask where, and the file of its reply.
+#[derive(Debug, Clone)]
+struct Job {
+    /// Named in failures: the source, or `<master>@<n>` for a worker.
+    source: String,
+    endpoint: StatsEndpoint,
+    command: Command,
+    file: String,
+}
+
+/// A master whose workers this cycle pulls, to be checked at its end.
+#[derive(Debug)]
+struct Pulled {
+    source: String,
+    master: PathBuf,
+    workers: Vec<Worker>,
+}
+
+/// What a cycle asks: every request of every source, the masters to check
+/// at the end, and the masters that could not list their workers.
+#[derive(Debug, Default)]
+struct Plan {
+    jobs: Vec<Job>,
+    masters: Vec<Pulled>,
+    failures: Vec<RequestFailure>,
+}
+
+/// The requests of the cycle; a master CLI is asked `show proc` (all of
+/// them at once) for the workers to pull through it.
+async fn plan(sources: &[Source], settings: &CycleSettings) -> Plan {
+    let mut plan = Plan::default();
+    let mut listings = Vec::new();
+    for source in sources {
+        let job = |command: Command, suffix: &str, prefix: &str| Job {
+            source: prefix.to_owned(),
+            endpoint: source.endpoint.clone(),
+            command,
+            file: format!("{prefix}{suffix}"),
+        };
+        match &source.endpoint {
+            StatsEndpoint::Unix(_) | StatsEndpoint::Tcp { .. } => {
+                for (command, suffix) in REQUESTS {
+                    plan.jobs
+                        .push(job(Command::plain(command), suffix, &source.name));
+                }
+            }
+            StatsEndpoint::Http(_) => {
+                plan.jobs
+                    .push(job(Command::plain("show stat"), "_stat", &source.name));
+            }
+            StatsEndpoint::Master(path) => listings.push(async move {
+                let listed = master::workers(path, &settings.policy, settings.buffer_limit).await;
+                (source, path, listed)
+            }),
+        }
+    }
+    for (source, path, listed) in futures_util::future::join_all(listings).await {
+        let workers = match listed {
+            Ok(list) => list.current,
+            Err(error) => {
+                plan.failures.push(RequestFailure {
+                    source: source.name.clone(),
+                    error: error.into(),
+                });
+                continue;
+            }
+        };
+        for worker in &workers {
+            let prefix = format!("{}@{}", source.name, worker.relative);
+            for (command, suffix) in REQUESTS {
+                plan.jobs.push(Job {
+                    source: prefix.clone(),
+                    endpoint: source.endpoint.clone(),
+                    command: Command {
+                        name: command,
+                        worker: Some(worker.pid),
+                    },
+                    file: format!("{prefix}{suffix}"),
+                });
+            }
+        }
+        plan.masters.push(Pulled {
+            source: source.name.clone(),
+            master: path.clone(),
+            workers,
+        });
+    }
+    plan
+}
+
+/// Runs `work` unless the deadline passes or a shutdown comes first; then
+/// answers why it was cut short.
+async fn bounded<T>(
+    work: impl Future<Output = T>,
+    deadline: &mut Pin<&mut impl Future<Output = ()>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<T, &'static str> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(done),
+            () = deadline.as_mut() => return Err("pull-timeout reached"),
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return Err("shutting down");
+                }
+            }
+        }
+    }
+}
+
 /// Runs one cycle with timestamp `ts`. A `true` on `shutdown` cancels what is
 /// pending; the assembled directory is then removed like any failed cycle.
 pub async fn run(
@@ -208,63 +333,102 @@ pub async fn run(
     };
     // Before the first request: tests/pull.rs times reloads against it.
     tracing::debug!(ts, sources = sources.len(), "pull cycle started");
-    let writers = Arc::new(Semaphore::new(settings.writers));
-    let mut tasks = JoinSet::new();
-    let mut pending = BTreeSet::new();
-    for source in &sources {
-        for (command, suffix) in REQUESTS {
-            pending.insert((source.name.clone(), command));
-            tasks.spawn(request(
-                source.clone(),
-                command,
-                format!("{}{suffix}", source.name),
-                Arc::clone(&settings),
-                dir.clone(),
-                Arc::clone(&writers),
-            ));
-        }
-    }
-
-    let mut failures = Vec::new();
-    let mut bytes = 0u64;
-    let deadline = async {
-        match settings.pull_timeout {
+    let limit = settings.pull_timeout;
+    let deadline = async move {
+        match limit {
             Some(limit) => tokio::time::sleep(limit).await,
             None => std::future::pending().await,
         }
     };
     tokio::pin!(deadline);
-    let cancelled = loop {
-        tokio::select! {
-            joined = tasks.join_next() => match joined {
-                None => break None,
-                Some(Ok(Done { source, command, result })) => {
-                    pending.remove(&(source.clone(), command));
-                    match result {
-                        Ok(written) => bytes += written,
-                        Err(error) => failures.push(RequestFailure { source, error }),
-                    }
-                }
-                Some(Err(join_error)) => {
-                    // A panicked request is a bug; its (source, command) stays
-                    // pending and is reported with the others.
-                    tracing::error!(error = %join_error, "pull request task failed");
-                }
-            },
-            () = &mut deadline => break Some("pull-timeout reached"),
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break Some("shutting down");
-                }
-            }
+
+    let Plan {
+        jobs,
+        masters,
+        mut failures,
+    } = match bounded(plan(&sources, &settings), &mut deadline, &mut shutdown).await {
+        Ok(plan) => plan,
+        Err(reason) => {
+            discard(dir).await;
+            let failures = sources
+                .into_iter()
+                .filter(|source| matches!(source.endpoint, StatsEndpoint::Master(_)))
+                .map(|source| RequestFailure {
+                    source: source.name,
+                    error: RequestError::Cancelled {
+                        command: "show proc",
+                        reason,
+                    },
+                })
+                .collect();
+            return CycleOutcome::Failed { failures };
         }
     };
+
+    let writers = Arc::new(Semaphore::new(settings.writers));
+    let mut tasks = JoinSet::new();
+    let mut pending = BTreeSet::new();
+    for job in jobs {
+        pending.insert((job.file.clone(), job.source.clone(), job.command.name));
+        tasks.spawn(request(
+            job,
+            Arc::clone(&settings),
+            dir.clone(),
+            Arc::clone(&writers),
+        ));
+    }
+    let mut bytes = 0u64;
+    let joined = bounded(
+        join_all(&mut tasks, &mut pending, &mut failures, &mut bytes),
+        &mut deadline,
+        &mut shutdown,
+    )
+    .await;
     tasks.abort_all();
-    let reason = cancelled.unwrap_or("request task failed");
-    failures.extend(pending.into_iter().map(|(source, command)| RequestFailure {
-        source,
-        error: RequestError::Cancelled { command, reason },
-    }));
+    let reason = match joined {
+        Ok(()) => "request task failed",
+        Err(reason) => reason,
+    };
+    failures.extend(
+        pending
+            .into_iter()
+            .map(|(_, source, command)| RequestFailure {
+                source,
+                error: RequestError::Cancelled { command, reason },
+            }),
+    );
+
+    if failures.is_empty() && !masters.is_empty() {
+        let checks = masters.iter().map(|pulled| async {
+            let checked = master::check_still_current(
+                &pulled.master,
+                &pulled.workers,
+                &settings.policy,
+                settings.buffer_limit,
+            )
+            .await;
+            checked.err().map(|error| RequestFailure {
+                source: pulled.source.clone(),
+                error: error.into(),
+            })
+        });
+        match bounded(
+            futures_util::future::join_all(checks),
+            &mut deadline,
+            &mut shutdown,
+        )
+        .await
+        {
+            Ok(checked) => failures.extend(checked.into_iter().flatten()),
+            Err(reason) => failures.extend(masters.iter().map(|pulled| RequestFailure {
+                source: pulled.source.clone(),
+                error: RequestError::Cancelled {
+                    command: "show proc",
+                    reason,
+                },
+            })),
+        }
+    }
 
     if failures.is_empty() {
         let dst_dir = settings.dst_dir.clone();
@@ -285,27 +449,54 @@ pub async fn run(
     CycleOutcome::Failed { failures }
 }
 
+/// Collects every request's outcome; what a panicked task left is still
+/// in `pending` (file, source, command).
+async fn join_all(
+    tasks: &mut JoinSet<Done>,
+    pending: &mut BTreeSet<(String, String, &'static str)>,
+    failures: &mut Vec<RequestFailure>,
+    bytes: &mut u64,
+) {
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Done { job, result }) => {
+                pending.remove(&(job.file, job.source.clone(), job.command.name));
+                match result {
+                    Ok(written) => *bytes += written,
+                    Err(error) => failures.push(RequestFailure {
+                        source: job.source,
+                        error,
+                    }),
+                }
+            }
+            // A panicked request is a bug; it stays pending and is
+            // reported with the others.
+            Err(join_error) => {
+                tracing::error!(error = %join_error, "pull request task failed");
+            }
+        }
+    }
+}
+
 /// Bytes of a reply read from its socket before they are written out.
 const WRITE_CHUNK: usize = 256 * 1024;
 
 struct Done {
-    source: String,
-    command: &'static str,
+    job: Job,
     result: Result<u64, RequestError>,
 }
 
 async fn request(
-    source: Source,
-    command: &'static str,
-    file_name: String,
+    job: Job,
     settings: Arc<CycleSettings>,
     dir: PathBuf,
     writers: Arc<Semaphore>,
 ) -> Done {
+    let command = job.command.name;
     let result = async {
         let mut reply = client::open(
-            &source.endpoint,
-            command,
+            &job.endpoint,
+            job.command,
             &settings.policy,
             settings.buffer_limit,
         )
@@ -313,7 +504,7 @@ async fn request(
         // The reply goes to its file as it comes, a chunk at a time: a
         // whole `show stat` is megabytes per socket, and holding them all
         // for a cycle cost a fresh allocation, faulted in, every time.
-        let path = Arc::new(dir.join(&file_name));
+        let path = Arc::new(dir.join(&job.file));
         let create = Arc::clone(&path);
         let mut file = blocking(move || snapshot::create_reply(&create)).await?;
         let mut buf = vec![0u8; WRITE_CHUNK];
@@ -340,11 +531,7 @@ async fn request(
         Ok(size)
     }
     .await;
-    Done {
-        source: source.name,
-        command,
-        result,
-    }
+    Done { job, result }
 }
 
 async fn discard(dir: PathBuf) {
@@ -614,6 +801,99 @@ mod tests {
         let root = temp();
         let outcome = run(Vec::new(), settings(root.path(), None), 46, no_shutdown()).await;
         assert!(matches!(outcome, CycleOutcome::NoSources), "{outcome:?}");
+    }
+
+    /// A fake master CLI: answers `show proc` with `listings` in turn (the
+    /// last one from then on) once the client shut its side, and `@!<pid>
+    /// <command>` with what a worker would start its reply with.
+    fn fake_master(dir: &Path, listings: Vec<&'static str>) -> PathBuf {
+        let path = dir.join("master.sock");
+        let listener = UnixListener::bind(&path).unwrap_or_else(|e| panic!("bind: {e}"));
+        tokio::spawn(async move {
+            let mut listed = 0;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut command = String::new();
+                let _ = stream.read_to_string(&mut command).await;
+                let command = command.trim();
+                let reply = if command == "show proc" {
+                    let index = listed.min(listings.len() - 1);
+                    listed += 1;
+                    listings[index].to_string()
+                } else if command.ends_with("show info") {
+                    format!("Name: HAProxy\nasked: {command}\n\n")
+                } else if command.ends_with("show stat") {
+                    format!("# pxname,svname,\nasked: {command}\n\n")
+                } else {
+                    "Unknown command.\n".to_string()
+                };
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        path
+    }
+
+    const ONE_WORKER: &str = "#<PID>          <type>          <reloads>       <uptime>        <version>\n\
+        1               master          0 [failed: 0]   0d00h00m01s     2.6.12\n\
+        # workers\n\
+        100             worker          0               0d00h00m01s     2.6.12\n\
+        # programs\n";
+
+    const RELOADED: &str = "#<PID>          <type>          <reloads>       <uptime>        <version>\n\
+        1               master          1 [failed: 0]   0d00h00m02s     2.6.12\n\
+        # workers\n\
+        200             worker          0               0d00h00m00s     2.6.12\n\
+        # old workers\n\
+        100             worker          1               0d00h00m02s     2.6.12\n\
+        # programs\n";
+
+    /// One cycle `ts` pulling a [`fake_master`] in `root`.
+    async fn pull_master(root: &Path, listings: Vec<&'static str>, ts: u64) -> CycleOutcome {
+        let master = fake_master(root, listings);
+        let sources =
+            discover(None, &[StatsEndpoint::Master(master)]).unwrap_or_else(|e| panic!("{e}"));
+        run(sources, settings(root, None), ts, no_shutdown()).await
+    }
+
+    #[tokio::test]
+    async fn every_current_worker_of_a_master_is_pulled_through_it_by_relative_number() {
+        let root = temp();
+        let proc_list = include_str!("../../tests/fixtures/show_proc/2.0.txt");
+        let outcome = pull_master(root.path(), vec![proc_list], 50).await;
+        let CycleOutcome::Published { dir, .. } = outcome else {
+            panic!("not published: {outcome:?}");
+        };
+        assert_eq!(
+            listing(&dir),
+            [
+                "master.sock@1_info",
+                "master.sock@1_stat",
+                "master.sock@2_info",
+                "master.sock@2_stat"
+            ]
+        );
+        // Through the master, to each worker by PID; the old one (1233) never.
+        let second = std::fs::read_to_string(dir.join("master.sock@2_info")).unwrap_or_default();
+        assert_eq!(second, "Name: HAProxy\nasked: @!1272 show info\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_worker_made_old_by_a_reload_during_the_pull_fails_the_cycle() {
+        let root = temp();
+        let outcome = pull_master(root.path(), vec![ONE_WORKER, RELOADED], 51).await;
+        let CycleOutcome::Failed { failures } = outcome else {
+            panic!("not failed: {outcome:?}");
+        };
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].source, "master.sock");
+        assert!(
+            failures[0]
+                .error
+                .to_string()
+                .contains("worker(s) 100 no longer current"),
+            "{failures:?}"
+        );
+        assert!(listing(&root.path().join("incoming")).is_empty());
+        assert!(listing(&root.path().join("incoming.tmp")).is_empty());
     }
 
     #[test]

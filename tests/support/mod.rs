@@ -13,6 +13,8 @@
 //!   that cuts and restores the network path; reads a topic back (to its
 //!   end, too); a topic's end and a group's committed offsets; snapshot
 //!   and partial messages grouped by load balancer and `ts`.
+//! - [`master_worker::MasterWorker`]: one HAProxy in master-worker mode
+//!   (`-W -S`) with a stats socket and an HTTP stats page (`stats auth`).
 //! - [`start_fleet_and_carbon`]: both at once, started in parallel.
 //!
 //! Everything lives in its own temporary directory on free 127.0.0.1 ports,
@@ -29,6 +31,7 @@ pub mod fake_graphite;
 pub mod haproxy;
 pub mod haproxystats;
 pub mod kafka;
+pub mod master_worker;
 pub mod process;
 pub mod responder;
 pub mod snapshots;
