@@ -211,7 +211,7 @@ impl Ini {
     /// `servers` is empty unless set: its forms are shown as comments.
     fn commented_servers(&mut self) {
         self.text.push_str(
-            "# servers = comma-separated sources pulled besides socket-dir's, e.g.\n\
+            "# servers: comma-separated sources pulled besides socket-dir's, e.g.\n\
              #   unix:///run/haproxy/admin.sock, tcp://10.0.0.1:5555,\n\
              #   master:///run/haproxy-master.sock   (HAProxy -W -S: every current worker, through its master)\n\
              #   https://user:password@lb1:8404/stats   (a stats page: show stat only, no daemon metrics)\n",

@@ -80,7 +80,10 @@ pub const OPTIONS: &[OptionDoc] = &[
     unset(
         "pull",
         "servers",
-        "More stats sockets, comma separated: `unix:///path` or `tcp://host:port`.",
+        "More sources, comma separated: stats sockets `unix:///path` or `tcp://host:port`; \
+         a master CLI `master:///path` (HAProxy -W -S: every current worker, pulled through \
+         the master); an HTTP stats page `http(s)://[user:pass@]host[:port]/path` (show stat \
+         only: no daemon metrics; credentials never logged).",
         "none",
     ),
     doc(
