@@ -98,6 +98,7 @@ impl Harness {
             align_pulls: false,
             local: true,
             sinks: crate::sink::configured(&config, "t.haproxy", "haproxy")
+                .expect("no port to bind")
                 .into_iter()
                 .chain(extra)
                 .collect(),
