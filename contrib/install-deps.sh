@@ -10,6 +10,8 @@
 #   curl               traffic for the demo's HAProxy instances
 #   graphite-web       the render API the dashboards are checked against (demo)
 #   chromium           headless screenshot of graphite-web's dashboard page (demo)
+#   prometheus         a real Prometheus scraping the endpoint sink, and promtool
+#                      (tests/prometheus.rs)
 #   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
 #                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
 #   pyarrow            (pip) an independent reader of the raw snapshots' Arrow
@@ -28,6 +30,7 @@ command -v whisper-fetch >/dev/null 2>&1 || need+=(python3-whisper)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v graphite-manage >/dev/null 2>&1 || need+=(graphite-web)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
     dpkg-query -W -f='${Status}' "$dev" 2>/dev/null | grep -q "install ok installed" || need+=("$dev")
@@ -43,7 +46,7 @@ fi
 
 # graphite-carbon's package starts a system carbon-cache on some setups; the
 # tests and the demo run their own on free ports, so leave that one alone.
-for bin in haproxy carbon-c-relay carbon-cache whisper-fetch graphite-manage chromium; do
+for bin in haproxy carbon-c-relay carbon-cache whisper-fetch graphite-manage chromium prometheus promtool; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || {
         echo "install-deps: $bin is still missing after apt-get install" >&2
         exit 1

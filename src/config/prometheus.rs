@@ -101,6 +101,22 @@ mod tests {
     }
 
     #[test]
+    fn print_shows_the_defaults_commented_and_print_conf_the_section() {
+        let defaults = crate::config::Config::defaults().to_ini();
+        assert!(
+            defaults.contains("# [prometheus]\n# listen = 127.0.0.1:9101\n# path = /metrics\n"),
+            "{defaults}"
+        );
+        let on = load_str("[prometheus]\nlisten = 0.0.0.0:9200\n").expect("valid");
+        let text = on.config.to_ini();
+        assert!(
+            text.contains("[prometheus]\nlisten = 0.0.0.0:9200\npath = /metrics\n"),
+            "{text}"
+        );
+        assert_eq!(load_str(&text).expect("read back").config, on.config);
+    }
+
+    #[test]
     fn prometheus_alone_is_a_sink() {
         let config = load_str("[graphite]\nenabled = false\n[prometheus]\n")
             .expect("prometheus is a sink")

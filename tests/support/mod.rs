@@ -13,6 +13,8 @@
 //!   that cuts and restores the network path; reads a topic back (to its
 //!   end, too); a topic's end and a group's committed offsets; snapshot
 //!   and partial messages grouped by load balancer and `ts`.
+//! - [`prometheus::Prometheus`]: a real Prometheus scraping one target
+//!   every second, read through its query API; `promtool check metrics`.
 //! - [`start_fleet_and_carbon`]: both at once, started in parallel.
 //!
 //! Everything lives in its own temporary directory on free 127.0.0.1 ports,
@@ -30,6 +32,7 @@ pub mod haproxy;
 pub mod haproxystats;
 pub mod kafka;
 pub mod process;
+pub mod prometheus;
 pub mod responder;
 pub mod snapshots;
 
