@@ -13,6 +13,10 @@ use super::exposition::convert;
 use super::server::{Endpoint, serve};
 use crate::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
 
+/// Converting a snapshot of this timestamp panics (test builds only).
+#[cfg(test)]
+const INJECT_PANIC_TS: u64 = 13;
+
 /// The Prometheus sink. It has no backlog: a snapshot is served as soon
 /// as it is converted, and the next one replaces it.
 pub struct PrometheusSink {
@@ -50,6 +54,11 @@ impl PrometheusSink {
         // A snapshot that panics the conversion would panic it again after
         // every restart: logged and acknowledged, the previous one stays.
         let converted = catch_unwind(AssertUnwindSafe(|| {
+            // Fault injection for the test below; not in releases.
+            #[cfg(test)]
+            if message.ts == INJECT_PANIC_TS {
+                panic!("injected conversion panic");
+            }
             convert(message.lines.chunks(), &self.settings.layout)
         }));
         match converted {
@@ -140,5 +149,51 @@ impl Handler<crate::supervisor::Crash> for PrometheusSink {
 
     fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
         panic!("injected prometheus sink crash");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::chunks::SharedLines;
+    use crate::sink::paths::PathLayout;
+
+    #[actix_rt::test]
+    async fn a_snapshot_that_panics_the_conversion_is_acknowledged_and_the_previous_one_stays() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let settings = Arc::new(Settings {
+            listener,
+            path: "/metrics".into(),
+            layout: PathLayout::test_node(),
+            served: Arc::default(),
+        });
+        let sink = PrometheusSink::new(Arc::clone(&settings)).start();
+        let send = |ts: u64| {
+            let (written, acknowledged) = tokio::sync::oneshot::channel();
+            sink.do_send(SendLinesAcked {
+                dir: std::path::PathBuf::new(),
+                lb: None,
+                ts,
+                lines: SharedLines::from(
+                    format!("ns.lb1.haproxy.daemon.Tasks {ts} {ts}\n").into_bytes(),
+                ),
+                written,
+            });
+            acknowledged
+        };
+        assert!(send(5).await.is_ok());
+        assert!(send(INJECT_PANIC_TS).await.is_ok(), "acknowledged");
+        let page = String::from_utf8(settings.served.page()).expect("utf-8");
+        assert!(
+            page.ends_with("haproxystats_daemon_tasks{host=\"lb1\"} 5\n"),
+            "{page}"
+        );
+        // The actor goes on.
+        assert!(send(20).await.is_ok());
+        let health = sink.send(GetSinkHealth).await.expect("health");
+        assert_eq!(health.metrics[0], ("PrometheusSeries", 1));
+        let page = String::from_utf8(settings.served.page()).expect("utf-8");
+        assert!(page.ends_with("} 20\n"), "{page}");
     }
 }
