@@ -59,6 +59,7 @@ fn main() {
             host: "lb-01_example_com".into(),
             group_namespace: None,
             lb_in_path: false,
+            cluster_namespace: None,
         },
         key: "lb-01_example_com".into(),
     };

@@ -11,6 +11,8 @@
 #   graphite-web       the render API the dashboards are checked against (demo)
 #   chromium           headless screenshot of graphite-web's dashboard page (demo)
 #   openssl            a certificate for the tests' HTTPS stats page
+#   prometheus         a real Prometheus scraping the endpoint sink, and promtool
+#                      (tests/prometheus.rs)
 #   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
 #                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
 #   lintian, man-db    checking the Debian package (contrib/deb/test.sh;
@@ -34,6 +36,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
     dpkg-query -W -f='${Status}' "$dev" 2>/dev/null | grep -q "install ok installed" || need+=("$dev")
@@ -49,7 +52,7 @@ fi
 
 # graphite-carbon's package starts a system carbon-cache on some setups; the
 # tests and the demo run their own on free ports, so leave that one alone.
-for bin in haproxy carbon-c-relay carbon-cache whisper-fetch graphite-manage chromium; do
+for bin in haproxy carbon-c-relay carbon-cache whisper-fetch graphite-manage chromium prometheus promtool; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || {
         echo "install-deps: $bin is still missing after apt-get install" >&2
         exit 1

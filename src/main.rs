@@ -107,6 +107,11 @@ fn run(command: Option<Command>, config: &Config, warnings: &[config::ConfigWarn
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error @ commands::CommandError::Unusable(_)) => {
+            tracing::error!("{error}");
+            eprintln!("{error}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(error) => {
             tracing::error!("{error}");
             eprintln!("{error}");

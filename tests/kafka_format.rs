@@ -90,6 +90,7 @@ fn every_line_replay_prints_is_one_field_an_influx_parser_reads_back() {
         host: "lb1".into(),
         group_namespace: None,
         lb_in_path: false,
+        cluster_namespace: None,
     };
     let mut influx = Vec::new();
     let count = to_influx(text.as_bytes(), &layout, &mut influx);

@@ -41,6 +41,7 @@ fn settings(broker: &Broker, queue_size: usize, message_max_bytes: usize) -> Kaf
             host: "lb1".into(),
             group_namespace: None,
             lb_in_path: false,
+            cluster_namespace: None,
         },
         key: "lb1".into(),
     }

@@ -42,7 +42,8 @@ pub fn run(config: &Config, settings: CentralSettings, hostname: &str) -> Result
         &namespace,
         &host,
         crate::sink::Lines::PerLoadBalancer,
-    );
+    )
+    .map_err(|error| CommandError::Unusable(error.to_string()))?;
     let max_partial_bytes = settings
         .kafka
         .message_max_bytes

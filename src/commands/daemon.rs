@@ -32,7 +32,8 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
     require_dir(&config.process.src_dir, "process", "src-dir", false)?;
     let engine = daemon_engine_options(config, hostname)?;
     let host = crate::engine::prefix_host(&config.graphite, hostname);
-    let sinks = crate::sink::configured(config, &engine.prefix, &host);
+    let sinks = crate::sink::configured(config, &engine.prefix, &host)
+        .map_err(|error| CommandError::Unusable(error.to_string()))?;
     let system = actix::System::new();
     system.block_on(async {
         let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;

@@ -16,6 +16,10 @@ pub enum CommandError {
     /// Installing the signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// Something the configuration names cannot be used (a port in use):
+    /// like a bad configuration, exit 2.
+    #[error("cannot start: {0}")]
+    Unusable(String),
     /// The actor system failed.
     #[error("{0}")]
     Runtime(String),

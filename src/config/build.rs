@@ -77,6 +77,7 @@ pub const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
     ),
     ("local-store", &["dir"]),
     ("kafka", super::kafka::OPTIONS),
+    ("prometheus", super::prometheus::OPTIONS),
     ("central", super::central::OPTIONS),
 ];
 
@@ -343,6 +344,14 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
     } else {
         None
     };
+    let prometheus = if raw.user_declared("prometheus") {
+        Some(super::prometheus::build(&Reader {
+            raw,
+            section: "prometheus",
+        })?)
+    } else {
+        None
+    };
     let central = if raw.user_declared("central") {
         Some(super::central::build(&Reader {
             raw,
@@ -353,7 +362,12 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
     };
     let groups = build_groups(raw)?;
     check_groups_have_namespace(&groups, &graphite)?;
-    check_some_sink(&process, &graphite, local_store.as_ref(), kafka.as_ref())?;
+    check_some_sink(
+        &process,
+        &graphite,
+        local_store.is_some() || prometheus.is_some(),
+        kafka.as_ref(),
+    )?;
     let config = Config {
         paths,
         pull,
@@ -361,6 +375,7 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
         graphite,
         local_store,
         kafka,
+        prometheus,
         central,
         groups,
     };
@@ -623,7 +638,7 @@ fn check_groups_have_namespace(
 fn check_some_sink(
     process: &ProcessConfig,
     graphite: &GraphiteConfig,
-    local_store: Option<&LocalStoreConfig>,
+    other_sink: bool,
     kafka: Option<&KafkaConfig>,
 ) -> Result<(), ConfigError> {
     let publishes = kafka.is_some_and(|kafka| kafka.snapshots_topic.is_some());
@@ -635,11 +650,11 @@ fn check_some_sink(
             "[process] local = false and no [kafka] snapshots-topic: nothing would process or publish the snapshots, and every one would be deleted unsent".to_owned(),
         ));
     }
-    if graphite.enabled || local_store.is_some() || kafka.is_some() {
+    if graphite.enabled || other_sink || kafka.is_some() {
         return Ok(());
     }
     Err(ConfigError::Inconsistent(
-        "[graphite] enabled = false and neither [local-store] nor [kafka]: no sink is left, and every snapshot would be deleted unsent".to_owned(),
+        "[graphite] enabled = false and none of [local-store], [kafka], [prometheus]: no sink is left, and every snapshot would be deleted unsent".to_owned(),
     ))
 }
 

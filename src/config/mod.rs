@@ -13,13 +13,14 @@ mod error;
 pub mod interpolate;
 mod kafka;
 mod model;
+mod prometheus;
 pub mod raw;
 mod render;
 
 use std::path::{Path, PathBuf};
 
 pub use build::{KNOWN_OPTIONS, parse_python_bool, parse_python_float, parse_python_int};
-pub use central::{CentralSettings, resolve as resolve_central};
+pub use central::{CentralSettings, DEFAULT_CLUSTER_NAMESPACE, resolve as resolve_central};
 pub use error::{ConfigError, ConfigWarning, MAX_FILE_BYTES};
 pub use kafka::LIBRDKAFKA_PREFIX;
 pub use model::*;

@@ -24,6 +24,8 @@ pub struct Config {
     pub local_store: Option<LocalStoreConfig>,
     /// `[kafka]` (ours): `Some` when the section exists.
     pub kafka: Option<KafkaConfig>,
+    /// `[prometheus]` (ours): `Some` when the section exists.
+    pub prometheus: Option<PrometheusConfig>,
     /// `[central]` (ours, SPEC §7): `Some` when the section exists; see
     /// `config::resolve_central` for the defaults.
     pub central: Option<CentralConfig>,
@@ -265,6 +267,17 @@ pub struct GraphiteConfig {
 pub struct LocalStoreConfig {
     /// `dir`: `dir/<timestamp>/stats` receives every line sent.
     pub dir: PathBuf,
+}
+
+/// `[prometheus]` (ours): the latest snapshot served to Prometheus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusConfig {
+    /// `listen`: `host:port` as written.
+    pub listen: String,
+    /// What `listen` resolved to at start; the first that can be bound is.
+    pub addresses: Vec<std::net::SocketAddr>,
+    /// `path`: the URL path of the metrics.
+    pub path: String,
 }
 
 /// One `name = regex` entry of a `*-groups` section.

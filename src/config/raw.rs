@@ -94,6 +94,11 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
             ("lb-name", ""),
         ],
     ),
+    // Used only when the user declares [prometheus] (it is off otherwise).
+    (
+        "prometheus",
+        &[("listen", "127.0.0.1:9101"), ("path", "/metrics")],
+    ),
 ];
 
 /// The built-in defaults of one section, in their order.

@@ -129,6 +129,17 @@ impl Config {
             }
             None => out.commented_kafka_defaults(),
         }
+        match &self.prometheus {
+            Some(prometheus) => {
+                out.section("prometheus");
+                out.value("listen", &prometheus.listen);
+                out.value("path", &prometheus.path);
+            }
+            None => out.commented_defaults(
+                "prometheus",
+                "# [prometheus] is off; declare it to serve the latest snapshot to Prometheus:\n",
+            ),
+        }
         if let Some(central) = &self.central {
             out.section("central");
             out.value("group-id", &central.group_id);
@@ -199,11 +210,20 @@ impl Ini {
     /// `[kafka]` is off unless declared: its defaults are shown as comments,
     /// so that `-p` documents them and its output still reads back as is.
     fn commented_kafka_defaults(&mut self) {
-        self.text.push_str(
-            "\n# [kafka] is off; declare it, with brokers, to send every metric to Kafka too\n\
-             # (any librdkafka option as librdkafka.<name> = value):\n# [kafka]\n",
+        self.commented_defaults(
+            "kafka",
+            "# [kafka] is off; declare it, with brokers, to send every metric to Kafka too\n\
+             # (any librdkafka option as librdkafka.<name> = value):\n",
         );
-        for (option, value) in super::raw::builtin_section("kafka") {
+    }
+
+    /// A section that is off unless declared: `why` (comment lines), then
+    /// its defaults as comments.
+    fn commented_defaults(&mut self, section: &str, why: &str) {
+        self.text.push('\n');
+        self.text.push_str(why);
+        let _ = writeln!(self.text, "# [{section}]");
+        for (option, value) in super::raw::builtin_section(section) {
             let _ = writeln!(self.text, "# {option} = {value}");
         }
     }

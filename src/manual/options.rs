@@ -54,6 +54,11 @@ pub const SECTIONS: &[(&str, &str)] = &[
         "Ours. The options of `haproxystats central`, which consumes the raw snapshots of \
          the `[kafka] snapshots-topic`.",
     ),
+    (
+        "prometheus",
+        "Ours. Enabled when the section exists: the latest snapshot (in central: of each \
+         load balancer and cluster) is served in Prometheus' text format.",
+    ),
 ];
 
 /// Every option, grouped by section in the order of [`SECTIONS`].
@@ -406,6 +411,13 @@ pub const OPTIONS: &[OptionDoc] = &[
         "cluster-namespace",
         "Cluster lines go under `<namespace>.<cluster-namespace>.<cluster>.haproxy`.",
     ),
+    doc(
+        "prometheus",
+        "listen",
+        "The address and port the endpoint listens on; taken at start (a port in use is one \
+         line, exit 2).",
+    ),
+    doc("prometheus", "path", "The path of the metrics page."),
 ];
 
 /// A configuration that declares every section that is off by default, and
@@ -414,7 +426,8 @@ pub const OPTIONS: &[OptionDoc] = &[
 /// of every other option. The options it sets have no default of their own:
 /// each has a `when_unset` text.
 const EVERY_SECTION: &str = "[graphite]\ngroup-namespace = groups\n[frontend-groups]\nweb = ^www\n\
-                             [local-store]\n[kafka]\nbrokers = kafka1:9092\n[central]\n";
+                             [local-store]\n[kafka]\nbrokers = kafka1:9092\n[central]\n\
+                             [prometheus]\n";
 
 const fn doc(section: &'static str, option: &'static str, text: &'static str) -> OptionDoc {
     OptionDoc {

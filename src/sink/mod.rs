@@ -16,6 +16,9 @@
 //! - [`local_store`]: `dir/<ts>/stats`, written atomically (debugging).
 //! - [`kafka`]: the KafkaSink: formats, settings, the producer actor.
 //! - [`snapshots`]: raw snapshots to Kafka, for central processing.
+//! - [`prometheus`]: the latest snapshot served to Prometheus.
+//! - [`paths`]: Graphite lines read back as kind, labels and metric, for
+//!   the sinks that are not Graphite.
 //!
 //! Every sink takes the same [`chunks::SharedLines`] and acknowledges each
 //! snapshot once it is done with it; the Supervisor removes a snapshot once
@@ -34,6 +37,8 @@ pub mod graphite;
 pub mod kafka;
 pub mod local_store;
 pub mod messages;
+pub mod paths;
+pub mod prometheus;
 pub mod retry;
 pub mod running;
 pub mod slot;
@@ -44,34 +49,46 @@ pub use running::{RunningSink, SinkSpec};
 pub use slot::SinkSlot;
 
 use crate::config::Config;
-pub use kafka::settings::Lines;
+pub use paths::Lines;
 
 /// The sinks `config` enables, in delivery order. `prefix` is the metric
 /// path prefix of the lines (`<namespace>.<host>`), `host` the host name as
 /// it appears there: sinks that key or tag by them take them from here.
 /// An edge (`[process] local = false`) makes no lines: only the sinks of
 /// raw snapshots are its.
-pub fn configured(config: &Config, prefix: &str, host: &str) -> Vec<SinkSpec> {
+/// A sink that cannot start (its port in use) is an error: the command
+/// stops before anything starts.
+pub fn configured(
+    config: &Config,
+    prefix: &str,
+    host: &str,
+) -> Result<Vec<SinkSpec>, prometheus::BindError> {
     let raw = snapshots::spec(config, host);
     if !config.process.local {
-        return raw.into_iter().collect();
+        return Ok(raw.into_iter().collect());
     }
-    let mut sinks = line_sinks(config, prefix, host, Lines::OneHost);
+    let mut sinks = line_sinks(config, prefix, host, Lines::OneHost)?;
     sinks.extend(raw);
-    sinks
+    Ok(sinks)
 }
 
 /// The sinks of metric lines `config` enables, in delivery order: every
 /// sink but the one of raw snapshots. Central processing (SPEC §7) sends
 /// its lines to these, never raw snapshots back to the topic they came from,
 /// with `lines` = [`Lines::PerLoadBalancer`] and `prefix` = the namespace.
-pub fn line_sinks(config: &Config, prefix: &str, host: &str, lines: Lines) -> Vec<SinkSpec> {
-    [
+pub fn line_sinks(
+    config: &Config,
+    prefix: &str,
+    host: &str,
+    lines: Lines,
+) -> Result<Vec<SinkSpec>, prometheus::BindError> {
+    Ok([
         graphite::spec(config),
         local_store::spec(config),
         kafka::spec(config, prefix, host, lines),
+        prometheus::spec(config, prefix, host, lines)?,
     ]
     .into_iter()
     .flatten()
-    .collect()
+    .collect())
 }

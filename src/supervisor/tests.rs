@@ -98,6 +98,7 @@ impl Harness {
             align_pulls: false,
             local: true,
             sinks: crate::sink::configured(&config, "t.haproxy", "haproxy")
+                .expect("no port to bind")
                 .into_iter()
                 .chain(extra)
                 .collect(),
@@ -263,6 +264,73 @@ async fn every_child_kind_is_restarted_counted_and_no_snapshot_is_lost() {
             .any(|l| l == &format!("t.haproxy.haproxystats.ChildRestarts 4 {ts}")),
         "no ChildRestarts 4 line for {ts}"
     );
+}
+
+/// `GET /metrics` on 127.0.0.1:`port`: the status line and the body.
+async fn scrape(port: u16) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to the prometheus endpoint");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: t\r\n\r\n")
+        .await
+        .expect("request");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.expect("reply");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head.lines().next().unwrap_or("").to_owned();
+    (status, body.to_owned())
+}
+
+#[actix_rt::test]
+async fn a_crashed_prometheus_sink_is_restarted_and_serves_the_latest_snapshot_on_its_port() {
+    let graphite = FakeGraphite::start();
+    let port = free_port();
+    let limit = RestartLimit {
+        max: 10,
+        window: Duration::from_secs(60),
+    };
+    let mut harness = Harness::start_with(limit, graphite.port(), |config| {
+        config.prometheus = Some(crate::config::PrometheusConfig {
+            listen: format!("127.0.0.1:{port}"),
+            addresses: vec![([127, 0, 0, 1], port).into()],
+            path: "/metrics".into(),
+        });
+    });
+    harness.graphite = Some(graphite);
+    harness.wait_all_alive().await;
+    publish(&harness.src(), 1_700_000_000);
+    harness.wait_delivered(1_700_000_000).await;
+    let series = "haproxystats_frontend_stot_total{host=\"haproxy\",frontend=\"fe_main\"} 10\n";
+    let (status, before) = scrape(port).await;
+    assert_eq!(status, "HTTP/1.0 200 OK");
+    assert!(before.contains(series), "{before}");
+    assert!(before.contains("haproxystats_self_child_restarts{host=\"haproxy\"} 0\n"));
+
+    harness.crash(ChildKind::Sink("prometheus")).await;
+    harness.wait_restarts(1).await;
+    harness.wait_all_alive().await;
+    // Before any new snapshot: the same port, the same page.
+    let (status, after) = scrape(port).await;
+    assert_eq!(status, "HTTP/1.0 200 OK");
+    assert_eq!(after, before);
+    // The next snapshot replaces it, its restart counted.
+    publish(&harness.src(), 1_700_000_010);
+    harness.wait_delivered(1_700_000_010).await;
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = scrape(port).await.1;
+        if page.contains("haproxystats_self_child_restarts{host=\"haproxy\"} 1\n") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        page.contains("haproxystats_self_child_restarts{host=\"haproxy\"} 1\n"),
+        "{page}"
+    );
+    assert!(page.contains(series), "{page}");
 }
 
 #[actix_rt::test]

@@ -15,6 +15,8 @@
 //!   and partial messages grouped by load balancer and `ts`.
 //! - [`master_worker::MasterWorker`]: one HAProxy in master-worker mode
 //!   (`-W -S`) with a stats socket and an HTTP stats page (`stats auth`).
+//! - [`prometheus::Prometheus`]: a real Prometheus scraping one target
+//!   every second, read through its query API; `promtool check metrics`.
 //! - [`start_fleet_and_carbon`]: both at once, started in parallel.
 //!
 //! Everything lives in its own temporary directory on free 127.0.0.1 ports,
@@ -33,6 +35,7 @@ pub mod haproxystats;
 pub mod kafka;
 pub mod master_worker;
 pub mod process;
+pub mod prometheus;
 pub mod responder;
 pub mod snapshots;
 

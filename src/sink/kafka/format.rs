@@ -5,9 +5,7 @@
 //!   and telegraf's `kafka_consumer` (`data_format = "graphite"`) read
 //!   unchanged.
 //! - `influx`: InfluxDB line protocol. The Graphite path is read back into a
-//!   measurement per kind and tags: names from HAProxy never hold a `.`
-//!   (the engine replaces it), so below the prefix every path component is
-//!   one name or one keyword. One line per (measurement, tags, timestamp)
+//!   measurement per kind and tags (src/sink/paths.rs). One line per (measurement, tags, timestamp)
 //!   with every metric of it as a field, timestamps in nanoseconds. Values
 //!   are written as floats (no `i` suffix): a metric that is a whole number
 //!   in one snapshot and a mean with a fraction in the next keeps one field
@@ -20,6 +18,9 @@
 //! Pure: bytes in, bytes out.
 
 use std::fmt;
+
+pub use crate::sink::paths::PathLayout;
+use crate::sink::paths::{Kind, read_point};
 
 /// How lines are written into message values (`[kafka] format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,22 +93,6 @@ pub fn split_lines(lines: &[u8], max_bytes: usize) -> Split<'_> {
     split
 }
 
-/// Where the Graphite path of a line puts what: the parts of the path the
-/// configuration decides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathLayout {
-    /// `P` of SPEC §4 without its trailing dot (`namespace[.host].haproxy`).
-    pub prefix: String,
-    /// The `host` tag: the load balancer, whether or not the path names it.
-    pub host: String,
-    /// `[graphite] group-namespace`, when groups are written under it.
-    pub group_namespace: Option<String>,
-    /// Central processing (SPEC §7): lines of many load balancers, each
-    /// under `<prefix>.<lb>.haproxy.`, tagged with their own `lb`; `host`
-    /// is then central's, for its own `<prefix>.<host>.haproxystats.` lines.
-    pub lb_in_path: bool,
-}
-
 /// What [`to_influx`] did with a snapshot's lines.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct InfluxCount {
@@ -125,14 +110,6 @@ struct Series<'a> {
     timestamp: &'a str,
 }
 
-/// One Graphite line read back as a point.
-#[derive(Debug, PartialEq, Eq)]
-struct Point<'a> {
-    series: Series<'a>,
-    field: &'a str,
-    value: &'a str,
-}
-
 /// Appends the line protocol of `lines` to `out`: consecutive lines of one
 /// measurement, tag set and timestamp (the engine writes a name's metrics
 /// together) become one line with a field each.
@@ -141,32 +118,32 @@ pub fn to_influx(lines: &[u8], layout: &PathLayout, out: &mut Vec<u8>) -> Influx
     let mut open: Option<Series<'_>> = None;
     let text = String::from_utf8_lossy(lines);
     for line in text.lines() {
-        let Some(point) = read_point(line, layout) else {
+        let Some((series, field, value)) = influx_point(line, layout) else {
             if !line.is_empty() {
                 count.skipped += 1;
             }
             continue;
         };
-        if open.as_ref() == Some(&point.series) {
+        if open.as_ref() == Some(&series) {
             out.push(b',');
         } else {
             if let Some(series) = open.take() {
                 end_line(out, series.timestamp);
                 count.lines += 1;
             }
-            escape(out, point.series.measurement, b", ");
-            for (key, value) in &point.series.tags {
+            escape(out, series.measurement, b", ");
+            for (key, tag) in &series.tags {
                 out.push(b',');
                 escape(out, key, b",= ");
                 out.push(b'=');
-                escape(out, value, b",= ");
+                escape(out, tag, b",= ");
             }
             out.push(b' ');
-            open = Some(point.series);
+            open = Some(series);
         }
-        escape(out, point.field, b",= ");
+        escape(out, field, b",= ");
         out.push(b'=');
-        out.extend_from_slice(point.value.as_bytes());
+        out.extend_from_slice(value.as_bytes());
     }
     if let Some(series) = open {
         end_line(out, series.timestamp);
@@ -191,88 +168,25 @@ fn escape(out: &mut Vec<u8>, text: &str, special: &[u8]) {
     }
 }
 
-/// With [`PathLayout::lb_in_path`], the load balancer of a path (its parts
-/// after the prefix), which is taken off the parts: `<lb>.haproxy.…` or
-/// central's own `<host>.haproxystats.…`; `None` for central's own lines
-/// without a host part (`haproxystats.…`).
-fn lb_of<'a>(parts: &mut Vec<&'a str>) -> Option<&'a str> {
-    let lb = *parts.first()?;
-    let drop = match parts.get(1) {
-        Some(&"haproxy") => 2,
-        Some(&"haproxystats") => 1,
-        _ => return None,
+/// The influx series of a point and its field.
+fn influx_point<'a>(
+    line: &'a str,
+    layout: &'a PathLayout,
+) -> Option<(Series<'a>, &'a str, &'a str)> {
+    let point = read_point(line, layout)?;
+    let measurement = match point.kind {
+        Kind::Daemon => "haproxy_daemon",
+        Kind::Frontend => "haproxy_frontend",
+        Kind::Backend => "haproxy_backend",
+        Kind::Server => "haproxy_server",
+        Kind::SelfMetrics => "haproxystats",
     };
-    parts.drain(..drop);
-    Some(lb)
-}
-
-/// `path value timestamp` → a point, or `None` when the path is not one
-/// the engine writes under `layout` or the value is no finite number.
-fn read_point<'a>(line: &'a str, layout: &'a PathLayout) -> Option<Point<'a>> {
-    let mut fields = line.split(' ');
-    let (path, value, timestamp) = (fields.next()?, fields.next()?, fields.next()?);
-    if fields.next().is_some()
-        || !value.parse::<f64>().is_ok_and(f64::is_finite)
-        || timestamp.is_empty()
-        || !timestamp.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let rest = path
-        .strip_prefix(layout.prefix.as_str())?
-        .strip_prefix('.')?;
-    let mut parts: Vec<&str> = rest.split('.').collect();
-    let host = if layout.lb_in_path {
-        lb_of(&mut parts).unwrap_or(layout.host.as_str())
-    } else {
-        layout.host.as_str()
+    let series = Series {
+        measurement,
+        tags: point.labels,
+        timestamp: point.timestamp,
     };
-    let mut tags = vec![("host", host)];
-    if let Some(namespace) = &layout.group_namespace
-        && parts.first() == Some(&namespace.as_str())
-        && parts.len() > 3
-    {
-        tags.push(("group", parts[1]));
-        parts.drain(..2);
-    }
-    let (measurement, field) = match parts.as_slice() {
-        ["daemon", "process", id, key] => {
-            tags.push(("process", id));
-            ("haproxy_daemon", *key)
-        }
-        ["daemon", key] => ("haproxy_daemon", *key),
-        ["frontend", name, metric] => {
-            tags.push(("frontend", name));
-            ("haproxy_frontend", *metric)
-        }
-        ["backend", backend, "server", server, metric] => {
-            tags.push(("backend", backend));
-            tags.push(("server", server));
-            ("haproxy_server", *metric)
-        }
-        ["backend", name, metric] => {
-            tags.push(("backend", name));
-            ("haproxy_backend", *metric)
-        }
-        ["server", name, metric] => {
-            tags.push(("server", name));
-            ("haproxy_server", *metric)
-        }
-        ["haproxystats", metric] => ("haproxystats", *metric),
-        _ => return None,
-    };
-    if tags.iter().any(|(_, v)| v.is_empty()) || field.is_empty() {
-        return None;
-    }
-    Some(Point {
-        series: Series {
-            measurement,
-            tags,
-            timestamp,
-        },
-        field,
-        value,
-    })
+    Some((series, point.metric, point.value))
 }
 
 #[cfg(test)]
@@ -280,12 +194,7 @@ mod tests {
     use super::*;
 
     fn layout() -> PathLayout {
-        PathLayout {
-            prefix: "ns.lb1.haproxy".into(),
-            host: "lb1".into(),
-            group_namespace: Some("loadbalancers".into()),
-            lb_in_path: false,
-        }
+        PathLayout::test_node()
     }
 
     fn influx(lines: &str) -> (String, InfluxCount) {
@@ -333,6 +242,7 @@ mod tests {
             host: "central1".into(),
             group_namespace: None,
             lb_in_path: true,
+            cluster_namespace: None,
         };
         let mut out = Vec::new();
         let count = to_influx(

@@ -22,7 +22,8 @@ pub fn spec(
     lines: settings::Lines,
 ) -> Option<super::SinkSpec> {
     let kafka = config.kafka.as_ref()?;
-    let settings = settings::KafkaSettings::new(kafka, &config.graphite, prefix, host, lines);
+    let layout = crate::sink::paths::PathLayout::new(config, prefix, host, lines);
+    let settings = settings::KafkaSettings::new(kafka, layout);
     Some(super::SinkSpec::new("kafka", move || {
         sink::KafkaSink::new(settings.clone())
     }))

@@ -7,7 +7,8 @@ use std::fmt;
 use rdkafka::ClientConfig;
 
 use super::format::PathLayout;
-use crate::config::{GraphiteConfig, KafkaConfig};
+use crate::config::KafkaConfig;
+pub use crate::sink::paths::Lines;
 
 /// `[kafka] compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,16 +65,6 @@ impl fmt::Display for Compression {
 /// producer's and the broker's limit of `message-max-bytes`.
 pub const RECORD_OVERHEAD: usize = 1024;
 
-/// Whose lines a sink gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lines {
-    /// One load balancer's, under `<prefix>.` (the daemon).
-    OneHost,
-    /// Many load balancers', each under `<prefix>.<lb>.haproxy.` (central;
-    /// `prefix` is the namespace).
-    PerLoadBalancer,
-}
-
 /// The Kafka sink's settings: `[kafka]` and what the rest of the
 /// configuration decides for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,24 +80,13 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
-    /// `[kafka]` with the rest of the configuration: lines come under
-    /// `prefix` (the engine's `P`), the load balancer is `host`.
-    pub fn new(
-        kafka: &KafkaConfig,
-        graphite: &GraphiteConfig,
-        prefix: &str,
-        host: &str,
-        lines: Lines,
-    ) -> Self {
+    /// `[kafka]`, for lines laid out as `layout` says; the load balancer
+    /// (the default key) is `layout.host`.
+    pub fn new(kafka: &KafkaConfig, layout: PathLayout) -> Self {
         KafkaSettings {
             config: kafka.clone(),
-            layout: PathLayout {
-                prefix: prefix.to_owned(),
-                host: host.to_owned(),
-                group_namespace: graphite.group_namespace.clone(),
-                lb_in_path: lines == Lines::PerLoadBalancer,
-            },
-            key: kafka.key.clone().unwrap_or_else(|| host.to_owned()),
+            key: kafka.key.clone().unwrap_or_else(|| layout.host.clone()),
+            layout,
         }
     }
 
@@ -212,6 +192,7 @@ mod tests {
                 host: "lb1".into(),
                 group_namespace: None,
                 lb_in_path: false,
+                cluster_namespace: None,
             },
             key: "lb1".into(),
         }

@@ -1,0 +1,93 @@
+//! The Prometheus endpoint sink (`[prometheus]`): the latest processed
+//! snapshot, served in the Prometheus text exposition format.
+//!
+//! - [`fields`]: each metric's name, type (HAProxy's cumulative fields are
+//!   counters) and help (HAProxy's own descriptions) (pure).
+//! - [`exposition`]: a snapshot's Graphite lines as series, and the page
+//!   (pure).
+//! - [`served`]: the latest snapshot per load balancer, cluster or node.
+//! - [`server`]: the HTTP server.
+//! - [`sink`]: the PrometheusSink actor.
+//!
+//! The series come from the very lines Graphite gets, read back as the
+//! Kafka sink's `influx` reads them (src/sink/paths.rs): both carry the
+//! same values by construction.
+
+pub mod exposition;
+pub mod fields;
+pub mod served;
+pub mod server;
+pub mod sink;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::sink::paths::{Lines, PathLayout};
+
+/// The endpoint's address could not be listened on at start.
+#[derive(Debug, thiserror::Error)]
+#[error("[prometheus] listen = '{listen}': cannot listen on it: {source}")]
+pub struct BindError {
+    /// The option's value.
+    pub listen: String,
+    /// Why (the last address tried).
+    pub source: std::io::Error,
+}
+
+/// What every start of the sink shares: the socket, bound once, and the
+/// latest snapshots, which outlive a crash.
+#[derive(Debug)]
+pub struct Settings {
+    /// Bound and listening, non-blocking.
+    pub listener: TcpListener,
+    /// The URL path of the page.
+    pub path: String,
+    /// Where the lines' paths put what.
+    pub layout: PathLayout,
+    /// The latest snapshots.
+    pub served: Arc<served::Served>,
+}
+
+/// The sink `[prometheus]` configures, if there is the section; its
+/// address is bound here, before anything starts, so that a port in use
+/// stops the command with one line.
+pub fn spec(
+    config: &Config,
+    prefix: &str,
+    host: &str,
+    lines: Lines,
+) -> Result<Option<super::SinkSpec>, BindError> {
+    let Some(prometheus) = config.prometheus.as_ref() else {
+        return Ok(None);
+    };
+    let listener = bind(&prometheus.addresses).map_err(|source| BindError {
+        listen: prometheus.listen.clone(),
+        source,
+    })?;
+    let settings = Arc::new(Settings {
+        listener,
+        path: prometheus.path.clone(),
+        layout: PathLayout::new(config, prefix, host, lines),
+        served: Arc::default(),
+    });
+    tracing::info!(listen = %prometheus.listen, path = %prometheus.path, "prometheus: serving the latest snapshot");
+    Ok(Some(super::SinkSpec::new("prometheus", move || {
+        sink::PrometheusSink::new(Arc::clone(&settings))
+    })))
+}
+
+/// The first of `addresses` that can be listened on.
+fn bind(addresses: &[std::net::SocketAddr]) -> std::io::Result<TcpListener> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address");
+    for address in addresses {
+        match TcpListener::bind(address) {
+            Ok(listener) => {
+                listener.set_nonblocking(true)?;
+                return Ok(listener);
+            }
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}

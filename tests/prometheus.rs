@@ -1,0 +1,314 @@
+//! The Prometheus endpoint sink against the real programs: the daemon
+//! (`haproxystats process`) processes snapshot fixtures with `[prometheus]`
+//! and `[local-store]` on, a real Prometheus (Debian's `prometheus`)
+//! scrapes it every second, and its query API must give, for every series,
+//! the value of the Graphite line of the same snapshot (local-store holds
+//! them); `promtool check metrics` finds nothing to say about the page;
+//! names with quotes and backslashes come through escaped and read back
+//! whole; a backend gone from the next snapshot is gone from Prometheus.
+//! Also: a port in use stops the daemon with one line and exit 2, and the
+//! field table agrees with what the real HAProxy says of its fields.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use haproxystats::sink::paths::{PathLayout, read_point};
+use haproxystats::sink::prometheus::fields::{Field, INFO_FIELDS, MetricType, STAT_FIELDS, family};
+use support::process::wait_until;
+use support::prometheus::{Prometheus, Sample, http_get, promtool_check};
+use support::{FleetOptions, HaproxyFleet, Haproxystats, free_port};
+
+const STAT: &str = include_str!("fixtures/stat/2.6_show_stat.csv");
+const INFO: &str = include_str!("fixtures/stat/2.5.5_show_info.txt");
+
+/// A frontend whose name needs escaping in a label value (HAProxy's CSV
+/// quotes it, doubling the quote).
+const ODD_FRONTEND: &str = "fe\"q\\back";
+
+/// `show stat` of the fixture, plus a frontend with an odd name and, when
+/// `with_gone`, a backend `gone` with one server (rows copied from the
+/// fixture's `fe.main` and `be.app`).
+fn stat_csv(with_gone: bool) -> String {
+    let mut csv = STAT.trim_end().to_owned();
+    csv.push('\n');
+    for line in STAT.lines() {
+        if let Some(rest) = line.strip_prefix("fe.main,FRONTEND,") {
+            csv.push_str(&format!("\"fe\"\"q\\back\",FRONTEND,{rest}\n"));
+        }
+        if with_gone && let Some(rest) = line.strip_prefix("be.app,") {
+            if rest.starts_with("srv 2,") {
+                continue;
+            }
+            csv.push_str(&format!("gone,{rest}\n"));
+        }
+    }
+    csv
+}
+
+/// Publishes snapshot `ts` into `src` as the puller does (tmp + rename).
+fn publish(src: &Path, ts: u64, with_gone: bool) {
+    let tmp = src.with_file_name(format!("tmp-{ts}"));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    std::fs::write(tmp.join("lb.sock_stat"), stat_csv(with_gone)).expect("stat");
+    std::fs::write(tmp.join("lb.sock_info"), INFO).expect("info");
+    std::fs::rename(&tmp, src.join(ts.to_string())).expect("publish");
+}
+
+/// A series as this test compares them: its name and labels.
+type Series = (String, BTreeMap<String, String>);
+
+/// What Prometheus should hold after the Graphite lines `stats`: every
+/// line's series (named by the sink's own mapping, which the unit tests pin
+/// down) with Graphite's value.
+fn expected_series(stats: &str, layout: &PathLayout) -> BTreeMap<Series, f64> {
+    let mut expected = BTreeMap::new();
+    for line in stats.lines() {
+        let point = read_point(line, layout)
+            .unwrap_or_else(|| panic!("a daemon line the sink cannot read: {line}"));
+        let family = family(point.kind, point.metric);
+        let labels = point
+            .labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let value: f64 = point.value.parse().expect("a number");
+        expected.insert((family.name, labels), value * family.scale.unwrap_or(1.0));
+    }
+    expected
+}
+
+fn stored(samples: Vec<Sample>) -> BTreeMap<Series, f64> {
+    samples
+        .into_iter()
+        .map(|(mut labels, value)| {
+            let name = labels.remove("__name__").unwrap_or_default();
+            labels.remove("job");
+            labels.remove("instance");
+            (
+                (name, labels),
+                value.parse().expect("Prometheus prints numbers"),
+            )
+        })
+        .collect()
+}
+
+fn same_values(expected: &BTreeMap<Series, f64>, got: &BTreeMap<Series, f64>) -> bool {
+    expected.len() == got.len()
+        && expected.iter().all(|(series, want)| {
+            got.get(series)
+                .is_some_and(|v| v == want || (v - want).abs() <= 1e-12 * want.abs())
+        })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned()
+}
+
+fn write_config(root: &Path, listen: &str) -> std::path::PathBuf {
+    let conf = root.join("haproxystats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[paths]\nbase-dir = {root}\n\
+             [pull]\nsocket-dir = {root}/sockets\n\
+             [process]\nsrc-dir = {root}/incoming\n\
+             [graphite]\nenabled = false\nnamespace = ns\nprefix-hostname = false\n\
+             [local-store]\ndir = {root}/store\n\
+             [prometheus]\nlisten = {listen}\n",
+            root = root.display()
+        ),
+    )
+    .expect("config");
+    conf
+}
+
+#[test]
+fn prometheus_stores_the_graphite_values_of_each_snapshot_and_forgets_a_vanished_backend() {
+    let root = tempfile::tempdir().expect("tmp");
+    let src = root.path().join("incoming");
+    std::fs::create_dir_all(&src).expect("src");
+    let endpoint: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let conf = write_config(root.path(), &endpoint.to_string());
+    let ts = 1_700_000_000;
+    publish(&src, ts, true);
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("log"));
+    let prometheus = Prometheus::start(endpoint, "/metrics");
+    let context = || format!("{}\n{}", daemon_log(root.path()), prometheus.log());
+
+    let stats_of = |ts: u64| {
+        let file = root.path().join(format!("store/{ts}/stats"));
+        wait_until(
+            Duration::from_secs(20),
+            "the snapshot in local-store",
+            || {
+                let text = std::fs::read_to_string(&file).ok()?;
+                (!src.join(ts.to_string()).exists()).then_some(text)
+            },
+            context,
+        )
+    };
+    let layout = PathLayout {
+        prefix: "ns.haproxy".into(),
+        host: hostname().replace('.', "_"),
+        group_namespace: None,
+        lb_in_path: false,
+        cluster_namespace: None,
+    };
+    let all = "{__name__=~\"haproxystats_.+\"}";
+
+    let expected = expected_series(&stats_of(ts), &layout);
+    assert!(expected.len() > 100, "{} series", expected.len());
+    wait_until(
+        Duration::from_secs(20),
+        "Prometheus to hold every series with the Graphite line's value",
+        || same_values(&expected, &stored(prometheus.query(all))).then_some(()),
+        || {
+            let got = stored(prometheus.query(all));
+            let missing: Vec<_> = expected
+                .iter()
+                .filter(|(s, v)| got.get(*s) != Some(*v))
+                .take(10)
+                .collect();
+            format!(
+                "{} expected, {} stored; differing: {missing:?}\n{}",
+                expected.len(),
+                got.len(),
+                context()
+            )
+        },
+    );
+    // A few by their literal names, labels read back whole.
+    let host = layout.host.clone();
+    let odd = prometheus.query(&format!(
+        "haproxystats_frontend_req_tot_total{{frontend={ODD_FRONTEND:?}}}"
+    ));
+    let main = prometheus.query("haproxystats_frontend_req_tot_total{frontend=\"fe_main\"}");
+    assert_eq!(odd.len(), 1, "{odd:?}");
+    assert_eq!(
+        odd[0].0.get("frontend").map(String::as_str),
+        Some(ODD_FRONTEND)
+    );
+    assert_eq!(odd[0].0.get("host"), Some(&host));
+    assert_eq!(odd[0].1, main[0].1);
+    assert_eq!(
+        prometheus.query("haproxystats_backend_stot_total{backend=\"gone\"}")[0].1,
+        "4"
+    );
+    let (status, page) = http_get(endpoint, "/metrics").expect("scrape");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("{host=\"") && page.contains(",frontend=\"fe\\\"q\\\\back\"}"),
+        "escaped label value: {page}"
+    );
+    let (clean, said) = promtool_check(&page);
+    assert!(clean && said.trim().is_empty(), "promtool: {said}");
+    assert_eq!(http_get(endpoint, "/other").expect("404").0, 404);
+
+    // The next snapshot has no backend `gone`: its series end.
+    publish(&src, ts + 10, false);
+    let expected = expected_series(&stats_of(ts + 10), &layout);
+    wait_until(
+        Duration::from_secs(20),
+        "Prometheus to hold the next snapshot, without the vanished backend",
+        || same_values(&expected, &stored(prometheus.query(all))).then_some(()),
+        context,
+    );
+    assert!(prometheus.query("{backend=\"gone\"}").is_empty());
+    assert!(!prometheus.query("{backend=\"be_app\"}").is_empty());
+    let page = http_get(endpoint, "/metrics").expect("scrape").1;
+    assert!(!page.contains("backend=\"gone\""), "{page}");
+    assert_eq!(daemon.terminate(Duration::from_secs(15)), Some(0));
+}
+
+fn daemon_log(root: &Path) -> String {
+    std::fs::read_to_string(root.join("log")).unwrap_or_default()
+}
+
+#[test]
+fn a_port_in_use_stops_the_daemon_at_start_with_one_line_and_exit_2() {
+    let root = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(root.path().join("incoming")).expect("src");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = taken.local_addr().expect("addr").to_string();
+    let conf = write_config(root.path(), &listen);
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("log"));
+    let status = daemon
+        .proc()
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running:\n{}", daemon.log()));
+    assert_eq!(status.code(), Some(2), "{}", daemon.log());
+    let log = daemon.log();
+    // The line on stderr (the same goes to the log on stdout).
+    let line = format!(
+        "cannot start: [prometheus] listen = '{listen}': cannot listen on it: \
+         Address already in use (os error 98)"
+    );
+    assert!(log.lines().any(|l| l == line), "{log}");
+    assert!(!log.contains("supervisor started"), "{log}");
+}
+
+/// `show stat typed desc` / `show info typed desc` lines: name → (nature,
+/// description). The nature is the second letter of the second field.
+fn typed(reply: &str, name_at: usize) -> BTreeMap<String, (char, String)> {
+    let mut fields = BTreeMap::new();
+    for line in reply.lines() {
+        let Some((head, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(name) = head.split('.').nth(name_at) else {
+            continue;
+        };
+        let nature = rest.chars().nth(1).unwrap_or(' ');
+        let Some(description) = rest
+            .rsplit_once(":\"")
+            .map(|(_, d)| d.trim_end_matches('"').to_owned())
+        else {
+            continue;
+        };
+        fields.insert(name.to_owned(), (nature, description));
+    }
+    fields
+}
+
+/// Checks every field of `table` HAProxy reports against what it says;
+/// answers the fields it did not report.
+fn check_table(table: &[Field], typed: &BTreeMap<String, (char, String)>) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    for field in table {
+        let Some((nature, description)) = typed.get(field.name) else {
+            missing.push(field.name);
+            continue;
+        };
+        assert_eq!(field.help, description, "{}", field.name);
+        assert_eq!(
+            field.metric_type == MetricType::Counter,
+            *nature == 'C',
+            "{}: nature {nature}",
+            field.name
+        );
+    }
+    missing
+}
+
+#[test]
+fn the_field_table_is_what_the_real_haproxy_says_of_its_fields() {
+    let mut fleet = HaproxyFleet::start(1, FleetOptions::default());
+    fleet.wait_servers_up(Duration::from_secs(20));
+    // `F.<iid>.<sid>.<field index>.<name>.<process>`; `<index>.<Name>.<process>`.
+    let stat = typed(&fleet.show(0, "show stat typed desc"), 4);
+    let info = typed(&fleet.show(0, "show info typed desc"), 1);
+    // `throttle` is only reported during a server's slow start.
+    assert_eq!(check_table(STAT_FIELDS, &stat), ["throttle"]);
+    // Debian's HAProxy compresses with libslz, which has no zlib memory.
+    assert_eq!(
+        check_table(INFO_FIELDS, &info),
+        ["MaxZlibMemUsage", "ZlibMemUsage"]
+    );
+}

@@ -1,0 +1,151 @@
+//! A real Prometheus (Debian's `prometheus`) scraping one target every
+//! second, from a generated configuration in a temporary directory, read
+//! back through its HTTP query API; and `promtool check metrics`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::process::{Proc, free_port, require_binary, tail, wait_until};
+
+/// One series of a query's answer: its labels (`__name__` included) and
+/// its value as Prometheus prints it.
+pub type Sample = (BTreeMap<String, String>, String);
+
+/// A running Prometheus.
+pub struct Prometheus {
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+    addr: SocketAddr,
+    _proc: Proc,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `http://<target><path>` every second;
+    /// returns once it is ready.
+    pub fn start(target: SocketAddr, path: &str) -> Prometheus {
+        let bin = require_binary("prometheus", "prometheus");
+        let dir = tempfile::tempdir().expect("prometheus dir");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: haproxystats\n    metrics_path: {path}\n\
+                 \x20   static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .expect("prometheus.yml");
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let log = dir.path().join("prometheus.log");
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"));
+        let proc = Proc::spawn("prometheus", &mut cmd, &log);
+        let prometheus = Prometheus {
+            _dir: dir,
+            log,
+            addr,
+            _proc: proc,
+        };
+        wait_until(
+            Duration::from_secs(30),
+            "prometheus to be ready",
+            || (http_get(prometheus.addr, "/-/ready").ok()?.0 == 200).then_some(()),
+            || prometheus.log(),
+        );
+        prometheus
+    }
+
+    /// Its log, for panic messages.
+    pub fn log(&self) -> String {
+        tail(&self.log, 20_000)
+    }
+
+    /// The instant vector `query` evaluates to now.
+    pub fn query(&self, query: &str) -> Vec<Sample> {
+        let path = format!("/api/v1/query?query={}", url_encode(query));
+        let (status, body) = http_get(self.addr, &path).expect("query prometheus");
+        assert_eq!(status, 200, "{query}: {body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
+        let result = answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        result
+            .iter()
+            .map(|series| {
+                let labels = series["metric"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let value = series["value"][1].as_str().unwrap_or("").to_owned();
+                (labels, value)
+            })
+            .collect()
+    }
+}
+
+/// `promtool check metrics` of `text`: its exit status and what it said.
+pub fn promtool_check(text: &str) -> (bool, String) {
+    let bin = require_binary("promtool", "prometheus");
+    let mut child = Command::new(bin)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let output = child.wait_with_output().expect("promtool output");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
+/// `GET path` over HTTP/1.0: the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
