@@ -146,10 +146,11 @@ check_graphs() {
     local out status=0
     out=$(python3 "$grafana/check_targets.py" --graphite "$graphite_url" --var namespace=demo \
         --wait 0 "$grafana/testdata/wrong-targets.json") || status=$?
-    [ "$status" -eq 1 ] && [ "$(grep -c '^FAIL' <<<"$out")" -eq 2 ] \
+    [ "$status" -eq 1 ] && [ "$(grep -c '^FAIL' <<<"$out")" -eq 3 ] \
         && grep -q '/ wrong metric /' <<<"$out" && grep -q '/ wrong path inside a function /' <<<"$out" \
-        || die "check_targets.py did not reject exactly the two wrong targets (exit $status): $out"
-    echo "demo: check_targets.py rejects the two wrong targets of contrib/grafana/testdata/wrong-targets.json"
+        && grep -q '/ wrong name inside braces /' <<<"$out" \
+        || die "check_targets.py did not reject exactly the three wrong targets (exit $status): $out"
+    echo "demo: check_targets.py rejects the three wrong targets of contrib/grafana/testdata/wrong-targets.json"
     screenshot_dashboard "$dashboard_url" "$work/graphs.png"
     python3 "$grafana/png_lines.py" "$work/graphs.png" || die "the screenshot shows no graphs ($work/graphs.png)"
 }
