@@ -180,7 +180,7 @@ for i in 1 2; do
 base-dir = $work/central$i
 
 [pull]
-; central's self metrics interval; [central] window is a multiple of the edges'
+; how often central sends its own metrics
 pull-interval = $window
 
 [process]
