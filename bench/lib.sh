@@ -4,7 +4,9 @@
 # The caller sets `work` (a temp dir) and `log_prefix` (e.g. "soak"), and
 # appends every background PID it wants stopped to the `pids` array; the
 # helpers below start real HAProxy instances and the carbon stack (the same
-# set-up as tests/support/carbon.rs) on free ports.
+# set-up as tests/support/carbon.rs) on free ports. They run in sessions of
+# their own (setsid, same PID): a Ctrl-C at the terminal reaches the script
+# alone, whose trap stops them in order, instead of every child at once.
 
 pids=()
 
@@ -79,7 +81,7 @@ stop_all() {
 # $work/NAME.log; its PID is appended to `pids`.
 start_haproxy() {
     local name=$1 cfg=$2
-    haproxy -f "$cfg" -db >"$work/$name.log" 2>&1 &
+    setsid haproxy -f "$cfg" -db >"$work/$name.log" 2>&1 &
     pids+=("$!")
 }
 
@@ -129,7 +131,7 @@ CONF
 pattern = .*
 retentions = ${carbon_retention:-1s:1h}
 CONF
-    carbon-cache --config="$work/carbon/conf/carbon.conf" --nodaemon \
+    setsid carbon-cache --config="$work/carbon/conf/carbon.conf" --nodaemon \
         --pidfile="$work/carbon/run/carbon-cache.pid" start >"$work/carbon/log/stdout" 2>&1 &
     cache_pid=$!
     pids+=("$cache_pid")
@@ -148,7 +150,7 @@ start_relay() {
     relay_generation=$((relay_generation + 1))
     local attempt
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
-        carbon-c-relay -f "$work/carbon/relay.conf" -s -w 1 -H haproxystats-bench \
+        setsid carbon-c-relay -f "$work/carbon/relay.conf" -s -w 1 -H haproxystats-bench \
             >"$work/carbon/log/relay.$relay_generation.$attempt.log" 2>&1 &
         relay_pid=$!
         pids+=("$relay_pid")

@@ -44,5 +44,8 @@ python3 -m unittest discover -s contrib/grafana -p 'test_*.py'
 step "demo, three cycles: every dashboard target against graphite-web, a screenshot of the graphs"
 contrib/demo/run.sh --once
 
+step "central demo, four windows of each cluster: their sums, every target of the Cluster dashboard"
+contrib/demo/central.sh --once
+
 step "soak, 60 s (debug build with fault injection; bench/soak.sh 600 is the full one)"
 SOAK_PROFILE=dev SOAK_TARGET_DIR="$PWD/target" bench/soak.sh 60

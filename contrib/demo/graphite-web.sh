@@ -70,7 +70,7 @@ PY
     graphite-manage migrate --verbosity 0 >"$dir/log/migrate.log" 2>&1 \
         || die "graphite-manage migrate failed; its log: $(tail -n 5 "$dir/log/migrate.log")"
     port=$(free_port)
-    graphite-manage runserver --noreload "127.0.0.1:$port" >"$dir/log/runserver.log" 2>&1 &
+    setsid graphite-manage runserver --noreload "127.0.0.1:$port" >"$dir/log/runserver.log" 2>&1 &
     pids+=("$!")
     wait_for_port "$port" graphite-web
     graphite_url="http://127.0.0.1:$port"

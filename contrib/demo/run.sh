@@ -54,6 +54,8 @@ log_prefix=demo
 . "$repo/bench/lib.sh"
 # shellcheck source=contrib/demo/graphite-web.sh
 . "$repo/contrib/demo/graphite-web.sh"
+# shellcheck source=contrib/demo/haproxy.sh
+. "$repo/contrib/demo/haproxy.sh"
 cleanup() {
     stop_all
     rm -rf "$work"
@@ -61,35 +63,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "demo: stopping"; exit 0' INT TERM
 
-mkdir -p "$work/sockets"
-
 # --- HAProxy: two instances, each serving its own backend responder --------
 frontend_ports=()
 for i in 1 2; do
-    fe_port=$(free_port); app_port=$(free_port)
-    frontend_ports+=("$fe_port")
-    cat > "$work/haproxy$i.cfg" <<CFG
-global
-    stats socket $work/sockets/haproxy$i.sock mode 600 level admin
-    pidfile $work/haproxy$i.pid
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend fe_web
-    bind 127.0.0.1:$fe_port
-    default_backend be_app
-backend be_app
-    balance roundrobin
-    server app1 127.0.0.1:$app_port check inter 1s
-    server app2 127.0.0.1:$app_port check inter 1s
-frontend responder
-    bind 127.0.0.1:$app_port
-    http-request return status 200 content-type text/plain string ok
-CFG
-    start_haproxy "haproxy$i" "$work/haproxy$i.cfg"
-    wait_for_port "$fe_port" "haproxy$i"
+    start_demo_haproxy "haproxy$i" "$work/sockets"
+    frontend_ports+=("$frontend_port")
 done
 echo "demo: 2 HAProxy instances up, stats sockets in $work/sockets"
 
@@ -127,14 +105,6 @@ prefix-hostname = true
 CONF
 "$bin" -f "$work/haproxystats.conf" -P >/dev/null
 echo "demo: configuration valid ($work/haproxystats.conf)"
-
-traffic() {
-    for port in "${frontend_ports[@]}"; do
-        for _ in $(seq 1 $((RANDOM % 40 + 10))); do
-            curl -s -o /dev/null "http://127.0.0.1:$port/" || true
-        done
-    done
-}
 
 # The newest timestamp with a value for a metric, and the value. The host
 # part of the path is haproxystats' host name (prefix-hostname = true).
@@ -176,10 +146,11 @@ check_graphs() {
     local out status=0
     out=$(python3 "$grafana/check_targets.py" --graphite "$graphite_url" --var namespace=demo \
         --wait 0 "$grafana/testdata/wrong-targets.json") || status=$?
-    [ "$status" -eq 1 ] && [ "$(grep -c '^FAIL' <<<"$out")" -eq 2 ] \
+    [ "$status" -eq 1 ] && [ "$(grep -c '^FAIL' <<<"$out")" -eq 3 ] \
         && grep -q '/ wrong metric /' <<<"$out" && grep -q '/ wrong path inside a function /' <<<"$out" \
-        || die "check_targets.py did not reject exactly the two wrong targets (exit $status): $out"
-    echo "demo: check_targets.py rejects the two wrong targets of contrib/grafana/testdata/wrong-targets.json"
+        && grep -q '/ wrong name inside braces /' <<<"$out" \
+        || die "check_targets.py did not reject exactly the three wrong targets (exit $status): $out"
+    echo "demo: check_targets.py rejects the three wrong targets of contrib/grafana/testdata/wrong-targets.json"
     screenshot_dashboard "$dashboard_url" "$work/graphs.png"
     python3 "$grafana/png_lines.py" "$work/graphs.png" || die "the screenshot shows no graphs ($work/graphs.png)"
 }
@@ -189,7 +160,7 @@ last_seen=""
 landed=0
 deadline=$(( $(date +%s) + 60 ))
 while true; do
-    traffic
+    traffic "${frontend_ports[@]}"
     sleep 1
     kill -0 "$daemon" 2>/dev/null || {
         echo "demo: haproxystats exited; its log:" >&2

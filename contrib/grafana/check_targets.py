@@ -11,7 +11,8 @@ with "All", what Grafana sends for All (its allValue, or every value as a
 `{a,b}` glob); the first value otherwise. Then each target, and each path
 expression inside it, is sent to `/render?format=json`: each must return at
 least one series with at least one non-null point, so a path that names a
-metric haproxystats does not send fails even inside `sumSeries(good, wrong)`.
+metric haproxystats does not send fails even inside `sumSeries(good, wrong)`;
+so does each path a brace pattern stands for, so that `a.{good,wrong}` fails.
 Targets that fail are tried again until --wait seconds have passed (carbon may
 still hold the newest points in its cache). Exit 0 when all pass, 1 with one
 line per failing target, 2 on bad usage or an unreadable dashboard.
@@ -175,14 +176,25 @@ def path_expressions(target):
     return out
 
 
+def alternatives(path):
+    """Every path a Graphite brace pattern stands for: `a.{b,c}.{d,e}` gives
+    a.b.d, a.b.e, a.c.d, a.c.e; a path without braces, itself."""
+    m = re.search(r"\{([^{}]*)\}", path)
+    if not m:
+        return [path]
+    return [out for alt in m.group(1).split(",")
+            for out in alternatives(path[:m.start()] + alt + path[m.end():])]
+
+
 def check(graphite, name, title, ref, target):
     """The reason `target` fails, or None."""
     try:
         for path in path_expressions(target):
-            try:
-                graphite.require_data(path)
-            except Failure as why:
-                raise Failure("path %s: %s" % (path, why))
+            for one in alternatives(path):
+                try:
+                    graphite.require_data(one)
+                except Failure as why:
+                    raise Failure("path %s: %s" % (one, why))
         graphite.require_data(target)
     except Failure as why:
         return "FAIL %s / %s / %s: %s: %s" % (name, title, ref, target, why)

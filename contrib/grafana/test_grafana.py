@@ -34,6 +34,12 @@ class PathExpressions(unittest.TestCase):
             ["a.b"])
         self.assertEqual(check_targets.path_expressions("a.b.c"), ["a.b.c"])
 
+    def test_braces_give_every_path_they_stand_for(self):
+        self.assertEqual(
+            check_targets.alternatives("a.{b,c}.x.{d,e}"),
+            ["a.b.x.d", "a.b.x.e", "a.c.x.d", "a.c.x.e"])
+        self.assertEqual(check_targets.alternatives("a.*.b"), ["a.*.b"])
+
     def test_broken_targets_are_refused(self):
         for target in ["sumSeries(a.b", "alias(a.b, 'x)", "a.b) c"]:
             with self.assertRaises(check_targets.Failure, msg=target):
