@@ -71,10 +71,11 @@ pub enum Command {
     /// Only the process half: watch src-dir, aggregate, push to the sinks
     /// (drop-in for haproxystats-process)
     Process,
-    /// Central processing, stage 1: consume raw snapshots from [kafka]
-    /// snapshots-topic in the group [central] group-id, send each load
+    /// Central processing: consume raw snapshots from [kafka]
+    /// snapshots-topic (group [central] group-id), send each load
     /// balancer's lines to the sinks and its partial to [central]
-    /// partials-topic
+    /// partials-topic; merge the partials per cluster and window (group
+    /// <group-id>-merge) and send the cluster's lines
     Central,
     /// Process snapshot directories once and print the Graphite lines to
     /// stdout; deletes nothing
