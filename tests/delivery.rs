@@ -194,6 +194,7 @@ fn send(sink: &actix::Addr<GraphiteSink>, bytes: Vec<u8>) -> tokio::sync::onesho
     sink.do_send(SendLinesAcked {
         dir: std::path::PathBuf::new(),
         lb: None,
+        cluster: None,
         ts: 0,
         lines: chunks.into(),
         written,

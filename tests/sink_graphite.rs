@@ -252,6 +252,7 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
         sink.do_send(SendLinesAcked {
             dir: std::path::PathBuf::new(),
             lb: None,
+            cluster: None,
             ts: 0,
             lines: bytes.into(),
             written,
@@ -304,6 +305,7 @@ async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     sink.do_send(SendLinesAcked {
         dir: std::path::PathBuf::new(),
         lb: None,
+        cluster: None,
         ts: 0,
         lines: lines.into(),
         written,

@@ -67,6 +67,7 @@ fn send(sink: &Addr<KafkaSink>, bytes: Vec<u8>) -> oneshot::Receiver<()> {
     sink.do_send(SendLinesAcked {
         dir: std::path::PathBuf::new(),
         lb: None,
+        cluster: None,
         ts: 0,
         lines: chunks.into(),
         written,

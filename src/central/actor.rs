@@ -639,6 +639,10 @@ impl Central {
             return;
         };
         let (lb, ts) = (work.lb.clone(), work.ts);
+        let cluster = match &work.origin {
+            Origin::Snapshot { snapshot, .. } => Some(snapshot.cluster.clone()),
+            Origin::Window { .. } => None,
+        };
         let Some(slot) = self.sinks.get_mut(sink) else {
             return;
         };
@@ -646,6 +650,7 @@ impl Central {
         slot.hand_over(SendLinesAcked {
             dir: std::path::PathBuf::new(),
             lb: Some(lb),
+            cluster,
             ts,
             lines,
             written,
@@ -892,6 +897,7 @@ impl Central {
             slot.hand_over(SendLinesAcked {
                 dir: std::path::PathBuf::new(),
                 lb: None,
+                cluster: None,
                 ts,
                 lines: lines.clone(),
                 written,

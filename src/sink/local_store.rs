@@ -214,6 +214,7 @@ mod tests {
             sink.do_send(SendLinesAcked {
                 dir: PathBuf::new(),
                 lb: None,
+                cluster: None,
                 ts,
                 lines: lines(),
                 written,

@@ -31,6 +31,10 @@ pub struct SendLinesAcked {
     /// (central processing): local-store writes under `<lb>/<ts>`. `None`
     /// for the node's own snapshots.
     pub lb: Option<String>,
+    /// The cluster of `lb` (central processing): the Prometheus sink labels
+    /// the load balancer's series with it. `None` for a cluster's own
+    /// lines (their paths name it) and for the node's own snapshots.
+    pub cluster: Option<String>,
     /// The snapshot's timestamp (epoch seconds).
     pub ts: u64,
     /// Newline-terminated lines, shared with the other sinks.

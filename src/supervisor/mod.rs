@@ -559,6 +559,7 @@ impl Supervisor {
             slot.hand_over(SendLinesAcked {
                 dir: dir.clone(),
                 lb: None,
+                cluster: None,
                 ts,
                 lines: lines.clone(),
                 written,

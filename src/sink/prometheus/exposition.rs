@@ -50,8 +50,13 @@ pub struct Converted {
 }
 
 /// The series of a snapshot's lines (newline-terminated, in chunks of
-/// whole lines).
-pub fn convert<C: AsRef<[u8]>>(chunks: &[C], layout: &PathLayout) -> Converted {
+/// whole lines); with `cluster` (a load balancer's lines in central), each
+/// series of a host is labelled with its cluster too.
+pub fn convert<C: AsRef<[u8]>>(
+    chunks: &[C],
+    layout: &PathLayout,
+    cluster: Option<&str>,
+) -> Converted {
     let mut converted = Converted::default();
     // The family of (kind, metric), looked up once per snapshot.
     let mut names: HashMap<Kind, HashMap<String, String>> = HashMap::new();
@@ -87,7 +92,13 @@ pub fn convert<C: AsRef<[u8]>>(chunks: &[C], layout: &PathLayout) -> Converted {
                 converted.skipped += 1;
                 continue;
             };
-            sample(&mut samples.lines, name, &point.labels, &value);
+            let mut labels = point.labels;
+            if let Some(cluster) = cluster
+                && labels.first().is_some_and(|(label, _)| *label == "host")
+            {
+                labels.insert(1, ("cluster", cluster));
+            }
+            sample(&mut samples.lines, name, &labels, &value);
             converted.exposition.series += 1;
         }
     }
@@ -177,7 +188,7 @@ mod tests {
     use super::*;
 
     fn page(lines: &str) -> (String, u64) {
-        let converted = convert(&[lines.as_bytes()], &PathLayout::test_node());
+        let converted = convert(&[lines.as_bytes()], &PathLayout::test_node(), None);
         let text = render(&[Arc::new(converted.exposition)]);
         (String::from_utf8(text).expect("utf-8"), converted.skipped)
     }
@@ -265,17 +276,23 @@ mod tests {
     #[test]
     fn a_family_of_several_snapshots_is_written_once() {
         let central = PathLayout::test_central();
-        let one = convert(&[&b"ns.lb1.haproxy.frontend.fe.scur 1 10\n"[..]], &central);
+        let one = convert(
+            &[&b"ns.lb1.haproxy.frontend.fe.scur 1 10\n"[..]],
+            &central,
+            None,
+        );
         let two = convert(
             &[&b"ns.lb2.haproxy.frontend.fe.scur 2 10\nns.clusters.c1.haproxy.frontend.fe.scur 3 10\n"[..]],
             &central,
+            // lb2's lines in central: its cluster labels its series.
+            Some("c1"),
         );
         let text = render(&[Arc::new(one.exposition), Arc::new(two.exposition)]);
         let text = String::from_utf8(text).expect("utf-8");
         assert_eq!(text.matches("# TYPE").count(), 1, "{text}");
         assert!(text.ends_with(
             "haproxystats_frontend_scur{host=\"lb1\",frontend=\"fe\"} 1\n\
-             haproxystats_frontend_scur{host=\"lb2\",frontend=\"fe\"} 2\n\
+             haproxystats_frontend_scur{host=\"lb2\",cluster=\"c1\",frontend=\"fe\"} 2\n\
              haproxystats_frontend_scur{cluster=\"c1\",frontend=\"fe\"} 3\n"
         ));
     }

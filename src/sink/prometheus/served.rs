@@ -76,7 +76,7 @@ mod tests {
     use crate::sink::prometheus::exposition::convert;
 
     fn snapshot(lines: &str) -> Exposition {
-        convert(&[lines.as_bytes()], &PathLayout::test_central()).exposition
+        convert(&[lines.as_bytes()], &PathLayout::test_central(), None).exposition
     }
 
     /// `lines` as snapshot `ts` of `lb` ("": the node's).

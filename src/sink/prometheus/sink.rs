@@ -59,7 +59,11 @@ impl PrometheusSink {
             if message.ts == INJECT_PANIC_TS {
                 panic!("injected conversion panic");
             }
-            convert(message.lines.chunks(), &self.settings.layout)
+            convert(
+                message.lines.chunks(),
+                &self.settings.layout,
+                message.cluster.as_deref(),
+            )
         }));
         match converted {
             Ok(converted) => {
@@ -174,6 +178,7 @@ mod tests {
             sink.do_send(SendLinesAcked {
                 dir: std::path::PathBuf::new(),
                 lb: None,
+                cluster: None,
                 ts,
                 lines: SharedLines::from(
                     format!("ns.lb1.haproxy.daemon.Tasks {ts} {ts}\n").into_bytes(),
