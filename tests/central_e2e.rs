@@ -20,6 +20,13 @@
 //! 3. Two centrals in one group share the partitions (a rebalance); both
 //!    process snapshots; SIGTERM of one hands its partitions to the other;
 //!    nothing is lost.
+//! 4. Two centrals, one killed with -9 mid-stream: the other takes every
+//!    partition over once the broker counts the dead one out.
+//!
+//! Stage 2 in each (window = the pull interval): every window in which all
+//! of a cluster's LBs published is in whisper under
+//! `test.clusters.<cluster>.haproxy.` as `replay` of the union of the LBs
+//! that reported it.
 
 mod support;
 
@@ -772,6 +779,48 @@ fn two_centrals_share_the_partitions_and_one_takes_over_when_the_other_stops() {
         "processed by neither: {missing:?}\n{}",
         &a.log()[a_before_stop..]
     );
+    assert_eq!(a.terminate(Duration::from_secs(20)), Some(0), "{}", a.log());
+    world.progress("done");
+}
+
+#[test]
+fn two_centrals_one_killed_with_9_mid_stream_the_other_takes_over_and_every_window_is_right() {
+    let world = World::start();
+    // a joins first: the group's leader. tansu 0.6.0 completes the
+    // rebalance that counts a dead member out only when the dead one is not
+    // the leader, so b is the one killed.
+    let mut a = world.central("central-a", 1);
+    let mut b = world.central("central-b", 1);
+    world.with_traffic(|| {
+        let mut edges = world.start_edges();
+        wait("b processed nothing", &[&a, &b], || {
+            !processed(&b.log()).is_empty()
+        });
+        wait("a processed nothing", &[&a, &b], || {
+            !processed(&a.log()).is_empty()
+        });
+        world.progress("both process");
+        b.proc().signal(libc::SIGKILL);
+        assert!(
+            b.proc().wait_exit(Duration::from_secs(10)).is_some(),
+            "no exit after SIGKILL"
+        );
+        world.progress("central-b killed");
+        let a_before = a.log().len();
+        wait("a did not take every load balancer over", &[&a], || {
+            let after = processed(&a.log()[a_before..]);
+            EDGES
+                .iter()
+                .all(|(lb, _, _)| after.iter().any(|(l, _)| l == lb))
+        });
+        world.progress("central-a took every load balancer over");
+        std::thread::sleep(Duration::from_secs(2));
+        world.stop_edges(&mut edges);
+    });
+    let snapshots = world.snapshots();
+    world.wait_committed_to_the_end(&snapshots, &[&a]);
+    world.assert_whisper_has_replays_points(&snapshots, &[&a, &b]);
+    world.assert_cluster_windows(&snapshots, &[&a, &b]);
     assert_eq!(a.terminate(Duration::from_secs(20)), Some(0), "{}", a.log());
     world.progress("done");
 }
