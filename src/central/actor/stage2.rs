@@ -61,7 +61,14 @@ pub(super) struct Stage2 {
     pub(super) stats: Stage2Stats,
     /// Per partition, how far behind the last message read was, ms.
     pub(super) lag_ms: BTreeMap<i32, u64>,
+    /// Per cluster, its windows being merged, in emission (T) order, with
+    /// their lines once merged: handed to the sinks in that order, whatever
+    /// order the processor threads finish in.
+    order: std::collections::HashMap<String, std::collections::VecDeque<(u64, Option<Merged>)>>,
 }
+
+/// A merged window's lines and their count.
+type Merged = (crate::sink::chunks::LineChunks, usize);
 
 impl Stage2 {
     pub(super) fn new(windows: crate::central::windows::WindowSettings) -> Stage2 {
@@ -73,6 +80,7 @@ impl Stage2 {
             restarting: false,
             stats: Stage2Stats::default(),
             lag_ms: BTreeMap::new(),
+            order: std::collections::HashMap::new(),
         }
     }
 }
@@ -99,6 +107,7 @@ impl Central {
         stage2.assembler.clear();
         stage2.windows = Windows::new(*stage2.windows.settings());
         stage2.lag_ms.clear();
+        stage2.order.clear();
         let (events, mut receiver) = mpsc::channel(EVENTS_CAPACITY);
         let client = crate::central::consumer::client_config(&self.settings, "unused");
         let state_topic = self.settings.state_topic.clone();
@@ -282,6 +291,11 @@ impl Central {
             },
         );
         self.busy.send_replace(self.in_flight.len());
+        self.stage2
+            .order
+            .entry(emission.cluster.clone())
+            .or_default()
+            .push_back((id, None));
         self.merge(id, Arc::new(emission), ctx);
     }
 
@@ -301,12 +315,13 @@ impl Central {
                         tracing::warn!(cluster = %emission.cluster, window = emission.window, "unreadable partial left out of its window: {unreadable}");
                     }
                     tracing::debug!(cluster = %emission.cluster, window = emission.window, reporting = merged.reporting, expected = emission.expected, "window merged");
-                    central.hand_lines(id, merged.lines, merged.line_count, 0, ctx);
+                    central.merged(&emission.cluster, id, Some((merged.lines, merged.line_count)), ctx);
                 }
                 Ok(Err(why)) => {
                     // Nothing to send: the window is given up, as a bad
                     // snapshot is, so that its offsets do not stall.
                     tracing::error!(cluster = %emission.cluster, window = emission.window, error = %why, "window cannot be merged; skipped");
+                    central.merged(&emission.cluster, id, None, ctx);
                     if central.in_flight.remove(&id).is_some() {
                         central.window_acked(emission.cluster.clone(), emission.window, ctx);
                     }
@@ -317,6 +332,39 @@ impl Central {
                 }
             }
         }));
+    }
+
+    /// Window `id` of `cluster` is merged (`None`: given up): the cluster's
+    /// windows merged with none before them still merging go to the sinks.
+    fn merged(&mut self, cluster: &str, id: u64, merged: Option<Merged>, ctx: &mut Context<Self>) {
+        let Some(queue) = self.stage2.order.get_mut(cluster) else {
+            // Emitted by a consumer replaced since: nothing to keep in order with.
+            if let Some((lines, count)) = merged {
+                self.hand_lines(id, lines, count, 0, ctx);
+            }
+            return;
+        };
+        match (queue.iter_mut().find(|(i, _)| *i == id), merged) {
+            (Some(entry), Some(merged)) => entry.1 = Some(merged),
+            (Some(_), None) => queue.retain(|(i, _)| *i != id),
+            (None, Some((lines, count))) => {
+                self.hand_lines(id, lines, count, 0, ctx);
+                return;
+            }
+            (None, None) => return,
+        }
+        let mut ready = Vec::new();
+        while queue.front().is_some_and(|(_, m)| m.is_some()) {
+            if let Some((id, Some(merged))) = queue.pop_front() {
+                ready.push((id, merged));
+            }
+        }
+        if queue.is_empty() {
+            self.stage2.order.remove(cluster);
+        }
+        for (id, (lines, count)) in ready {
+            self.hand_lines(id, lines, count, 0, ctx);
+        }
     }
 
     /// Every sink has window `window` of `cluster`.
