@@ -75,6 +75,9 @@ struct World {
     carbon: CarbonStack,
     fleets: Vec<HaproxyFleet>,
     started: Instant,
+    /// Held while the world lives; last, so that it is released once the
+    /// fields above (their processes) are dropped.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 /// A scoped thread's result, or its panic.
@@ -84,9 +87,16 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
+/// One world at a time: four worlds of 5 HAProxy processes, 3 edges,
+/// centrals, a broker and carbon on 2 cores time each other out.
+static ONE_WORLD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl World {
     /// Starts everything but the edges and central, in parallel.
     fn start() -> World {
+        let turn = ONE_WORLD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let started = Instant::now();
         let (broker, carbon, fleets) = std::thread::scope(|s| {
             let broker = s.spawn(Broker::start);
@@ -118,6 +128,7 @@ impl World {
             carbon,
             fleets,
             started,
+            _turn: turn,
         };
         world.progress("up");
         world

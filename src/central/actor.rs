@@ -765,10 +765,18 @@ impl Central {
         // had fetched ahead, and a resume fetches it again, so pausing and
         // resuming at every snapshot would leave the processors waiting on
         // the broker (measured: 1 snapshot in 7 s of a 5-per-second stream).
+        // Snapshots only: a cluster's windows are small, bounded by the
+        // sinks' backlogs, and come in bursts when several close at once,
+        // which would pause stage 1 for nothing.
+        let snapshots = self
+            .in_flight
+            .values()
+            .filter(|work| matches!(work.origin, Origin::Snapshot { .. }))
+            .count();
         let busy = if self.paused {
-            self.in_flight.len() > self.max_in_flight / 2
+            snapshots > self.max_in_flight / 2
         } else {
-            self.in_flight.len() >= self.max_in_flight
+            snapshots >= self.max_in_flight
         };
         let pause = self.draining || full.is_some() || busy;
         if pause == self.paused {
