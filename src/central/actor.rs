@@ -294,7 +294,7 @@ impl Central {
         self.assembler.clear();
         self.offsets.clear();
         self.partial_order.clear();
-        let (events, mut receiver) = mpsc::channel(EVENTS_CAPACITY);
+        let (events, receiver) = mpsc::channel(EVENTS_CAPACITY);
         match consumer::start(
             &self.settings,
             &self.settings.group_id,
@@ -319,19 +319,9 @@ impl Central {
             }
         }
         let generation = self.generation;
-        let central = ctx.address();
-        // `send`, not `do_send`: one event at a time, so that the bounded
-        // channel, not the mailbox, takes what Central cannot yet.
-        actix::spawn(async move {
-            while let Some(event) = receiver.recv().await {
-                if central
-                    .send(FromConsumer { generation, event })
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
+        forward(receiver, ctx.address(), move |event| FromConsumer {
+            generation,
+            event,
         });
         tracing::info!(
             topic = %self.settings.snapshots_topic,
@@ -996,6 +986,26 @@ impl Central {
             }
         }
     }
+}
+
+/// Hands a consumer's events to Central, wrapped by `wrap`, one at a time:
+/// `send`, not `do_send`, so that the bounded channel, not the mailbox,
+/// takes what Central cannot yet.
+fn forward<M>(
+    mut receiver: mpsc::Receiver<Event>,
+    central: Addr<Central>,
+    wrap: impl Fn(Event) -> M + 'static,
+) where
+    M: Message<Result = ()> + Send + 'static,
+    Central: Handler<M>,
+{
+    actix::spawn(async move {
+        while let Some(event) = receiver.recv().await {
+            if central.send(wrap(event)).await.is_err() {
+                break;
+            }
+        }
+    });
 }
 
 impl Actor for Central {

@@ -108,7 +108,7 @@ impl Central {
         stage2.windows = Windows::new(*stage2.windows.settings());
         stage2.lag_ms.clear();
         stage2.order.clear();
-        let (events, mut receiver) = mpsc::channel(EVENTS_CAPACITY);
+        let (events, receiver) = mpsc::channel(EVENTS_CAPACITY);
         let client = crate::central::consumer::client_config(&self.settings, "unused");
         let state_topic = self.settings.state_topic.clone();
         let restore: consumer::RestoreFn = Arc::new(move || {
@@ -140,17 +140,9 @@ impl Central {
             }
         }
         let generation = self.stage2.generation;
-        let central = ctx.address();
-        actix::spawn(async move {
-            while let Some(event) = receiver.recv().await {
-                if central
-                    .send(FromMergeConsumer { generation, event })
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
+        super::forward(receiver, ctx.address(), move |event| FromMergeConsumer {
+            generation,
+            event,
         });
         tracing::info!(topic = %self.settings.partials_topic, %group, "merging partials");
     }
