@@ -366,9 +366,11 @@ impl World {
             }
             if Instant::now() >= deadline {
                 let logs: Vec<String> = centrals.iter().map(|c| c.log()).collect();
+                let snapshots_missing: Vec<(&str, u64)> = missing.keys().copied().collect();
                 panic!(
                     "after {TIMEOUT:?}, points missing in whisper, (lb, ts) → how many: \
-                     {missing:?}\n{}",
+                     {missing:?}\n{}\n===== whole logs =====\n{}",
+                    story_of(&snapshots_missing, &logs),
                     logs.join("\n-----\n")
                 );
             }
@@ -609,6 +611,44 @@ fn wait(what: &str, centrals: &[&Haproxystats], mut done: impl FnMut() -> bool) 
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// What each central's log says of `snapshots` (`(lb, ts)`), with the
+/// assignments, pauses and warnings around them: a failure's story short
+/// enough to be read where CI shows only part of the output.
+fn story_of(snapshots: &[(&str, u64)], logs: &[String]) -> String {
+    const MAX_LINES: usize = 60;
+    let mut story = String::new();
+    for (i, log) in logs.iter().enumerate() {
+        story.push_str(&format!(
+            "===== central {i}, what it says of {snapshots:?} =====\n"
+        ));
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|line| !line.contains("CONFWARN"))
+            .filter(|line| {
+                snapshots.iter().any(|(lb, ts)| {
+                    line.contains(&format!("lb={lb} ")) && line.contains(&format!("ts={ts}"))
+                }) || [
+                    "partitions revoked",
+                    "partitions assigned",
+                    "paused or resumed",
+                    " WARN ",
+                    " ERROR ",
+                ]
+                .iter()
+                .any(|mark| line.contains(mark))
+            })
+            .collect();
+        for line in lines.iter().take(MAX_LINES) {
+            story.push_str(line);
+            story.push('\n');
+        }
+        if lines.len() > MAX_LINES {
+            story.push_str(&format!("... {} lines more\n", lines.len() - MAX_LINES));
+        }
+    }
+    story
 }
 
 /// The `(lb, ts)` of each "snapshot processed" line of a central's log.

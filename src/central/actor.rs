@@ -351,6 +351,15 @@ impl Central {
                 return;
             }
         };
+        tracing::debug!(
+            partition = message.partition,
+            offset = message.offset,
+            lb = %header.lb,
+            ts = header.ts,
+            part = header.part,
+            parts = header.parts,
+            "part received"
+        );
         if let Some(at) = message.timestamp_ms {
             let now_ms = i64::try_from(unix_now().saturating_mul(1000)).unwrap_or(i64::MAX);
             self.lag_ms.insert(
@@ -707,21 +716,24 @@ impl Central {
         if work.waiting > 0 {
             return;
         }
-        match self.in_flight.remove(&id).map(|work| work.origin) {
-            Some(Origin::Snapshot {
+        let Some(InFlight { origin, lb, ts, .. }) = self.in_flight.remove(&id) else {
+            return;
+        };
+        match origin {
+            Origin::Snapshot {
                 partition,
                 epoch,
                 offsets,
                 ..
-            }) => {
+            } => {
+                tracing::debug!(%lb, ts, partition, ?offsets, "snapshot delivered");
                 self.offsets.done(partition, epoch, &offsets);
                 self.stats.processed += 1;
                 if let Some(health) = &mut self.health {
                     health.status_mut().last_process_ok = Some(unix_now());
                 }
             }
-            Some(Origin::Window { cluster, window }) => self.window_acked(cluster, window, ctx),
-            None => {}
+            Origin::Window { cluster, window } => self.window_acked(cluster, window, ctx),
         }
         self.busy.send_replace(self.in_flight.len());
         self.update_pause();
