@@ -74,6 +74,9 @@ fn publish(brokers: &str, dir: &Path, count: usize, first_ts: u64) -> (usize, us
         .set("acks", "all")
         .set("message.max.bytes", "1048576")
         .set("queue.buffering.max.kbytes", "1048576")
+        // tansu 0.6.0 never gives a consumer that fetches from inside a
+        // batch the rest of it (tests/tansu_fetch.rs).
+        .set("batch.num.messages", "1")
         .create()
         .unwrap_or_else(|e| panic!("producer: {e}"));
     let mut messages = 0;
@@ -174,7 +177,8 @@ fn run(root: &Path, brokers: &str, graphite: u16, group: &str, instances: usize)
         format!(
             "[paths]\nbase-dir = {base}\n\n[graphite]\nserver = 127.0.0.1\nport = {graphite}\n\
              namespace = bench\nprefix-hostname = false\nqueue-size = 20000000\n\n\
-             [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\n\
+             [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\
+             librdkafka.batch.num.messages = 1\n\n\
              [central]\ngroup-id = {group}\nworkers = 1\n",
             base = root.join(group).display(),
         ),

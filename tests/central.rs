@@ -16,13 +16,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use support::Haproxystats;
-use support::kafka::Broker;
+use support::kafka::{Broker, ONE_RECORD_PER_BATCH};
 use support::snapshots::{Shape, publish_snapshot, replay_lines};
 
 const TOPIC: &str = "snaps";
@@ -61,8 +60,8 @@ impl Setup {
         // [kafka] is there for the snapshots topic: its lines go to the
         // Kafka sink's topic too, a second sink to wait for.
         broker.create_topic("haproxystats.metrics", 1);
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", broker.brokers())
+        let producer = broker
+            .producer_config()
             .set("acks", "all")
             .create()
             .unwrap_or_else(|e| panic!("producer: {e}"));
@@ -84,7 +83,7 @@ impl Setup {
                 "[paths]\nbase-dir = {root}\n\n[pull]\npull-interval = 1\n\n\
                  [graphite]\n{graphite}namespace = test\nprefix-hostname = true\n\n\
                  [local-store]\ndir = {store}\n\n\
-                 [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\n\
+                 [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n{ONE_RECORD_PER_BATCH}\n\
                  [central]\nworkers = 2\n",
                 root = self.root.path().display(),
                 store = self.store.display(),

@@ -19,13 +19,12 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use support::Haproxystats;
-use support::kafka::Broker;
+use support::kafka::{Broker, ONE_RECORD_PER_BATCH};
 use support::snapshots::{Shape, publish_snapshot, replay_lines};
 
 const TOPIC: &str = "snaps";
@@ -68,8 +67,8 @@ impl Setup {
         // [kafka] is there for the snapshots topic: central's lines go to
         // the Kafka sink's topic too.
         broker.create_topic("haproxystats.metrics", 1);
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", broker.brokers())
+        let producer = broker
+            .producer_config()
             .set("acks", "all")
             .create()
             .unwrap_or_else(|e| panic!("producer: {e}"));
@@ -92,7 +91,7 @@ impl Setup {
                  [graphite]\nenabled = false\nnamespace = test\nprefix-hostname = false\n\n\
                  [local-store]\ndir = {store}\n\n\
                  [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\
-                 librdkafka.session.timeout.ms = {session}\n\n\
+                 librdkafka.session.timeout.ms = {session}\n{ONE_RECORD_PER_BATCH}\n\
                  [central]\nworkers = 2\n{central}",
                 root = self.root.path().display(),
                 store = self.store.display(),

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::carbon::{Points, parse_line};
-use support::kafka::{Broker, Record, by_lb_and_ts, ends_of};
+use support::kafka::{Broker, ONE_RECORD_PER_BATCH, Record, by_lb_and_ts, ends_of};
 use support::process::{TempRoot, temp_root};
 use support::{CarbonStack, FleetOptions, HaproxyFleet, Haproxystats};
 
@@ -155,7 +155,7 @@ impl World {
                          dst-dir = {base}/incoming\ntmp-dst-dir = {base}/incoming.tmp\n\n\
                          [process]\nsrc-dir = {base}/incoming\nlocal = false\n\n\
                          [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\
-                         cluster = {cluster}\nlb-name = {lb}\n",
+                         cluster = {cluster}\nlb-name = {lb}\n{ONE_RECORD_PER_BATCH}",
                         base = base.display(),
                         sockets = fleet.socket_dir().display(),
                         brokers = self.broker.brokers(),
@@ -218,7 +218,7 @@ impl World {
                  prefix-hostname = true\n\n\
                  [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\
                  librdkafka.session.timeout.ms = {SESSION_TIMEOUT_MS}\n\
-                 librdkafka.heartbeat.interval.ms = 500\n\n\
+                 librdkafka.heartbeat.interval.ms = 500\n{ONE_RECORD_PER_BATCH}\n\
                  [central]\nworkers = 2\n{WINDOWS}",
                 base = base.display(),
                 host = relay.ip(),

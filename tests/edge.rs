@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::Haproxystats;
-use support::kafka::{Broker, Record};
+use support::kafka::{Broker, ONE_RECORD_PER_BATCH, Record};
 use support::snapshots::{Shape, publish_snapshot, replay_lines};
 
 const TOPIC: &str = "snapshots";
@@ -56,7 +56,7 @@ impl Edge {
                 "[paths]\nbase-dir = {root}\n\n[process]\nsrc-dir = {src}\nworkers = 2\nlocal = false\n\n\
                  [graphite]\nnamespace = test\nprefix-hostname = false\n\n\
                  [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\ncluster = eu\n\
-                 lb-name = lb-7\nmessage-max-bytes = 1000000\n",
+                 lb-name = lb-7\nmessage-max-bytes = 1000000\n{ONE_RECORD_PER_BATCH}",
                 root = root.path().display(),
                 src = src.display(),
                 brokers = broker.brokers(),
@@ -281,7 +281,7 @@ fn an_edge_pulling_real_haproxy_publishes_epoch_aligned_snapshots_of_every_socke
              [pull]\nsocket-dir = {sockets}\npull-interval = 2\npull-timeout = 0.9\n\
              dst-dir = {src}\ntmp-dst-dir = {root}/incoming.tmp\n\n\
              [process]\nsrc-dir = {src}\nlocal = false\n\n\
-             [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\nlb-name = edge-1\n",
+             [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\nlb-name = edge-1\n{ONE_RECORD_PER_BATCH}",
             root = edge.root.path().display(),
             sockets = fleet.socket_dir().display(),
             src = edge.src.display(),

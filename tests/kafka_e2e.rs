@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::carbon::parse_line;
-use support::kafka::{Broker, Record};
+use support::kafka::{Broker, ONE_RECORD_PER_BATCH, Record};
 use support::{CarbonStack, FleetOptions, HaproxyFleet, Haproxystats};
 
 const TOPIC: &str = "lb-metrics";
@@ -65,7 +65,7 @@ fn write_conf(
              calculate-percentages = true\nper-process-metrics = true\naggr-server-metrics = true\n\n\
              [graphite]\nserver = {host}\nport = {port}\nnamespace = e2e\nprefix-hostname = false\n\n\
              [kafka]\nbrokers = {brokers}\ntopic = {TOPIC}\nkey = {KEY}\nformat = graphite\n\
-             message-max-bytes = {MESSAGE_MAX_BYTES}\n",
+             message-max-bytes = {MESSAGE_MAX_BYTES}\n{ONE_RECORD_PER_BATCH}",
             base = base.display(),
             sockets = sockets.display(),
             host = relay.ip(),

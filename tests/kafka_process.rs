@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use support::Haproxystats;
 use support::fake_graphite::FakeGraphite;
-use support::kafka::Broker;
+use support::kafka::{Broker, ONE_RECORD_PER_BATCH};
 use support::snapshots::{Shape, publish_snapshot, replay_lines};
 
 const TOPIC: &str = "metrics";
@@ -33,7 +33,7 @@ fn write_conf(root: &Path, src: &Path, graphite: u16, brokers: &str) -> PathBuf 
             "[paths]\nbase-dir = {root}\n\n[process]\nsrc-dir = {src}\nworkers = 2\n\n\
              [graphite]\nserver = 127.0.0.1\nport = {graphite}\nnamespace = test\n\
              prefix-hostname = false\n\n\
-             [kafka]\nbrokers = {brokers}\ntopic = {TOPIC}\nkey = lb1\n",
+             [kafka]\nbrokers = {brokers}\ntopic = {TOPIC}\nkey = lb1\n{ONE_RECORD_PER_BATCH}",
             root = root.display(),
             src = src.display()
         ),

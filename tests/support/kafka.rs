@@ -132,6 +132,11 @@ pub fn ends_of(records: &[Record], partitions: i32) -> Vec<i64> {
         .collect()
 }
 
+/// A `[kafka]` line for every haproxystats configuration talking to tansu:
+/// one record per producer batch, because tansu 0.6.0 never returns the
+/// rest of a batch to a fetch that starts inside it (tests/tansu_fetch.rs).
+pub const ONE_RECORD_PER_BATCH: &str = "librdkafka.batch.num.messages = 1\n";
+
 /// tansu behind a cuttable proxy; stopped by PID on drop.
 pub struct Broker {
     // Fields drop in order: the broker, then the proxy, then the files.
@@ -189,6 +194,16 @@ impl Broker {
     /// What a client is given: the proxy's address.
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.proxy.port)
+    }
+
+    /// A producer's configuration for this broker: its address, one record
+    /// per batch ([`ONE_RECORD_PER_BATCH`]).
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.brokers())
+            .set("batch.num.messages", "1");
+        config
     }
 
     /// Creates `topic` (tansu creates none by itself).
