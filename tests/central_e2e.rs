@@ -613,6 +613,30 @@ fn wait(what: &str, centrals: &[&Haproxystats], mut done: impl FnMut() -> bool) 
     }
 }
 
+/// Waits until no partition was assigned or revoked in any of `centrals`
+/// (both their groups) for a session timeout and a half.
+fn wait_settled(centrals: &[&Haproxystats]) {
+    let quiet = Duration::from_millis(SESSION_TIMEOUT_MS * 3 / 2);
+    let rebalances = || -> usize {
+        centrals
+            .iter()
+            .map(|c| {
+                let log = c.log();
+                log.matches("partitions assigned").count()
+                    + log.matches("partitions revoked").count()
+            })
+            .sum()
+    };
+    let mut last = (rebalances(), Instant::now());
+    wait("the consumer groups never settled", centrals, || {
+        let now = rebalances();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        last.1.elapsed() >= quiet
+    });
+}
+
 /// What each central's log says of `snapshots` (`(lb, ts)`), with the
 /// assignments, pauses and warnings around them: a failure's story short
 /// enough to be read where CI shows only part of the output.
@@ -872,8 +896,13 @@ fn two_centrals_one_killed_with_9_mid_stream_the_other_takes_over_and_every_wind
         });
         let b = b.insert(world.central("central-b", 1));
         wait("b processed nothing", &[&a, b], || {
-            !processed(&b.log()).is_empty()
+            !processed(&b.log()).is_empty() && b.log().contains("partials partitions assigned")
         });
+        // Killed while its groups are formed, not in the middle of a
+        // rebalance: tansu 0.6.0 can complete a generation that still
+        // holds a member killed during it and then never count it out
+        // (seen: a left with one partition for good).
+        wait_settled(&[&a, b]);
         world.progress("both process");
         b.proc().signal(libc::SIGKILL);
         assert!(

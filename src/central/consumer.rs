@@ -158,6 +158,8 @@ struct Outbox {
 struct CentralContext {
     outbox: Mutex<Outbox>,
     restore: Option<RestoreFn>,
+    /// For the log: central has two consumers.
+    topic: String,
 }
 
 /// Attempts at reading the state at one assignment.
@@ -181,7 +183,7 @@ impl ConsumerContext for CentralContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked = partitions(tpl);
-            tracing::info!(partitions = ?revoked, "partitions revoked");
+            tracing::info!(topic = %self.topic, partitions = ?revoked, "partitions revoked");
             let mut outbox = self.outbox();
             // Not handed over yet: never will be.
             outbox.held.retain(
@@ -195,7 +197,7 @@ impl ConsumerContext for CentralContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let assigned = partitions(tpl);
-            tracing::info!(partitions = ?assigned, "partitions assigned");
+            tracing::info!(topic = %self.topic, partitions = ?assigned, "partitions assigned");
             let mut restored = None;
             if let Some(restore) = &self.restore {
                 let mut error = String::new();
@@ -311,6 +313,7 @@ pub fn start(
     let context = CentralContext {
         outbox: Mutex::new(Outbox::default()),
         restore: options.restore,
+        topic: topic.clone(),
     };
     let consumer: BaseConsumer<CentralContext> = client_config(settings, group)
         .create_with_context(context)
