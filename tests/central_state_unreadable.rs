@@ -1,0 +1,145 @@
+//! The state topic unreadable at an assignment (actors.md, failures of
+//! stage 2): the merge consumer tries to read it three times, hands nothing
+//! of the assignment over (no window may be emitted without knowing each
+//! cluster's `H`), and its thread ends, which Central sees as a dead child
+//! and restarts with backoff. A consumer whose read succeeds is given the
+//! assignment with the state before any message of it.
+//!
+//! A real broker (tansu) serves the partials; the state read is the one
+//! part replaced, by a function that fails: a broker that serves one topic
+//! and not another is not something tansu can be made into.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use haproxystats::central::consumer::{self, ConsumerOptions, Event, RestoreFn};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use support::kafka::Broker;
+use tokio::sync::mpsc;
+
+const TOPIC: &str = "snaps.partials";
+const GROUP: &str = "haproxystats-central-merge";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn settings(broker: &Broker) -> haproxystats::config::CentralSettings {
+    let loaded = haproxystats::config::load_str(&format!(
+        "[kafka]\nbrokers = {}\nsnapshots-topic = snaps\n\
+         librdkafka.session.timeout.ms = 6000\nlibrdkafka.heartbeat.interval.ms = 500\n",
+        broker.brokers()
+    ))
+    .expect("config");
+    haproxystats::config::resolve_central(&loaded.config).expect("central settings")
+}
+
+/// Waits for `done`, or panics naming `what`.
+fn wait(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} after {TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_unreadable_state_hands_nothing_over_and_ends_the_consumer_a_readable_one_comes_first() {
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 2);
+    let producer: BaseProducer = broker.producer_config().create().expect("producer");
+    for cluster in ["eu", "us"] {
+        producer
+            .send(BaseRecord::to(TOPIC).key(cluster).payload("a partial"))
+            .unwrap_or_else(|(e, _)| panic!("send: {e}"));
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    let settings = settings(&broker);
+
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let failing: RestoreFn = {
+        let attempts = Arc::clone(&attempts);
+        Arc::new(move || {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err("the state topic cannot be read (test)".to_owned())
+        })
+    };
+    let (events, mut received) = mpsc::channel(64);
+    let first = consumer::start(
+        &settings,
+        GROUP,
+        TOPIC,
+        ConsumerOptions {
+            restore: Some(failing),
+            track_caught_up: true,
+        },
+        events,
+    )
+    .expect("first consumer");
+    wait("the consumer whose state read fails never ended", || {
+        !first.alive()
+    });
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "attempts at reading the state"
+    );
+    let mut handed_over = Vec::new();
+    while let Ok(event) = received.try_recv() {
+        handed_over.push(format!("{event:?}"));
+    }
+    assert!(
+        handed_over.is_empty(),
+        "handed over without the state: {handed_over:?}"
+    );
+    drop(first);
+
+    let state: BTreeMap<String, _> = BTreeMap::new();
+    let reads = Arc::new(AtomicUsize::new(0));
+    let readable: RestoreFn = {
+        let reads = Arc::clone(&reads);
+        Arc::new(move || {
+            reads.fetch_add(1, Ordering::SeqCst);
+            Ok(state.clone())
+        })
+    };
+    let (events, mut received) = mpsc::channel(64);
+    let second = consumer::start(
+        &settings,
+        GROUP,
+        TOPIC,
+        ConsumerOptions {
+            restore: Some(readable),
+            track_caught_up: true,
+        },
+        events,
+    )
+    .expect("second consumer");
+    let mut got = Vec::new();
+    wait("the second consumer was given no message", || {
+        while let Ok(event) = received.try_recv() {
+            got.push(event);
+        }
+        got.iter().any(|e| matches!(e, Event::Message(_)))
+    });
+    let first_message = got
+        .iter()
+        .position(|e| matches!(e, Event::Message(_)))
+        .expect("a message");
+    assert!(
+        got[..first_message].iter().any(|e| matches!(
+            e,
+            Event::Assigned {
+                restored: Some(_),
+                ..
+            }
+        )),
+        "a message before the assignment with its state: {got:?}"
+    );
+    assert!(reads.load(Ordering::SeqCst) >= 1);
+    assert!(
+        second.alive(),
+        "the consumer whose state read succeeds runs on"
+    );
+}
