@@ -35,6 +35,19 @@ fn settings(broker: &Broker) -> haproxystats::config::CentralSettings {
     haproxystats::config::resolve_central(&loaded.config).expect("central settings")
 }
 
+/// The merge consumer as stage 2 starts it, reading the state with `restore`.
+fn start(
+    settings: &haproxystats::config::CentralSettings,
+    restore: RestoreFn,
+    events: mpsc::Sender<Event>,
+) -> consumer::ConsumerHandle {
+    let options = ConsumerOptions {
+        restore: Some(restore),
+        track_caught_up: true,
+    };
+    consumer::start(settings, GROUP, TOPIC, options, events).expect("consumer")
+}
+
 /// Waits for `done`, or panics naming `what`.
 fn wait(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
@@ -66,17 +79,7 @@ fn an_unreadable_state_hands_nothing_over_and_ends_the_consumer_a_readable_one_c
         })
     };
     let (events, mut received) = mpsc::channel(64);
-    let first = consumer::start(
-        &settings,
-        GROUP,
-        TOPIC,
-        ConsumerOptions {
-            restore: Some(failing),
-            track_caught_up: true,
-        },
-        events,
-    )
-    .expect("first consumer");
+    let first = start(&settings, failing, events);
     wait("the consumer whose state read fails never ended", || {
         !first.alive()
     });
@@ -105,17 +108,7 @@ fn an_unreadable_state_hands_nothing_over_and_ends_the_consumer_a_readable_one_c
         })
     };
     let (events, mut received) = mpsc::channel(64);
-    let second = consumer::start(
-        &settings,
-        GROUP,
-        TOPIC,
-        ConsumerOptions {
-            restore: Some(readable),
-            track_caught_up: true,
-        },
-        events,
-    )
-    .expect("second consumer");
+    let second = start(&settings, readable, events);
     let mut got = Vec::new();
     wait("the second consumer was given no message", || {
         while let Ok(event) = received.try_recv() {
