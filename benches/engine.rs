@@ -11,11 +11,12 @@
 //!
 //! `HS_BENCH_MODE=central` times central's stage 1 on the same snapshot
 //! instead (SPEC §7): the snapshot is encoded once as the edge publishes it
-//! (`raw::encode`, 1 MB messages; timed `HS_BENCH_RUNS` times too, printed
-//! as `edge: raw::encode …`), then each run decodes the parts, writes
-//! the lines from the record batches (`process_decoded_into`) and encodes
-//! the partial aggregate. Both modes print the CPU time per run
-//! (`getrusage`) besides the wall time.
+//! (`raw::encode_fields`, 1 MB messages, the columns of `HS_BENCH_FIELDS` =
+//! `engine` (default) or `all`, as `[kafka] snapshot-fields`; timed
+//! `HS_BENCH_RUNS` times too, printed as `edge: raw::encode …`), then each
+//! run decodes the parts, writes the lines from the record batches
+//! (`process_decoded_into`) and encodes the partial aggregate. Both modes
+//! print the CPU time per run (`getrusage`) besides the wall time.
 //!
 //! `HS_BENCH_MODE=merge` times central's stage 2 per cluster window: the
 //! snapshot's partial aggregate is made once per load balancer (as if each
@@ -109,6 +110,19 @@ fn cpu_time() -> std::time::Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// `HS_BENCH_FIELDS` (`engine`, the default, or `all`): the columns the
+/// edge sends, as `[kafka] snapshot-fields`.
+fn bench_fields() -> haproxystats::raw::Fields {
+    let value = std::env::var("HS_BENCH_FIELDS").unwrap_or_default();
+    if value.is_empty() {
+        return haproxystats::raw::Fields::default();
+    }
+    haproxystats::raw::Fields::parse(&value).unwrap_or_else(|| {
+        eprintln!("HS_BENCH_FIELDS={value}: not engine or all");
+        std::process::exit(1);
+    })
+}
+
 /// Central's stage 1 on the snapshot, `runs` times.
 fn central(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
     let csv: u64 = std::fs::read_dir(dir)
@@ -120,11 +134,13 @@ fn central(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
         })
         .unwrap_or(0);
     // The edge's cost: encoding as it publishes, `runs` times.
+    let fields = bench_fields();
+    println!("raw snapshot fields: {fields}");
     let mut encodes = Vec::new();
     let mut enc = None;
     for _ in 0..runs.max(1) {
         let (t, c) = (Instant::now(), cpu_time());
-        match haproxystats::raw::encode(dir, 1_000_000) {
+        match haproxystats::raw::encode_fields(dir, 1_000_000, fields) {
             Ok(e) => enc = Some(e),
             Err(e) => {
                 eprintln!("{e}");

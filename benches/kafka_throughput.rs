@@ -53,6 +53,7 @@ fn main() {
             snapshots_topic: None,
             cluster: "default".into(),
             lb_name: None,
+            snapshot_fields: haproxystats::raw::Fields::Engine,
         },
         layout: PathLayout {
             prefix: "loadbalancers.lb-01_example_com.haproxy".into(),

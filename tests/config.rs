@@ -9,6 +9,7 @@ use haproxystats::config::{
     Config, ConfigError, ConfigSources, LoadedConfig, LogLevel, Retries, StatsEndpoint, load,
     load_str,
 };
+use haproxystats::raw::Fields;
 use haproxystats::sink::kafka::format::Format;
 use haproxystats::sink::kafka::settings::Compression;
 
@@ -49,6 +50,7 @@ const VALID: &[(&str, &str, Check)] = &[
                     && k.snapshots_topic.is_none()
                     && k.cluster == "default"
                     && k.lb_name.is_none()
+                    && k.snapshot_fields == Fields::Engine
             })
         },
     ),
@@ -56,13 +58,14 @@ const VALID: &[(&str, &str, Check)] = &[
     (
         "an edge: local = false, publishing raw snapshots",
         "[process]\nlocal = false\n[kafka]\nbrokers = a:1\nsnapshots-topic = raw\n\
-         cluster = eu-west\nlb-name = lb-7\n",
+         cluster = eu-west\nlb-name = lb-7\nsnapshot-fields = all\n",
         |c| {
             !c.process.local
                 && c.kafka.as_ref().is_some_and(|k| {
                     k.snapshots_topic.as_deref() == Some("raw")
                         && k.cluster == "eu-west"
                         && k.lb_name.as_deref() == Some("lb-7")
+                        && k.snapshot_fields == Fields::All
                 })
         },
     ),
@@ -868,6 +871,12 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "[kafka]\nbrokers = a:1\nlb-name = lb 7\n",
         "invalid",
         "[kafka] lb-name = 'lb 7': must not hold blanks",
+    ),
+    (
+        "kafka snapshot-fields not a choice",
+        "[kafka]\nbrokers = a:1\nsnapshot-fields = some\n",
+        "invalid",
+        "[kafka] snapshot-fields = 'some': not a choice of fields (engine, all)",
     ),
     (
         "process local not a boolean",

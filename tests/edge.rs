@@ -149,6 +149,23 @@ fn replayed(conf: &Path, dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// The `show stat` fields of the first socket of a snapshot's parts.
+fn fields_sent(parts: &[&Record]) -> Vec<String> {
+    let payloads: Vec<&[u8]> = parts.iter().map(|r| r.payload.as_slice()).collect();
+    let decoded = haproxystats::raw::decode(&payloads).unwrap_or_else(|e| panic!("decode: {e}"));
+    let segment = decoded
+        .sockets
+        .iter()
+        .flat_map(|s| &s.segments)
+        .next()
+        .expect("a socket with show stat rows");
+    segment
+        .field_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// What a central consumer makes of the parts: decoded, written as a
 /// snapshot directory, replayed.
 fn replayed_from_parts(conf: &Path, parts: &[&Record], dir: &Path) -> BTreeSet<String> {
@@ -213,6 +230,13 @@ fn an_edge_publishes_each_snapshot_whole_in_parts_and_then_deletes_it() {
     assert!(
         got[&1_700_000_000].len() > 1,
         "the big snapshot needs several parts"
+    );
+    // `snapshot-fields` is `engine` by default: what the engine reads,
+    // names and statuses, not the rest.
+    let fields = fields_sent(&got[&1_700_000_000]);
+    assert!(
+        fields.iter().any(|f| f == "check_status") && !fields.iter().any(|f| f == "pid"),
+        "{fields:?}"
     );
 }
 
@@ -387,13 +411,15 @@ fn a_node_that_processes_and_publishes_does_both_before_deleting() {
     let conf = edge.root.path().join("both.conf");
     fs::write(
         &conf,
-        text.replace("local = false\n", "").replace(
-            "prefix-hostname = false\n",
-            &format!(
-                "prefix-hostname = false\nserver = 127.0.0.1\nport = {}\n",
-                graphite.port()
+        text.replace("local = false\n", "")
+            .replace("cluster = eu\n", "cluster = eu\nsnapshot-fields = all\n")
+            .replace(
+                "prefix-hostname = false\n",
+                &format!(
+                    "prefix-hostname = false\nserver = 127.0.0.1\nport = {}\n",
+                    graphite.port()
+                ),
             ),
-        ),
     )
     .expect("write conf");
     // With [kafka], the metric lines go to Kafka's `topic` too.
@@ -429,4 +455,21 @@ fn a_node_that_processes_and_publishes_does_both_before_deleting() {
         replayed_from_parts(&conf, &got[&1_700_000_000], &rebuilt),
         want
     );
+    // `snapshot-fields = all`: every field of the header.
+    let fields = fields_sent(&got[&1_700_000_000]);
+    let header = fs::read_dir(&copy)
+        .expect("copy")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with("_stat"))
+        .map(|e| fs::read_to_string(e.path()).expect("stat"))
+        .expect("a _stat file");
+    let header: Vec<&str> = header
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches('#')
+        .split(',')
+        .map(str::trim)
+        .collect();
+    assert_eq!(fields, header);
 }

@@ -16,7 +16,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Int32Type, Int64Type, UInt64Type};
 use arrow_ipc::reader::StreamReader;
 use haproxystats::engine::{EngineOptions, process_decoded_into, process_snapshot};
-use haproxystats::raw::{self, DecodedSnapshot, EncodedSnapshot, MESSAGE_MARGIN, keys};
+use haproxystats::raw::{self, DecodedSnapshot, EncodedSnapshot, Fields, MESSAGE_MARGIN, keys};
 use support::collected::Collected;
 
 const TS: &str = "1700000000";
@@ -53,11 +53,32 @@ fn slices(parts: &[Vec<u8>]) -> Vec<&[u8]> {
     parts.iter().map(Vec::as_slice).collect()
 }
 
-/// Encodes `dir` under `limit`, checks every part's size, decodes the parts
-/// (in reverse order), writes them back and checks that the engine gives
-/// the same lines for both directories.
+/// [`round_trip_fields`] with every column (what it returns) and with the
+/// engine's columns (`[kafka] snapshot-fields`, the edge's default).
 fn round_trip(dir: &Path, limit: usize) -> (EncodedSnapshot, DecodedSnapshot) {
-    let enc = raw::encode(dir, limit).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let (engine, _) = round_trip_fields(dir, limit, Fields::Engine);
+    let (all, dec) = round_trip_fields(dir, limit, Fields::All);
+    let bytes = |enc: &EncodedSnapshot| enc.parts.iter().map(Vec::len).sum::<usize>();
+    assert!(
+        bytes(&engine) <= bytes(&all),
+        "{}: {} bytes with the engine's columns, {} with all",
+        dir.display(),
+        bytes(&engine),
+        bytes(&all)
+    );
+    (all, dec)
+}
+
+/// Encodes `dir` under `limit` with `fields`, checks every part's size,
+/// decodes the parts (in reverse order), writes them back and checks that
+/// the engine gives the same lines for both directories.
+fn round_trip_fields(
+    dir: &Path,
+    limit: usize,
+    fields: Fields,
+) -> (EncodedSnapshot, DecodedSnapshot) {
+    let enc = raw::encode_fields(dir, limit, fields)
+        .unwrap_or_else(|e| panic!("{} ({fields}): {e}", dir.display()));
     for (i, part) in enc.parts.iter().enumerate() {
         assert!(
             part.len() <= limit - MESSAGE_MARGIN,
@@ -79,10 +100,16 @@ fn round_trip(dir: &Path, limit: usize) -> (EncodedSnapshot, DecodedSnapshot) {
     let want = replay_lines(dir);
     assert!(want.lines().count() > 10, "{}: {want}", dir.display());
     let got = replay_lines(&written);
-    assert_same_lines(dir, limit, &want, &got, "written back");
+    assert_same_lines(dir, limit, &want, &got, &format!("written back ({fields})"));
     // The engine's Arrow front end, reading the decoded batches as they are.
     let got = decoded_lines(&dec);
-    assert_same_lines(dir, limit, &want, &got, "read from the batches");
+    assert_same_lines(
+        dir,
+        limit,
+        &want,
+        &got,
+        &format!("read from the batches ({fields})"),
+    );
     // Central decodes only the columns the engine reads.
     let columns = haproxystats::engine::columns_read(&options());
     let projected = raw::decode_columns(&parts, &|name| columns.contains(name))
@@ -96,7 +123,13 @@ fn round_trip(dir: &Path, limit: usize) -> (EncodedSnapshot, DecodedSnapshot) {
         );
     }
     let got = decoded_lines(&projected);
-    assert_same_lines(dir, limit, &want, &got, "read from the engine's columns");
+    assert_same_lines(
+        dir,
+        limit,
+        &want,
+        &got,
+        &format!("read from the engine's columns ({fields})"),
+    );
     (enc, dec)
 }
 
@@ -376,6 +409,39 @@ fn a_big_snapshot_splits_into_parts_valid_alone() {
         let batches = socket.segments[0].batches.len();
         assert!(batches >= per_socket[&socket.name], "{}", socket.name);
     }
+    // The edge's default sends only what the engine reads, names and
+    // statuses: fewer bytes, no `pid`.
+    let t = Instant::now();
+    let engine = raw::encode_fields(dir, limit, Fields::Engine).unwrap();
+    let engine_time = t.elapsed();
+    let engine_bytes: usize = engine.parts.iter().map(Vec::len).sum();
+    println!(
+        "big snapshot, engine's columns: {} parts, {engine_bytes} bytes ({:.1}%), encode {engine_time:?}",
+        engine.parts.len(),
+        100.0 * engine_bytes as f64 / engine.input_bytes as f64
+    );
+    assert!(engine_bytes < part_bytes, "{engine_bytes} vs {part_bytes}");
+    let fields_of = |enc: &EncodedSnapshot| {
+        let dec = raw::decode(&slices(&enc.parts)).unwrap();
+        let segment = &dec.sockets[0].segments[0];
+        segment
+            .field_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let (all_fields, engine_fields) = (fields_of(&enc), fields_of(&engine));
+    assert!(all_fields.iter().any(|f| f == "pid"), "{all_fields:?}");
+    assert!(
+        !engine_fields.iter().any(|f| f == "pid"),
+        "{engine_fields:?}"
+    );
+    for name in raw::NAMES_AND_STATUSES.iter().chain(&["lbtot", "bin"]) {
+        assert!(
+            engine_fields.iter().any(|f| f == name),
+            "{name}: {engine_fields:?}"
+        );
+    }
     round_trip(dir, limit);
 }
 
@@ -516,11 +582,16 @@ fn pyarrow_reads_every_part_as_it_is() {
     python_with_pyarrow();
     let (_tmp, small, _) = all_captures();
     let big = raw::encode(big_snapshot(), 1_000_000).unwrap();
+    let big_engine = raw::encode_fields(big_snapshot(), 1_000_000, Fields::Engine).unwrap();
     let small = raw::encode(&small, 1_000_000).unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     let mut want = String::new();
-    for (name, enc) in [("big", &big), ("small", &small)] {
+    for (name, enc) in [
+        ("big", &big),
+        ("big-engine", &big_engine),
+        ("small", &small),
+    ] {
         for (i, part) in enc.parts.iter().enumerate() {
             let file = out.path().join(format!("{name}-{i}.arrows"));
             std::fs::write(&file, part).unwrap();

@@ -35,6 +35,7 @@ fn settings(broker: &Broker, queue_size: usize, message_max_bytes: usize) -> Kaf
             snapshots_topic: None,
             cluster: "default".into(),
             lb_name: None,
+            snapshot_fields: haproxystats::raw::Fields::Engine,
         },
         layout: PathLayout {
             prefix: "test.lb1.haproxy".into(),

@@ -5,6 +5,7 @@
 use super::build::Reader;
 use super::error::ConfigError;
 use super::model::KafkaConfig;
+use crate::raw::Fields;
 use crate::sink::kafka::format::Format;
 use crate::sink::kafka::settings::{Compression, RECORD_OVERHEAD, client_config};
 
@@ -21,6 +22,7 @@ pub const OPTIONS: &[&str] = &[
     "snapshots-topic",
     "cluster",
     "lb-name",
+    "snapshot-fields",
 ];
 
 /// Options passed to librdkafka unchanged start with this.
@@ -52,6 +54,13 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
     if !lb_name.is_empty() {
         check_name(&lb_name).map_err(|reason| r.invalid("lb-name", &lb_name, reason))?;
     }
+    let snapshot_fields = choice(
+        r,
+        "snapshot-fields",
+        "a choice of fields",
+        &Fields::ALL.map(Fields::name),
+        Fields::parse,
+    )?;
     let format_value = r.string("format")?;
     let format = Format::parse(&format_value)
         .ok_or_else(|| r.invalid("format", &format_value, "not a format (graphite, influx)"))?;
@@ -65,15 +74,14 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
             format!("too large (at most {MESSAGE_MAX_BYTES_LIMIT}, librdkafka's limit)"),
         ));
     }
-    let compression_value = r.string("compression")?;
-    let compression = Compression::parse(&compression_value).ok_or_else(|| {
-        let names: Vec<&str> = Compression::ALL.iter().map(|c| c.name()).collect();
-        r.invalid(
-            "compression",
-            &compression_value,
-            format!("not a compression ({})", names.join(", ")),
-        )
-    })?;
+    let names: Vec<&str> = Compression::ALL.iter().map(|c| c.name()).collect();
+    let compression = choice(
+        r,
+        "compression",
+        "a compression",
+        &names,
+        Compression::parse,
+    )?;
     let message_timeout = r.seconds("message-timeout")?;
     if message_timeout.as_millis() < 1 {
         return Err(r.invalid(
@@ -102,6 +110,7 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
         snapshots_topic: (!snapshots_topic.is_empty()).then_some(snapshots_topic),
         cluster,
         lb_name: (!lb_name.is_empty()).then_some(lb_name),
+        snapshot_fields,
     };
     // librdkafka checks every property when a client is made (nothing
     // connects yet): an unknown name or a bad value is refused here.
@@ -116,6 +125,20 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
             )
         })?;
     Ok(config)
+}
+
+/// The value of `option`, one of `names` as `parse` reads them; else
+/// "not WHAT (names)".
+fn choice<T>(
+    r: &Reader<'_>,
+    option: &str,
+    what: &str,
+    names: &[&str],
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, ConfigError> {
+    let value = r.string(option)?;
+    parse(&value)
+        .ok_or_else(|| r.invalid(option, &value, format!("not {what} ({})", names.join(", "))))
 }
 
 /// Kafka's rule for topic names.

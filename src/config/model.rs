@@ -344,6 +344,8 @@ pub struct KafkaConfig {
     /// `lb-name`: the load balancer's name in raw snapshots (key and `lb`
     /// header); `None`: the host name the Graphite prefix would use.
     pub lb_name: Option<String>,
+    /// `snapshot-fields`: which `show stat` columns raw snapshots carry.
+    pub snapshot_fields: crate::raw::Fields,
 }
 
 /// `[central]` (ours, SPEC §7): `haproxystats central`'s own options. The

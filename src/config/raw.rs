@@ -92,6 +92,7 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
             ("snapshots-topic", ""),
             ("cluster", "default"),
             ("lb-name", ""),
+            ("snapshot-fields", "engine"),
         ],
     ),
     // Used only when the user declares [prometheus] (it is off otherwise).

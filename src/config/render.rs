@@ -123,6 +123,7 @@ impl Config {
                 );
                 out.value("cluster", &kafka.cluster);
                 out.value("lb-name", kafka.lb_name.as_deref().unwrap_or(""));
+                out.value("snapshot-fields", kafka.snapshot_fields);
                 for (name, value) in &kafka.librdkafka {
                     out.value(&format!("{}{name}", super::kafka::LIBRDKAFKA_PREFIX), value);
                 }

@@ -318,6 +318,13 @@ pub const OPTIONS: &[OptionDoc] = &[
     ),
     doc(
         "kafka",
+        "snapshot-fields",
+        "Which `show stat` columns raw snapshots carry: `engine`, every column the engine \
+         reads under any options plus names and statuses (about half the fields), or `all`, \
+         every column.",
+    ),
+    doc(
+        "kafka",
         "message-max-bytes",
         "The largest message, key and overhead included; a message never splits a line.",
     ),

@@ -55,18 +55,24 @@ fn canonical(cell: &[u8]) -> Option<Int> {
     if digits.is_empty() || digits.len() > 20 || leading_zero || (negative && digits == b"0") {
         return None;
     }
-    if !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    // 19 digits always fit in a u64: only a 20th can overflow.
+    // 19 digits always fit in a u64: only a 20th can overflow. Checked and
+    // summed in one pass: this runs for every number cell of a snapshot.
     let (head, last) = digits.split_at(digits.len().min(19));
-    let magnitude = head.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
-    let magnitude = match last.first() {
-        Some(&d) => magnitude
-            .checked_mul(10)?
-            .checked_add(u64::from(d - b'0'))?,
-        None => magnitude,
-    };
+    let mut magnitude = 0u64;
+    for &b in head {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        magnitude = magnitude * 10 + u64::from(d);
+    }
+    if let Some(&b) = last.first() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
     if !negative {
         return Some(Int {
             bits: magnitude,

@@ -23,7 +23,7 @@ use arrow_ipc::{CompressionType, MetadataVersion};
 
 use super::column::{ColumnKind, Finished};
 use super::input::{FileWarnings, list_sockets, parse_info, parse_stat, read_file};
-use super::{EOS, FORMAT, MESSAGE_MARGIN, RawError, RawWarning, keys};
+use super::{EOS, FORMAT, Fields, MESSAGE_MARGIN, RawError, RawWarning, keys};
 
 /// Most rows in one record batch.
 const MAX_BATCH_ROWS: usize = 32 * 1024;
@@ -268,14 +268,23 @@ fn encode_rows(
     Ok(Ok(parts))
 }
 
+/// [`encode_fields`] with every column of the header ([`Fields::All`]).
+pub fn encode(dir: &Path, max_message_bytes: usize) -> Result<EncodedSnapshot, RawError> {
+    encode_fields(dir, max_message_bytes, Fields::All)
+}
+
 /// Encodes the snapshot directory `dir` as parts of at most
-/// `max_message_bytes - `[`MESSAGE_MARGIN`] bytes each (see the module
-/// documentation of [`crate::raw`]).
+/// `max_message_bytes - `[`MESSAGE_MARGIN`] bytes each, with the columns
+/// `fields` keeps (see the module documentation of [`crate::raw`]).
 ///
 /// Input problems become warnings; only a bad directory name, an unlistable
 /// directory, a snapshot with nothing to send or a limit too small for a
 /// socket's schema or for one row is an error.
-pub fn encode(dir: &Path, max_message_bytes: usize) -> Result<EncodedSnapshot, RawError> {
+pub fn encode_fields(
+    dir: &Path,
+    max_message_bytes: usize,
+    fields: Fields,
+) -> Result<EncodedSnapshot, RawError> {
     let ts = super::timestamp_of(dir).ok_or_else(|| RawError::BadTimestamp {
         dir: dir.to_path_buf(),
     })?;
@@ -309,7 +318,7 @@ pub fn encode(dir: &Path, max_message_bytes: usize) -> Result<EncodedSnapshot, R
                 return Vec::new();
             };
             input_bytes += bytes.len();
-            parse_stat(&bytes, &mut FileWarnings::new(path, &mut warnings))
+            parse_stat(&bytes, fields, &mut FileWarnings::new(path, &mut warnings))
         });
         if info.is_none() && segments.is_empty() {
             continue;

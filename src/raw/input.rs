@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::column::Column;
-use super::{RawWarning, RawWarningKind};
+use super::{Fields, RawWarning, RawWarningKind};
 use crate::engine::cells::split_cells;
 use crate::engine::parse_stat::MAX_LINE;
 
@@ -139,21 +139,41 @@ fn utf8_or_warn(bytes: &[u8], line: Option<usize>, w: &mut FileWarnings<'_>) -> 
 
 /// The rows of a `_stat` file under one header line, column by column.
 pub(super) struct Segment {
-    /// The header's field names, trimmed.
+    /// Every field name of the header, trimmed: what tells a repeated
+    /// header from a new one.
+    header: Vec<String>,
+    /// The names of the fields sent, in header order.
     pub names: Vec<String>,
-    /// One per name, typed as its cells come.
+    /// The header index of each field sent, ascending.
+    keep: Vec<usize>,
+    /// One per name sent, typed as its cells come.
     pub columns: Vec<Column>,
     /// Per row, the bytes of its line: what batch sizes are estimated from.
     pub line_bytes: Vec<usize>,
 }
 
 impl Segment {
-    fn new(names: Vec<String>) -> Self {
+    fn new(header: Vec<String>, fields: Fields) -> Self {
+        let keep: Vec<usize> = (0..header.len())
+            .filter(|&i| header.get(i).is_some_and(|name| fields.keeps(name)))
+            .collect();
+        let names: Vec<String> = keep
+            .iter()
+            .filter_map(|&i| header.get(i).cloned())
+            .collect();
         Segment {
             columns: names.iter().map(|name| Column::new(name)).collect(),
             names,
+            keep,
+            header,
             line_bytes: Vec::new(),
         }
+    }
+
+    /// Cell starts [`split_cells`] must locate: one past the last field
+    /// sent, plus one (the cells after it are only counted).
+    fn wanted_bounds(&self) -> usize {
+        self.keep.last().map_or(1, |&last| last + 2)
     }
 
     /// Number of rows.
@@ -162,7 +182,7 @@ impl Segment {
         self.line_bytes.len()
     }
 
-    /// Cell `col` of row `row` (`""` out of range).
+    /// Cell `col` (of the fields sent) of row `row` (`""` out of range).
     #[cfg(test)]
     pub fn cell(&self, row: usize, col: usize) -> String {
         self.columns
@@ -170,17 +190,18 @@ impl Segment {
             .map_or_else(String::new, |c| c.cell(row))
     }
 
-    /// Adds one row (its cells, as many as the header has).
+    /// Adds one row, of as many cells as the header has: `cell(i)` is the
+    /// header's field `i`, asked only of the fields sent.
     fn push_row<'c>(
         &mut self,
-        cells: impl Iterator<Item = &'c [u8]>,
+        cell: impl Fn(usize) -> &'c [u8],
         line_bytes: usize,
         lineno: usize,
         w: &mut FileWarnings<'_>,
     ) {
         let mut replaced = false;
-        for (column, cell) in self.columns.iter_mut().zip(cells) {
-            replaced |= column.push(cell);
+        for (column, &i) in self.columns.iter_mut().zip(&self.keep) {
+            replaced |= column.push(cell(i));
         }
         if replaced {
             w.warn(Some(lineno), RawWarningKind::NotUtf8);
@@ -208,16 +229,14 @@ fn cell_count_ok(
     found == expected
 }
 
-/// The cells of `line` from the starts of its cells and the end mark that
+/// Cell `i` of `line` from the starts of its cells and the end mark that
 /// [`split_cells`] wrote (each cell ends a byte before the next starts).
-fn between<'a>(line: &'a [u8], starts: &'a [u32]) -> impl Iterator<Item = &'a [u8]> {
-    starts
-        .iter()
-        .zip(starts.iter().skip(1))
-        .map(|(&start, &next)| {
-            line.get(start as usize..(next as usize).saturating_sub(1))
-                .unwrap_or_default()
-        })
+fn cell_at<'a>(line: &'a [u8], starts: &[u32], i: usize) -> &'a [u8] {
+    let (Some(&start), Some(&next)) = (starts.get(i), starts.get(i + 1)) else {
+        return &[];
+    };
+    line.get(start as usize..(next as usize).saturating_sub(1))
+        .unwrap_or_default()
 }
 
 /// A header line's field names (`#` dropped, split at commas, trimmed), if
@@ -242,9 +261,10 @@ fn header(line: &[u8], lineno: usize, w: &mut FileWarnings<'_>) -> Option<Vec<St
     Some(names.into_iter().map(|n| n.into_owned()).collect())
 }
 
-/// Splits a `show stat` file into header segments of rows. A file without a
-/// header at the top gives no segment (`NoHeader`).
-pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment> {
+/// Splits a `show stat` file into header segments of rows, each holding
+/// the columns of `fields`. A file without a header at the top gives no
+/// segment (`NoHeader`).
+pub(super) fn parse_stat(bytes: &[u8], fields: Fields, w: &mut FileWarnings<'_>) -> Vec<Segment> {
     if bytes.is_empty() {
         w.warn(None, RawWarningKind::EmptyFile);
         return Vec::new();
@@ -274,14 +294,14 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
         }
         if line.first() == Some(&b'#') || segments.is_empty() {
             match (header(line, lineno, w), segments.last()) {
-                (Some(names), None) => segments.push(Segment::new(names)),
-                (Some(names), Some(last)) if last.names == names => {
+                (Some(names), None) => segments.push(Segment::new(names, fields)),
+                (Some(names), Some(last)) if last.header == names => {
                     w.warn(Some(lineno), RawWarningKind::RepeatedHeader);
                 }
                 (Some(names), Some(_)) => {
                     let segment = segments.len();
                     w.warn(Some(lineno), RawWarningKind::NewHeader { segment });
-                    segments.push(Segment::new(names));
+                    segments.push(Segment::new(names, fields));
                 }
                 (None, None) => {
                     w.warn(Some(lineno), RawWarningKind::NoHeader);
@@ -294,18 +314,19 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
         let Some(segment) = segments.last_mut() else {
             continue;
         };
-        let expected = segment.names.len();
+        let expected = segment.header.len();
         let line_bytes = raw.len() + 1;
         let counted = |found: usize, w: &mut FileWarnings<'_>| {
             cell_count_ok(expected, found, unterminated, lineno, w)
         };
         // As the engine: commas found 64 bytes at a time, a line with a `"`
-        // read by the csv crate (its first record). Each branch pushes its
-        // own iterator, so that the cells are not a dynamic call each.
-        if let Some((found, n)) = split_cells(line, &mut bounds, expected + 1) {
+        // read by the csv crate (its first record). Only the cells sent are
+        // located; the others are counted. Each branch pushes its own
+        // closure, so that the cells are not a dynamic call each.
+        if let Some((found, n)) = split_cells(line, &mut bounds, segment.wanted_bounds()) {
             if counted(found, w) {
                 let starts = bounds.get(..n).unwrap_or_default();
-                segment.push_row(between(line, starts), line_bytes, lineno, w);
+                segment.push_row(|i| cell_at(line, starts, i), line_bytes, lineno, w);
             }
             continue;
         }
@@ -316,7 +337,7 @@ pub(super) fn parse_stat(bytes: &[u8], w: &mut FileWarnings<'_>) -> Vec<Segment>
         if !matches!(rdr.read_byte_record(&mut record), Ok(true)) {
             w.warn(Some(lineno), RawWarningKind::BadRow);
         } else if counted(record.len(), w) {
-            segment.push_row(record.iter(), line_bytes, lineno, w);
+            segment.push_row(|i| record.get(i).unwrap_or_default(), line_bytes, lineno, w);
         }
     }
     segments
@@ -330,7 +351,7 @@ mod tests {
         let mut out = Vec::new();
         let segments = {
             let mut w = FileWarnings::new(Path::new("s_stat"), &mut out);
-            parse_stat(text.as_bytes(), &mut w)
+            parse_stat(text.as_bytes(), Fields::All, &mut w)
         };
         (segments, out.iter().map(ToString::to_string).collect())
     }
@@ -367,6 +388,39 @@ mod tests {
     }
 
     #[test]
+    fn engine_fields_take_their_cells_and_still_count_every_cell() {
+        let text = "# pxname,svname,pid,bin,iid\n\
+                    a,FRONTEND,1,10,2\n\
+                    \"b,c\",BACKEND,\"x,y\",20,3\n\
+                    d,BACKEND,1,30\n\
+                    e,BACKEND,1,40,5,6\n";
+        let mut out = Vec::new();
+        let segs = {
+            let mut w = FileWarnings::new(Path::new("s_stat"), &mut out);
+            parse_stat(text.as_bytes(), Fields::Engine, &mut w)
+        };
+        let s = &segs[0];
+        assert_eq!(s.names, ["pxname", "svname", "bin"]);
+        assert_eq!(s.rows(), 2);
+        assert_eq!(row(s, 0), ["a", "FRONTEND", "10"]);
+        assert_eq!(row(s, 1), ["b,c", "BACKEND", "20"]);
+        let kinds: Vec<&RawWarningKind> = out.iter().map(|w| &w.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &RawWarningKind::CellCount {
+                    expected: 5,
+                    found: 4
+                },
+                &RawWarningKind::CellCount {
+                    expected: 5,
+                    found: 6
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn headers_start_segments() {
         let text = "# pxname,svname,a\np,s,1\n# pxname,svname,a\np,t,2\n\
                     # svname,pxname\nu,q\n";
@@ -394,7 +448,7 @@ mod tests {
         let mut out = Vec::new();
         let segs = {
             let mut w = FileWarnings::new(Path::new("s_stat"), &mut out);
-            parse_stat(b"# pxname,svname\nx\xff,y\n", &mut w)
+            parse_stat(b"# pxname,svname\nx\xff,y\n", Fields::All, &mut w)
         };
         assert_eq!(segs[0].cell(0, 0), "x\u{fffd}");
         assert_eq!(out.len(), 1);

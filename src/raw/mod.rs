@@ -35,11 +35,24 @@
 //!
 //! ## Columns
 //!
-//! One column per field of the `show stat` header line (`# pxname,svname,…`),
-//! in header order, named as in the header with white space trimmed (names
-//! are kept as they are: a trailing comma gives a last column named `""`,
-//! HAProxy 2.5's separator column is named `-`, a duplicated name stays
-//! duplicated). Every column is nullable; **an empty cell is a null**. Types:
+//! One column per field of the `show stat` header line (`# pxname,svname,…`)
+//! that the edge sends, in header order, named as in the header with white
+//! space trimmed (names are kept as they are: a trailing comma gives a last
+//! column named `""`, HAProxy 2.5's separator column is named `-`, a
+//! duplicated name stays duplicated). **Which fields are sent is the edge's
+//! choice** (`[kafka] snapshot-fields`, [`Fields`]); a reader finds columns
+//! by name and must not expect any but `pxname` and `svname`:
+//!
+//! - `engine` (the default): every field the engine reads under any options
+//!   (each metric of SPEC §4.2's frontend, backend and server lists, their
+//!   means, `lbtot`, `type`) and the names and statuses
+//!   ([`NAMES_AND_STATUSES`]: `pxname`, `svname`, `type`, `status`,
+//!   `check_status`) — about half of HAProxy 2.6's fields. A central
+//!   consumer gives the same lines from it as from `all`, whatever its own
+//!   `*-metrics` options.
+//! - `all`: every field of the header.
+//!
+//! Every column is nullable; **an empty cell is a null**. Types:
 //!
 //! - `Dictionary<Int32, Utf8>` (text) for the name and status fields
 //!   [`TEXT_COLUMNS`] (`pxname`, `svname`, `status`, `check_status`, …)
@@ -94,19 +107,21 @@
 //!
 //! ## What a round trip keeps
 //!
-//! [`write_dir`] writes a header line and the rows of each segment, cells
-//! quoted only where needed (a `,`, `"`, CR or LF in a cell, or a `#` starting
-//! a row), and the `show info` pairs as `Key: value` lines: the engine reads
+//! [`write_dir`] writes a header line (of the fields sent) and the rows of
+//! each segment, cells quoted only where needed (a `,`, `"`, CR or LF in a
+//! cell, or a `#` starting a row), and the `show info` pairs as `Key: value` lines: the engine reads
 //! the same cells and pairs, so `replay` of the written directory prints the
 //! lines `replay` of the original prints (self metrics that measure time
 //! aside). Not kept: rows the engine skips as broken, lines without `": "`
 //! in `_info`, white space around `show info` values, and bytes that are not
-//! UTF-8 (replaced by U+FFFD, with a warning).
+//! UTF-8 (replaced by U+FFFD, with a warning); with `engine`, the fields the
+//! engine never reads.
 
 pub(crate) mod cells;
 mod column;
 mod decode;
 mod encode;
+mod fields;
 mod input;
 #[cfg(test)]
 mod tests;
@@ -117,7 +132,8 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use decode::check_messages;
 pub use decode::{DecodedSnapshot, DecodedSocket, Keep, StatSegment, decode, decode_columns};
-pub use encode::{EncodedSnapshot, encode};
+pub use encode::{EncodedSnapshot, encode, encode_fields};
+pub use fields::{Fields, NAMES_AND_STATUSES};
 pub use write::write_dir;
 
 /// The `format` header value and `haproxystats.format` metadata value.

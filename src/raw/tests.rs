@@ -580,3 +580,151 @@ fn written_files_quote_only_where_needed() {
         "Name: HAProxy\nVersion: 2.7.1-3e4af0e\nNbproc: 1\nUptime_sec: 168\n"
     );
 }
+
+/// The field names of every segment of every socket of `dir` encoded with
+/// `fields`, as a reader of the parts sees them.
+fn sent_fields(dir: &std::path::Path, fields: Fields) -> Vec<Vec<String>> {
+    let enc = encode_fields(dir, 1_000_000, fields).unwrap();
+    let parts: Vec<&[u8]> = enc.parts.iter().map(Vec::as_slice).collect();
+    decode(&parts)
+        .unwrap()
+        .sockets
+        .iter()
+        .flat_map(|s| &s.segments)
+        .map(|seg| seg.field_names().into_iter().map(str::to_owned).collect())
+        .collect()
+}
+
+const ENGINE_STAT: &[u8] = b"# pxname,svname,qcur,pid,iid,sid,bin,status,lastchg,weight,throttle,type,check_status,ctime,lbtot,addr,\n\
+fe,FRONTEND,,1,2,0,10,OPEN,,,,0,,,,,\n\
+be,s1,0,1,3,1,20,UP,99,1,0,2,L4OK,5,7,1.2.3.4:80,\n";
+
+#[test]
+fn engine_fields_drop_what_the_engine_never_reads_in_header_order() {
+    let (_tmp, dir) = snapshot(&[("a_info", INFO), ("a_stat", ENGINE_STAT)]);
+    let engine = [
+        "pxname",
+        "svname",
+        "qcur",
+        "bin",
+        "status",
+        "weight",
+        "throttle",
+        "type",
+        "check_status",
+        "ctime",
+        "lbtot",
+    ];
+    assert_eq!(sent_fields(&dir, Fields::Engine), [engine]);
+    assert_eq!(Fields::default(), Fields::Engine);
+    // `all` is every field, as `encode` sends them.
+    let header: Vec<String> = std::str::from_utf8(ENGINE_STAT)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(sent_fields(&dir, Fields::All), [header]);
+    let enc = encode(&dir, 1_000_000).unwrap();
+    let all = encode_fields(&dir, 1_000_000, Fields::All).unwrap();
+    assert_eq!(enc.parts, all.parts);
+
+    // The cells sent are those of the fields kept, not their neighbours'.
+    let enc = encode_fields(&dir, 1_000_000, Fields::Engine).unwrap();
+    let batch = StreamReader::try_new(enc.parts[0].as_slice(), None)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let ints = |name| {
+        let a = column(&batch, name).as_primitive::<Int64Type>();
+        (0..2)
+            .map(|r| a.is_valid(r).then(|| a.value(r)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ints("bin"), [Some(10), Some(20)]);
+    assert_eq!(ints("type"), [Some(0), Some(2)]);
+    assert_eq!(ints("lbtot"), [None, Some(7)]);
+    assert_eq!(text(column(&batch, "status"), 1).as_deref(), Some("UP"));
+    assert_eq!(
+        text(column(&batch, "check_status"), 1).as_deref(),
+        Some("L4OK")
+    );
+}
+
+#[test]
+fn engine_fields_keep_every_column_the_engine_can_read() {
+    use crate::catalogue::ProxyKind;
+    // Whatever the options of the central that reads them.
+    let mut opts = crate::engine::EngineOptions::with_prefix("p");
+    opts.aggr_server_metrics = true;
+    opts.per_process_metrics = true;
+    opts.calculate_percentages = true;
+    for name in crate::engine::columns_read(&opts)
+        .into_iter()
+        .chain([
+            "pxname",
+            "svname",
+            "type",
+            "lbtot",
+            "status",
+            "check_status",
+        ])
+        .chain(ProxyKind::Frontend.all_metrics().iter().map(|m| m.name))
+        .chain(ProxyKind::Backend.all_metrics().iter().map(|m| m.name))
+        .chain(ProxyKind::Server.all_metrics().iter().map(|m| m.name))
+    {
+        assert!(Fields::Engine.keeps(name), "{name}");
+    }
+    for name in ["pid", "iid", "sid", "lastchg", "addr", "", "-"] {
+        assert!(!Fields::Engine.keeps(name), "{name}");
+        assert!(Fields::All.keeps(name), "{name}");
+    }
+    // On real headers (HAProxy 1.4 to 3.0): every field the engine reads
+    // is sent, and only the names and statuses besides.
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stat");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with("_show_stat.csv") {
+            continue;
+        }
+        seen += 1;
+        let stat = std::fs::read(&path).unwrap();
+        let (_tmp, dir) = snapshot(&[("a_stat", &stat)]);
+        let all = sent_fields(&dir, Fields::All);
+        let engine = sent_fields(&dir, Fields::Engine);
+        assert_eq!(all.len(), engine.len(), "{}", path.display());
+        for (all, engine) in all.iter().zip(&engine) {
+            let want: Vec<&String> = all
+                .iter()
+                .filter(|n| {
+                    crate::engine::columns_ever_read().any(|c| c == n.as_str())
+                        || NAMES_AND_STATUSES.contains(&n.as_str())
+                })
+                .collect();
+            assert_eq!(
+                engine.iter().collect::<Vec<_>>(),
+                want,
+                "{}",
+                path.display()
+            );
+            assert!(engine.len() < all.len(), "{}", path.display());
+            assert!(!engine.iter().any(|n| n == "pid" || n == "iid"));
+        }
+    }
+    assert!(seen >= 10, "{seen} fixtures");
+}
+
+#[test]
+fn snapshot_fields_names() {
+    for f in Fields::ALL {
+        assert_eq!(Fields::parse(f.name()), Some(f));
+        assert_eq!(f.to_string(), f.name());
+    }
+    assert_eq!(Fields::parse("Engine"), None);
+    assert_eq!(Fields::parse(""), None);
+}

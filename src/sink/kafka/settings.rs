@@ -186,6 +186,7 @@ mod tests {
                 snapshots_topic: None,
                 cluster: "default".into(),
                 lb_name: None,
+                snapshot_fields: crate::raw::Fields::Engine,
             },
             layout: PathLayout {
                 prefix: "ns.lb1.haproxy".into(),

@@ -25,6 +25,8 @@ pub struct SnapshotsSettings {
     pub lb: String,
     /// `[kafka] cluster`.
     pub cluster: String,
+    /// `[kafka] snapshot-fields`: the columns each snapshot carries.
+    pub fields: crate::raw::Fields,
     /// `[pull] pull-interval`: the `interval` header.
     pub interval: Duration,
     /// `[pull] queue-size`: the most snapshots src-dir holds; the sink's
@@ -42,6 +44,7 @@ pub fn spec(config: &Config, host: &str) -> Option<super::SinkSpec> {
         topic,
         lb: kafka.lb_name.clone().unwrap_or_else(|| host.to_owned()),
         cluster: kafka.cluster.clone(),
+        fields: kafka.snapshot_fields,
         interval: config.pull.pull_interval,
         queue_size: config.pull.queue_size,
         kafka: kafka.clone(),

@@ -376,7 +376,10 @@ async fn encode(settings: &SnapshotsSettings, dir: PathBuf) -> Result<Parts, Str
         .message_max_bytes
         .saturating_sub(RECORD_OVERHEAD + HEADERS_ROOM + settings.lb.len())
         .max(1);
-    let encoded = tokio::task::spawn_blocking(move || crate::raw::encode(&dir, max_bytes)).await;
+    let fields = settings.fields;
+    let encoded =
+        tokio::task::spawn_blocking(move || crate::raw::encode_fields(&dir, max_bytes, fields))
+            .await;
     let encoded = match encoded {
         Ok(Ok(encoded)) => encoded,
         Ok(Err(error)) => return Err(error.to_string()),
