@@ -643,35 +643,44 @@ fn wait_settled(centrals: &[&Haproxystats]) {
 /// assignments, pauses and warnings around them: a failure's story short
 /// enough to be read where CI shows only part of the output.
 fn story_of(snapshots: &[(&str, u64)], logs: &[String]) -> String {
-    const MAX_LINES: usize = 60;
+    /// Lines of context kept on each side of a line naming a snapshot.
+    const CONTEXT: usize = 12;
+    const MARKS: [&str; 5] = [
+        "partitions revoked",
+        "partitions assigned",
+        "paused or resumed",
+        " WARN ",
+        " ERROR ",
+    ];
+    let names_one = |line: &str| {
+        snapshots.iter().any(|(lb, ts)| {
+            line.contains(&format!("lb={lb} ")) && line.contains(&format!("ts={ts}"))
+        })
+    };
     let mut story = String::new();
     for (i, log) in logs.iter().enumerate() {
         story.push_str(&format!(
             "===== central {i}, what it says of {snapshots:?} =====\n"
         ));
-        let lines: Vec<&str> = log
+        let lines: Vec<(bool, &str)> = log
             .lines()
             .filter(|line| !line.contains("CONFWARN"))
-            .filter(|line| {
-                snapshots.iter().any(|(lb, ts)| {
-                    line.contains(&format!("lb={lb} ")) && line.contains(&format!("ts={ts}"))
-                }) || [
-                    "partitions revoked",
-                    "partitions assigned",
-                    "paused or resumed",
-                    " WARN ",
-                    " ERROR ",
-                ]
-                .iter()
-                .any(|mark| line.contains(mark))
-            })
+            .map(|line| (names_one(line), line))
+            .filter(|(named, line)| *named || MARKS.iter().any(|mark| line.contains(mark)))
             .collect();
-        for line in lines.iter().take(MAX_LINES) {
-            story.push_str(line);
-            story.push('\n');
+        let named: Vec<usize> = (0..lines.len()).filter(|&at| lines[at].0).collect();
+        for (at, (_, line)) in lines.iter().enumerate() {
+            if named.iter().any(|&n| n.abs_diff(at) <= CONTEXT) {
+                story.push_str(line);
+                story.push('\n');
+            }
         }
-        if lines.len() > MAX_LINES {
-            story.push_str(&format!("... {} lines more\n", lines.len() - MAX_LINES));
+        if named.is_empty() {
+            story.push_str("(no line names them; the last assignments, pauses and warnings:)\n");
+            for (_, line) in lines.iter().rev().take(2 * CONTEXT).rev() {
+                story.push_str(line);
+                story.push('\n');
+            }
         }
     }
     story
@@ -948,4 +957,29 @@ fn two_centrals_one_killed_with_9_mid_stream_and_restarted_every_window_is_right
         );
     }
     world.progress("done");
+}
+
+#[test]
+fn a_failures_story_keeps_the_lines_naming_the_snapshot_and_the_marks_near_them() {
+    let mut log: Vec<String> = (0..100)
+        .map(|i| format!("INFO consumer: partitions assigned topic=snaps n={i}"))
+        .collect();
+    log.insert(
+        50,
+        "DEBUG actor: part received partition=1 offset=13 lb=eu-1 ts=7 part=0".into(),
+    );
+    log.push("DEBUG actor: snapshot processed lb=eu-2 ts=7 lines=3".into());
+    let story = story_of(&[("eu-1", 7)], &[log.join("\n")]);
+    assert!(story.contains("offset=13 lb=eu-1 ts=7"), "{story}");
+    assert!(story.contains("n=49") && story.contains("n=50"), "{story}");
+    let has = |end: &str| story.lines().any(|line| line.ends_with(end));
+    assert!(
+        has("n=38") && !has("n=37"),
+        "12 lines of context before: {story}"
+    );
+    assert!(
+        has("n=61") && !has("n=62"),
+        "12 lines of context after: {story}"
+    );
+    assert!(!story.contains("lb=eu-2"), "{story}");
 }
