@@ -11,9 +11,9 @@
 //! the time: on tansu a raw snapshot's second part, sent in one batch with
 //! the first, was lost that way. So every haproxystats configuration of
 //! the tests sends one record per batch
-//! ([`support::kafka::ONE_RECORD_PER_BATCH`]); this test checks that, so
-//! configured, a consumer starting at any offset reads every record from
-//! there.
+//! ([`support::kafka::ONE_RECORD_PER_BATCH`], `Broker::producer_config`);
+//! this test checks that, so configured, a consumer starting at any offset
+//! reads every record from there.
 
 mod support;
 
@@ -23,7 +23,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use support::kafka::{Broker, ONE_RECORD_PER_BATCH};
+use support::kafka::Broker;
 
 const ROUNDS: i64 = 3;
 const PER_ROUND: i64 = 3;
@@ -32,20 +32,14 @@ const PER_ROUND: i64 = 3;
 fn with_one_record_per_batch_a_consumer_starting_at_any_offset_reads_every_record_from_there() {
     let broker = Broker::start();
     broker.create_topic("t", 1);
-    let (name, value) = ONE_RECORD_PER_BATCH
-        .trim()
-        .strip_prefix("librdkafka.")
-        .and_then(|option| option.split_once(" = "))
-        .expect("one librdkafka option");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", broker.brokers())
+        let producer: FutureProducer = broker
+            .producer_config()
             .set("enable.idempotence", "true")
             // Long enough for each round's records to share a batch
             // without the option.
             .set("linger.ms", "50")
-            .set(name, value)
             .create()
             .expect("producer");
         for round in 0..ROUNDS {

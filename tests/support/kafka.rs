@@ -197,12 +197,17 @@ impl Broker {
     }
 
     /// A producer's configuration for this broker: its address, one record
-    /// per batch ([`ONE_RECORD_PER_BATCH`]).
+    /// per batch (the librdkafka option of [`ONE_RECORD_PER_BATCH`]).
     pub fn producer_config(&self) -> ClientConfig {
+        let (name, value) = ONE_RECORD_PER_BATCH
+            .trim()
+            .strip_prefix("librdkafka.")
+            .and_then(|option| option.split_once(" = "))
+            .expect("ONE_RECORD_PER_BATCH is one librdkafka option");
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", self.brokers())
-            .set("batch.num.messages", "1");
+            .set(name, value);
         config
     }
 
