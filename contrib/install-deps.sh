@@ -1,80 +1,114 @@
 #!/usr/bin/env bash
-# Installs what the tests and the demo need on a fresh Debian machine, and
-# nothing that is already there. Idempotent; safe to run on every CI run.
+# Installs what a command of this repository needs on a fresh Debian machine,
+# and nothing that is already there. Idempotent; safe to run on every CI run.
 #
-#   haproxy            real HAProxy instances (tests/support, demo)
-#   carbon-c-relay     the Graphite relay haproxystats sends to
-#   graphite-carbon    carbon-cache writing whisper files
-#   python3-whisper    whisper-fetch, to read back what landed
-#   time               /usr/bin/time -v for peak RSS in benchmarks
-#   curl               traffic for the demo's HAProxy instances
-#   graphite-web       the render API the dashboards are checked against (demo)
-#   chromium           headless screenshot of graphite-web's dashboard page (demo)
-#   openssl            a certificate for the tests' HTTPS stats page
-#   prometheus         a real Prometheus scraping the endpoint sink, and promtool
-#                      (tests/prometheus.rs)
-#   cmake, libcurl4-openssl-dev, libsasl2-dev, libssl-dev
-#                      building librdkafka (rdkafka's cmake-build, ssl, sasl)
-#   lintian, man-db    checking the Debian package (contrib/deb/test.sh;
-#                      contrib/deb/build.sh installs cargo-deb itself)
-#   pyarrow            (pip) an independent reader of the raw snapshots' Arrow
-#                      IPC (tests/raw_snapshot.rs)
-#   tansu              a Kafka-compatible broker for the Kafka tests: built
-#                      once with cargo (about 10 minutes on 2 cores) into
-#                      ~/.cargo/bin and reused
+#   contrib/install-deps.sh WHAT...
+#
+# WHAT is one or more of:
+#   build        what building haproxystats needs besides Rust: cmake and the
+#                headers librdkafka links (rdkafka's cmake-build, TLS, SASL).
+#                Every other set includes it.
+#   graphite     HAProxy, carbon-c-relay, carbon-cache, whisper-fetch,
+#                graphite-web; curl (traffic for the demo's HAProxy), openssl
+#                (a certificate for the HTTPS stats page tests), time
+#                (/usr/bin/time -v for peak RSS in benchmarks)
+#   kafka        tansu, a Kafka-compatible broker, built once with cargo into
+#                ~/.cargo/bin (about 10 minutes on 2 cores); pyarrow (pip), an
+#                independent reader of the raw snapshots' Arrow IPC
+#   prometheus   Debian's prometheus and promtool
+#   browser      chromium, for headless screenshots of graphite-web's page
+#   package      lintian and man-db (contrib/deb/test.sh; contrib/deb/build.sh
+#                installs cargo-deb itself)
+#   oracle       the original haproxystats 0.5.1 in a venv (.ci/install-oracle.sh)
+#   all          every set above: what contrib/test-all.sh needs
+#
+# Without arguments it installs `all`, as it always did.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-need=()
-command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
-command -v carbon-c-relay >/dev/null 2>&1 || need+=(carbon-c-relay)
-command -v carbon-cache >/dev/null 2>&1 || need+=(graphite-carbon)
-command -v whisper-fetch >/dev/null 2>&1 || need+=(python3-whisper)
-[ -x /usr/bin/time ] || need+=(time)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v graphite-manage >/dev/null 2>&1 || need+=(graphite-web)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v lintian >/dev/null 2>&1 || need+=(lintian)
-command -v man >/dev/null 2>&1 || need+=(man-db)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
-command -v cmake >/dev/null 2>&1 || need+=(cmake)
-for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
-    dpkg-query -W -f='${Status}' "$dev" 2>/dev/null | grep -q "install ok installed" || need+=("$dev")
+usage() {
+    echo "usage: $0 [build|graphite|kafka|prometheus|browser|package|oracle|all]..." >&2
+    exit 2
+}
+
+[ "$#" -gt 0 ] || set -- all
+declare -A want=([build]=1)
+for what in "$@"; do
+    case $what in
+    all) for w in graphite kafka prometheus browser package oracle; do want[$w]=1; done ;;
+    build | graphite | kafka | prometheus | browser | package | oracle) want[$what]=1 ;;
+    *) usage ;;
+    esac
 done
+has() { [ -n "${want[$1]:-}" ]; }
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+
+# Debian packages: command → package, per set.
+need=()
+missing_command() { ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; }
+missing_package() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+missing_command cmake && need+=(cmake)
+for dev in libcurl4-openssl-dev libsasl2-dev libssl-dev; do
+    missing_package "$dev" && need+=("$dev")
+done
+if has graphite; then
+    missing_command haproxy && need+=(haproxy)
+    missing_command carbon-c-relay && need+=(carbon-c-relay)
+    missing_command carbon-cache && need+=(graphite-carbon)
+    missing_command whisper-fetch && need+=(python3-whisper)
+    missing_command graphite-manage && need+=(graphite-web)
+    missing_command curl && need+=(curl)
+    missing_command openssl && need+=(openssl)
+    [ -x /usr/bin/time ] || need+=(time)
+fi
+if has prometheus; then missing_command promtool && need+=(prometheus); fi
+if has browser; then missing_command chromium && need+=(chromium); fi
+if has package; then
+    missing_command lintian && need+=(lintian)
+    missing_command man && need+=(man-db)
+fi
+# Kafka's tests start real HAProxy edges too.
+if has kafka; then missing_command haproxy && need+=(haproxy); fi
 
 if [ "${#need[@]}" -gt 0 ]; then
     echo "install-deps: installing ${need[*]}"
-    sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 # graphite-carbon's package starts a system carbon-cache on some setups; the
 # tests and the demo run their own on free ports, so leave that one alone.
-for bin in haproxy carbon-c-relay carbon-cache whisper-fetch graphite-manage chromium prometheus promtool; do
-    command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || {
+check=(cmake)
+has graphite && check+=(haproxy carbon-c-relay carbon-cache whisper-fetch graphite-manage)
+has prometheus && check+=(prometheus promtool)
+has browser && check+=(chromium)
+has package && check+=(lintian)
+for bin in "${check[@]}"; do
+    missing_command "$bin" && {
         echo "install-deps: $bin is still missing after apt-get install" >&2
         exit 1
     }
 done
 
-# tansu: no Debian package; cargo builds it once.
-tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
-if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$tansu_bin" ]; then
-    echo "install-deps: building tansu (Kafka-compatible broker, once; about 10 minutes)"
-    cargo install tansu --locked --features dynostore --quiet
+if has kafka; then
+    # tansu: no Debian package; cargo builds it once.
+    tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+    if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$tansu_bin" ]; then
+        echo "install-deps: building tansu (Kafka-compatible broker, once; about 10 minutes)"
+        cargo install tansu --locked --features dynostore --quiet
+    fi
+    # pyarrow: Debian 12 has no package of it; pip does.
+    if ! python3 -c 'import pyarrow' >/dev/null 2>&1; then
+        echo "install-deps: installing pyarrow (pip)"
+        command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || {
+            "${sudo_cmd[@]}" apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq python3-pip >/dev/null
+        }
+        python3 -m pip install --quiet pyarrow 2>/dev/null ||
+            python3 -m pip install --quiet --break-system-packages pyarrow
+    fi
 fi
 
-# pyarrow: Debian 12 has no package of it; pip does.
-if ! python3 -c 'import pyarrow' >/dev/null 2>&1; then
-    echo "install-deps: installing pyarrow (pip)"
-    command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || {
-        sudo_cmd=()
-        [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-        "${sudo_cmd[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq python3-pip >/dev/null
-    }
-    python3 -m pip install --quiet pyarrow 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages pyarrow
-fi
+if has oracle; then .ci/install-oracle.sh; fi

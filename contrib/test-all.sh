@@ -9,8 +9,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
 
 step "installing what is missing"
-contrib/install-deps.sh
-.ci/install-oracle.sh
+contrib/install-deps.sh all
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -53,7 +53,7 @@ declare -A processes=([eu-1]=1 [eu-2]=1 [us-1]=2)
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
-contrib/install-deps.sh
+contrib/install-deps.sh graphite kafka
 cargo build --release --quiet
 bin="$repo/target/release/haproxystats"
 

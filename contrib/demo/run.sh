@@ -42,7 +42,8 @@ case $mode in once) wanted=3 ;; picture) wanted=$((150 / cycle_seconds)) ;; *) w
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
-contrib/install-deps.sh
+# Only what this mode starts: the browser only for the screenshot.
+if [ "$mode" = live ]; then contrib/install-deps.sh graphite; else contrib/install-deps.sh graphite browser; fi
 cargo build --release --quiet
 bin="$repo/target/release/haproxystats"
 
