@@ -21,6 +21,27 @@ async fn sink_stats(sink: &actix::Addr<GraphiteSink>) -> SinkStats {
         .expect("the sink answers GetSinkStats")
 }
 
+/// The sink's stats once `done` holds for them; failing after 10 s names
+/// `what` and the last stats seen.
+async fn stats_once(
+    sink: &actix::Addr<GraphiteSink>,
+    what: &str,
+    done: impl Fn(&SinkStats) -> bool,
+) -> SinkStats {
+    let start = Instant::now();
+    loop {
+        let stats = sink_stats(sink).await;
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: not after 10 s: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// What the sink still holds after flushing for `timeout`.
 async fn flush(sink: &actix::Addr<GraphiteSink>, timeout: Duration) -> u64 {
     sink.send(Flush { timeout })
@@ -76,9 +97,7 @@ async fn lines_sent_during_an_outage_arrive_once_in_order_when_it_ends() {
         sink.do_send(SendLines(bytes));
         expected.extend(lines);
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let stats = sink_stats(&sink).await;
-    assert_eq!(stats.backlog, 5000, "{stats:?}");
+    let stats = stats_once(&sink, "every line in the backlog", |s| s.backlog == 5000).await;
     assert!(!stats.connected);
     assert_eq!(
         stats.last_delivery, None,
@@ -110,7 +129,9 @@ async fn a_full_backlog_drops_exactly_the_oldest_lines_and_counts_them() {
         sink.do_send(SendLines(bytes));
         expected.extend(lines);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the last batch is queued, the backlog holds the newest 2500 and
+    // nothing more is ever dropped while the peer is down.
+    stats_once(&sink, "2500 lines dropped", |s| s.dropped == 2500).await;
     let stats = sink_stats(&sink).await;
     assert_eq!((stats.backlog, stats.dropped), (2500, 2500), "{stats:?}");
 
@@ -259,10 +280,21 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
         });
         acks.push(ack);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut done: Vec<bool> = acks.iter_mut().map(|a| a.try_recv().is_ok()).collect();
     // Dropped entirely: acknowledged (nothing left to keep the snapshot for).
-    // Partly or not dropped: waiting for the peer.
+    // Partly or not dropped: waiting for the peer, which is down, so no
+    // other answer can come before it starts.
+    let mut done = [false; 5];
+    let start = Instant::now();
+    while !(done[0] && done[1]) {
+        for (i, ack) in acks.iter_mut().enumerate() {
+            done[i] |= ack.try_recv().is_ok();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the two dropped batches not acknowledged after 10 s: {done:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(done, [true, true, false, false, false]);
 
     let peer = FakeGraphite::start_on(port, |_| Behaviour::Read, None);
