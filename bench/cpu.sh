@@ -49,7 +49,7 @@ log_prefix=cpu
 # shellcheck source=bench/lib.sh
 . "$repo/bench/lib.sh"
 
-contrib/install-deps.sh
+if [ -n "${CPU_KAFKA:-}${CPU_EDGE:-}" ]; then contrib/install-deps.sh graphite kafka; else contrib/install-deps.sh graphite; fi
 build_release "${CPU_TARGET_DIR:-$repo/target/soak}"
 
 work=$(mktemp -d /tmp/hs-cpu.XXXXXX)
@@ -133,7 +133,7 @@ kafka_topic=haproxystats.metrics
 snapshots_topic=haproxystats.snapshots
 if [ "$kafka" = 1 ]; then
     tansu=$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")
-    [ -x "$tansu" ] || die "tansu not found in PATH nor in ~/.cargo/bin (contrib/install-deps.sh installs it)"
+    [ -x "$tansu" ] || die "tansu not found in PATH nor in ~/.cargo/bin (contrib/install-deps.sh kafka installs it)"
     kafka_port=$(free_port)
     "$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" \
         --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \

@@ -39,7 +39,7 @@ log_prefix=soak
 # shellcheck source=bench/lib.sh
 . "$repo/bench/lib.sh"
 
-contrib/install-deps.sh
+contrib/install-deps.sh graphite
 build_release "${SOAK_TARGET_DIR:-$repo/target/soak}" --features fault-injection
 
 # Short path: HAProxy's stats socket paths must fit in sun_path.

@@ -46,5 +46,5 @@ contrib/demo/run.sh --once
 step "central demo, four windows of each cluster: their sums, every target of the Cluster dashboard"
 contrib/demo/central.sh --once
 
-step "soak, 60 s (debug build with fault injection; bench/soak.sh 600 is the full one)"
-SOAK_PROFILE=dev SOAK_TARGET_DIR="$PWD/target" bench/soak.sh 60
+step "soak, 60 s (the fault-injection build tests/signals.rs made; bench/soak.sh 600 is the full one)"
+SOAK_PROFILE=dev SOAK_TARGET_DIR="$PWD/target/fault-injection" bench/soak.sh 60

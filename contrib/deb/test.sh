@@ -76,7 +76,7 @@ cleanup() {
 need_tools() {
     local tool
     for tool in lintian man systemd-analyze dpkg-deb; do
-        command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing: run contrib/install-deps.sh"
+        command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing: run contrib/install-deps.sh package"
     done
 }
 
@@ -211,7 +211,7 @@ remove_and_purge() {
 
 main() {
     [ "$(id -u)" -eq 0 ] || fail "must run as root (dpkg -i)"
-    getent group haproxy >/dev/null || fail "no group haproxy: install haproxy (contrib/install-deps.sh)"
+    getent group haproxy >/dev/null || fail "no group haproxy: install haproxy (contrib/install-deps.sh graphite)"
     need_tools
     WORK=$(mktemp -d)
     trap cleanup EXIT

@@ -54,8 +54,16 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
 contrib/install-deps.sh graphite kafka
-cargo build --release --quiet
-bin="$repo/target/release/haproxystats"
+# The debug build: it is built sooner than the release one (fat LTO, one
+# codegen unit), and a few small HAProxy instances need no optimised binary. DEMO_PROFILE=release
+# runs the release build instead.
+if [ "${DEMO_PROFILE:-dev}" = release ]; then
+    cargo build --release --quiet
+    bin="$repo/target/release/haproxystats"
+else
+    cargo build --quiet
+    bin="$repo/target/debug/haproxystats"
+fi
 
 work=$(mktemp -d /tmp/haproxystats-central-demo.XXXXXX)
 log_prefix=central-demo
@@ -103,7 +111,7 @@ trap cleanup EXIT
 trap 'echo; say "stopping"; exit 0' INT TERM
 
 tansu=$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")
-[ -x "$tansu" ] || die "tansu missing: run contrib/install-deps.sh"
+[ -x "$tansu" ] || die "tansu missing: run contrib/install-deps.sh kafka"
 
 # --- The broker: tansu, the topics the operator creates ---------------------
 kafka_port=$(free_port)

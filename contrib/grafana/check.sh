@@ -27,7 +27,7 @@ log_prefix=check.sh
 # shellcheck source=contrib/demo/graphite-web.sh
 . "$repo/contrib/demo/graphite-web.sh"
 trap 'stop_all; rm -rf "$work"' EXIT
-command -v graphite-manage >/dev/null 2>&1 || die "graphite-manage missing: run contrib/install-deps.sh"
+command -v graphite-manage >/dev/null 2>&1 || die "graphite-manage missing: run contrib/install-deps.sh graphite"
 start_graphite_web "$whisper"
 status=0
 python3 "$repo/contrib/grafana/check_targets.py" --graphite "$graphite_url" "$@" || status=$?

@@ -63,7 +63,8 @@ impl Haproxystats {
 /// next child: puller, watcher, graphite sink in turn; bench/soak.sh builds
 /// the same), in a target dir of its own beside this build's, `fault-injection/`,
 /// so that the normal build is never invalidated. Built once per test binary
-/// by cargo (incremental; from scratch it takes minutes).
+/// by cargo; the first time, the dependencies come from this build (see
+/// [`seed_from_this_build`]), so only our own crate is compiled.
 pub fn fault_injection_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -74,6 +75,7 @@ pub fn fault_injection_bin() -> PathBuf {
                 .nth(2)
                 .expect("the target dir of the binary")
                 .join("fault-injection");
+            seed_from_this_build(&target);
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             eprintln!(
                 "building haproxystats with --features fault-injection in {}",
@@ -93,4 +95,65 @@ pub fn fault_injection_bin() -> PathBuf {
             target.join("debug/haproxystats")
         })
         .clone()
+}
+
+/// Copies this build's compiled dependencies (`deps/lib*`, build scripts'
+/// outputs, fingerprints) into the empty target dir `target`, so that cargo
+/// finds them fresh there and compiles only our crate with the feature:
+/// cargo's artifact names do not depend on the target dir, and from scratch
+/// the dependencies (librdkafka, Arrow) take minutes on two cores. The test
+/// executables are left behind (most of the gigabytes, of no use there).
+/// Copied into a temporary dir renamed at the end: an interrupted copy is
+/// never mistaken for a complete one.
+fn seed_from_this_build(target: &Path) {
+    let Some(profile_dir) = Path::new(BIN).parent() else {
+        return;
+    };
+    let seeded = target.join("debug");
+    if seeded.exists() {
+        return;
+    }
+    let partial = target.join("debug.seeding");
+    let _ = std::fs::remove_dir_all(&partial);
+    // CMake refuses a cache made in another directory: a build script that
+    // runs CMake again (rdkafka-sys, when its features differ) starts afresh.
+    let copied = copy_tree(
+        &profile_dir.join("build"),
+        &partial.join("build"),
+        &|name| name != "CMakeCache.txt",
+    )
+    .and_then(|()| {
+        copy_tree(
+            &profile_dir.join(".fingerprint"),
+            &partial.join(".fingerprint"),
+            &|_| true,
+        )
+    })
+    .and_then(|()| {
+        copy_tree(&profile_dir.join("deps"), &partial.join("deps"), &|name| {
+            name.starts_with("lib")
+        })
+    })
+    .and_then(|()| std::fs::rename(&partial, &seeded));
+    if let Err(e) = copied {
+        // Not fatal: cargo then builds every dependency itself.
+        eprintln!("cannot seed {} from this build: {e}", seeded.display());
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+}
+
+/// Copies the files of `from` (recursively) whose names `keep` accepts.
+fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&str) -> bool) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let dest = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &dest, keep)?;
+        } else if keep(&name.to_string_lossy()) {
+            std::fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
 }
