@@ -736,3 +736,119 @@ fn a_stats_page_obeys_buffer_limit_and_retries_and_a_wrong_page_or_untrusted_cer
         assert!(run.snapshots().is_empty(), "{:?}", run.snapshots());
     }
 }
+
+// Issue 24: what a hostile source can make the puller log, and masters that
+// list what no HAProxy lists.
+
+use support::fake_master::{self, FakeMaster};
+
+/// The longest line a failure quoting hostile sources may take: three
+/// sources, each quoted at most 200 bytes, and our own words.
+const LONGEST_LINE: usize = 2_048;
+
+/// Fails unless every byte of `log` is printable (newlines end lines) and
+/// no line is longer than [`LONGEST_LINE`].
+fn assert_log_is_clean_and_bounded(log: &str) {
+    let raw: Vec<(usize, u8)> = log
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| (*b < 0x20 && *b != b'\n') || *b == 0x7f)
+        .collect();
+    assert!(
+        raw.is_empty(),
+        "{} raw control byte(s) in the log, first at {:?}\n{log}",
+        raw.len(),
+        raw.first()
+    );
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(
+        longest <= LONGEST_LINE,
+        "a line of {longest} bytes\n{}",
+        log.lines()
+            .map(|line| line.chars().take(300).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// A TCP server answering every request with `200 OK` and `body`.
+fn page_answering(body: Vec<u8>) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    addr
+}
+
+/// What a terminal obeys: clear the screen, a title, red, a carriage return
+/// that would overwrite the line's start, then 10 KB more.
+fn hostile(tag: &str) -> Vec<u8> {
+    let mut said =
+        format!("\x1b[2J\x1b]0;{tag}\x07\x1b[31m{tag}\rERROR forged\x1b[0m ").into_bytes();
+    said.extend(std::iter::repeat_n(b'Z', 10_000));
+    said.extend_from_slice(b"\nsecond line\n\n");
+    said
+}
+
+#[test]
+fn what_a_hostile_stats_page_or_master_cli_says_is_logged_escaped_and_cut() {
+    let page = page_answering(hostile("page"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // A master whose `show proc` is garbage...
+    let garbage = FakeMaster::start(dir.path(), "garbage.sock", |_| hostile("proc"));
+    // ... and one whose worker answers for itself with it.
+    let listing = fake_master::show_proc(&[(100, 1)]);
+    let relaying = FakeMaster::start(dir.path(), "relay.sock", move |command| {
+        if command == "show proc" {
+            listing.clone().into_bytes()
+        } else {
+            hostile("worker")
+        }
+    });
+    let pull = PullRun::start(
+        Path::new("/nonexistent"),
+        &format!(
+            "socket-dir =\nservers = http://{page}/stats, master://{}, master://{}",
+            garbage.path().display(),
+            relaying.path().display()
+        ),
+    );
+    let failed = pull.wait_line("pull cycle failed", Duration::from_secs(6));
+    for (source, tag) in [
+        (page.to_string(), "page"),
+        ("garbage.sock".into(), "proc"),
+        ("relay.sock@1".into(), "worker"),
+    ] {
+        // What each said is there, escaped, then cut.
+        let quoted = format!("{source}: ");
+        let escaped =
+            format!("\\x1b[2J\\x1b]0;{tag}\\x07\\x1b[31m{tag}\\rERROR forged\\x1b[0m ZZZ");
+        assert!(
+            failed.contains(&quoted) && failed.contains(&escaped),
+            "{source}: {escaped}\n{failed}"
+        );
+    }
+    // Cut after a few hundred bytes.
+    assert!(failed.contains("more bytes)"), "{failed}");
+    assert!(!failed.contains(&"Z".repeat(200)), "{failed}");
+    let two_failures = poll(Duration::from_secs(6), || {
+        (pull.log().matches("pull cycle failed").count() >= 2).then_some(())
+    });
+    assert!(two_failures.is_some(), "{}", pull.log());
+    assert_log_is_clean_and_bounded(&pull.log());
+}

@@ -14,6 +14,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 use super::http;
 use crate::config::{Retries, StatsEndpoint};
+use crate::log_limit::Quoted;
 
 /// One command, to a stats socket or, through a master CLI, to one of the
 /// master's workers.
@@ -118,8 +119,8 @@ pub enum QueryError {
         who: &'static str,
         /// The command.
         command: Command,
-        /// The first line of its answer.
-        said: String,
+        /// The first line of its answer, escaped and cut.
+        said: Quoted,
     },
     /// The HTTP stats page did not answer `200 OK`.
     #[error(transparent)]
@@ -334,8 +335,12 @@ fn check_start(who: &'static str, command: Command, first: &[u8]) -> Result<(), 
         return Ok(());
     }
     let line = first.split(|b| *b == b'\n').next().unwrap_or_default();
-    let said: String = String::from_utf8_lossy(line).chars().take(120).collect();
-    Err(QueryError::Unexpected { who, command, said })
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Err(QueryError::Unexpected {
+        who,
+        command,
+        said: Quoted::new(line),
+    })
 }
 
 async fn connect(endpoint: &StatsEndpoint, timeout: Duration) -> io::Result<Box<dyn ReplyStream>> {
