@@ -898,7 +898,7 @@ fn a_master_listing_5000_workers_gets_at_most_master_worker_limit_pulled_and_one
             master.path().display()
         ),
     );
-    let snapshots = pull.wait_snapshots(3, Duration::from_secs(30));
+    let snapshots = pull.wait_snapshots(4, Duration::from_secs(30));
     let expected: BTreeSet<String> = (1..=256)
         .flat_map(|n| {
             [
@@ -915,12 +915,18 @@ fn a_master_listing_5000_workers_gets_at_most_master_worker_limit_pulled_and_one
         );
     }
     let log = pull.log();
-    // Three cycles within the 10 s of the rate limit: said once.
+    // Said once every 10 s at most (a cycle logs as it ends, up to a
+    // couple of seconds after its start): once if the cycles took under 8 s.
     let said = log
         .lines()
         .filter(|line| line.contains("5000 current workers listed, over master-worker-limit"))
         .count();
-    assert_eq!(said, 1, "{log}");
+    let span = snapshots.last().unwrap_or(&0) - snapshots.first().unwrap_or(&0);
+    let most = usize::try_from((span + 2) / 10 + 1).unwrap_or(usize::MAX);
+    assert!(
+        (1..=most).contains(&said),
+        "said {said} times in {span} s\n{log}"
+    );
     assert_small_clean_log(&log);
 }
 

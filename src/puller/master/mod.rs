@@ -3,7 +3,7 @@
 //! current workers, and each one's `show info` and `show stat` are asked
 //! through the master (`@!<pid> show info`). Files are named
 //! `<socket>@<relative process number>_info|_stat`, stable across reloads
-//! (`<socket>@pid<PID>` for workers claiming one number: [`select`]).
+//! (`<socket>@pid<PID>` for workers claiming one number: [`select`](mod@select)).
 //!
 //! Old (draining) workers are never pulled. A reload between `show proc`
 //! and the end of the pull would let one in; so after the pull the master
@@ -11,7 +11,7 @@
 //! cycle ([`check_still_current`]).
 //!
 //! - [`show_proc`]: the listing, both layouts (pure).
-//! - [`select`]: which workers are pulled (at most `master-worker-limit`),
+//! - [`select`](mod@select): which workers are pulled (at most `master-worker-limit`),
 //!   named by PID where their relative numbers collide (pure).
 
 pub mod select;
