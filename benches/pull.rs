@@ -60,7 +60,7 @@ fn main() {
         let start = Instant::now();
         let outcome = system.block_on(async move {
             let (_stop, shutdown) = tokio::sync::watch::channel(false);
-            cycle::run(sources, settings, ts, shutdown).await
+            cycle::run(sources, settings, ts, shutdown).await.outcome
         });
         let elapsed = start.elapsed();
         match outcome {

@@ -131,6 +131,11 @@ const VALID: &[(&str, &str, Check)] = &[
         c.pull.queue_size == 10
     }),
     (
+        "pull master-worker-limit",
+        "[pull]\nmaster-worker-limit = 4\n",
+        |c| c.pull.master_worker_limit == 4,
+    ),
+    (
         "servers unix and tcp",
         "[pull]\nservers = unix:///run/a.sock, tcp://10.0.0.1:5555\n",
         |c| {
@@ -469,6 +474,12 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "[pull]\nqueue-size = lots\n",
         "invalid",
         "[pull] queue-size = 'lots'",
+    ),
+    (
+        "pull master-worker-limit too large",
+        "[pull]\nmaster-worker-limit = 4097\n",
+        "invalid",
+        "[pull] master-worker-limit = '4097': must be at most 4096",
     ),
     (
         "empty dst-dir",
@@ -1050,6 +1061,7 @@ fn seed_readme_first_example_is_the_defaults() {
     assert_eq!(c.pull.pull_interval, Duration::from_secs(10));
     assert_eq!(c.pull.workers, 8);
     assert_eq!(c.pull.queue_size, 360);
+    assert_eq!(c.pull.master_worker_limit, 256);
     assert_eq!(c.process.workers, 4);
     assert!(!c.process.per_process_metrics);
     assert_eq!(c.graphite.server, "127.0.0.1");

@@ -736,3 +736,304 @@ fn a_stats_page_obeys_buffer_limit_and_retries_and_a_wrong_page_or_untrusted_cer
         assert!(run.snapshots().is_empty(), "{:?}", run.snapshots());
     }
 }
+
+// Issue 24: what a hostile source can make the puller log, and masters that
+// list what no HAProxy lists.
+
+use support::fake_master::{self, FakeMaster};
+
+/// The longest line a failure quoting hostile sources may take: three
+/// sources, each quoted at most 200 bytes, and our own words.
+const LONGEST_LINE: usize = 2_048;
+
+/// Fails unless every byte of `log` is printable (newlines end lines) and
+/// no line is longer than [`LONGEST_LINE`].
+fn assert_log_is_clean_and_bounded(log: &str) {
+    let raw: Vec<(usize, u8)> = log
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| (*b < 0x20 && *b != b'\n') || *b == 0x7f)
+        .collect();
+    assert!(
+        raw.is_empty(),
+        "{} raw control byte(s) in the log, first at {:?}\n{log}",
+        raw.len(),
+        raw.first()
+    );
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(
+        longest <= LONGEST_LINE,
+        "a line of {longest} bytes\n{}",
+        log.lines()
+            .map(|line| line.chars().take(300).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// [`assert_log_is_clean_and_bounded`], and a few lines a cycle in all,
+/// not one per worker of a master listing thousands.
+fn assert_small_clean_log(log: &str) {
+    assert_log_is_clean_and_bounded(log);
+    assert!(log.len() < 32 * 1024, "{} bytes of log:\n{log}", log.len());
+}
+
+/// A TCP server answering every request with `200 OK` and `body`.
+fn page_answering(body: Vec<u8>) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    addr
+}
+
+/// What a terminal obeys: clear the screen, a title, red, a carriage return
+/// that would overwrite the line's start, then 10 KB more.
+fn hostile(tag: &str) -> Vec<u8> {
+    let mut said =
+        format!("\x1b[2J\x1b]0;{tag}\x07\x1b[31m{tag}\rERROR forged\x1b[0m ").into_bytes();
+    said.extend(std::iter::repeat_n(b'Z', 10_000));
+    said.extend_from_slice(b"\nsecond line\n\n");
+    said
+}
+
+#[test]
+fn what_a_hostile_stats_page_or_master_cli_says_is_logged_escaped_and_cut() {
+    let page = page_answering(hostile("page"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // A master whose `show proc` is garbage...
+    let garbage = FakeMaster::start(dir.path(), "garbage.sock", |_| hostile("proc"));
+    // ... and one whose worker answers for itself with it.
+    let listing = fake_master::show_proc(&[(100, 1)]);
+    let relaying = FakeMaster::start(dir.path(), "relay.sock", move |command| {
+        if command == "show proc" {
+            listing.clone().into_bytes()
+        } else {
+            hostile("worker")
+        }
+    });
+    let pull = PullRun::start(
+        Path::new("/nonexistent"),
+        &format!(
+            "socket-dir =\nservers = http://{page}/stats, master://{}, master://{}",
+            garbage.path().display(),
+            relaying.path().display()
+        ),
+    );
+    let failed = pull.wait_line("pull cycle failed", Duration::from_secs(6));
+    for (source, tag) in [
+        (page.to_string(), "page"),
+        ("garbage.sock".into(), "proc"),
+        ("relay.sock@1".into(), "worker"),
+    ] {
+        // What each said is there, escaped, then cut.
+        let quoted = format!("{source}: ");
+        let escaped =
+            format!("\\x1b[2J\\x1b]0;{tag}\\x07\\x1b[31m{tag}\\rERROR forged\\x1b[0m ZZZ");
+        assert!(
+            failed.contains(&quoted) && failed.contains(&escaped),
+            "{source}: {escaped}\n{failed}"
+        );
+    }
+    // Cut after a few hundred bytes.
+    assert!(failed.contains("more bytes)"), "{failed}");
+    assert!(!failed.contains(&"Z".repeat(200)), "{failed}");
+    let two_failures = poll(Duration::from_secs(6), || {
+        (pull.log().matches("pull cycle failed").count() >= 2).then_some(())
+    });
+    assert!(two_failures.is_some(), "{}", pull.log());
+    assert_log_is_clean_and_bounded(&pull.log());
+}
+
+/// A fake master listing `workers` (PID, relative number) that relays
+/// `show info` / `show stat` to each as HAProxy 2.7 answers them.
+fn master_of(dir: &Path, workers: &[(u32, u32)]) -> FakeMaster {
+    let listing = fake_master::show_proc(workers);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stat");
+    let info = fs::read_to_string(fixtures.join("2.7.1_show_info.txt"))
+        .unwrap_or_else(|e| panic!("show info fixture: {e}"));
+    let stat = fs::read_to_string(fixtures.join("2.7.1_show_stat.csv"))
+        .unwrap_or_else(|e| panic!("show stat fixture: {e}"));
+    FakeMaster::start(dir, "master.sock", move |command| {
+        let reply = if command == "show proc" {
+            return listing.clone().into_bytes();
+        } else if command.ends_with(" show info") {
+            let pid = fake_master::target_pid(command).unwrap_or(0);
+            info.replace("Pid: 10\n", &format!("Pid: {pid}\n"))
+        } else if command.ends_with(" show stat") {
+            stat.clone()
+        } else {
+            return b"Unknown command.\n\n".to_vec();
+        };
+        // A CLI reply through the master ends with an empty line.
+        format!("{}\n\n", reply.trim_end()).into_bytes()
+    })
+}
+
+#[test]
+fn a_master_listing_5000_workers_gets_at_most_master_worker_limit_pulled_and_one_line_now_and_then()
+{
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let workers: Vec<(u32, u32)> = (1..=5_000).map(|n| (10_000 + n, n)).collect();
+    let master = master_of(dir.path(), &workers);
+    let pull = PullRun::start(
+        Path::new("/nonexistent"),
+        &format!(
+            "socket-dir =\nservers = master://{}\npull-timeout = 8",
+            master.path().display()
+        ),
+    );
+    let snapshots = pull.wait_snapshots(4, Duration::from_secs(30));
+    let expected: BTreeSet<String> = (1..=256)
+        .flat_map(|n| {
+            [
+                format!("master.sock@{n}_info"),
+                format!("master.sock@{n}_stat"),
+            ]
+        })
+        .collect();
+    for ts in &snapshots {
+        assert_eq!(
+            file_names(&pull.dst().join(ts.to_string())),
+            expected,
+            "{ts}"
+        );
+    }
+    let log = pull.log();
+    // Said once every 10 s at most (a cycle logs as it ends, up to a
+    // couple of seconds after its start): once if the cycles took under 8 s.
+    let said = log
+        .lines()
+        .filter(|line| line.contains("5000 current workers listed, over master-worker-limit"))
+        .count();
+    let span = snapshots.last().unwrap_or(&0) - snapshots.first().unwrap_or(&0);
+    let most = usize::try_from((span + 2) / 10 + 1).unwrap_or(usize::MAX);
+    assert!(
+        (1..=most).contains(&said),
+        "said {said} times in {span} s\n{log}"
+    );
+    assert_small_clean_log(&log);
+}
+
+#[test]
+fn a_master_listing_5000_workers_then_refusing_connections_costs_a_few_short_lines_a_cycle() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let listing = fake_master::show_proc(&(1..=5_000).map(|n| (10_000 + n, n)).collect::<Vec<_>>());
+    let path = dir.path().join("master.sock");
+    // It lists its workers once, then is gone: every request to a worker
+    // fails to connect, and is retried.
+    let _master = FakeMaster::start(dir.path(), "master.sock", move |_| {
+        let _ = fs::remove_file(&path);
+        listing.clone().into_bytes()
+    });
+    let pull = PullRun::start(
+        Path::new("/nonexistent"),
+        &format!(
+            "socket-dir =\nservers = master://{}\nloglevel = info",
+            dir.path().join("master.sock").display()
+        ),
+    );
+    let three_failures = poll(Duration::from_secs(10), || {
+        (pull.log().matches("pull cycle failed").count() >= 3).then_some(())
+    });
+    let log = pull.log();
+    assert!(three_failures.is_some(), "{log}");
+    let failed = log
+        .lines()
+        .find(|line| line.contains("pull cycle failed"))
+        .unwrap_or_default();
+    assert!(
+        failed.contains("failed_sockets=master.sock@")
+            && failed.contains(",+248 more")
+            && failed.contains("and 504 more failed request(s)"),
+        "{failed}"
+    );
+    let retries_to_workers = log
+        .lines()
+        .filter(|line| line.contains("retrying") && line.contains("command=@!"))
+        .inspect(|line| assert!(line.contains(" WARN "), "{line}"))
+        .count();
+    assert_eq!(retries_to_workers, 1, "{log}");
+    assert_small_clean_log(&log);
+}
+
+#[test]
+fn workers_claiming_one_relative_number_are_pulled_apart_named_by_pid_and_warned_about() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let master = master_of(dir.path(), &[(101, 1), (102, 1), (103, 1), (104, 1)]);
+    let pull = PullRun::start(
+        Path::new("/nonexistent"),
+        &format!(
+            "socket-dir =\nservers = master://{}",
+            master.path().display()
+        ),
+    );
+    let ts = pull.wait_snapshots(1, Duration::from_secs(10))[0];
+    let snapshot = pull.dst().join(ts.to_string());
+    let expected: BTreeSet<String> = (101..=104)
+        .flat_map(|pid| {
+            [
+                format!("master.sock@pid{pid}_info"),
+                format!("master.sock@pid{pid}_stat"),
+            ]
+        })
+        .collect();
+    assert_eq!(file_names(&snapshot), expected);
+    for pid in 101..=104 {
+        let info = parse_show_info(&read(&snapshot, &format!("master.sock@pid{pid}_info")));
+        assert_eq!(info.get("Pid"), Some(&pid.to_string()));
+    }
+    let warned = pull.wait_line("claimed more than once", Duration::from_secs(5));
+    assert!(
+        warned.contains("WARN") && warned.contains("(1 by 4 workers)"),
+        "{warned}"
+    );
+    // The four are summed: four times one worker's sessions.
+    let one = still_fields(&read(&snapshot, "master.sock@pid101_stat"));
+    let sessions = |stat: &BTreeMap<String, String>| -> u64 {
+        stat.get("myfrontend/FRONTEND/stot")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no myfrontend stot: {stat:?}"))
+    };
+    let replayed = replay_stot(&pull, &snapshot);
+    assert_eq!(
+        replayed,
+        4 * sessions(&one),
+        "replay of {}",
+        snapshot.display()
+    );
+}
+
+/// What `haproxystats replay` says of `myfrontend`'s `stot` in `snapshot`.
+fn replay_stot(pull: &PullRun, snapshot: &Path) -> u64 {
+    let output = Command::new(BIN)
+        .arg("replay")
+        .arg("-f")
+        .arg(pull.root.path().join("haproxystats.conf"))
+        .arg(snapshot)
+        .env_remove("HAPROXYSTATS_LOG")
+        .output()
+        .unwrap_or_else(|e| panic!("replay: {e}"));
+    let lines = String::from_utf8_lossy(&output.stdout).into_owned();
+    lines
+        .lines()
+        .find(|line| line.contains(".frontend.myfrontend.") && line.contains(".stot "))
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no myfrontend stot in replay's lines: {output:?}"))
+}

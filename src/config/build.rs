@@ -33,6 +33,7 @@ pub const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "tmp-dst-dir",
             "workers",
             "queue-size",
+            "master-worker-limit",
         ],
     ),
     (
@@ -411,7 +412,23 @@ fn build_pull(r: &Reader<'_>) -> Result<PullConfig, ConfigError> {
         tmp_dst_dir: r.path("tmp-dst-dir")?,
         workers: r.count("workers", 1)?,
         queue_size: r.count("queue-size", 1)?,
+        master_worker_limit: master_worker_limit(r)?,
     })
+}
+
+/// `master-worker-limit`: HAProxy never had more than 64 processes; the
+/// bound is there against a master that lists thousands.
+fn master_worker_limit(r: &Reader<'_>) -> Result<usize, ConfigError> {
+    const MAX: usize = 4096;
+    let limit = r.count("master-worker-limit", 1)?;
+    if limit > MAX {
+        return Err(r.invalid(
+            "master-worker-limit",
+            &limit.to_string(),
+            format!("must be at most {MAX}"),
+        ));
+    }
+    Ok(limit)
 }
 
 /// `servers`: comma-separated `unix:///path`, `tcp://host:port`,

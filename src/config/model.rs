@@ -175,6 +175,8 @@ pub struct PullConfig {
     pub workers: usize,
     /// `queue-size`: pulling pauses while dst-dir holds this many directories.
     pub queue_size: usize,
+    /// `master-worker-limit`: most workers pulled through one master CLI.
+    pub master_worker_limit: usize,
 }
 
 /// `[process]` (SPEC §4).

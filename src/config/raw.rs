@@ -44,6 +44,7 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
             ("tmp-dst-dir", "/var/lib/haproxystats/incoming.tmp"),
             ("workers", "8"),
             ("queue-size", "360"),
+            ("master-worker-limit", "256"),
         ],
     ),
     (

@@ -50,6 +50,7 @@ impl Config {
         out.path("tmp-dst-dir", &p.tmp_dst_dir);
         out.value("workers", p.workers);
         out.value("queue-size", p.queue_size);
+        out.value("master-worker-limit", p.master_worker_limit);
 
         let pr = &self.process;
         out.section("process");

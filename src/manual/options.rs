@@ -87,8 +87,9 @@ pub const OPTIONS: &[OptionDoc] = &[
         "servers",
         "More sources, comma separated: stats sockets `unix:///path` or `tcp://host:port`; \
          a master CLI `master:///path` (HAProxy -W -S: every current worker, pulled through \
-         the master); an HTTP stats page `http(s)://[user:pass@]host[:port]/path` (show stat \
-         only: no daemon metrics; credentials never logged).",
+         the master, up to `master-worker-limit`); an HTTP stats page \
+         `http(s)://[user:pass@]host[:port]/path` (show stat only: no daemon metrics; \
+         credentials never logged).",
         "none",
     ),
     doc(
@@ -136,6 +137,13 @@ pub const OPTIONS: &[OptionDoc] = &[
         "queue-size",
         "Pulls are skipped, with a warning, while `dst-dir` holds this many snapshots (the \
          disk is protected when processing falls behind).",
+    ),
+    doc(
+        "pull",
+        "master-worker-limit",
+        "The most workers pulled through one master CLI per pull (at most 4096), the lowest \
+         relative numbers first; a master listing more is warned about (at most one line \
+         per master every 10 s).",
     ),
     // [process]
     doc(

@@ -2,6 +2,7 @@
 //! once, and on [`StopPulling`] cancels what is pending and waits until the
 //! cycle in progress has cleaned up after itself.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,10 +10,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use tokio::sync::watch;
 
-use super::cycle::{self, CycleOutcome, CycleSettings, Source};
+use super::cycle::{self, CycleOutcome, CycleSettings, FailureSummary, Source, WorkerNotice};
 use super::schedule::Beat;
 use super::snapshot;
 use crate::config::{PullConfig, StatsEndpoint};
+use crate::log_limit::LogLimit;
 
 /// Stop starting cycles; cancel the one in progress (its tmp dir is removed)
 /// and resolve once it has ended.
@@ -56,6 +58,9 @@ pub struct Puller {
     /// Beats on multiples of the interval since the epoch, the snapshot
     /// named by its beat ([`Puller::aligned_to_the_epoch`]).
     aligned: bool,
+    /// What a master's list of workers made us say, one limit per master:
+    /// an odd list stays odd every cycle.
+    worker_notices: HashMap<String, LogLimit>,
 }
 
 impl Puller {
@@ -73,6 +78,7 @@ impl Puller {
             busy: watch::channel(false).0,
             stopping: false,
             aligned: false,
+            worker_notices: HashMap::new(),
         }
     }
 
@@ -151,7 +157,8 @@ impl Puller {
                 Ok(sources) => sources,
                 Err(error) => return BeatOutcome::NotStarted(error),
             };
-            BeatOutcome::Ran(cycle::run(sources, settings, ts, shutdown).await)
+            let report = cycle::run(sources, settings, ts, shutdown).await;
+            BeatOutcome::Ran(report.outcome, report.notices)
         };
         ctx.spawn(work.into_actor(self).map(move |beat, puller, ctx| {
             puller.record(ts, beat);
@@ -160,7 +167,31 @@ impl Puller {
         }));
     }
 
-    fn record(&mut self, ts: u64, beat: BeatOutcome) {
+    /// One warning per odd master now and then (`LogLimit`), saying how
+    /// many were held back.
+    fn record_notices(&mut self, ts: u64, notices: Vec<WorkerNotice>) {
+        let now = std::time::Instant::now();
+        for notice in notices {
+            let limit = self
+                .worker_notices
+                .entry(notice.master.clone())
+                .or_default();
+            if let Some(held_back) = limit.allow(now) {
+                tracing::warn!(
+                    ts,
+                    master = %notice.master,
+                    held_back,
+                    "master CLI's list of workers: {}",
+                    notice.text
+                );
+            }
+        }
+    }
+
+    fn record(&mut self, ts: u64, mut beat: BeatOutcome) {
+        if let BeatOutcome::Ran(_, notices) = &mut beat {
+            self.record_notices(ts, std::mem::take(notices));
+        }
         match beat {
             BeatOutcome::AlreadyPublished => {
                 self.stats.skipped_beats += 1;
@@ -182,16 +213,19 @@ impl Puller {
                 self.stats.failed += 1;
                 tracing::error!(ts, error = %error, "pull cycle could not start");
             }
-            BeatOutcome::Ran(CycleOutcome::Published {
-                dir,
-                sources,
-                bytes,
-            }) => {
+            BeatOutcome::Ran(
+                CycleOutcome::Published {
+                    dir,
+                    sources,
+                    bytes,
+                },
+                _,
+            ) => {
                 self.stats.published += 1;
                 self.stats.last_published = Some(ts);
                 tracing::info!(ts, sources, bytes, dir = %dir.display(), "snapshot published");
             }
-            BeatOutcome::Ran(CycleOutcome::NoSources) => {
+            BeatOutcome::Ran(CycleOutcome::NoSources, _) => {
                 self.stats.failed += 1;
                 tracing::error!(
                     ts,
@@ -199,22 +233,17 @@ impl Puller {
                     "pull cycle failed: no stats socket found and no servers configured"
                 );
             }
-            BeatOutcome::Ran(CycleOutcome::Failed { failures }) => {
+            BeatOutcome::Ran(CycleOutcome::Failed { failures }, _) => {
                 self.stats.failed += 1;
-                let mut sockets: Vec<&str> = failures.iter().map(|f| f.source.as_str()).collect();
-                sockets.dedup();
-                let errors: Vec<String> = failures
-                    .iter()
-                    .map(|f| format!("{}: {}", f.source, f.error))
-                    .collect();
+                let summary = FailureSummary::of(&failures);
                 tracing::error!(
                     ts,
-                    failed_sockets = %sockets.join(","),
-                    errors = %errors.join("; "),
+                    failed_sockets = %summary.sources,
+                    errors = %summary.errors,
                     "pull cycle failed; nothing published"
                 );
             }
-            BeatOutcome::Ran(CycleOutcome::Io(error)) => {
+            BeatOutcome::Ran(CycleOutcome::Io(error), _) => {
                 self.stats.failed += 1;
                 tracing::error!(ts, error = %error, "pull cycle failed; nothing published");
             }
@@ -227,7 +256,7 @@ enum BeatOutcome {
     AlreadyPublished,
     Suspended { queued: usize },
     NotStarted(String),
-    Ran(CycleOutcome),
+    Ran(CycleOutcome, Vec<WorkerNotice>),
 }
 
 fn epoch_now() -> Duration {

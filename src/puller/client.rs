@@ -7,6 +7,7 @@
 //! and TLS handshake, its reply the body of a `200 OK`.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -14,6 +15,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 use super::http;
 use crate::config::{Retries, StatsEndpoint};
+use crate::log_limit::Quoted;
 
 /// One command, to a stats socket or, through a master CLI, to one of the
 /// master's workers.
@@ -118,8 +120,8 @@ pub enum QueryError {
         who: &'static str,
         /// The command.
         command: Command,
-        /// The first line of its answer.
-        said: String,
+        /// The first line of its answer, escaped and cut.
+        said: Quoted,
     },
     /// The HTTP stats page did not answer `200 OK`.
     #[error(transparent)]
@@ -142,6 +144,66 @@ impl QueryError {
     }
 }
 
+/// Where the "connection failed, retrying" lines of requests go. A request
+/// to a source of its own logs each of its retries; the requests to the
+/// workers of one master in one cycle share one `RetryLines`, which logs
+/// the first retry only (the others at debug level): a master listing
+/// hundreds of workers, refusing connections, would otherwise make
+/// hundreds of lines a cycle. Every failure still ends in the cycle's line.
+#[derive(Debug, Default)]
+pub struct RetryLines {
+    shared: bool,
+    retried: AtomicU64,
+}
+
+impl RetryLines {
+    /// Every retry logged.
+    pub fn each() -> RetryLines {
+        RetryLines::default()
+    }
+
+    /// The first retry of the requests sharing it logged, the rest at debug.
+    pub fn first_of_many() -> RetryLines {
+        RetryLines {
+            shared: true,
+            ..RetryLines::default()
+        }
+    }
+
+    fn retrying(
+        &self,
+        endpoint: &StatsEndpoint,
+        command: Command,
+        attempt: u32,
+        error: &io::Error,
+        interval: Duration,
+    ) {
+        let before = self.retried.fetch_add(1, Ordering::Relaxed);
+        if !self.shared || before == 0 {
+            tracing::warn!(
+                socket = %endpoint,
+                %command,
+                attempt,
+                error = %error,
+                "connection failed, retrying in {interval:?}{}",
+                if self.shared {
+                    " (further retries to this master's workers this cycle: debug level)"
+                } else {
+                    ""
+                }
+            );
+        } else {
+            tracing::debug!(
+                socket = %endpoint,
+                %command,
+                attempt,
+                error = %error,
+                "connection failed, retrying in {interval:?}"
+            );
+        }
+    }
+}
+
 /// Sends `command` to `endpoint` (an HTTP page: its CSV); the reply is
 /// then read a chunk at a time ([`Reply::read_chunk`]), so that a caller
 /// can write it out as it comes instead of holding it whole.
@@ -150,6 +212,7 @@ pub async fn open(
     command: Command,
     policy: &ConnectPolicy,
     limit: usize,
+    retry_lines: &RetryLines,
 ) -> Result<Reply, QueryError> {
     let mut attempt: u32 = 0;
     loop {
@@ -164,14 +227,7 @@ pub async fn open(
                 source: error,
             });
         }
-        tracing::warn!(
-            socket = %endpoint,
-            %command,
-            attempt,
-            error = %error,
-            "connection failed, retrying in {:?}",
-            policy.interval
-        );
+        retry_lines.retrying(endpoint, command, attempt, &error, policy.interval);
         tokio::time::sleep(policy.interval).await;
     }
 }
@@ -183,7 +239,7 @@ pub async fn query(
     policy: &ConnectPolicy,
     limit: usize,
 ) -> Result<Vec<u8>, QueryError> {
-    let mut reply = open(endpoint, command, policy, limit).await?;
+    let mut reply = open(endpoint, command, policy, limit, &RetryLines::each()).await?;
     let mut whole = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -334,8 +390,12 @@ fn check_start(who: &'static str, command: Command, first: &[u8]) -> Result<(), 
         return Ok(());
     }
     let line = first.split(|b| *b == b'\n').next().unwrap_or_default();
-    let said: String = String::from_utf8_lossy(line).chars().take(120).collect();
-    Err(QueryError::Unexpected { who, command, said })
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Err(QueryError::Unexpected {
+        who,
+        command,
+        said: Quoted::new(line),
+    })
 }
 
 async fn connect(endpoint: &StatsEndpoint, timeout: Duration) -> io::Result<Box<dyn ReplyStream>> {

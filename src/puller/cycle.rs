@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::client::{self, Command, ConnectPolicy, QueryError};
+use super::client::{self, Command, ConnectPolicy, QueryError, RetryLines};
 use super::master::{self, MasterError, Worker};
 use super::snapshot::{self, SnapshotIoError};
 use crate::config::{PullConfig, StatsEndpoint};
@@ -122,6 +122,8 @@ pub struct CycleSettings {
     pub pull_timeout: Option<Duration>,
     /// Concurrent file writes.
     pub writers: usize,
+    /// Most workers pulled through one master CLI.
+    pub master_worker_limit: usize,
 }
 
 impl CycleSettings {
@@ -138,6 +140,7 @@ impl CycleSettings {
             dst_dir: pull.dst_dir.clone(),
             pull_timeout: pull.pull_timeout,
             writers: pull.workers.max(1),
+            master_worker_limit: pull.master_worker_limit,
         }
     }
 }
@@ -204,6 +207,77 @@ pub enum CycleOutcome {
     Io(SnapshotIoError),
 }
 
+/// What a cycle found odd about a master's list of workers (more than
+/// `master-worker-limit`, relative numbers claimed twice), in one sentence:
+/// the actor logs it, rate-limited, so that a hostile master costs one
+/// line now and then, not one per worker and cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerNotice {
+    /// The master's source name.
+    pub master: String,
+    /// What was odd, and what the cycle did about it.
+    pub text: String,
+}
+
+/// How a cycle ended, and what it noticed on the way.
+#[derive(Debug)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: CycleOutcome,
+    /// One per master whose list of workers was odd.
+    pub notices: Vec<WorkerNotice>,
+}
+
+/// At most this many failures are spelled out in a failed cycle's line.
+const FAILURES_SHOWN: usize = 8;
+
+/// A failed cycle as one bounded log line: the sources that failed (at
+/// most [`FAILURES_SHOWN`] named, then how many more) and the first errors
+/// (then how many more). A master listing thousands of workers, all failing,
+/// must not make a line of megabytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureSummary {
+    /// `a.sock,master.sock@1,...,+N more`.
+    pub sources: String,
+    /// `a.sock: <error>; ...; and N more`.
+    pub errors: String,
+}
+
+impl FailureSummary {
+    /// Sums `failures` up.
+    pub fn of(failures: &[RequestFailure]) -> FailureSummary {
+        let mut seen = BTreeSet::new();
+        let sources: Vec<&str> = failures
+            .iter()
+            .map(|failure| failure.source.as_str())
+            .filter(|source| seen.insert(*source))
+            .collect();
+        let mut shown: Vec<String> = sources
+            .iter()
+            .take(FAILURES_SHOWN)
+            .map(|source| (*source).to_owned())
+            .collect();
+        if sources.len() > FAILURES_SHOWN {
+            shown.push(format!("+{} more", sources.len() - FAILURES_SHOWN));
+        }
+        let mut errors: Vec<String> = failures
+            .iter()
+            .take(FAILURES_SHOWN)
+            .map(|failure| format!("{}: {}", failure.source, failure.error))
+            .collect();
+        if failures.len() > FAILURES_SHOWN {
+            errors.push(format!(
+                "and {} more failed request(s)",
+                failures.len() - FAILURES_SHOWN
+            ));
+        }
+        FailureSummary {
+            sources: shown.join(","),
+            errors: errors.join("; "),
+        }
+    }
+}
+
 /// One request of a cycle: what to ask where, and the file of its reply.
 #[derive(Debug, Clone)]
 struct Job {
@@ -212,6 +286,8 @@ struct Job {
     endpoint: StatsEndpoint,
     command: Command,
     file: String,
+    /// Shared by the requests to one master's workers.
+    retry_lines: Arc<RetryLines>,
 }
 
 /// A master whose workers this cycle pulls, to be checked at its end.
@@ -223,12 +299,14 @@ struct Pulled {
 }
 
 /// What a cycle asks: every request of every source, the masters to check
-/// at the end, and the masters that could not list their workers.
+/// at the end, the masters that could not list their workers, and what was
+/// odd about the lists of the others.
 #[derive(Debug, Default)]
 struct Plan {
     jobs: Vec<Job>,
     masters: Vec<Pulled>,
     failures: Vec<RequestFailure>,
+    notices: Vec<WorkerNotice>,
 }
 
 /// The requests of the cycle; a master CLI is asked `show proc` (all of
@@ -242,6 +320,7 @@ async fn plan(sources: &[Source], settings: &CycleSettings) -> Plan {
             endpoint: source.endpoint.clone(),
             command,
             file: format!("{prefix}{suffix}"),
+            retry_lines: Arc::new(RetryLines::each()),
         };
         match &source.endpoint {
             StatsEndpoint::Unix(_) | StatsEndpoint::Tcp { .. } => {
@@ -261,8 +340,8 @@ async fn plan(sources: &[Source], settings: &CycleSettings) -> Plan {
         }
     }
     for (source, path, listed) in futures_util::future::join_all(listings).await {
-        let workers = match listed {
-            Ok(list) => list.current,
+        let selection = match listed {
+            Ok(list) => master::select(&list.current, settings.master_worker_limit),
             Err(error) => {
                 plan.failures.push(RequestFailure {
                     source: source.name.clone(),
@@ -271,24 +350,36 @@ async fn plan(sources: &[Source], settings: &CycleSettings) -> Plan {
                 continue;
             }
         };
-        for worker in &workers {
-            let prefix = format!("{}@{}", source.name, worker.relative);
+        if let Some(text) = selection.notice() {
+            plan.notices.push(WorkerNotice {
+                master: source.name.clone(),
+                text,
+            });
+        }
+        let retry_lines = Arc::new(RetryLines::first_of_many());
+        for picked in &selection.picked {
+            let prefix = format!("{}{}", source.name, picked.suffix);
             for (command, suffix) in REQUESTS {
                 plan.jobs.push(Job {
                     source: prefix.clone(),
                     endpoint: source.endpoint.clone(),
                     command: Command {
                         name: command,
-                        worker: Some(worker.pid),
+                        worker: Some(picked.worker.pid),
                     },
                     file: format!("{prefix}{suffix}"),
+                    retry_lines: Arc::clone(&retry_lines),
                 });
             }
         }
         plan.masters.push(Pulled {
             source: source.name.clone(),
             master: path.clone(),
-            workers,
+            workers: selection
+                .picked
+                .iter()
+                .map(|picked| picked.worker)
+                .collect(),
         });
     }
     plan
@@ -321,7 +412,19 @@ pub async fn run(
     sources: Vec<Source>,
     settings: Arc<CycleSettings>,
     ts: u64,
+    shutdown: watch::Receiver<bool>,
+) -> Report {
+    let mut notices = Vec::new();
+    let outcome = pull(sources, settings, ts, shutdown, &mut notices).await;
+    Report { outcome, notices }
+}
+
+async fn pull(
+    sources: Vec<Source>,
+    settings: Arc<CycleSettings>,
+    ts: u64,
     mut shutdown: watch::Receiver<bool>,
+    notices: &mut Vec<WorkerNotice>,
 ) -> CycleOutcome {
     if sources.is_empty() {
         return CycleOutcome::NoSources;
@@ -346,6 +449,7 @@ pub async fn run(
         jobs,
         masters,
         mut failures,
+        notices: noticed,
     } = match bounded(plan(&sources, &settings), &mut deadline, &mut shutdown).await {
         Ok(plan) => plan,
         Err(reason) => {
@@ -364,6 +468,7 @@ pub async fn run(
             return CycleOutcome::Failed { failures };
         }
     };
+    *notices = noticed;
 
     let writers = Arc::new(Semaphore::new(settings.writers));
     let mut tasks = JoinSet::new();
@@ -499,6 +604,7 @@ async fn request(
             job.command,
             &settings.policy,
             settings.buffer_limit,
+            &job.retry_lines,
         )
         .await?;
         // The reply goes to its file as it comes, a chunk at a time: a
@@ -574,6 +680,7 @@ mod tests {
             dst_dir: root.join("incoming"),
             pull_timeout,
             writers: 2,
+            master_worker_limit: 256,
         })
     }
 
@@ -637,7 +744,8 @@ mod tests {
             42,
             no_shutdown(),
         )
-        .await;
+        .await
+        .outcome;
         let CycleOutcome::Published { dir, sources, .. } = outcome else {
             panic!("not published: {outcome:?}");
         };
@@ -667,7 +775,9 @@ mod tests {
             name: "gone.sock".into(),
             endpoint: StatsEndpoint::Unix(sockets.join("gone.sock")),
         });
-        let outcome = run(sources, settings(root.path(), None), 43, no_shutdown()).await;
+        let outcome = run(sources, settings(root.path(), None), 43, no_shutdown())
+            .await
+            .outcome;
         let CycleOutcome::Failed { failures } = outcome else {
             panic!("not failed: {outcome:?}");
         };
@@ -713,7 +823,9 @@ mod tests {
         // Under the 1 MiB limit of `settings`, over several write chunks.
         let (_, reply) = big_socket(&sockets, "big.sock", 3 * WRITE_CHUNK + 17);
         let sources = discover(Some(&sockets), &[]).unwrap_or_else(|e| panic!("{e}"));
-        let outcome = run(sources, settings(root.path(), None), 44, no_shutdown()).await;
+        let outcome = run(sources, settings(root.path(), None), 44, no_shutdown())
+            .await
+            .outcome;
         assert!(
             matches!(outcome, CycleOutcome::Published { .. }),
             "{outcome:?}"
@@ -727,7 +839,9 @@ mod tests {
         std::fs::create_dir(&too_big).unwrap_or_else(|e| panic!("{e}"));
         big_socket(&too_big, "huge.sock", (1 << 20) + 1);
         let sources = discover(Some(&too_big), &[]).unwrap_or_else(|e| panic!("{e}"));
-        let outcome = run(sources, settings(root.path(), None), 45, no_shutdown()).await;
+        let outcome = run(sources, settings(root.path(), None), 45, no_shutdown())
+            .await
+            .outcome;
         let CycleOutcome::Failed { failures } = outcome else {
             panic!("not failed: {outcome:?}");
         };
@@ -757,7 +871,8 @@ mod tests {
             44,
             no_shutdown(),
         )
-        .await;
+        .await
+        .outcome;
         assert!(started.elapsed() < Duration::from_secs(3));
         let CycleOutcome::Failed { failures } = outcome else {
             panic!("not failed: {outcome:?}");
@@ -790,7 +905,13 @@ mod tests {
         let _ = stop.send(true);
         let outcome = tokio::time::timeout(Duration::from_secs(3), cycle).await;
         assert!(
-            matches!(outcome, Ok(Ok(CycleOutcome::Failed { .. }))),
+            matches!(
+                outcome,
+                Ok(Ok(Report {
+                    outcome: CycleOutcome::Failed { .. },
+                    ..
+                }))
+            ),
             "{outcome:?}"
         );
         assert!(listing(&root.path().join("incoming.tmp")).is_empty());
@@ -799,14 +920,16 @@ mod tests {
     #[tokio::test]
     async fn no_socket_is_a_failed_cycle_not_a_crash() {
         let root = temp();
-        let outcome = run(Vec::new(), settings(root.path(), None), 46, no_shutdown()).await;
+        let outcome = run(Vec::new(), settings(root.path(), None), 46, no_shutdown())
+            .await
+            .outcome;
         assert!(matches!(outcome, CycleOutcome::NoSources), "{outcome:?}");
     }
 
     /// A fake master CLI: answers `show proc` with `listings` in turn (the
     /// last one from then on) once the client shut its side, and `@!<pid>
     /// <command>` with what a worker would start its reply with.
-    fn fake_master(dir: &Path, listings: Vec<&'static str>) -> PathBuf {
+    fn fake_master(dir: &Path, listings: Vec<String>) -> PathBuf {
         let path = dir.join("master.sock");
         let listener = UnixListener::bind(&path).unwrap_or_else(|e| panic!("bind: {e}"));
         tokio::spawn(async move {
@@ -818,7 +941,7 @@ mod tests {
                 let reply = if command == "show proc" {
                     let index = listed.min(listings.len() - 1);
                     listed += 1;
-                    listings[index].to_string()
+                    listings[index].clone()
                 } else if command.ends_with("show info") {
                     format!("Name: HAProxy\nasked: {command}\n\n")
                 } else if command.ends_with("show stat") {
@@ -848,10 +971,12 @@ mod tests {
 
     /// One cycle `ts` pulling a [`fake_master`] in `root`.
     async fn pull_master(root: &Path, listings: Vec<&'static str>, ts: u64) -> CycleOutcome {
-        let master = fake_master(root, listings);
+        let master = fake_master(root, listings.into_iter().map(String::from).collect());
         let sources =
             discover(None, &[StatsEndpoint::Master(master)]).unwrap_or_else(|e| panic!("{e}"));
-        run(sources, settings(root, None), ts, no_shutdown()).await
+        run(sources, settings(root, None), ts, no_shutdown())
+            .await
+            .outcome
     }
 
     #[tokio::test]
@@ -894,6 +1019,63 @@ mod tests {
         );
         assert!(listing(&root.path().join("incoming")).is_empty());
         assert!(listing(&root.path().join("incoming.tmp")).is_empty());
+    }
+
+    #[test]
+    fn a_failed_cycle_names_a_few_sources_and_errors_and_counts_the_rest() {
+        let failure = |source: &str| RequestFailure {
+            source: source.to_owned(),
+            error: RequestError::Cancelled {
+                command: "show stat",
+                reason: "pull-timeout reached",
+            },
+        };
+        let few = FailureSummary::of(&[failure("a.sock"), failure("a.sock"), failure("b.sock")]);
+        assert_eq!(few.sources, "a.sock,b.sock");
+        assert_eq!(few.errors.matches("'show stat' cancelled").count(), 3);
+        let many: Vec<RequestFailure> = (1..=5_000)
+            .flat_map(|n| [failure(&format!("m@{n}")), failure(&format!("m@{n}"))])
+            .collect();
+        let summary = FailureSummary::of(&many);
+        assert_eq!(
+            summary.sources,
+            "m@1,m@2,m@3,m@4,m@5,m@6,m@7,m@8,+4992 more"
+        );
+        assert!(
+            summary.errors.starts_with("m@1: 'show stat' cancelled")
+                && summary
+                    .errors
+                    .ends_with("; and 9992 more failed request(s)"),
+            "{}",
+            summary.errors
+        );
+        assert!(summary.errors.len() < 1_000, "{}", summary.errors);
+    }
+
+    #[tokio::test]
+    async fn a_master_over_master_worker_limit_gets_the_limit_pulled_and_a_notice() {
+        let root = temp();
+        let proc_list = (1..=10).fold(
+            String::from("#<PID> <type> <relative PID> <reloads>\n1 master 0 0\n# workers\n"),
+            |list, n| list + &format!("{} worker {n} 0\n", 100 + n),
+        );
+        let master = fake_master(root.path(), vec![proc_list]);
+        let sources =
+            discover(None, &[StatsEndpoint::Master(master)]).unwrap_or_else(|e| panic!("{e}"));
+        let mut limited = (*settings(root.path(), None)).clone();
+        limited.master_worker_limit = 3;
+        let report = run(sources, Arc::new(limited), 52, no_shutdown()).await;
+        let CycleOutcome::Published { dir, .. } = report.outcome else {
+            panic!("not published: {:?}", report.outcome);
+        };
+        assert_eq!(listing(&dir).len(), 6, "{:?}", listing(&dir));
+        assert_eq!(report.notices.len(), 1, "{:?}", report.notices);
+        assert_eq!(report.notices[0].master, "master.sock");
+        assert!(
+            report.notices[0].text.contains("10 current workers listed"),
+            "{:?}",
+            report.notices
+        );
     }
 
     #[test]

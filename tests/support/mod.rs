@@ -15,6 +15,8 @@
 //!   and partial messages grouped by load balancer and `ts`.
 //! - [`master_worker::MasterWorker`]: one HAProxy in master-worker mode
 //!   (`-W -S`) with a stats socket and an HTTP stats page (`stats auth`).
+//! - [`fake_master::FakeMaster`]: a fake master CLI saying what a real one
+//!   never says (hostile bytes, thousands of workers, shared numbers).
 //! - [`prometheus::Prometheus`]: a real Prometheus scraping one target
 //!   every second, read through its query API; `promtool check metrics`.
 //! - [`start_fleet_and_carbon`]: both at once, started in parallel.
@@ -30,6 +32,7 @@
 pub mod carbon;
 pub mod collected;
 pub mod fake_graphite;
+pub mod fake_master;
 pub mod haproxy;
 pub mod haproxystats;
 pub mod kafka;

@@ -2,7 +2,8 @@
 //! HAProxy started with `-W -S PATH`): every cycle `show proc` lists the
 //! current workers, and each one's `show info` and `show stat` are asked
 //! through the master (`@!<pid> show info`). Files are named
-//! `<socket>@<relative process number>_info|_stat`, stable across reloads.
+//! `<socket>@<relative process number>_info|_stat`, stable across reloads
+//! (`<socket>@pid<PID>` for workers claiming one number: [`select`](mod@select)).
 //!
 //! Old (draining) workers are never pulled. A reload between `show proc`
 //! and the end of the pull would let one in; so after the pull the master
@@ -10,13 +11,17 @@
 //! cycle ([`check_still_current`]).
 //!
 //! - [`show_proc`]: the listing, both layouts (pure).
+//! - [`select`](mod@select): which workers are pulled (at most `master-worker-limit`),
+//!   named by PID where their relative numbers collide (pure).
 
+pub mod select;
 pub mod show_proc;
 
 use std::path::Path;
 
 use super::client::{self, Command, ConnectPolicy, QueryError};
 use crate::config::StatsEndpoint;
+pub use select::{Picked, Selection, select};
 pub use show_proc::{ProcList, ShowProcError, Worker};
 
 /// Why a master CLI could not be pulled.
@@ -63,10 +68,18 @@ pub async fn check_still_current(
         .map(|worker| worker.pid.to_string())
         .collect();
     if gone.is_empty() {
-        Ok(())
-    } else {
-        Err(MasterError::Reloaded {
-            pids: gone.join(","),
-        })
+        return Ok(());
     }
+    // A few PIDs say what happened; thousands would make a line of kilobytes.
+    const SHOWN: usize = 8;
+    let mut pids = gone
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(",");
+    if gone.len() > SHOWN {
+        pids.push_str(&format!(" and {} more", gone.len() - SHOWN));
+    }
+    Err(MasterError::Reloaded { pids })
 }

@@ -7,6 +7,8 @@
 //! column and the one current worker is number 1. Both list current
 //! workers under `# workers` and draining ones under `# old workers`.
 
+use crate::log_limit::Quoted;
+
 /// A current worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Worker {
@@ -31,10 +33,10 @@ pub struct ProcList {
 pub enum ShowProcError {
     /// The first line is not the `#<PID> <type> ...` header.
     #[error("not a 'show proc' reply (first line: '{0}')")]
-    Header(String),
+    Header(Quoted),
     /// A worker line whose PID or relative number cannot be read.
     #[error("cannot read the worker line '{0}'")]
-    Line(String),
+    Line(Quoted),
     /// No current worker: the master is between a reload and its new worker.
     #[error("the master lists no current worker")]
     NoWorker,
@@ -53,7 +55,7 @@ pub fn parse(reply: &str) -> Result<ProcList, ShowProcError> {
     let mut lines = reply.lines();
     let header = lines.next().unwrap_or_default();
     if !header.starts_with("#<PID>") {
-        return Err(ShowProcError::Header(first_chars(header)));
+        return Err(ShowProcError::Header(Quoted::new(header.as_bytes())));
     }
     let has_relative = header.contains("<relative PID>");
     let mut list = ProcList {
@@ -75,7 +77,7 @@ pub fn parse(reply: &str) -> Result<ProcList, ShowProcError> {
             continue;
         }
         let mut fields = line.split_whitespace();
-        let bad = || ShowProcError::Line(first_chars(line));
+        let bad = || ShowProcError::Line(Quoted::new(line.as_bytes()));
         match section {
             Section::Workers => {
                 let pid = fields.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -98,11 +100,6 @@ pub fn parse(reply: &str) -> Result<ProcList, ShowProcError> {
         return Err(ShowProcError::NoWorker);
     }
     Ok(list)
-}
-
-/// A line as errors quote it: at most 80 characters.
-fn first_chars(line: &str) -> String {
-    line.chars().take(80).collect()
 }
 
 #[cfg(test)]
@@ -161,17 +158,17 @@ mod tests {
     fn a_master_error_or_garbage_is_refused() {
         assert_eq!(
             parse("Can't find the target PID matching the prefix '@!1'\n"),
-            Err(ShowProcError::Header(
-                "Can't find the target PID matching the prefix '@!1'".into()
-            ))
+            Err(ShowProcError::Header(Quoted::new(
+                b"Can't find the target PID matching the prefix '@!1'"
+            )))
         );
         assert_eq!(
             parse("#<PID> <type> <reloads>\n1 master 0\n# workers\nabc worker 0\n"),
-            Err(ShowProcError::Line("abc worker 0".into()))
+            Err(ShowProcError::Line(Quoted::new(b"abc worker 0")))
         );
         assert_eq!(
             parse("#<PID> <type> <relative PID>\n1 master 0\n# workers\n2 worker x\n"),
-            Err(ShowProcError::Line("2 worker x".into()))
+            Err(ShowProcError::Line(Quoted::new(b"2 worker x")))
         );
         assert_eq!(
             parse("#<PID> <type> <reloads>\n1 master 0\n# workers\n# programs\n"),
