@@ -488,16 +488,14 @@ impl Attack {
                         if connection.as_ref().is_some_and(is_open) {
                             continue;
                         }
-                        *connection = std::net::TcpStream::connect_timeout(
-                            &addr,
-                            Duration::from_secs(1),
-                        )
-                        .and_then(|mut stream| {
-                            stream.write_all(request)?;
-                            stream.set_nonblocking(true)?;
-                            Ok(stream)
-                        })
-                        .ok();
+                        *connection =
+                            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                                .and_then(|mut stream| {
+                                    stream.write_all(request)?;
+                                    stream.set_nonblocking(true)?;
+                                    Ok(stream)
+                                })
+                                .ok();
                         if connection.is_some() {
                             opened.fetch_add(1, Ordering::Relaxed);
                         }
@@ -582,7 +580,13 @@ fn prometheus_scrapes_are_answered_while_64_clients_never_read_the_page() {
         Duration::from_secs(30),
         "the clients that do not read to be dropped",
         || (attack.opened() >= 128).then_some(()),
-        || format!("{} opened\n{}", attack.opened(), daemon_log(world.root.path())),
+        || {
+            format!(
+                "{} opened\n{}",
+                attack.opened(),
+                daemon_log(world.root.path())
+            )
+        },
     );
     drop(attack);
     assert_eq!(world.daemon.terminate(Duration::from_secs(15)), Some(0));
