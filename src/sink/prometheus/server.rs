@@ -467,6 +467,21 @@ mod tests {
     }
 
     #[actix_rt::test]
+    async fn a_request_head_larger_than_the_bound_ends_its_connection_at_once() {
+        let (addr, _) = endpoint(10, limits(8)).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let header = format!("X-Padding: {}\r\n", "a".repeat(MAX_HEAD));
+        // Written until the server stops reading (it may reset meanwhile).
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\n").await;
+        let _ = stream.write_all(header.as_bytes()).await;
+        let started = Instant::now();
+        assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
+        // Not the header timeout's doing.
+        assert!(started.elapsed() < Duration::from_millis(900));
+        assert_eq!(scrape(addr).await.0, "HTTP/1.1 200 OK");
+    }
+
+    #[actix_rt::test]
     async fn when_every_slot_is_taken_a_scrape_takes_the_slot_idle_the_longest() {
         let (addr, endpoint) = endpoint(10, limits(4)).await;
         let connect = || async { tokio::net::TcpStream::connect(addr).await.expect("connect") };
