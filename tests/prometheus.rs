@@ -8,6 +8,10 @@
 //! whole; a backend gone from the next snapshot is gone from Prometheus.
 //! Also: a port in use stops the daemon with one line and exit 2, and the
 //! field table agrees with what the real HAProxy says of its fields.
+//! And, with a page of megabytes, every scrape of a real Prometheus that
+//! starts while 500 idle connections are kept open, or while 64 clients ask
+//! for the page and never read it, succeeds, and the daemon's memory stays
+//! bounded (issue 24).
 
 mod support;
 
@@ -112,6 +116,11 @@ fn hostname() -> String {
 }
 
 fn write_config(root: &Path, listen: &str) -> std::path::PathBuf {
+    write_config_with(root, listen, "")
+}
+
+/// The configuration, with `extra` options of `[prometheus]`.
+fn write_config_with(root: &Path, listen: &str, extra: &str) -> std::path::PathBuf {
     let conf = root.join("haproxystats.conf");
     std::fs::write(
         &conf,
@@ -121,7 +130,7 @@ fn write_config(root: &Path, listen: &str) -> std::path::PathBuf {
              [process]\nsrc-dir = {root}/incoming\n\
              [graphite]\nenabled = false\nnamespace = ns\nprefix-hostname = false\n\
              [local-store]\ndir = {root}/store\n\
-             [prometheus]\nlisten = {listen}\n",
+             [prometheus]\nlisten = {listen}\n{extra}",
             root = root.display()
         ),
     )
@@ -311,4 +320,274 @@ fn the_field_table_is_what_the_real_haproxy_says_of_its_fields() {
         check_table(INFO_FIELDS, &info),
         ["MaxZlibMemUsage", "ZlibMemUsage"]
     );
+}
+
+/// `show stat` of the fixture with its backend `be.app` (and its two
+/// servers) copied `copies` times, as `bk<n>`: a page of megabytes.
+fn large_stat_csv(copies: usize) -> String {
+    let mut csv = String::new();
+    for line in STAT.lines() {
+        csv.push_str(line);
+        csv.push('\n');
+    }
+    let app: Vec<&str> = STAT
+        .lines()
+        .filter_map(|l| l.strip_prefix("be.app"))
+        .collect();
+    for n in 0..copies {
+        for rest in &app {
+            csv.push_str(&format!("bk{n:05}{rest}\n"));
+        }
+    }
+    csv
+}
+
+/// Copies of `be.app` in the large snapshot: a page of about 5 MB, the
+/// size of issue 24's.
+const COPIES: usize = 700;
+
+/// The daemon serving a page of megabytes.
+struct LargePage {
+    root: tempfile::TempDir,
+    daemon: Haproxystats,
+    endpoint: SocketAddr,
+    /// Series on the page.
+    series: usize,
+}
+
+impl LargePage {
+    fn start(extra: &str) -> LargePage {
+        let root = tempfile::tempdir().expect("tmp");
+        let src = root.path().join("incoming");
+        std::fs::create_dir_all(&src).expect("src");
+        let endpoint: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let conf = write_config_with(root.path(), &endpoint.to_string(), extra);
+        let tmp = root.path().join("tmp-snapshot");
+        std::fs::create_dir_all(&tmp).expect("tmp");
+        std::fs::write(tmp.join("lb.sock_stat"), large_stat_csv(COPIES)).expect("stat");
+        std::fs::write(tmp.join("lb.sock_info"), INFO).expect("info");
+        std::fs::rename(&tmp, src.join("1700000000")).expect("publish");
+        let daemon = Haproxystats::start(&["process"], &conf, &root.path().join("log"));
+        let last = format!("backend=\"bk{:05}\"", COPIES - 1);
+        let page = wait_until(
+            Duration::from_secs(60),
+            "the large snapshot on the page",
+            || {
+                let (status, page) = http_get(endpoint, "/metrics").ok()?;
+                (status == 200 && page.contains(&last)).then_some(page)
+            },
+            || daemon_log(root.path()),
+        );
+        assert!(page.len() > 4_000_000, "a page of {} bytes", page.len());
+        let series = page
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .count();
+        LargePage {
+            root,
+            daemon,
+            endpoint,
+            series,
+        }
+    }
+
+    /// The daemon's resident memory (KiB).
+    fn rss_kib(&mut self) -> u64 {
+        let pid = self.daemon.proc().pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Starts a real Prometheus scraping the page every 2 s while `attack`
+    /// goes on, waits for its first `scrapes` scrapes, and checks every one
+    /// of them: up, with every series of the page; then the backends it
+    /// holds; and the daemon's memory never more than [`MAX_GROWTH_KIB`]
+    /// above `baseline_kib` meanwhile (sampled as it goes).
+    fn check_scrapes_during(&mut self, attack: &Attack, scrapes: usize, baseline_kib: u64) {
+        let prometheus = Prometheus::start_every(self.endpoint, "/metrics", 2);
+        let root = self.root.path().to_owned();
+        let context =
+            |prometheus: &Prometheus| format!("{}\n{}", daemon_log(&root), prometheus.log());
+        let selector = |metric: &str| format!("{metric}{{job=\"haproxystats\"}}[5m]");
+        let values = |samples: Vec<(f64, String)>| -> Vec<String> {
+            samples.into_iter().map(|(_, v)| v).collect()
+        };
+        let mut peak = baseline_kib;
+        let deadline = std::time::Instant::now() + Duration::from_secs(scrapes as u64 * 2 + 60);
+        let ups = loop {
+            peak = peak.max(self.rss_kib());
+            let ups = values(prometheus.samples(&selector("up")));
+            if ups.len() >= scrapes {
+                break ups;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {scrapes} scrapes: {ups:?}\n{}",
+                ups.len(),
+                context(&prometheus)
+            );
+            assert!(attack.running(), "the attack ended early");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            ups.iter().all(|up| up == "1"),
+            "scrapes during the attack (1 = answered): {ups:?}\n{}",
+            context(&prometheus)
+        );
+        let scraped = values(prometheus.samples(&selector("scrape_samples_scraped")));
+        assert!(
+            scraped.len() >= scrapes && scraped.iter().all(|n| *n == self.series.to_string()),
+            "samples per scrape, {} expected: {scraped:?}",
+            self.series
+        );
+        let backends = prometheus.query("count(haproxystats_backend_stot_total)");
+        assert_eq!(
+            backends.first().map(|(_, n)| n.as_str()),
+            Some((COPIES + 1).to_string().as_str())
+        );
+        assert!(
+            peak - baseline_kib <= MAX_GROWTH_KIB,
+            "the daemon's memory grew from {baseline_kib} KiB to {peak} KiB"
+        );
+    }
+}
+
+/// The daemon's memory may grow by this much during an attack: a few
+/// pages (the one served, one being written), never one per connection
+/// (64 copies of the 5 MB page were 320 MB).
+const MAX_GROWTH_KIB: u64 = 48 * 1024;
+
+/// `count` connections to the endpoint, each sending `request` once and
+/// never reading, opened again every 2 s once the server closes them, on a
+/// thread of their own, for at most 3 minutes.
+struct Attack {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Connections opened since the start.
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Attack {
+    fn start(addr: SocketAddr, count: usize, request: &'static [u8]) -> Attack {
+        use std::io::Write as _;
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let thread = {
+            let (stop, opened) = (stop.clone(), opened.clone());
+            std::thread::spawn(move || {
+                let mut connections: Vec<Option<std::net::TcpStream>> =
+                    (0..count).map(|_| None).collect();
+                // 90 rounds of 2 s.
+                for _ in 0..90 {
+                    for connection in &mut connections {
+                        if connection.as_ref().is_some_and(is_open) {
+                            continue;
+                        }
+                        *connection =
+                            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                                .and_then(|mut stream| {
+                                    stream.write_all(request)?;
+                                    stream.set_nonblocking(true)?;
+                                    Ok(stream)
+                                })
+                                .ok();
+                        if connection.is_some() {
+                            opened.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    for _ in 0..20 {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            })
+        };
+        let attack = Attack {
+            stop,
+            opened,
+            thread: Some(thread),
+        };
+        wait_until(
+            Duration::from_secs(30),
+            "the attack's connections to be open",
+            || (attack.opened() >= count).then_some(()),
+            || format!("{} opened", attack.opened()),
+        );
+        attack
+    }
+
+    fn opened(&self) -> usize {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for Attack {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Whether the server has not closed `stream` (reading nothing of it).
+fn is_open(stream: &std::net::TcpStream) -> bool {
+    // Reset: what the client did not read is still there to peek at.
+    if !matches!(stream.take_error(), Ok(None)) {
+        return false;
+    }
+    let mut byte = [0];
+    match stream.peek(&mut byte) {
+        Ok(n) => n > 0,
+        Err(error) => error.kind() == std::io::ErrorKind::WouldBlock,
+    }
+}
+
+const SCRAPE: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: attacker\r\n\r\n";
+
+#[test]
+fn prometheus_scrapes_are_answered_while_500_idle_connections_are_kept_open() {
+    let mut world = LargePage::start("");
+    let baseline = world.rss_kib();
+    // Opened before Prometheus connects: it has no connection to keep.
+    let attack = Attack::start(world.endpoint, 500, b"");
+    world.check_scrapes_during(&attack, 10, baseline);
+    // Connections were closed to make room (the top-ups opened more).
+    assert!(attack.opened() > 500, "{} opened", attack.opened());
+    drop(attack);
+    assert_eq!(world.daemon.terminate(Duration::from_secs(15)), Some(0));
+}
+
+#[test]
+fn prometheus_scrapes_are_answered_while_64_clients_never_read_the_page() {
+    let mut world = LargePage::start("write-timeout = 4\n");
+    let baseline = world.rss_kib();
+    let attack = Attack::start(world.endpoint, 64, SCRAPE);
+    world.check_scrapes_during(&attack, 10, baseline);
+    // The write timeout dropped them, and they were opened again.
+    wait_until(
+        Duration::from_secs(30),
+        "the clients that do not read to be dropped",
+        || (attack.opened() >= 128).then_some(()),
+        || {
+            format!(
+                "{} opened\n{}",
+                attack.opened(),
+                daemon_log(world.root.path())
+            )
+        },
+    );
+    drop(attack);
+    assert_eq!(world.daemon.terminate(Duration::from_secs(15)), Some(0));
 }

@@ -280,6 +280,12 @@ pub struct PrometheusConfig {
     pub addresses: Vec<std::net::SocketAddr>,
     /// `path`: the URL path of the metrics.
     pub path: String,
+    /// `max-connections`: connections served at once; a new one takes the
+    /// slot of the one idle the longest.
+    pub max_connections: usize,
+    /// `write-timeout`: an answer not read whole within this (a client
+    /// that does not read) ends its connection.
+    pub write_timeout: std::time::Duration,
 }
 
 /// One `name = regex` entry of a `*-groups` section.

@@ -99,7 +99,12 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
     // Used only when the user declares [prometheus] (it is off otherwise).
     (
         "prometheus",
-        &[("listen", "127.0.0.1:9101"), ("path", "/metrics")],
+        &[
+            ("listen", "127.0.0.1:9101"),
+            ("path", "/metrics"),
+            ("max-connections", "256"),
+            ("write-timeout", "30"),
+        ],
     ),
 ];
 

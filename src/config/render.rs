@@ -136,6 +136,8 @@ impl Config {
                 out.section("prometheus");
                 out.value("listen", &prometheus.listen);
                 out.value("path", &prometheus.path);
+                out.value("max-connections", prometheus.max_connections);
+                out.seconds("write-timeout", prometheus.write_timeout);
             }
             None => out.commented_defaults(
                 "prometheus",

@@ -433,6 +433,22 @@ pub const OPTIONS: &[OptionDoc] = &[
          line, exit 2).",
     ),
     doc("prometheus", "path", "The path of the metrics page."),
+    doc(
+        "prometheus",
+        "max-connections",
+        "Connections served at once (1 to 16384). When all are taken, a new connection takes \
+         the slot of the one idle the longest (waiting for a request), else of the one writing \
+         an answer the longest, so that clients holding connections open never lock a scraper \
+         out.",
+    ),
+    doc(
+        "prometheus",
+        "write-timeout",
+        "Seconds (1 to 600) to write an answer whole, from its first byte: a client that does \
+         not read its answer is disconnected. Raise it only for a large page over a slow \
+         link; Prometheus' own `scrape_timeout` gives up sooner anyway. A request head must \
+         arrive within 10 seconds (fixed).",
+    ),
 ];
 
 /// A configuration that declares every section that is off by default, and

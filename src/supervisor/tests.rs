@@ -296,6 +296,8 @@ async fn a_crashed_prometheus_sink_is_restarted_and_serves_the_latest_snapshot_o
             listen: format!("127.0.0.1:{port}"),
             addresses: vec![([127, 0, 0, 1], port).into()],
             path: "/metrics".into(),
+            max_connections: 256,
+            write_timeout: Duration::from_secs(30),
         });
     });
     harness.graphite = Some(graphite);

@@ -27,13 +27,19 @@ impl Prometheus {
     /// Starts Prometheus scraping `http://<target><path>` every second;
     /// returns once it is ready.
     pub fn start(target: SocketAddr, path: &str) -> Prometheus {
+        Prometheus::start_every(target, path, 1)
+    }
+
+    /// Starts Prometheus scraping `http://<target><path>` every `seconds`
+    /// (each scrape given as long); returns once it is ready.
+    pub fn start_every(target: SocketAddr, path: &str, seconds: u32) -> Prometheus {
         let bin = require_binary("prometheus", "prometheus");
         let dir = tempfile::tempdir().expect("prometheus dir");
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                "global:\n  scrape_interval: {seconds}s\n  scrape_timeout: {seconds}s\n\
                  scrape_configs:\n  - job_name: haproxystats\n    metrics_path: {path}\n\
                  \x20   static_configs:\n      - targets: ['{target}']\n"
             ),
@@ -148,4 +154,29 @@ fn url_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+impl Prometheus {
+    /// The samples of the range vector `selector` (e.g. `up[60s]`) of its
+    /// first series, evaluated now: (timestamp in Unix seconds, value).
+    pub fn samples(&self, selector: &str) -> Vec<(f64, String)> {
+        let path = format!("/api/v1/query?query={}", url_encode(selector));
+        let (status, body) = http_get(self.addr, &path).expect("query prometheus");
+        assert_eq!(status, 200, "{selector}: {body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
+        answer["data"]["result"][0]["values"]
+            .as_array()
+            .map(|values| {
+                values
+                    .iter()
+                    .map(|v| {
+                        (
+                            v[0].as_f64().unwrap_or(0.0),
+                            v[1].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }

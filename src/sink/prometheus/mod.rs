@@ -6,7 +6,9 @@
 //! - [`exposition`]: a snapshot's Graphite lines as series, and the page
 //!   (pure).
 //! - [`served`]: the latest snapshot per load balancer, cluster or node.
-//! - [`server`]: the HTTP server.
+//! - [`server`]: the HTTP server, bounded against clients that hold
+//!   connections or never read.
+//! - [`slots`]: which connection to close for a new one (pure).
 //! - [`sink`]: the PrometheusSink actor.
 //!
 //! The series come from the very lines Graphite gets, read back as the
@@ -18,6 +20,7 @@ pub mod fields;
 pub mod served;
 pub mod server;
 pub mod sink;
+pub mod slots;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -47,6 +50,8 @@ pub struct Settings {
     pub layout: PathLayout,
     /// The latest snapshots.
     pub served: Arc<served::Served>,
+    /// The server's timeouts and connection slots.
+    pub limits: server::Limits,
 }
 
 /// The sink `[prometheus]` configures, if there is the section; its
@@ -70,6 +75,11 @@ pub fn spec(
         path: prometheus.path.clone(),
         layout: PathLayout::new(config, prefix, host, lines),
         served: Arc::default(),
+        limits: server::Limits {
+            header_timeout: server::HEADER_TIMEOUT,
+            write_timeout: prometheus.write_timeout,
+            max_connections: prometheus.max_connections,
+        },
     });
     tracing::info!(listen = %prometheus.listen, path = %prometheus.path, "prometheus: serving the latest snapshot");
     Ok(Some(super::SinkSpec::new("prometheus", move || {

@@ -34,6 +34,7 @@ impl PrometheusSink {
         let endpoint = Arc::new(Endpoint::new(
             settings.path.clone(),
             Arc::clone(&settings.served),
+            settings.limits,
         ));
         PrometheusSink {
             settings,
@@ -142,6 +143,14 @@ impl Handler<GetSinkHealth> for PrometheusSink {
                     self.endpoint.scrapes.load(Ordering::Relaxed),
                 ),
                 ("PrometheusSkippedLines", self.skipped),
+                (
+                    "PrometheusShedConnections",
+                    self.endpoint.shed.load(Ordering::Relaxed),
+                ),
+                (
+                    "PrometheusWriteTimeouts",
+                    self.endpoint.write_timeouts.load(Ordering::Relaxed),
+                ),
             ],
         }
     }
@@ -171,6 +180,11 @@ mod tests {
             path: "/metrics".into(),
             layout: PathLayout::test_node(),
             served: Arc::default(),
+            limits: crate::sink::prometheus::server::Limits {
+                header_timeout: crate::sink::prometheus::server::HEADER_TIMEOUT,
+                write_timeout: std::time::Duration::from_secs(30),
+                max_connections: 256,
+            },
         });
         let sink = PrometheusSink::new(Arc::clone(&settings)).start();
         let send = |ts: u64| {
@@ -189,7 +203,7 @@ mod tests {
         };
         assert!(send(5).await.is_ok());
         assert!(send(INJECT_PANIC_TS).await.is_ok(), "acknowledged");
-        let page = String::from_utf8(settings.served.page()).expect("utf-8");
+        let page = String::from_utf8(settings.served.page().to_vec()).expect("utf-8");
         assert!(
             page.ends_with("haproxystats_daemon_tasks{host=\"lb1\"} 5\n"),
             "{page}"
@@ -198,7 +212,7 @@ mod tests {
         assert!(send(20).await.is_ok());
         let health = sink.send(GetSinkHealth).await.expect("health");
         assert_eq!(health.metrics[0], ("PrometheusSeries", 1));
-        let page = String::from_utf8(settings.served.page()).expect("utf-8");
+        let page = String::from_utf8(settings.served.page().to_vec()).expect("utf-8");
         assert!(page.ends_with("} 20\n"), "{page}");
     }
 }
