@@ -6,16 +6,45 @@
 //!
 //! # Layout
 //!
+//! Every top-level module, roughly from what everything uses up to what
+//! uses everything.
+//!
+//! Used everywhere:
 //! - [`config`]: raw INI (with ConfigParser-compatible interpolation) → one
 //!   validated [`config::Config`]; nothing later looks options up by name.
 //! - [`catalogue`]: which metrics exist and how each one is aggregated.
+//! - [`log_limit`]: bounds on what a peer can make us log (rate, escaping).
 //! - [`logging`]: one line per event on stdout, a level per component.
+//! - [`signals`]: SIGTERM/SIGINT/SIGHUP as one "drain, then exit" stream.
+//!
+//! Plain logic (no actor), each with its own tests:
+//! - [`engine`]: one snapshot (CSV files, or Arrow columns) → Graphite lines
+//!   and partial aggregates; [`replay`] runs it once on directories.
+//! - [`raw`]: raw snapshots as Arrow IPC parts, both ways (SPEC §5).
+//!
+//! The daemon's actors (the tree is in `actors.md`):
+//! - [`supervisor`]: the root; its decisions in `supervisor::pipeline`.
+//! - [`puller`]: the Puller actor and its sources (stats sockets, the master
+//!   CLI, HTTP stats pages).
+//! - [`watcher`]: the DirWatcher (inotify on src-dir).
+//! - [`processor`]: the Processors (the engine on `SyncArbiter` threads),
+//!   quarantine and trash.
+//! - [`sink`]: every sink, one folder or file each (Graphite, local-store,
+//!   Kafka, Prometheus, raw snapshots), and what they share (backlog,
+//!   chunks, acknowledgements).
+//! - [`health`]: the status file, sd_notify and `haproxystats check`.
+//!
+//! Central processing (`haproxystats central`, SPEC §7):
+//! - [`central`]: its actor, consumers and processors; its decisions in
+//!   `central::windows`, `central::assembler`, `central::offsets`.
+//!
+//! At the top:
 //! - [`cli`]: command line parsing and the subcommand chosen by argv\[0\].
+//! - [`commands`]: one file per command, wiring the above together.
 //! - [`manual`]: man pages and shell completions, generated for the package.
 //!
-//! The actor tree (Supervisor, Puller, DirWatcher, Processors, GraphiteSink),
-//! every message and the failure table live in `actors.md` at the top of the
-//! repository.
+//! The actor trees (the daemon's and central's), every message and the
+//! failure tables live in `actors.md` at the top of the repository.
 #![deny(missing_docs)]
 
 pub mod catalogue;
