@@ -12,6 +12,8 @@
 //! - [`logging`]: one line per event on stdout, a level per component.
 //! - [`cli`]: command line parsing and the subcommand chosen by argv\[0\].
 //! - [`manual`]: man pages and shell completions, generated for the package.
+//! - [`names`]: the one rule for names that become Graphite path elements
+//!   (`lb-name`, `cluster`, group names, namespaces, central's headers).
 //!
 //! The actor tree (Supervisor, Puller, DirWatcher, Processors, GraphiteSink),
 //! every message and the failure table live in `actors.md` at the top of the
@@ -28,6 +30,7 @@ pub mod health;
 pub mod log_limit;
 pub mod logging;
 pub mod manual;
+pub mod names;
 pub mod processor;
 pub mod puller;
 pub mod raw;
