@@ -42,6 +42,8 @@
 //! - [`cli`]: command line parsing and the subcommand chosen by argv\[0\].
 //! - [`commands`]: one file per command, wiring the above together.
 //! - [`manual`]: man pages and shell completions, generated for the package.
+//! - [`names`]: the one rule for names that become Graphite path elements
+//!   (`lb-name`, `cluster`, group names, namespaces, central's headers).
 //!
 //! The actor trees (the daemon's and central's), every message and the
 //! failure tables live in `actors.md` at the top of the repository.
@@ -57,6 +59,7 @@ pub mod health;
 pub mod log_limit;
 pub mod logging;
 pub mod manual;
+pub mod names;
 pub mod processor;
 pub mod puller;
 pub mod raw;

@@ -571,3 +571,97 @@ fn a_sink_that_cannot_take_more_pauses_consumption_and_nothing_is_dropped() {
     );
     assert_eq!(central.terminate(Duration::from_secs(20)), Some(0));
 }
+
+/// Issue 24 items 7 and 8: `lb` and `cluster` headers that break the name
+/// rule (`haproxystats::names`) are bad messages: logged once with where
+/// they are, counted, committed past, and nothing of them is stored; the
+/// snapshot after them is processed.
+#[test]
+fn names_graphite_would_not_store_as_sent_are_bad_headers() {
+    let setup = Setup::new();
+    let ts = slot();
+    let dir = setup.generated(ts, 4);
+    let encoded = haproxystats::raw::encode(&dir, 1_000_000).expect("encode");
+    let parts = encoded.parts.len();
+    let long = "a".repeat(300);
+    let refused = [
+        ("lb", "x;evil=1", "must not hold ';'"),
+        ("lb", "a*", "must not hold * ? [ ] { }"),
+        ("lb", "{a,b}", "must not hold * ? [ ] { }"),
+        ("lb", "b[1]", "must not hold * ? [ ] { }"),
+        ("lb", "lb\u{200b}", "must hold only A-Z a-z 0-9 _ -"),
+        ("lb", long.as_str(), "is longer than 255 bytes"),
+        ("lb", "lb/1", "must not hold '/'"),
+        ("cluster", "eu/west", "must not hold '/'"),
+        ("cluster", "c;k=v", "must not hold ';'"),
+    ];
+    // Each a whole snapshot, which central would process but for the name.
+    for (header, value, _) in &refused {
+        for (n, part) in encoded.parts.iter().enumerate() {
+            let mut sent = headers("lb-named", ts, n, parts);
+            for (name, text) in &mut sent {
+                if name == header {
+                    *text = (*value).to_owned();
+                }
+            }
+            setup.send(value, &sent, part);
+        }
+    }
+    setup.publish("lb-ok", &dir, 1_000_000);
+
+    let conf = setup.conf("central.conf", "enabled = false\n");
+    let mut central =
+        Haproxystats::start(&["central"], &conf, &setup.root.path().join("central.log"));
+    wait(
+        "lb-ok not stored",
+        Duration::from_secs(60),
+        &central,
+        || setup.stored("lb-ok", ts).is_some(),
+    );
+    let end = setup.end();
+    wait(
+        "offsets not committed to the end",
+        Duration::from_secs(30),
+        &central,
+        || setup.committed() == end,
+    );
+    wait(
+        "bad headers not counted",
+        Duration::from_secs(10),
+        &central,
+        || {
+            setup
+                .status()
+                .contains(&format!("bad_messages={}\n", refused.len() * parts))
+        },
+    );
+    let log = central.log();
+    for (header, value, reason) in &refused {
+        // The value as the line shows it (escaped; a long one is cut).
+        let shown: String = format!("{value:?}").chars().take(40).collect();
+        let said = format!("header {header} = {shown}");
+        assert!(
+            log.lines().any(|l| l.contains("kind=\"bad_header\"")
+                && l.contains(&format!("bad message {TOPIC}/"))
+                && l.contains(&said)
+                && l.contains(reason)),
+            "no line says {said}…: {reason}\n{log}"
+        );
+    }
+    // Nothing of them stored: only lb-ok, the clusters, the central host's
+    // own metrics (a timestamp).
+    let stored: Vec<String> = fs::read_dir(&setup.store)
+        .expect("store")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    for name in &stored {
+        assert!(
+            name == "lb-ok"
+                || name.starts_with("clusters.")
+                || name.bytes().all(|b| b.is_ascii_digit()),
+            "{name:?} stored: {stored:?}"
+        );
+    }
+    assert_eq!(central.terminate(Duration::from_secs(20)), Some(0));
+}

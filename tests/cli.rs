@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_haproxystats");
 
@@ -22,14 +22,7 @@ fn run_with_stdin(
     args: &[&str],
     stdin: Option<&str>,
 ) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .env_remove("HAPROXYSTATS_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+    let mut child = spawn(program, args, Stdio::piped());
     if let Some(mut input) = child.stdin.take()
         && let Some(text) = stdin
     {
@@ -40,6 +33,18 @@ fn run_with_stdin(
     child
         .wait_with_output()
         .unwrap_or_else(|e| panic!("cannot wait for {BIN}: {e}"))
+}
+
+/// `program` started with `args`, stdout and stderr captured.
+fn spawn(program: impl AsRef<std::ffi::OsStr>, args: &[&str], stdin: Stdio) -> Child {
+    Command::new(program)
+        .args(args)
+        .env_remove("HAPROXYSTATS_LOG")
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"))
 }
 
 fn stdout(output: &Output) -> String {
@@ -352,4 +357,61 @@ fn only_regular_files_of_sane_size_are_read_as_configuration() {
     std::fs::write(&big, "#".repeat(1 << 20)).unwrap();
     let out = run(&["-f", big.to_str().unwrap(), "-P"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// Runs the binary with `args`; kills it if it is still running after
+/// `limit` (a refused configuration must stop it at once).
+fn run_at_most(args: &[&str], limit: std::time::Duration) -> Option<Output> {
+    let mut child = spawn(BIN, args, Stdio::null());
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().ok()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().ok()
+}
+
+/// Issue 24 item 8: an edge whose `lb-name` or `cluster` central would
+/// refuse (`lb/1` published 12 snapshots central refused 12 of) is
+/// refused at start, by `-P` and by the edge itself: exit 2, one line
+/// naming section, option, value and reason.
+#[test]
+fn an_edge_refuses_at_start_the_names_central_refuses() {
+    let dir = temp_dir();
+    for (option, value, reason) in [
+        ("lb-name", "lb/1", "must not hold '/'"),
+        ("cluster", "eu/west", "must not hold '/'"),
+        ("lb-name", "x;evil=1", "must not hold ';'"),
+        ("cluster", "c;k=v", "must not hold ';'"),
+    ] {
+        let conf = write_conf(
+            dir.path(),
+            "edge.conf",
+            &format!(
+                "[paths]\nbase-dir = {}\n[process]\nlocal = false\n\
+                 [kafka]\nbrokers = 127.0.0.1:9\nsnapshots-topic = snaps\n{option} = {value}\n",
+                dir.path().display()
+            ),
+        );
+        let conf = conf.to_string_lossy();
+        for args in [
+            vec!["-f", &*conf, "-P"],
+            vec!["-f", &*conf],
+            vec!["-f", &*conf, "process"],
+        ] {
+            let Some(output) = run_at_most(&args, std::time::Duration::from_secs(10)) else {
+                panic!("{args:?} with {option} = {value} still running after 10 s");
+            };
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+            let err = stderr(&output);
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            let want = format!("invalid configuration: [kafka] {option} = '{value}': {reason}");
+            assert!(err.starts_with(&want), "{args:?}: {err}\nwant {want}…");
+            assert!(stdout(&output).is_empty(), "{args:?}: {output:?}");
+        }
+    }
 }

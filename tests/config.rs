@@ -1417,3 +1417,135 @@ fn http_credentials_show_in_no_error_and_not_in_the_printed_configuration() {
     let shown = format!("{:?}", loaded.config);
     assert!(!shown.contains("s3cret"), "{shown}");
 }
+
+/// The names of issue 24 item 7 (each reached Graphite through a header,
+/// and one a configuration could hold), with the reason each is refused.
+fn names_graphite_would_not_store_as_sent() -> Vec<(String, &'static str)> {
+    vec![
+        ("x;evil=1".into(), "must not hold ';'"),
+        ("c;k=v".into(), "must not hold ';'"),
+        ("a*".into(), "must not hold * ? [ ] { }"),
+        ("{a,b}".into(), "must not hold * ? [ ] { }"),
+        ("b[1]".into(), "must not hold * ? [ ] { }"),
+        ("lb\u{200b}x".into(), "holds U+200B"),
+        (
+            "a".repeat(300),
+            "is longer than 255 bytes (carbon stores each path element as a file name): 300 bytes",
+        ),
+        ("lb/1".into(), "must not hold '/'"),
+        ("eu/west".into(), "must not hold '/'"),
+    ]
+}
+
+/// Issue 24 items 7 and 8: one name rule for every name of the
+/// configuration that becomes a Graphite path element — `[kafka] lb-name`
+/// and `cluster` (so that an edge refuses at start what central would
+/// refuse), group names, and every element of `namespace`,
+/// `group-namespace` and `cluster-namespace` — refused with one line
+/// naming section, option, value and reason.
+#[test]
+fn every_configuration_name_follows_the_one_name_rule() {
+    let mut failures = Vec::new();
+    for (name, reason) in names_graphite_would_not_store_as_sent() {
+        // A group name is an INI option name: '=' would end it.
+        let cases = [
+            (
+                "kafka",
+                "lb-name",
+                format!("[kafka]\nbrokers = a:1\nlb-name = {name}\n"),
+                name.clone(),
+            ),
+            (
+                "kafka",
+                "cluster",
+                format!("[kafka]\nbrokers = a:1\ncluster = {name}\n"),
+                name.clone(),
+            ),
+            (
+                "graphite",
+                "namespace",
+                format!("[graphite]\nnamespace = lb.{name}\n"),
+                format!("lb.{name}"),
+            ),
+            (
+                "graphite",
+                "group-namespace",
+                format!("[graphite]\ngroup-namespace = {name}.g\n[backend-groups]\nb = x\n"),
+                format!("{name}.g"),
+            ),
+            (
+                "central",
+                "cluster-namespace",
+                format!("[central]\ncluster-namespace = dc.{name}\n"),
+                format!("dc.{name}"),
+            ),
+        ];
+        for (section, option, text, value) in cases {
+            let needle = format!("[{section}] {option} = '{value}': ");
+            refused(&needle, &text, "invalid", &needle, &mut failures);
+            refused(&needle, &text, "invalid", reason, &mut failures);
+        }
+        if !name.contains('=') {
+            let text = format!("[graphite]\ngroup-namespace = g\n[backend-groups]\n{name} = x\n");
+            let needle = format!("[backend-groups] {name} = 'x': the group name ");
+            refused(&needle, &text, "invalid", &needle, &mut failures);
+            refused(&needle, &text, "invalid", reason, &mut failures);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The longest name and every allowed character still pass.
+    let longest = "a".repeat(255);
+    let loaded = ok(&format!(
+        "[graphite]\nnamespace = Ab-0_9.{longest}\ngroup-namespace = g-1\n\
+         [backend-groups]\nweb_1-x = ^web\n\
+         [kafka]\nbrokers = a:1\ncluster = eu-west_1\nlb-name = {longest}\n\
+         [central]\ncluster-namespace = dc-1.clusters_2\n"
+    ));
+    let kafka = loaded.config.kafka.as_ref().expect("[kafka]");
+    assert_eq!(kafka.lb_name.as_deref(), Some(longest.as_str()));
+    assert_eq!(kafka.cluster, "eu-west_1");
+}
+
+/// Issue 24 item 8: `lb-name` defaults to the host name as the Graphite
+/// prefix writes it (dots as `_` with `fqdn`, else the short name), which
+/// the name rule accepts for a host name of letters, digits and `-`, this
+/// host's included; a host name central would refuse stops the edge at
+/// start, naming the option that fixes it.
+#[test]
+fn the_default_lb_name_is_the_host_name_and_follows_the_rule_too() {
+    let loaded = ok("[kafka]\nbrokers = a:1\nsnapshots-topic = snaps\n");
+    let config = loaded.config;
+    let kafka = config.kafka.as_ref().expect("[kafka]");
+    let this_host = gethostname::gethostname().to_string_lossy().into_owned();
+    for (hostname, fqdn, want) in [
+        ("lb-01.example.com", true, "lb-01_example_com"),
+        ("lb-01.example.com", false, "lb-01"),
+        ("LB7", true, "LB7"),
+        (this_host.as_str(), true, ""),
+        (this_host.as_str(), false, ""),
+    ] {
+        let mut graphite = config.graphite.clone();
+        graphite.fqdn = fqdn;
+        let host = haproxystats::engine::prefix_host(&graphite, hostname);
+        if !want.is_empty() {
+            assert_eq!(host, want);
+        }
+        assert_eq!(kafka.lb_name_or(&host), host);
+        if let Err(error) = kafka.check_lb_name(&host) {
+            panic!("{hostname} (fqdn = {fqdn}): {error}");
+        }
+    }
+    let refused = kafka
+        .check_lb_name("lb;1")
+        .map_or_else(|e| e.to_string(), |()| "accepted".into());
+    assert_eq!(
+        refused,
+        "invalid configuration: [kafka] lb-name = '': not set, and the host name 'lb;1' of \
+         the Graphite prefix must not hold ';' (carbon would store a tagged series): set lb-name"
+    );
+    // A set lb-name is the name, whatever the host is called.
+    let named = ok("[kafka]\nbrokers = a:1\nsnapshots-topic = snaps\nlb-name = lb-7\n");
+    let named = named.config.kafka.expect("[kafka]");
+    assert_eq!(named.lb_name_or("lb;1"), "lb-7");
+    assert!(named.check_lb_name("lb;1").is_ok());
+}

@@ -222,27 +222,22 @@ pub fn part_of<'h>(
 }
 
 /// An `lb` or `cluster`: one Graphite path element (central writes it into
-/// every path) and a directory name (local-store), as `[kafka]` checks the
-/// edge's own.
+/// every path) and a directory name (local-store), by the one name rule
+/// ([`crate::names`]) `[kafka]` checks the edge's own with.
 fn name<'a>(value: &'a str, header: &'static str) -> Result<&'a str, BadMessage> {
-    let reason = if value.is_empty() {
-        Some("empty")
-    } else if value.contains(['.', '/']) {
-        Some("holds '.' or '/'")
-    } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Some("holds blanks or control characters")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(BadMessage::BadHeader {
+    crate::names::check_name(value)
+        .map(|()| value)
+        .map_err(|error| BadMessage::BadHeader {
             name: header,
-            value: value.to_owned(),
-            reason,
-        }),
-        None => Ok(value),
-    }
+            // A forged header may be long: the log line shows its start.
+            value: value.chars().take(SHOWN_NAME_CHARS).collect(),
+            reason: error.reason(),
+        })
 }
+
+/// How much of a refused `lb` or `cluster` the log line shows: a little
+/// more than the longest valid name, so that "too long" is seen as such.
+const SHOWN_NAME_CHARS: usize = crate::names::MAX_LEN + 8;
 
 /// The bad messages seen since start: logged and counted in one place, so
 /// that the log and the `BadMessages` self metric never drift apart.
@@ -378,12 +373,42 @@ mod tests {
             ("lb", b"../x"),
             ("lb", b"a b"),
             ("cluster", b"\xff"),
+            // Issue 24 item 7: what reached Graphite, and item 8: what an
+            // edge published and central refused.
+            ("lb", b"x;evil=1"),
+            ("lb", b"a*"),
+            ("lb", b"{a,b}"),
+            ("lb", b"b[1]"),
+            ("lb", "lb\u{200b}".as_bytes()),
+            ("lb", "a".repeat(300).as_bytes()),
+            ("lb", b"lb/1"),
+            ("cluster", b"eu/west"),
+            ("cluster", b"c;k=v"),
         ] {
             assert_eq!(
                 kind_of(&with(name, value)),
                 "bad_header",
                 "{name} = {value:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_refused_name_is_shown_escaped_and_cut() {
+        match classify(&with("lb", "lb\u{200b}".as_bytes())) {
+            Err(bad) => assert_eq!(
+                bad.to_string(),
+                "header lb = \"lb\\u{200b}\": must hold only A-Z a-z 0-9 _ - (what Graphite stores as a plain path element)"
+            ),
+            Ok(part) => panic!("accepted {part:?}"),
+        }
+        let forged = "a".repeat(1 << 20);
+        match classify(&with("cluster", forged.as_bytes())) {
+            Err(BadMessage::BadHeader { name, value, .. }) => {
+                assert_eq!(name, "cluster");
+                assert_eq!(value.len(), SHOWN_NAME_CHARS);
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -32,6 +32,15 @@ pub fn run(config: &Config, hostname: &str, pull: bool) -> Result<(), CommandErr
     require_dir(&config.process.src_dir, "process", "src-dir", false)?;
     let engine = daemon_engine_options(config, hostname)?;
     let host = crate::engine::prefix_host(&config.graphite, hostname);
+    // An edge publishing under a name central refuses would publish for
+    // nothing: a host name outside the name rule stops it here.
+    if config.publishes_snapshots()
+        && let Some(kafka) = &config.kafka
+    {
+        kafka
+            .check_lb_name(&host)
+            .map_err(|error| CommandError::Unusable(error.to_string()))?;
+    }
     let sinks = crate::sink::configured(config, &engine.prefix, &host)
         .map_err(|error| CommandError::Unusable(error.to_string()))?;
     let system = actix::System::new();

@@ -12,6 +12,7 @@ use super::interpolate::interpolate;
 use super::model::*;
 use super::raw::{DEFAULT_SECTION, RawConfig};
 use crate::catalogue::ProxyKind;
+use crate::names::{check_name, check_path};
 
 /// The options each section knows; anything else the user sets is warned
 /// about and ignored. Group sections take any name.
@@ -549,14 +550,14 @@ fn build_graphite(r: &Reader<'_>) -> Result<GraphiteConfig, ConfigError> {
         return Err(r.invalid("backoff", &backoff.to_string(), "must be a positive number"));
     }
     let namespace = r.string("namespace")?;
-    if let Err(reason) = check_metric_path(&namespace) {
-        return Err(r.invalid("namespace", &namespace, reason));
+    if let Err(error) = check_path(&namespace) {
+        return Err(r.invalid("namespace", &namespace, error.to_string()));
     }
     let group_namespace = match r.optional("group-namespace")? {
         None => None,
-        Some(ns) => match check_metric_path(&ns) {
+        Some(ns) => match check_path(&ns) {
             Ok(()) => Some(ns),
-            Err(reason) => return Err(r.invalid("group-namespace", &ns, reason)),
+            Err(error) => return Err(r.invalid("group-namespace", &ns, error.to_string())),
         },
     };
     let server = r.string("server")?;
@@ -599,12 +600,15 @@ fn build_groups(raw: &RawConfig) -> Result<Groups, ConfigError> {
         &mut groups.server,
     ]) {
         for (name, value) in raw.user_options(section) {
-            if let Err(reason) = check_metric_name(name) {
+            // A group name is written as given (never sanitised): one the
+            // rule refuses is refused here, so that the user sees what his
+            // metrics would be called.
+            if let Err(error) = check_name(name) {
                 return Err(ConfigError::invalid(
                     section,
                     name,
                     value,
-                    format!("the group name {reason}"),
+                    format!("the group name {error}"),
                 ));
             }
             let pattern =
@@ -673,40 +677,6 @@ fn check_some_sink(
     Err(ConfigError::Inconsistent(
         "[graphite] enabled = false and none of [local-store], [kafka], [prometheus]: no sink is left, and every snapshot would be deleted unsent".to_owned(),
     ))
-}
-
-/// A character that would break a Graphite plaintext line (its fields are
-/// separated by blanks, its lines by newlines).
-fn breaks_a_line(c: char) -> bool {
-    c.is_whitespace() || c.is_control()
-}
-
-/// A Graphite path from the configuration (`namespace`, `group-namespace`):
-/// dot-separated names, each one valid as [`check_metric_name`] says.
-fn check_metric_path(path: &str) -> Result<(), &'static str> {
-    if path.is_empty() {
-        return Err("must not be empty");
-    }
-    if path.split('.').any(str::is_empty) {
-        return Err("has an empty path component (a leading, trailing or doubled '.')");
-    }
-    if path.contains(breaks_a_line) {
-        return Err("must not hold blanks or control characters");
-    }
-    Ok(())
-}
-
-/// One Graphite path element from the configuration (a group name): names
-/// from data are sanitised, but one the user wrote is refused, so that he
-/// sees what his metrics would be called.
-fn check_metric_name(name: &str) -> Result<(), &'static str> {
-    if name.contains('.') {
-        return Err("must not hold '.' (the Graphite path separator)");
-    }
-    if name.contains(breaks_a_line) {
-        return Err("must not hold blanks or control characters");
-    }
-    Ok(())
 }
 
 fn one_line(text: &str) -> String {

@@ -11,6 +11,7 @@ use super::error::ConfigError;
 use super::kafka::check_topic;
 use super::model::{CentralConfig, Config, KafkaConfig};
 use crate::central::windows::WindowSettings;
+use crate::names::check_path;
 
 /// The options of `[central]`.
 pub const OPTIONS: &[&str] = &[
@@ -103,8 +104,8 @@ pub(super) fn build(r: &Reader<'_>) -> Result<CentralConfig, ConfigError> {
     let cluster_namespace = match r.optional("cluster-namespace")?.filter(|n| !n.is_empty()) {
         None => DEFAULT_CLUSTER_NAMESPACE.to_owned(),
         Some(name) => {
-            check_path_part(&name)
-                .map_err(|reason| r.invalid("cluster-namespace", &name, reason))?;
+            check_path(&name)
+                .map_err(|error| r.invalid("cluster-namespace", &name, error.to_string()))?;
             name
         }
     };
@@ -119,17 +120,6 @@ pub(super) fn build(r: &Reader<'_>) -> Result<CentralConfig, ConfigError> {
         expected_windows,
         cluster_namespace,
     })
-}
-
-/// A part of a Graphite path: no blanks (they end a line's path).
-fn check_path_part(name: &str) -> Result<(), &'static str> {
-    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("must not hold blanks or control characters (it is part of a Graphite path)");
-    }
-    if name.starts_with('.') || name.ends_with('.') || name.contains("..") {
-        return Err("must not start or end with a dot or hold an empty part");
-    }
-    Ok(())
 }
 
 /// A consumer group id: printable, no blanks (it shows in logs and tools).

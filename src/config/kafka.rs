@@ -5,6 +5,7 @@
 use super::build::Reader;
 use super::error::ConfigError;
 use super::model::KafkaConfig;
+use crate::names::check_name;
 use crate::raw::Fields;
 use crate::sink::kafka::format::Format;
 use crate::sink::kafka::settings::{Compression, RECORD_OVERHEAD, client_config};
@@ -48,11 +49,13 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
             ));
         }
     }
+    // Central refuses a header that breaks the name rule: an edge whose
+    // names it would refuse stops here instead of publishing for nothing.
     let cluster = r.string("cluster")?;
-    check_name(&cluster).map_err(|reason| r.invalid("cluster", &cluster, reason))?;
+    check_name(&cluster).map_err(|error| r.invalid("cluster", &cluster, error.to_string()))?;
     let lb_name = r.string("lb-name")?;
     if !lb_name.is_empty() {
-        check_name(&lb_name).map_err(|reason| r.invalid("lb-name", &lb_name, reason))?;
+        check_name(&lb_name).map_err(|error| r.invalid("lb-name", &lb_name, error.to_string()))?;
     }
     let snapshot_fields = choice(
         r,
@@ -127,6 +130,32 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
     Ok(config)
 }
 
+impl KafkaConfig {
+    /// The load balancer's name in raw snapshots (key and `lb` header):
+    /// `lb-name`, else `host`, the host part of the Graphite prefix.
+    pub fn lb_name_or<'a>(&'a self, host: &'a str) -> &'a str {
+        self.lb_name.as_deref().unwrap_or(host)
+    }
+
+    /// Checks the name [`KafkaConfig::lb_name_or`] gives when `lb-name` is
+    /// not set (a set one was checked with the file): central would refuse
+    /// every snapshot of a host name that breaks the name rule, so an edge
+    /// stops at start instead, naming the option that fixes it.
+    pub fn check_lb_name(&self, host: &str) -> Result<(), ConfigError> {
+        if self.lb_name.is_some() {
+            return Ok(());
+        }
+        check_name(host).map_err(|error| {
+            ConfigError::invalid(
+                "kafka",
+                "lb-name",
+                "",
+                format!("not set, and the host name '{host}' of the Graphite prefix {error}: set lb-name"),
+            )
+        })
+    }
+}
+
 /// The value of `option`, one of `names` as `parse` reads them; else
 /// "not WHAT (names)".
 fn choice<T>(
@@ -145,21 +174,6 @@ fn choice<T>(
 pub(super) fn check_topic(topic: &str) -> Result<(), &'static str> {
     if topic.is_empty() || topic.len() > 249 || !topic.bytes().all(is_topic_byte) {
         return Err("not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)");
-    }
-    Ok(())
-}
-
-/// A cluster or load balancer name: one Graphite path element (central
-/// processing puts it in paths) and a Kafka header value.
-fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("must not be empty");
-    }
-    if name.contains('.') {
-        return Err("must not hold '.' (the Graphite path separator)");
-    }
-    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("must not hold blanks or control characters");
     }
     Ok(())
 }

@@ -104,6 +104,21 @@ fn configuration(roff: &mut Roff) -> Result<(), ManualError> {
         "`haproxystats -p` prints every default; `haproxystats -f FILE -P` validates FILE \
          and prints what it means. The defaults below are the ones `-p` prints.",
     );
+    paragraph(
+        roff,
+        &format!(
+            "Names: every name that becomes a Graphite path element (`[kafka] lb-name` and \
+             `cluster`, group names, each dot-separated element of `namespace`, \
+             `group-namespace` and `cluster-namespace`, and the `lb` and `cluster` headers \
+             central reads) is 1 to {} bytes of `{}`, the characters Graphite stores as a \
+             plain path element: `.` separates elements, blanks end a line, carbon stores \
+             `;` as a tag, `* ? [ ] {{ }}` are query globs, `/` is a directory in carbon's \
+             tree, and carbon refuses a longer element. Any other name is refused, at \
+             start with exit status 2 (`-P` too), in central as a bad message.",
+            crate::names::MAX_LEN,
+            crate::names::ALLOWED,
+        ),
+    );
     let documented = options::with_defaults()?;
     for (section, about) in options::SECTIONS {
         roff.control("SS", [format!("[{section}]").as_str()]);
@@ -125,8 +140,8 @@ fn configuration(roff: &mut Roff) -> Result<(), ManualError> {
     roff.text(inlines(
         "Each line `name = regex` declares a group; a frontend, backend or server whose \
          name matches the regular expression anywhere belongs to the first group that \
-         matches (servers follow their backend). Group sections need `[graphite] \
-         group-namespace`.",
+         matches (servers follow their backend); the group's name is a name (see Names \
+         above). Group sections need `[graphite] group-namespace`.",
     ));
     Ok(())
 }

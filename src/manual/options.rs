@@ -264,7 +264,11 @@ pub const OPTIONS: &[OptionDoc] = &[
         "backoff",
         "The factor applied to `interval` after each attempt.",
     ),
-    doc("graphite", "namespace", "The first element of every path."),
+    doc(
+        "graphite",
+        "namespace",
+        "The first elements of every path: names (see Names above) between dots.",
+    ),
     doc(
         "graphite",
         "prefix-hostname",
@@ -291,7 +295,8 @@ pub const OPTIONS: &[OptionDoc] = &[
         "graphite",
         "group-namespace",
         "With groups declared: a frontend, backend or server whose name matches a group is \
-         written under `<prefix>.<group-namespace>.<group>` instead of `<prefix>`.",
+         written under `<prefix>.<group-namespace>.<group>` instead of `<prefix>`; names \
+         between dots, as `namespace`.",
         "none; required with group sections",
     ),
     doc(
@@ -357,12 +362,15 @@ pub const OPTIONS: &[OptionDoc] = &[
     doc(
         "kafka",
         "cluster",
-        "The cluster this load balancer belongs to (the `cluster` header of raw snapshots).",
+        "The cluster this load balancer belongs to (the `cluster` header of raw snapshots); \
+         a name (see Names above), as central requires.",
     ),
     unset(
         "kafka",
         "lb-name",
-        "The load balancer's name in raw snapshots (message key and `lb` header).",
+        "The load balancer's name in raw snapshots (message key and `lb` header); a name \
+         (see Names above), as central requires: a host name that is not one stops the edge \
+         at start.",
         "the host name of the Graphite prefix",
     ),
     unset(
@@ -424,7 +432,8 @@ pub const OPTIONS: &[OptionDoc] = &[
     doc(
         "central",
         "cluster-namespace",
-        "Cluster lines go under `<namespace>.<cluster-namespace>.<cluster>.haproxy`.",
+        "Cluster lines go under `<namespace>.<cluster-namespace>.<cluster>.haproxy`; names \
+         between dots, as `namespace`.",
     ),
     doc(
         "prometheus",

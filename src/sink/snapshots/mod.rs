@@ -42,7 +42,7 @@ pub fn spec(config: &Config, host: &str) -> Option<super::SinkSpec> {
     let topic = kafka.snapshots_topic.clone()?;
     let settings = SnapshotsSettings {
         topic,
-        lb: kafka.lb_name.clone().unwrap_or_else(|| host.to_owned()),
+        lb: kafka.lb_name_or(host).to_owned(),
         cluster: kafka.cluster.clone(),
         fields: kafka.snapshot_fields,
         interval: config.pull.pull_interval,
