@@ -16,6 +16,8 @@
 //! - [`log_limit`]: bounds on what a peer can make us log (rate, escaping).
 //! - [`logging`]: one line per event on stdout, a level per component.
 //! - [`signals`]: SIGTERM/SIGINT/SIGHUP as one "drain, then exit" stream.
+//! - [`names`]: the one rule for names that become Graphite path elements
+//!   (`lb-name`, `cluster`, group names, namespaces, central's headers).
 //!
 //! Plain logic (no actor), each with its own tests:
 //! - [`engine`]: one snapshot (CSV files, or Arrow columns) → Graphite lines
@@ -42,8 +44,6 @@
 //! - [`cli`]: command line parsing and the subcommand chosen by argv\[0\].
 //! - [`commands`]: one file per command, wiring the above together.
 //! - [`manual`]: man pages and shell completions, generated for the package.
-//! - [`names`]: the one rule for names that become Graphite path elements
-//!   (`lb-name`, `cluster`, group names, namespaces, central's headers).
 //!
 //! The actor trees (the daemon's and central's), every message and the
 //! failure tables live in `actors.md` at the top of the repository.
