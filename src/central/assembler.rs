@@ -12,18 +12,21 @@
 //!   partition: an edge sends one snapshot at a time, so the parts of the
 //!   older one are not coming any more;
 //! - a later message on its partition is stamped (its Kafka timestamp)
-//!   more than [`MAX_OPEN_MS`] after the snapshot's first part: an edge
+//!   more than [`MAX_OPEN_MS`] away from the snapshot's first part: an edge
 //!   produces a snapshot's parts back to back, so they carry the same
 //!   timestamp give or take milliseconds, and one whose other parts did not
 //!   follow within two minutes of the partition's own time never will (an
 //!   edge that failed resends the whole snapshot, which completes on its
-//!   own). Time is the messages' stamps, not this host's clock: the
+//!   own). Either way: a part stamped in the future (forged, or a clock far
+//!   off) is given up at the next message stamped now, not held until the
+//!   future comes. Time is the messages' stamps, not this host's clock: the
 //!   decision is the same on every replay of the partition, and a paused
 //!   partition (a full sink) or a consumer catching up after an outage
 //!   does not see its snapshots age while nothing is read. The bound is
 //!   larger than any sane clock skew between two edges sharing a partition
-//!   (with the default `CreateTime`, each edge stamps its own messages), and
-//!   it is how long a lone part holds the partition's commit;
+//!   (with the default `CreateTime`, each edge stamps its own messages;
+//!   with `LogAppendTime` the broker does), and it is about how long a lone
+//!   part holds the partition's commit once later messages come;
 //! - more than [`MAX_MESSAGES_WHILE_OPEN`] later messages arrived on its
 //!   partition: the bound for messages without a timestamp (and a
 //!   backstop), counted in messages for the same reason;
@@ -45,13 +48,16 @@ use std::collections::HashMap;
 
 use super::bad::{BadMessage, PartHeader};
 
-/// How much later than a snapshot's first part (in message timestamps) a
-/// message on its partition may be stamped while the snapshot still waits
-/// for parts. Parts of one snapshot are stamped within milliseconds of each
-/// other; two minutes is well beyond the clock skew of two edges on one
-/// partition, and short enough that a forged lone part holds the
-/// partition's commit only briefly.
+/// How far from a snapshot's first part (in message timestamps, later or
+/// earlier) a message on its partition may be stamped while the snapshot
+/// still waits for parts. Parts of one snapshot are stamped within
+/// milliseconds of each other; two minutes is well beyond the clock skew
+/// of two edges on one partition, and short enough that a forged lone part
+/// holds the partition's commit only briefly.
 pub const MAX_OPEN_MS: i64 = 120_000;
+
+// The reason logged for it says "2 minutes".
+const _: () = assert!(MAX_OPEN_MS == 120_000);
 
 /// Later messages on a partition after which a snapshot still missing
 /// parts is given up on, whatever their timestamps say. An edge sends a
@@ -338,10 +344,12 @@ impl Assembler {
                     continue;
                 }
                 match (open.first_ms, stamp) {
-                    (Some(first), Some(stamp)) if stamp.saturating_sub(first) > limits.open_ms => {
+                    (Some(first), Some(stamp))
+                        if stamp.saturating_sub(first).saturating_abs() > limits.open_ms =>
+                    {
                         stale.push((
                             lb.clone(),
-                            "a later message on the partition is stamped over 2 minutes after the first",
+                            "a message stamped over 2 minutes away from their first came on the partition",
                         ));
                     }
                     // Opened by a message without a timestamp: its clock
@@ -557,10 +565,10 @@ mod tests {
             offset += 1;
             a.add(stamped(part(partition, offset, "real", 100, 0, 1), ms))
         };
-        // Other partitions' time does not age it, nor an earlier stamp (an
-        // edge whose clock is behind), nor a message just within the bound.
+        // Other partitions' time does not age it, nor messages just within
+        // the bound, earlier (an edge whose clock is behind) or later.
         assert!(next(&mut a, 1, T + 10 * MAX_OPEN_MS).abandoned.is_empty());
-        assert!(next(&mut a, 0, T - 3_600_000).abandoned.is_empty());
+        assert!(next(&mut a, 0, T - MAX_OPEN_MS).abandoned.is_empty());
         assert!(next(&mut a, 0, T + MAX_OPEN_MS).abandoned.is_empty());
         assert_eq!(a.open_offsets(0).collect::<Vec<_>>(), [0]);
         let later = next(&mut a, 0, T + MAX_OPEN_MS + 1);
@@ -569,6 +577,22 @@ mod tests {
         assert_eq!(missing(&later.abandoned[0]), (0, vec![0], 1, 2));
         assert!(why(&later.abandoned[0]).contains("stamped over"));
         assert_eq!((a.open(), a.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn a_lone_part_stamped_in_the_future_is_given_up_at_the_next_message_stamped_now() {
+        const T: i64 = 1_700_000_000_000;
+        let mut a = Assembler::new();
+        for (offset, ahead) in [(0, i64::MAX - T), (2, 3_600_000)] {
+            a.add(stamped(part(0, offset, "forged", 100, 0, 2), T + ahead));
+            let now = a.add(stamped(part(0, offset + 1, "real", 100, 0, 1), T));
+            assert!(now.complete.is_some());
+            assert_eq!(missing(&now.abandoned[0]), (0, vec![offset], 1, 2));
+        }
+        // And one stamped in the far past at the next one stamped now.
+        a.add(stamped(part(0, 4, "behind", 100, 0, 2), i64::MIN));
+        let now = a.add(stamped(part(0, 5, "real", 101, 0, 1), T));
+        assert_eq!(missing(&now.abandoned[0]), (0, vec![4], 1, 2));
     }
 
     #[test]
