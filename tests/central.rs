@@ -120,6 +120,11 @@ impl Setup {
 
     /// Sends one message; `headers` as given (name, value).
     fn send(&self, key: &str, headers: &[(&str, String)], value: &[u8]) {
+        self.send_to(To::default(), key, headers, value);
+    }
+
+    /// The same, where `to` says, stamped as it says.
+    fn send_to(&self, to: To, key: &str, headers: &[(&str, String)], value: &[u8]) {
         let mut owned = OwnedHeaders::new();
         for (name, text) in headers {
             owned = owned.insert(Header {
@@ -127,10 +132,12 @@ impl Setup {
                 value: Some(text.as_bytes()),
             });
         }
-        let record = FutureRecord::to(TOPIC)
+        let mut record = FutureRecord::to(to.topic.unwrap_or(TOPIC))
             .key(key.as_bytes())
             .payload(value)
             .headers(owned);
+        record.partition = to.partition;
+        record.timestamp = to.timestamp_ms;
         futures_executor(
             self.producer
                 .send(record, Timeout::After(Duration::from_secs(30))),
@@ -174,6 +181,14 @@ impl Setup {
     fn status(&self) -> String {
         fs::read_to_string(self.root.path().join("haproxystats.status")).unwrap_or_default()
     }
+}
+
+/// Where a message goes and its timestamp, when not the producer's choice.
+#[derive(Default, Clone, Copy)]
+struct To {
+    topic: Option<&'static str>,
+    partition: Option<i32>,
+    timestamp_ms: Option<i64>,
 }
 
 fn futures_executor<F: std::future::Future>(future: F) -> F::Output {
@@ -663,5 +678,105 @@ fn names_graphite_would_not_store_as_sent_are_bad_headers() {
             "{name:?} stored: {stored:?}"
         );
     }
+    assert_eq!(central.terminate(Duration::from_secs(20)), Some(0));
+}
+
+/// The partials topic of [`TOPIC`] (central's default name for it).
+const PARTIALS: &str = "snaps.partials";
+
+/// Issue 24 item 2: one forged part (`parts = 2`, a made-up lb) whose
+/// second part never came held its partition's commit for good (41 later
+/// snapshots processed, none committed, `BadMessages = 0`), on the
+/// snapshots topic and on the partials topic alike. Each is given up once a
+/// later message on its partition is stamped more than `MAX_OPEN_MS` (two
+/// minutes) after it — the forged ones are stamped ten minutes ago, as if
+/// they had waited that long —, counted as a bad message, and both groups'
+/// commits reach the end of their topics.
+#[test]
+fn a_lone_part_with_a_made_up_lb_is_given_up_and_the_commits_reach_the_end() {
+    let setup = Setup::new();
+    setup.broker.create_topic(PARTIALS, PARTITIONS as u32);
+    let ts = slot();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let ten_minutes_ago = To {
+        timestamp_ms: Some(now_ms - 600_000),
+        ..To::default()
+    };
+    let dir = setup.generated(ts, 4);
+    let encoded = haproxystats::raw::encode(&dir, 1_000_000).expect("encode");
+    for partition in 0..PARTITIONS {
+        let lb = format!("forged-{partition}");
+        let to = To {
+            partition: Some(partition),
+            ..ten_minutes_ago
+        };
+        setup.send_to(to, &lb, &headers(&lb, ts, 0, 2), &encoded.parts[0]);
+    }
+    // Keyed by its cluster, as central keys the partials: on their partition.
+    let mut partial = headers("forged", ts, 0, 2);
+    partial[6].1 = "partial-ipc/1".into();
+    let to = To {
+        topic: Some(PARTIALS),
+        ..ten_minutes_ago
+    };
+    setup.send_to(to, "eu", &partial, b"part 1 of 2, the other never comes");
+    // Real snapshots after them, stamped now.
+    let lbs = ["lb-a", "lb-b", "lb-c", "lb-d"];
+    for lb in lbs {
+        setup.publish(lb, &dir, 1_000_000);
+    }
+    let ends = setup.broker.end_offsets(TOPIC, PARTITIONS);
+    assert!(
+        ends.iter().all(|&end| end >= 2),
+        "{ends:?}: every partition needs a real snapshot after its forged part"
+    );
+    let conf = setup.conf("central.conf", "enabled = false\n");
+    let mut central =
+        Haproxystats::start(&["central"], &conf, &setup.root.path().join("central.log"));
+    for lb in lbs {
+        wait(
+            &format!("{lb} not stored"),
+            Duration::from_secs(60),
+            &central,
+            || setup.stored(lb, ts).is_some(),
+        );
+    }
+    let end = setup.end();
+    wait(
+        "the snapshots' commit did not reach the end",
+        Duration::from_secs(30),
+        &central,
+        || setup.committed() == end,
+    );
+    // Stage 2 commits once the window is out (`grace` after its first
+    // partial): the partials' commit must get past the forged part too.
+    let merged = |setup: &Setup| {
+        let committed =
+            setup
+                .broker
+                .committed_offsets(&format!("{GROUP}-merge"), PARTIALS, PARTITIONS);
+        let ends = setup.broker.end_offsets(PARTIALS, PARTITIONS);
+        committed.is_some_and(|c| c == ends && ends.iter().sum::<i64>() > 1)
+    };
+    wait(
+        "the partials' commit did not reach the end",
+        Duration::from_secs(60),
+        &central,
+        || merged(&setup),
+    );
+    wait(
+        "the forged parts not counted",
+        Duration::from_secs(10),
+        &central,
+        || setup.status().contains("bad_messages=3\n"),
+    );
+    let log = central.log();
+    let given_up = log
+        .lines()
+        .filter(|l| l.contains("kind=\"missing_part\"") && l.contains("stamped over"))
+        .count();
+    assert_eq!(given_up, 3, "{log}");
     assert_eq!(central.terminate(Duration::from_secs(20)), Some(0));
 }

@@ -373,6 +373,7 @@ impl Central {
         let outcome = self.assembler.add(Part {
             partition: message.partition,
             offset: message.offset,
+            timestamp_ms: message.timestamp_ms,
             header,
             value: message.value.unwrap_or_default(),
         });

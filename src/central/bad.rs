@@ -66,9 +66,15 @@ pub enum BadMessage {
         /// What is wrong.
         reason: &'static str,
     },
-    /// A `format` central does not read.
-    #[error("unknown format {0:?} (central reads {FORMAT})")]
-    UnknownFormat(String),
+    /// A `format` central does not read on this topic.
+    #[error("unknown format {found:?} (central reads {expected} on this topic)")]
+    UnknownFormat {
+        /// The header.
+        found: String,
+        /// The topic's format: [`FORMAT`] on the snapshots topic,
+        /// `partial-ipc/1` on the partials topic.
+        expected: &'static str,
+    },
     /// `ts` too far ahead of central's clock.
     #[error("ts {ts} is {ahead} s ahead of this host's clock (at most {MAX_FUTURE_SECS} s)")]
     FarFuture {
@@ -116,7 +122,7 @@ impl BadMessage {
             BadMessage::NoValue => "no_value",
             BadMessage::MissingHeader(_) => "missing_header",
             BadMessage::BadHeader { .. } => "bad_header",
-            BadMessage::UnknownFormat(_) => "unknown_format",
+            BadMessage::UnknownFormat { .. } => "unknown_format",
             BadMessage::FarFuture { .. } => "far_future",
             BadMessage::FarPast { .. } => "far_past",
             BadMessage::MissingPart { .. } => "missing_part",
@@ -155,7 +161,7 @@ impl fmt::Display for MessageAt<'_> {
 /// central's clock (`now`, epoch seconds). `header(name)` gives a header's
 /// value (the first of that name).
 pub fn part_of<'h>(
-    expected_format: &str,
+    expected_format: &'static str,
     header: impl Fn(&str) -> Option<&'h [u8]>,
     has_value: bool,
     now: u64,
@@ -182,7 +188,7 @@ pub fn part_of<'h>(
     };
     let format = text("format")?;
     if format != expected_format {
-        return Err(BadMessage::UnknownFormat(format.to_owned()));
+        return Err(unknown_format(format, expected_format));
     }
     let lb = name(text("lb")?, "lb")?;
     let cluster = name(text("cluster")?, "cluster")?;
@@ -219,6 +225,14 @@ pub fn part_of<'h>(
         part: part as usize,
         parts: parts as usize,
     })
+}
+
+/// A format the topic does not carry, named with the one it does.
+fn unknown_format(found: &str, expected: &'static str) -> BadMessage {
+    BadMessage::UnknownFormat {
+        found: found.to_owned(),
+        expected,
+    }
 }
 
 /// An `lb` or `cluster`: one Graphite path element (central writes it into
@@ -292,8 +306,16 @@ mod tests {
     }
 
     fn classify(headers: &[(&'static str, Vec<u8>)]) -> Result<PartHeader, BadMessage> {
+        classify_as(FORMAT, headers)
+    }
+
+    /// As on a topic of format `expected`.
+    fn classify_as(
+        expected: &'static str,
+        headers: &[(&'static str, Vec<u8>)],
+    ) -> Result<PartHeader, BadMessage> {
         part_of(
-            FORMAT,
+            expected,
             |name| {
                 headers
                     .iter()
@@ -356,6 +378,24 @@ mod tests {
         let mut headers = with("format", b"csv");
         headers.retain(|(n, _)| *n != "lb");
         assert_eq!(kind_of(&headers), "unknown_format");
+    }
+
+    /// Issue 24 item 16: the partials topic's error named the snapshots
+    /// topic's format.
+    #[test]
+    fn an_unknown_format_names_the_format_of_the_topic_it_came_on() {
+        let partials = crate::central::process::PARTIAL_FORMAT;
+        for (expected, found) in [(FORMAT, "partial-ipc/1"), (partials, FORMAT)] {
+            let got = classify_as(expected, &with("format", found.as_bytes()));
+            let Err(bad) = got else {
+                panic!("{found} accepted where {expected} is read")
+            };
+            assert_eq!(
+                bad.to_string(),
+                format!("unknown format {found:?} (central reads {expected} on this topic)")
+            );
+        }
+        assert_eq!(partials, "partial-ipc/1");
     }
 
     #[test]

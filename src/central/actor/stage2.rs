@@ -171,6 +171,7 @@ impl Central {
         let outcome = self.stage2.assembler.add(Part {
             partition,
             offset,
+            timestamp_ms: message.timestamp_ms,
             header,
             value: message.value.unwrap_or_default(),
         });
