@@ -522,7 +522,15 @@ fn a_sink_that_cannot_take_more_pauses_consumption_and_nothing_is_dropped() {
     // While Graphite is down, its backlog stays within its queue-size:
     // the snapshots it cannot take wait in central (at most what the
     // consumer had fetched), never pushing older lines out.
-    // Checked for 3 s: a status file without the line fails the test too.
+    // The status file is written every second: once it reports the sink,
+    // its backlog is checked for 3 s, and a status file without the line
+    // fails the test too.
+    wait(
+        "no sink.graphite.backlog= in the status file",
+        Duration::from_secs(10),
+        &central,
+        || setup.status().contains("sink.graphite.backlog="),
+    );
     for _ in 0..30 {
         let status = setup.status();
         let Some(backlog) = status
