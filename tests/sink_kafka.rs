@@ -25,6 +25,7 @@ fn settings(broker: &Broker, queue_size: usize, message_max_bytes: usize) -> Kaf
         config: KafkaConfig {
             brokers: broker.brokers(),
             topic: TOPIC.into(),
+            topic_set: true,
             format: Format::Graphite,
             key: None,
             message_max_bytes,
