@@ -14,16 +14,20 @@ use haproxystats::sink::chunks::LineChunks;
 use haproxystats::sink::kafka::format::{Format, PathLayout};
 use haproxystats::sink::kafka::settings::{Compression, KafkaSettings};
 use haproxystats::sink::kafka::sink::{GetKafkaStats, KafkaSink, KafkaStats};
-use haproxystats::sink::messages::{Flush, SendLinesAcked};
+use haproxystats::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
 use support::kafka::{Broker, Record};
 use tokio::sync::oneshot;
 
 const TOPIC: &str = "haproxystats.metrics";
 
 fn settings(broker: &Broker, queue_size: usize, message_max_bytes: usize) -> KafkaSettings {
+    settings_at(broker.brokers(), queue_size, message_max_bytes)
+}
+
+fn settings_at(brokers: String, queue_size: usize, message_max_bytes: usize) -> KafkaSettings {
     KafkaSettings {
         config: KafkaConfig {
-            brokers: broker.brokers(),
+            brokers,
             topic: TOPIC.into(),
             topic_set: true,
             format: Format::Graphite,
@@ -242,4 +246,259 @@ async fn a_full_backlog_during_an_outage_drops_exactly_the_oldest_lines_and_coun
         "not exactly the newest 1000"
     );
     assert_eq!(stats(&sink).await.dropped, 800);
+}
+
+async fn health(sink: &Addr<KafkaSink>) -> SinkHealth {
+    sink.send(GetSinkHealth).await.expect("the sink answers")
+}
+
+/// Waits, polling, until `done` holds of the sink's health.
+async fn health_until(
+    sink: &Addr<KafkaSink>,
+    what: &str,
+    done: impl Fn(&SinkHealth) -> bool,
+) -> SinkHealth {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = health(sink).await;
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 24 item 6: a sink whose topic does not exist says why it cannot
+/// deliver while lines wait (the status file and `check` show it), and
+/// delivers once the topic is there.
+#[actix_rt::test]
+async fn a_missing_topic_is_why_the_sink_cannot_deliver_until_it_is_created() {
+    let broker = Broker::start();
+    let sink = KafkaSink::new(settings(&broker, 1_000_000, 1_000_000)).start();
+    let (bytes, expected) = lines(0, 500, 1_700_000_000);
+    let mut ack = send(&sink, bytes);
+    let stalled = health_until(&sink, "no reason given", |h| h.cannot_deliver.is_some()).await;
+    let reason = stalled.cannot_deliver.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!("topic {TOPIC} does not exist or cannot be used")),
+        "{reason}"
+    );
+    assert_eq!(stalled.backlog, 500, "{stalled:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut ack)
+            .await
+            .is_err(),
+        "acknowledged without a topic"
+    );
+
+    broker.create_topic(TOPIC, 1);
+    let done = tokio::time::timeout(Duration::from_secs(30), ack).await;
+    assert!(matches!(done, Ok(Ok(()))), "{done:?}\n{}", broker.log());
+    let delivered = health_until(&sink, "still blocked", |h| h.backlog == 0).await;
+    assert_eq!(delivered.cannot_deliver, None, "{delivered:?}");
+    let (records, _broker) =
+        tokio::task::spawn_blocking(move || (read_lines(&broker, 500), broker))
+            .await
+            .expect("reader");
+    assert_eq!(lines_of(&records), expected);
+}
+
+/// Every line of `topic` on the mock cluster at `brokers`, once `count`
+/// are there (or 30 s passed).
+fn mock_lines(brokers: &str, count: usize) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    partitions
+        .add_partition_offset(TOPIC, 0, rdkafka::Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&partitions).expect("assign");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.len() < count && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let text = String::from_utf8_lossy(message.payload().unwrap_or_default());
+            got.extend(text.lines().map(str::to_owned));
+        }
+    }
+    got
+}
+
+/// Issue 24 item 13: a message the broker refuses for its size is split in
+/// two and each half delivered; a single line it refuses is dropped and
+/// counted; neither is sent again as it is forever. librdkafka's mock
+/// cluster refuses the produce requests (tansu has no message size limit).
+#[actix_rt::test]
+async fn a_message_refused_for_its_size_is_split_and_a_refused_line_dropped() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    const TOO_LARGE: RDKafkaRespErr = RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic(TOPIC, 1, 1).expect("topic");
+    let brokers = mock.bootstrap_servers();
+    let sink = KafkaSink::new(settings_at(brokers.clone(), 1_000_000, 1_000_000)).start();
+
+    // The first message (100 lines) is refused once: it goes as two.
+    mock.request_errors(RDKafkaApiKey::Produce, &[TOO_LARGE]);
+    let (bytes, mut expected) = lines(0, 100, 1_700_000_000);
+    let ack = tokio::time::timeout(Duration::from_secs(30), send(&sink, bytes)).await;
+    assert!(
+        matches!(ack, Ok(Ok(()))),
+        "{ack:?}: {:?}",
+        stats(&sink).await
+    );
+    let after_split = stats(&sink).await;
+    assert_eq!(after_split.split, 1, "{after_split:?}");
+    assert_eq!(after_split.lines_sent, 100, "{after_split:?}");
+    assert_eq!(after_split.dropped, 0, "{after_split:?}");
+
+    // One line refused for its size, again and again as a broker would:
+    // nothing smaller to send, dropped at the first refusal.
+    mock.request_errors(RDKafkaApiKey::Produce, &[TOO_LARGE; 200]);
+    let (bytes, _) = lines(100, 1, 1_700_000_010);
+    let ack = tokio::time::timeout(Duration::from_secs(30), send(&sink, bytes)).await;
+    assert!(
+        matches!(ack, Ok(Ok(()))),
+        "{ack:?}: {:?}",
+        stats(&sink).await
+    );
+    mock.clear_request_errors(RDKafkaApiKey::Produce);
+    let after_drop = stats(&sink).await;
+    assert_eq!(after_drop.dropped, 1, "{after_drop:?}");
+    assert_eq!(after_drop.backlog, 0, "{after_drop:?}");
+    assert_eq!(after_drop.delivery_errors, 2, "sent again: {after_drop:?}");
+
+    // And the sink goes on.
+    let (bytes, more) = lines(101, 10, 1_700_000_020);
+    expected.extend(more);
+    let ack = tokio::time::timeout(Duration::from_secs(30), send(&sink, bytes)).await;
+    assert!(matches!(ack, Ok(Ok(()))), "{ack:?}");
+    let got = tokio::task::spawn_blocking(move || mock_lines(&brokers, 110))
+        .await
+        .expect("reader");
+    let got: BTreeSet<String> = got.into_iter().collect();
+    let want: BTreeSet<String> = expected.into_iter().collect();
+    assert_eq!(got, want, "lines lost or the dropped one delivered");
+    drop(mock);
+}
+
+/// `haproxystats -f CONF check`: its exit code and line.
+fn nagios_check(conf: &std::path::Path) -> (Option<i32>, String) {
+    let output = std::process::Command::new(support::haproxystats::BIN)
+        .arg("-f")
+        .arg(conf)
+        .arg("check")
+        .env_remove("HAPROXYSTATS_LOG")
+        .output()
+        .expect("run haproxystats check");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_owned(),
+    )
+}
+
+/// Issue 24 item 6, as an operator sees it: `haproxystats process` whose
+/// Kafka topic does not exist says so in one line at start, its status
+/// file and `check` (CRITICAL) say why the sink cannot deliver while the
+/// snapshot waits, and once the topic is created everything is delivered.
+#[test]
+fn a_missing_metrics_topic_is_one_line_at_start_and_critical_in_check() {
+    use std::fs;
+
+    use support::Haproxystats;
+    use support::fake_graphite::FakeGraphite;
+    use support::kafka::ONE_RECORD_PER_BATCH;
+    use support::process::wait_until;
+    use support::snapshots::{Shape, publish_snapshot};
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let src = root.path().join("incoming");
+    fs::create_dir(&src).expect("src-dir");
+    let graphite = FakeGraphite::start();
+    let broker = Broker::start();
+    let conf = root.path().join("haproxystats.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[paths]\nbase-dir = {root}\n\n[process]\nsrc-dir = {src}\nworkers = 1\n\n\
+             [graphite]\nserver = 127.0.0.1\nport = {port}\nnamespace = test\n\n\
+             [kafka]\nbrokers = {brokers}\ntopic = {TOPIC}\n{ONE_RECORD_PER_BATCH}",
+            root = root.path().display(),
+            src = src.display(),
+            port = graphite.port(),
+            brokers = broker.brokers(),
+        ),
+    )
+    .expect("write conf");
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("process.log"));
+    let said = "the metrics topic does not exist or cannot be used: create it ([kafka] topic)";
+    wait_until(
+        Duration::from_secs(30),
+        "the missing topic said at start",
+        || daemon.log().contains(said).then_some(()),
+        || daemon.log(),
+    );
+    let shape = Shape {
+        processes: 1,
+        frontends: 2,
+        backends: 2,
+        servers: 2,
+    };
+    let snapshot = publish_snapshot(&src, 1_700_000_000, 1, shape);
+    let reason = format!("kafka cannot deliver: topic {TOPIC} does not exist or cannot be used");
+    let (code, line) = wait_until(
+        Duration::from_secs(30),
+        "check CRITICAL naming the missing topic",
+        || {
+            let (code, line) = nagios_check(&conf);
+            line.contains(&reason).then_some((code, line))
+        },
+        || format!("{:?}\n{}", nagios_check(&conf), daemon.log()),
+    );
+    assert_eq!(code, Some(2), "{line}");
+    assert!(line.starts_with("HAPROXYSTATS CRITICAL - "), "{line}");
+    let status = fs::read_to_string(root.path().join("haproxystats.status")).expect("status");
+    assert!(
+        status.contains(&format!(
+            "\nsink.kafka.cannot_deliver=topic {TOPIC} does not exist or cannot be used"
+        )),
+        "{status}"
+    );
+    assert!(snapshot.exists(), "deleted before Kafka had it");
+
+    broker.create_topic(TOPIC, 1);
+    wait_until(
+        Duration::from_secs(60),
+        "the snapshot delivered once the topic exists",
+        || (!snapshot.exists()).then_some(()),
+        || daemon.log(),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "check without the reason",
+        || {
+            let (code, line) = nagios_check(&conf);
+            (!line.contains("cannot deliver")).then_some(code)
+        },
+        || format!("{:?}", nagios_check(&conf)),
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(20)), Some(0));
+    assert_eq!(
+        daemon.log().matches(said).count(),
+        1,
+        "said once, at start:\n{}",
+        daemon.log()
+    );
 }

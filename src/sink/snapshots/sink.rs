@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,6 +28,7 @@ use super::SnapshotsSettings;
 use super::headers::headers;
 use crate::log_limit::LogLimit;
 use crate::sink::kafka::settings::{RECORD_OVERHEAD, client_config, renewed_after};
+use crate::sink::kafka::topic::{Blocker, TopicRole, check_at_start};
 use crate::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
 
 /// How long after a failed send the snapshot is sent again.
@@ -37,8 +38,12 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// record overhead and the key.
 const HEADERS_ROOM: usize = 512;
 
-/// How long the topic check at start may wait for the brokers.
-const TOPIC_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The snapshots topic in the log lines of the check at start.
+const TOPIC_ROLE: TopicRole = TopicRole {
+    what: "snapshots topic",
+    option: "[kafka] snapshots-topic",
+    meanwhile: "snapshots wait in src-dir meanwhile",
+};
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -48,6 +53,8 @@ struct Counters {
     send_errors: AtomicU64,
     bad: AtomicU64,
     last_delivery: AtomicU64,
+    /// The last send error while a snapshot waits to be sent again.
+    cannot_deliver: Blocker,
 }
 
 /// A snapshot to publish.
@@ -101,7 +108,7 @@ impl Actor for SnapshotsSink {
                 return;
             }
         };
-        check_topic(producer.clone(), self.settings.topic.clone());
+        check_at_start(producer.clone(), self.settings.topic.clone(), TOPIC_ROLE);
         let (sender, receiver) = mpsc::unbounded_channel();
         self.commands = Some(sender);
         let writer = Writer {
@@ -116,33 +123,6 @@ impl Actor for SnapshotsSink {
         };
         ctx.spawn(writer.run(receiver).into_actor(self));
     }
-}
-
-/// Says in one line, off the event loop, when the topic is missing: the
-/// operator creates it (SPEC §7), and until then every snapshot waits.
-fn check_topic(producer: FutureProducer, topic: String) {
-    tokio::task::spawn_blocking(move || {
-        let metadata = match producer
-            .client()
-            .fetch_metadata(Some(&topic), TOPIC_CHECK_TIMEOUT)
-        {
-            Ok(metadata) => metadata,
-            Err(error) => {
-                tracing::warn!(topic, error = %error, "cannot check that the snapshots topic exists (brokers unreachable?); snapshots wait in src-dir");
-                return;
-            }
-        };
-        let error = match metadata.topics().iter().find(|t| t.name() == topic) {
-            Some(found) => found.error().map(rdkafka::types::RDKafkaErrorCode::from),
-            None => Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition),
-        };
-        match error {
-            None => tracing::info!(topic, "snapshots topic found"),
-            Some(error) => {
-                tracing::error!(topic, error = %error, "the snapshots topic does not exist or cannot be used: create it ([kafka] snapshots-topic); snapshots wait in src-dir meanwhile")
-            }
-        }
-    });
 }
 
 impl Handler<SendLinesAcked> for SnapshotsSink {
@@ -184,6 +164,7 @@ impl Handler<GetSinkHealth> for SnapshotsSink {
             capacity: u64::try_from(self.settings.queue_size).unwrap_or(u64::MAX),
             dropped: load(&c.bad),
             last_delivery: Some(load(&c.last_delivery)).filter(|t| *t > 0),
+            cannot_deliver: c.cannot_deliver.get().filter(|_| load(&c.waiting) > 0),
             metrics: vec![
                 ("SnapshotsWaiting", load(&c.waiting)),
                 ("SnapshotsPublished", load(&c.published)),
@@ -288,6 +269,7 @@ impl Writer {
                 c.parts_sent.fetch_add(parts as u64, Ordering::Relaxed);
                 c.last_delivery
                     .store(crate::health::unix_now(), Ordering::Relaxed);
+                c.cannot_deliver.set(None);
                 self.error_log.reset();
             }
             Outcome::Bad(error) => {
@@ -301,6 +283,8 @@ impl Writer {
             }
             Outcome::Retry(error, code, parts) => {
                 self.encoded = Some(parts);
+                c.cannot_deliver
+                    .set(Some(format!("snapshot not taken by the broker: {error}")));
                 if let Some(renewed) = renewed_after(&self.producer, &self.client_config, code) {
                     self.producer = renewed;
                 }
