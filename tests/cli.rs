@@ -433,7 +433,8 @@ fn print_says_kafka_topic_is_for_central_only_when_set() {
     let printed = stdout(&run(&["-f", &conf.to_string_lossy(), "-P"]));
     assert!(
         printed.contains(
-            "# topic = haproxystats.metrics   (not set: a node sends its lines there; haproxystats central sends none to Kafka)"
+            "# topic is not set: a node sends its lines to this default, haproxystats central none to Kafka\n\
+             # topic = haproxystats.metrics\n"
         ),
         "{printed}"
     );

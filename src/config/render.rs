@@ -231,7 +231,8 @@ impl Ini {
     fn commented_topic(&mut self, topic: &str) {
         let _ = writeln!(
             self.text,
-            "# topic = {}   (not set: a node sends its lines there; haproxystats central sends none to Kafka)",
+            "# topic is not set: a node sends its lines to this default, haproxystats central none to Kafka\n\
+             # topic = {}",
             topic.replace('$', "$$")
         );
     }
