@@ -502,3 +502,102 @@ fn a_missing_metrics_topic_is_one_line_at_start_and_critical_in_check() {
         daemon.log()
     );
 }
+
+/// Issue 24 item 13, raw snapshots: a part the broker refuses for its size
+/// is not sent again as it is: the snapshot is encoded again in smaller
+/// parts and published; one whose parts cannot get small enough is
+/// counted as bad and acknowledged, not retried forever.
+#[actix_rt::test]
+async fn a_snapshot_part_refused_for_its_size_is_encoded_again_smaller() {
+    use haproxystats::sink::snapshots::SnapshotsSettings;
+    use haproxystats::sink::snapshots::sink::SnapshotsSink;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    use support::snapshots::{Shape, publish_snapshot};
+    const TOO_LARGE: RDKafkaRespErr = RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+    const SNAPSHOTS: &str = "snapshots";
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let shape = Shape {
+        processes: 4,
+        frontends: 20,
+        backends: 20,
+        servers: 10,
+    };
+    let first = publish_snapshot(root.path(), 1_700_000_000, 1, shape);
+    let second = publish_snapshot(root.path(), 1_700_000_010, 2, shape);
+    // A message-max-bytes its parts fit under, with room for half of the
+    // largest still to encode (a part needs the margin besides).
+    let encode = |limit: usize| {
+        haproxystats::raw::encode_fields(&first, limit, haproxystats::raw::Fields::Engine)
+            .expect("encodes")
+            .parts
+    };
+    let whole = encode(usize::MAX / 2);
+    let size = whole.iter().map(Vec::len).max().unwrap_or(0);
+    assert!(
+        size > 4 * haproxystats::raw::MESSAGE_MARGIN,
+        "{size} bytes: too small a snapshot"
+    );
+    let parts_before = encode(size + haproxystats::raw::MESSAGE_MARGIN).len();
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic(SNAPSHOTS, 1, 1).expect("topic");
+    let mut kafka = settings_at(mock.bootstrap_servers(), 1000, 0).config;
+    kafka.message_max_bytes = size + haproxystats::raw::MESSAGE_MARGIN + 4096;
+    let sink = SnapshotsSink::new(SnapshotsSettings {
+        kafka,
+        topic: SNAPSHOTS.into(),
+        lb: "lb1".into(),
+        cluster: "default".into(),
+        fields: haproxystats::raw::Fields::Engine,
+        interval: Duration::from_secs(10),
+        queue_size: 100,
+    })
+    .start();
+    let publish = |dir: &std::path::Path| {
+        let (written, acknowledged) = oneshot::channel();
+        sink.do_send(SendLinesAcked {
+            dir: dir.to_path_buf(),
+            lb: None,
+            cluster: None,
+            ts: dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse().ok())
+                .expect("a timestamp"),
+            lines: LineChunks::default().into(),
+            written,
+        });
+        acknowledged
+    };
+    let metric = |health: &SinkHealth, name: &str| {
+        health
+            .metrics
+            .iter()
+            .find(|(metric, _)| *metric == name)
+            .map(|(_, value)| *value)
+    };
+
+    // Refused once: encoded again in parts under half of it, all sent.
+    mock.request_errors(RDKafkaApiKey::Produce, &[TOO_LARGE]);
+    let ack = tokio::time::timeout(Duration::from_secs(30), publish(&first)).await;
+    assert!(matches!(ack, Ok(Ok(()))), "{ack:?}");
+    let health = sink.send(GetSinkHealth).await.expect("answers");
+    assert_eq!(metric(&health, "SnapshotsPublished"), Some(1), "{health:?}");
+    assert_eq!(metric(&health, "BadSnapshots"), Some(0), "{health:?}");
+    assert!(
+        metric(&health, "SnapshotPartsSent").unwrap_or(0) > parts_before as u64,
+        "not split ({parts_before} parts before): {health:?}"
+    );
+
+    // Refused again and again, as a broker would: halved until its parts
+    // cannot get so small, then counted as bad, not retried forever.
+    mock.request_errors(RDKafkaApiKey::Produce, &[TOO_LARGE; 200]);
+    let ack = tokio::time::timeout(Duration::from_secs(30), publish(&second)).await;
+    assert!(matches!(ack, Ok(Ok(()))), "{ack:?}");
+    mock.clear_request_errors(RDKafkaApiKey::Produce);
+    let health = sink.send(GetSinkHealth).await.expect("answers");
+    assert_eq!(metric(&health, "BadSnapshots"), Some(1), "{health:?}");
+    assert_eq!(health.backlog, 0, "{health:?}");
+    drop(mock);
+}

@@ -10,6 +10,11 @@
 //! twice and keys parts by (lb, ts, part). A snapshot that cannot be
 //! encoded (nothing readable in it) is logged, counted (`BadSnapshots`) and
 //! acknowledged: there is nothing to keep it for.
+//!
+//! A part the broker refuses for its size would be refused again forever:
+//! the snapshot is encoded again in parts under half that size, and so are
+//! the later ones (logged once); when its parts cannot get that small, the
+//! encoder refuses it and it is counted as bad like an unencodable one.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -27,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::SnapshotsSettings;
 use super::headers::headers;
 use crate::log_limit::LogLimit;
+use crate::sink::kafka::refusal;
 use crate::sink::kafka::settings::{RECORD_OVERHEAD, client_config, renewed_after};
 use crate::sink::kafka::topic::{Blocker, TopicRole, check_at_start};
 use crate::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
@@ -120,6 +126,8 @@ impl Actor for SnapshotsSink {
             error_log: LogLimit::default(),
             encoded: None,
             client_config,
+            max_bytes: None,
+            size_refusal_logged: false,
         };
         ctx.spawn(writer.run(receiver).into_actor(self));
     }
@@ -213,6 +221,10 @@ struct Writer {
     encoded: Option<Parts>,
     /// For a new producer after a fatal error.
     client_config: rdkafka::ClientConfig,
+    /// The limit parts are encoded under, once a part was refused for its
+    /// size; `None`: `message-max-bytes` less the room for the record.
+    max_bytes: Option<usize>,
+    size_refusal_logged: bool,
 }
 
 impl Writer {
@@ -235,6 +247,7 @@ impl Writer {
                         job.dir.clone(),
                         job.ts,
                         self.encoded.take(),
+                        self.max_bytes.unwrap_or_else(|| max_bytes(&self.settings)),
                     )));
                 }
             }
@@ -281,6 +294,22 @@ impl Writer {
                     "snapshot cannot be encoded for the snapshots topic; skipped"
                 );
             }
+            Outcome::Retry(error, code, parts) if refusal::is_too_large(code) => {
+                c.send_errors.fetch_add(1, Ordering::Relaxed);
+                let largest = parts.iter().map(Vec::len).max().unwrap_or(0);
+                let limit = self.max_bytes.unwrap_or_else(|| max_bytes(&self.settings));
+                let lowered = refusal::lowered_limit(limit, largest);
+                self.max_bytes = Some(lowered);
+                if let Some(renewed) = renewed_after(&self.producer, &self.client_config, code) {
+                    self.producer = renewed;
+                }
+                if !self.size_refusal_logged {
+                    self.size_refusal_logged = true;
+                    tracing::warn!(topic = %self.settings.topic, error, part_bytes = largest, "a snapshot part refused for its size (the topic's max.message.bytes below message-max-bytes?): snapshots encoded in parts under {lowered} bytes from now on; said once");
+                }
+                // Encoded again under the new limit, at once.
+                return Some(Duration::ZERO);
+            }
             Outcome::Retry(error, code, parts) => {
                 self.encoded = Some(parts);
                 c.cannot_deliver
@@ -312,10 +341,11 @@ async fn publish(
     dir: PathBuf,
     ts: u64,
     encoded: Option<Parts>,
+    max_bytes: usize,
 ) -> Outcome {
     let encoded = match encoded {
         Some(parts) => parts,
-        None => match encode(&settings, dir).await {
+        None => match encode(&settings, dir, max_bytes).await {
             Ok(parts) => parts,
             Err(error) => return Outcome::Bad(error),
         },
@@ -352,14 +382,23 @@ async fn publish(
     }
 }
 
-/// The parts of the snapshot in `dir`, encoded off the event loop; its
-/// warnings logged.
-async fn encode(settings: &SnapshotsSettings, dir: PathBuf) -> Result<Parts, String> {
-    let max_bytes = settings
+/// The most bytes a part is encoded under: `message-max-bytes` less the
+/// record, its headers and key.
+fn max_bytes(settings: &SnapshotsSettings) -> usize {
+    settings
         .kafka
         .message_max_bytes
         .saturating_sub(RECORD_OVERHEAD + HEADERS_ROOM + settings.lb.len())
-        .max(1);
+        .max(1)
+}
+
+/// The parts of the snapshot in `dir`, each under `max_bytes`, encoded off
+/// the event loop; its warnings logged.
+async fn encode(
+    settings: &SnapshotsSettings,
+    dir: PathBuf,
+    max_bytes: usize,
+) -> Result<Parts, String> {
     let fields = settings.fields;
     let encoded =
         tokio::task::spawn_blocking(move || crate::raw::encode_fields(&dir, max_bytes, fields))
