@@ -601,3 +601,120 @@ async fn a_snapshot_part_refused_for_its_size_is_encoded_again_smaller() {
     assert_eq!(health.backlog, 0, "{health:?}");
     drop(mock);
 }
+
+/// Issue 24 item 6 on central: with `[kafka] topic` set to a topic that
+/// does not exist, central says so in one line at start, and while its
+/// Kafka sink holds lines it cannot deliver (consumption then pauses) the
+/// status file and `check` (CRITICAL) say why: not a silent pause.
+#[test]
+fn central_whose_metrics_topic_is_missing_says_why_in_its_status_and_check() {
+    use std::fs;
+
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use support::Haproxystats;
+    use support::fake_graphite::FakeGraphite;
+    use support::kafka::ONE_RECORD_PER_BATCH;
+    use support::process::wait_until;
+    use support::snapshots::{Shape, publish_snapshot};
+    const SNAPSHOTS: &str = "snaps";
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let graphite = FakeGraphite::start();
+    let broker = Broker::start();
+    broker.create_topic(SNAPSHOTS, 1);
+    let conf = root.path().join("central.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[paths]\nbase-dir = {root}\n\n[pull]\npull-interval = 1\n\n\
+             [graphite]\nserver = 127.0.0.1\nport = {port}\nnamespace = test\n\n\
+             [kafka]\nbrokers = {brokers}\nsnapshots-topic = {SNAPSHOTS}\ntopic = {TOPIC}\n\
+             {ONE_RECORD_PER_BATCH}\n[central]\nworkers = 1\n",
+            root = root.path().display(),
+            port = graphite.port(),
+            brokers = broker.brokers(),
+        ),
+    )
+    .expect("write conf");
+    let mut central = Haproxystats::start(&["central"], &conf, &root.path().join("central.log"));
+    let said = "the metrics topic does not exist or cannot be used: create it ([kafka] topic)";
+    wait_until(
+        Duration::from_secs(30),
+        "the missing topic said at start",
+        || central.log().contains(said).then_some(()),
+        || central.log(),
+    );
+
+    // One snapshot of a load balancer, as an edge publishes it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let ts = now - now % 10;
+    let shape = Shape {
+        processes: 1,
+        frontends: 2,
+        backends: 2,
+        servers: 2,
+    };
+    let generated = root.path().join("gen");
+    fs::create_dir(&generated).expect("gen dir");
+    let dir = publish_snapshot(&generated, ts, 1, shape);
+    let encoded = haproxystats::raw::encode(&dir, 1_000_000).expect("encode");
+    let producer: BaseProducer = broker.producer_config().create().expect("producer");
+    let parts = encoded.parts.len();
+    for (part, payload) in encoded.parts.iter().enumerate() {
+        let mut headers = OwnedHeaders::new();
+        // The edge's own headers (src/sink/snapshots/headers.rs).
+        for (key, value) in haproxystats::sink::snapshots::headers::headers(
+            "lb1",
+            "eu",
+            ts,
+            Duration::from_secs(10),
+            part,
+            parts,
+        ) {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        producer
+            .send(
+                BaseRecord::to(SNAPSHOTS)
+                    .key("lb1")
+                    .payload(payload.as_slice())
+                    .headers(headers),
+            )
+            .map_err(|(error, _)| error)
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(30)).expect("sent");
+
+    let status_file = root.path().join("haproxystats.status");
+    let reason = format!("topic {TOPIC} does not exist or cannot be used");
+    wait_until(
+        Duration::from_secs(60),
+        "the status file saying why the kafka sink cannot deliver",
+        || {
+            fs::read_to_string(&status_file)
+                .ok()
+                .filter(|status| status.contains(&format!("\nsink.kafka.cannot_deliver={reason}")))
+        },
+        || {
+            format!(
+                "{}\n{}",
+                fs::read_to_string(&status_file).unwrap_or_default(),
+                central.log()
+            )
+        },
+    );
+    let (code, line) = nagios_check(&conf);
+    assert_eq!(code, Some(2), "{line}");
+    assert!(
+        line.contains(&format!("kafka cannot deliver: {reason}")),
+        "{line}"
+    );
+    assert_eq!(central.terminate(Duration::from_secs(30)), Some(0));
+    assert_eq!(central.log().matches(said).count(), 1, "{}", central.log());
+}
