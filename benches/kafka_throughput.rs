@@ -43,6 +43,7 @@ fn main() {
         config: KafkaConfig {
             brokers: broker.brokers.clone(),
             topic: TOPIC.into(),
+            topic_set: true,
             format,
             key: None,
             message_max_bytes: 1_000_000,

@@ -96,7 +96,9 @@ const CHECK_ABOUT: &str = "Nagios plugin: judges the running haproxystats by its
      Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Unlike the other commands, \
      a bad command line or configuration exits 3 (UNKNOWN), as Nagios expects of a plugin.\n\n\
      CRITICAL when the status file is missing or older than --stale-critical (not running \
-     or hung). A value alerts when it is above its threshold. Defaults come from the \
+     or hung), and while a sink says it cannot deliver what it holds (its Kafka topic \
+     does not exist, no broker answers), with its reason. A value alerts when it is above \
+     its threshold. Defaults come from the \
      configuration; the age of the last pull is judged only when the process pulls.";
 
 /// Thresholds of `haproxystats check`; each unset one takes its default from

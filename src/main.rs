@@ -62,6 +62,19 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // What only `central` needs ([kafka] snapshots-topic, topics of its
+    // own) is checked here, before logging starts, like the rest of the
+    // configuration: a refusal is one line on stderr, with `-P` as without.
+    let central = match &cli.command {
+        Some(Command::Central) => match config::resolve_central(&config) {
+            Ok(settings) => Some(settings),
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        _ => None,
+    };
     if cli.common.print_conf {
         // stdout must stay valid INI: warnings go to stderr.
         for warning in &warnings {
@@ -69,10 +82,16 @@ fn main() -> ExitCode {
         }
         return print(&config.to_ini());
     }
-    run(cli.command, &config, &warnings)
+    run(cli.command, central, &config, &warnings)
 }
 
-fn run(command: Option<Command>, config: &Config, warnings: &[config::ConfigWarning]) -> ExitCode {
+/// `central` is `[central]` resolved when the command is `central`.
+fn run(
+    command: Option<Command>,
+    central: Option<config::CentralSettings>,
+    config: &Config,
+    warnings: &[config::ConfigWarning],
+) -> ExitCode {
     let (halves, stream) = match &command {
         None => (Halves::Both, LogStream::Stdout),
         Some(Command::Pull) => (Halves::Pull, LogStream::Stdout),
@@ -93,13 +112,10 @@ fn run(command: Option<Command>, config: &Config, warnings: &[config::ConfigWarn
         None => commands::daemon::run(config, &hostname, true),
         Some(Command::Process) => commands::daemon::run(config, &hostname, false),
         Some(Command::Pull) => commands::pull::run(config),
-        Some(Command::Central) => match config::resolve_central(config) {
-            Ok(settings) => commands::central::run(config, settings, &hostname),
-            Err(error) => {
-                tracing::error!("{error}");
-                eprintln!("{error}");
-                return ExitCode::from(EXIT_USAGE);
-            }
+        Some(Command::Central) => match central {
+            Some(settings) => commands::central::run(config, settings, &hostname),
+            // main() resolves it for `central`; kept total without a panic path.
+            None => return ExitCode::from(EXIT_USAGE),
         },
         Some(Command::Replay { dirs }) => return run_replay(config, &hostname, &dirs),
         // Handled before logging was set up; kept total without a panic path.

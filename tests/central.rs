@@ -57,8 +57,8 @@ impl Setup {
         let broker = Broker::start();
         broker.create_topic(TOPIC, PARTITIONS as u32);
         // Not the partials and state topics: central creates them.
-        // [kafka] is there for the snapshots topic: its lines go to the
-        // Kafka sink's topic too, a second sink to wait for.
+        // [kafka] is there for the snapshots topic, and its `topic` is set:
+        // its lines go to the Kafka sink's topic too, a second sink to wait for.
         broker.create_topic("haproxystats.metrics", 1);
         let producer = broker
             .producer_config()
@@ -83,7 +83,8 @@ impl Setup {
                 "[paths]\nbase-dir = {root}\n\n[pull]\npull-interval = 1\n\n\
                  [graphite]\n{graphite}namespace = test\nprefix-hostname = true\n\n\
                  [local-store]\ndir = {store}\n\n\
-                 [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n{ONE_RECORD_PER_BATCH}\n\
+                 [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\
+                 topic = haproxystats.metrics\n{ONE_RECORD_PER_BATCH}\n\
                  [central]\nworkers = 2\n",
                 root = self.root.path().display(),
                 store = self.store.display(),

@@ -64,8 +64,8 @@ impl Setup {
         let root = tempfile::tempdir().expect("tempdir");
         let broker = Broker::start();
         broker.create_topic(TOPIC, 2);
-        // [kafka] is there for the snapshots topic: central's lines go to
-        // the Kafka sink's topic too.
+        // [kafka] is there for the snapshots topic, and its `topic` is set:
+        // central's lines go to the Kafka sink's topic too.
         broker.create_topic("haproxystats.metrics", 1);
         let producer = broker
             .producer_config()
@@ -91,6 +91,7 @@ impl Setup {
                  [graphite]\nenabled = false\nnamespace = test\nprefix-hostname = false\n\n\
                  [local-store]\ndir = {store}\n\n\
                  [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\
+                 topic = haproxystats.metrics\n\
                  librdkafka.session.timeout.ms = {session}\n{ONE_RECORD_PER_BATCH}\n\
                  [central]\nworkers = 2\n{central}",
                 root = self.root.path().display(),

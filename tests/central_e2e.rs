@@ -121,8 +121,8 @@ impl World {
         });
         broker.create_topic(TOPIC, PARTITIONS as u32);
         broker.create_topic(PARTIALS, PARTITIONS as u32);
-        // [kafka] is there for the snapshots topic: central's lines go to
-        // the Kafka sink's topic too.
+        // [kafka] is there for the snapshots topic, and its `topic` is set:
+        // central's lines go to the Kafka sink's topic too.
         broker.create_topic("haproxystats.metrics", 1);
         let world = World {
             root: temp_root("haproxystats-central-e2e-"),
@@ -219,6 +219,7 @@ impl World {
                  [graphite]\nserver = {host}\nport = {port}\nnamespace = test\n\
                  prefix-hostname = true\n\n\
                  [kafka]\nbrokers = {brokers}\nsnapshots-topic = {TOPIC}\n\
+                 topic = haproxystats.metrics\n\
                  librdkafka.session.timeout.ms = {SESSION_TIMEOUT_MS}\n\
                  librdkafka.heartbeat.interval.ms = 500\n{ONE_RECORD_PER_BATCH}\n\
                  [central]\nworkers = 2\n{WINDOWS}",

@@ -83,6 +83,7 @@ fn sink(name: &str, capacity: u64) -> SinkStatus {
         capacity,
         dropped_lines: 0,
         last_push_ok: Some(now() - 1),
+        cannot_deliver: None,
     }
 }
 
@@ -361,4 +362,31 @@ fn help_documents_the_thresholds_and_exit_codes() {
     ] {
         assert!(help.contains(text), "{text:?} missing from:\n{help}");
     }
+}
+
+/// Issue 24 item 6: a sink that cannot deliver (its topic does not exist)
+/// is CRITICAL with its reason, whatever its backlog and last push say: a
+/// full backlog pauses central, and that must not be a silent pause.
+#[test]
+fn a_sink_that_cannot_deliver_is_critical_with_its_reason() {
+    let setup = Setup::new();
+    let mut status = healthy();
+    let mut kafka = sink("kafka", 1_000_000);
+    kafka.backlog = 12;
+    kafka.cannot_deliver = Some(
+        "topic haproxystats.metrics does not exist or cannot be used (Broker: Unknown topic or partition)"
+            .into(),
+    );
+    status.sinks.push(kafka);
+    setup.write_status(&status);
+    let line = expect(&setup.check(&[]), CRITICAL, "CRITICAL");
+    assert!(
+        line.starts_with(
+            "HAPROXYSTATS CRITICAL - kafka cannot deliver: topic haproxystats.metrics does not exist"
+        ),
+        "{line}"
+    );
+    status.sinks[1].cannot_deliver = None;
+    setup.write_status(&status);
+    expect(&setup.check(&[]), OK, "OK");
 }

@@ -415,3 +415,100 @@ fn an_edge_refuses_at_start_the_names_central_refuses() {
         }
     }
 }
+
+/// Issue 24 item 15: `central -P` checks what `central` checks, and either
+/// refuses with one line on stderr (nothing on stdout: no log line copying
+/// it), exit 2.
+#[test]
+fn central_print_conf_runs_centrals_own_checks_and_refuses_once() {
+    let dir = temp_dir();
+    let kafka = "[kafka]\nbrokers = 127.0.0.1:1\nsnapshots-topic = snaps\n";
+    let cases = [
+        ("no [kafka]", String::new(), "[kafka] brokers"),
+        (
+            "no snapshots-topic",
+            "[kafka]\nbrokers = 127.0.0.1:1\n".to_owned(),
+            "[kafka] snapshots-topic",
+        ),
+        (
+            "partials topic = snapshots topic",
+            format!("{kafka}[central]\npartials-topic = snaps\n"),
+            "[central] partials-topic = 'snaps': is also [kafka] snapshots-topic",
+        ),
+        (
+            "state topic = snapshots topic",
+            format!("{kafka}[central]\nstate-topic = snaps\n"),
+            "[central] state-topic = 'snaps': is also [kafka] snapshots-topic",
+        ),
+        (
+            "a derived topic name too long",
+            format!(
+                "[kafka]\nbrokers = 127.0.0.1:1\nsnapshots-topic = {}\n",
+                "s".repeat(245)
+            ),
+            "[central] partials-topic",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let conf = write_conf(dir.path(), "central.conf", &text);
+        let conf = conf.to_string_lossy();
+        for args in [
+            vec!["-f", &*conf, "central", "-P"],
+            vec!["-f", &*conf, "-P", "central"],
+            vec!["-f", &*conf, "central"],
+        ] {
+            let output = run(&args);
+            assert_eq!(output.status.code(), Some(2), "{name} {args:?}: {output:?}");
+            let err = stderr(&output);
+            assert_eq!(err.lines().count(), 1, "{name} {args:?}: {err}");
+            assert!(err.contains(expected), "{name} {args:?}: {err}");
+            assert_eq!(stdout(&output), "", "{name} {args:?}: printed twice");
+        }
+        // The configuration itself is fine for every other command.
+        let output = run(&["-f", &conf, "-P"]);
+        assert_eq!(output.status.code(), Some(0), "{name}: {output:?}");
+    }
+    // A configuration central takes: `central -P` prints it.
+    let conf = write_conf(dir.path(), "central.conf", kafka);
+    let output = run(&["-f", &conf.to_string_lossy(), "central", "-P"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(stdout(&output).contains("snapshots-topic = snaps"));
+}
+
+/// Issue 24 item 6: on central `[kafka]` describes the input; `-p` and
+/// `-P` say that lines go to a Kafka topic only when `topic` is set, and
+/// `-P` keeps an unset topic unset (a comment) so that its output means
+/// the same when read back.
+#[test]
+fn print_says_kafka_topic_is_for_central_only_when_set() {
+    let defaults = stdout(&run(&["-p"]));
+    assert!(
+        defaults.contains("lines go to a Kafka\n# topic only when topic is set"),
+        "{defaults}"
+    );
+    let dir = temp_dir();
+    let conf = write_conf(
+        dir.path(),
+        "k.conf",
+        "[kafka]\nbrokers = 127.0.0.1:1\nsnapshots-topic = snaps\n",
+    );
+    let printed = stdout(&run(&["-f", &conf.to_string_lossy(), "-P"]));
+    assert!(
+        printed.contains(
+            "# topic is not set: a node sends its lines to this default, haproxystats central none to Kafka\n\
+             # topic = haproxystats.metrics\n"
+        ),
+        "{printed}"
+    );
+    assert!(!printed.contains("\ntopic = "), "{printed}");
+    let conf = write_conf(
+        dir.path(),
+        "k.conf",
+        "[kafka]\nbrokers = 127.0.0.1:1\ntopic = haproxystats.metrics\n",
+    );
+    let printed = stdout(&run(&["-f", &conf.to_string_lossy(), "-P"]));
+    assert!(
+        printed.contains("\ntopic = haproxystats.metrics\n"),
+        "{printed}"
+    );
+}

@@ -51,7 +51,31 @@ const VALID: &[(&str, &str, Check)] = &[
                     && k.cluster == "default"
                     && k.lb_name.is_none()
                     && k.snapshot_fields == Fields::Engine
+                    && !k.topic_set
             })
+        },
+    ),
+    (
+        "kafka topic set in the file, even to its default",
+        "[kafka]\nbrokers = a:1\ntopic = haproxystats.metrics\n",
+        |c| c.kafka.as_ref().is_some_and(|k| k.topic_set),
+    ),
+    (
+        "kafka librdkafka bounds that leave room for message-max-bytes",
+        "[kafka]\nbrokers = a:1\nmessage-max-bytes = 5000\nlibrdkafka.message.max.bytes = 5000\n\
+         librdkafka.queue.buffering.max.kbytes = 5\n",
+        |c| {
+            c.kafka
+                .as_ref()
+                .is_some_and(|k| k.message_max_bytes == 5000)
+        },
+    ),
+    (
+        "process and central workers up to 1024",
+        "[process]\nworkers = 1024\n[central]\nworkers = 1024\n",
+        |c| {
+            c.process.workers == 1024
+                && c.central.as_ref().and_then(|central| central.workers) == Some(1024)
         },
     ),
     ("processes locally by default", "", |c| c.process.local),
@@ -900,6 +924,60 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "[kafka]\nbrokers = a:1\nlibrdkafka.linger.ms = soon\n",
         "invalid",
         "librdkafka refuses the configuration",
+    ),
+    (
+        "process workers beyond what a system can start",
+        "[process]\nworkers = 1000000\n",
+        "invalid",
+        "[process] workers = '1000000': too large (at most 1024: each worker is a thread)",
+    ),
+    (
+        "central workers beyond what a system can start",
+        "[central]\nworkers = 1000000\n",
+        "invalid",
+        "[central] workers = '1000000': too large (at most 1024",
+    ),
+    (
+        "kafka topic '..'",
+        "[kafka]\nbrokers = a:1\ntopic = ..\n",
+        "invalid",
+        "[kafka] topic = '..': not a Kafka topic name",
+    ),
+    (
+        "kafka snapshots-topic '.'",
+        "[kafka]\nbrokers = a:1\nsnapshots-topic = .\n",
+        "invalid",
+        "[kafka] snapshots-topic = '.': not a Kafka topic name",
+    ),
+    (
+        "central partials-topic '..'",
+        "[central]\npartials-topic = ..\n",
+        "invalid",
+        "[central] partials-topic = '..': not a Kafka topic name",
+    ),
+    (
+        "central state-topic longer than 249",
+        "[central]\nstate-topic = xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+        "invalid",
+        "[central] state-topic = 'xxxx",
+    ),
+    (
+        "librdkafka.message.max.bytes below message-max-bytes",
+        "[kafka]\nbrokers = a:1\nlibrdkafka.message.max.bytes = 1000\n",
+        "invalid",
+        "[kafka] librdkafka.message.max.bytes = '1000': below message-max-bytes = 1000000: librdkafka would refuse every message above it",
+    ),
+    (
+        "librdkafka producer queue smaller than a message",
+        "[kafka]\nbrokers = a:1\nlibrdkafka.queue.buffering.max.kbytes = 100\n",
+        "invalid",
+        "[kafka] librdkafka.queue.buffering.max.kbytes = '100': below message-max-bytes",
+    ),
+    (
+        "message-max-bytes a consumer could not fetch",
+        "[kafka]\nbrokers = a:1\nmessage-max-bytes = 200000000\n",
+        "invalid",
+        "[kafka] message-max-bytes = '200000000': above librdkafka's receive.message.max.bytes",
     ),
     (
         "unterminated section header",

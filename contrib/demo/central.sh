@@ -124,11 +124,10 @@ create_topic() {
     "$tansu" topic create "$1" --partitions "$2" --broker "tcp://127.0.0.1:$kafka_port" \
         >>"$work/tansu-topics.log" 2>&1 || die "tansu topic create $1: $(tail -n 3 "$work/tansu-topics.log")"
 }
-# The snapshots topic; central creates the partials and state topics.
-# haproxystats.metrics: central's Kafka sink ([kafka] topic's default) gets
-# its lines too, [kafka] being there for the snapshots topic.
+# The snapshots topic; central creates the partials and state topics. No
+# metrics topic: on central [kafka] describes the input, and its lines go
+# to Kafka only when [kafka] topic is set.
 create_topic "$snapshots_topic" "$partitions"
-create_topic haproxystats.metrics 1
 say "tansu on 127.0.0.1:$kafka_port (memory storage), topic $snapshots_topic with $partitions partitions"
 
 # --- Three load balancers: HAProxy processes in each edge's socket dir -----

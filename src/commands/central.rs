@@ -36,9 +36,10 @@ pub fn run(config: &Config, settings: CentralSettings, hostname: &str) -> Result
     };
     // The Kafka sink keys by central's host (one key for all the load
     // balancers a central instance processes: their order is kept), and
-    // tags each influx point with the load balancer in its path.
+    // tags each influx point with the load balancer in its path. There is
+    // one only when `[kafka] topic` is set: `[kafka]` describes the input.
     let sinks = crate::sink::line_sinks(
-        config,
+        &settings.lines_config(config),
         &namespace,
         &host,
         crate::sink::Lines::PerLoadBalancer,

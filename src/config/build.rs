@@ -89,6 +89,12 @@ pub const GROUP_SECTIONS: [&str; 3] = ["frontend-groups", "backend-groups", "ser
 /// Sections we know of but do not implement yet.
 const NOT_IMPLEMENTED_SECTIONS: &[&str] = &[];
 
+/// The most processing threads `[process] workers` and `[central] workers`
+/// may ask for: each is a thread holding a snapshot in memory, and a number
+/// beyond what the system can start made the command panic at start
+/// ("failed to spawn thread"). Far above any useful value (the cores).
+pub const MAX_WORKERS: i64 = 1024;
+
 /// Where `[local-store] dir` points when the section exists without it.
 const DEFAULT_LOCAL_STORE_DIR: &str = "/var/lib/haproxystats/local-store";
 
@@ -151,6 +157,30 @@ impl Reader<'_> {
     pub(super) fn count(&self, option: &str, min: i64) -> Result<usize, ConfigError> {
         let n = self.int_at_least(option, min)?;
         usize::try_from(n).map_err(|_| self.invalid(option, &n.to_string(), "too large"))
+    }
+
+    /// A count from `min` to `max`; above, "too large (at most MAX: why)".
+    pub(super) fn count_between(
+        &self,
+        option: &str,
+        min: i64,
+        max: i64,
+        why: &str,
+    ) -> Result<usize, ConfigError> {
+        let n = self.count(option, min)?;
+        if n as u64 > max.unsigned_abs() {
+            return Err(self.invalid(
+                option,
+                &n.to_string(),
+                format!("too large (at most {max}: {why})"),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// `workers`: from 1 to [`MAX_WORKERS`].
+    pub(super) fn workers(&self) -> Result<usize, ConfigError> {
+        self.count_between("workers", 1, MAX_WORKERS, "each worker is a thread")
     }
 
     pub(super) fn float(&self, option: &str) -> Result<f64, ConfigError> {
@@ -492,7 +522,7 @@ fn build_process(r: &Reader<'_>) -> Result<ProcessConfig, ConfigError> {
     Ok(ProcessConfig {
         loglevel: r.loglevel()?,
         src_dir: r.path("src-dir")?,
-        workers: r.count("workers", 1)?,
+        workers: r.workers()?,
         frontend_metrics: metric_selection(r, ProxyKind::Frontend)?,
         backend_metrics: metric_selection(r, ProxyKind::Backend)?,
         server_metrics: metric_selection(r, ProxyKind::Server)?,

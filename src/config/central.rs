@@ -83,7 +83,7 @@ pub(super) fn build(r: &Reader<'_>) -> Result<CentralConfig, ConfigError> {
     }
     let workers = match r.optional("workers")?.filter(|w| !w.is_empty()) {
         None => None,
-        Some(_) => Some(r.count("workers", 1)?),
+        Some(_) => Some(r.workers()?),
     };
     let window = match r.optional("window")?.filter(|w| !w.is_empty()) {
         None => DEFAULT_WINDOW,
@@ -140,6 +140,10 @@ pub struct CentralSettings {
     pub kafka: KafkaConfig,
     /// `[kafka] snapshots-topic`: what central consumes.
     pub snapshots_topic: String,
+    /// `[kafka] topic` when set in a file: central's lines go there too;
+    /// `None` (its default left alone): no Kafka sink, `[kafka]` describes
+    /// the input only (SPEC §5, "Which `[kafka]` means what").
+    pub metrics_topic: Option<String>,
     /// `[central] group-id`.
     pub group_id: String,
     /// `[central] partials-topic`, default `<snapshots-topic>.partials`.
@@ -172,6 +176,7 @@ pub fn resolve(config: &Config) -> Result<CentralSettings, ConfigError> {
             "haproxystats central needs the topic the edges publish to",
         ));
     };
+    let metrics_topic = kafka.topic_set.then(|| kafka.topic.clone());
     let central = config.central.clone().unwrap_or_default();
     let partials_topic = central
         .partials_topic
@@ -196,7 +201,7 @@ pub fn resolve(config: &Config) -> Result<CentralSettings, ConfigError> {
         if *value == snapshots_topic {
             return Err(clash(option, value, "[kafka] snapshots-topic"));
         }
-        if *value == kafka.topic {
+        if metrics_topic.as_ref() == Some(value) {
             return Err(clash(option, value, "[kafka] topic"));
         }
     }
@@ -218,12 +223,28 @@ pub fn resolve(config: &Config) -> Result<CentralSettings, ConfigError> {
         windows,
         cluster_namespace: central.cluster_namespace,
         snapshots_topic,
+        metrics_topic,
         group_id: central.group_id,
         partials_topic,
         state_topic,
         workers: central.workers.unwrap_or(config.process.workers).max(1),
         kafka,
     })
+}
+
+impl CentralSettings {
+    /// The configuration central's line sinks are made from: `config`
+    /// without `[kafka]` unless its `topic` is set, for on central
+    /// `[kafka]` describes the input; sending every line to a metrics topic
+    /// nobody asked for cost ~10× the processing, and stalled central for
+    /// good when that topic did not exist.
+    pub fn lines_config(&self, config: &Config) -> Config {
+        let mut lines = config.clone();
+        if self.metrics_topic.is_none() {
+            lines.kafka = None;
+        }
+        lines
+    }
 }
 
 impl Default for CentralConfig {
@@ -358,6 +379,61 @@ mod tests {
             let text = format!("{KAFKA}{text}");
             let got = error(&text);
             assert!(got.contains(expected), "{text:?}: {got}");
+            assert_eq!(got.lines().count(), 1, "{got}");
+        }
+    }
+
+    /// The names of the line sinks central starts with `text`.
+    fn line_sinks(text: &str) -> Vec<String> {
+        let config = load_str(text).expect("valid").config;
+        let settings = resolve(&config).expect("central runs");
+        let lines = settings.lines_config(&config);
+        crate::sink::line_sinks(
+            &lines,
+            "ns",
+            "central1",
+            crate::sink::Lines::PerLoadBalancer,
+        )
+        .expect("no port to bind")
+        .iter()
+        .map(|sink| sink.name().to_owned())
+        .collect()
+    }
+
+    #[test]
+    fn kafka_describes_the_input_and_lines_go_to_kafka_only_when_topic_is_set() {
+        assert_eq!(line_sinks(KAFKA), ["graphite"]);
+        assert_eq!(settings(KAFKA).expect("valid").metrics_topic, None);
+        let with_topic = format!("{KAFKA}topic = haproxystats.metrics\n");
+        assert_eq!(line_sinks(&with_topic), ["graphite", "kafka"]);
+        assert_eq!(
+            settings(&with_topic)
+                .expect("valid")
+                .metrics_topic
+                .as_deref(),
+            Some("haproxystats.metrics")
+        );
+        // Set in [DEFAULT] is set too.
+        let inherited = format!("[DEFAULT]\ntopic = m\n{KAFKA}");
+        assert_eq!(line_sinks(&inherited), ["graphite", "kafka"]);
+        // The default topic is nobody's: a partials topic may take its name.
+        let text = format!("{KAFKA}[central]\npartials-topic = haproxystats.metrics\n");
+        assert_eq!(
+            settings(&text).expect("valid").partials_topic,
+            "haproxystats.metrics"
+        );
+    }
+
+    #[test]
+    fn workers_are_bounded() {
+        let got = settings(&format!("{KAFKA}[central]\nworkers = 1024\n")).expect("valid");
+        assert_eq!(got.workers, 1024);
+        for text in [
+            "[central]\nworkers = 1025\n",
+            "[central]\nworkers = 1000000\n",
+        ] {
+            let got = error(&format!("{KAFKA}{text}"));
+            assert!(got.contains("too large (at most 1024"), "{got}");
             assert_eq!(got.lines().count(), 1, "{got}");
         }
     }

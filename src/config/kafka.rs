@@ -32,11 +32,24 @@ pub const LIBRDKAFKA_PREFIX: &str = "librdkafka.";
 /// librdkafka's own ceiling for `message.max.bytes`.
 const MESSAGE_MAX_BYTES_LIMIT: i64 = 1_000_000_000;
 
+/// The longest Kafka topic name (Kafka's `Topic.MAX_NAME_LENGTH`).
+const MAX_TOPIC_LEN: usize = 249;
+
 pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
     let brokers = r.string("brokers")?;
     check_brokers(&brokers).map_err(|reason| r.invalid("brokers", &brokers, reason))?;
     let topic = r.string("topic")?;
     check_topic(&topic).map_err(|reason| r.invalid("topic", &topic, reason))?;
+    // Written in a file (here or in [DEFAULT]), not the built-in default:
+    // only then does `haproxystats central` send its lines to Kafka.
+    let topic_set = ["kafka", super::raw::DEFAULT_SECTION]
+        .iter()
+        .any(|section| {
+            r.raw
+                .user
+                .get(*section)
+                .is_some_and(|options| options.contains_key("topic"))
+        });
     let snapshots_topic = r.string("snapshots-topic")?;
     if !snapshots_topic.is_empty() {
         check_topic(&snapshots_topic)
@@ -100,9 +113,13 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
             librdkafka.push((name.to_owned(), r.string(option)?));
         }
     }
+    if let Err(refused) = check_message_limits(message_max_bytes, &librdkafka) {
+        return Err(r.invalid(&refused.option, &refused.value, refused.reason));
+    }
     let config = KafkaConfig {
         brokers,
         topic,
+        topic_set,
         format,
         key,
         message_max_bytes: usize::try_from(message_max_bytes).unwrap_or(usize::MAX),
@@ -170,10 +187,104 @@ fn choice<T>(
         .ok_or_else(|| r.invalid(option, &value, format!("not {what} ({})", names.join(", "))))
 }
 
-/// Kafka's rule for topic names.
+/// Kafka's rule for topic names (its `Topic.validate`): 1 to 249 of
+/// `[a-zA-Z0-9._-]`, and not `.` or `..` (a broker stores a topic in a
+/// directory of that name).
 pub(super) fn check_topic(topic: &str) -> Result<(), &'static str> {
-    if topic.is_empty() || topic.len() > 249 || !topic.bytes().all(is_topic_byte) {
+    if topic.is_empty() || topic.len() > MAX_TOPIC_LEN || !topic.bytes().all(is_topic_byte) {
         return Err("not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)");
+    }
+    if topic == "." || topic == ".." {
+        return Err("not a Kafka topic name ('.' and '..' are not allowed)");
+    }
+    Ok(())
+}
+
+/// `message-max-bytes`, or the `librdkafka.<name>` option, that would
+/// make every message of that size impossible to send or to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LimitRefused {
+    option: String,
+    value: String,
+    reason: String,
+}
+
+/// One librdkafka property that bounds a message.
+struct MessageLimit {
+    name: &'static str,
+    /// Bytes per unit of its value.
+    unit: i64,
+    /// librdkafka's default, when it is below what we accept: it then
+    /// bounds `message-max-bytes` unless the user raises it.
+    default: Option<i64>,
+    /// What happens to a message above it.
+    consequence: &'static str,
+}
+
+/// librdkafka's properties that bound one message: the producer refuses a
+/// message above `message.max.bytes` (the sink would try it forever), its
+/// queue never has room for one above `queue.buffering.max.kbytes` (the
+/// same), a consumer cannot fetch one above `receive.message.max.bytes`
+/// (central would never get past it).
+const MESSAGE_LIMITS: [MessageLimit; 3] = [
+    MessageLimit {
+        name: "message.max.bytes",
+        unit: 1,
+        default: None,
+        consequence: "librdkafka would refuse every message above it",
+    },
+    MessageLimit {
+        name: "queue.buffering.max.kbytes",
+        unit: 1024,
+        default: None,
+        consequence: "librdkafka's producer queue could never hold such a message",
+    },
+    MessageLimit {
+        name: "receive.message.max.bytes",
+        unit: 1,
+        default: Some(100_000_000),
+        consequence: "a consumer (haproxystats central) could not fetch such a message",
+    },
+];
+
+/// Checks `message-max-bytes` against librdkafka's bounds of one message
+/// ([`MESSAGE_LIMITS`]), the user's `librdkafka.*` overrides or their
+/// defaults. A value that is not a number is left to librdkafka, which
+/// refuses it when the client is made.
+fn check_message_limits(
+    message_max_bytes: i64,
+    librdkafka: &[(String, String)],
+) -> Result<(), LimitRefused> {
+    for limit in MESSAGE_LIMITS {
+        // The last one given wins, as in librdkafka.
+        let given = librdkafka.iter().rev().find(|(n, _)| n == limit.name);
+        let refused = match given {
+            Some((_, value)) => match value.trim().parse::<i64>() {
+                Ok(bound) if bound.saturating_mul(limit.unit) < message_max_bytes => LimitRefused {
+                    option: format!("{LIBRDKAFKA_PREFIX}{}", limit.name),
+                    value: value.clone(),
+                    reason: format!(
+                        "below message-max-bytes = {message_max_bytes}: {}; \
+                             change message-max-bytes instead, messages are cut under it",
+                        limit.consequence
+                    ),
+                },
+                _ => continue,
+            },
+            None => match limit.default {
+                Some(bound) if bound < message_max_bytes => LimitRefused {
+                    option: "message-max-bytes".to_owned(),
+                    value: message_max_bytes.to_string(),
+                    reason: format!(
+                        "above librdkafka's {} ({bound} by default): {}; \
+                         lower it or raise librdkafka.{}",
+                        limit.name, limit.consequence, limit.name
+                    ),
+                },
+                _ => continue,
+            },
+        };
+        return Err(refused);
     }
     Ok(())
 }
@@ -203,7 +314,73 @@ fn check_brokers(brokers: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_brokers;
+    use super::{check_brokers, check_message_limits, check_topic};
+
+    #[test]
+    fn topic_names_follow_kafkas_rule() {
+        for good in [
+            "t",
+            "haproxystats.metrics",
+            "a_b-c.D9",
+            "...",
+            &"x".repeat(249),
+        ] {
+            assert_eq!(check_topic(good), Ok(()), "{good:?}");
+        }
+        for bad in [".", "..", "", "a b", "a/b", "a:b", "é", &"x".repeat(250)] {
+            assert!(check_topic(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn librdkafka_overrides_must_leave_room_for_a_message() {
+        let options = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(check_message_limits(1_000_000, &[]), Ok(()));
+        let fits = options(&[
+            ("message.max.bytes", "1000000"),
+            ("queue.buffering.max.kbytes", "977"),
+            ("receive.message.max.bytes", "2000000"),
+            ("linger.ms", "5"),
+        ]);
+        assert_eq!(check_message_limits(1_000_000, &fits), Ok(()));
+        for (name, value) in [
+            ("message.max.bytes", "1000"),
+            ("message.max.bytes", "999999"),
+            ("queue.buffering.max.kbytes", "976"),
+            ("receive.message.max.bytes", "65536"),
+        ] {
+            let refused =
+                check_message_limits(1_000_000, &options(&[(name, value)])).expect_err(name);
+            assert_eq!(refused.option, format!("librdkafka.{name}"));
+            assert_eq!(refused.value, value);
+            assert!(
+                refused.reason.contains("below message-max-bytes = 1000000"),
+                "{refused:?}"
+            );
+        }
+        // The last one wins, as in librdkafka; a non-number is librdkafka's to refuse.
+        let later = options(&[
+            ("message.max.bytes", "1000"),
+            ("message.max.bytes", "2000000"),
+        ]);
+        assert_eq!(check_message_limits(1_000_000, &later), Ok(()));
+        let word = options(&[("message.max.bytes", "lots")]);
+        assert_eq!(check_message_limits(1_000_000, &word), Ok(()));
+        // A default that bounds us: refused unless the user raises it.
+        let refused = check_message_limits(200_000_000, &[]).expect_err("above the default");
+        assert_eq!(refused.option, "message-max-bytes");
+        assert!(
+            refused.reason.contains("receive.message.max.bytes"),
+            "{refused:?}"
+        );
+        let raised = options(&[("receive.message.max.bytes", "300000000")]);
+        assert_eq!(check_message_limits(200_000_000, &raised), Ok(()));
+    }
 
     #[test]
     fn brokers_are_host_port_lists() {

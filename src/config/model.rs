@@ -328,6 +328,11 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// `topic`.
     pub topic: String,
+    /// Whether `topic` was written in a file rather than left to its
+    /// default: on `haproxystats central`, where `[kafka]` describes the
+    /// input, lines go to Kafka only then (SPEC §5, "Which `[kafka]` means
+    /// what").
+    pub topic_set: bool,
     /// `format`: `graphite` or `influx`.
     pub format: crate::sink::kafka::format::Format,
     /// `key`: the message key; `None` = the host name the Graphite prefix

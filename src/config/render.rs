@@ -111,7 +111,13 @@ impl Config {
             Some(kafka) => {
                 out.section("kafka");
                 out.value("brokers", &kafka.brokers);
-                out.value("topic", &kafka.topic);
+                if kafka.topic_set {
+                    out.value("topic", &kafka.topic);
+                } else {
+                    // Printed as a comment so that reading this back leaves
+                    // it unset: central would otherwise start sending.
+                    out.commented_topic(&kafka.topic);
+                }
                 out.value("format", kafka.format);
                 out.value("key", kafka.key.as_deref().unwrap_or(""));
                 out.value("message-max-bytes", kafka.message_max_bytes);
@@ -217,7 +223,20 @@ impl Ini {
         self.commented_defaults(
             "kafka",
             "# [kafka] is off; declare it, with brokers, to send every metric to Kafka too\n\
-             # (any librdkafka option as librdkafka.<name> = value):\n",
+             # (any librdkafka option as librdkafka.<name> = value). On `haproxystats central`\n\
+             # it describes the input (brokers, snapshots-topic), and lines go to a Kafka\n\
+             # topic only when topic is set:\n",
+        );
+    }
+
+    /// `[kafka] topic` left to its default: a node sends its lines there,
+    /// `haproxystats central` sends none to Kafka.
+    fn commented_topic(&mut self, topic: &str) {
+        let _ = writeln!(
+            self.text,
+            "# topic is not set: a node sends its lines to this default, haproxystats central none to Kafka\n\
+             # topic = {}",
+            topic.replace('$', "$$")
         );
     }
 

@@ -15,7 +15,10 @@
 //!   capacity, so Graphite's and Kafka's backlogs are judged each by its size);
 //! - the age of the last successful pull (only when the process pulls),
 //!   process, and each sink's last push against the age limits; "never
-//!   yet" counts from start.
+//!   yet" counts from start;
+//! - a sink that says it cannot deliver what it holds (its topic does not
+//!   exist, its brokers do not answer) → CRITICAL with its reason: its
+//!   backlog only fills, and central pauses on a full one.
 //!
 //! Counters since start (dropped lines, quarantined snapshots, restarts) are
 //! reported in perfdata, never judged: a counter that cannot go down would
@@ -381,6 +384,12 @@ pub fn evaluate(status: &Status, now: u64, thresholds: &Thresholds) -> CheckOutc
             counted(&format!("{}_backlog", sink.name), sink.backlog, "", limits);
         let text = format!("{} backlog {} lines{note}", sink.name, sink.backlog);
         judged.push((Item { code, text }, perf));
+        if let Some(reason) = &sink.cannot_deliver {
+            items.push(Item {
+                code: NagiosCode::Critical,
+                text: format!("{} cannot deliver: {}", sink.name, one_line(reason)),
+            });
+        }
         judged.push(age_item(
             &format!("{} push", sink.name),
             &format!("{}_push", sink.name),
@@ -483,6 +492,7 @@ mod tests {
             capacity,
             dropped_lines: 0,
             last_push_ok: Some(NOW - 2),
+            cannot_deliver: None,
         }
     }
 
@@ -586,6 +596,16 @@ mod tests {
                 "CRITICAL - last kafka push 120s ago (critical above 60s), \
                  kafka backlog 3000 lines (warning above 1000), queue 0, last pull 3s ago, \
                  last process 2s ago, graphite backlog 0 lines, last graphite push 2s ago",
+            ),
+            (
+                "a sink that cannot deliver, however young its last push",
+                |s| {
+                    s.sinks[1].backlog = 20;
+                    s.sinks[1].cannot_deliver =
+                        Some("topic m does not exist or cannot be used".into());
+                },
+                NagiosCode::Critical,
+                "CRITICAL - kafka cannot deliver: topic m does not exist or cannot be used, queue 0",
             ),
             (
                 "pull old",

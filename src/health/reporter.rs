@@ -197,6 +197,7 @@ mod tests {
             capacity: 100,
             dropped_lines: 0,
             last_push_ok: None,
+            cannot_deliver: None,
         }];
         health.tick(102);
         assert_eq!(

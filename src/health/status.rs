@@ -30,9 +30,12 @@
 //! sink.kafka.capacity=1000000
 //! sink.kafka.dropped_lines=0
 //! sink.kafka.last_push_ok=never
+//! sink.kafka.cannot_deliver=topic haproxystats.metrics does not exist or cannot be used (Broker: Unknown topic or partition)
 //! ```
 //!
-//! `sinks` lists the enabled sinks, each with four `sink.<name>.*` lines.
+//! `sinks` lists the enabled sinks, each with five `sink.<name>.*` lines;
+//! `cannot_deliver` is empty while the sink can deliver (and may be missing:
+//! a file of an older writer).
 //! Times are epoch seconds; `never` means "not once since start". Unknown
 //! keys are ignored (a newer writer, an older reader); a missing or repeated
 //! key, or a value that is not a number, makes the file garbled
@@ -106,10 +109,19 @@ pub struct SinkStatus {
     pub dropped_lines: u64,
     /// The last time it delivered lines (epoch seconds).
     pub last_push_ok: Option<u64>,
+    /// Why it cannot deliver what it holds (`check`: CRITICAL); `None`
+    /// while it can.
+    pub cannot_deliver: Option<String>,
 }
 
 /// The fields of each sink, after `sink.<name>.`, in the order written.
-const SINK_KEYS: [&str; 4] = ["backlog", "capacity", "dropped_lines", "last_push_ok"];
+const SINK_KEYS: [&str; 5] = [
+    "backlog",
+    "capacity",
+    "dropped_lines",
+    "last_push_ok",
+    "cannot_deliver",
+];
 
 /// Why the status file could not be written or read: one line naming it.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +228,9 @@ impl Status {
         }
         for sink in &self.sinks {
             let _ = write!(text, "; {}: backlog {} lines", sink.name, sink.backlog);
+            if let Some(reason) = &sink.cannot_deliver {
+                let _ = write!(text, ", cannot deliver: {reason}");
+            }
             age(&mut text, "push", sink.last_push_ok);
             if sink.dropped_lines > 0 {
                 let _ = write!(text, ", dropped lines {}", sink.dropped_lines);
@@ -258,6 +273,10 @@ impl Status {
                 sink.capacity.to_string(),
                 sink.dropped_lines.to_string(),
                 time(sink.last_push_ok),
+                sink.cannot_deliver
+                    .as_deref()
+                    .map(one_line)
+                    .unwrap_or_default(),
             ];
             for (field, value) in SINK_KEYS.iter().zip(values) {
                 let _ = writeln!(text, "sink.{}.{field}={value}", sink.name);
@@ -297,6 +316,10 @@ impl Status {
                     capacity: fields.number(&key("capacity"))?,
                     dropped_lines: fields.number(&key("dropped_lines"))?,
                     last_push_ok: fields.time(&key("last_push_ok"))?,
+                    // Written since issue 24; empty while it can deliver.
+                    cannot_deliver: fields
+                        .optional_text(&key("cannot_deliver"))
+                        .filter(|reason| !reason.is_empty()),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -357,6 +380,10 @@ impl<'a> Fields<'a> {
         }
     }
 
+    fn optional_text(&self, key: &str) -> Option<String> {
+        self.0.get(key).map(|(_, value)| (*value).to_owned())
+    }
+
     fn time(&self, key: &str) -> Result<Option<u64>, String> {
         match self.get(key)? {
             (_, NEVER) => Ok(None),
@@ -373,6 +400,16 @@ impl<'a> Fields<'a> {
             )),
         }
     }
+}
+
+/// A value on one line of the file: line breaks and other control
+/// characters become blanks.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// Writes the status file atomically: the text goes to a temp file in the
@@ -454,6 +491,7 @@ mod tests {
                     capacity: 1000,
                     dropped_lines: 5,
                     last_push_ok: None,
+                    cannot_deliver: None,
                 },
                 SinkStatus {
                     name: "kafka".into(),
@@ -461,6 +499,7 @@ mod tests {
                     capacity: 500,
                     dropped_lines: 0,
                     last_push_ok: Some(1_700_000_122),
+                    cannot_deliver: None,
                 },
             ],
         }
@@ -487,6 +526,36 @@ mod tests {
         );
         assert!(text.contains("\nsink.kafka.capacity=500\n"), "{text}");
         assert_eq!(text.lines().count(), 1 + KEYS.len() + 2 * SINK_KEYS.len());
+    }
+
+    #[test]
+    fn a_sink_that_cannot_deliver_says_why_in_one_line() {
+        let mut status = sample();
+        status.sinks[1].backlog = 40;
+        status.sinks[1].cannot_deliver = Some("topic m does not exist\n(x)".into());
+        let text = status.to_text();
+        assert!(
+            text.contains("\nsink.kafka.cannot_deliver=topic m does not exist (x)\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nsink.graphite.cannot_deliver=\n"), "{text}");
+        let read = Status::parse(&text).expect("parsed");
+        assert_eq!(
+            read.sinks[1].cannot_deliver.as_deref(),
+            Some("topic m does not exist (x)")
+        );
+        assert_eq!(read.sinks[0].cannot_deliver, None);
+        assert!(
+            read.summary(1_700_000_125)
+                .contains("kafka: backlog 40 lines, cannot deliver: topic m does not exist (x)"),
+            "{}",
+            read.summary(1_700_000_125)
+        );
+        // An older writer's file has no such line: the sink can deliver.
+        let older = sample()
+            .to_text()
+            .replace("sink.kafka.cannot_deliver=\n", "");
+        assert_eq!(Status::parse(&older), Ok(sample()));
     }
 
     #[test]

@@ -47,7 +47,11 @@ pub const SECTIONS: &[(&str, &str)] = &[
     (
         "kafka",
         "Ours. Enabled when the section exists: every metric also goes to Kafka; with \
-         `snapshots-topic`, raw snapshots go there too, for central processing.",
+         `snapshots-topic`, raw snapshots go there too, for central processing. On \
+         `haproxystats central` it describes the input (brokers, `snapshots-topic`), and \
+         lines go to a Kafka topic only when `topic` is set. At start each Kafka sink says \
+         in one line whether its topic exists; while one cannot deliver, `check` is CRITICAL \
+         with the reason.",
     ),
     (
         "central",
@@ -156,7 +160,11 @@ pub const OPTIONS: &[OptionDoc] = &[
         "src-dir",
         "The directory watched for snapshots (the puller's `dst-dir`).",
     ),
-    doc("process", "workers", "Snapshots processed in parallel."),
+    doc(
+        "process",
+        "workers",
+        "Snapshots processed in parallel, one thread each: 1 to 1024.",
+    ),
     unset(
         "process",
         "frontend-metrics",
@@ -317,7 +325,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         "The brokers, `host:port[,host:port...]`.",
         "none; required",
     ),
-    doc("kafka", "topic", "The topic of the metrics."),
+    doc(
+        "kafka",
+        "topic",
+        "The topic of the metrics (1 to 249 of `a-z A-Z 0-9 . _ -`, not `.` or `..`, as for \
+         every topic option). On `haproxystats central` lines go there only when it is set.",
+    ),
     doc(
         "kafka",
         "format",
@@ -339,7 +352,10 @@ pub const OPTIONS: &[OptionDoc] = &[
     doc(
         "kafka",
         "message-max-bytes",
-        "The largest message, key and overhead included; a message never splits a line.",
+        "The largest message, key and overhead included; a message never splits a line. \
+         Checked at start against librdkafka's bounds (`librdkafka.message.max.bytes`, \
+         `queue.buffering.max.kbytes`, `receive.message.max.bytes`: 100000000 unless raised). \
+         A message the broker refuses for its size is split, a single line dropped and counted.",
     ),
     doc("kafka", "compression", "none, gzip, snappy, lz4 or zstd."),
     doc(
@@ -401,7 +417,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     unset(
         "central",
         "workers",
-        "Processing threads.",
+        "Processing threads: 1 to 1024.",
         "[process] workers",
     ),
     doc(

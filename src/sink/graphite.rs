@@ -236,6 +236,7 @@ impl Handler<GetSinkHealth> for GraphiteSink {
             capacity: u64::try_from(self.settings.queue_size).unwrap_or(u64::MAX),
             dropped: stats.dropped,
             last_delivery: stats.last_delivery,
+            cannot_deliver: None,
             metrics: vec![
                 ("GraphiteBacklog", stats.backlog),
                 ("GraphiteDroppedLines", stats.dropped),

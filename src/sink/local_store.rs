@@ -169,6 +169,7 @@ impl Handler<GetSinkHealth> for LocalStoreSink {
             capacity: 0,
             dropped: self.dropped,
             last_delivery: self.last_write,
+            cannot_deliver: None,
             metrics: vec![("LocalStoreDroppedLines", self.dropped)],
         }
     }

@@ -86,6 +86,12 @@ pub struct SinkHealth {
     pub dropped: u64,
     /// When the sink last delivered something (epoch seconds).
     pub last_delivery: Option<u64>,
+    /// Why it cannot deliver what it holds right now (its topic does not
+    /// exist, its brokers do not answer); `None` while it can, or holds
+    /// nothing. The status file shows it and `check` is CRITICAL on it: a
+    /// sink that cannot deliver makes central pause, and that must not be
+    /// silent.
+    pub cannot_deliver: Option<String>,
     /// Self metrics (SPEC §4.4): the last part of the path
     /// (`GraphiteBacklog`) and the value.
     pub metrics: Vec<(&'static str, u64)>,

@@ -69,6 +69,7 @@ impl SinkSlot {
             capacity: self.health.capacity,
             dropped_lines: self.health.dropped,
             last_push_ok: self.health.last_delivery,
+            cannot_deliver: self.health.cannot_deliver.clone(),
         }
     }
 }

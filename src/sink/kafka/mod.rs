@@ -7,10 +7,16 @@
 //!   `librdkafka.*` last).
 //! - [`sink`]: the KafkaSink actor: backlog, messages, delivery reports as
 //!   acknowledgements.
+//! - [`topic`]: whether a topic exists, asked at start by every Kafka sink
+//!   (this one and the snapshots sink) and while lines wait.
+//! - [`refusal`]: what to do with a message the broker refuses for its
+//!   size (pure).
 
 pub mod format;
+pub mod refusal;
 pub mod settings;
 pub mod sink;
+pub mod topic;
 
 use crate::config::Config;
 

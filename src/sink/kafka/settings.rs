@@ -176,6 +176,7 @@ mod tests {
             config: KafkaConfig {
                 brokers: "127.0.0.1:1".into(),
                 topic: "haproxystats.metrics".into(),
+                topic_set: true,
                 format: Format::Graphite,
                 key: None,
                 message_max_bytes: 1_000_000,

@@ -14,7 +14,14 @@
 //! out of reach of the drop-oldest rule. A message librdkafka
 //! gives up on (after `message-timeout`) is counted as a delivery error and
 //! sent again: at-least-once, duplicates allowed (Graphite and InfluxDB
-//! keep one value per series and timestamp).
+//! keep one value per series and timestamp). A message refused for its
+//! size is not sent again as it is: it is split, or dropped when it is one
+//! line ([`super::refusal`]), counted and logged once per cause.
+//!
+//! At start the sink says in one line whether its topic exists
+//! ([`super::topic`]); while it holds lines it cannot hand over (topic
+//! missing, brokers unreachable), its health says why, for the status file
+//! and `check` (CRITICAL).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,11 +32,13 @@ use actix::prelude::*;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use super::format::{Format, split_lines, to_influx};
+use super::refusal::{self, TooLarge};
 use super::settings::KafkaSettings;
+use super::topic::{Blocker, TopicRole, TopicState, check_at_start};
 use crate::log_limit::LogLimit;
 use crate::sink::backlog::Backlog;
 use crate::sink::chunks::SharedLines;
@@ -47,6 +56,13 @@ const REFUSED_RETRY: Duration = Duration::from_millis(200);
 /// How often the broker is asked for the topic's metadata while lines are
 /// pending, and how long an answer may take.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The metrics topic in the log lines of the check at start.
+const TOPIC_ROLE: TopicRole = TopicRole {
+    what: "metrics topic",
+    option: "[kafka] topic",
+    meanwhile: "lines wait in the backlog meanwhile",
+};
 
 /// Ask for the counters.
 #[derive(Debug, Message)]
@@ -66,6 +82,8 @@ pub struct KafkaStats {
     pub messages_sent: u64,
     /// Lines the broker confirmed, since start.
     pub lines_sent: u64,
+    /// Messages refused for their size and split in two, since start.
+    pub split: u64,
     /// Epoch seconds of the last confirmed message.
     pub last_delivery: Option<u64>,
 }
@@ -77,7 +95,10 @@ struct Counters {
     delivery_errors: AtomicU64,
     messages_sent: AtomicU64,
     lines_sent: AtomicU64,
+    split: AtomicU64,
     last_delivery: AtomicU64,
+    /// Why the last metadata request says nothing can be handed over.
+    cannot_deliver: Blocker,
 }
 
 impl Counters {
@@ -88,8 +109,18 @@ impl Counters {
             delivery_errors: self.delivery_errors.load(Ordering::Relaxed),
             messages_sent: self.messages_sent.load(Ordering::Relaxed),
             lines_sent: self.lines_sent.load(Ordering::Relaxed),
+            split: self.split.load(Ordering::Relaxed),
             last_delivery: Some(self.last_delivery.load(Ordering::Relaxed)).filter(|t| *t > 0),
         }
+    }
+
+    /// Why lines wait and cannot be handed over; `None` while nothing waits
+    /// (a sink with nothing to deliver is not failing to deliver it).
+    fn cannot_deliver(&self) -> Option<String> {
+        if self.backlog.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.cannot_deliver.get()
     }
 }
 
@@ -132,6 +163,11 @@ impl Actor for KafkaSink {
                 return;
             }
         };
+        check_at_start(
+            producer.clone(),
+            self.settings.config.topic.clone(),
+            TOPIC_ROLE,
+        );
         let (sender, receiver) = mpsc::unbounded_channel();
         self.commands = Some(sender);
         let writer = Writer::new(self.settings.clone(), producer, Arc::clone(&self.counters));
@@ -190,11 +226,13 @@ impl Handler<GetSinkHealth> for KafkaSink {
             capacity: u64::try_from(self.settings.config.queue_size).unwrap_or(u64::MAX),
             dropped: stats.dropped,
             last_delivery: stats.last_delivery,
+            cannot_deliver: self.counters.cannot_deliver(),
             metrics: vec![
                 ("KafkaBacklog", stats.backlog),
                 ("KafkaDroppedLines", stats.dropped),
                 ("KafkaDeliveryErrors", stats.delivery_errors),
                 ("KafkaMessagesSent", stats.messages_sent),
+                ("KafkaMessagesSplit", stats.split),
             ],
         }
     }
@@ -237,7 +275,7 @@ struct Writer {
     /// handed over only then.
     reachable: bool,
     /// The metadata request under way.
-    probe: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    probe: Option<tokio::task::JoinHandle<TopicState>>,
     next_probe: tokio::time::Instant,
     flush_waiters: Vec<oneshot::Sender<()>>,
     /// Lines ever enqueued (the sequence number of the newest line).
@@ -247,6 +285,11 @@ struct Writer {
     /// Acknowledgements waiting for `consumed` to reach their sequence number.
     acks: VecDeque<(u64, oneshot::Sender<()>)>,
     error_log: LogLimit,
+    /// The most payload bytes a message is cut to: the settings', lowered
+    /// after a message was refused for its size.
+    max_payload: usize,
+    /// The refusals for size already logged, once each.
+    logged_refusals: Vec<&'static str>,
 }
 
 type InFlight = std::pin::Pin<Box<dyn Future<Output = (Outgoing, Result<(), Undelivered>)> + Send>>;
@@ -255,6 +298,7 @@ impl Writer {
     fn new(settings: KafkaSettings, producer: FutureProducer, counters: Arc<Counters>) -> Writer {
         Writer {
             backlog: Backlog::new(settings.config.queue_size),
+            max_payload: settings.max_payload(),
             settings,
             producer,
             counters,
@@ -271,6 +315,7 @@ impl Writer {
             consumed: 0,
             acks: VecDeque::new(),
             error_log: LogLimit::default(),
+            logged_refusals: Vec::new(),
         }
     }
 
@@ -368,6 +413,11 @@ impl Writer {
                     self.in_flight
                         .push_back(Box::pin(report(outgoing, delivery)));
                 }
+                Err((KafkaError::MessageProduction(code), _))
+                    if refusal::is_too_large(Some(code)) =>
+                {
+                    self.too_large(outgoing, &code.to_string());
+                }
                 Err((error, _)) => {
                     if !matches!(
                         error,
@@ -387,7 +437,7 @@ impl Writer {
 
     /// The next messages cut from the backlog's oldest lines.
     fn next_from_backlog(&mut self) -> Option<Outgoing> {
-        let max = self.settings.max_payload();
+        let max = self.max_payload;
         let chunk = self.backlog.front_chunk(max)?.to_vec();
         self.backlog.consume(chunk.len());
         let lines = memchr::memchr_iter(b'\n', &chunk).count() as u64;
@@ -452,6 +502,12 @@ impl Writer {
                     .store(crate::health::unix_now(), Ordering::Relaxed);
                 self.consume(outgoing.lines);
             }
+            Err(error) if refusal::is_too_large(error.1) => {
+                self.counters
+                    .delivery_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                self.too_large(outgoing, &error.0);
+            }
             Err(error) => {
                 self.counters
                     .delivery_errors
@@ -468,6 +524,69 @@ impl Writer {
         }
     }
 
+    /// A message refused for its size: split in two and sent again, or
+    /// dropped when it is one line; later messages are cut no larger than
+    /// half of it. Never sent again as it is: it would be refused forever.
+    fn too_large(&mut self, outgoing: Outgoing, error: &str) {
+        match refusal::split(&outgoing.payload) {
+            TooLarge::Split(first, second) => {
+                // Not on a single line's refusal: the lines around it, as
+                // long, would all be dropped as longer than the limit.
+                self.max_payload = refusal::lowered_limit(self.max_payload, outgoing.payload.len());
+                self.counters.split.fetch_add(1, Ordering::Relaxed);
+                self.log_refusal(
+                    "split",
+                    error,
+                    &format!(
+                        "kafka message of {} bytes refused for its size (the broker's or the topic's limit is below message-max-bytes?): split in two, and messages cut under {} bytes from now on",
+                        outgoing.payload.len(),
+                        self.max_payload
+                    ),
+                );
+                let (first, second) = (first.to_vec(), second.to_vec());
+                // The last part completes the lines, as when it was cut.
+                self.again.push_front(Outgoing {
+                    payload: second,
+                    lines: outgoing.lines,
+                });
+                self.again.push_front(Outgoing {
+                    payload: first,
+                    lines: 0,
+                });
+            }
+            TooLarge::Drop => {
+                let lines = memchr::memchr_iter(b'\n', &outgoing.payload).count().max(1);
+                self.counters
+                    .dropped
+                    .fetch_add(lines as u64, Ordering::Relaxed);
+                self.log_refusal(
+                    "drop",
+                    error,
+                    &format!(
+                        "a line of {} bytes refused for its size by kafka: dropped (counted in KafkaDroppedLines); lower message-max-bytes or raise the topic's max.message.bytes",
+                        outgoing.payload.len()
+                    ),
+                );
+                self.consume(outgoing.lines);
+            }
+        }
+    }
+
+    /// Logs a refusal for size once per `cause` (each message refused
+    /// would otherwise say the same).
+    fn log_refusal(&mut self, cause: &'static str, error: &str, what: &str) {
+        if self.logged_refusals.contains(&cause) {
+            return;
+        }
+        self.logged_refusals.push(cause);
+        tracing::warn!(
+            brokers = %self.settings.config.brokers,
+            topic = %self.settings.config.topic,
+            error,
+            "{what}; said once"
+        );
+    }
+
     /// Asks the broker for the topic's metadata, off the event loop
     /// (librdkafka's call blocks).
     fn start_probe(&mut self) {
@@ -475,23 +594,15 @@ impl Writer {
         let topic = self.settings.config.topic.clone();
         self.next_probe = tokio::time::Instant::now() + PROBE_INTERVAL;
         self.probe = Some(tokio::task::spawn_blocking(move || {
-            let metadata = producer
-                .client()
-                .fetch_metadata(Some(&topic), PROBE_INTERVAL)
-                .map_err(|error| error.to_string())?;
-            match metadata.topics().iter().find(|t| t.name() == topic) {
-                Some(found) => match found.error() {
-                    None => Ok(()),
-                    Some(error) => Err(format!("topic {topic}: {}", RDKafkaErrorCode::from(error))),
-                },
-                None => Err(format!("topic {topic} not in the broker's metadata")),
-            }
+            TopicState::ask(&producer, &topic, PROBE_INTERVAL)
         }));
     }
 
-    fn on_probe(&mut self, answer: Result<(), String>) {
-        match answer {
-            Ok(()) => {
+    fn on_probe(&mut self, answer: TopicState) {
+        let blocker = answer.blocker(&self.settings.config.topic);
+        self.counters.cannot_deliver.set(blocker.clone());
+        match blocker {
+            None => {
                 if !self.reachable {
                     tracing::info!(
                         brokers = %self.settings.config.brokers,
@@ -503,14 +614,14 @@ impl Writer {
                 }
                 self.reachable = true;
             }
-            Err(error) => {
+            Some(error) => {
                 if self.reachable || self.error_log.allow(std::time::Instant::now()).is_some() {
                     tracing::warn!(
                         brokers = %self.settings.config.brokers,
                         topic = %self.settings.config.topic,
                         error = %error,
                         backlog = self.counters.backlog.load(Ordering::Relaxed),
-                        "kafka unreachable; lines wait in the backlog"
+                        "kafka cannot take lines; they wait in the backlog"
                     );
                 }
                 self.reachable = false;
@@ -553,13 +664,11 @@ async fn report(
 }
 
 /// The answer of the metadata request under way (pending when there is none).
-async fn wait_for(
-    probe: &mut Option<tokio::task::JoinHandle<Result<(), String>>>,
-) -> Result<(), String> {
+async fn wait_for(probe: &mut Option<tokio::task::JoinHandle<TopicState>>) -> TopicState {
     match probe {
-        Some(handle) => handle
-            .await
-            .unwrap_or_else(|error| Err(format!("metadata request failed: {error}"))),
+        Some(handle) => handle.await.unwrap_or_else(|error| {
+            TopicState::Unreachable(format!("metadata request failed: {error}"))
+        }),
         None => std::future::pending().await,
     }
 }

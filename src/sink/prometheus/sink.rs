@@ -136,6 +136,7 @@ impl Handler<GetSinkHealth> for PrometheusSink {
             capacity: 0,
             dropped: 0,
             last_delivery: self.last_update,
+            cannot_deliver: None,
             metrics: vec![
                 ("PrometheusSeries", self.settings.served.series()),
                 (

@@ -10,6 +10,11 @@
 //! twice and keys parts by (lb, ts, part). A snapshot that cannot be
 //! encoded (nothing readable in it) is logged, counted (`BadSnapshots`) and
 //! acknowledged: there is nothing to keep it for.
+//!
+//! A part the broker refuses for its size would be refused again forever:
+//! the snapshot is encoded again in parts under half that size, and so are
+//! the later ones (logged once); when its parts cannot get that small, the
+//! encoder refuses it and it is counted as bad like an unencodable one.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -20,14 +25,16 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use tokio::sync::{mpsc, oneshot};
 
 use super::SnapshotsSettings;
 use super::headers::headers;
 use crate::log_limit::LogLimit;
+use crate::sink::kafka::refusal;
 use crate::sink::kafka::settings::{RECORD_OVERHEAD, client_config, renewed_after};
+use crate::sink::kafka::topic::{Blocker, TopicRole, check_at_start};
 use crate::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
 
 /// How long after a failed send the snapshot is sent again.
@@ -37,8 +44,12 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// record overhead and the key.
 const HEADERS_ROOM: usize = 512;
 
-/// How long the topic check at start may wait for the brokers.
-const TOPIC_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The snapshots topic in the log lines of the check at start.
+const TOPIC_ROLE: TopicRole = TopicRole {
+    what: "snapshots topic",
+    option: "[kafka] snapshots-topic",
+    meanwhile: "snapshots wait in src-dir meanwhile",
+};
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -48,6 +59,8 @@ struct Counters {
     send_errors: AtomicU64,
     bad: AtomicU64,
     last_delivery: AtomicU64,
+    /// The last send error while a snapshot waits to be sent again.
+    cannot_deliver: Blocker,
 }
 
 /// A snapshot to publish.
@@ -101,7 +114,7 @@ impl Actor for SnapshotsSink {
                 return;
             }
         };
-        check_topic(producer.clone(), self.settings.topic.clone());
+        check_at_start(producer.clone(), self.settings.topic.clone(), TOPIC_ROLE);
         let (sender, receiver) = mpsc::unbounded_channel();
         self.commands = Some(sender);
         let writer = Writer {
@@ -113,36 +126,11 @@ impl Actor for SnapshotsSink {
             error_log: LogLimit::default(),
             encoded: None,
             client_config,
+            max_bytes: None,
+            size_refusal_logged: false,
         };
         ctx.spawn(writer.run(receiver).into_actor(self));
     }
-}
-
-/// Says in one line, off the event loop, when the topic is missing: the
-/// operator creates it (SPEC §7), and until then every snapshot waits.
-fn check_topic(producer: FutureProducer, topic: String) {
-    tokio::task::spawn_blocking(move || {
-        let metadata = match producer
-            .client()
-            .fetch_metadata(Some(&topic), TOPIC_CHECK_TIMEOUT)
-        {
-            Ok(metadata) => metadata,
-            Err(error) => {
-                tracing::warn!(topic, error = %error, "cannot check that the snapshots topic exists (brokers unreachable?); snapshots wait in src-dir");
-                return;
-            }
-        };
-        let error = match metadata.topics().iter().find(|t| t.name() == topic) {
-            Some(found) => found.error().map(rdkafka::types::RDKafkaErrorCode::from),
-            None => Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition),
-        };
-        match error {
-            None => tracing::info!(topic, "snapshots topic found"),
-            Some(error) => {
-                tracing::error!(topic, error = %error, "the snapshots topic does not exist or cannot be used: create it ([kafka] snapshots-topic); snapshots wait in src-dir meanwhile")
-            }
-        }
-    });
 }
 
 impl Handler<SendLinesAcked> for SnapshotsSink {
@@ -184,6 +172,7 @@ impl Handler<GetSinkHealth> for SnapshotsSink {
             capacity: u64::try_from(self.settings.queue_size).unwrap_or(u64::MAX),
             dropped: load(&c.bad),
             last_delivery: Some(load(&c.last_delivery)).filter(|t| *t > 0),
+            cannot_deliver: c.cannot_deliver.get().filter(|_| load(&c.waiting) > 0),
             metrics: vec![
                 ("SnapshotsWaiting", load(&c.waiting)),
                 ("SnapshotsPublished", load(&c.published)),
@@ -232,6 +221,10 @@ struct Writer {
     encoded: Option<Parts>,
     /// For a new producer after a fatal error.
     client_config: rdkafka::ClientConfig,
+    /// The limit parts are encoded under, once a part was refused for its
+    /// size; `None`: `message-max-bytes` less the room for the record.
+    max_bytes: Option<usize>,
+    size_refusal_logged: bool,
 }
 
 impl Writer {
@@ -254,6 +247,7 @@ impl Writer {
                         job.dir.clone(),
                         job.ts,
                         self.encoded.take(),
+                        self.max_bytes.unwrap_or_else(|| max_bytes(&self.settings)),
                     )));
                 }
             }
@@ -288,6 +282,7 @@ impl Writer {
                 c.parts_sent.fetch_add(parts as u64, Ordering::Relaxed);
                 c.last_delivery
                     .store(crate::health::unix_now(), Ordering::Relaxed);
+                c.cannot_deliver.set(None);
                 self.error_log.reset();
             }
             Outcome::Bad(error) => {
@@ -299,8 +294,26 @@ impl Writer {
                     "snapshot cannot be encoded for the snapshots topic; skipped"
                 );
             }
+            Outcome::Retry(error, code, parts) if refusal::is_too_large(code) => {
+                c.send_errors.fetch_add(1, Ordering::Relaxed);
+                let largest = parts.iter().map(Vec::len).max().unwrap_or(0);
+                let limit = self.max_bytes.unwrap_or_else(|| max_bytes(&self.settings));
+                let lowered = refusal::lowered_limit(limit, largest);
+                self.max_bytes = Some(lowered);
+                if let Some(renewed) = renewed_after(&self.producer, &self.client_config, code) {
+                    self.producer = renewed;
+                }
+                if !self.size_refusal_logged {
+                    self.size_refusal_logged = true;
+                    tracing::warn!(topic = %self.settings.topic, error, part_bytes = largest, "a snapshot part refused for its size (the topic's max.message.bytes below message-max-bytes?): snapshots encoded in parts under {lowered} bytes from now on; said once");
+                }
+                // Encoded again under the new limit, at once.
+                return Some(Duration::ZERO);
+            }
             Outcome::Retry(error, code, parts) => {
                 self.encoded = Some(parts);
+                c.cannot_deliver
+                    .set(Some(format!("snapshot not taken by the broker: {error}")));
                 if let Some(renewed) = renewed_after(&self.producer, &self.client_config, code) {
                     self.producer = renewed;
                 }
@@ -328,10 +341,11 @@ async fn publish(
     dir: PathBuf,
     ts: u64,
     encoded: Option<Parts>,
+    max_bytes: usize,
 ) -> Outcome {
     let encoded = match encoded {
         Some(parts) => parts,
-        None => match encode(&settings, dir).await {
+        None => match encode(&settings, dir, max_bytes).await {
             Ok(parts) => parts,
             Err(error) => return Outcome::Bad(error),
         },
@@ -368,14 +382,23 @@ async fn publish(
     }
 }
 
-/// The parts of the snapshot in `dir`, encoded off the event loop; its
-/// warnings logged.
-async fn encode(settings: &SnapshotsSettings, dir: PathBuf) -> Result<Parts, String> {
-    let max_bytes = settings
+/// The most bytes a part is encoded under: `message-max-bytes` less the
+/// record, its headers and key.
+fn max_bytes(settings: &SnapshotsSettings) -> usize {
+    settings
         .kafka
         .message_max_bytes
         .saturating_sub(RECORD_OVERHEAD + HEADERS_ROOM + settings.lb.len())
-        .max(1);
+        .max(1)
+}
+
+/// The parts of the snapshot in `dir`, each under `max_bytes`, encoded off
+/// the event loop; its warnings logged.
+async fn encode(
+    settings: &SnapshotsSettings,
+    dir: PathBuf,
+    max_bytes: usize,
+) -> Result<Parts, String> {
     let fields = settings.fields;
     let encoded =
         tokio::task::spawn_blocking(move || crate::raw::encode_fields(&dir, max_bytes, fields))
