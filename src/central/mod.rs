@@ -20,6 +20,7 @@
 pub mod actor;
 pub mod assembler;
 pub mod bad;
+pub mod clocks;
 pub mod consumer;
 pub mod offsets;
 pub mod partials;
