@@ -120,8 +120,10 @@ impl Central {
         let (events, receiver) = mpsc::channel(EVENTS_CAPACITY);
         let client = crate::central::consumer::client_config(&self.settings, "unused");
         let state_topic = self.settings.state_topic.clone();
+        let settings = *self.stage2.windows.settings();
         let restore: consumer::RestoreFn = Arc::new(move || {
-            state::read_all(&client, &state_topic, STATE_READ_TIMEOUT).map_err(|e| e.to_string())
+            state::read_all(&client, &state_topic, STATE_READ_TIMEOUT, &settings)
+                .map_err(|e| e.to_string())
         });
         let options = ConsumerOptions {
             restore: Some(restore),
