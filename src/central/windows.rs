@@ -1,7 +1,7 @@
 //! Stage 2's windows (SPEC §7) as a plain state machine: inputs (a partial,
 //! a clock tick, an assignment, a revocation, a sink's acknowledgement, a
 //! stored state) go in; outputs (emit a window, store a cluster's state,
-//! count a late or replayed partial, drop open windows) come out, and
+//! count a late, replayed or skewed partial, drop open windows) come out, and
 //! [`Windows::take_commits`] says which offsets may be committed. No broker,
 //! no clock, no I/O: the actor in `stage2` does those.
 //!
@@ -16,12 +16,12 @@
 //!   a new cluster stops learning — follows `min(ts, r)` of each partial,
 //!   never a `ts` past the reference time, so that one forged `ts` cannot
 //!   move it (issue 24 item 1);
-//! - the oldest open window closes when every *active* LB reported `T` or a
-//!   later window, or — only while the cluster's partition is caught up —
-//!   `grace` after the window's first partial; later windows wait for it,
-//!   so a cluster's windows are emitted in `T` order;
-//! - an LB is active while its newest window is within `lb_timeout` of the
-//!   cluster's newest; a cluster read from no stored state trusts its set of
+//! - the oldest open window closes when every *active* LB placed a partial
+//!   in `T` or a later window, or — only while the cluster's partition is
+//!   caught up — `grace` after the window's first partial; later windows
+//!   wait for it, so a cluster's windows are emitted in `T` order;
+//! - an LB is active while its progress is within `lb_timeout` of the
+//!   cluster's newest window; a cluster read from no stored state trusts its set of
 //!   LBs only once it saw `expected_windows` windows after its first (before,
 //!   only grace closes), so that the first LB to report is not the only one
 //!   expected.
