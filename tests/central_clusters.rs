@@ -8,7 +8,9 @@
 //! the other's windows) every window is still right; a silent LB closes the
 //! window by grace and stops being expected after `lb-timeout`; a late
 //! snapshot leaves its window unchanged and is counted; an LB with a fast
-//! clock makes nobody late.
+//! clock makes nobody late; a forged `ts` far ahead and a forged state
+//! record hide no window (issue 24 items 1, 5); garbage with made-up `lb`
+//! headers leaves no `ClockSkewMs` line, and a quiet LB's goes (item 4).
 //!
 //! Windows are read from the local-store sink: `<store>/clusters.<cluster>/<T>/stats`.
 
@@ -107,13 +109,25 @@ impl Setup {
     /// Publishes a snapshot of `lb` in `cluster` at `ts` (its files made
     /// by gen_snapshot.py from a seed of its own).
     fn publish(&mut self, cluster: &str, lb: &str, ts: u64) {
+        let parts = self.encode(lb, ts);
+        self.send(cluster, lb, ts, &parts);
+    }
+
+    /// The message values of a snapshot of `lb` at `ts`, made now and sent
+    /// later with [`Setup::send`].
+    fn encode(&mut self, lb: &str, ts: u64) -> Vec<Vec<u8>> {
         let seed = (ts % 100_000) as u32 * 7 + lb.bytes().map(u32::from).sum::<u32>();
         let out = self.root.path().join(format!("gen-{lb}-{ts}"));
         fs::create_dir_all(&out).expect("gen dir");
         let dir = publish_snapshot(&out, ts, seed, SHAPE);
         let encoded = haproxystats::raw::encode(&dir, 1_000_000).expect("encode");
-        let parts = encoded.parts.len();
-        for (n, part) in encoded.parts.iter().enumerate() {
+        self.snapshots.insert((lb.to_owned(), ts), dir);
+        encoded.parts
+    }
+
+    /// Sends `parts` as a snapshot of `lb` in `cluster` at `ts` would be.
+    fn send(&self, cluster: &str, lb: &str, ts: u64, parts: &[Vec<u8>]) {
+        for (n, part) in parts.iter().enumerate() {
             let mut headers = OwnedHeaders::new();
             for (name, value) in [
                 ("lb", lb.to_owned()),
@@ -121,7 +135,7 @@ impl Setup {
                 ("ts", ts.to_string()),
                 ("interval", "10".to_owned()),
                 ("part", n.to_string()),
-                ("parts", parts.to_string()),
+                ("parts", parts.len().to_string()),
                 ("format", "arrow-ipc/1".to_owned()),
             ] {
                 headers = headers.insert(Header {
@@ -139,7 +153,6 @@ impl Setup {
             )
             .unwrap_or_else(|(e, _)| panic!("send: {e}"));
         }
-        self.snapshots.insert((lb.to_owned(), ts), dir);
     }
 
     /// The lines of window `window` of `cluster` as central stored them.
@@ -396,4 +409,175 @@ fn a_silent_lb_a_late_snapshot_and_a_fast_clock() {
     );
     let text = setup.window("skew", t0 + 20).unwrap_or_default();
     assert_eq!(own(&text, "LateSnapshots"), Some(0));
+}
+
+/// Now, epoch seconds.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Sleeps until the clock reads `ts`.
+fn sleep_until(ts: u64) {
+    while now() < ts {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Issue 24 items 1 and 5, live (windows of 2 s): a state record with
+/// `H = 2^64 - 1` (which silenced a cluster) is refused with its offset,
+/// and one snapshot of a made-up LB with `ts = now + 600` (which hid 7
+/// windows and made 14 partials late) is placed by its message's time:
+/// every window has both real LBs, nothing is late, no window 600 s ahead.
+#[test]
+fn a_forged_future_snapshot_and_a_forged_state_do_not_hide_a_clusters_windows() {
+    let mut setup = Setup::new();
+    let state_topic = format!("{TOPIC}.state");
+    setup.broker.create_topic(&state_topic, 1);
+    let forged_state = format!("haproxystats-state/1\nemitted {}\nlb b 0\n", u64::MAX);
+    futures_executor(
+        setup.producer.send(
+            FutureRecord::to(&state_topic)
+                .key("live")
+                .payload(forged_state.as_bytes()),
+            Timeout::After(Duration::from_secs(30)),
+        ),
+    )
+    .unwrap_or_else(|(e, _)| panic!("send: {e}"));
+    // Grace leaves stage 1 time to process c after b on a busy machine.
+    let conf = setup.conf("window = 2\ngrace = 5\n");
+    // Made before the clock gets there: sent on time, in a few ms.
+    let start = now() + 20;
+    let start = start - start % 2;
+    let windows: Vec<u64> = (0..9).map(|k| start + 2 * k).collect();
+    let mut parts = BTreeMap::new();
+    for t in &windows {
+        for lb in ["b", "c"] {
+            parts.insert((lb, *t), setup.encode(lb, *t));
+        }
+    }
+    let forged_ts = start + 2 + 600;
+    let forged = setup.encode("evil", forged_ts);
+    let log = setup.root.path().join("central.log");
+    let mut central = Haproxystats::start(&["central"], &conf, &log);
+    for (k, t) in windows.iter().enumerate() {
+        sleep_until(*t);
+        for lb in ["b", "c"] {
+            setup.send("live", lb, *t, &parts[&(lb, *t)]);
+        }
+        if k == 1 {
+            setup.send("live", "evil", forged_ts, &forged);
+        }
+    }
+    let seven = &windows[..7];
+    wait("seven windows", Duration::from_secs(60), &central, || {
+        seven.iter().all(|t| setup.window("live", *t).is_some())
+    });
+    let mut with_evil = Vec::new();
+    for t in seven {
+        let text = setup.window("live", *t).unwrap_or_default();
+        let have = metric_lines(&text);
+        let real = setup.union("live", *t, &[("b", *t), ("c", *t)]);
+        if have != real {
+            // The forged one went to the window of its message's time.
+            let all = setup.union("live", *t, &[("b", *t), ("c", *t), ("evil", forged_ts)]);
+            assert!(
+                have == all,
+                "window {t}: neither b and c nor b, c and evil\n{}",
+                central.log()
+            );
+            with_evil.push(*t);
+        }
+    }
+    // Nothing of b or c is late; the forged one went to one window, or
+    // was late for it (on a busy machine stage 1 may get to it after b
+    // and c reported the next window).
+    let late = |lb: &str| {
+        central
+            .log()
+            .lines()
+            .filter(|l| l.contains("late partial") && l.contains(&format!("lb={lb} ")))
+            .count()
+    };
+    assert_eq!((late("b"), late("c")), (0, 0), "{}", central.log());
+    assert_eq!(
+        with_evil.len() + late("evil"),
+        1,
+        "evil in {with_evil:?}\n{}",
+        central.log()
+    );
+    let ahead: Vec<String> = fs::read_dir(setup.store.join("clusters.live"))
+        .expect("cluster dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.parse::<u64>().is_ok_and(|w| w > start + 100))
+        .collect();
+    assert!(ahead.is_empty(), "windows ahead: {ahead:?}");
+    let text = central.log();
+    let refused = text
+        .lines()
+        .find(|l| l.contains("state record refused"))
+        .unwrap_or_else(|| panic!("no refusal logged\n{text}"));
+    assert!(
+        refused.contains("offset=0") && refused.contains("live"),
+        "{refused}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("max-clock-skew")
+            && l.contains("lb=evil")
+            && l.contains("ahead_s=")),
+        "no skew warning\n{text}"
+    );
+    central.terminate(Duration::from_secs(30));
+}
+
+/// Issue 24 item 4: garbage messages with made-up `lb` headers are bad,
+/// and give no `ClockSkewMs.<lb>` (500 of them stayed in the self metrics
+/// for ever); an LB that decoded has one until it is quiet for
+/// `lb-timeout`.
+#[test]
+fn garbage_makes_no_clock_skew_lines_and_a_quiet_lb_is_forgotten() {
+    let mut setup = Setup::new();
+    let conf = setup.conf("window = 1\nlb-timeout = 3\n");
+    let log = setup.root.path().join("central.log");
+    let mut central = Haproxystats::start(&["central"], &conf, &log);
+    let ts = first_window();
+    for n in 0..20 {
+        setup.send("pair", &format!("ghost{n}"), ts, &[b"garbage".to_vec()]);
+    }
+    setup.publish("pair", "real", ts);
+    // The self metrics, every second, in `<store>/<ts>/stats`: the newest.
+    let newest_self_metrics = |setup: &Setup| -> Option<(u64, String)> {
+        fs::read_dir(&setup.store)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let ts = e.file_name().to_string_lossy().parse::<u64>().ok()?;
+                let text = fs::read_to_string(e.path().join("stats")).ok()?;
+                text.contains(".haproxystats.BadMessages ")
+                    .then_some((ts, text))
+            })
+            .max()
+    };
+    let mut seen_at = 0;
+    wait("real's skew", Duration::from_secs(60), &central, || {
+        newest_self_metrics(&setup).is_some_and(|(ts, text)| {
+            seen_at = ts;
+            text.contains(".haproxystats.BadMessages 20 ")
+                && text.contains(".haproxystats.ClockSkewMs.real ")
+        })
+    });
+    for entry in fs::read_dir(&setup.store).expect("store").flatten() {
+        let text = fs::read_to_string(entry.path().join("stats")).unwrap_or_default();
+        assert!(!text.contains("ClockSkewMs.ghost"), "{text}");
+    }
+    wait("real forgotten", Duration::from_secs(30), &central, || {
+        newest_self_metrics(&setup).is_some_and(|(ts, text)| {
+            ts > seen_at && !text.contains(".haproxystats.ClockSkewMs.real ")
+        })
+    });
+    central.terminate(Duration::from_secs(30));
 }

@@ -3,7 +3,9 @@
 //! with random acknowledgement and store orders and random crash points
 //! (the consumer restarts from the last commit with the state topic as
 //! stored), give every window the crash-free run gives, and every emitted
-//! value of a window is the merge of its complete input.
+//! value of a window is the merge of its complete input — also when some
+//! LBs' clocks run a minute fast (issue 24 item 1: their partials are
+//! placed by the reference time, where the others' are).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,13 +22,19 @@ const SETTINGS: WindowSettings = WindowSettings {
     grace_ms: 20_000,
     lb_timeout: 30,
     expected_windows: 2,
+    max_clock_skew: 20,
 };
+
+/// How far a fast LB's clock is ahead: beyond `max_clock_skew`.
+const FAST_BY: u64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Logged {
     cluster: String,
     lb: String,
     window: u64,
+    /// Seconds its LB's clock is ahead.
+    ahead: u64,
     value: u32,
 }
 
@@ -36,8 +44,15 @@ type Emitted = BTreeMap<(String, u64), Vec<Vec<(String, u32)>>>;
 /// The partials topic: each LB of each cluster reports `windows` windows
 /// in order; an LB reports window k only once every LB of its cluster
 /// reported k - 2 (at most one window ahead of the slowest); `picks`
-/// decides the interleaving, `dups` repeats some messages later.
-fn log_of(sizes: &[usize], windows: u64, picks: &[usize], dups: &[usize]) -> Vec<Logged> {
+/// decides the interleaving, `dups` repeats some messages later; the LBs
+/// `fast` says (by index, cycled) have a clock [`FAST_BY`] ahead.
+fn log_of(
+    sizes: &[usize],
+    windows: u64,
+    picks: &[usize],
+    dups: &[usize],
+    fast: &[bool],
+) -> Vec<Logged> {
     let lbs: Vec<(String, String)> = sizes
         .iter()
         .enumerate()
@@ -66,10 +81,12 @@ fn log_of(sizes: &[usize], windows: u64, picks: &[usize], dups: &[usize]) -> Vec
         next[i] += 1;
         // The value says whose and which: a wrong merge cannot look right.
         let value = (i as u32) << 16 | next[i] as u32;
+        let is_fast = !fast.is_empty() && fast[i % fast.len()];
         log.push(Logged {
             cluster,
             lb,
             window,
+            ahead: if is_fast { FAST_BY } else { 0 },
             value,
         });
     }
@@ -154,7 +171,10 @@ fn run(log: &[Logged], choices: &[u8], crashes: bool) -> (Emitted, usize) {
                     offsets: vec![position as i64],
                     cluster: l.cluster.clone(),
                     lb: l.lb.clone(),
-                    ts: l.window + 3,
+                    // Read 4 s into the window, by a reader whose clock is
+                    // right: a fast LB's `ts` is past it.
+                    ts: l.window + 3 + l.ahead,
+                    reference: l.window + 4,
                     now_ms: 0,
                     payload: l.value,
                 }));
@@ -228,8 +248,9 @@ proptest! {
         picks in prop::collection::vec(0usize..64, 1..64),
         dups in prop::collection::vec(0usize..4096, 0..4),
         choices in prop::collection::vec(any::<u8>(), 0..400),
+        fast in prop::collection::vec(any::<bool>(), 0..4),
     ) {
-        let log = log_of(&sizes, windows, &picks, &dups);
+        let log = log_of(&sizes, windows, &picks, &dups, &fast);
         let complete = complete(&log);
         let (clean, _) = run(&log, &choices, false);
         let (crashy, _) = run(&log, &choices, true);
@@ -260,7 +281,8 @@ proptest! {
 
 #[test]
 fn the_generator_interleaves_clusters_and_keeps_each_lb_in_order() {
-    let log = log_of(&[1, 2, 3], 4, &[5, 1, 7, 2, 9], &[]);
+    let log = log_of(&[1, 2, 3], 4, &[5, 1, 7, 2, 9], &[], &[true, false]);
+    assert!(log.iter().any(|l| l.ahead == FAST_BY));
     assert_eq!(log.len(), 4 * 6);
     let clusters: Vec<&str> = log.iter().map(|l| l.cluster.as_str()).collect();
     assert!(clusters.windows(2).any(|w| w[0] != w[1]), "interleaved");
@@ -273,7 +295,7 @@ fn the_generator_interleaves_clusters_and_keeps_each_lb_in_order() {
 
 #[test]
 fn crashes_happen_and_windows_are_emitted_again_after_them() {
-    let log = log_of(&[1, 2, 3], 6, &[3, 8, 1], &[]);
+    let log = log_of(&[1, 2, 3], 6, &[3, 8, 1], &[], &[false, true]);
     // Read 20, deliver a little, commit, crash; then again.
     let mut choices = vec![0u8; 20];
     choices.extend([2, 4, 2, 4, 6, 7]);

@@ -32,6 +32,7 @@ pub use stage2::Stage2Stats;
 
 use super::assembler::{Abandoned, Assembler, Part, Snapshot};
 use super::bad::{self, BadMessage, BadMessages, MessageAt};
+use super::clocks::{self, ClockSkews};
 use super::consumer::{self, Command, ConsumerHandle, Event, Received};
 use super::offsets::{Epoch, Offsets};
 use super::partials::{self, PartialOf};
@@ -133,6 +134,8 @@ enum Origin {
         epoch: Epoch,
         offsets: Vec<i64>,
         snapshot: Arc<Snapshot>,
+        /// Its reference time, ms ([`clocks::reference_ms`]).
+        reference_ms: u64,
     },
     /// A cluster's window (stage 2): acknowledged, it goes to the windows.
     Window { cluster: String, window: u64 },
@@ -206,9 +209,9 @@ pub struct Central {
     /// other.
     partial_order:
         std::collections::BTreeMap<i32, std::collections::BTreeMap<u64, Option<ReadyPartial>>>,
-    /// Per LB, its last snapshot's message timestamp minus its `ts`, ms: its
-    /// clock's skew (plus the pull and publish time).
-    skew_ms: std::collections::BTreeMap<String, i64>,
+    /// Per LB of a snapshot that decoded, its reference time minus its
+    /// `ts`: its clock's skew (plus the pull and publish time).
+    skews: ClockSkews,
 }
 
 /// Why Central could not start.
@@ -283,7 +286,7 @@ impl Central {
             stage2: stage2::Stage2::new(windows),
             lag_ms: std::collections::BTreeMap::new(),
             partial_order: std::collections::BTreeMap::new(),
-            skew_ms: std::collections::BTreeMap::new(),
+            skews: ClockSkews::default(),
         })
     }
 
@@ -360,15 +363,11 @@ impl Central {
             parts = header.parts,
             "part received"
         );
-        if let Some(at) = message.timestamp_ms {
-            let now_ms = i64::try_from(unix_now().saturating_mul(1000)).unwrap_or(i64::MAX);
-            self.lag_ms.insert(
-                message.partition,
-                u64::try_from(now_ms.saturating_sub(at)).unwrap_or(0),
-            );
-            let ts_ms = i64::try_from(header.ts.saturating_mul(1000)).unwrap_or(i64::MAX);
-            self.skew_ms
-                .insert(header.lb.clone(), at.saturating_sub(ts_ms));
+        let now_ms = unix_now().saturating_mul(1000);
+        let reference_ms = clocks::reference_ms(message.timestamp_ms, now_ms);
+        if message.timestamp_ms.is_some() {
+            self.lag_ms
+                .insert(message.partition, now_ms.saturating_sub(reference_ms));
         }
         let outcome = self.assembler.add(Part {
             partition: message.partition,
@@ -388,7 +387,7 @@ impl Central {
             }
         }
         if let Some(snapshot) = outcome.complete {
-            self.dispatch(epoch, Arc::new(snapshot), ctx);
+            self.dispatch(epoch, Arc::new(snapshot), reference_ms, ctx);
         }
     }
 
@@ -403,7 +402,13 @@ impl Central {
         self.offsets.done(partition, epoch, offsets);
     }
 
-    fn dispatch(&mut self, epoch: Epoch, snapshot: Arc<Snapshot>, ctx: &mut Context<Self>) {
+    fn dispatch(
+        &mut self,
+        epoch: Epoch,
+        snapshot: Arc<Snapshot>,
+        reference_ms: u64,
+        ctx: &mut Context<Self>,
+    ) {
         self.next_id += 1;
         let id = self.next_id;
         self.in_flight.insert(
@@ -414,6 +419,7 @@ impl Central {
                     epoch,
                     offsets: snapshot.offsets.clone(),
                     snapshot: Arc::clone(&snapshot),
+                    reference_ms,
                 },
                 lb: snapshot.lb.clone(),
                 ts: snapshot.ts,
@@ -469,13 +475,21 @@ impl Central {
             tracing::warn!("{warning}");
         }
         let Some(InFlight {
-            origin: Origin::Snapshot { snapshot, .. },
+            origin:
+                Origin::Snapshot {
+                    snapshot,
+                    reference_ms,
+                    ..
+                },
             ..
         }) = self.in_flight.get(&id)
         else {
             return;
         };
-        let snapshot = Arc::clone(snapshot);
+        let (snapshot, reference_ms) = (Arc::clone(snapshot), *reference_ms);
+        // Decoded: its LB is one (a garbage message's `lb` header is not).
+        self.skews
+            .record(&snapshot.lb, snapshot.ts, reference_ms, unix_now());
         tracing::debug!(
             lb = %snapshot.lb,
             ts = snapshot.ts,
@@ -495,6 +509,7 @@ impl Central {
                 lb: snapshot.lb.clone(),
                 cluster: snapshot.cluster.clone(),
                 ts: snapshot.ts,
+                reference_ms,
             });
             (of, Arc::new(processed.partial))
         });
@@ -868,13 +883,10 @@ impl Central {
             ("WindowEmitDelayMs", merged.emit_delay_ms),
             ("LateSnapshots", merged.late),
             ("ReplayedPartials", merged.replayed),
+            ("SkewedPartials", merged.skewed),
             ("DroppedWindows", merged.dropped),
         ];
-        let skews: Vec<(String, i64)> = self
-            .skew_ms
-            .iter()
-            .map(|(lb, skew)| (lb.clone(), *skew))
-            .collect();
+        let skews = self.skews.current(ts, self.settings.windows.lb_timeout);
         for (lb, skew) in skews {
             let _ = writeln!(text, "{prefix}.haproxystats.ClockSkewMs.{lb} {skew} {ts}");
         }

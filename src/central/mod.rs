@@ -7,6 +7,7 @@
 //! Plain logic, no actor, each with its tests:
 //! - [`bad`]: what makes a message bad; logged and counted in one place.
 //! - [`assembler`]: parts → whole snapshots, or "missing part".
+//! - [`clocks`]: a message's reference time; `ClockSkewMs.<lb>`.
 //! - [`offsets`]: which offsets are done, what to commit.
 //! - [`partials`]: the partials topic's key and headers.
 //! - [`process`]: the one call into the engine.
@@ -20,6 +21,7 @@
 pub mod actor;
 pub mod assembler;
 pub mod bad;
+pub mod clocks;
 pub mod consumer;
 pub mod offsets;
 pub mod partials;

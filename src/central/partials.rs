@@ -24,6 +24,10 @@ pub struct PartialOf {
     pub cluster: String,
     /// The snapshot's timestamp.
     pub ts: u64,
+    /// The raw snapshot's reference time, ms: the timestamp of each of the
+    /// partial's messages, so that stage 2 sees when the edge published,
+    /// not when stage 1 processed it (later during a catch-up).
+    pub reference_ms: u64,
 }
 
 /// The headers of message `part` of `parts` of a partial.
@@ -38,6 +42,28 @@ pub fn headers(of: &PartialOf, part: usize, parts: usize) -> Vec<(&'static str, 
     ]
 }
 
+/// Message `part` of `parts` of a partial.
+fn record<'a>(
+    topic: &'a str,
+    of: &'a PartialOf,
+    part: usize,
+    parts: usize,
+    value: &'a [u8],
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut message_headers = OwnedHeaders::new();
+    for (key, text) in headers(of, part, parts) {
+        message_headers = message_headers.insert(Header {
+            key,
+            value: Some(text.as_bytes()),
+        });
+    }
+    FutureRecord::to(topic)
+        .key(of.cluster.as_bytes())
+        .payload(value)
+        .headers(message_headers)
+        .timestamp(i64::try_from(of.reference_ms).unwrap_or(i64::MAX))
+}
+
 /// Sends every value of a partial to `topic`; `Ok` once the broker
 /// confirmed all of them, else the first error (the caller sends them all
 /// again: the idempotent producer and stage 2's merge make copies harmless).
@@ -50,17 +76,7 @@ pub async fn publish(
 ) -> Result<(), KafkaError> {
     let parts = values.len();
     let sends = values.iter().enumerate().map(|(part, value)| {
-        let mut message_headers = OwnedHeaders::new();
-        for (key, text) in headers(&of, part, parts) {
-            message_headers = message_headers.insert(Header {
-                key,
-                value: Some(text.as_bytes()),
-            });
-        }
-        let record = FutureRecord::to(&topic)
-            .key(of.cluster.as_bytes())
-            .payload(value.as_slice())
-            .headers(message_headers);
+        let record = record(&topic, &of, part, parts, value);
         producer.send(record, Timeout::After(timeout))
     });
     futures_util::future::join_all(sends)
@@ -80,6 +96,7 @@ mod tests {
             lb: "lb-1".into(),
             cluster: "eu".into(),
             ts: 1_700_000_010,
+            reference_ms: 1_700_000_010_250,
         };
         assert_eq!(
             headers(&of, 1, 2),
@@ -92,5 +109,18 @@ mod tests {
                 ("format", "partial-ipc/1".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn each_message_has_the_raw_snapshots_reference_time_as_its_timestamp() {
+        let of = PartialOf {
+            lb: "lb-1".into(),
+            cluster: "eu".into(),
+            ts: 1_700_000_010,
+            reference_ms: 1_700_000_010_250,
+        };
+        let record = record("partials", &of, 0, 1, b"x");
+        assert_eq!(record.timestamp, Some(1_700_000_010_250));
+        assert_eq!(record.key, Some(&b"eu"[..]));
     }
 }

@@ -2,7 +2,10 @@
 //! window emitted and acknowledged (`H`) and the LBs expected, written
 //! before the offsets it covers are committed; read to its end when stage 2
 //! gets partitions, the last record of each key winning (as compaction
-//! keeps it).
+//! keeps it). A record with a window more than `max-clock-skew` and a
+//! window ahead of the reader's clock is refused (issue 24 item 5: `H = 2^64 - 1` would
+//! make every later partial a replay and silence the cluster): one line
+//! with its offset, and the record is ignored, as if it were not there.
 //!
 //! A record's value is text, one field per line, so that an operator can
 //! read it with any console consumer:
@@ -23,7 +26,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::windows::ClusterState;
+use super::windows::{ClusterState, WindowSettings};
 
 /// How long the state topic must stay quiet past its high watermarks for
 /// its end to be reached.
@@ -70,6 +73,47 @@ pub enum BadState {
     /// No `emitted` line.
     #[error("no `emitted` line")]
     NoEmitted,
+    /// A window no central can have reached yet: we place no partial
+    /// further ahead of our clock than `max-clock-skew`.
+    #[error(
+        "{what} {window} is {ahead} s ahead of this host's clock (at most max-clock-skew + window = {most} s)"
+    )]
+    Ahead {
+        /// `emitted`, or `lb <name>`.
+        what: String,
+        /// The window stored.
+        window: u64,
+        /// Seconds ahead of the clock.
+        ahead: u64,
+        /// `max-clock-skew + window`.
+        most: u64,
+    },
+}
+
+/// `state` as read at `now` (epoch seconds): refused when a window in it is
+/// more than `max-clock-skew` ahead of `now`, where no partial placed by
+/// [`WindowSettings::place`] can be, plus a window: the central that
+/// stored it may have a clock a little ahead of ours.
+pub fn check_not_ahead(
+    state: &ClusterState,
+    now: u64,
+    settings: &WindowSettings,
+) -> Result<(), BadState> {
+    let most = settings.max_clock_skew.saturating_add(settings.window);
+    let windows = std::iter::once(("emitted".to_owned(), state.emitted))
+        .chain(state.lbs.iter().map(|(lb, w)| (format!("lb {lb}"), *w)));
+    for (what, window) in windows {
+        let ahead = window.saturating_sub(now);
+        if ahead > most {
+            return Err(BadState::Ahead {
+                what,
+                window,
+                ahead,
+                most,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The value of `state`'s record.
@@ -113,11 +157,14 @@ pub fn decode(value: &[u8]) -> Result<ClusterState, BadState> {
 
 /// Reads `topic` from its beginning to its end (the high watermark of
 /// every partition when the read started): per key, its last readable
-/// record. Unreadable records are logged, one line each, and skipped.
+/// record. Unreadable records, and records with a window too far ahead of
+/// this host's clock ([`check_not_ahead`]), are logged, one line each, and
+/// skipped.
 pub fn read_all(
     client: &ClientConfig,
     topic: &str,
     timeout: Duration,
+    settings: &WindowSettings,
 ) -> Result<BTreeMap<String, ClusterState>, StateError> {
     let kafka = |source| StateError::Kafka {
         topic: topic.to_owned(),
@@ -191,9 +238,19 @@ pub fn read_all(
             );
             continue;
         };
-        match message.payload().map(decode) {
+        let now = crate::health::unix_now();
+        let read = message.payload().map(|value| {
+            decode(value).and_then(|state| {
+                check_not_ahead(&state, now, settings)?;
+                Ok(state)
+            })
+        });
+        match read {
             Some(Ok(state)) => {
                 states.insert(key.to_owned(), state);
+            }
+            Some(Err(error @ BadState::Ahead { .. })) => {
+                tracing::error!(topic, partition, offset, cluster = key, %error, "state record refused: ignored, the cluster's state is what came before it");
             }
             Some(Err(error)) => {
                 tracing::warn!(topic, partition, offset, cluster = key, %error, "unreadable state record; skipped");
@@ -264,5 +321,40 @@ mod tests {
             matches!(got, Err(BadState::Line { line: 3, .. })),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn a_state_ahead_of_the_clock_by_more_than_max_clock_skew_is_refused() {
+        let now = 1_700_000_005;
+        let state = |emitted: u64, lb: u64| ClusterState {
+            emitted,
+            lbs: [("lb-1".to_owned(), lb)].into(),
+        };
+        let settings = WindowSettings {
+            window: 10,
+            grace_ms: 20_000,
+            lb_timeout: 30,
+            expected_windows: 1,
+            max_clock_skew: 20,
+        };
+        let check = |state| check_not_ahead(&state, now, &settings);
+        assert_eq!(check(state(1_700_000_000, 1_700_000_000)), Ok(()));
+        // The window of a partial 20 s ahead, stored by a central whose
+        // clock is a few seconds ahead of ours.
+        assert_eq!(check(state(1_700_000_030, 1_700_000_030)), Ok(()));
+        // Issue 24 item 5: H = 2^64 - 1 silenced the cluster.
+        let got = check(state(u64::MAX, 1_700_000_000));
+        assert_eq!(
+            got.map_err(|e| e.to_string()),
+            Err(format!(
+                "emitted {} is {} s ahead of this host's clock (at most max-clock-skew + window = 30 s)",
+                u64::MAX,
+                u64::MAX - now
+            ))
+        );
+        assert!(matches!(
+            check(state(1_700_000_000, 1_700_000_040)),
+            Err(BadState::Ahead { what, ahead: 35, .. }) if what == "lb lb-1"
+        ));
     }
 }

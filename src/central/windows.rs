@@ -1,19 +1,27 @@
 //! Stage 2's windows (SPEC §7) as a plain state machine: inputs (a partial,
 //! a clock tick, an assignment, a revocation, a sink's acknowledgement, a
 //! stored state) go in; outputs (emit a window, store a cluster's state,
-//! count a late or replayed partial, drop open windows) come out, and
+//! count a late, replayed or skewed partial, drop open windows) come out, and
 //! [`Windows::take_commits`] says which offsets may be committed. No broker,
 //! no clock, no I/O: the actor in `stage2` does those.
 //!
 //! Per cluster (never per partition):
 //! - a partial of load balancer `lb` at `ts` goes to window
-//!   `T = ts - ts % window`, which keeps one partial per LB (the newest);
-//! - the oldest open window closes when every *active* LB reported `T` or a
-//!   later window, or — only while the cluster's partition is caught up —
-//!   `grace` after the window's first partial; later windows wait for it,
-//!   so a cluster's windows are emitted in `T` order;
-//! - an LB is active while its newest window is within `lb_timeout` of the
-//!   cluster's newest; a cluster read from no stored state trusts its set of
+//!   `T = ts - ts % window`, which keeps one partial per LB (the newest) —
+//!   unless `ts` is more than `max-clock-skew` ahead of its *reference
+//!   time* `r` (the message timestamp, or the reader's clock when that is
+//!   earlier: a clock nobody sending can move forward); then it goes to the
+//!   window of `r` and is counted ([`Output::Skewed`]);
+//! - a cluster's progress — its newest window, which LBs are active, when
+//!   a new cluster stops learning — follows `min(ts, r)` of each partial,
+//!   never a `ts` past the reference time, so that one forged `ts` cannot
+//!   move it (issue 24 item 1);
+//! - the oldest open window closes when every *active* LB placed a partial
+//!   in `T` or a later window, or — only while the cluster's partition is
+//!   caught up — `grace` after the window's first partial; later windows
+//!   wait for it, so a cluster's windows are emitted in `T` order;
+//! - an LB is active while its progress is within `lb_timeout` of the
+//!   cluster's newest window; a cluster read from no stored state trusts its set of
 //!   LBs only once it saw `expected_windows` windows after its first (before,
 //!   only grace closes), so that the first LB to report is not the only one
 //!   expected.
@@ -44,12 +52,52 @@ pub struct WindowSettings {
     /// `expected-windows`: windows a cluster with no stored state is watched
     /// before the LBs it saw are trusted to be all of them.
     pub expected_windows: u64,
+    /// `max-clock-skew`: how far a partial's `ts` may be ahead of its
+    /// reference time and still place it, seconds.
+    pub max_clock_skew: u64,
+}
+
+/// Where a partial goes ([`WindowSettings::place`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The window its partial goes to.
+    pub window: u64,
+    /// The time it was placed by (its `ts`, or its reference time when
+    /// skewed): of an LB's partials in one window, the latest is kept.
+    pub at: u64,
+    /// The window its LB reached, as far as the cluster's progress goes:
+    /// that of `min(ts, reference)`.
+    pub progress: u64,
+    /// Seconds its `ts` is ahead of its reference time, when that is more
+    /// than `max-clock-skew`.
+    pub skewed: Option<u64>,
 }
 
 impl WindowSettings {
     /// The window of `ts`.
     pub fn window_of(&self, ts: u64) -> u64 {
         ts - ts % self.window.max(1)
+    }
+
+    /// Where a partial of `ts` read at reference time `reference` goes.
+    ///
+    /// A `ts` behind the reference time is placed by `ts`: a slow clock or
+    /// a snapshot published late can only make its own partial late. One
+    /// ahead by at most `max-clock-skew` too (an LB a little fast lands in
+    /// later windows, which count as reported for the earlier ones). One
+    /// further ahead is a clock far off or a forged `ts`: placed by the
+    /// reference time, where the LB's other partials are, not in a window
+    /// nobody else reached.
+    pub fn place(&self, ts: u64, reference: u64) -> Placement {
+        let ahead = ts.saturating_sub(reference);
+        let skewed = ahead > self.max_clock_skew;
+        let at = if skewed { reference } else { ts };
+        Placement {
+            window: self.window_of(at),
+            at,
+            progress: self.window_of(ts.min(reference)),
+            skewed: skewed.then_some(ahead),
+        }
     }
 }
 
@@ -75,6 +123,9 @@ pub struct PartialIn<P> {
     pub lb: String,
     /// The snapshot's timestamp.
     pub ts: u64,
+    /// Its reference time, seconds: the message timestamp (stage 1 sets it
+    /// to its raw snapshot's), or the reader's clock when that is earlier.
+    pub reference: u64,
     /// Wall-clock time it was read, ms.
     pub now_ms: u64,
     /// The partial itself.
@@ -200,6 +251,19 @@ pub enum Output<P> {
         /// Its window.
         window: u64,
     },
+    /// A partial whose `ts` is more than `max-clock-skew` ahead of its
+    /// reference time, placed by the reference time (its per-LB lines went
+    /// out in stage 1 as they are).
+    Skewed {
+        /// The cluster.
+        cluster: String,
+        /// The LB.
+        lb: String,
+        /// Seconds its `ts` is ahead.
+        ahead: u64,
+        /// The window it went to.
+        window: u64,
+    },
     /// A partial of a window `≤ H` read again after a restart or rebalance.
     Replayed {
         /// The cluster.
@@ -220,8 +284,19 @@ pub enum Output<P> {
 #[derive(Debug)]
 struct Window<P> {
     first_ms: u64,
-    /// Per LB, the timestamp and the partial kept (the newest).
+    /// Per LB, the time it was placed by and the partial kept (the newest).
     by_lb: BTreeMap<String, (u64, P)>,
+}
+
+/// What a cluster knows of one of its LBs.
+#[derive(Debug, Clone, Copy)]
+struct Lb {
+    /// The newest window it placed a partial in: it reported every window
+    /// up to this one (an LB's partials come in order).
+    placed: u64,
+    /// Its newest progress window ([`Placement::progress`]): whether it is
+    /// active, and the cluster's newest window.
+    progress: u64,
 }
 
 /// Offsets in flight, of the assignment they were read in.
@@ -244,8 +319,8 @@ struct Cluster<P> {
     emitted: BTreeMap<u64, bool>,
     /// The highest window emitted.
     last_emitted: Option<u64>,
-    /// Per LB, its newest window.
-    lbs: BTreeMap<String, u64>,
+    /// Per LB, how far it reported.
+    lbs: BTreeMap<String, Lb>,
     /// Until this window was seen, the LBs are not trusted to be all
     /// (`None`: trusted).
     learning_until: Option<u64>,
@@ -256,19 +331,21 @@ struct Cluster<P> {
 }
 
 impl<P> Cluster<P> {
+    /// The cluster's newest window: its LBs' newest progress, never past
+    /// the reference time of what was read.
     fn newest(&self) -> Option<u64> {
-        self.lbs.values().copied().max()
+        self.lbs.values().map(|lb| lb.progress).max()
     }
 
-    fn is_active(&self, newest_of_lb: u64, newest: u64, settings: &WindowSettings) -> bool {
-        newest.saturating_sub(newest_of_lb) <= settings.lb_timeout
+    fn is_active(&self, lb: &Lb, newest: u64, settings: &WindowSettings) -> bool {
+        newest.saturating_sub(lb.progress) <= settings.lb_timeout
     }
 
     fn expected(&self, settings: &WindowSettings) -> usize {
         let newest = self.newest().unwrap_or(0);
         self.lbs
             .values()
-            .filter(|w| self.is_active(**w, newest, settings))
+            .filter(|lb| self.is_active(lb, newest, settings))
             .count()
     }
 
@@ -281,8 +358,8 @@ impl<P> Cluster<P> {
         }
         self.lbs
             .values()
-            .filter(|w| self.is_active(**w, newest, settings))
-            .all(|w| *w >= window)
+            .filter(|lb| self.is_active(lb, newest, settings))
+            .all(|lb| lb.placed >= window)
     }
 
     /// LBs no longer active are forgotten (they come back by reporting).
@@ -291,7 +368,7 @@ impl<P> Cluster<P> {
             return;
         };
         self.lbs
-            .retain(|_, w| newest.saturating_sub(*w) <= settings.lb_timeout);
+            .retain(|_, lb| newest.saturating_sub(lb.progress) <= settings.lb_timeout);
     }
 
     /// The highest emitted window with none at or below it unacknowledged.
@@ -431,7 +508,20 @@ impl<P: Clone> Windows<P> {
                 stored: state.map(|s| s.emitted),
                 emitted: BTreeMap::new(),
                 last_emitted: state.map(|s| s.emitted),
-                lbs: state.map(|s| s.lbs.clone()).unwrap_or_default(),
+                lbs: state
+                    .map(|s| {
+                        s.lbs
+                            .iter()
+                            .map(|(lb, w)| {
+                                let lb_state = Lb {
+                                    placed: *w,
+                                    progress: *w,
+                                };
+                                (lb.clone(), lb_state)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 learning_until: state.is_none().then(|| {
                     window.saturating_add(settings.expected_windows.saturating_mul(settings.window))
                 }),
@@ -459,10 +549,23 @@ impl<P: Clone> Windows<P> {
             epoch,
             offsets: p.offsets,
         };
-        let window = self.settings.window_of(p.ts);
-        let cluster = self.cluster_for(&p.cluster, p.partition, window);
-        let newest = cluster.lbs.entry(p.lb.clone()).or_insert(window);
-        *newest = (*newest).max(window);
+        let placement = self.settings.place(p.ts, p.reference);
+        let window = placement.window;
+        if let Some(ahead) = placement.skewed {
+            out.push(Output::Skewed {
+                cluster: p.cluster.clone(),
+                lb: p.lb.clone(),
+                ahead,
+                window,
+            });
+        }
+        let cluster = self.cluster_for(&p.cluster, p.partition, placement.progress);
+        let lb = cluster.lbs.entry(p.lb.clone()).or_insert(Lb {
+            placed: window,
+            progress: placement.progress,
+        });
+        lb.placed = lb.placed.max(window);
+        lb.progress = lb.progress.max(placement.progress);
         if cluster
             .learning_until
             .is_some_and(|until| cluster.newest().is_some_and(|n| n >= until))
@@ -497,9 +600,9 @@ impl<P: Clone> Windows<P> {
                 by_lb: BTreeMap::new(),
             });
             match open.by_lb.get(&p.lb) {
-                Some((kept, _)) if *kept >= p.ts => {}
+                Some((kept, _)) if *kept >= placement.at => {}
                 _ => {
-                    open.by_lb.insert(p.lb, (p.ts, p.payload));
+                    open.by_lb.insert(p.lb, (placement.at, p.payload));
                 }
             }
         }
@@ -569,7 +672,7 @@ impl<P: Clone> Windows<P> {
                     lbs: cluster
                         .lbs
                         .iter()
-                        .map(|(lb, w)| (lb.clone(), (*w).min(through)))
+                        .map(|(name, lb)| (name.clone(), lb.placed.min(through)))
                         .collect(),
                 },
             });
@@ -603,6 +706,7 @@ mod tests {
         grace_ms: 20_000,
         lb_timeout: 30,
         expected_windows: 1,
+        max_clock_skew: 30,
     };
 
     struct Run {
@@ -632,6 +736,19 @@ mod tests {
             value: u32,
             now_ms: u64,
         ) -> Vec<Output<u32>> {
+            self.read(cluster, lb, ts, ts, value, now_ms)
+        }
+
+        /// A partial of `ts` read at reference time `reference`.
+        fn read(
+            &mut self,
+            cluster: &str,
+            lb: &str,
+            ts: u64,
+            reference: u64,
+            value: u32,
+            now_ms: u64,
+        ) -> Vec<Output<u32>> {
             let offset = self.next_offset;
             self.next_offset += 1;
             self.w.handle(Input::Partial(PartialIn {
@@ -640,6 +757,7 @@ mod tests {
                 cluster: cluster.into(),
                 lb: lb.into(),
                 ts,
+                reference,
                 now_ms,
                 payload: value,
             }))
@@ -835,15 +953,127 @@ mod tests {
     #[test]
     fn an_lb_with_a_fast_clock_does_not_make_the_others_late() {
         let mut r = Run::new(state(90, &[("a", 90), ("b", 90), ("fast", 110)]));
-        // `fast` is 25 s ahead: its 125 lands in 120 while a and b are at 100.
-        assert!(r.partial("eu", "fast", 125, 9).is_empty());
-        assert!(r.partial("eu", "a", 100, 1).is_empty());
-        let out = r.partial("eu", "b", 100, 2);
+        // `fast` is 25 s ahead (within max-clock-skew): its 125, read at
+        // 101, lands in 120 while a and b are at 100.
+        assert!(r.read("eu", "fast", 125, 101, 9, 0).is_empty());
+        assert!(r.read("eu", "a", 100, 101, 1, 0).is_empty());
+        let out = r.read("eu", "b", 100, 101, 2, 0);
         let got = emitted(&out);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].2, [("a".into(), 1), ("b".into(), 2)]);
-        let out = r.partial("eu", "a", 110, 1);
+        let out = r.read("eu", "a", 110, 111, 1, 0);
         assert!(out.iter().all(|o| !matches!(o, Output::Late { .. })));
+    }
+
+    /// Two real LBs report 7 windows from 100 on, each read a second after
+    /// its `ts` (`fast_by` seconds ahead for b); `forged` adds, after a's
+    /// first, one partial of a made-up LB at `ts = 100 + forged`. Every
+    /// output, and whether each of the 7 windows went out with a and b.
+    fn seven_windows(fast_by: u64, forged: Option<u64>) -> (Vec<Output<u32>>, Vec<bool>) {
+        let mut r = Run::new(state(90, &[("a", 90), ("b", 90)]));
+        let mut out = Vec::new();
+        for k in 0..8 {
+            let t = 100 + 10 * k;
+            let mut now = r.read("eu", "a", t + 1, t + 2, 1, 0);
+            if let Some(ahead) = forged.filter(|_| k == 0) {
+                now.extend(r.read("eu", "evil", t + ahead, t + 2, 666, 0));
+            }
+            now.extend(r.read("eu", "b", t + 1 + fast_by, t + 2, 2, 0));
+            r.deliver(&now);
+            out.extend(now);
+        }
+        let closed = emitted(&out);
+        let right = (0..7)
+            .map(|k| {
+                closed.iter().any(|(_, w, partials, _)| {
+                    *w == 100 + 10 * k
+                        && partials.contains(&("a".into(), 1))
+                        && partials.contains(&("b".into(), 2))
+                })
+            })
+            .collect();
+        (out, right)
+    }
+
+    fn late(out: &[Output<u32>]) -> usize {
+        out.iter()
+            .filter(|o| matches!(o, Output::Late { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_forged_future_ts_is_placed_by_the_reference_time_and_moves_nothing() {
+        // Issue 24 item 1: 0 of 7 windows right, 14 late, a window at T+600.
+        let (out, right) = seven_windows(0, Some(600));
+        assert_eq!(right, [true; 7], "{out:?}");
+        assert_eq!(late(&out), 0, "{out:?}");
+        let windows: Vec<u64> = emitted(&out).iter().map(|e| e.1).collect();
+        assert!(windows.iter().all(|w| *w < 200), "{windows:?}");
+        let skewed: Vec<&Output<u32>> = out
+            .iter()
+            .filter(|o| matches!(o, Output::Skewed { .. }))
+            .collect();
+        assert_eq!(
+            skewed,
+            [&Output::Skewed {
+                cluster: "eu".into(),
+                lb: "evil".into(),
+                ahead: 598,
+                window: 100,
+            }]
+        );
+        // It went where its reference time is: the window of its arrival.
+        let first = emitted(&out).into_iter().find(|e| e.1 == 100);
+        assert!(first.is_some_and(|e| e.2.contains(&("evil".into(), 666))));
+    }
+
+    #[test]
+    fn an_lb_60_s_fast_is_placed_by_the_reference_time_and_nobody_is_late() {
+        // Issue 24 item 1: 1 of 7 windows right, 12 late.
+        let (out, right) = seven_windows(60, None);
+        assert_eq!(right, [true; 7], "{out:?}");
+        assert_eq!(late(&out), 0, "{out:?}");
+        let skewed = out
+            .iter()
+            .filter(|o| matches!(o, Output::Skewed { lb, ahead: 59, .. } if lb == "b"))
+            .count();
+        assert_eq!(skewed, 8, "counted each time");
+    }
+
+    #[test]
+    fn a_placement_follows_ts_up_to_max_clock_skew_ahead_and_progress_never_passes_the_reference() {
+        let place = |ts, reference| SETTINGS.place(ts, reference);
+        // Behind: by ts (a slow clock makes only itself late).
+        assert_eq!(
+            place(100, 500),
+            Placement {
+                window: 100,
+                at: 100,
+                progress: 100,
+                skewed: None
+            }
+        );
+        // Ahead within 30 s: by ts; progress by the reference.
+        assert_eq!(
+            place(135, 105),
+            Placement {
+                window: 130,
+                at: 135,
+                progress: 100,
+                skewed: None
+            }
+        );
+        // Further: by the reference, counted.
+        assert_eq!(
+            place(136, 105),
+            Placement {
+                window: 100,
+                at: 105,
+                progress: 100,
+                skewed: Some(31)
+            }
+        );
+        assert_eq!(place(u64::MAX, 105).window, 100);
     }
 
     #[test]

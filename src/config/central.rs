@@ -23,6 +23,7 @@ pub const OPTIONS: &[&str] = &[
     "grace",
     "lb-timeout",
     "expected-windows",
+    "max-clock-skew",
     "cluster-namespace",
 ];
 
@@ -34,6 +35,9 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(20);
 
 /// `lb-timeout` when not set, in windows.
 pub const DEFAULT_LB_TIMEOUT_WINDOWS: u64 = 3;
+
+/// `max-clock-skew` when not set, in windows.
+pub const DEFAULT_MAX_CLOCK_SKEW_WINDOWS: u64 = 2;
 
 /// `expected-windows` when not set.
 pub const DEFAULT_EXPECTED_WINDOWS: u64 = 1;
@@ -101,6 +105,10 @@ pub(super) fn build(r: &Reader<'_>) -> Result<CentralConfig, ConfigError> {
         None => DEFAULT_EXPECTED_WINDOWS,
         Some(_) => r.int_at_least("expected-windows", 0)?.unsigned_abs(),
     };
+    let max_clock_skew = match r.optional("max-clock-skew")?.filter(|t| !t.is_empty()) {
+        None => None,
+        Some(_) => Some(r.seconds("max-clock-skew")?),
+    };
     let cluster_namespace = match r.optional("cluster-namespace")?.filter(|n| !n.is_empty()) {
         None => DEFAULT_CLUSTER_NAMESPACE.to_owned(),
         Some(name) => {
@@ -118,6 +126,7 @@ pub(super) fn build(r: &Reader<'_>) -> Result<CentralConfig, ConfigError> {
         grace,
         lb_timeout,
         expected_windows,
+        max_clock_skew,
         cluster_namespace,
     })
 }
@@ -218,6 +227,11 @@ pub fn resolve(config: &Config) -> Result<CentralSettings, ConfigError> {
                 t.as_secs()
             }),
         expected_windows: central.expected_windows,
+        max_clock_skew: central
+            .max_clock_skew
+            .map_or(window.saturating_mul(DEFAULT_MAX_CLOCK_SKEW_WINDOWS), |t| {
+                t.as_secs()
+            }),
     };
     Ok(CentralSettings {
         windows,
@@ -258,6 +272,7 @@ impl Default for CentralConfig {
             grace: DEFAULT_GRACE,
             lb_timeout: None,
             expected_windows: DEFAULT_EXPECTED_WINDOWS,
+            max_clock_skew: None,
             cluster_namespace: DEFAULT_CLUSTER_NAMESPACE.to_owned(),
         }
     }
@@ -297,7 +312,8 @@ mod tests {
                 window: 10,
                 grace_ms: 20_000,
                 lb_timeout: 30,
-                expected_windows: 1
+                expected_windows: 1,
+                max_clock_skew: 20,
             }
         );
         assert_eq!(got.cluster_namespace, "clusters");
@@ -323,6 +339,18 @@ mod tests {
             (60, 0)
         );
         assert_eq!(got.cluster_namespace, "dc.clusters");
+    }
+
+    #[test]
+    fn max_clock_skew_is_two_windows_unless_given() {
+        let got = settings(&format!("{KAFKA}[central]\nwindow = 5\n")).expect("valid");
+        assert_eq!(got.windows.max_clock_skew, 10);
+        let got = settings(&format!("{KAFKA}[central]\nmax-clock-skew = 45\n")).expect("valid");
+        assert_eq!(got.windows.max_clock_skew, 45);
+        assert!(
+            error(&format!("{KAFKA}[central]\nmax-clock-skew = ahead\n"))
+                .contains("[central] max-clock-skew = 'ahead'")
+        );
     }
 
     #[test]

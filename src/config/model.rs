@@ -386,6 +386,9 @@ pub struct CentralConfig {
     /// `expected-windows`: windows a cluster without stored state is
     /// watched before its LBs are trusted to be all (default 1).
     pub expected_windows: u64,
+    /// `max-clock-skew`: a partial whose `ts` is further ahead of its
+    /// message's time is placed by that time; `None`: 2 windows.
+    pub max_clock_skew: Option<std::time::Duration>,
     /// `cluster-namespace` (default `clusters`).
     pub cluster_namespace: String,
 }

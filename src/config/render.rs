@@ -170,6 +170,11 @@ impl Config {
                 None => out.value("lb-timeout", ""),
             }
             out.value("expected-windows", central.expected_windows);
+            // Empty: 2 windows, whatever `window` is.
+            match central.max_clock_skew {
+                Some(skew) => out.value("max-clock-skew", skew.as_secs_f64()),
+                None => out.value("max-clock-skew", ""),
+            }
             out.value("cluster-namespace", &central.cluster_namespace);
         }
         for (section, groups) in [

@@ -445,6 +445,15 @@ pub const OPTIONS: &[OptionDoc] = &[
         "Windows a cluster with no stored state is watched before the load balancers it saw \
          are trusted to be all of them (before, only `grace` closes its windows).",
     ),
+    unset(
+        "central",
+        "max-clock-skew",
+        "How far a snapshot's `ts` may be ahead of its message's timestamp (or of this host's \
+         clock, when that is earlier) and still place its partial in the window of `ts`, seconds. \
+         Further ahead (a clock far off, or a forged `ts`), the partial is placed by that time, \
+         counted (`SkewedPartials`) and warned about; its per-LB lines are unaffected.",
+        "2 windows",
+    ),
     doc(
         "central",
         "cluster-namespace",

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::mpsc;
@@ -16,12 +16,14 @@ use tokio::sync::mpsc;
 use super::{Central, EVENTS_CAPACITY, InFlight, Origin};
 use crate::central::assembler::{Abandoned, Assembler, Part};
 use crate::central::bad::{self, BadMessage, MessageAt};
+use crate::central::clocks;
 use crate::central::consumer::{self, Command, ConsumerHandle, ConsumerOptions, Event, Received};
 use crate::central::process::PARTIAL_FORMAT;
 use crate::central::processor::{MergeWindow, PartialMessage, cluster_path};
 use crate::central::state;
 use crate::central::windows::{ClusterState, Emission, Input, Output, PartialIn, Windows};
 use crate::health::unix_now;
+use crate::log_limit::LogLimit;
 
 /// How long reading the state topic at an assignment may take.
 const STATE_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,6 +47,9 @@ pub struct Stage2Stats {
     pub late: u64,
     /// Partials of windows `≤ H` read again after a restart or rebalance.
     pub replayed: u64,
+    /// Partials whose `ts` was more than `max-clock-skew` ahead of their
+    /// reference time, placed by the reference time.
+    pub skewed: u64,
     /// Open windows dropped at a revocation.
     pub dropped: u64,
     /// The last emitted window's delay after its end, ms.
@@ -61,6 +66,9 @@ pub(super) struct Stage2 {
     pub(super) stats: Stage2Stats,
     /// Per partition, how far behind the last message read was, ms.
     pub(super) lag_ms: BTreeMap<i32, u64>,
+    /// The warning about skewed partials: anyone who can write to the
+    /// topic can send many.
+    skewed_log: LogLimit,
     /// Per cluster, its windows being merged, in emission (T) order, with
     /// their lines once merged: handed to the sinks in that order, whatever
     /// order the processor threads finish in.
@@ -80,6 +88,7 @@ impl Stage2 {
             restarting: false,
             stats: Stage2Stats::default(),
             lag_ms: BTreeMap::new(),
+            skewed_log: LogLimit::default(),
             order: std::collections::HashMap::new(),
         }
     }
@@ -111,8 +120,10 @@ impl Central {
         let (events, receiver) = mpsc::channel(EVENTS_CAPACITY);
         let client = crate::central::consumer::client_config(&self.settings, "unused");
         let state_topic = self.settings.state_topic.clone();
+        let settings = *self.stage2.windows.settings();
         let restore: consumer::RestoreFn = Arc::new(move || {
-            state::read_all(&client, &state_topic, STATE_READ_TIMEOUT).map_err(|e| e.to_string())
+            state::read_all(&client, &state_topic, STATE_READ_TIMEOUT, &settings)
+                .map_err(|e| e.to_string())
         });
         let options = ConsumerOptions {
             restore: Some(restore),
@@ -149,10 +160,11 @@ impl Central {
 
     fn on_partial_message(&mut self, message: Received, ctx: &mut Context<Self>) {
         let now_ms = unix_now().saturating_mul(1000);
-        if let Some(at) = message.timestamp_ms.and_then(|t| u64::try_from(t).ok()) {
+        let reference_ms = clocks::reference_ms(message.timestamp_ms, now_ms);
+        if message.timestamp_ms.is_some() {
             self.stage2
                 .lag_ms
-                .insert(message.partition, now_ms.saturating_sub(at));
+                .insert(message.partition, now_ms.saturating_sub(reference_ms));
         }
         let header = bad::part_of(
             PARTIAL_FORMAT,
@@ -190,6 +202,7 @@ impl Central {
                 cluster: partial.cluster,
                 lb: partial.lb.clone(),
                 ts: partial.ts,
+                reference: reference_ms / 1000,
                 now_ms,
                 payload: Arc::new(PartialMessage {
                     lb: partial.lb,
@@ -241,6 +254,18 @@ impl Central {
                 } => {
                     self.stage2.stats.late += 1;
                     tracing::info!(%cluster, %lb, window, "late partial: its window was emitted already; its per-LB lines went out");
+                }
+                Output::Skewed {
+                    cluster,
+                    lb,
+                    ahead,
+                    window,
+                } => {
+                    self.stage2.stats.skewed += 1;
+                    if let Some(suppressed) = self.stage2.skewed_log.allow(Instant::now()) {
+                        let most = self.stage2.windows.settings().max_clock_skew;
+                        tracing::warn!(%cluster, %lb, ahead_s = ahead, max_clock_skew_s = most, window, similar_lines_suppressed = suppressed, "partial's ts is ahead of its message's time by more than max-clock-skew (a clock far off, or a forged ts): placed in the window of the message's time; its per-LB lines went out as they are");
+                    }
                 }
                 Output::Replayed { .. } => self.stage2.stats.replayed += 1,
                 Output::Dropped { cluster, windows } => {
