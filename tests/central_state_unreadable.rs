@@ -7,7 +7,10 @@
 //!
 //! A real broker (tansu) serves the partials; the state read is the one
 //! part replaced, by a function that fails: a broker that serves one topic
-//! and not another is not something tansu can be made into.
+//! and not another is not something tansu can be made into. The first test
+//! drives the consumer alone; the second runs `haproxystats central` (the
+//! fault-injection build, whose first state reads fail) and watches Central
+//! restart its merge consumer with backoff.
 
 mod support;
 
@@ -18,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use haproxystats::central::consumer::{self, ConsumerOptions, Event, RestoreFn};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use support::kafka::Broker;
+use support::haproxystats::{Haproxystats, fault_injection_bin};
+use support::kafka::{Broker, ONE_RECORD_PER_BATCH};
 use tokio::sync::mpsc;
 
 const TOPIC: &str = "snaps.partials";
@@ -135,4 +139,94 @@ fn an_unreadable_state_hands_nothing_over_and_ends_the_consumer_a_readable_one_c
         second.alive(),
         "the consumer whose state read succeeds runs on"
     );
+}
+
+/// Where `needle` first is in `log` after byte `from`, or a failure naming
+/// what was expected.
+fn find_after(log: &str, from: usize, needle: &str, what: &str) -> usize {
+    log[from..]
+        .find(needle)
+        .map(|at| from + at)
+        .unwrap_or_else(|| panic!("{what}: no {needle:?} after byte {from}; log:\n{log}"))
+}
+
+#[test]
+fn central_restarts_its_merge_consumer_with_backoff_when_the_state_is_unreadable() {
+    let broker = Broker::start();
+    broker.create_topic("snaps", 2);
+    let root = tempfile::tempdir().expect("temp dir");
+    let conf = root.path().join("central.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[paths]\nbase-dir = {root}\n\n[pull]\npull-interval = 1\n\n\
+             [graphite]\nenabled = false\n\n[local-store]\ndir = {root}/store\n\n\
+             [kafka]\nbrokers = {brokers}\nsnapshots-topic = snaps\n\
+             librdkafka.session.timeout.ms = 6000\nlibrdkafka.heartbeat.interval.ms = 500\n\
+             {ONE_RECORD_PER_BATCH}\n[central]\nworkers = 1\n",
+            root = root.path().display(),
+            brokers = broker.brokers(),
+        ),
+    )
+    .expect("write conf");
+    // One merge consumer's attempts (three) fail; the restarted one reads.
+    let mut central = Haproxystats::start_bin_with_env(
+        &fault_injection_bin(),
+        &["central"],
+        &conf,
+        &root.path().join("central.log"),
+        &[("HAPROXYSTATS_FAIL_STATE_READS", "3")],
+    );
+    let restarted = "child restarted child=\"merge-consumer\"";
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let log = central.log();
+        if let Some(at) = log.find(restarted)
+            && log[at..].contains("partitions assigned topic=snaps.partials")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no restart of the merge consumer followed by an assignment after {TIMEOUT:?}; log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = central.log();
+    // In order: three failed reads, the consumer stops, Central restarts it
+    // after a backoff, the new one is assigned the partials and reads the
+    // state (no failed read after the restart).
+    let mut at = 0;
+    for attempt in 1..=3 {
+        at = find_after(
+            &log,
+            at,
+            &format!("attempt={attempt} "),
+            "a failed state read",
+        );
+        at = find_after(&log, at, "(fault injection)", "the injected failure");
+    }
+    at = find_after(
+        &log,
+        at,
+        "cannot read the state at an assignment; the consumer stops and is restarted",
+        "the merge consumer stopping",
+    );
+    at = find_after(
+        &log,
+        at,
+        "child died; restarting it child=\"merge-consumer\" restart_in_ms=",
+        "the backoff",
+    );
+    at = find_after(&log, at, restarted, "the restart");
+    assert!(
+        !log[at..].contains("cannot read the state"),
+        "a failed read after the restart; log:\n{log}"
+    );
+    // The status file is rewritten every second: it counts the restart.
+    let status_file = root.path().join("haproxystats.status");
+    wait("child_restarts=1 not in the status file", || {
+        std::fs::read_to_string(&status_file).is_ok_and(|s| s.contains("child_restarts=1\n"))
+    });
+    assert_eq!(central.terminate(Duration::from_secs(20)), Some(0));
 }

@@ -25,7 +25,19 @@ impl Haproxystats {
 
     /// The same with another build of the binary, e.g. [`fault_injection_bin`].
     pub fn start_bin(bin: &Path, args: &[&str], conf: &Path, log: &Path) -> Haproxystats {
+        Haproxystats::start_bin_with_env(bin, args, conf, log, &[])
+    }
+
+    /// The same with environment variables set for it alone.
+    pub fn start_bin_with_env(
+        bin: &Path,
+        args: &[&str],
+        conf: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Haproxystats {
         let mut cmd = Command::new(bin);
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .arg("-f")
             .arg(conf)

@@ -122,6 +122,9 @@ impl Central {
         let state_topic = self.settings.state_topic.clone();
         let settings = *self.stage2.windows.settings();
         let restore: consumer::RestoreFn = Arc::new(move || {
+            if let Some(failure) = injected_state_read_failure() {
+                return Err(failure);
+            }
             state::read_all(&client, &state_topic, STATE_READ_TIMEOUT, &settings)
                 .map_err(|e| e.to_string())
         });
@@ -502,4 +505,32 @@ impl Handler<FromMergeConsumer> for Central {
         let outputs = self.stage2.windows.handle(input);
         self.apply(outputs, ctx);
     }
+}
+
+/// Fault injection (the `fault-injection` feature: tests and soaks, never a
+/// release): the first `HAPROXYSTATS_FAIL_STATE_READS` reads of the state
+/// topic fail, so that a test sees the merge consumer give up and Central
+/// restart it with backoff, as actors.md says. A broker that serves the
+/// partials and not the state topic is not something tansu can be made into.
+#[cfg(feature = "fault-injection")]
+fn injected_state_read_failure() -> Option<String> {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LEFT: OnceLock<AtomicU64> = OnceLock::new();
+    let left = LEFT.get_or_init(|| {
+        let failures = std::env::var("HAPROXYSTATS_FAIL_STATE_READS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        AtomicU64::new(failures)
+    });
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+        .then(|| "the state topic cannot be read (fault injection)".to_owned())
+}
+
+/// Without the `fault-injection` feature no read is made to fail.
+#[cfg(not(feature = "fault-injection"))]
+fn injected_state_read_failure() -> Option<String> {
+    None
 }
