@@ -19,12 +19,13 @@ die() {
 # build_release TARGET_DIR [CARGO ARGS...]: sets bin to the release binary.
 # The daemon runs as under systemd: unset RUST_BACKTRACE and
 # RUST_LIB_BACKTRACE (see bench/soak.sh) for every child started from here.
-# SOAK_PROFILE=dev builds the debug profile instead (CI's short soak: it
-# shares the test build's dependencies, so only this crate is compiled).
+# BUILD_PROFILE=dev (or SOAK_PROFILE=dev) builds the debug profile instead
+# (CI's short soak: it reuses the fault-injection build of the tests; the
+# demos: sooner built).
 build_release() {
     local target=$1
     shift
-    if [ "${SOAK_PROFILE:-release}" = dev ]; then
+    if [ "${BUILD_PROFILE:-${SOAK_PROFILE:-release}}" = dev ]; then
         say "building haproxystats (dev profile${*:+ $*}) in $target"
         CARGO_TARGET_DIR=$target cargo build --quiet "$@"
         bin="$target/debug/haproxystats"

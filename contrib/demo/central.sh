@@ -54,16 +54,6 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
 contrib/install-deps.sh graphite kafka
-# The debug build: it is built sooner than the release one (fat LTO, one
-# codegen unit), and a few small HAProxy instances need no optimised binary. DEMO_PROFILE=release
-# runs the release build instead.
-if [ "${DEMO_PROFILE:-dev}" = release ]; then
-    cargo build --release --quiet
-    bin="$repo/target/release/haproxystats"
-else
-    cargo build --quiet
-    bin="$repo/target/debug/haproxystats"
-fi
 
 work=$(mktemp -d /tmp/haproxystats-central-demo.XXXXXX)
 log_prefix=central-demo
@@ -109,6 +99,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo; say "stopping"; exit 0' INT TERM
+# The debug build: it is built sooner than the release one (fat LTO, one
+# codegen unit), and a few small HAProxy instances need no optimised
+# binary. DEMO_PROFILE=release runs the release build instead.
+BUILD_PROFILE=${DEMO_PROFILE:-dev} build_release "$repo/target"
 
 tansu=$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")
 [ -x "$tansu" ] || die "tansu missing: run contrib/install-deps.sh kafka"

@@ -44,16 +44,6 @@ cd "$repo"
 
 # Only what this mode starts: the browser only for the screenshot.
 if [ "$mode" = live ]; then contrib/install-deps.sh graphite; else contrib/install-deps.sh graphite browser; fi
-# The debug build: it is built sooner than the release one (fat LTO, one
-# codegen unit), and a few small HAProxy instances need no optimised binary. DEMO_PROFILE=release
-# runs the release build instead.
-if [ "${DEMO_PROFILE:-dev}" = release ]; then
-    cargo build --release --quiet
-    bin="$repo/target/release/haproxystats"
-else
-    cargo build --quiet
-    bin="$repo/target/debug/haproxystats"
-fi
 
 work=$(mktemp -d /tmp/haproxystats-demo.XXXXXX)
 log_prefix=demo
@@ -71,6 +61,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo; echo "demo: stopping"; exit 0' INT TERM
+# The debug build: it is built sooner than the release one (fat LTO, one
+# codegen unit), and a few small HAProxy instances need no optimised
+# binary. DEMO_PROFILE=release runs the release build instead.
+BUILD_PROFILE=${DEMO_PROFILE:-dev} build_release "$repo/target"
 
 # --- HAProxy: two instances, each serving its own backend responder --------
 frontend_ports=()
