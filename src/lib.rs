@@ -53,6 +53,7 @@ pub mod catalogue;
 pub mod central;
 pub mod cli;
 pub mod commands;
+pub mod common;
 pub mod config;
 pub mod engine;
 pub mod health;

@@ -43,10 +43,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
+#[cfg(any(test, feature = "fault-injection"))]
+use crate::common::Crash;
+use crate::common::unix_now;
 use crate::config::PullConfig;
 use crate::engine::EngineOptions;
 use crate::health::SinkStatus;
-use crate::health::{Reporter, WRITE_INTERVAL, unix_now};
+use crate::health::{Reporter, WRITE_INTERVAL};
 use crate::processor::actor::{ProcessFailure, ProcessSnapshot, Processed, Processor};
 use crate::processor::{quarantine, trash};
 use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
@@ -102,14 +105,6 @@ pub struct SupervisorSettings {
 #[derive(Debug, Message)]
 #[rtype(result = "u64")]
 pub struct Shutdown;
-
-/// Makes the receiving child panic in its handler: the fault injection of
-/// the supervision tests and the soak. Only in test builds and with the
-/// `fault-injection` feature, never in a release.
-#[cfg(any(test, feature = "fault-injection"))]
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Crash;
 
 /// Ask for the supervisor's counters.
 #[derive(Debug, Message)]
