@@ -48,7 +48,7 @@ use crate::sink::{SinkSlot, SinkSpec};
 use crate::supervisor::restart::{RestartLimit, RestartTracker};
 
 /// How often the children are checked (as the daemon's Supervisor does).
-pub const LIVENESS_INTERVAL: Duration = crate::supervisor::LIVENESS_INTERVAL;
+pub const LIVENESS_INTERVAL: Duration = crate::config::LIVENESS_INTERVAL;
 
 /// How often what is done is committed.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(200);

@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, oneshot};
 #[cfg(any(test, feature = "fault-injection"))]
 use crate::common::Crash;
 use crate::common::unix_now;
-use crate::config::PullConfig;
+use crate::config::{LIVENESS_INTERVAL, PullConfig};
 use crate::engine::EngineOptions;
 use crate::health::SinkStatus;
 use crate::health::{Reporter, WRITE_INTERVAL};
@@ -67,9 +67,6 @@ pub const SAFETY_RESCAN_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why a symbolic link in src-dir is quarantined.
 const LINK_REASON: &str = "a symbolic link in src-dir: never followed (a snapshot is a directory the puller renames into src-dir)";
-
-/// How often the children's mailboxes are checked.
-pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Everything the supervisor is started with.
 pub struct SupervisorSettings {
