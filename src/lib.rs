@@ -67,5 +67,6 @@ pub mod raw;
 pub mod replay;
 pub mod signals;
 pub mod sink;
+pub mod stat_line;
 pub mod supervisor;
 pub mod watcher;
