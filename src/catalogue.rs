@@ -253,6 +253,20 @@ pub const DAEMON_PERCENTAGES: &[(&str, &str, &str)] = &[
     ("SslRatePercentage", "SslRate", "SslRateLimit"),
 ];
 
+/// The `show stat` columns the engine reads under some options (what
+/// `engine::columns_read` gives is always among them): every metric of the
+/// catalogue (the `*-metrics` options only choose among these; `lbtot`,
+/// which the response-time means need, is one), the names `pxname` and
+/// `svname`, and `type`, which with `svname` decides a row's kind. Here,
+/// beside the lists it is made of, for `[kafka] snapshot-fields` is read
+/// with it in the configuration.
+pub fn columns_ever_read() -> impl Iterator<Item = &'static str> {
+    [ProxyKind::Frontend, ProxyKind::Backend, ProxyKind::Server]
+        .into_iter()
+        .flat_map(|kind| kind.all_metrics().iter().map(|m| m.name))
+        .chain(["pxname", "svname", "type"])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

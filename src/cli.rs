@@ -12,9 +12,6 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::health::SinkLimit;
 
-/// Where the configuration is read from unless `-f` says otherwise.
-pub const DEFAULT_CONFIG_FILE: &str = "/etc/haproxystats.conf";
-
 /// `haproxystats [-f FILE] [-d DIR] [-p | -P] [COMMAND]`
 #[derive(Debug, Parser)]
 #[command(

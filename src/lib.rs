@@ -6,35 +6,45 @@
 //!
 //! # Layout
 //!
-//! Every top-level module, roughly from what everything uses up to what
-//! uses everything.
+//! Every top-level module, from what everything uses up to what uses
+//! everything. A module imports only from its own group and the groups
+//! before it, and no import circle joins two modules, however long; so the
+//! first group imports nothing from the others. `tests/module_graph.rs`
+//! keeps it so (and this list complete).
 //!
 //! Used everywhere:
+//! - [`common`]: what any module may use: the fault injection's `Crash`
+//!   message, the text of a caught panic, the clock in epoch seconds.
 //! - [`config`]: raw INI (with ConfigParser-compatible interpolation) → one
 //!   validated [`config::Config`]; nothing later looks options up by name.
+//!   The values the others are configured with are defined there (Kafka's
+//!   format and compression, raw snapshots' fields, HTTP stats pages,
+//!   stage 2's windows, the liveness interval), not where they are used.
 //! - [`catalogue`]: which metrics exist and how each one is aggregated.
+//! - [`names`]: the one rule for names that become Graphite path elements
+//!   (`lb-name`, `cluster`, group names, namespaces, central's headers).
 //! - [`log_limit`]: bounds on what a peer can make us log (rate, escaping).
 //! - [`logging`]: one line per event on stdout, a level per component.
 //! - [`signals`]: SIGTERM/SIGINT/SIGHUP as one "drain, then exit" stream.
-//! - [`names`]: the one rule for names that become Graphite path elements
-//!   (`lb-name`, `cluster`, group names, namespaces, central's headers).
 //!
 //! Plain logic (no actor), each with its own tests:
+//! - [`stat_line`]: one `show stat` CSV line as the engine and the raw
+//!   encoder read it (its cells found 64 bytes at a time).
+//! - [`raw`]: raw snapshots as Arrow IPC parts, both ways (SPEC §5).
 //! - [`engine`]: one snapshot (CSV files, or Arrow columns) → Graphite lines
 //!   and partial aggregates; [`replay`] runs it once on directories.
-//! - [`raw`]: raw snapshots as Arrow IPC parts, both ways (SPEC §5).
 //!
 //! The daemon's actors (the tree is in `actors.md`):
-//! - [`supervisor`]: the root; its decisions in `supervisor::pipeline`.
+//! - [`health`]: the status file, sd_notify and `haproxystats check`.
 //! - [`puller`]: the Puller actor and its sources (stats sockets, the master
 //!   CLI, HTTP stats pages).
 //! - [`watcher`]: the DirWatcher (inotify on src-dir).
-//! - [`processor`]: the Processors (the engine on `SyncArbiter` threads),
-//!   quarantine and trash.
 //! - [`sink`]: every sink, one folder or file each (Graphite, local-store,
 //!   Kafka, Prometheus, raw snapshots), and what they share (backlog,
 //!   chunks, acknowledgements).
-//! - [`health`]: the status file, sd_notify and `haproxystats check`.
+//! - [`processor`]: the Processors (the engine on `SyncArbiter` threads),
+//!   quarantine and trash.
+//! - [`supervisor`]: the root; its decisions in `supervisor::pipeline`.
 //!
 //! Central processing (`haproxystats central`, SPEC §7):
 //! - [`central`]: its actor, consumers and processors; its decisions in
@@ -53,6 +63,7 @@ pub mod catalogue;
 pub mod central;
 pub mod cli;
 pub mod commands;
+pub mod common;
 pub mod config;
 pub mod engine;
 pub mod health;
@@ -66,5 +77,6 @@ pub mod raw;
 pub mod replay;
 pub mod signals;
 pub mod sink;
+pub mod stat_line;
 pub mod supervisor;
 pub mod watcher;

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             .common
             .file
             .clone()
-            .unwrap_or_else(|| haproxystats::cli::DEFAULT_CONFIG_FILE.into()),
+            .unwrap_or_else(|| haproxystats::config::DEFAULT_CONFIG_FILE.into()),
         file_is_explicit: cli.common.file.is_some(),
         dir: cli.common.dir.clone(),
     };

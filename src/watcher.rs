@@ -53,10 +53,10 @@ impl Actor for DirWatcher {
 }
 
 #[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::supervisor::Crash> for DirWatcher {
+impl Handler<crate::common::Crash> for DirWatcher {
     type Result = ();
 
-    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
         panic!("injected watcher crash");
     }
 }

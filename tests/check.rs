@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use haproxystats::common::unix_now;
 use haproxystats::config::{self, ConfigSources};
 use haproxystats::health::{
-    Notifier, Reporter, STATUS_FILE_NAME, SinkStatus, Status, StatusWriter, status_path, unix_now,
+    Notifier, Reporter, STATUS_FILE_NAME, SinkStatus, Status, StatusWriter, status_path,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_haproxystats");

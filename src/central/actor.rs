@@ -37,8 +37,9 @@ use super::consumer::{self, Command, ConsumerHandle, Event, Received};
 use super::offsets::{Epoch, Offsets};
 use super::partials::{self, PartialOf};
 use super::processor::{CentralProcessor, Done, ProcessParts, ProcessorSettings};
+use crate::common::unix_now;
 use crate::config::CentralSettings;
-use crate::health::{Reporter, SinkStatus, WRITE_INTERVAL, unix_now};
+use crate::health::{Reporter, SinkStatus, WRITE_INTERVAL};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::{LineChunks, SharedLines};
 use crate::sink::messages::SendLinesAcked;
@@ -47,7 +48,7 @@ use crate::sink::{SinkSlot, SinkSpec};
 use crate::supervisor::restart::{RestartLimit, RestartTracker};
 
 /// How often the children are checked (as the daemon's Supervisor does).
-pub const LIVENESS_INTERVAL: Duration = crate::supervisor::LIVENESS_INTERVAL;
+pub const LIVENESS_INTERVAL: Duration = crate::config::LIVENESS_INTERVAL;
 
 /// How often what is done is committed.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(200);

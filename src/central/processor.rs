@@ -18,10 +18,10 @@ use super::assembler::Snapshot;
 use super::bad::BadMessage;
 use super::process::{self, Processed};
 use super::windows::Emission;
+use crate::common::panic_message;
 use crate::engine::EngineOptions;
 use crate::engine::partial::{Merge, Partial};
 use crate::engine::{self, BufferSink};
-use crate::processor::actor::panic_message;
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::LineChunks;
 

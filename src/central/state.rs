@@ -238,7 +238,7 @@ pub fn read_all(
             );
             continue;
         };
-        let now = crate::health::unix_now();
+        let now = crate::common::unix_now();
         let read = message.payload().map(|value| {
             decode(value).and_then(|state| {
                 check_not_ahead(&state, now, settings)?;

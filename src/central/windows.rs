@@ -37,25 +37,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::offsets::{Epoch, Offsets};
-
-/// The options of the windows (`[central]`), in seconds but `grace`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowSettings {
-    /// `window`: the width of a window, seconds (> 0).
-    pub window: u64,
-    /// `grace`: how long after its first partial a window of a caught-up
-    /// partition is closed without the LBs that did not report, in ms.
-    pub grace_ms: u64,
-    /// `lb-timeout`: an LB whose newest window is further than this behind
-    /// its cluster's newest is no longer expected, seconds.
-    pub lb_timeout: u64,
-    /// `expected-windows`: windows a cluster with no stored state is watched
-    /// before the LBs it saw are trusted to be all of them.
-    pub expected_windows: u64,
-    /// `max-clock-skew`: how far a partial's `ts` may be ahead of its
-    /// reference time and still place it, seconds.
-    pub max_clock_skew: u64,
-}
+pub use crate::config::WindowSettings;
 
 /// Where a partial goes ([`WindowSettings::place`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +55,8 @@ pub struct Placement {
     pub skewed: Option<u64>,
 }
 
+/// What the settings (`[central]`, defined with the configuration) mean
+/// for a partial: stage 2's logic, kept here with the rest of it.
 impl WindowSettings {
     /// The window of `ts`.
     pub fn window_of(&self, ts: u64) -> u64 {

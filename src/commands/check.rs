@@ -12,9 +12,10 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use crate::cli::CheckArgs;
+use crate::common::unix_now;
 use crate::config::Config;
 use crate::health::{
-    BacklogThresholds, CheckOutcome, Limits, Status, Thresholds, evaluate, status_path, unix_now,
+    BacklogThresholds, CheckOutcome, Limits, Status, Thresholds, evaluate, status_path,
 };
 
 /// Judges the status file of `config` now and prints the verdict.

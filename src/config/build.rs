@@ -364,7 +364,7 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
             location: "[process] liveness-check-interval".to_owned(),
             message: format!(
                 "ignored: the supervisor checks its children every {} ms and restarts a dead one",
-                crate::supervisor::LIVENESS_INTERVAL.as_millis()
+                super::LIVENESS_INTERVAL.as_millis()
             ),
         });
     }
@@ -466,11 +466,11 @@ fn master_worker_limit(r: &Reader<'_>) -> Result<usize, ConfigError> {
 /// `master:///path` and `http(s)://[user:pass@]host[:port]/path` URLs.
 /// Errors quote the list with any credentials replaced by `***`.
 fn parse_servers(r: &Reader<'_>, list: &str) -> Result<Vec<StatsEndpoint>, ConfigError> {
-    let shown = crate::puller::http::url::redact(list);
+    let shown = super::stats_url::redact(list);
     let mut servers = Vec::new();
     for entry in list.split(',').map(str::trim) {
         let bad = |reason: &str| {
-            let entry = crate::puller::http::url::redact(entry);
+            let entry = super::stats_url::redact(entry);
             r.invalid("servers", &shown, format!("'{entry}': {reason}"))
         };
         if entry.is_empty() {
@@ -489,7 +489,7 @@ fn parse_servers(r: &Reader<'_>, list: &str) -> Result<Vec<StatsEndpoint>, Confi
             }
             servers.push(StatsEndpoint::Master(PathBuf::from(path)));
         } else if entry.starts_with("http://") || entry.starts_with("https://") {
-            let url = crate::puller::http::url::parse(entry).map_err(|e| bad(&e.to_string()))?;
+            let url = super::stats_url::parse(entry).map_err(|e| bad(&e.to_string()))?;
             servers.push(StatsEndpoint::Http(url));
         } else if let Some(address) = entry.strip_prefix("tcp://") {
             let address = address.trim_end_matches('/');

@@ -10,7 +10,6 @@ use super::build::Reader;
 use super::error::ConfigError;
 use super::kafka::check_topic;
 use super::model::{CentralConfig, Config, KafkaConfig};
-use crate::central::windows::WindowSettings;
 use crate::names::check_path;
 
 /// The options of `[central]`.
@@ -140,6 +139,27 @@ fn check_group_id(id: &str) -> Result<(), &'static str> {
         return Err("must not hold blanks or control characters");
     }
     Ok(())
+}
+
+/// The options of stage 2's windows (`[central]`), in seconds but
+/// `grace`; what they mean for a partial is `central::windows`'s
+/// (`WindowSettings::place`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSettings {
+    /// `window`: the width of a window, seconds (> 0).
+    pub window: u64,
+    /// `grace`: how long after its first partial a window of a caught-up
+    /// partition is closed without the LBs that did not report, in ms.
+    pub grace_ms: u64,
+    /// `lb-timeout`: an LB whose newest window is further than this behind
+    /// its cluster's newest is no longer expected, seconds.
+    pub lb_timeout: u64,
+    /// `expected-windows`: windows a cluster with no stored state is watched
+    /// before the LBs it saw are trusted to be all of them.
+    pub expected_windows: u64,
+    /// `max-clock-skew`: how far a partial's `ts` may be ahead of its
+    /// reference time and still place it, seconds.
+    pub max_clock_skew: u64,
 }
 
 /// Everything `haproxystats central` runs with, the defaults resolved.

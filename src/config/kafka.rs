@@ -1,14 +1,19 @@
 //! `[kafka]` (ours, SPEC §5): read and checked at start, so that a bad
 //! broker list, format or librdkafka option stops the command with one line
-//! (exit 2) instead of a sink that can never deliver.
+//! (exit 2) instead of a sink that can never deliver. Its values
+//! ([`Format`], [`Compression`]) and the librdkafka configuration made of
+//! it ([`client_config`]) live here too: the check needs them, and the
+//! Kafka sinks and central import them from here.
+
+use std::fmt;
+
+use rdkafka::ClientConfig;
 
 use super::build::Reader;
 use super::error::ConfigError;
+use super::fields::Fields;
 use super::model::KafkaConfig;
 use crate::names::check_name;
-use crate::raw::Fields;
-use crate::sink::kafka::format::Format;
-use crate::sink::kafka::settings::{Compression, RECORD_OVERHEAD, client_config};
 
 /// The options of `[kafka]` besides `librdkafka.<name>`.
 pub const OPTIONS: &[&str] = &[
@@ -34,6 +39,116 @@ const MESSAGE_MAX_BYTES_LIMIT: i64 = 1_000_000_000;
 
 /// The longest Kafka topic name (Kafka's `Topic.MAX_NAME_LENGTH`).
 const MAX_TOPIC_LEN: usize = 249;
+
+/// How lines are written into message values (`[kafka] format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Graphite plaintext lines, unchanged.
+    #[default]
+    Graphite,
+    /// InfluxDB line protocol.
+    Influx,
+}
+
+impl Format {
+    /// The spelling in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Graphite => "graphite",
+            Format::Influx => "influx",
+        }
+    }
+
+    /// Parses the configuration's spelling.
+    pub fn parse(value: &str) -> Option<Format> {
+        match value {
+            "graphite" => Some(Format::Graphite),
+            "influx" => Some(Format::Influx),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `[kafka] compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard (the default).
+    #[default]
+    Zstd,
+}
+
+impl Compression {
+    /// Every value, for error messages and tests.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// The spelling in the configuration and in librdkafka's
+    /// `compression.type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parses the configuration's spelling.
+    pub fn parse(value: &str) -> Option<Compression> {
+        Compression::ALL.into_iter().find(|c| c.name() == value)
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Room kept in a message for its key and Kafka's record overhead, so that
+/// a payload cut at `message-max-bytes` minus this still passes the
+/// producer's and the broker's limit of `message-max-bytes`.
+pub const RECORD_OVERHEAD: usize = 1024;
+
+/// librdkafka's configuration for `[kafka]`: ours first, the user's
+/// `librdkafka.<name>` options after them (they win).
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", kafka.compression.name())
+        .set("message.max.bytes", kafka.message_max_bytes.to_string())
+        .set(
+            "message.timeout.ms",
+            kafka.message_timeout.as_millis().max(1).to_string(),
+        );
+    for (name, value) in &kafka.librdkafka {
+        config.set(name, value);
+    }
+    config
+}
 
 pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
     let brokers = r.string("brokers")?;
@@ -314,7 +429,15 @@ fn check_brokers(brokers: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_brokers, check_message_limits, check_topic};
+    use super::{Format, check_brokers, check_message_limits, check_topic};
+
+    #[test]
+    fn formats_are_spelt_as_in_the_configuration() {
+        for format in [Format::Graphite, Format::Influx] {
+            assert_eq!(Format::parse(format.name()), Some(format));
+        }
+        assert_eq!(Format::parse("json"), None);
+    }
 
     #[test]
     fn topic_names_follow_kafkas_rule() {

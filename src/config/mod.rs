@@ -6,27 +6,49 @@
 //! - [`interpolate`]: `${key}`, `${section:key}`, `$$`.
 //! - `build`: typed parsing and validation, one-line errors.
 //! - `render`: [`Config::to_ini`] and [`Config::defaults`] for `-p` / `-P`.
+//! - [`stats_url`]: `servers` entries of HTTP stats pages, parsed.
+//!
+//! The values the rest of the program is configured with are defined
+//! here, not where they are used ([`Format`], [`Compression`], [`Fields`],
+//! [`WindowSettings`], [`stats_url::StatsUrl`], [`LIVENESS_INTERVAL`],
+//! ...): config imports only what sits beside it at the bottom of the
+//! module graph (`catalogue`, `names`), never a module above it
+//! (`tests/module_graph.rs`).
 
 mod build;
 mod central;
 mod error;
+mod fields;
 pub mod interpolate;
 mod kafka;
 mod model;
 mod prometheus;
 pub mod raw;
 mod render;
+pub mod stats_url;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use build::{KNOWN_OPTIONS, parse_python_bool, parse_python_float, parse_python_int};
-pub use central::{CentralSettings, DEFAULT_CLUSTER_NAMESPACE, resolve as resolve_central};
+pub use central::{
+    CentralSettings, DEFAULT_CLUSTER_NAMESPACE, WindowSettings, resolve as resolve_central,
+};
 pub use error::{ConfigError, ConfigWarning, MAX_FILE_BYTES};
-pub use kafka::LIBRDKAFKA_PREFIX;
+pub use fields::{Fields, NAMES_AND_STATUSES};
+pub use kafka::{Compression, Format, LIBRDKAFKA_PREFIX, RECORD_OVERHEAD, client_config};
 pub use model::*;
 pub use render::format_seconds;
 
 use raw::RawConfig;
+
+/// Where the configuration is read from unless `-f` says otherwise.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/haproxystats.conf";
+
+/// How often the daemon's Supervisor and Central look at their children's
+/// mailboxes; here because `[process] liveness-check-interval`, which it
+/// replaces, is warned about with it.
+pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Where the configuration comes from (`-f`, `-d`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +65,7 @@ pub struct ConfigSources {
 impl Default for ConfigSources {
     fn default() -> Self {
         ConfigSources {
-            file: PathBuf::from(crate::cli::DEFAULT_CONFIG_FILE),
+            file: PathBuf::from(DEFAULT_CONFIG_FILE),
             file_is_explicit: false,
             dir: None,
         }

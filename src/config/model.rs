@@ -129,7 +129,7 @@ pub enum StatsEndpoint {
     Master(PathBuf),
     /// `http[s]://[user:pass@]host[:port]/path`: an HTTP stats page
     /// (`show stat` only).
-    Http(crate::puller::http::StatsUrl),
+    Http(super::stats_url::StatsUrl),
 }
 
 impl fmt::Display for StatsEndpoint {
@@ -210,7 +210,7 @@ pub struct ProcessConfig {
     pub local: bool,
     /// `liveness-check-interval`: how often the original checked its
     /// workers. Validated and printed, never used: the supervisor checks its
-    /// children every `supervisor::LIVENESS_INTERVAL` (README, "Where we
+    /// children every [`LIVENESS_INTERVAL`](super::LIVENESS_INTERVAL) (README, "Where we
     /// differ"); a value other than the original's 10 s is warned about.
     pub liveness_check_interval: Duration,
 }
@@ -334,14 +334,14 @@ pub struct KafkaConfig {
     /// what").
     pub topic_set: bool,
     /// `format`: `graphite` or `influx`.
-    pub format: crate::sink::kafka::format::Format,
+    pub format: super::Format,
     /// `key`: the message key; `None` = the host name the Graphite prefix
     /// would use, so that one load balancer's messages keep their order.
     pub key: Option<String>,
     /// `message-max-bytes`: the largest message, key and overhead included.
     pub message_max_bytes: usize,
     /// `compression`.
-    pub compression: crate::sink::kafka::settings::Compression,
+    pub compression: super::Compression,
     /// `queue-size`: lines kept while the broker is unreachable.
     pub queue_size: usize,
     /// `message-timeout`: how long librdkafka tries one message.
@@ -358,7 +358,7 @@ pub struct KafkaConfig {
     /// header); `None`: the host name the Graphite prefix would use.
     pub lb_name: Option<String>,
     /// `snapshot-fields`: which `show stat` columns raw snapshots carry.
-    pub snapshot_fields: crate::raw::Fields,
+    pub snapshot_fields: super::Fields,
 }
 
 /// `[central]` (ours, SPEC §7): `haproxystats central`'s own options. The

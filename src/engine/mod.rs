@@ -314,19 +314,6 @@ pub fn columns_read(opts: &EngineOptions) -> std::collections::HashSet<&'static 
     columns
 }
 
-/// The `show stat` columns the engine reads under some options (what
-/// [`columns_read`] gives is always among them): every metric of the
-/// catalogue (the `*-metrics` options only choose among these; `lbtot`,
-/// which the response-time means need, is one), the names `pxname` and
-/// `svname`, and `type`, which with `svname` decides a row's kind.
-pub fn columns_ever_read() -> impl Iterator<Item = &'static str> {
-    use crate::catalogue::ProxyKind;
-    [ProxyKind::Frontend, ProxyKind::Backend, ProxyKind::Server]
-        .into_iter()
-        .flat_map(|kind| kind.all_metrics().iter().map(|m| m.name))
-        .chain(["pxname", "svname", "type"])
-}
-
 /// Writes the lines of an aggregated snapshot (a decoded one, or merged
 /// partials) into buffers of `out`.
 pub fn process_gathered_into(

@@ -29,17 +29,15 @@ use std::path::Path;
 
 use arrow::array::{Int64Array, UInt32Array};
 
-use super::cells::{BadCell, bad_cell, fast_cell, parse_cell, split_cells};
+use super::cells::{BadCell, bad_cell, fast_cell, parse_cell};
 use super::warning::{InputWarning, WarningKind};
+use crate::stat_line::{MAX_LINE, split_cells};
 
 /// Most warnings kept per file; the rest are counted in one `Suppressed`.
 const MAX_WARNINGS_PER_FILE: usize = 20;
 
 /// Bytes read from a file at a time by [`parse_stat_reader`].
 pub const READ_CHUNK: usize = 128 * 1024;
-
-/// The longest line [`parse_stat_reader`] holds (HAProxy's are below 4 KiB).
-pub const MAX_LINE: usize = 1 << 20;
 
 /// The kind of a `show stat` row the engine aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -23,7 +23,7 @@ pub use evaluate::{
     BacklogThresholds, CheckOutcome, Limits, NagiosCode, SinkLimit, Thresholds, evaluate,
 };
 pub use notify::Notifier;
-pub use reporter::{Reporter, unix_now};
+pub use reporter::Reporter;
 pub use status::{
     STATUS_FILE_NAME, SinkStatus, Status, StatusError, StatusWriter, WRITE_INTERVAL, status_path,
 };

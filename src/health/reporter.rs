@@ -18,10 +18,10 @@
 //! (and once more when writing works again), never every second.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::notify::Notifier;
 use super::status::{Status, StatusWriter, status_path};
+use crate::common::unix_now;
 use crate::config::Config;
 
 /// The status the supervisor reports, and where it reports it.
@@ -142,13 +142,6 @@ impl Reporter {
             Err(error) => tracing::debug!(error = %error, "cannot send STATUS= to systemd"),
         }
     }
-}
-
-/// Now, in whole epoch seconds (0 if the clock is before 1970).
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 #[cfg(test)]

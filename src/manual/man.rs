@@ -9,7 +9,8 @@ use clap_mangen::roff::{Inline, Roff, bold, roman};
 
 use super::ManualError;
 use super::{differences, options};
-use crate::cli::{Cli, DEFAULT_CONFIG_FILE};
+use crate::cli::Cli;
+use crate::config::DEFAULT_CONFIG_FILE;
 
 /// `(file name, roff)` of every page.
 pub fn pages() -> Result<Vec<(String, Vec<u8>)>, ManualError> {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::common::panic_message;
 use crate::engine::{self, EngineOptions, SnapshotError, SnapshotReport};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::LineChunks;
@@ -102,16 +103,5 @@ impl Handler<ProcessSnapshot> for Processor {
                 })
             }
         }
-    }
-}
-
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "non-text panic payload".to_string()
     }
 }

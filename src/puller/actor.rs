@@ -333,10 +333,10 @@ impl Handler<GetPullerStats> for Puller {
 }
 
 #[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::supervisor::Crash> for Puller {
+impl Handler<crate::common::Crash> for Puller {
     type Result = ();
 
-    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
         panic!("injected puller crash");
     }
 }

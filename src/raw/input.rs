@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::column::Column;
 use super::{Fields, RawWarning, RawWarningKind};
-use crate::engine::cells::split_cells;
-use crate::engine::parse_stat::MAX_LINE;
+use crate::stat_line::{MAX_LINE, split_cells};
 
 /// Most warnings kept per file; the rest are counted in one `Suppressed`.
 const MAX_WARNINGS_PER_FILE: usize = 20;

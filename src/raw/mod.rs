@@ -121,7 +121,6 @@ pub(crate) mod cells;
 mod column;
 mod decode;
 mod encode;
-mod fields;
 mod input;
 #[cfg(test)]
 mod tests;
@@ -130,10 +129,10 @@ mod write;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::config::{Fields, NAMES_AND_STATUSES};
 pub(crate) use decode::check_messages;
 pub use decode::{DecodedSnapshot, DecodedSocket, Keep, StatSegment, decode, decode_columns};
 pub use encode::{EncodedSnapshot, encode, encode_fields};
-pub use fields::{Fields, NAMES_AND_STATUSES};
 pub use write::write_dir;
 
 /// The `format` header value and `haproxystats.format` metadata value.

@@ -702,7 +702,7 @@ fn engine_fields_keep_every_column_the_engine_can_read() {
             let want: Vec<&String> = all
                 .iter()
                 .filter(|n| {
-                    crate::engine::columns_ever_read().any(|c| c == n.as_str())
+                    crate::catalogue::columns_ever_read().any(|c| c == n.as_str())
                         || NAMES_AND_STATUSES.contains(&n.as_str())
                 })
                 .collect();

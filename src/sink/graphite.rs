@@ -247,10 +247,10 @@ impl Handler<GetSinkHealth> for GraphiteSink {
 }
 
 #[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::supervisor::Crash> for GraphiteSink {
+impl Handler<crate::common::Crash> for GraphiteSink {
     type Result = ();
 
-    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
         panic!("injected graphite sink crash");
     }
 }

@@ -11,8 +11,8 @@ use actix::prelude::*;
 
 use super::chunks::SharedLines;
 use super::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
+use crate::common::panic_message;
 use crate::config::Config;
-use crate::processor::actor::panic_message;
 
 /// Writing one snapshot's lines failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +120,7 @@ impl LocalStoreSink {
         let error = match stored {
             Ok(Ok(path)) => {
                 tracing::debug!(path = %path.display(), "local-store written");
-                self.last_write = Some(crate::health::unix_now());
+                self.last_write = Some(crate::common::unix_now());
                 return 0;
             }
             Ok(Err(error)) => error.to_string(),
@@ -176,10 +176,10 @@ impl Handler<GetSinkHealth> for LocalStoreSink {
 }
 
 #[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::supervisor::Crash> for LocalStoreSink {
+impl Handler<crate::common::Crash> for LocalStoreSink {
     type Result = ();
 
-    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
         panic!("injected local-store sink crash");
     }
 }

@@ -19,7 +19,7 @@ pub trait SinkActor:
     + Handler<SendLinesAcked>
     + Handler<Flush>
     + Handler<GetSinkHealth>
-    + Handler<crate::supervisor::Crash>
+    + Handler<crate::common::Crash>
     + Send
 {
 }
@@ -30,7 +30,7 @@ impl<A> SinkActor for A where
         + Handler<SendLinesAcked>
         + Handler<Flush>
         + Handler<GetSinkHealth>
-        + Handler<crate::supervisor::Crash>
+        + Handler<crate::common::Crash>
         + Send
 {
 }
@@ -101,7 +101,7 @@ pub struct RunningSink {
     flush: Recipient<Flush>,
     health: Recipient<GetSinkHealth>,
     #[cfg(any(test, feature = "fault-injection"))]
-    crash: Recipient<crate::supervisor::Crash>,
+    crash: Recipient<crate::common::Crash>,
     arbiter: Arbiter,
 }
 
@@ -147,7 +147,7 @@ impl RunningSink {
     /// Makes the sink panic (fault injection).
     #[cfg(any(test, feature = "fault-injection"))]
     pub fn crash(&self) {
-        self.crash.do_send(crate::supervisor::Crash);
+        self.crash.do_send(crate::common::Crash);
     }
 }
 

@@ -43,10 +43,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::PullConfig;
+#[cfg(any(test, feature = "fault-injection"))]
+use crate::common::Crash;
+use crate::common::unix_now;
+use crate::config::{LIVENESS_INTERVAL, PullConfig};
 use crate::engine::EngineOptions;
 use crate::health::SinkStatus;
-use crate::health::{Reporter, WRITE_INTERVAL, unix_now};
+use crate::health::{Reporter, WRITE_INTERVAL};
 use crate::processor::actor::{ProcessFailure, ProcessSnapshot, Processed, Processor};
 use crate::processor::{quarantine, trash};
 use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
@@ -64,9 +67,6 @@ pub const SAFETY_RESCAN_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why a symbolic link in src-dir is quarantined.
 const LINK_REASON: &str = "a symbolic link in src-dir: never followed (a snapshot is a directory the puller renames into src-dir)";
-
-/// How often the children's mailboxes are checked.
-pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Everything the supervisor is started with.
 pub struct SupervisorSettings {
@@ -102,14 +102,6 @@ pub struct SupervisorSettings {
 #[derive(Debug, Message)]
 #[rtype(result = "u64")]
 pub struct Shutdown;
-
-/// Makes the receiving child panic in its handler: the fault injection of
-/// the supervision tests and the soak. Only in test builds and with the
-/// `fault-injection` feature, never in a release.
-#[cfg(any(test, feature = "fault-injection"))]
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Crash;
 
 /// Ask for the supervisor's counters.
 #[derive(Debug, Message)]

@@ -592,10 +592,10 @@ mod memory_sink {
         }
     }
 
-    impl Handler<crate::supervisor::Crash> for MemorySink {
+    impl Handler<crate::common::Crash> for MemorySink {
         type Result = ();
 
-        fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+        fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
             panic!("injected memory sink crash");
         }
     }

@@ -22,7 +22,7 @@ use crate::central::process::PARTIAL_FORMAT;
 use crate::central::processor::{MergeWindow, PartialMessage, cluster_path};
 use crate::central::state;
 use crate::central::windows::{ClusterState, Emission, Input, Output, PartialIn, Windows};
-use crate::health::unix_now;
+use crate::common::unix_now;
 use crate::log_limit::LogLimit;
 
 /// How long reading the state topic at an assignment may take.

@@ -2,12 +2,11 @@
 //! <path>;csv` gives the `show stat` CSV. There is no `show info` over HTTP,
 //! so such a source gives no daemon metrics.
 //!
-//! - [`url`]: the `servers` entry, parsed; credentials never shown (pure).
+//! - [`StatsUrl`] (in `config::stats_url`): the `servers` entry, parsed;
+//!   credentials never shown (pure).
 //! - here: the connection (TCP, TLS by OpenSSL with the system's trust
 //!   store) and one GET with hyper; the body is read like any reply
 //!   ([`client`](super::client)), under the same limits.
-
-pub mod url;
 
 use std::io;
 use std::sync::OnceLock;
@@ -23,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio_util::io::StreamReader;
 
 use super::client::{ReplyBytes, ReplyStream};
-pub use url::{Credentials, StatsUrl};
+pub use crate::config::stats_url::{Credentials, StatsUrl};
 
 /// The page did not give its CSV.
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +154,8 @@ mod tests {
 
     #[test]
     fn the_request_asks_for_the_csv_with_basic_auth() {
-        let url = url::parse("http://admin:s3cret@lb:8404/stats").unwrap_or_else(|e| panic!("{e}"));
+        let url = crate::config::stats_url::parse("http://admin:s3cret@lb:8404/stats")
+            .unwrap_or_else(|e| panic!("{e}"));
         let request = request(&url).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(request.uri(), "/stats;csv");
         assert_eq!(request.headers()[HOST], "lb:8404");

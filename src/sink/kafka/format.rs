@@ -17,45 +17,9 @@
 //!
 //! Pure: bytes in, bytes out.
 
-use std::fmt;
-
+pub use crate::config::Format;
 pub use crate::sink::paths::PathLayout;
 use crate::sink::paths::{Kind, read_point};
-
-/// How lines are written into message values (`[kafka] format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    /// Graphite plaintext lines, unchanged.
-    #[default]
-    Graphite,
-    /// InfluxDB line protocol.
-    Influx,
-}
-
-impl Format {
-    /// The spelling in the configuration.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Graphite => "graphite",
-            Format::Influx => "influx",
-        }
-    }
-
-    /// Parses the configuration's spelling.
-    pub fn parse(value: &str) -> Option<Format> {
-        match value {
-            "graphite" => Some(Format::Graphite),
-            "influx" => Some(Format::Influx),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Message values cut from newline-terminated lines.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -369,13 +333,5 @@ mod tests {
                 skipped: 5
             }
         );
-    }
-
-    #[test]
-    fn formats_are_spelt_as_in_the_configuration() {
-        for format in [Format::Graphite, Format::Influx] {
-            assert_eq!(Format::parse(format.name()), Some(format));
-        }
-        assert_eq!(Format::parse("json"), None);
     }
 }

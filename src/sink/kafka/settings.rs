@@ -1,69 +1,15 @@
-//! What the Kafka sink is started with, and the librdkafka configuration
-//! it makes of it (SPEC §5): `acks=all` and the idempotent producer always,
-//! then the user's `librdkafka.<name>` options, which may override ours.
-
-use std::fmt;
+//! What the Kafka sink is started with (SPEC §5). The librdkafka
+//! configuration it makes of `[kafka]` ([`client_config`]: `acks=all` and
+//! the idempotent producer always, then the user's `librdkafka.<name>`
+//! options, which may override ours) is the configuration's, which checks
+//! it at start.
 
 use rdkafka::ClientConfig;
 
 use super::format::PathLayout;
 use crate::config::KafkaConfig;
+pub use crate::config::{Compression, RECORD_OVERHEAD, client_config};
 pub use crate::sink::paths::Lines;
-
-/// `[kafka] compression`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// No compression.
-    None,
-    /// gzip.
-    Gzip,
-    /// Snappy.
-    Snappy,
-    /// LZ4.
-    Lz4,
-    /// Zstandard (the default).
-    #[default]
-    Zstd,
-}
-
-impl Compression {
-    /// Every value, for error messages and tests.
-    pub const ALL: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
-
-    /// The spelling in the configuration and in librdkafka's
-    /// `compression.type`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-
-    /// Parses the configuration's spelling.
-    pub fn parse(value: &str) -> Option<Compression> {
-        Compression::ALL.into_iter().find(|c| c.name() == value)
-    }
-}
-
-impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Room kept in a message for its key and Kafka's record overhead, so that
-/// a payload cut at `message-max-bytes` minus this still passes the
-/// producer's and the broker's limit of `message-max-bytes`.
-pub const RECORD_OVERHEAD: usize = 1024;
 
 /// The Kafka sink's settings: `[kafka]` and what the rest of the
 /// configuration decides for it.
@@ -102,26 +48,6 @@ impl KafkaSettings {
     pub fn client_config(&self) -> ClientConfig {
         client_config(&self.config)
     }
-}
-
-/// librdkafka's configuration for `[kafka]`: ours first, the user's
-/// `librdkafka.<name>` options after them (they win).
-pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &kafka.brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("compression.type", kafka.compression.name())
-        .set("message.max.bytes", kafka.message_max_bytes.to_string())
-        .set(
-            "message.timeout.ms",
-            kafka.message_timeout.as_millis().max(1).to_string(),
-        );
-    for (name, value) in &kafka.librdkafka {
-        config.set(name, value);
-    }
-    config
 }
 
 /// A producer to replace `producer` with after a message failed with

@@ -239,10 +239,10 @@ impl Handler<GetSinkHealth> for KafkaSink {
 }
 
 #[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::supervisor::Crash> for KafkaSink {
+impl Handler<crate::common::Crash> for KafkaSink {
     type Result = ();
 
-    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
         panic!("injected kafka sink crash");
     }
 }
@@ -499,7 +499,7 @@ impl Writer {
                     .fetch_add(outgoing.lines, Ordering::Relaxed);
                 self.counters
                     .last_delivery
-                    .store(crate::health::unix_now(), Ordering::Relaxed);
+                    .store(crate::common::unix_now(), Ordering::Relaxed);
                 self.consume(outgoing.lines);
             }
             Err(error) if refusal::is_too_large(error.1) => {

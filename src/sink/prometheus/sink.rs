@@ -79,12 +79,12 @@ impl PrometheusSink {
                 self.settings
                     .served
                     .replace(message.lb.clone(), message.ts, converted.exposition);
-                self.last_update = Some(crate::health::unix_now());
+                self.last_update = Some(crate::common::unix_now());
             }
             Err(panic) => tracing::error!(
                 ts = message.ts,
                 lb = message.lb.as_deref().unwrap_or(""),
-                error = crate::processor::actor::panic_message(panic.as_ref()),
+                error = crate::common::panic_message(panic.as_ref()),
                 "prometheus: cannot convert a snapshot; the previous one is still served"
             ),
         }
@@ -158,10 +158,10 @@ impl Handler<GetSinkHealth> for PrometheusSink {
 }
 
 #[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::supervisor::Crash> for PrometheusSink {
+impl Handler<crate::common::Crash> for PrometheusSink {
     type Result = ();
 
-    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
         panic!("injected prometheus sink crash");
     }
 }

@@ -185,10 +185,10 @@ impl Handler<GetSinkHealth> for SnapshotsSink {
 }
 
 #[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::supervisor::Crash> for SnapshotsSink {
+impl Handler<crate::common::Crash> for SnapshotsSink {
     type Result = ();
 
-    fn handle(&mut self, _: crate::supervisor::Crash, _: &mut Context<Self>) {
+    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
         panic!("injected snapshots sink crash");
     }
 }
@@ -281,7 +281,7 @@ impl Writer {
                 c.published.fetch_add(1, Ordering::Relaxed);
                 c.parts_sent.fetch_add(parts as u64, Ordering::Relaxed);
                 c.last_delivery
-                    .store(crate::health::unix_now(), Ordering::Relaxed);
+                    .store(crate::common::unix_now(), Ordering::Relaxed);
                 c.cannot_deliver.set(None);
                 self.error_log.reset();
             }

@@ -1,10 +1,11 @@
 //! Which `show stat` columns a raw snapshot carries (`[kafka]
 //! snapshot-fields`, SPEC §5: "one column per header field the engine or a
-//! user needs").
+//! user needs"). A value of the configuration; [`crate::raw`] encodes by
+//! it.
 
 use std::fmt;
 
-/// The columns [`super::encode_fields`] keeps, always in header order.
+/// The columns [`crate::raw::encode_fields`] keeps, always in header order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fields {
     /// Every column the engine reads under any options (so a central
@@ -45,7 +46,7 @@ impl Fields {
             Fields::All => true,
             Fields::Engine => {
                 NAMES_AND_STATUSES.contains(&name)
-                    || crate::engine::columns_ever_read().any(|c| c == name)
+                    || crate::catalogue::columns_ever_read().any(|c| c == name)
             }
         }
     }
