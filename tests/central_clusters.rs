@@ -411,17 +411,9 @@ fn a_silent_lb_a_late_snapshot_and_a_fast_clock() {
     assert_eq!(own(&text, "LateSnapshots"), Some(0));
 }
 
-/// Now, epoch seconds.
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Sleeps until the clock reads `ts`.
 fn sleep_until(ts: u64) {
-    while now() < ts {
+    while support::unix_now() < ts {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -449,7 +441,7 @@ fn a_forged_future_snapshot_and_a_forged_state_do_not_hide_a_clusters_windows() 
     // Grace leaves stage 1 time to process c after b on a busy machine.
     let conf = setup.conf("window = 2\ngrace = 5\n");
     // Made before the clock gets there: sent on time, in a few ms.
-    let start = now() + 20;
+    let start = support::unix_now() + 20;
     let start = start - start % 2;
     let windows: Vec<u64> = (0..9).map(|k| start + 2 * k).collect();
     let mut parts = BTreeMap::new();
