@@ -17,12 +17,38 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --all-targets -- -D warnings
 
-step "cargo build --release (no warnings allowed)"
+step "cargo test --no-run: the test binaries"
+# Not --all-targets: that would build the benchmarks (harness = false) in the
+# debug profile, to measure nothing; clippy above already checks them.
+cargo test --no-run --lib --bins --tests
+
+# The release build (for the package and the demos) compiles while the tests
+# run: most tests wait on HAProxy, carbon or tansu, not on the CPU, and
+# tests/support gives each test binary its own ports.
+step "cargo build --release (no warnings allowed), in the background beside the tests"
 build_log=$(mktemp)
-trap 'rm -f "$build_log"' EXIT
-cargo build --release 2>&1 | tee "$build_log"
+release_rc=$(mktemp)
+trap 'rm -f "$build_log" "$release_rc"' EXIT
+(cargo build --release >"$build_log" 2>&1; echo $? >"$release_rc") &
+release_pid=$!
+
+step "the tests: every test binary, three at a time (contrib/run-tests.py)"
+tests_ok=true
+contrib/run-tests.py --lanes 3 || tests_ok=false
+
+step "cargo build --release: waiting for it"
+wait "$release_pid" || true
+cat "$build_log"
+if [ "$(cat "$release_rc")" != 0 ]; then
+    echo "test-all: cargo build --release failed" >&2
+    exit 1
+fi
 if grep -qE '^warning' "$build_log"; then
     echo "test-all: the release build printed warnings" >&2
+    exit 1
+fi
+if ! $tests_ok; then
+    echo "test-all: tests failed (see FAIL above)" >&2
     exit 1
 fi
 
@@ -32,19 +58,14 @@ contrib/systemd/verify.sh
 step "Debian package: lintian, install, upgrade, purge (reuses the release build)"
 contrib/deb/test.sh
 
-step "cargo test"
-# Not --all-targets: that would run the benchmarks (harness = false) in the
-# debug profile, measuring nothing; clippy above already builds them.
-cargo test --lib --bins --tests
-
 step "grafana dashboards: up to date with generate.py, every panel with a unit and a description"
 python3 -m unittest discover -s contrib/grafana -p 'test_*.py'
 
 step "demo, three cycles: every dashboard target against graphite-web, a screenshot of the graphs"
-contrib/demo/run.sh --once
+DEMO_PROFILE=release contrib/demo/run.sh --once
 
 step "central demo, four windows of each cluster: their sums, every target of the Cluster dashboard"
-contrib/demo/central.sh --once
+DEMO_PROFILE=release contrib/demo/central.sh --once
 
 step "soak, 60 s (the fault-injection build tests/signals.rs made; bench/soak.sh 600 is the full one)"
 SOAK_PROFILE=dev SOAK_TARGET_DIR="$PWD/target/fault-injection" bench/soak.sh 60

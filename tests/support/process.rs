@@ -57,24 +57,64 @@ fn handed_out() -> &'static Mutex<HashSet<u16>> {
     PORTS.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
-/// `n` distinct free TCP ports on 127.0.0.1 (bind port 0, read the port).
+/// Where [`free_ports`] looks: below Linux's ephemeral range (32768-60999), so
+/// that no outgoing connection of any process can take a port between the
+/// moment it is handed out and the moment a child binds it (bind to port 0
+/// would give exactly those ephemeral ports). `contrib/run-tests.py`, which
+/// runs several test binaries at once, gives each its own block in
+/// `HAPROXYSTATS_TEST_PORTS` ("FIRST-LAST") so that they cannot collide either.
+fn port_block() -> (u16, u16) {
+    const DEFAULT: (u16, u16) = (10_000, 32_767);
+    let Ok(text) = std::env::var("HAPROXYSTATS_TEST_PORTS") else {
+        return DEFAULT;
+    };
+    let parsed = text
+        .split_once('-')
+        .and_then(|(first, last)| Some((first.parse::<u16>().ok()?, last.parse::<u16>().ok()?)));
+    match parsed {
+        Some((first, last)) if first >= 1024 && last.saturating_sub(first) >= 100 => (first, last),
+        _ => panic!(
+            "HAPROXYSTATS_TEST_PORTS={text:?}: expected FIRST-LAST, 1024 <= FIRST, at least 100 ports"
+        ),
+    }
+}
+
+/// `n` distinct free TCP ports on 127.0.0.1, from [`port_block`].
 ///
-/// All listeners are held until every port is chosen, and a port is never
-/// handed out twice in one test binary, so parallel tests do not collide.
+/// Each candidate is bound to check it is free; all listeners are held until
+/// every port is chosen, and a port is never handed out twice in one test
+/// binary, so parallel tests do not collide. The walk starts at an offset
+/// taken from the process id, so two binaries sharing a block (two `cargo
+/// test` by hand) are unlikely to walk the same ports.
 pub fn free_ports(n: usize) -> Vec<u16> {
+    static NEXT: OnceLock<Mutex<u32>> = OnceLock::new();
+    let (first, last) = port_block();
+    let span = u32::from(last - first) + 1;
+    let mut next = NEXT
+        .get_or_init(|| Mutex::new(std::process::id().wrapping_mul(7919) % span))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut used = handed_out().lock().unwrap_or_else(|e| e.into_inner());
     let mut held = Vec::with_capacity(n);
     let mut ports = Vec::with_capacity(n);
     let mut tries = 0;
     while ports.len() < n {
         tries += 1;
-        assert!(tries < 1000, "could not find {n} free ports on 127.0.0.1");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local_addr").port();
-        if used.insert(port) {
-            ports.push(port);
+        assert!(
+            tries <= span,
+            "could not find {n} free ports on 127.0.0.1 in {first}-{last}"
+        );
+        // `span` fits a u16 offset from `first`: the sum stays within `last`.
+        let port = first + u16::try_from(*next % span).expect("offset below span");
+        *next = next.wrapping_add(1);
+        if used.contains(&port) {
+            continue;
         }
-        held.push(listener);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            used.insert(port);
+            ports.push(port);
+            held.push(listener);
+        }
     }
     ports
 }
