@@ -17,12 +17,17 @@
 #                independent reader of the raw snapshots' Arrow IPC
 #   prometheus   Debian's prometheus and promtool
 #   browser      chromium, for headless screenshots of graphite-web's page
-#   package      lintian and man-db (contrib/deb/test.sh; contrib/deb/build.sh
-#                installs cargo-deb itself)
+#   package      lintian and man-db (contrib/deb/test.sh), cargo-deb (built
+#                once with cargo into ~/.cargo/bin, about 2 minutes)
 #   oracle       the original haproxystats 0.5.1 in a venv (.ci/install-oracle.sh)
 #   all          every set above: what contrib/test-all.sh needs
 #
 # Without arguments it installs `all`, as it always did.
+#
+# The tools cargo builds (tansu, cargo-deb) take minutes of CPU.
+# INSTALL_DEPS_CARGO=skip leaves them out, INSTALL_DEPS_CARGO=only does
+# nothing else: contrib/test-all.sh builds them beside its own builds, which
+# leave a core idle much of the time (linking, the last crates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,6 +77,10 @@ fi
 # Kafka's tests start real HAProxy edges too.
 if has kafka; then missing_command haproxy && need+=(haproxy); fi
 
+cargo_tools=${INSTALL_DEPS_CARGO:-yes}
+case $cargo_tools in yes | skip | only) ;; *) usage ;; esac
+[ "$cargo_tools" = only ] && need=()
+
 if [ "${#need[@]}" -gt 0 ]; then
     echo "install-deps: installing ${need[*]}"
     "${sudo_cmd[@]}" apt-get update -qq
@@ -85,6 +94,7 @@ has graphite && check+=(haproxy carbon-c-relay carbon-cache whisper-fetch graphi
 has prometheus && check+=(prometheus promtool)
 has browser && check+=(chromium)
 has package && check+=(lintian)
+[ "$cargo_tools" = only ] && check=()
 for bin in "${check[@]}"; do
     missing_command "$bin" && {
         echo "install-deps: $bin is still missing after apt-get install" >&2
@@ -92,13 +102,30 @@ for bin in "${check[@]}"; do
     }
 done
 
-if has kafka; then
-    # tansu: no Debian package; cargo builds it once.
-    tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
-    if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$tansu_bin" ]; then
-        echo "install-deps: building tansu (Kafka-compatible broker, once; about 10 minutes)"
-        cargo install tansu --locked --features dynostore --quiet
+cargo_install() {
+    local bin=$1 why=$2
+    shift 2
+    command -v "$bin" >/dev/null 2>&1 && return 0
+    [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/$bin" ] && return 0
+    echo "install-deps: building $bin ($why, once)"
+    cargo install --locked --quiet "$@"
+}
+
+if [ "$cargo_tools" != skip ]; then
+    # tansu: no Debian package. opt-level 1 builds in about two thirds of
+    # the time of the default 3, and a broker of test-sized topics does not
+    # notice the difference.
+    if has kafka; then
+        CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+            cargo_install tansu "a Kafka-compatible broker, about 7 minutes" tansu --features dynostore
     fi
+    if has package; then
+        cargo_install cargo-deb "the Debian package builder, about 2 minutes" cargo-deb
+    fi
+fi
+if [ "$cargo_tools" = only ]; then exit 0; fi
+
+if has kafka; then
     # pyarrow: Debian 12 has no package of it; pip does.
     if ! python3 -c 'import pyarrow' >/dev/null 2>&1; then
         echo "install-deps: installing pyarrow (pip)"

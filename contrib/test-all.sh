@@ -8,8 +8,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s\n' "$*"; }
 
-step "installing what is missing"
-contrib/install-deps.sh all
+step "installing what is missing (the tools cargo builds: in the background, beside clippy and the builds)"
+INSTALL_DEPS_CARGO=skip contrib/install-deps.sh all
+tools_log=$(mktemp)
+tools_rc=$(mktemp)
+(INSTALL_DEPS_CARGO=only contrib/install-deps.sh all >"$tools_log" 2>&1; echo $? >"$tools_rc") &
+tools_pid=$!
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -28,9 +32,17 @@ cargo test --no-run --lib --bins --tests
 step "cargo build --release (no warnings allowed), in the background beside the tests"
 build_log=$(mktemp)
 release_rc=$(mktemp)
-trap 'rm -f "$build_log" "$release_rc"' EXIT
+trap 'rm -f "$build_log" "$release_rc" "$tools_log" "$tools_rc"' EXIT
 (cargo build --release >"$build_log" 2>&1; echo $? >"$release_rc") &
 release_pid=$!
+
+step "the tools cargo builds (tansu, cargo-deb): waiting for them"
+wait "$tools_pid" || true
+cat "$tools_log"
+if [ "$(cat "$tools_rc")" != 0 ]; then
+    echo "test-all: contrib/install-deps.sh could not build tansu or cargo-deb" >&2
+    exit 1
+fi
 
 step "the tests: every test binary, three at a time (contrib/run-tests.py)"
 tests_ok=true
