@@ -45,6 +45,9 @@
 //! - [`processor`]: the Processors (the engine on `SyncArbiter` threads),
 //!   quarantine and trash.
 //! - [`supervisor`]: the root; its decisions in `supervisor::pipeline`.
+//!   What Central's root shares with it: the supervision loop
+//!   (`supervisor::children`, deciding in `supervisor::restart`) and the
+//!   self metrics' text (`supervisor::self_metrics`).
 //!
 //! Central processing (`haproxystats central`, SPEC §7):
 //! - [`central`]: its actor, consumers and processors; its decisions in

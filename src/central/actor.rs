@@ -17,9 +17,8 @@
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use rdkafka::ClientConfig;
@@ -43,9 +42,11 @@ use crate::health::{Reporter, SinkStatus, WRITE_INTERVAL};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::{LineChunks, SharedLines};
 use crate::sink::messages::SendLinesAcked;
-use crate::sink::slot::{ask_health, keep_health};
+use crate::sink::slot::{WhenFull, ask_health, keep_health};
 use crate::sink::{SinkSlot, SinkSpec};
-use crate::supervisor::restart::{RestartLimit, RestartTracker};
+use crate::supervisor::children::{ChildKind, Supervises, Supervision, check_children, child_died};
+use crate::supervisor::restart::{Liveness, RestartLimit};
+use crate::supervisor::self_metrics::SelfMetrics;
 
 /// How often the children are checked (as the daemon's Supervisor does).
 pub const LIVENESS_INTERVAL: Duration = crate::config::LIVENESS_INTERVAL;
@@ -171,7 +172,6 @@ pub struct Central {
     consumer: Option<ConsumerHandle>,
     /// Events of older consumers are ignored.
     generation: u64,
-    consumer_restarting: bool,
     processors: Addr<CentralProcessor>,
     max_in_flight: usize,
     sinks: Vec<SinkSlot>,
@@ -194,9 +194,8 @@ pub struct Central {
     paused: bool,
     draining: bool,
     busy: tokio::sync::watch::Sender<usize>,
-    restarting: std::collections::HashSet<&'static str>,
-    restarts: RestartTracker,
-    fatal: mpsc::UnboundedSender<String>,
+    /// When its children are restarted, and whether it gives up.
+    supervision: Supervision,
     stats: CentralStats,
     shutdown_timeout: Duration,
     health: Option<Reporter>,
@@ -261,13 +260,18 @@ impl Central {
             self_metrics_interval: start.self_metrics_interval,
             consumer: None,
             generation: 0,
-            consumer_restarting: false,
             processors,
             max_in_flight: workers * IN_FLIGHT_PER_WORKER,
             owed: vec![0; start.sinks.len()],
             sink_full: false,
             held: vec![VecDeque::new(); start.sinks.len()],
-            sinks: start.sinks.into_iter().map(SinkSlot::new).collect(),
+            // Kafka is the buffer: a sink's lines never go past its
+            // queue-size, consumption pauses instead.
+            sinks: start
+                .sinks
+                .into_iter()
+                .map(|spec| SinkSlot::new(spec, WhenFull::Hold))
+                .collect(),
             producer,
             producer_config,
             assembler: Assembler::new(),
@@ -278,9 +282,7 @@ impl Central {
             paused: false,
             draining: false,
             busy: tokio::sync::watch::channel(0).0,
-            restarting: std::collections::HashSet::new(),
-            restarts: RestartTracker::new(start.restart_limit),
-            fatal: start.fatal,
+            supervision: Supervision::new(start.restart_limit, start.fatal),
             stats: CentralStats::default(),
             shutdown_timeout: start.shutdown_timeout,
             health: start.health,
@@ -318,7 +320,7 @@ impl Central {
                 // Counted as a crash: retried with backoff, fatal at last.
                 tracing::error!(error = %error, "cannot start the consumer");
                 self.consumer = None;
-                self.child_died("consumer", ctx);
+                child_died(self, ChildKind::Consumer, ctx);
                 return;
             }
         }
@@ -593,10 +595,7 @@ impl Central {
             return true;
         };
         let owed = self.owed.get(sink).copied().unwrap_or(0);
-        // Its last reported backlog counts too: it holds self metrics
-        // besides the snapshots owed.
-        let held = owed.max(slot.health.backlog);
-        slot.health.capacity == 0 || owed == 0 || held + lines <= slot.health.capacity
+        owed == 0 || slot.has_room(owed, lines)
     }
 
     /// Hands snapshot `id`'s lines to sink `sink` the first time, counting
@@ -864,13 +863,15 @@ impl Central {
     /// no offset waits for them).
     fn send_self_metrics(&mut self, ctx: &mut Context<Self>) {
         let ts = unix_now();
-        let mut text = String::new();
-        let prefix = self.self_prefix.clone();
         let merged = self.stage2.stats;
         let lag = |lags: &std::collections::BTreeMap<i32, u64>| {
             lags.values().copied().max().unwrap_or(0) / 1000
         };
-        let own = [
+        let mut metrics = SelfMetrics::new(&self.self_prefix, ts);
+        for (lb, skew) in self.skews.current(ts, self.settings.windows.lb_timeout) {
+            metrics.add_of("ClockSkewMs", &lb, skew);
+        }
+        metrics.add_all([
             ("BadMessages", self.stats.bad_messages),
             ("SnapshotsProcessed", self.stats.processed),
             ("ChildRestarts", self.stats.child_restarts),
@@ -886,20 +887,10 @@ impl Central {
             ("ReplayedPartials", merged.replayed),
             ("SkewedPartials", merged.skewed),
             ("DroppedWindows", merged.dropped),
-        ];
-        let skews = self.skews.current(ts, self.settings.windows.lb_timeout);
-        for (lb, skew) in skews {
-            let _ = writeln!(text, "{prefix}.haproxystats.ClockSkewMs.{lb} {skew} {ts}");
-        }
-        let sinks = self
-            .sinks
-            .iter()
-            .flat_map(|slot| slot.health.metrics.iter().copied());
-        for (name, value) in own.into_iter().chain(sinks) {
-            let _ = writeln!(text, "{prefix}.haproxystats.{name} {value} {ts}");
-        }
-        let count = text.lines().count() as u64;
-        let lines = SharedLines::from(text.into_bytes());
+        ]);
+        metrics.add_sinks(&self.sinks);
+        let count = metrics.lines();
+        let lines = SharedLines::from(metrics.into_bytes());
         for i in 0..self.sinks.len() {
             let Some(slot) = self.sinks.get_mut(i) else {
                 continue;
@@ -907,14 +898,7 @@ impl Central {
             // A sink owed all it can hold would make room for these by
             // dropping snapshot lines: they are left out (gauges, sent again
             // next interval).
-            let capacity = slot.health.capacity;
-            let held = self
-                .owed
-                .get(i)
-                .copied()
-                .unwrap_or(0)
-                .max(slot.health.backlog);
-            if capacity > 0 && held + count > capacity {
+            if !slot.has_room(self.owed.get(i).copied().unwrap_or(0), count) {
                 continue;
             }
             let (written, answered) = oneshot::channel();
@@ -939,78 +923,56 @@ impl Central {
             }));
         }
     }
+}
 
-    fn check_children(&mut self, ctx: &mut Context<Self>) {
-        if self.draining {
-            return;
-        }
-        if !self.consumer_restarting && self.consumer.as_ref().is_some_and(|c| !c.alive()) {
-            self.consumer = None;
-            self.child_died("consumer", ctx);
-        }
-        if !self.stage2.restarting && self.stage2.consumer.as_ref().is_some_and(|c| !c.alive()) {
-            self.stage2.consumer = None;
-            self.child_died("merge-consumer", ctx);
-        }
-        let dead: Vec<&'static str> = self
-            .sinks
-            .iter()
-            .filter(|slot| slot.running.is_some() && !slot.alive())
-            .map(|slot| slot.spec.name())
-            .collect();
-        for name in dead {
-            if let Some(slot) = self.sinks.iter_mut().find(|s| s.spec.name() == name) {
-                slot.running = None;
-            }
-            self.child_died(name, ctx);
+impl Supervises for Central {
+    fn supervision(&mut self) -> &mut Supervision {
+        &mut self.supervision
+    }
+
+    fn sinks(&mut self) -> &mut [SinkSlot] {
+        &mut self.sinks
+    }
+
+    fn own_children(&self) -> Vec<(ChildKind, Liveness)> {
+        let liveness = |consumer: &Option<ConsumerHandle>| match consumer {
+            None => Liveness::NotRunning,
+            Some(consumer) if consumer.alive() => Liveness::Alive,
+            Some(_) => Liveness::Dead,
+        };
+        vec![
+            (ChildKind::Consumer, liveness(&self.consumer)),
+            (ChildKind::MergeConsumer, liveness(&self.stage2.consumer)),
+        ]
+    }
+
+    fn let_go(&mut self, child: ChildKind) {
+        match child {
+            ChildKind::Consumer => self.consumer = None,
+            ChildKind::MergeConsumer => self.stage2.consumer = None,
+            // The daemon's, and the sinks (the loop's own).
+            ChildKind::Puller | ChildKind::Watcher | ChildKind::Sink(_) => {}
         }
     }
 
-    /// Restarts `child` after the backoff, or gives up (fatal) when it is
-    /// one restart too many.
-    fn child_died(&mut self, child: &'static str, ctx: &mut Context<Self>) {
-        if !self.restarting.insert(child) {
-            return;
+    fn start_own(&mut self, child: ChildKind, ctx: &mut Context<Self>) {
+        match child {
+            ChildKind::Consumer => self.start_consumer(ctx),
+            ChildKind::MergeConsumer => self.start_merge_consumer(ctx),
+            ChildKind::Puller | ChildKind::Watcher | ChildKind::Sink(_) => {}
         }
-        self.stats.child_restarts += 1;
-        if child == "consumer" {
-            self.consumer_restarting = true;
-        }
-        if child == "merge-consumer" {
-            self.stage2.restarting = true;
-        }
-        match self.restarts.record(Instant::now()) {
-            Ok(delay) => {
-                tracing::error!(
-                    child,
-                    restart_in_ms = delay.as_millis() as u64,
-                    "child died; restarting it"
-                );
-                ctx.run_later(delay, move |central, ctx| {
-                    central.restarting.remove(child);
-                    if central.draining {
-                        return;
-                    }
-                    if child == "consumer" {
-                        central.consumer_restarting = false;
-                        central.start_consumer(ctx);
-                    } else if child == "merge-consumer" {
-                        central.stage2.restarting = false;
-                        central.start_merge_consumer(ctx);
-                    } else if let Some(slot) =
-                        central.sinks.iter_mut().find(|s| s.spec.name() == child)
-                    {
-                        slot.start();
-                    }
-                    tracing::info!(child, "child restarted");
-                });
-            }
-            Err(exceeded) => {
-                tracing::error!(child, "{exceeded}");
-                let _ = self.fatal.send(exceeded.to_string());
-                self.draining = true;
-            }
-        }
+    }
+
+    fn draining(&self) -> bool {
+        self.draining
+    }
+
+    fn count_restarts(&mut self, total: u64) {
+        self.stats.child_restarts = total;
+    }
+
+    fn drain(&mut self, _: &mut Context<Self>) {
+        self.draining = true;
     }
 }
 
@@ -1049,9 +1011,7 @@ impl Actor for Central {
         }
         ctx.run_interval(stage2::TICK, |central, ctx| central.tick_windows(ctx));
         ctx.run_interval(WRITE_INTERVAL, |central, ctx| central.health_tick(ctx));
-        ctx.run_interval(LIVENESS_INTERVAL, |central, ctx| {
-            central.check_children(ctx)
-        });
+        ctx.run_interval(LIVENESS_INTERVAL, check_children);
         ctx.run_interval(COMMIT_INTERVAL, |central, _| central.commit());
         ctx.run_interval(self.self_metrics_interval, |central, ctx| {
             central.send_self_metrics(ctx)

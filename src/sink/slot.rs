@@ -1,7 +1,8 @@
 //! [`SinkSlot`]: one sink in a supervisor's list — the running sink, the
-//! lines waiting while it restarts, its last health. Shared by the daemon's
-//! Supervisor and central's, so that both keep their sinks the same way and
-//! neither has code of its own per sink.
+//! lines waiting while it restarts, its last health, and what is done when
+//! its backlog is full ([`WhenFull`]). Shared by the daemon's Supervisor
+//! and central's, so that both keep their sinks the same way and neither
+//! has code of its own per sink.
 
 use std::future::Future;
 
@@ -9,10 +10,43 @@ use super::messages::{SendLinesAcked, SinkHealth};
 use super::{RunningSink, SinkSpec};
 use crate::health::{SinkStatus, WRITE_INTERVAL};
 
+/// What a supervisor does with lines for a sink whose backlog is full: the
+/// one way the daemon's sinks and central's differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Hand them over all the same: the sink's backlog drops its oldest
+    /// lines (counted, and acknowledged as done). The daemon: the newest
+    /// data is the most useful once the sink is back, and pulls do not
+    /// wait for a sink.
+    DropOldest,
+    /// Hold them back until the sink has room: nothing is dropped, the
+    /// input pauses instead. Central: Kafka is the buffer.
+    Hold,
+}
+
+impl WhenFull {
+    /// Whether `lines` more may go to a sink whose last answer is
+    /// `health`, `owed` lines handed to it not being acknowledged yet. Held
+    /// back, they must fit in its capacity beside the larger of what it is
+    /// owed and its backlog (which holds self metrics besides); a sink
+    /// without a capacity takes everything.
+    pub fn has_room(self, health: &SinkHealth, owed: u64, lines: u64) -> bool {
+        match self {
+            WhenFull::DropOldest => true,
+            WhenFull::Hold => {
+                health.capacity == 0
+                    || owed.max(health.backlog).saturating_add(lines) <= health.capacity
+            }
+        }
+    }
+}
+
 /// One sink in a supervisor's list.
 pub struct SinkSlot {
     /// How to start it (again).
     pub spec: SinkSpec,
+    /// What its supervisor does when its backlog is full.
+    pub when_full: WhenFull,
     /// `None` while it is being restarted.
     pub running: Option<RunningSink>,
     /// Lines handed over while it was being restarted, for the new one.
@@ -23,10 +57,11 @@ pub struct SinkSlot {
 }
 
 impl SinkSlot {
-    /// A slot for `spec`, not started yet.
-    pub fn new(spec: SinkSpec) -> SinkSlot {
+    /// A slot for `spec`, not started yet; `when_full` is its supervisor's.
+    pub fn new(spec: SinkSpec, when_full: WhenFull) -> SinkSlot {
         SinkSlot {
             spec,
+            when_full,
             running: None,
             pending: Vec::new(),
             health: SinkHealth::default(),
@@ -59,6 +94,12 @@ impl SinkSlot {
     /// given now would push out older lines.
     pub fn backlog_full(&self) -> bool {
         self.health.capacity > 0 && self.health.backlog >= self.health.capacity
+    }
+
+    /// Whether `lines` more may go to it now, `owed` lines handed to it
+    /// not being acknowledged yet ([`WhenFull::has_room`]).
+    pub fn has_room(&self, owed: u64, lines: u64) -> bool {
+        self.when_full.has_room(&self.health, owed, lines)
     }
 
     /// Its lines in the status file.
@@ -101,5 +142,47 @@ pub fn keep_health(slots: &mut [SinkSlot], answers: Vec<Option<SinkHealth>>) {
         if let Some(health) = answer {
             slot.health = health;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health(backlog: u64, capacity: u64) -> SinkHealth {
+        SinkHealth {
+            backlog,
+            capacity,
+            ..SinkHealth::default()
+        }
+    }
+
+    #[test]
+    fn dropping_the_oldest_a_sink_takes_everything() {
+        let full = health(100, 100);
+        assert!(WhenFull::DropOldest.has_room(&full, 100, 50));
+        assert!(WhenFull::DropOldest.has_room(&full, u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn holding_back_lines_must_fit_beside_what_is_owed_or_backlogged() {
+        let hold = WhenFull::Hold;
+        assert!(hold.has_room(&health(0, 100), 60, 40), "exactly full");
+        assert!(!hold.has_room(&health(0, 100), 60, 41), "owed counts");
+        assert!(
+            !hold.has_room(&health(70, 100), 10, 31),
+            "so does the backlog"
+        );
+        assert!(hold.has_room(&health(70, 100), 10, 30));
+        assert!(
+            !hold.has_room(&health(0, 100), 0, 101),
+            "too big even alone"
+        );
+        assert!(!hold.has_room(&health(0, 100), u64::MAX, 1), "no overflow");
+    }
+
+    #[test]
+    fn holding_back_a_sink_without_a_capacity_takes_everything() {
+        assert!(WhenFull::Hold.has_room(&health(1_000, 0), 1_000, 1_000));
     }
 }

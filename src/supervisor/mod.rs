@@ -26,19 +26,24 @@
 //! Supervision: Puller, DirWatcher and every sink each run on an arbiter
 //! (thread) of their own; a panic there ends that actor and closes its
 //! mailbox. Every [`LIVENESS_INTERVAL`] the supervisor looks at each child's
-//! mailbox and restarts a dead child after a backoff ([`restart`]); too many
-//! restarts in a window and it reports a fatal error, on which the command
-//! exits non-zero for systemd to restart the unit. Processors run on a
-//! `SyncArbiter` and catch their own panics.
+//! mailbox and restarts a dead child after a backoff; too many restarts in
+//! a window and it reports a fatal error, on which the command exits
+//! non-zero for systemd to restart the unit: the loop of [`children`], on
+//! the decisions of [`restart`], which Central's supervision shares.
+//! Processors run on a `SyncArbiter` and catch their own panics.
+//!
+//! Shared with Central: [`children`] (the supervision loop), [`restart`]
+//! (its policy) and [`self_metrics`] (their text).
 
+pub mod children;
 pub mod pipeline;
 pub mod restart;
+pub mod self_metrics;
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
@@ -56,10 +61,14 @@ use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::{LineChunks, SharedLines};
 use crate::sink::messages::SendLinesAcked;
-use crate::sink::{RunningSink, SinkSlot, SinkSpec};
+use crate::sink::slot::WhenFull;
+use crate::sink::{SinkSlot, SinkSpec};
 use crate::watcher::{DirWatcher, WatchEvent};
+pub use children::ChildKind;
+use children::{Supervises, Supervision, check_children};
 use pipeline::{Action, Pipeline, SinkId, SinkSet};
-use restart::{RestartLimit, RestartTracker};
+use restart::{Liveness, RestartLimit};
+use self_metrics::SelfMetrics;
 
 /// How often src-dir is listed even though the watcher reports every new
 /// directory: a last line of defence against a lost event.
@@ -125,27 +134,6 @@ pub struct SupervisorStats {
     pub in_flight: u64,
 }
 
-/// The kinds of restartable children.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChildKind {
-    /// The Puller.
-    Puller,
-    /// The DirWatcher.
-    Watcher,
-    /// The sink of this name (`graphite`, `kafka`, `local-store`).
-    Sink(&'static str),
-}
-
-impl ChildKind {
-    fn name(self) -> &'static str {
-        match self {
-            ChildKind::Puller => "puller",
-            ChildKind::Watcher => "watcher",
-            ChildKind::Sink(name) => name,
-        }
-    }
-}
-
 /// A child actor on an arbiter of its own.
 struct Child<A: Actor<Context = Context<A>> + Send> {
     addr: Addr<A>,
@@ -159,8 +147,12 @@ impl<A: Actor<Context = Context<A>> + Send> Child<A> {
         Child { addr, arbiter }
     }
 
-    fn alive(&self) -> bool {
-        self.addr.connected()
+    fn liveness(child: Option<&Self>) -> Liveness {
+        match child {
+            None => Liveness::NotRunning,
+            Some(child) if child.addr.connected() => Liveness::Alive,
+            Some(_) => Liveness::Dead,
+        }
     }
 }
 
@@ -191,10 +183,8 @@ pub struct Supervisor {
     busy: tokio::sync::watch::Sender<usize>,
     /// Symbolic links that could not be quarantined, reported once.
     links_reported: HashSet<PathBuf>,
-    /// Children waiting for their restart (after the backoff).
-    restarting: HashSet<ChildKind>,
-    restarts: RestartTracker,
-    fatal: mpsc::UnboundedSender<String>,
+    /// When its children are restarted, and whether it gives up.
+    supervision: Supervision,
     stats: SupervisorStats,
     shutdown_timeout: Duration,
     health: Option<Reporter>,
@@ -222,7 +212,11 @@ impl Supervisor {
             specs.truncate(SinkId::MAX);
         }
         let every_sink = SinkSet::first(specs.len());
-        let sinks = specs.into_iter().map(SinkSlot::new).collect();
+        // A pull waits for no sink: a full backlog drops its oldest lines.
+        let sinks = specs
+            .into_iter()
+            .map(|spec| SinkSlot::new(spec, WhenFull::DropOldest))
+            .collect();
         Supervisor {
             src_dir: settings.src_dir,
             workers,
@@ -242,9 +236,7 @@ impl Supervisor {
             processed_lines: std::collections::HashMap::new(),
             busy: tokio::sync::watch::channel(0).0,
             links_reported: HashSet::new(),
-            restarting: HashSet::new(),
-            restarts: RestartTracker::new(settings.restart_limit),
-            fatal: settings.fatal,
+            supervision: Supervision::new(settings.restart_limit, settings.fatal),
             stats: SupervisorStats::default(),
             shutdown_timeout: settings.shutdown_timeout,
             health: settings.health,
@@ -297,89 +289,6 @@ impl Supervisor {
                 supervisor.last_pull_ok = Some(published);
             }
         }));
-    }
-
-    fn start_child(&mut self, kind: ChildKind, ctx: &mut Context<Self>) {
-        match kind {
-            ChildKind::Puller => {
-                if let Some(pull) = &self.pull {
-                    let mut puller = Puller::new(pull);
-                    if self.align_pulls {
-                        puller = puller.aligned_to_the_epoch(pull.pull_interval);
-                    }
-                    self.puller = Some(Child::start(puller));
-                }
-            }
-            ChildKind::Watcher => {
-                let watcher = DirWatcher::new(self.src_dir.clone(), ctx.address().recipient());
-                self.watcher = Some(Child::start(watcher));
-            }
-            ChildKind::Sink(name) => {
-                if let Some(slot) = self.sink_named(name) {
-                    slot.start();
-                }
-            }
-        }
-    }
-
-    fn sink_named(&mut self, name: &str) -> Option<&mut SinkSlot> {
-        self.sinks.iter_mut().find(|slot| slot.spec.name() == name)
-    }
-
-    /// Restarts every child whose mailbox closed (it panicked or stopped).
-    fn check_children(&mut self, ctx: &mut Context<Self>) {
-        if self.pipeline.draining() {
-            return;
-        }
-        let sinks = self.sinks.iter().map(|slot| {
-            let alive = slot.running.as_ref().map(RunningSink::alive);
-            (ChildKind::Sink(slot.spec.name()), alive)
-        });
-        let dead: Vec<ChildKind> = [
-            (ChildKind::Puller, self.puller.as_ref().map(Child::alive)),
-            (ChildKind::Watcher, self.watcher.as_ref().map(Child::alive)),
-        ]
-        .into_iter()
-        .chain(sinks)
-        .filter_map(|(kind, alive)| (alive == Some(false)).then_some(kind))
-        .collect();
-        for kind in dead {
-            match kind {
-                ChildKind::Puller => self.puller = None,
-                ChildKind::Watcher => self.watcher = None,
-                ChildKind::Sink(name) => {
-                    if let Some(slot) = self.sink_named(name) {
-                        slot.running = None;
-                    }
-                }
-            }
-            self.stats.child_restarts += 1;
-            match self.restarts.record(Instant::now()) {
-                Ok(delay) => {
-                    tracing::error!(
-                        child = kind.name(),
-                        restart_in_ms = delay.as_millis() as u64,
-                        restarts = self.restarts.total(),
-                        "child died (panicked or stopped); restarting it"
-                    );
-                    self.restarting.insert(kind);
-                    ctx.run_later(delay, move |supervisor, ctx| {
-                        supervisor.restarting.remove(&kind);
-                        if !supervisor.pipeline.draining() {
-                            supervisor.start_child(kind, ctx);
-                            tracing::info!(child = kind.name(), "child restarted");
-                        }
-                    });
-                }
-                Err(exceeded) => {
-                    tracing::error!(child = kind.name(), "{exceeded}");
-                    let _ = self.fatal.send(exceeded.to_string());
-                    let actions = self.pipeline.drain();
-                    self.carry_out(actions, ctx);
-                    return;
-                }
-            }
-        }
     }
 
     /// Queues every directory of src-dir not already known, oldest first;
@@ -533,11 +442,14 @@ impl Supervisor {
         // An edge sends no lines, its own neither.
         if self.local {
             let queued = self.pipeline.queued() as u64;
-            let mut own = String::new();
-            append_self_metrics(&mut own, &self.engine.prefix, ts, &self.stats, queued);
-            for slot in &self.sinks {
-                append_metrics(&mut own, &self.engine.prefix, ts, &slot.health.metrics);
-            }
+            let mut own = SelfMetrics::new(&self.engine.prefix, ts);
+            own.add_all([
+                ("QueueDepth", queued),
+                ("ProcessorPanics", self.stats.processor_panics),
+                ("ChildRestarts", self.stats.child_restarts),
+                ("QuarantinedSnapshots", self.stats.quarantined),
+            ]);
+            own.add_sinks(&self.sinks);
             lines.push_chunk(own.into_bytes());
         }
         // One set of chunks for every sink; each goes back to the pool once
@@ -666,34 +578,6 @@ struct Lines {
     lines: LineChunks,
 }
 
-/// Appends the supervisor's self metrics (SPEC §4.4, ours).
-fn append_self_metrics(
-    text: &mut String,
-    prefix: &str,
-    ts: u64,
-    stats: &SupervisorStats,
-    queued: u64,
-) {
-    append_metrics(
-        text,
-        prefix,
-        ts,
-        &[
-            ("QueueDepth", queued),
-            ("ProcessorPanics", stats.processor_panics),
-            ("ChildRestarts", stats.child_restarts),
-            ("QuarantinedSnapshots", stats.quarantined),
-        ],
-    );
-}
-
-/// `<prefix>.haproxystats.<name> <value> <ts>` for each metric.
-fn append_metrics(text: &mut String, prefix: &str, ts: u64, metrics: &[(&str, u64)]) {
-    for (name, value) in metrics {
-        let _ = writeln!(text, "{prefix}.haproxystats.{name} {value} {ts}");
-    }
-}
-
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
@@ -704,8 +588,8 @@ impl Actor for Supervisor {
         }
         // The first snapshots' self metrics need the sinks' answers.
         self.ask_children(ctx);
-        self.start_child(ChildKind::Watcher, ctx);
-        self.start_child(ChildKind::Puller, ctx);
+        self.start_own(ChildKind::Watcher, ctx);
+        self.start_own(ChildKind::Puller, ctx);
         tracing::info!(
             src_dir = %self.src_dir.display(),
             workers = self.workers,
@@ -721,9 +605,65 @@ impl Actor for Supervisor {
         ctx.run_interval(WRITE_INTERVAL, |supervisor, ctx| {
             supervisor.health_tick(ctx)
         });
-        ctx.run_interval(LIVENESS_INTERVAL, |supervisor, ctx| {
-            supervisor.check_children(ctx)
-        });
+        ctx.run_interval(LIVENESS_INTERVAL, check_children);
+    }
+}
+
+impl Supervises for Supervisor {
+    fn supervision(&mut self) -> &mut Supervision {
+        &mut self.supervision
+    }
+
+    fn sinks(&mut self) -> &mut [SinkSlot] {
+        &mut self.sinks
+    }
+
+    fn own_children(&self) -> Vec<(ChildKind, Liveness)> {
+        vec![
+            (ChildKind::Puller, Child::liveness(self.puller.as_ref())),
+            (ChildKind::Watcher, Child::liveness(self.watcher.as_ref())),
+        ]
+    }
+
+    fn let_go(&mut self, kind: ChildKind) {
+        match kind {
+            ChildKind::Puller => self.puller = None,
+            ChildKind::Watcher => self.watcher = None,
+            // Central's, and the sinks (the loop's own).
+            ChildKind::Consumer | ChildKind::MergeConsumer | ChildKind::Sink(_) => {}
+        }
+    }
+
+    fn start_own(&mut self, kind: ChildKind, ctx: &mut Context<Self>) {
+        match kind {
+            ChildKind::Puller => {
+                if let Some(pull) = &self.pull {
+                    let mut puller = Puller::new(pull);
+                    if self.align_pulls {
+                        puller = puller.aligned_to_the_epoch(pull.pull_interval);
+                    }
+                    self.puller = Some(Child::start(puller));
+                }
+            }
+            ChildKind::Watcher => {
+                let watcher = DirWatcher::new(self.src_dir.clone(), ctx.address().recipient());
+                self.watcher = Some(Child::start(watcher));
+            }
+            ChildKind::Consumer | ChildKind::MergeConsumer | ChildKind::Sink(_) => {}
+        }
+    }
+
+    fn draining(&self) -> bool {
+        self.pipeline.draining()
+    }
+
+    fn count_restarts(&mut self, total: u64) {
+        self.stats.child_restarts = total;
+    }
+
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        let actions = self.pipeline.drain();
+        self.carry_out(actions, ctx);
     }
 }
 
@@ -825,11 +765,11 @@ impl Handler<ChildrenAlive> for Supervisor {
         [
             (
                 ChildKind::Puller,
-                self.puller.as_ref().is_some_and(Child::alive),
+                Child::liveness(self.puller.as_ref()) == Liveness::Alive,
             ),
             (
                 ChildKind::Watcher,
-                self.watcher.as_ref().is_some_and(Child::alive),
+                Child::liveness(self.watcher.as_ref()) == Liveness::Alive,
             ),
         ]
         .into_iter()
@@ -861,10 +801,14 @@ impl Handler<CrashChild> for Supervisor {
                 .map(|c| c.addr.do_send(Crash))
                 .is_some(),
             ChildKind::Sink(name) => self
-                .sink_named(name)
+                .sinks
+                .iter()
+                .find(|slot| slot.spec.name() == name)
                 .and_then(|slot| slot.running.as_ref())
-                .map(RunningSink::crash)
+                .map(crate::sink::RunningSink::crash)
                 .is_some(),
+            // Central's: not here.
+            ChildKind::Consumer | ChildKind::MergeConsumer => false,
         }
     }
 }

@@ -1,10 +1,16 @@
-//! Restart bookkeeping for the supervisor's children: a capped exponential
-//! backoff between restarts, and a restart intensity (OTP's "more than
-//! `max` restarts within `window`") beyond which the supervisor gives up and
-//! the process exits non-zero, so that systemd restarts the whole unit
-//! instead of us looping on a child that cannot live.
+//! The restart policy of a supervisor's children, the daemon's Supervisor's
+//! and Central's alike: a capped exponential backoff between restarts, and a
+//! restart intensity (OTP's "more than `max` restarts within `window`")
+//! beyond which the supervisor gives up and the process exits non-zero, so
+//! that systemd restarts the whole unit instead of us looping on a child
+//! that cannot live.
+//!
+//! [`Restarts`] decides, with no actor and no clock of its own: which
+//! children are dead, when one is started again, when to give up.
+//! [`super::children`] carries its decisions out for both supervisors.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// First restart delay; doubled for each restart still inside the window.
@@ -94,6 +100,91 @@ impl RestartTracker {
     }
 }
 
+/// Whether a child is alive, as its supervisor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Running.
+    Alive,
+    /// Its mailbox or thread is gone: it panicked or stopped.
+    Dead,
+    /// Not running: waiting for its restart, or not configured.
+    NotRunning,
+}
+
+/// What to do about a child that died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterDeath {
+    /// Start it again once `after` has passed ([`Restarts::due`]).
+    Restart {
+        /// The backoff.
+        after: Duration,
+        /// Restarts since start, this one included.
+        restarts: u64,
+    },
+    /// It is already waiting for its restart: nothing more to do.
+    AlreadyWaiting,
+    /// One restart too many: stop, and exit 1.
+    GiveUp(IntensityExceeded),
+}
+
+/// The restart decisions for the children of one supervisor, each known
+/// by its kind `K`.
+#[derive(Debug, Clone)]
+pub struct Restarts<K> {
+    tracker: RestartTracker,
+    /// Children that died and wait for their backoff to pass.
+    waiting: HashSet<K>,
+}
+
+impl<K: Copy + Eq + Hash> Restarts<K> {
+    /// No restart yet, within `limit`.
+    pub fn new(limit: RestartLimit) -> Restarts<K> {
+        Restarts {
+            tracker: RestartTracker::new(limit),
+            waiting: HashSet::new(),
+        }
+    }
+
+    /// Of `children` (each with its [`Liveness`]), the ones that died and
+    /// are not already waiting for their restart, in the order given.
+    pub fn dead(&self, children: impl IntoIterator<Item = (K, Liveness)>) -> Vec<K> {
+        children
+            .into_iter()
+            .filter(|(child, liveness)| {
+                *liveness == Liveness::Dead && !self.waiting.contains(child)
+            })
+            .map(|(child, _)| child)
+            .collect()
+    }
+
+    /// `child` died (found dead, or could not start) at `now`.
+    pub fn died(&mut self, child: K, now: Instant) -> AfterDeath {
+        if !self.waiting.insert(child) {
+            return AfterDeath::AlreadyWaiting;
+        }
+        match self.tracker.record(now) {
+            Ok(after) => AfterDeath::Restart {
+                after,
+                restarts: self.tracker.total(),
+            },
+            Err(exceeded) => AfterDeath::GiveUp(exceeded),
+        }
+    }
+
+    /// `child`'s backoff has passed: whether to start it now (not while the
+    /// supervisor is `stopping`). Either way it no longer waits, so that a
+    /// start that fails is one more death.
+    pub fn due(&mut self, child: K, stopping: bool) -> bool {
+        self.waiting.remove(&child) && !stopping
+    }
+
+    /// Restarts since start, the one that gave up included: the
+    /// `ChildRestarts` self metric.
+    pub fn total(&self) -> u64 {
+        self.tracker.total()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +240,131 @@ mod tests {
             .record(t0 + Duration::from_secs(4))
             .expect_err("4th restart");
         assert_eq!(error.restarts, 4);
+    }
+
+    /// Two kinds of children, as a supervisor names them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    enum Kid {
+        A,
+        B,
+    }
+
+    fn limit(max: usize, window_secs: u64) -> RestartLimit {
+        RestartLimit {
+            max,
+            window: Duration::from_secs(window_secs),
+        }
+    }
+
+    /// `kid` dies at `at` and is restarted: its backoff.
+    fn restarted(restarts: &mut Restarts<Kid>, kid: Kid, at: Instant) -> Duration {
+        let after = match restarts.died(kid, at) {
+            AfterDeath::Restart { after, .. } => after,
+            other => panic!("{kid:?} not restarted: {other:?}"),
+        };
+        assert!(restarts.due(kid, false));
+        after
+    }
+
+    #[test]
+    fn only_a_running_child_whose_mailbox_closed_is_dead() {
+        let restarts = Restarts::new(limit(5, 60));
+        let found = restarts.dead([(Kid::A, Liveness::Alive), (Kid::B, Liveness::NotRunning)]);
+        assert!(found.is_empty());
+        let found = restarts.dead([(Kid::B, Liveness::Dead), (Kid::A, Liveness::Dead)]);
+        assert_eq!(found, [Kid::B, Kid::A], "in the order given");
+    }
+
+    #[test]
+    fn a_crash_restarts_the_child_after_the_first_backoff() {
+        let mut restarts = Restarts::new(limit(5, 60));
+        assert_eq!(
+            restarts.died(Kid::A, Instant::now()),
+            AfterDeath::Restart {
+                after: BASE_BACKOFF,
+                restarts: 1
+            }
+        );
+        assert_eq!(restarts.total(), 1);
+        assert!(
+            restarts.due(Kid::A, false),
+            "started once its backoff passed"
+        );
+    }
+
+    #[test]
+    fn a_child_waiting_for_its_restart_is_neither_dead_again_nor_counted_twice() {
+        let mut restarts = Restarts::new(limit(5, 60));
+        let t0 = Instant::now();
+        assert!(matches!(
+            restarts.died(Kid::A, t0),
+            AfterDeath::Restart { .. }
+        ));
+        assert!(restarts.dead([(Kid::A, Liveness::Dead)]).is_empty());
+        assert_eq!(restarts.died(Kid::A, t0), AfterDeath::AlreadyWaiting);
+        assert_eq!(restarts.total(), 1);
+        // Once started again, a new death counts.
+        assert!(restarts.due(Kid::A, false));
+        assert_eq!(restarts.dead([(Kid::A, Liveness::Dead)]), [Kid::A]);
+    }
+
+    #[test]
+    fn the_backoff_grows_with_each_restart_in_the_window_whichever_child() {
+        let mut restarts = Restarts::new(limit(10, 60));
+        let t0 = Instant::now();
+        let ms: Vec<u128> = [Kid::A, Kid::B, Kid::A, Kid::B]
+            .into_iter()
+            .zip(0..)
+            .map(|(kid, i)| restarted(&mut restarts, kid, t0 + Duration::from_secs(i)))
+            .map(|after| after.as_millis())
+            .collect();
+        assert_eq!(ms, [100, 200, 400, 800]);
+        assert_eq!(restarts.total(), 4);
+    }
+
+    #[test]
+    fn restarts_out_of_the_window_start_the_backoff_over() {
+        let mut restarts = Restarts::new(limit(3, 10));
+        let t0 = Instant::now();
+        for i in 0..3 {
+            restarted(&mut restarts, Kid::A, t0 + Duration::from_secs(i));
+        }
+        assert_eq!(
+            restarts.died(Kid::A, t0 + Duration::from_secs(30)),
+            AfterDeath::Restart {
+                after: BASE_BACKOFF,
+                restarts: 4
+            },
+            "the first three are forgotten: neither fatal nor a longer wait"
+        );
+    }
+
+    #[test]
+    fn one_restart_more_than_the_limit_in_the_window_gives_up() {
+        let mut restarts = Restarts::new(limit(2, 60));
+        let t0 = Instant::now();
+        for i in 0..2 {
+            restarted(&mut restarts, Kid::A, t0 + Duration::from_secs(i));
+        }
+        assert_eq!(
+            restarts.died(Kid::B, t0 + Duration::from_secs(2)),
+            AfterDeath::GiveUp(IntensityExceeded {
+                restarts: 3,
+                max: 2,
+                window: Duration::from_secs(60),
+            })
+        );
+        assert_eq!(restarts.total(), 3, "the last one counts too");
+    }
+
+    #[test]
+    fn a_restart_due_while_stopping_does_not_start_the_child() {
+        let mut restarts = Restarts::new(limit(5, 60));
+        assert!(matches!(
+            restarts.died(Kid::A, Instant::now()),
+            AfterDeath::Restart { .. }
+        ));
+        assert!(!restarts.due(Kid::A, true));
+        assert!(!restarts.due(Kid::A, false), "due once only");
     }
 }

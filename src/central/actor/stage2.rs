@@ -62,7 +62,6 @@ pub(super) struct Stage2 {
     assembler: Assembler,
     pub(super) consumer: Option<ConsumerHandle>,
     generation: u64,
-    pub(super) restarting: bool,
     pub(super) stats: Stage2Stats,
     /// Per partition, how far behind the last message read was, ms.
     pub(super) lag_ms: BTreeMap<i32, u64>,
@@ -85,7 +84,6 @@ impl Stage2 {
             assembler: Assembler::new(),
             consumer: None,
             generation: 0,
-            restarting: false,
             stats: Stage2Stats::default(),
             lag_ms: BTreeMap::new(),
             skewed_log: LogLimit::default(),
@@ -149,7 +147,7 @@ impl Central {
             Err(error) => {
                 tracing::error!(error = %error, "cannot start the consumer of the partials");
                 self.stage2.consumer = None;
-                self.child_died("merge-consumer", ctx);
+                super::child_died(self, super::ChildKind::MergeConsumer, ctx);
                 return;
             }
         }
