@@ -23,6 +23,7 @@ pub mod assembler;
 pub mod bad;
 pub mod clocks;
 pub mod consumer;
+pub mod delivery;
 pub mod offsets;
 pub mod partials;
 pub mod process;
