@@ -107,8 +107,6 @@ pub enum Output<L, P> {
     },
     /// No sink is full any more.
     SinksDrained,
-    /// Commit these offsets of the snapshots topic (partition, offset).
-    Commit(Vec<(i32, i64)>),
 }
 
 /// What a piece of work is.
@@ -293,14 +291,11 @@ impl<L: Clone, P: Clone> Delivery<L, P> {
         self.offsets.done(partition, epoch, offsets);
     }
 
-    /// The commit tick: what may be committed now.
-    pub fn commit_tick(&mut self) -> Vec<Output<L, P>> {
-        let commits = self.offsets.take_commits();
-        if commits.is_empty() {
-            Vec::new()
-        } else {
-            vec![Output::Commit(commits)]
-        }
+    /// The commit tick: the offsets of the snapshots topic that may be
+    /// committed now (partition, offset), each past every snapshot that
+    /// every sink and the broker acknowledged; they count as committed.
+    pub fn commit_tick(&mut self) -> Vec<(i32, i64)> {
+        self.offsets.take_commits()
     }
 
     // ---- stage 1: snapshots ----

@@ -33,12 +33,6 @@ fn has(out: &[Out], wanted: &Out) -> bool {
 
 fn commits(d: &mut D) -> Vec<(i32, i64)> {
     d.commit_tick()
-        .into_iter()
-        .flat_map(|o| match o {
-            Output::Commit(c) => c,
-            _ => Vec::new(),
-        })
-        .collect()
 }
 
 /// Partition 0 assigned, a snapshot at `offsets` read and dispatched.

@@ -205,27 +205,29 @@ impl World {
                     self.paused = false;
                 }
                 Output::SinkFull { .. } | Output::SinksDrained => {}
-                Output::Commit(commits) => {
-                    for (partition, offset) in commits {
-                        let epoch = self.d().epoch(partition).expect("assigned");
-                        for s in self.snapshots.values() {
-                            if s.partition == partition
-                                && s.epoch == epoch
-                                && s.offsets.iter().any(|o| *o < offset)
-                            {
-                                assert!(
-                                    s.delivered(),
-                                    "committed {offset} on {partition} past {s:?}"
-                                );
-                            }
-                        }
-                        let last = self.committed.insert(partition, offset);
-                        assert!(last < Some(offset), "commits move forward");
-                    }
-                }
             }
         }
         assert_eq!(self.d().paused(), self.paused);
+    }
+
+    /// Checks and records the commits of a tick.
+    fn commit(&mut self) {
+        for (partition, offset) in self.d().commit_tick() {
+            let epoch = self.d().epoch(partition).expect("assigned");
+            for s in self.snapshots.values() {
+                if s.partition == partition
+                    && s.epoch == epoch
+                    && s.offsets.iter().any(|o| *o < offset)
+                {
+                    assert!(
+                        s.delivered(),
+                        "committed {offset} on {partition} past {s:?}"
+                    );
+                }
+            }
+            let last = self.committed.insert(partition, offset);
+            assert!(last < Some(offset), "commits move forward");
+        }
     }
 
     fn take<T>(list: &mut Vec<T>, pick: usize) -> Option<T> {
@@ -398,10 +400,7 @@ impl World {
                 let out = self.d().merge_consumer_replaced();
                 self.apply(out, 0);
             }
-            Step::Tick => {
-                let out = self.d().commit_tick();
-                self.apply(out, 0);
-            }
+            Step::Tick => self.commit(),
         }
     }
 
