@@ -444,7 +444,7 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn any_interleaving_commits_only_what_is_delivered_keeps_partials_in_order_and_drains(
