@@ -34,7 +34,7 @@ use super::assembler::{Abandoned, Assembler, Part, Snapshot};
 use super::bad::{self, BadMessage, BadMessages, MessageAt};
 use super::clocks::{self, ClockSkews};
 use super::consumer::{self, Command, ConsumerHandle, Event, Received};
-use super::delivery::{Delivery, IN_FLIGHT_PER_WORKER, Output, WorkId};
+use super::delivery::{Delivery, GivenUp, IN_FLIGHT_PER_WORKER, Output, WorkId};
 use super::offsets::Epoch;
 use super::partials::{self, PartialOf};
 use super::processor::{CentralProcessor, Done, ProcessParts, ProcessorSettings};
@@ -389,7 +389,7 @@ impl Central {
                 Ok(Ok(done)) => central.deliver(id, &snapshot, reference_ms, done, ctx),
                 Ok(Err(why)) => {
                     let (given_up, outputs) = central.delivery.unprocessable(id);
-                    if let Some((partition, offsets)) = given_up {
+                    if let Some(GivenUp { partition, offsets }) = given_up {
                         central.record_bad(partition, &offsets, &why);
                     }
                     central.carry_out(outputs, ctx);

@@ -53,6 +53,15 @@ pub struct WorkId(u64);
 /// A sink: its place in Central's list of sinks.
 pub type Sink = usize;
 
+/// A snapshot given up: where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GivenUp {
+    /// Its partition.
+    pub partition: i32,
+    /// Its messages' offsets.
+    pub offsets: Vec<i64>,
+}
+
 /// What the actor is to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output<L, P> {
@@ -200,6 +209,8 @@ impl SinkRoom {
         self.capacity == 0 || self.owed == 0 || self.owed.max(self.backlog) + lines <= self.capacity
     }
 
+    /// It holds lines back, or reports a backlog at its capacity: what it
+    /// is given now would push older lines out.
     fn full(&self) -> bool {
         !self.held.is_empty() || (self.capacity > 0 && self.backlog >= self.capacity)
     }
@@ -219,10 +230,13 @@ pub struct Delivery<L, P> {
     /// Per cluster, its windows not yet handed to the sinks, in emission
     /// order.
     window_order: HashMap<String, BTreeSet<WorkId>>,
-    /// Snapshots in flight that pause consumption.
+    /// Snapshots in flight at which consumption pauses.
     max_snapshots: usize,
     paused: bool,
+    /// A sink was found full ([`Output::SinkFull`]), said once until every
+    /// sink drained.
     sink_full: bool,
+    /// Stopping: paused for good.
     draining: bool,
 }
 
@@ -355,8 +369,8 @@ impl<L: Clone, P: Clone> Delivery<L, P> {
     }
 
     /// Snapshot `id` cannot be processed: given up, its offsets done (as a
-    /// bad message). Answers its partition and offsets, for the log.
-    pub fn unprocessable(&mut self, id: WorkId) -> (Option<(i32, Vec<i64>)>, Vec<Output<L, P>>) {
+    /// bad message). Answers where it was, for the log.
+    pub fn unprocessable(&mut self, id: WorkId) -> (Option<GivenUp>, Vec<Output<L, P>>) {
         let mut out = Vec::new();
         let given_up = match self.work.get(&id) {
             Some(work) if work.is_snapshot() && matches!(work.lines, Lines::Pending) => {
@@ -384,7 +398,7 @@ impl<L: Clone, P: Clone> Delivery<L, P> {
         {
             self.release_partials(partition, &mut out);
         }
-        (Some((partition, offsets)), self.settle_into(out))
+        (Some(GivenUp { partition, offsets }), self.settle_into(out))
     }
 
     /// Whether `id` is still in flight (a processor that lost it processes

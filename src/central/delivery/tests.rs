@@ -108,7 +108,13 @@ fn a_snapshot_that_cannot_be_processed_is_done_at_once_and_frees_the_partials_be
     let out = d.processed(b, "b", 1, Some(2));
     assert_eq!(partials(&out), Vec::<u32>::new(), "waits for a's");
     let (at, out) = d.unprocessable(a);
-    assert_eq!(at, Some((0, vec![0])));
+    assert_eq!(
+        at,
+        Some(GivenUp {
+            partition: 0,
+            offsets: vec![0]
+        })
+    );
     assert_eq!(partials(&out), [2]);
     assert_eq!(commits(&mut d), [(0, 1)]);
     assert_eq!(d.unprocessable(a).0, None, "once");

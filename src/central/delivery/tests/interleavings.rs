@@ -84,17 +84,17 @@ fn step() -> impl Strategy<Value = Step> {
         1 => partition.clone().prop_map(Step::Assign),
         6 => (partition.clone(), 1..3usize, prop::bool::weighted(0.15))
             .prop_map(|(partition, parts, bad)| Step::Read { partition, parts, bad }),
-        6 => (pick.clone(), 1..8u64, any::<bool>(), prop::bool::weighted(0.1))
+        6 => (pick, 1..8u64, any::<bool>(), prop::bool::weighted(0.1))
             .prop_map(|(pick, lines, partial, fails)| Step::Process { pick, lines, partial, fails }),
-        8 => pick.clone().prop_map(|pick| Step::SinkAck { pick }),
+        8 => pick.prop_map(|pick| Step::SinkAck { pick }),
         1 => (0..SINKS).prop_map(|sink| Step::SinkRestart { sink }),
-        4 => (pick.clone(), prop::bool::weighted(0.2))
+        4 => (pick, prop::bool::weighted(0.2))
             .prop_map(|(pick, fails)| Step::PartialAnswer { pick, fails }),
         1 => partition.prop_map(Step::Revoke),
         1 => Just(Step::ReplaceConsumer),
         2 => (0..SINKS, 0..14u64).prop_map(|(sink, backlog)| Step::Health { sink, backlog }),
         1 => (1..4u64).prop_map(|count| Step::SelfMetrics { count }),
-        2 => pick.clone().prop_map(|pick| Step::SelfMetricsAnswer { pick }),
+        2 => pick.prop_map(|pick| Step::SelfMetricsAnswer { pick }),
         2 => (0..2u8).prop_map(|cluster| Step::Emit { cluster }),
         2 => (pick, 1..4u64, prop::bool::weighted(0.1))
             .prop_map(|(pick, lines, fails)| Step::Merge { pick, lines, fails }),
