@@ -51,7 +51,8 @@
 //!
 //! Central processing (`haproxystats central`, SPEC §7):
 //! - [`central`]: its actor, consumers and processors; its decisions in
-//!   `central::windows`, `central::assembler`, `central::offsets`.
+//!   `central::delivery`, `central::windows`, `central::assembler`,
+//!   `central::offsets`.
 //!
 //! At the top:
 //! - [`cli`]: command line parsing and the subcommand chosen by argv\[0\].

@@ -4,19 +4,19 @@
 //! that die, and drives each message from the snapshots topic to a commit:
 //!
 //! 1. the consumer hands a message over ([`Event`]); its offset is in
-//!    flight ([`Offsets`]); its headers are checked ([`bad::part_of`]);
+//!    flight; its headers are checked ([`bad::part_of`]);
 //! 2. the assembler waits for the rest of its snapshot ([`Assembler`]);
 //! 3. a whole snapshot is decoded and processed on a processor thread;
 //! 4. its lines go to every sink, its partial to the partials topic;
 //! 5. once every sink and the broker acknowledged, its offsets are done,
 //!    and a commit tick commits what is done.
 //!
-//! A bad message is logged and counted ([`BadMessages`]) and done at once.
-//! Sinks with a full backlog, or too many snapshots in flight, pause the
-//! consumer: Kafka is the buffer.
+//! What goes where and when (steps 1, 4 and 5, pausing the consumers) is
+//! decided by [`Delivery`]; this actor reads, processes, and carries out its
+//! [`Output`]s (`Central::carry_out`), as the Supervisor does for the
+//! daemon's `Pipeline`. A bad message is logged and counted
+//! ([`BadMessages`]) and done at once.
 
-use std::collections::HashMap;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,14 +33,15 @@ use super::assembler::{Abandoned, Assembler, Part, Snapshot};
 use super::bad::{self, BadMessage, BadMessages, MessageAt};
 use super::clocks::{self, ClockSkews};
 use super::consumer::{self, Command, ConsumerHandle, Event, Received};
-use super::offsets::{Epoch, Offsets};
+use super::delivery::{Delivery, GivenUp, IN_FLIGHT_PER_WORKER, Output, WorkId};
+use super::offsets::Epoch;
 use super::partials::{self, PartialOf};
 use super::processor::{CentralProcessor, Done, ProcessParts, ProcessorSettings};
 use crate::common::unix_now;
 use crate::config::CentralSettings;
 use crate::health::{Reporter, SinkStatus, WRITE_INTERVAL};
 use crate::sink::chunk_pool::ChunkPool;
-use crate::sink::chunks::{LineChunks, SharedLines};
+use crate::sink::chunks::SharedLines;
 use crate::sink::messages::SendLinesAcked;
 use crate::sink::slot::{WhenFull, ask_health, keep_health};
 use crate::sink::{SinkSlot, SinkSpec};
@@ -53,11 +54,6 @@ pub const LIVENESS_INTERVAL: Duration = crate::config::LIVENESS_INTERVAL;
 
 /// How often what is done is committed.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
-
-/// Snapshots in flight (processing or delivering) per processor beyond
-/// which the consumer pauses: enough to keep every processor busy while
-/// the sinks confirm, bounded so that memory is too.
-pub const IN_FLIGHT_PER_WORKER: usize = 4;
 
 /// Events the consumer may hand over before it holds them and pauses.
 const EVENTS_CAPACITY: usize = 256;
@@ -127,42 +123,24 @@ struct FromConsumer {
     event: Event,
 }
 
-/// Where lines in flight come from, and what their acknowledgement does.
-enum Origin {
-    /// A snapshot (stage 1): its offsets are done once every sink and the
-    /// broker (its partial) acknowledged.
-    Snapshot {
-        partition: i32,
-        epoch: Epoch,
-        offsets: Vec<i64>,
-        snapshot: Arc<Snapshot>,
-        /// Its reference time, ms ([`clocks::reference_ms`]).
-        reference_ms: u64,
-    },
-    /// A cluster's window (stage 2): acknowledged, it goes to the windows.
-    Window { cluster: String, window: u64 },
-}
-
-/// Lines between dispatch and done: a snapshot's or a window's.
-struct InFlight {
-    origin: Origin,
-    /// The sinks' `lb` (local-store directory, influx host).
+/// A piece of work's lines with what the sinks are told of them.
+#[derive(Clone)]
+struct Batch {
+    lines: SharedLines,
+    /// The sinks' `lb` (local-store directory, influx host): the LB's, or
+    /// `<cluster-namespace>.<cluster>` for a window.
     lb: String,
+    /// A snapshot's cluster.
+    cluster: Option<String>,
     /// The sinks' timestamp.
     ts: u64,
-    /// Acknowledgements still owed (sinks, and the broker for the partial).
-    waiting: usize,
-    /// Its lines, kept to hand to a restarted sink that lost them, or to a
-    /// sink that could not take them yet.
-    lines: Option<SharedLines>,
-    /// How many lines.
-    line_count: u64,
-    /// Per sink: its lines are counted in [`Central::owed`].
-    owes: Vec<bool>,
 }
 
 /// A partial ready to send: which snapshot, its message values.
 type ReadyPartial = (Arc<PartialOf>, Arc<Vec<Vec<u8>>>);
+
+/// What [`Delivery`] asks Central to do.
+type DeliveryOutput = Output<Batch, ReadyPartial>;
 
 /// The root of central's tree.
 pub struct Central {
@@ -173,25 +151,14 @@ pub struct Central {
     /// Events of older consumers are ignored.
     generation: u64,
     processors: Addr<CentralProcessor>,
-    max_in_flight: usize,
     sinks: Vec<SinkSlot>,
-    /// Per sink: lines handed to it and not acknowledged yet.
-    owed: Vec<u64>,
-    /// A sink is full (said in the log once, until it drains).
-    sink_full: bool,
-    /// Per sink: snapshots (ids) whose lines it cannot take yet without
-    /// going past its `queue-size`, in order: the sink would drop lines,
-    /// while held here they only pause the consumer (Kafka is the buffer).
-    held: Vec<VecDeque<u64>>,
+    /// What goes to the sinks and the broker, what is done, when to pause.
+    delivery: Delivery<Batch, ReadyPartial>,
     producer: FutureProducer,
     producer_config: ClientConfig,
     partials_topic: Arc<str>,
     assembler: Assembler,
-    offsets: Offsets,
     bad: BadMessages,
-    in_flight: HashMap<u64, InFlight>,
-    next_id: u64,
-    paused: bool,
     draining: bool,
     busy: tokio::sync::watch::Sender<usize>,
     /// When its children are restarted, and whether it gives up.
@@ -203,12 +170,6 @@ pub struct Central {
     /// Per partition of the snapshots topic, how far behind the last
     /// message read was, ms.
     lag_ms: std::collections::BTreeMap<i32, u64>,
-    /// Per partition, the partials of snapshots in dispatch order, sent in
-    /// that order (`None` until processed): stage 2 reads an LB's later
-    /// window as "it reported", so an LB's partials must not overtake each
-    /// other.
-    partial_order:
-        std::collections::BTreeMap<i32, std::collections::BTreeMap<u64, Option<ReadyPartial>>>,
     /// Per LB of a snapshot that decoded, its reference time minus its
     /// `ts`: its clock's skew (plus the pull and publish time).
     skews: ClockSkews,
@@ -261,10 +222,7 @@ impl Central {
             consumer: None,
             generation: 0,
             processors,
-            max_in_flight: workers * IN_FLIGHT_PER_WORKER,
-            owed: vec![0; start.sinks.len()],
-            sink_full: false,
-            held: vec![VecDeque::new(); start.sinks.len()],
+            delivery: Delivery::new(start.sinks.len(), workers * IN_FLIGHT_PER_WORKER),
             // Kafka is the buffer: a sink's lines never go past its
             // queue-size, consumption pauses instead.
             sinks: start
@@ -275,11 +233,7 @@ impl Central {
             producer,
             producer_config,
             assembler: Assembler::new(),
-            offsets: Offsets::new(),
             bad: BadMessages::default(),
-            in_flight: HashMap::new(),
-            next_id: 0,
-            paused: false,
             draining: false,
             busy: tokio::sync::watch::channel(0).0,
             supervision: Supervision::new(start.restart_limit, start.fatal),
@@ -288,7 +242,6 @@ impl Central {
             health: start.health,
             stage2: stage2::Stage2::new(windows),
             lag_ms: std::collections::BTreeMap::new(),
-            partial_order: std::collections::BTreeMap::new(),
             skews: ClockSkews::default(),
         })
     }
@@ -298,8 +251,8 @@ impl Central {
     fn start_consumer(&mut self, ctx: &mut Context<Self>) {
         self.generation += 1;
         self.assembler.clear();
-        self.offsets.clear();
-        self.partial_order.clear();
+        let outputs = self.delivery.consumer_replaced();
+        self.carry_out(outputs, ctx);
         let (events, receiver) = mpsc::channel(EVENTS_CAPACITY);
         match consumer::start(
             &self.settings,
@@ -311,7 +264,7 @@ impl Central {
             Ok(handle) => {
                 // Both consumers follow one pause state: a new one starts
                 // where the other is.
-                if self.paused {
+                if self.delivery.paused() {
                     handle.send(Command::Pause);
                 }
                 self.consumer = Some(handle);
@@ -341,7 +294,7 @@ impl Central {
             // Not in flight: the next owner reads it from the commit.
             return;
         }
-        let Some(epoch) = self.offsets.received(message.partition, message.offset) else {
+        let Some(epoch) = self.delivery.received(message.partition, message.offset) else {
             return;
         };
         let header = bad::part_of(
@@ -385,7 +338,7 @@ impl Central {
             why,
         } in outcome.abandoned
         {
-            if let Some(epoch) = self.offsets.epoch(partition) {
+            if let Some(epoch) = self.delivery.epoch(partition) {
                 self.bad_done(partition, epoch, &offsets, &why);
             }
         }
@@ -394,7 +347,9 @@ impl Central {
         }
     }
 
-    fn bad_done(&mut self, partition: i32, epoch: Epoch, offsets: &[i64], why: &BadMessage) {
+    /// Logs and counts a bad message (or a snapshot given up) of the
+    /// snapshots topic.
+    fn record_bad(&mut self, partition: i32, offsets: &[i64], why: &BadMessage) {
         let at = MessageAt {
             topic: &self.settings.snapshots_topic,
             partition,
@@ -402,7 +357,11 @@ impl Central {
         };
         self.bad.record(&at, why);
         self.stats.bad_messages = self.bad.total();
-        self.offsets.done(partition, epoch, offsets);
+    }
+
+    fn bad_done(&mut self, partition: i32, epoch: Epoch, offsets: &[i64], why: &BadMessage) {
+        self.record_bad(partition, offsets, why);
+        self.delivery.bad(partition, epoch, offsets);
     }
 
     fn dispatch(
@@ -412,84 +371,55 @@ impl Central {
         reference_ms: u64,
         ctx: &mut Context<Self>,
     ) {
-        self.next_id += 1;
-        let id = self.next_id;
-        self.in_flight.insert(
-            id,
-            InFlight {
-                origin: Origin::Snapshot {
-                    partition: snapshot.partition,
-                    epoch,
-                    offsets: snapshot.offsets.clone(),
-                    snapshot: Arc::clone(&snapshot),
-                    reference_ms,
-                },
-                lb: snapshot.lb.clone(),
-                ts: snapshot.ts,
-                waiting: 0,
-                lines: None,
-                line_count: 0,
-                owes: Vec::new(),
-            },
-        );
-        self.busy.send_replace(self.in_flight.len());
-        self.partial_order
-            .entry(snapshot.partition)
-            .or_default()
-            .insert(id, None);
-        self.process(id, snapshot, ctx);
-        self.update_pause();
+        let (id, outputs) =
+            self.delivery
+                .dispatched(snapshot.partition, epoch, snapshot.offsets.clone());
+        self.carry_out(outputs, ctx);
+        self.process(id, snapshot, reference_ms, ctx);
     }
 
-    fn process(&mut self, id: u64, snapshot: Arc<Snapshot>, ctx: &mut Context<Self>) {
-        let request = self.processors.send(ProcessParts(snapshot));
+    fn process(
+        &mut self,
+        id: WorkId,
+        snapshot: Arc<Snapshot>,
+        reference_ms: u64,
+        ctx: &mut Context<Self>,
+    ) {
+        let request = self.processors.send(ProcessParts(Arc::clone(&snapshot)));
         ctx.spawn(request.into_actor(self).map(move |reply, central, ctx| {
             match reply {
-                Ok(Ok(done)) => central.deliver(id, done, ctx),
+                Ok(Ok(done)) => central.deliver(id, &snapshot, reference_ms, done, ctx),
                 Ok(Err(why)) => {
-                    if let Some(InFlight {
-                        origin: Origin::Snapshot { partition, epoch, offsets, .. },
-                        ..
-                    }) = central.in_flight.remove(&id)
-                    {
-                        central.partial_ready(partition, id, None, ctx);
-                        central.bad_done(partition, epoch, &offsets, &why);
-                        central.busy.send_replace(central.in_flight.len());
+                    let (given_up, outputs) = central.delivery.unprocessable(id);
+                    if let Some(GivenUp { partition, offsets }) = given_up {
+                        central.record_bad(partition, &offsets, &why);
                     }
+                    central.carry_out(outputs, ctx);
                 }
                 Err(mailbox) => {
                     // A processor thread died with it: the snapshot is fine.
                     tracing::error!(error = %mailbox, "processor did not answer; processing the snapshot again");
-                    if let Some(InFlight { origin: Origin::Snapshot { snapshot, .. }, .. }) = central.in_flight.get(&id) {
-                        let snapshot = Arc::clone(snapshot);
-                        central.process(id, snapshot, ctx);
+                    if central.delivery.in_flight_contains(id) {
+                        central.process(id, snapshot, reference_ms, ctx);
                     }
                 }
             }
-            central.update_pause();
         }));
     }
 
-    /// The lines to every sink, the partial to the broker; each answer
-    /// comes back to [`Self::acked`].
-    fn deliver(&mut self, id: u64, done: Done, ctx: &mut Context<Self>) {
+    /// The lines and the partial of snapshot `id` to [`Delivery`].
+    fn deliver(
+        &mut self,
+        id: WorkId,
+        snapshot: &Snapshot,
+        reference_ms: u64,
+        done: Done,
+        ctx: &mut Context<Self>,
+    ) {
         let Done { lines, processed } = done;
         for warning in &processed.report.warnings {
             tracing::warn!("{warning}");
         }
-        let Some(InFlight {
-            origin:
-                Origin::Snapshot {
-                    snapshot,
-                    reference_ms,
-                    ..
-                },
-            ..
-        }) = self.in_flight.get(&id)
-        else {
-            return;
-        };
-        let (snapshot, reference_ms) = (Arc::clone(snapshot), *reference_ms);
         // Decoded: its LB is one (a garbage message's `lb` header is not).
         self.skews
             .record(&snapshot.lb, snapshot.ts, reference_ms, unix_now());
@@ -499,15 +429,7 @@ impl Central {
             lines = processed.report.lines,
             "snapshot processed"
         );
-        let with_partial = !processed.partial.is_empty();
-        self.hand_lines(
-            id,
-            lines,
-            processed.report.lines,
-            usize::from(with_partial),
-            ctx,
-        );
-        let ready = with_partial.then(|| {
+        let partial = (!processed.partial.is_empty()).then(|| {
             let of = Arc::new(PartialOf {
                 lb: snapshot.lb.clone(),
                 cluster: snapshot.cluster.clone(),
@@ -516,183 +438,111 @@ impl Central {
             });
             (of, Arc::new(processed.partial))
         });
-        self.partial_ready(snapshot.partition, id, ready, ctx);
-    }
-
-    /// Snapshot `id`'s partial is ready (`None`: it has none): sends every
-    /// partial of the partition whose earlier ones all went.
-    fn partial_ready(
-        &mut self,
-        partition: i32,
-        id: u64,
-        ready: Option<ReadyPartial>,
-        ctx: &mut Context<Self>,
-    ) {
-        let Some(queue) = self.partial_order.get_mut(&partition) else {
-            // Revoked since: nothing to keep in order with; its lines and
-            // partial still finish (copies are harmless to stage 2).
-            if let Some((of, values)) = ready {
-                self.send_partial(id, of, values, ctx);
-            }
-            return;
+        let batch = Batch {
+            lines: SharedLines::from(lines),
+            lb: snapshot.lb.clone(),
+            cluster: Some(snapshot.cluster.clone()),
+            ts: snapshot.ts,
         };
-        match ready {
-            Some(ready) => {
-                queue.insert(id, Some(ready));
-            }
-            None => {
-                queue.remove(&id);
-            }
-        }
-        let mut sendable = Vec::new();
-        while let Some(entry) = queue.first_entry() {
-            if entry.get().is_none() {
-                break;
-            }
-            let (id, ready) = entry.remove_entry();
-            sendable.extend(ready.map(|r| (id, r)));
-        }
-        for (id, (of, values)) in sendable {
-            self.send_partial(id, of, values, ctx);
-        }
+        let count = processed.report.lines as u64;
+        let outputs = self.delivery.processed(id, batch, count, partial);
+        self.carry_out(outputs, ctx);
     }
 
-    /// Hands `id`'s `count` lines to every sink (or holds them for the
-    /// ones that cannot take them yet); it is done once every sink and
-    /// `others` more answers acknowledged.
-    fn hand_lines(
-        &mut self,
-        id: u64,
-        lines: LineChunks,
-        count: usize,
-        others: usize,
-        ctx: &mut Context<Self>,
-    ) {
-        let sinks = self.sinks.len();
-        let Some(work) = self.in_flight.get_mut(&id) else {
-            return;
-        };
-        work.lines = Some(SharedLines::from(lines));
-        work.line_count = count as u64;
-        work.owes = vec![false; sinks];
-        work.waiting = sinks + others;
-        let count = work.line_count;
-        for sink in 0..sinks {
-            let queued = self.held.get(sink).is_some_and(|h| !h.is_empty());
-            if !queued && self.can_take(sink, count) {
-                self.first_hand(id, sink, ctx);
-            } else if let Some(held) = self.held.get_mut(sink) {
-                held.push_back(id);
-            }
-        }
-    }
-
-    /// Sink `sink` can take `lines` more without going past its capacity
-    /// (or has nothing owed: a snapshot bigger than its queue-size goes
-    /// alone, as in the daemon).
-    fn can_take(&self, sink: usize, lines: u64) -> bool {
-        let Some(slot) = self.sinks.get(sink) else {
-            return true;
-        };
-        let owed = self.owed.get(sink).copied().unwrap_or(0);
-        owed == 0 || slot.has_room(owed, lines)
-    }
-
-    /// Hands snapshot `id`'s lines to sink `sink` the first time, counting
-    /// them as owed by it.
-    fn first_hand(&mut self, id: u64, sink: usize, ctx: &mut Context<Self>) {
-        let Some(work) = self.in_flight.get_mut(&id) else {
-            return;
-        };
-        let (Some(lines), Some(owes)) = (work.lines.clone(), work.owes.get_mut(sink)) else {
-            return;
-        };
-        *owes = true;
-        if let Some(owed) = self.owed.get_mut(sink) {
-            *owed += work.line_count;
-        }
-        self.hand_to_sink(id, sink, lines, ctx);
-    }
-
-    /// Sink `sink` confirmed snapshot `id`: its lines are no longer owed,
-    /// and held snapshots go to it as far as its capacity allows.
-    fn sink_acked(&mut self, id: u64, sink: usize, ctx: &mut Context<Self>) {
-        if let Some(work) = self.in_flight.get_mut(&id)
-            && let Some(owes) = work.owes.get_mut(sink)
-            && *owes
-        {
-            *owes = false;
-            if let Some(owed) = self.owed.get_mut(sink) {
-                *owed = owed.saturating_sub(work.line_count);
-            }
-        }
-        self.acked(id, ctx);
-        self.release_held(sink, ctx);
-    }
-
-    /// Hands sink `sink` the snapshots held for it, in order, as far as its
-    /// capacity allows.
-    fn release_held(&mut self, sink: usize, ctx: &mut Context<Self>) {
-        while let Some(&next) = self.held.get(sink).and_then(VecDeque::front) {
-            let count = self.in_flight.get(&next).map(|w| w.line_count);
-            match count {
-                Some(count) if !self.can_take(sink, count) => break,
-                Some(_) => {
-                    self.held.get_mut(sink).map(VecDeque::pop_front);
-                    self.first_hand(next, sink, ctx);
+    /// Does what [`Delivery`] decided.
+    fn carry_out(&mut self, outputs: Vec<DeliveryOutput>, ctx: &mut Context<Self>) {
+        for output in outputs {
+            match output {
+                Output::HandLines { id, sink, lines } => self.hand_to_sink(id, sink, lines, ctx),
+                // Handed where they are made (`send_self_metrics`).
+                Output::HandSelfMetrics { .. } => {}
+                Output::SendPartial {
+                    id,
+                    partial: (of, values),
+                } => self.send_partial(id, of, values, ctx),
+                Output::SnapshotDelivered { partition, offsets } => {
+                    tracing::debug!(partition, ?offsets, "snapshot delivered");
+                    self.stats.processed += 1;
+                    if let Some(health) = &mut self.health {
+                        health.status_mut().last_process_ok = Some(unix_now());
+                    }
                 }
-                None => {
-                    self.held.get_mut(sink).map(VecDeque::pop_front);
+                Output::WindowDelivered { cluster, window } => {
+                    self.window_acked(cluster, window, ctx)
+                }
+                Output::Pause | Output::Resume => {
+                    let pause = matches!(output, Output::Pause);
+                    tracing::debug!(
+                        in_flight = self.delivery.in_flight(),
+                        pause,
+                        "consumption paused or resumed"
+                    );
+                    for consumer in [&self.consumer, &self.stage2.consumer]
+                        .into_iter()
+                        .flatten()
+                    {
+                        consumer.send(if pause {
+                            Command::Pause
+                        } else {
+                            Command::Resume
+                        });
+                    }
+                }
+                Output::SinkFull { sink } => {
+                    if let Some(slot) = self.sinks.get(sink) {
+                        tracing::warn!(
+                            sink = slot.spec.name(),
+                            backlog = slot.health.backlog,
+                            capacity = slot.health.capacity,
+                            "sink backlog full; consumption paused until it drains"
+                        );
+                    }
+                }
+                Output::SinksDrained => {
+                    tracing::info!("sink backlogs drained; consumption goes on");
                 }
             }
         }
-        self.update_pause();
+        self.busy.send_replace(self.delivery.in_flight());
     }
 
-    fn hand_to_sink(&mut self, id: u64, sink: usize, lines: SharedLines, ctx: &mut Context<Self>) {
-        let Some(work) = self.in_flight.get(&id) else {
-            return;
-        };
-        let (lb, ts) = (work.lb.clone(), work.ts);
-        let cluster = match &work.origin {
-            Origin::Snapshot { snapshot, .. } => Some(snapshot.cluster.clone()),
-            Origin::Window { .. } => None,
-        };
+    /// Hands `batch`, work `id`'s lines, to sink `sink`; its answer goes
+    /// back to [`Delivery`].
+    fn hand_to_sink(&mut self, id: WorkId, sink: usize, batch: Batch, ctx: &mut Context<Self>) {
         let Some(slot) = self.sinks.get_mut(sink) else {
             return;
         };
+        let (lb, ts) = (batch.lb.clone(), batch.ts);
         let (written, acknowledged) = oneshot::channel();
         slot.hand_over(SendLinesAcked {
             dir: std::path::PathBuf::new(),
-            lb: Some(lb),
-            cluster,
+            lb: Some(batch.lb),
+            cluster: batch.cluster,
             ts,
-            lines,
+            lines: batch.lines,
             written,
         });
         ctx.spawn(
             acknowledged
                 .into_actor(self)
-                .map(move |ack, central, ctx| match ack {
-                    Ok(()) => central.sink_acked(id, sink, ctx),
-                    Err(_) => {
-                        // The sink died holding them: the same lines go to
-                        // the restarted one (they wait in its slot).
-                        let Some(work) = central.in_flight.get(&id) else {
-                            return;
-                        };
-                        if let Some(lines) = work.lines.clone() {
-                            tracing::warn!(lb = %work.lb, ts = work.ts, "sink died before confirming lines; handing them over again");
-                            central.hand_to_sink(id, sink, lines, ctx);
+                .map(move |ack, central, ctx| {
+                    let outputs = match ack {
+                        Ok(()) => central.delivery.sink_acked(id, sink),
+                        Err(_) => {
+                            // The sink died holding them: the same lines go
+                            // to the restarted one (they wait in its slot).
+                            tracing::warn!(%lb, ts, "sink died before confirming lines; handing them over again");
+                            central.delivery.sink_lost(id, sink)
                         }
-                    }
+                    };
+                    central.carry_out(outputs, ctx);
                 }),
         );
     }
 
     fn send_partial(
         &mut self,
-        id: u64,
+        id: WorkId,
         of: Arc<PartialOf>,
         values: Arc<Vec<Vec<u8>>>,
         ctx: &mut Context<Self>,
@@ -701,11 +551,14 @@ impl Central {
             self.producer.clone(),
             Arc::clone(&self.partials_topic),
             Arc::clone(&of),
-            Arc::clone(&values),
+            values,
             self.settings.kafka.message_timeout,
         );
         ctx.spawn(sending.into_actor(self).map(move |sent, central, ctx| match sent {
-            Ok(()) => central.acked(id, ctx),
+            Ok(()) => {
+                let outputs = central.delivery.partial_acked(id);
+                central.carry_out(outputs, ctx);
+            }
             Err(error) => {
                 tracing::warn!(error = %error, lb = %of.lb, ts = of.ts, "partial not delivered; sending it again");
                 if let Some(renewed) = crate::sink::kafka::settings::renewed_after(
@@ -716,114 +569,17 @@ impl Central {
                     central.producer = renewed;
                 }
                 ctx.run_later(PARTIAL_RETRY, move |central, ctx| {
-                    if central.in_flight.contains_key(&id) {
-                        central.send_partial(id, of, values, ctx);
-                    }
+                    let outputs = central.delivery.resend_partial(id);
+                    central.carry_out(outputs, ctx);
                 });
             }
         }));
     }
 
-    fn acked(&mut self, id: u64, ctx: &mut Context<Self>) {
-        let Some(work) = self.in_flight.get_mut(&id) else {
-            return;
-        };
-        work.waiting = work.waiting.saturating_sub(1);
-        if work.waiting > 0 {
-            return;
-        }
-        let Some(InFlight { origin, lb, ts, .. }) = self.in_flight.remove(&id) else {
-            return;
-        };
-        match origin {
-            Origin::Snapshot {
-                partition,
-                epoch,
-                offsets,
-                ..
-            } => {
-                tracing::debug!(%lb, ts, partition, ?offsets, "snapshot delivered");
-                self.offsets.done(partition, epoch, &offsets);
-                self.stats.processed += 1;
-                if let Some(health) = &mut self.health {
-                    health.status_mut().last_process_ok = Some(unix_now());
-                }
-            }
-            Origin::Window { cluster, window } => self.window_acked(cluster, window, ctx),
-        }
-        self.busy.send_replace(self.in_flight.len());
-        self.update_pause();
-    }
-
-    /// Pauses the consumer while a sink's backlog is full or enough is in
-    /// flight; resumes once neither holds.
-    fn update_pause(&mut self) {
-        let full = self.sinks.iter().enumerate().find_map(|(i, slot)| {
-            let held = self.held.get(i).is_some_and(|h| !h.is_empty());
-            (held || slot.backlog_full()).then_some(slot)
-        });
-        // Said once per episode, whatever paused the consumer first.
-        match full {
-            Some(slot) if !self.sink_full => {
-                tracing::warn!(
-                    sink = slot.spec.name(),
-                    backlog = slot.health.backlog,
-                    capacity = slot.health.capacity,
-                    "sink backlog full; consumption paused until it drains"
-                );
-                self.sink_full = true;
-            }
-            None if self.sink_full => {
-                tracing::info!("sink backlogs drained; consumption goes on");
-                self.sink_full = false;
-            }
-            _ => {}
-        }
-        // Hysteresis on the work in flight: a pause drops what librdkafka
-        // had fetched ahead, and a resume fetches it again, so pausing and
-        // resuming at every snapshot would leave the processors waiting on
-        // the broker (measured: 1 snapshot in 7 s of a 5-per-second stream).
-        // Snapshots only: a cluster's windows are small, bounded by the
-        // sinks' backlogs, and come in bursts when several close at once,
-        // which would pause stage 1 for nothing.
-        let snapshots = self
-            .in_flight
-            .values()
-            .filter(|work| matches!(work.origin, Origin::Snapshot { .. }))
-            .count();
-        let busy = if self.paused {
-            snapshots > self.max_in_flight / 2
-        } else {
-            snapshots >= self.max_in_flight
-        };
-        let pause = self.draining || full.is_some() || busy;
-        if pause == self.paused {
-            return;
-        }
-        self.paused = pause;
-        self.stats.paused = pause;
-        if full.is_none() {
-            tracing::debug!(
-                in_flight = self.in_flight.len(),
-                pause,
-                "consumption paused or resumed"
-            );
-        }
-        for consumer in [&self.consumer, &self.stage2.consumer]
-            .into_iter()
-            .flatten()
-        {
-            consumer.send(if pause {
-                Command::Pause
-            } else {
-                Command::Resume
-            });
-        }
-    }
-
+    /// Commits what both stages have done.
     fn commit(&mut self) {
         self.commit_merged();
-        let commits = self.offsets.take_commits();
+        let commits = self.delivery.commit_tick();
         if commits.is_empty() {
             return;
         }
@@ -831,10 +587,12 @@ impl Central {
             consumer.send(Command::Commit(commits));
         }
     }
-
     fn health_tick(&mut self, ctx: &mut Context<Self>) {
         let sinks: Vec<SinkStatus> = self.sinks.iter().map(SinkSlot::status).collect();
-        let (in_flight, assembling) = (self.in_flight.len() as u64, self.assembler.open() as u64);
+        let (in_flight, assembling) = (
+            self.delivery.in_flight() as u64,
+            self.assembler.open() as u64,
+        );
         let stats = self.stats;
         if let Some(health) = &mut self.health {
             let status = health.status_mut();
@@ -852,9 +610,16 @@ impl Central {
         ctx.spawn(
             ask_health(&self.sinks)
                 .into_actor(self)
-                .map(|answers, central, _| {
+                .map(|answers, central, ctx| {
                     keep_health(&mut central.sinks, answers);
-                    central.update_pause();
+                    for sink in 0..central.sinks.len() {
+                        let Some(health) = central.sinks.get(sink).map(|slot| &slot.health) else {
+                            continue;
+                        };
+                        let (backlog, capacity) = (health.backlog, health.capacity);
+                        let outputs = central.delivery.sink_health(sink, backlog, capacity);
+                        central.carry_out(outputs, ctx);
+                    }
                 }),
         );
     }
@@ -875,7 +640,7 @@ impl Central {
             ("BadMessages", self.stats.bad_messages),
             ("SnapshotsProcessed", self.stats.processed),
             ("ChildRestarts", self.stats.child_restarts),
-            ("SnapshotsInFlight", self.in_flight.len() as u64),
+            ("SnapshotsInFlight", self.delivery.in_flight() as u64),
             ("SnapshotsLagSeconds", lag(&self.lag_ms)),
             ("PartialsLagSeconds", lag(&self.stage2.lag_ms)),
             ("OpenWindows", self.stage2.windows.open_windows() as u64),
@@ -891,16 +656,13 @@ impl Central {
         metrics.add_sinks(&self.sinks);
         let count = metrics.lines();
         let lines = SharedLines::from(metrics.into_bytes());
-        for i in 0..self.sinks.len() {
-            let Some(slot) = self.sinks.get_mut(i) else {
+        for output in self.delivery.self_metrics(count) {
+            let Output::HandSelfMetrics { sink } = output else {
                 continue;
             };
-            // A sink owed all it can hold would make room for these by
-            // dropping snapshot lines: they are left out (gauges, sent again
-            // next interval).
-            if !slot.has_room(self.owed.get(i).copied().unwrap_or(0), count) {
+            let Some(slot) = self.sinks.get_mut(sink) else {
                 continue;
-            }
+            };
             let (written, answered) = oneshot::channel();
             slot.hand_over(SendLinesAcked {
                 dir: std::path::PathBuf::new(),
@@ -910,16 +672,10 @@ impl Central {
                 lines: lines.clone(),
                 written,
             });
-            // Owed until the sink answers (or dies), so that snapshot lines
-            // never find its backlog fuller than Central counts it.
-            if let Some(owed) = self.owed.get_mut(i) {
-                *owed += count;
-            }
+            // Answered or dropped (the sink died): no longer owed.
             ctx.spawn(answered.into_actor(self).map(move |_, central, ctx| {
-                if let Some(owed) = central.owed.get_mut(i) {
-                    *owed = owed.saturating_sub(count);
-                }
-                central.release_held(i, ctx);
+                let outputs = central.delivery.self_metrics_answered(sink, count);
+                central.carry_out(outputs, ctx);
             }));
         }
     }
@@ -1028,18 +784,18 @@ impl Handler<FromConsumer> for Central {
         }
         match message.event {
             Event::Assigned { partitions, .. } => {
-                for partition in partitions {
-                    self.offsets.assign(partition);
-                }
                 // The consumer thread pauses a new assignment itself when
                 // asked to be paused.
-                self.update_pause();
+                for partition in partitions {
+                    let outputs = self.delivery.assigned(partition);
+                    self.carry_out(outputs, ctx);
+                }
             }
             Event::Revoked(partitions) => {
                 for partition in partitions {
-                    self.partial_order.remove(&partition);
-                    self.offsets.revoke(partition);
                     self.assembler.revoke(partition);
+                    let outputs = self.delivery.revoked(partition);
+                    self.carry_out(outputs, ctx);
                 }
             }
             Event::Message(received) => self.on_message(received, ctx),
@@ -1054,7 +810,8 @@ impl Handler<GetCentralStats> for Central {
 
     fn handle(&mut self, _: GetCentralStats, _: &mut Context<Self>) -> CentralStats {
         CentralStats {
-            in_flight: self.in_flight.len() as u64,
+            in_flight: self.delivery.in_flight() as u64,
+            paused: self.delivery.paused(),
             assembling: self.assembler.open() as u64,
             open_windows: self.stage2.windows.open_windows() as u64,
             stage2: self.stage2.stats,
@@ -1066,9 +823,10 @@ impl Handler<GetCentralStats> for Central {
 impl Handler<StopCentral> for Central {
     type Result = ResponseActFuture<Self, u64>;
 
-    fn handle(&mut self, _: StopCentral, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: StopCentral, ctx: &mut Context<Self>) -> Self::Result {
         self.draining = true;
-        self.update_pause();
+        let outputs = self.delivery.drain();
+        self.carry_out(outputs, ctx);
         if let Some(health) = &mut self.health {
             health.stopping(unix_now());
         }

@@ -24,18 +24,44 @@ pub enum WhenFull {
     Hold,
 }
 
+/// A sink's backlog as it last reported it: what deciding whether it has
+/// room needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Lines waiting in it.
+    pub lines: u64,
+    /// Lines it holds before it drops the oldest (0: no bound).
+    pub capacity: u64,
+}
+
+impl Backlog {
+    /// What `health` says of it.
+    pub fn of(health: &SinkHealth) -> Backlog {
+        Backlog {
+            lines: health.backlog,
+            capacity: health.capacity,
+        }
+    }
+
+    /// At its capacity (when it has one): what it is given now would push
+    /// older lines out.
+    pub fn full(self) -> bool {
+        self.capacity > 0 && self.lines >= self.capacity
+    }
+}
+
 impl WhenFull {
-    /// Whether `lines` more may go to a sink whose last answer is
-    /// `health`, `owed` lines handed to it not being acknowledged yet. Held
-    /// back, they must fit in its capacity beside the larger of what it is
-    /// owed and its backlog (which holds self metrics besides); a sink
-    /// without a capacity takes everything.
-    pub fn has_room(self, health: &SinkHealth, owed: u64, lines: u64) -> bool {
+    /// Whether `lines` more may go to a sink with `backlog`, `owed` lines
+    /// handed to it not being acknowledged yet. Held back, they must fit in
+    /// its capacity beside the larger of what it is owed and its backlog
+    /// (which holds self metrics besides); a sink without a capacity takes
+    /// everything.
+    pub fn has_room(self, backlog: Backlog, owed: u64, lines: u64) -> bool {
         match self {
             WhenFull::DropOldest => true,
             WhenFull::Hold => {
-                health.capacity == 0
-                    || owed.max(health.backlog).saturating_add(lines) <= health.capacity
+                backlog.capacity == 0
+                    || owed.max(backlog.lines).saturating_add(lines) <= backlog.capacity
             }
         }
     }
@@ -93,13 +119,14 @@ impl SinkSlot {
     /// Its backlog is full (at its capacity, when it has one): what it is
     /// given now would push out older lines.
     pub fn backlog_full(&self) -> bool {
-        self.health.capacity > 0 && self.health.backlog >= self.health.capacity
+        Backlog::of(&self.health).full()
     }
 
     /// Whether `lines` more may go to it now, `owed` lines handed to it
     /// not being acknowledged yet ([`WhenFull::has_room`]).
     pub fn has_room(&self, owed: u64, lines: u64) -> bool {
-        self.when_full.has_room(&self.health, owed, lines)
+        self.when_full
+            .has_room(Backlog::of(&self.health), owed, lines)
     }
 
     /// Its lines in the status file.
@@ -149,40 +176,36 @@ pub fn keep_health(slots: &mut [SinkSlot], answers: Vec<Option<SinkHealth>>) {
 mod tests {
     use super::*;
 
-    fn health(backlog: u64, capacity: u64) -> SinkHealth {
-        SinkHealth {
-            backlog,
-            capacity,
-            ..SinkHealth::default()
-        }
+    fn backlog(lines: u64, capacity: u64) -> Backlog {
+        Backlog { lines, capacity }
     }
 
     #[test]
     fn dropping_the_oldest_a_sink_takes_everything() {
-        let full = health(100, 100);
-        assert!(WhenFull::DropOldest.has_room(&full, 100, 50));
-        assert!(WhenFull::DropOldest.has_room(&full, u64::MAX, u64::MAX));
+        let full = backlog(100, 100);
+        assert!(WhenFull::DropOldest.has_room(full, 100, 50));
+        assert!(WhenFull::DropOldest.has_room(full, u64::MAX, u64::MAX));
     }
 
     #[test]
     fn holding_back_lines_must_fit_beside_what_is_owed_or_backlogged() {
         let hold = WhenFull::Hold;
-        assert!(hold.has_room(&health(0, 100), 60, 40), "exactly full");
-        assert!(!hold.has_room(&health(0, 100), 60, 41), "owed counts");
+        assert!(hold.has_room(backlog(0, 100), 60, 40), "exactly full");
+        assert!(!hold.has_room(backlog(0, 100), 60, 41), "owed counts");
         assert!(
-            !hold.has_room(&health(70, 100), 10, 31),
+            !hold.has_room(backlog(70, 100), 10, 31),
             "so does the backlog"
         );
-        assert!(hold.has_room(&health(70, 100), 10, 30));
+        assert!(hold.has_room(backlog(70, 100), 10, 30));
         assert!(
-            !hold.has_room(&health(0, 100), 0, 101),
+            !hold.has_room(backlog(0, 100), 0, 101),
             "too big even alone"
         );
-        assert!(!hold.has_room(&health(0, 100), u64::MAX, 1), "no overflow");
+        assert!(!hold.has_room(backlog(0, 100), u64::MAX, 1), "no overflow");
     }
 
     #[test]
     fn holding_back_a_sink_without_a_capacity_takes_everything() {
-        assert!(WhenFull::Hold.has_room(&health(1_000, 0), 1_000, 1_000));
+        assert!(WhenFull::Hold.has_room(backlog(1_000, 0), 1_000, 1_000));
     }
 }

@@ -2,7 +2,8 @@
 //! `<group-id>-merge`, on the partials topic; its messages go, reassembled,
 //! into the window state machine ([`Windows`]), whose outputs this module
 //! carries out: a closed window is merged on a processor thread and its
-//! lines go to the same sinks as stage 1's; once acknowledged, the
+//! lines go to the same sinks as stage 1's, in the cluster's order
+//! ([`crate::central::delivery`]); once acknowledged, the
 //! cluster's state goes to the state topic; once stored, the offsets it
 //! covers are committed.
 
@@ -13,17 +14,19 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
-use super::{Central, EVENTS_CAPACITY, InFlight, Origin};
+use super::{Batch, Central, EVENTS_CAPACITY};
 use crate::central::assembler::{Abandoned, Assembler, Part};
 use crate::central::bad::{self, BadMessage, MessageAt};
 use crate::central::clocks;
 use crate::central::consumer::{self, Command, ConsumerHandle, ConsumerOptions, Event, Received};
+use crate::central::delivery::WorkId;
 use crate::central::process::PARTIAL_FORMAT;
 use crate::central::processor::{MergeWindow, PartialMessage, cluster_path};
 use crate::central::state;
 use crate::central::windows::{ClusterState, Emission, Input, Output, PartialIn, Windows};
 use crate::common::unix_now;
 use crate::log_limit::LogLimit;
+use crate::sink::chunks::SharedLines;
 
 /// How long reading the state topic at an assignment may take.
 const STATE_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,14 +71,7 @@ pub(super) struct Stage2 {
     /// The warning about skewed partials: anyone who can write to the
     /// topic can send many.
     skewed_log: LogLimit,
-    /// Per cluster, its windows being merged, in emission (T) order, with
-    /// their lines once merged: handed to the sinks in that order, whatever
-    /// order the processor threads finish in.
-    order: std::collections::HashMap<String, std::collections::VecDeque<(u64, Option<Merged>)>>,
 }
-
-/// A merged window's lines and their count.
-type Merged = (crate::sink::chunks::LineChunks, usize);
 
 impl Stage2 {
     pub(super) fn new(windows: crate::central::windows::WindowSettings) -> Stage2 {
@@ -87,7 +83,6 @@ impl Stage2 {
             stats: Stage2Stats::default(),
             lag_ms: BTreeMap::new(),
             skewed_log: LogLimit::default(),
-            order: std::collections::HashMap::new(),
         }
     }
 }
@@ -114,7 +109,8 @@ impl Central {
         stage2.assembler.clear();
         stage2.windows = Windows::new(*stage2.windows.settings());
         stage2.lag_ms.clear();
-        stage2.order.clear();
+        let outputs = self.delivery.merge_consumer_replaced();
+        self.carry_out(outputs, ctx);
         let (events, receiver) = mpsc::channel(EVENTS_CAPACITY);
         let client = crate::central::consumer::client_config(&self.settings, "unused");
         let state_topic = self.settings.state_topic.clone();
@@ -139,7 +135,7 @@ impl Central {
             events,
         ) {
             Ok(handle) => {
-                if self.paused {
+                if self.delivery.paused() {
                     handle.send(Command::Pause);
                 }
                 self.stage2.consumer = Some(handle);
@@ -275,7 +271,6 @@ impl Central {
                 }
             }
         }
-        self.update_pause();
     }
 
     fn emit_window(&mut self, emission: Emission<Arc<PartialMessage>>, ctx: &mut Context<Self>) {
@@ -290,37 +285,16 @@ impl Central {
             .saturating_add(self.stage2.windows.settings().window)
             .saturating_mul(1000);
         self.stage2.stats.emit_delay_ms = (unix_now().saturating_mul(1000)).saturating_sub(end_ms);
-        self.next_id += 1;
-        let id = self.next_id;
-        let path = cluster_path("", &self.settings.cluster_namespace, &emission.cluster);
-        self.in_flight.insert(
-            id,
-            InFlight {
-                origin: Origin::Window {
-                    cluster: emission.cluster.clone(),
-                    window: emission.window,
-                },
-                // `<cluster-namespace>.<cluster>`, as an LB's name is.
-                lb: path.trim_start_matches('.').to_owned(),
-                ts: emission.window,
-                waiting: 0,
-                lines: None,
-                line_count: 0,
-                owes: Vec::new(),
-            },
-        );
-        self.busy.send_replace(self.in_flight.len());
-        self.stage2
-            .order
-            .entry(emission.cluster.clone())
-            .or_default()
-            .push_back((id, None));
+        let id = self
+            .delivery
+            .window_emitted(emission.cluster.clone(), emission.window);
+        self.busy.send_replace(self.delivery.in_flight());
         self.merge(id, Arc::new(emission), ctx);
     }
 
     fn merge(
         &mut self,
-        id: u64,
+        id: WorkId,
         emission: Arc<Emission<Arc<PartialMessage>>>,
         ctx: &mut Context<Self>,
     ) {
@@ -328,62 +302,36 @@ impl Central {
             .processors
             .send(MergeWindow(Emission::clone(&emission)));
         ctx.spawn(request.into_actor(self).map(move |reply, central, ctx| {
-            match reply {
+            let outputs = match reply {
                 Ok(Ok(merged)) => {
                     for unreadable in &merged.unreadable {
                         tracing::warn!(cluster = %emission.cluster, window = emission.window, "unreadable partial left out of its window: {unreadable}");
                     }
                     tracing::debug!(cluster = %emission.cluster, window = emission.window, reporting = merged.reporting, expected = emission.expected, "window merged");
-                    central.merged(&emission.cluster, id, Some((merged.lines, merged.line_count)), ctx);
+                    let path = cluster_path("", &central.settings.cluster_namespace, &emission.cluster);
+                    let batch = Batch {
+                        lines: SharedLines::from(merged.lines),
+                        // `<cluster-namespace>.<cluster>`, as an LB's name is.
+                        lb: path.trim_start_matches('.').to_owned(),
+                        cluster: None,
+                        ts: emission.window,
+                    };
+                    central.delivery.merged(id, batch, merged.line_count as u64)
                 }
                 Ok(Err(why)) => {
                     // Nothing to send: the window is given up, as a bad
                     // snapshot is, so that its offsets do not stall.
                     tracing::error!(cluster = %emission.cluster, window = emission.window, error = %why, "window cannot be merged; skipped");
-                    central.merged(&emission.cluster, id, None, ctx);
-                    if central.in_flight.remove(&id).is_some() {
-                        central.window_acked(emission.cluster.clone(), emission.window, ctx);
-                    }
+                    central.delivery.merge_failed(id)
                 }
                 Err(mailbox) => {
                     tracing::error!(error = %mailbox, "processor did not answer; merging the window again");
                     central.merge(id, emission, ctx);
+                    return;
                 }
-            }
+            };
+            central.carry_out(outputs, ctx);
         }));
-    }
-
-    /// Window `id` of `cluster` is merged (`None`: given up): the cluster's
-    /// windows merged with none before them still merging go to the sinks.
-    fn merged(&mut self, cluster: &str, id: u64, merged: Option<Merged>, ctx: &mut Context<Self>) {
-        let Some(queue) = self.stage2.order.get_mut(cluster) else {
-            // Emitted by a consumer replaced since: nothing to keep in order with.
-            if let Some((lines, count)) = merged {
-                self.hand_lines(id, lines, count, 0, ctx);
-            }
-            return;
-        };
-        match (queue.iter_mut().find(|(i, _)| *i == id), merged) {
-            (Some(entry), Some(merged)) => entry.1 = Some(merged),
-            (Some(_), None) => queue.retain(|(i, _)| *i != id),
-            (None, Some((lines, count))) => {
-                self.hand_lines(id, lines, count, 0, ctx);
-                return;
-            }
-            (None, None) => return,
-        }
-        let mut ready = Vec::new();
-        while queue.front().is_some_and(|(_, m)| m.is_some()) {
-            if let Some((id, Some(merged))) = queue.pop_front() {
-                ready.push((id, merged));
-            }
-        }
-        if queue.is_empty() {
-            self.stage2.order.remove(cluster);
-        }
-        for (id, (lines, count)) in ready {
-            self.hand_lines(id, lines, count, 0, ctx);
-        }
     }
 
     /// Every sink has window `window` of `cluster`.
@@ -471,7 +419,6 @@ impl Handler<FromMergeConsumer> for Central {
                 }
                 // The consumer thread pauses a new assignment itself when
                 // asked to be paused.
-                self.update_pause();
                 return;
             }
             Event::Revoked(partitions) => {
