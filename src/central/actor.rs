@@ -159,7 +159,6 @@ pub struct Central {
     partials_topic: Arc<str>,
     assembler: Assembler,
     bad: BadMessages,
-    draining: bool,
     busy: tokio::sync::watch::Sender<usize>,
     /// When its children are restarted, and whether it gives up.
     supervision: Supervision,
@@ -234,7 +233,6 @@ impl Central {
             producer_config,
             assembler: Assembler::new(),
             bad: BadMessages::default(),
-            draining: false,
             busy: tokio::sync::watch::channel(0).0,
             supervision: Supervision::new(start.restart_limit, start.fatal),
             stats: CentralStats::default(),
@@ -290,7 +288,7 @@ impl Central {
     }
 
     fn on_message(&mut self, message: Received, ctx: &mut Context<Self>) {
-        if self.draining {
+        if self.delivery.draining() {
             // Not in flight: the next owner reads it from the commit.
             return;
         }
@@ -720,15 +718,16 @@ impl Supervises for Central {
     }
 
     fn draining(&self) -> bool {
-        self.draining
+        self.delivery.draining()
     }
 
     fn count_restarts(&mut self, total: u64) {
         self.stats.child_restarts = total;
     }
 
-    fn drain(&mut self, _: &mut Context<Self>) {
-        self.draining = true;
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        let outputs = self.delivery.drain();
+        self.carry_out(outputs, ctx);
     }
 }
 
@@ -824,7 +823,6 @@ impl Handler<StopCentral> for Central {
     type Result = ResponseActFuture<Self, u64>;
 
     fn handle(&mut self, _: StopCentral, ctx: &mut Context<Self>) -> Self::Result {
-        self.draining = true;
         let outputs = self.delivery.drain();
         self.carry_out(outputs, ctx);
         if let Some(health) = &mut self.health {

@@ -603,6 +603,11 @@ impl<L: Clone, P: Clone> Delivery<L, P> {
 
     // ---- what the actor reports ----
 
+    /// Stopping ([`Delivery::drain`]): a message read now is not taken in.
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
     /// Snapshots and windows in flight.
     pub fn in_flight(&self) -> usize {
         self.work.len()
