@@ -56,26 +56,7 @@ pub struct Acc {
     pub overflow: bool,
 }
 
-/// One group's accumulators as they are kept, per metric: the low 64 bits
-/// of the sum and how many times 2^64 it wrapped, the rows lacking the
-/// column, whether it overflowed. What a partial aggregate carries (SPEC §7).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupTotals {
-    /// Rows of the group.
-    pub rows: u32,
-    /// Rows with `lbtot` > 0.
-    pub busy: u32,
-    /// Per metric: the low 64 bits of the sum.
-    pub sums: Vec<i64>,
-    /// Per metric: wraps of the sum past 64 bits.
-    pub carry: Vec<i64>,
-    /// Per metric: rows whose header lacked the column.
-    pub absent: Vec<u32>,
-    /// Per metric: the sum does not fit in 128 bits.
-    pub overflowed: Vec<bool>,
-}
-
-/// [`KindAgg::columns`]: what [`GroupTotals`] holds, column by column.
+/// [`KindAgg::columns`]: a group's accumulators, column by column.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupColumns {
     /// Rows per group.
@@ -219,7 +200,8 @@ impl KindAgg {
         }
     }
 
-    fn group(&mut self, key: &str) -> usize {
+    /// The group of `key`, made (empty) when new.
+    pub(super) fn group(&mut self, key: &str) -> usize {
         if let Some(&g) = self.index.get(key) {
             return g as usize;
         }
@@ -448,70 +430,73 @@ impl KindAgg {
         }
     }
 
-    /// Everything this holds about group `g`, exactly (see
-    /// [`KindAgg::add_group`]).
-    pub fn group_totals(&self, g: usize) -> GroupTotals {
-        let gi = g as u32;
-        let metric = |m: usize| (gi, m as u32);
-        GroupTotals {
-            rows: self.rows.get(g).copied().unwrap_or(0),
-            busy: self.busy.get(g).copied().unwrap_or(0),
-            sums: self
-                .sums
-                .get(g * self.width..(g + 1) * self.width)
-                .unwrap_or_default()
-                .to_vec(),
-            carry: (0..self.width)
-                .map(|m| self.carry.get(&metric(m)).copied().unwrap_or(0))
-                .collect(),
-            absent: (0..self.width)
-                .map(|m| self.absent.get(&metric(m)).copied().unwrap_or(0))
-                .collect(),
-            overflowed: (0..self.width)
-                .map(|m| self.overflowed.contains(&metric(m)))
-                .collect(),
+    /// Adds, for each row `r`, `rows[r]` and `busy[r]` to group
+    /// `groups[r]`: a partial's counts, a column at a time.
+    pub(super) fn add_counts(&mut self, groups: &[u32], rows: &[u32], busy: &[u32]) {
+        for ((&g, &r), &b) in groups.iter().zip(rows).zip(busy) {
+            if let (Some(rows), Some(busy)) =
+                (self.rows.get_mut(g as usize), self.busy.get_mut(g as usize))
+            {
+                *rows = rows.wrapping_add(r);
+                *busy = busy.wrapping_add(b);
+            }
         }
     }
 
-    /// Adds what [`KindAgg::group_totals`] gave (of accumulators with the
-    /// same metrics) to the group `key`: the same as merging the
-    /// accumulators it came from.
-    pub fn add_group(&mut self, key: &str, t: &GroupTotals) {
-        let g = self.group(key);
+    /// Adds, for each row `r`, `values[r]` to the sum of metric `m` of group
+    /// `groups[r]`, exactly (wraps spill into the carry, as in
+    /// the kernel): a partial's sums, a column at a time.
+    pub(super) fn add_metric_column(
+        &mut self,
+        m: usize,
+        groups: &[u32],
+        values: impl IntoIterator<Item = i64>,
+    ) {
         let w = self.width;
-        if let Some(dst) = self.sums.get_mut(g * w..(g + 1) * w) {
-            for (m, (d, s)) in dst.iter_mut().zip(&t.sums).enumerate() {
-                let (sum, wrapped) = d.overflowing_add(*s);
+        if m >= w {
+            return;
+        }
+        for (&g, v) in groups.iter().zip(values) {
+            if let Some(d) = self.sums.get_mut(g as usize * w + m) {
+                let (sum, wrapped) = d.overflowing_add(v);
                 *d = sum;
                 if wrapped {
-                    let wraps = if *s < 0 { -1 } else { 1 };
-                    spill(&mut self.carry, &mut self.overflowed, g as u32, m, wraps);
+                    spill(
+                        &mut self.carry,
+                        &mut self.overflowed,
+                        g,
+                        m,
+                        if v < 0 { -1 } else { 1 },
+                    );
                 }
             }
         }
-        if let (Some(rows), Some(busy)) = (self.rows.get_mut(g), self.busy.get_mut(g)) {
-            *rows = rows.wrapping_add(t.rows);
-            *busy = busy.wrapping_add(t.busy);
-        }
-        for (m, &n) in t.absent.iter().enumerate().filter(|(_, n)| **n != 0) {
-            let d = self.absent.entry((g as u32, m as u32)).or_insert(0);
-            *d = d.wrapping_add(n);
-        }
-        for (m, &wraps) in t.carry.iter().enumerate().filter(|(_, c)| **c != 0) {
-            spill(&mut self.carry, &mut self.overflowed, g as u32, m, wraps);
-        }
-        for (m, _) in t.overflowed.iter().enumerate().filter(|(_, o)| **o) {
-            let key = (g as u32, m as u32);
-            if !self.overflowed.contains(&key) {
-                self.overflowed.push(key);
-            }
+    }
+
+    /// Adds `wraps` wraps past 64 bits to the sum of metric `m` of group `g`.
+    pub(super) fn add_carry(&mut self, g: u32, m: usize, wraps: i64) {
+        spill(&mut self.carry, &mut self.overflowed, g, m, wraps);
+    }
+
+    /// Adds `n` rows lacking metric `m`'s column to group `g`.
+    pub(super) fn add_absent(&mut self, g: u32, m: usize, n: u32) {
+        let d = self.absent.entry((g, m as u32)).or_insert(0);
+        *d = d.wrapping_add(n);
+    }
+
+    /// Marks the sum of metric `m` of group `g` as past 128 bits.
+    pub(super) fn mark_overflowed(&mut self, g: u32, m: usize) {
+        let key = (g, m as u32);
+        if !self.overflowed.contains(&key) {
+            self.overflowed.push(key);
         }
     }
 
-    /// Per metric, the column of `groups`' values of what
-    /// [`KindAgg::group_totals`] gives per group: `rows`, `busy`, then per
-    /// metric its low sums, wraps, absent rows and overflow flags (these
-    /// three empty when all zero, as they nearly always are).
+    /// Everything this holds about `groups`, exactly, column by column
+    /// (what a partial aggregate carries, SPEC §7): `rows`, `busy`, then per
+    /// metric its low sums, wraps past 64 bits, rows lacking the column and
+    /// overflow flags (these three empty when all zero, as they nearly
+    /// always are).
     pub fn columns(&self, groups: &[usize]) -> GroupColumns {
         let w = self.width;
         let of = |v: &[u32]| {

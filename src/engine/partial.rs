@@ -47,7 +47,7 @@ use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_ipc::{CompressionType, MetadataVersion};
 
 use super::EngineOptions;
-use super::aggregate::{GroupTotals, KindAgg, SiteAgg, Specs};
+use super::aggregate::{KindAgg, SiteAgg, Specs};
 use super::daemon::ProcessInfo;
 use super::gather::{Gathered, specs_of};
 use super::parse_info::InfoValues;
@@ -308,10 +308,15 @@ impl Partial {
             }
             match read.content {
                 Content::Daemon(procs) => p.procs = procs,
-                Content::Groups(k, groups) => {
+                Content::Groups(k, batches) => {
+                    let names: Vec<&str> = specs
+                        .kinds
+                        .get(k)
+                        .map(|s| s.metrics.iter().map(|m| m.name).collect())
+                        .unwrap_or_default();
                     if let Some(agg) = p.sites.kinds.get_mut(k) {
-                        for (key, totals) in groups {
-                            agg.add_group(&key, &totals);
+                        for batch in &batches {
+                            add_groups(i, agg, batch, &names)?;
                         }
                     }
                 }
@@ -324,7 +329,8 @@ impl Partial {
 /// What one part holds.
 enum Content {
     Daemon(Vec<ProcessInfo>),
-    Groups(usize, Vec<(String, GroupTotals)>),
+    /// The kind and its batches, their metric columns checked to be ours.
+    Groups(usize, Vec<RecordBatch>),
 }
 
 /// One part, read and checked.
@@ -416,7 +422,7 @@ fn read_part(
             if md(keys::METRICS)? != names.join(",") {
                 return Err(bad(i, format!("{kind} metrics are not ours")));
             }
-            Content::Groups(k - 1, read_groups(i, &batches, &names)?)
+            Content::Groups(k - 1, batches)
         }
         None => return Err(bad(i, format!("kind {kind:?}"))),
     };
@@ -492,59 +498,93 @@ fn read_daemon(i: usize, batches: &[RecordBatch]) -> Result<Vec<ProcessInfo>, Pa
     Ok(procs)
 }
 
-fn read_groups(
+/// Adds the groups of one batch of a kind's part to `agg`, a column at a
+/// time: each key is interned once per batch (dictionary values), and each
+/// metric column is added in place, with no per-row allocation.
+fn add_groups(
     i: usize,
-    batches: &[RecordBatch],
+    agg: &mut KindAgg,
+    batch: &RecordBatch,
     names: &[&str],
-) -> Result<Vec<(String, GroupTotals)>, PartialError> {
-    let mut groups = Vec::new();
-    for batch in batches {
-        let keys = texts(i, batch, "key")?;
-        let rows = ints(i, batch, "rows")?;
-        let busy = ints(i, batch, "busy")?;
-        // A column left out is all zeros.
-        let optional = |name: String| -> Result<Option<&Int64Array>, PartialError> {
-            match batch.column_by_name(&name) {
-                Some(_) => ints(i, batch, &name).map(Some),
-                None => Ok(None),
-            }
-        };
-        let per_metric = names
-            .iter()
-            .map(|m| {
-                Ok((
-                    ints(i, batch, m)?,
-                    [
-                        optional(format!("{m}.wraps"))?,
-                        optional(format!("{m}.absent"))?,
-                        optional(format!("{m}.overflowed"))?,
-                    ],
-                ))
+) -> Result<(), PartialError> {
+    let groups = group_ids(i, agg, batch)?;
+    let counts = |name: &str| -> Result<Vec<u32>, PartialError> {
+        let a = ints(i, batch, name)?;
+        (0..batch.num_rows())
+            .map(|row| {
+                u32::try_from(int_or_zero(a, row)).map_err(|_| bad(i, "a row count out of range"))
             })
-            .collect::<Result<Vec<_>, PartialError>>()?;
-        let or_zero = |a: Option<&Int64Array>, row: usize| a.map_or(0, |a| int_or_zero(a, row));
-        let count = |a: &Int64Array, row: usize| {
-            u32::try_from(int_or_zero(a, row)).map_err(|_| bad(i, "a row count out of range"))
-        };
-        for (row, key) in keys.into_iter().enumerate() {
-            let mut t = GroupTotals {
-                rows: count(rows, row)?,
-                busy: count(busy, row)?,
-                ..Default::default()
-            };
-            for (sum, [wraps, absent, overflowed]) in &per_metric {
-                t.sums.push(int_or_zero(sum, row));
-                t.carry.push(or_zero(*wraps, row));
-                t.absent.push(
-                    u32::try_from(or_zero(*absent, row))
-                        .map_err(|_| bad(i, "a row count out of range"))?,
-                );
-                t.overflowed.push(or_zero(*overflowed, row) != 0);
+            .collect()
+    };
+    let (rows, busy) = (counts("rows")?, counts("busy")?);
+    // Every column is looked up before anything is added, so that a part
+    // missing one adds nothing (the whole partial is refused anyway).
+    let optional = |name: String| -> Result<Option<&Int64Array>, PartialError> {
+        match batch.column_by_name(&name) {
+            Some(_) => ints(i, batch, &name).map(Some),
+            None => Ok(None),
+        }
+    };
+    let per_metric = names
+        .iter()
+        .map(|m| {
+            Ok((
+                ints(i, batch, m)?,
+                optional(format!("{m}.wraps"))?,
+                optional(format!("{m}.absent"))?,
+                optional(format!("{m}.overflowed"))?,
+            ))
+        })
+        .collect::<Result<Vec<_>, PartialError>>()?;
+    agg.add_counts(&groups, &rows, &busy);
+    for (m, (sums, wraps, absent, overflowed)) in per_metric.into_iter().enumerate() {
+        agg.add_metric_column(
+            m,
+            &groups,
+            (0..sums.len()).map(|row| int_or_zero(sums, row)),
+        );
+        // Nearly always left out (all zero); sparse when present.
+        for (row, &g) in groups.iter().enumerate() {
+            if let Some(w) = wraps.map(|a| int_or_zero(a, row)).filter(|w| *w != 0) {
+                agg.add_carry(g, m, w);
             }
-            groups.push((key, t));
+            if let Some(n) = absent.map(|a| int_or_zero(a, row)).filter(|n| *n != 0) {
+                let n = u32::try_from(n).map_err(|_| bad(i, "a row count out of range"))?;
+                agg.add_absent(g, m, n);
+            }
+            if overflowed.is_some_and(|a| int_or_zero(a, row) != 0) {
+                agg.mark_overflowed(g, m);
+            }
         }
     }
-    Ok(groups)
+    Ok(())
+}
+
+/// The group in `agg` of each row of `batch`'s `key` column (a null is an
+/// error). A dictionary value is interned the first time a row uses it, so
+/// groups are made in row order and a value no row uses makes none.
+fn group_ids(i: usize, agg: &mut KindAgg, batch: &RecordBatch) -> Result<Vec<u32>, PartialError> {
+    let dict = column(i, batch, "key")?
+        .as_dictionary_opt::<Int32Type>()
+        .ok_or_else(|| bad(i, "column \"key\" is not text"))?;
+    let values = dict
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| bad(i, "column \"key\" is not text"))?;
+    let mut interned: Vec<Option<u32>> = vec![None; values.len()];
+    dict.keys()
+        .iter()
+        .map(|k| {
+            let k = k
+                .and_then(|k| usize::try_from(k).ok())
+                .filter(|&k| k < values.len() && values.is_valid(k))
+                .ok_or_else(|| bad(i, "column \"key\" has a null"))?;
+            let slot = interned
+                .get_mut(k)
+                .ok_or_else(|| bad(i, "column \"key\" has a null"))?;
+            Ok(*slot.get_or_insert_with(|| agg.group(values.value(k)) as u32))
+        })
+        .collect()
 }
 
 /// `v` as its low 64 bits and how many times 2^64 above them.
