@@ -2,20 +2,19 @@
 //! format, version 0.0.4), and the served page made of the latest
 //! snapshots.
 //!
-//! Each line is read back with the other sinks' reading
-//! (src/sink/paths.rs): its kind and metric give the family
-//! ([`super::fields`]), its path's names the labels, and its value is
-//! written as Graphite got it (converted only for the three base units of
-//! [`super::fields::UNITS`]). A line the reading does not know is skipped
-//! and counted.
+//! The series are [`super::series`]'s (the mapping remote write shares);
+//! each value is written as Graphite got it (converted only for the three
+//! base units of [`super::fields::UNITS`]). A line the reading does not
+//! know is skipped and counted.
 //!
 //! Pure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::fields::{Family, family};
-use crate::sink::paths::{Kind, PathLayout, read_point};
+use super::fields::Family;
+use super::series::each_series;
+use crate::sink::paths::PathLayout;
 
 /// One snapshot's series, by family.
 #[derive(Debug, Default, PartialEq)]
@@ -58,50 +57,29 @@ pub fn convert<C: AsRef<[u8]>>(
     cluster: Option<&str>,
 ) -> Converted {
     let mut converted = Converted::default();
-    // The family of (kind, metric), looked up once per snapshot.
-    let mut names: HashMap<Kind, HashMap<String, String>> = HashMap::new();
-    for chunk in chunks {
-        let text = String::from_utf8_lossy(chunk.as_ref());
-        for line in text.lines() {
-            let Some(point) = read_point(line, layout) else {
-                if !line.is_empty() {
-                    converted.skipped += 1;
-                }
-                continue;
-            };
-            let by_metric = names.entry(point.kind).or_default();
-            if !by_metric.contains_key(point.metric) {
-                let family = family(point.kind, point.metric);
-                by_metric.insert(point.metric.to_owned(), family.name.clone());
-                converted
-                    .exposition
-                    .families
-                    .entry(family.name.clone())
-                    .or_insert_with(|| Samples {
-                        family,
-                        lines: Vec::new(),
-                    });
-            }
-            let Some(name) = by_metric.get(point.metric) else {
-                continue;
-            };
-            let Some(samples) = converted.exposition.families.get_mut(name.as_str()) else {
-                continue;
-            };
-            let Some(value) = value_of(point.value, samples.family.scale) else {
-                converted.skipped += 1;
-                continue;
-            };
-            let mut labels = point.labels;
-            if let Some(cluster) = cluster
-                && labels.first().is_some_and(|(label, _)| *label == "host")
-            {
-                labels.insert(1, ("cluster", cluster));
-            }
-            sample(&mut samples.lines, name, &labels, &value);
-            converted.exposition.series += 1;
+    let exposition = &mut converted.exposition;
+    let mut unconverted = 0;
+    let skipped = each_series(chunks, layout, cluster, |series| {
+        let Some(value) = value_of(series.graphite_value, series.family.scale) else {
+            unconverted += 1;
+            return;
+        };
+        let name = &series.family.name;
+        if !exposition.families.contains_key(name) {
+            exposition.families.insert(
+                name.clone(),
+                Samples {
+                    family: series.family.clone(),
+                    lines: Vec::new(),
+                },
+            );
         }
-    }
+        if let Some(samples) = exposition.families.get_mut(name) {
+            sample(&mut samples.lines, name, series.labels, &value);
+            exposition.series += 1;
+        }
+    });
+    converted.skipped = skipped + unconverted;
     converted
 }
 

@@ -3,8 +3,9 @@
 //!
 //! - [`fields`]: each metric's name, type (HAProxy's cumulative fields are
 //!   counters) and help (HAProxy's own descriptions) (pure).
-//! - [`exposition`]: a snapshot's Graphite lines as series, and the page
-//!   (pure).
+//! - [`series`]: a snapshot's Graphite lines as series (name, labels,
+//!   value): the one mapping the page and remote write share (pure).
+//! - [`exposition`]: those series as the page's text (pure).
 //! - [`served`]: the latest snapshot per load balancer, cluster or node.
 //! - [`server`]: the HTTP server, bounded against clients that hold
 //!   connections or never read.
@@ -17,6 +18,7 @@
 
 pub mod exposition;
 pub mod fields;
+pub mod series;
 pub mod served;
 pub mod server;
 pub mod sink;
