@@ -39,6 +39,7 @@ pub mod local_store;
 pub mod messages;
 pub mod paths;
 pub mod prometheus;
+pub mod remote_write;
 pub mod retry;
 pub mod running;
 pub mod slot;
