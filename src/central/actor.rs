@@ -219,10 +219,11 @@ pub struct Central {
 #[derive(Debug, thiserror::Error)]
 pub enum CentralError {
     /// No sink of lines is enabled: every snapshot would be committed unsent.
-    #[error(
-        "no sink of lines: enable [graphite], [local-store] or [kafka] topic for central's lines"
-    )]
-    NoSink,
+    #[error("no sink of lines: enable {enable} for central's lines")]
+    NoSink {
+        /// What enables one ([`crate::sink::enabling_lines`]).
+        enable: String,
+    },
     /// The partials producer could not be made.
     #[error("cannot create the producer of {topic}: {source}")]
     Producer {
@@ -237,7 +238,9 @@ impl Central {
     /// Builds Central; its children start when it starts.
     pub fn new(start: CentralStart) -> Result<Central, CentralError> {
         if start.sinks.is_empty() {
-            return Err(CentralError::NoSink);
+            return Err(CentralError::NoSink {
+                enable: crate::sink::enabling_lines(),
+            });
         }
         let settings = Arc::new(start.settings);
         let windows = settings.windows;

@@ -90,14 +90,14 @@ impl GraphiteSettings {
 }
 
 /// The sink `[graphite]` configures, unless `enabled = false`.
-pub fn spec(config: &Config) -> Option<super::SinkSpec> {
+pub fn spec(config: &Config, _: &super::Naming<'_>) -> super::Started {
     if !config.graphite.enabled {
-        return None;
+        return Ok(None);
     }
     let settings = GraphiteSettings::from_config(&config.graphite);
-    Some(super::SinkSpec::new("graphite", move || {
+    Ok(Some(super::SinkSpec::new("graphite", move || {
         GraphiteSink::new(settings.clone())
-    }))
+    })))
 }
 
 /// Counters shared between the writer and whoever reports on it.
