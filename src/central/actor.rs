@@ -42,7 +42,7 @@ use crate::config::CentralSettings;
 use crate::health::{Reporter, SinkStatus, WRITE_INTERVAL};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::{LineChunks, SharedLines};
-use crate::sink::messages::SendLinesAcked;
+use crate::sink::messages::{LinesOf, SendLinesAcked};
 use crate::sink::slot::{ask_health, keep_health};
 use crate::sink::{SinkSlot, SinkSpec};
 use crate::supervisor::restart::{RestartLimit, RestartTracker};
@@ -667,9 +667,7 @@ impl Central {
         };
         let (written, acknowledged) = oneshot::channel();
         slot.hand_over(SendLinesAcked {
-            dir: std::path::PathBuf::new(),
-            lb: Some(lb),
-            cluster,
+            of: LinesOf::Central { lb, cluster },
             ts,
             lines,
             written,
@@ -922,9 +920,7 @@ impl Central {
             }
             let (written, answered) = oneshot::channel();
             slot.hand_over(SendLinesAcked {
-                dir: std::path::PathBuf::new(),
-                lb: None,
-                cluster: None,
+                of: LinesOf::Own,
                 ts,
                 lines: lines.clone(),
                 written,

@@ -182,7 +182,7 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    /// `workers`: from 1 to [`MAX_WORKERS`].
+    /// `workers`: from 1 to `MAX_WORKERS` (1024).
     pub fn workers(&self) -> Result<usize, ConfigError> {
         self.count_between("workers", 1, MAX_WORKERS, "each worker is a thread")
     }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use actix::prelude::*;
 
 use super::chunks::SharedLines;
+#[cfg(test)]
+use super::messages::LinesOf;
 use super::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
 use crate::common::panic_message;
 use crate::config::{Config, ConfigError, IniWriter, Reader, SectionOption, SinkSection};
@@ -186,7 +188,7 @@ impl Handler<SendLinesAcked> for LocalStoreSink {
     type Result = ();
 
     fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
-        self.write(message.lb.as_deref(), message.ts, &message.lines);
+        self.write(message.of.lb(), message.ts, &message.lines);
         // Written or counted as dropped: either way done with the snapshot.
         let _ = message.written.send(());
     }
@@ -254,9 +256,7 @@ mod tests {
         let store = |ts| {
             let (written, acknowledged) = tokio::sync::oneshot::channel();
             sink.do_send(SendLinesAcked {
-                dir: PathBuf::new(),
-                lb: None,
-                cluster: None,
+                of: LinesOf::Own,
                 ts,
                 lines: lines(),
                 written,

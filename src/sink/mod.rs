@@ -10,10 +10,13 @@
 //!   then shared by every sink ([`chunks::SharedLines`]).
 //! - [`chunk_pool`]: chunks every sink is done with, for the Processors to
 //!   fill again.
+//! - [`acks`]: when a batch behind a backlog may be acknowledged (pure).
 //! - [`backlog`]: the bounded FIFO in front of a network sink; drops oldest (pure).
 //! - [`retry`]: the reconnect schedule (pure).
 //! - [`confirm`]: which written bytes count as delivered (pure).
 //! - [`tcp_state`]: the kernel's view of a connection (`SIOCOUTQ`, `TCP_INFO`).
+//! - [`writer_shell`]: the actor of a sink that is one task (Graphite,
+//!   Kafka, raw snapshots): channel, flush, health, crash.
 //! - [`graphite`]: the GraphiteSink actor: one connection, backlog, reconnects.
 //! - [`local_store`]: `dir/<ts>/stats`, written atomically (debugging).
 //! - [`kafka`]: the KafkaSink: formats, settings, the producer actor.
@@ -33,6 +36,7 @@
 //! Supervisor, the status file, `check` and the self metrics take it from
 //! there (tests/sink_config.rs shows it with a sink of its own).
 
+pub mod acks;
 pub mod backlog;
 pub mod chunk_pool;
 pub mod chunks;
@@ -48,6 +52,7 @@ pub mod running;
 pub mod slot;
 pub mod snapshots;
 pub mod tcp_state;
+pub mod writer_shell;
 
 pub use running::{RunningSink, SinkSpec};
 pub use slot::SinkSlot;
@@ -119,7 +124,7 @@ impl Sink {
 pub enum Takes {
     /// Metric lines ([`messages::SendLinesAcked::lines`]).
     Lines,
-    /// Raw snapshot directories ([`messages::SendLinesAcked::dir`]): an
+    /// Raw snapshot directories ([`messages::LinesOf::Snapshot`]): an
     /// edge's only sink; central never sends raw snapshots back.
     Snapshots,
 }
