@@ -141,10 +141,12 @@ impl RawConfig {
             let SinkOptions::Own(section) = sink else {
                 continue;
             };
-            let target = raw.sections.entry(section.name().to_owned()).or_default();
             for option in section.options() {
                 if let Some(default) = option.default {
-                    target.insert(option.name.to_owned(), default.to_owned());
+                    raw.sections
+                        .entry(section.name().to_owned())
+                        .or_default()
+                        .insert(option.name.to_owned(), default.to_owned());
                 }
             }
         }
