@@ -278,33 +278,28 @@ mod tests {
             })
         }
 
-        fn run(
-            self,
-            mut commands: mpsc::UnboundedReceiver<Command<LinesBatch>>,
-        ) -> impl Future<Output = ()> {
-            async move {
-                let mut queue = VecDeque::new();
-                let mut flushes = FlushWaiters::default();
-                loop {
-                    if queue.is_empty() {
-                        flushes.answer_all();
-                    }
-                    tokio::select! {
-                        command = commands.recv() => match command {
-                            Some(Command::Batch(batch)) => {
-                                self.waiting.0.fetch_add(1, Ordering::Relaxed);
-                                queue.push_back(batch);
-                            }
-                            Some(Command::Flush(waiter)) => flushes.push(waiter),
-                            None => return,
-                        },
-                        Ok(permit) = self.gate.acquire(), if !queue.is_empty() => {
-                            permit.forget();
-                            let written = queue.pop_front().and_then(|batch: LinesBatch| batch.written);
-                            self.waiting.0.fetch_sub(1, Ordering::Relaxed);
-                            if let Some(written) = written {
-                                let _ = written.send(());
-                            }
+        async fn run(self, mut commands: mpsc::UnboundedReceiver<Command<LinesBatch>>) {
+            let mut queue = VecDeque::new();
+            let mut flushes = FlushWaiters::default();
+            loop {
+                if queue.is_empty() {
+                    flushes.answer_all();
+                }
+                tokio::select! {
+                    command = commands.recv() => match command {
+                        Some(Command::Batch(batch)) => {
+                            self.waiting.0.fetch_add(1, Ordering::Relaxed);
+                            queue.push_back(batch);
+                        }
+                        Some(Command::Flush(waiter)) => flushes.push(waiter),
+                        None => return,
+                    },
+                    Ok(permit) = self.gate.acquire(), if !queue.is_empty() => {
+                        permit.forget();
+                        let written = queue.pop_front().and_then(|batch: LinesBatch| batch.written);
+                        self.waiting.0.fetch_sub(1, Ordering::Relaxed);
+                        if let Some(written) = written {
+                            let _ = written.send(());
                         }
                     }
                 }
