@@ -536,7 +536,7 @@ async fn a_kafka_sink_that_dies_holding_lines_is_restarted_and_nothing_is_lost()
 /// Given to the Supervisor as a `SinkSpec` only, it gets every snapshot,
 /// holds back its removal until it acknowledges, is restarted after a
 /// crash, and its self metric reaches the other sinks: what adding a sink
-/// takes (besides its config section and a line in `sink::configured`).
+/// takes (besides its section and a line in `sink::SINKS`).
 mod memory_sink {
     use std::sync::{Arc, Mutex};
 
