@@ -19,7 +19,9 @@
 //!   validated [`config::Config`]; nothing later looks options up by name.
 //!   The values the others are configured with are defined there (Kafka's
 //!   format and compression, raw snapshots' fields, HTTP stats pages,
-//!   stage 2's windows, the liveness interval), not where they are used.
+//!   stage 2's windows, the liveness interval), not where they are used;
+//!   but for a sink's own section, which the sink describes
+//!   (`config::SinkSection`) and the list of sinks hands in.
 //! - [`catalogue`]: which metrics exist and how each one is aggregated.
 //! - [`names`]: the one rule for names that become Graphite path elements
 //!   (`lb-name`, `cluster`, group names, namespaces, central's headers).

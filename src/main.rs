@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         }
     };
     if cli.common.print {
-        return print(&Config::defaults().to_ini());
+        return print(&Config::defaults_with(&haproxystats::sink::options()).to_ini());
     }
     let sources = ConfigSources {
         file: cli
@@ -52,16 +52,17 @@ fn main() -> ExitCode {
         file_is_explicit: cli.common.file.is_some(),
         dir: cli.common.dir.clone(),
     };
-    let LoadedConfig { config, warnings } = match config::load(&sources) {
-        Ok(loaded) => loaded,
-        Err(error) if matches!(cli.command, Some(Command::Check(_))) => {
-            return commands::check::unknown(&error.to_string());
-        }
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let LoadedConfig { config, warnings } =
+        match config::load(&sources, &haproxystats::sink::options()) {
+            Ok(loaded) => loaded,
+            Err(error) if matches!(cli.command, Some(Command::Check(_))) => {
+                return commands::check::unknown(&error.to_string());
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
     // What only `central` needs ([kafka] snapshots-topic, topics of its
     // own) is checked here, before logging starts, like the rest of the
     // configuration: a refusal is one line on stderr, with `-P` as without.

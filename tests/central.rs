@@ -251,9 +251,11 @@ fn partials_merge_to_replay_of_the_union(setup: &Setup, dirs: &[(&str, PathBuf)]
     let records = setup
         .broker
         .read(&topic, PARTITIONS, Duration::from_secs(30), complete);
-    let loaded =
-        haproxystats::config::load_str("[graphite]\nnamespace = eu\nprefix-hostname = false\n")
-            .expect("options");
+    let loaded = haproxystats::config::load_str(
+        "[graphite]\nnamespace = eu\nprefix-hostname = false\n",
+        &haproxystats::sink::options(),
+    )
+    .expect("options");
     let opts = EngineOptions::from_config(&loaded.config, "central").expect("engine options");
     let mut merge = Merge::default();
     for (lb, _) in dirs {

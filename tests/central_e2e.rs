@@ -299,7 +299,7 @@ impl World {
             let opts = options.entry(lb.clone()).or_insert_with(|| {
                 let loaded = haproxystats::config::load_str(&format!(
                     "[process]\n{PROCESS}\n[graphite]\nnamespace = test.{lb}\nprefix-hostname = false\n"
-                ))
+                ), &haproxystats::sink::options())
                 .expect("replay options");
                 haproxystats::engine::EngineOptions::from_config(&loaded.config, "replay")
                     .expect("engine options")
@@ -529,7 +529,7 @@ impl World {
         }
         let loaded = haproxystats::config::load_str(&format!(
             "[process]\n{PROCESS}\n[graphite]\nnamespace = test.clusters.{cluster}\nprefix-hostname = false\n"
-        ))
+        ), &haproxystats::sink::options())
         .expect("replay options");
         let opts = haproxystats::engine::EngineOptions::from_config(&loaded.config, "replay")
             .expect("engine options");
@@ -557,9 +557,10 @@ impl World {
             snapshots.keys().collect::<Vec<_>>(),
             "one partial per snapshot"
         );
-        let loaded = haproxystats::config::load_str(&format!(
-            "[process]\n{PROCESS}\n[graphite]\nnamespace = test\n"
-        ))
+        let loaded = haproxystats::config::load_str(
+            &format!("[process]\n{PROCESS}\n[graphite]\nnamespace = test\n"),
+            &haproxystats::sink::options(),
+        )
         .expect("options");
         let opts = haproxystats::engine::EngineOptions::from_config(&loaded.config, "central")
             .expect("engine options");

@@ -30,11 +30,14 @@ const GROUP: &str = "haproxystats-central-merge";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn settings(broker: &Broker) -> haproxystats::config::CentralSettings {
-    let loaded = haproxystats::config::load_str(&format!(
-        "[kafka]\nbrokers = {}\nsnapshots-topic = snaps\n\
+    let loaded = haproxystats::config::load_str(
+        &format!(
+            "[kafka]\nbrokers = {}\nsnapshots-topic = snaps\n\
          librdkafka.session.timeout.ms = 6000\nlibrdkafka.heartbeat.interval.ms = 500\n",
-        broker.brokers()
-    ))
+            broker.brokers()
+        ),
+        &haproxystats::sink::options(),
+    )
     .expect("config");
     haproxystats::config::resolve_central(&loaded.config).expect("central settings")
 }

@@ -133,11 +133,14 @@ fn healthy_supervisor_is_ok_with_perfdata() {
 #[test]
 fn the_reporter_writes_what_check_reads() {
     let setup = Setup::new();
-    let loaded = config::load(&ConfigSources {
-        file: setup.conf.clone(),
-        file_is_explicit: true,
-        dir: None,
-    })
+    let loaded = config::load(
+        &ConfigSources {
+            file: setup.conf.clone(),
+            file_is_explicit: true,
+            dir: None,
+        },
+        &haproxystats::sink::options(),
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     let now = unix_now();
     // As Reporter::from_config, without systemd (whatever the test's environment).

@@ -6,12 +6,27 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use haproxystats::config::{
-    Config, ConfigError, ConfigSources, LoadedConfig, LogLevel, Retries, StatsEndpoint, load,
-    load_str,
+    Config, ConfigError, ConfigSources, LoadedConfig, LogLevel, Retries, StatsEndpoint,
 };
 use haproxystats::raw::Fields;
 use haproxystats::sink::kafka::format::Format;
 use haproxystats::sink::kafka::settings::Compression;
+use haproxystats::sink::local_store::{LocalStoreConfig, LocalStoreSection};
+
+/// Read with every sink's section, as the program does.
+fn load_str(text: &str) -> Result<LoadedConfig, ConfigError> {
+    haproxystats::config::load_str(text, &haproxystats::sink::options())
+}
+
+/// Read with every sink's section, as the program does.
+fn load(sources: &ConfigSources) -> Result<LoadedConfig, ConfigError> {
+    haproxystats::config::load(sources, &haproxystats::sink::options())
+}
+
+/// `[local-store]`, when declared.
+fn local_store(config: &Config) -> Option<&LocalStoreConfig> {
+    config.sinks.get::<LocalStoreSection>()
+}
 
 fn ok(text: &str) -> LoadedConfig {
     load_str(text).unwrap_or_else(|e| panic!("expected a valid configuration, got: {e}\n{text}"))
@@ -377,24 +392,24 @@ const VALID: &[(&str, &str, Check)] = &[
     (
         "local-store section enables it",
         "[local-store]\ndir = /ls\n",
-        |c| c.local_store.as_ref().map(|s| s.dir.as_path()) == Some(Path::new("/ls")),
+        |c| local_store(c).map(|s| s.dir.as_path()) == Some(Path::new("/ls")),
     ),
     (
         "local-store without dir uses the documented default",
         "[local-store]\n",
         |c| {
-            c.local_store.as_ref().map(|s| s.dir.as_path())
+            local_store(c).map(|s| s.dir.as_path())
                 == Some(Path::new("/var/lib/haproxystats/local-store"))
         },
     ),
     ("no local-store section, disabled", "[paths]\n", |c| {
-        c.local_store.is_none()
+        local_store(c).is_none()
     }),
     ("graphite is on by default", "", |c| c.graphite.enabled),
     (
         "graphite off with local-store on",
         "[graphite]\nenabled = false\n[local-store]\ndir = /ls\n",
-        |c| !c.graphite.enabled && c.local_store.is_some(),
+        |c| !c.graphite.enabled && local_store(c).is_some(),
     ),
     (
         "groups with namespace",
@@ -1149,7 +1164,7 @@ fn seed_readme_first_example_is_the_defaults() {
     assert_eq!(c.graphite.delay, Duration::from_secs(10));
     assert_eq!(c.graphite.backoff, 2.0);
     assert_eq!(c.graphite.queue_size, 1_000_000);
-    assert!(c.local_store.is_none(), "#[local-store] is commented out");
+    assert!(local_store(c).is_none(), "#[local-store] is commented out");
 }
 
 #[test]
@@ -1171,7 +1186,7 @@ fn seed_readme_second_example_means_what_the_readme_says() {
     assert_eq!(c.graphite.connect_timeout, Duration::from_secs(1));
     assert_eq!(c.graphite.queue_size, 1000);
     assert_eq!(
-        c.local_store.as_ref().map(|s| s.dir.clone()),
+        local_store(c).map(|s| s.dir.clone()),
         Some(base.join("local-store"))
     );
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();

@@ -17,7 +17,7 @@ use actix::Actor;
 use haproxystats::config::Retries;
 use haproxystats::sink::chunks::LineChunks;
 use haproxystats::sink::graphite::{GraphiteSettings, GraphiteSink};
-use haproxystats::sink::messages::SendLinesAcked;
+use haproxystats::sink::messages::{LinesOf, SendLinesAcked};
 use haproxystats::sink::retry::RetryPolicy;
 use support::Haproxystats;
 use support::fake_graphite::{Behaviour, FakeGraphite};
@@ -192,9 +192,7 @@ fn send(sink: &actix::Addr<GraphiteSink>, bytes: Vec<u8>) -> tokio::sync::onesho
     chunks.push_chunk(bytes);
     let (written, acknowledged) = tokio::sync::oneshot::channel();
     sink.do_send(SendLinesAcked {
-        dir: std::path::PathBuf::new(),
-        lb: None,
-        cluster: None,
+        of: LinesOf::Own,
         ts: 0,
         lines: chunks.into(),
         written,

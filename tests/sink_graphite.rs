@@ -259,7 +259,7 @@ async fn flush_waits_for_the_backlog_and_reports_what_is_left() {
 
 #[actix_rt::test]
 async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
-    use haproxystats::sink::messages::SendLinesAcked;
+    use haproxystats::sink::messages::{LinesOf, SendLinesAcked};
     use tokio::sync::oneshot;
 
     let port = free_port();
@@ -271,9 +271,7 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
         let (bytes, _) = batch(snapshot, 1000);
         let (written, ack) = oneshot::channel();
         sink.do_send(SendLinesAcked {
-            dir: std::path::PathBuf::new(),
-            lb: None,
-            cluster: None,
+            of: LinesOf::Own,
             ts: 0,
             lines: bytes.into(),
             written,
@@ -315,7 +313,7 @@ async fn a_batch_is_acknowledged_only_once_written_or_dropped() {
 async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     use haproxystats::sink::chunk_pool::ChunkPool;
     use haproxystats::sink::chunks::{LINE_CHUNK, LineChunks};
-    use haproxystats::sink::messages::SendLinesAcked;
+    use haproxystats::sink::messages::{LinesOf, SendLinesAcked};
     use std::io::Write;
     use tokio::sync::oneshot;
 
@@ -335,9 +333,7 @@ async fn sent_chunks_come_back_to_the_pool_once_out_of_the_replay_window() {
     pool.limit_to(chunks);
     let (written, ack) = oneshot::channel();
     sink.do_send(SendLinesAcked {
-        dir: std::path::PathBuf::new(),
-        lb: None,
-        cluster: None,
+        of: LinesOf::Own,
         ts: 0,
         lines: lines.into(),
         written,

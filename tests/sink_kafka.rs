@@ -14,7 +14,7 @@ use haproxystats::sink::chunks::LineChunks;
 use haproxystats::sink::kafka::format::{Format, PathLayout};
 use haproxystats::sink::kafka::settings::{Compression, KafkaSettings};
 use haproxystats::sink::kafka::sink::{GetKafkaStats, KafkaSink, KafkaStats};
-use haproxystats::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
+use haproxystats::sink::messages::{Flush, GetSinkHealth, LinesOf, SendLinesAcked, SinkHealth};
 use support::kafka::{Broker, Record};
 use tokio::sync::oneshot;
 
@@ -71,9 +71,7 @@ fn send(sink: &Addr<KafkaSink>, bytes: Vec<u8>) -> oneshot::Receiver<()> {
     chunks.push_chunk(bytes);
     let (written, acknowledged) = oneshot::channel();
     sink.do_send(SendLinesAcked {
-        dir: std::path::PathBuf::new(),
-        lb: None,
-        cluster: None,
+        of: LinesOf::Own,
         ts: 0,
         lines: chunks.into(),
         written,
@@ -557,9 +555,7 @@ async fn a_snapshot_part_refused_for_its_size_is_encoded_again_smaller() {
     let publish = |dir: &std::path::Path| {
         let (written, acknowledged) = oneshot::channel();
         sink.do_send(SendLinesAcked {
-            dir: dir.to_path_buf(),
-            lb: None,
-            cluster: None,
+            of: LinesOf::Snapshot(dir.to_path_buf()),
             ts: dir
                 .file_name()
                 .and_then(|n| n.to_str())

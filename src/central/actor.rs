@@ -42,7 +42,7 @@ use crate::config::CentralSettings;
 use crate::health::{Reporter, SinkStatus, WRITE_INTERVAL};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::SharedLines;
-use crate::sink::messages::SendLinesAcked;
+use crate::sink::messages::{LinesOf, SendLinesAcked};
 use crate::sink::slot::{WhenFull, ask_health, keep_health};
 use crate::sink::{SinkSlot, SinkSpec};
 use crate::supervisor::children::{ChildKind, Supervises, Supervision, check_children, child_died};
@@ -178,10 +178,11 @@ pub struct Central {
 #[derive(Debug, thiserror::Error)]
 pub enum CentralError {
     /// No sink of lines is enabled: every snapshot would be committed unsent.
-    #[error(
-        "no sink of lines: enable [graphite], [local-store] or [kafka] topic for central's lines"
-    )]
-    NoSink,
+    #[error("no sink of lines: enable {enable} for central's lines")]
+    NoSink {
+        /// What enables one ([`crate::sink::enabling_lines`]).
+        enable: String,
+    },
     /// The partials producer could not be made.
     #[error("cannot create the producer of {topic}: {source}")]
     Producer {
@@ -196,7 +197,9 @@ impl Central {
     /// Builds Central; its children start when it starts.
     pub fn new(start: CentralStart) -> Result<Central, CentralError> {
         if start.sinks.is_empty() {
-            return Err(CentralError::NoSink);
+            return Err(CentralError::NoSink {
+                enable: crate::sink::enabling_lines(),
+            });
         }
         let settings = Arc::new(start.settings);
         let windows = settings.windows;
@@ -513,9 +516,10 @@ impl Central {
         let (lb, ts) = (batch.lb.clone(), batch.ts);
         let (written, acknowledged) = oneshot::channel();
         slot.hand_over(SendLinesAcked {
-            dir: std::path::PathBuf::new(),
-            lb: Some(batch.lb),
-            cluster: batch.cluster,
+            of: LinesOf::Central {
+                lb: batch.lb,
+                cluster: batch.cluster,
+            },
             ts,
             lines: batch.lines,
             written,
@@ -663,9 +667,7 @@ impl Central {
             };
             let (written, answered) = oneshot::channel();
             slot.hand_over(SendLinesAcked {
-                dir: std::path::PathBuf::new(),
-                lb: None,
-                cluster: None,
+                of: LinesOf::Own,
                 ts,
                 lines: lines.clone(),
                 written,

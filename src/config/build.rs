@@ -11,11 +11,13 @@ use super::error::{ConfigError, ConfigWarning};
 use super::interpolate::interpolate;
 use super::model::*;
 use super::raw::{DEFAULT_SECTION, RawConfig};
+use super::section::{SinkConfigs, SinkOptions};
 use crate::catalogue::ProxyKind;
 use crate::names::{check_name, check_path};
 
-/// The options each section knows; anything else the user sets is warned
-/// about and ignored. Group sections take any name.
+/// The options each section config reads itself knows; anything else the
+/// user sets is warned about and ignored. Group sections take any name; a
+/// sink's own section knows its [`super::SinkSection::OPTIONS`].
 pub const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
     ("paths", &["base-dir"]),
     (
@@ -77,9 +79,7 @@ pub const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "group-namespace-double-writes",
         ],
     ),
-    ("local-store", &["dir"]),
     ("kafka", super::kafka::OPTIONS),
-    ("prometheus", super::prometheus::OPTIONS),
     ("central", super::central::OPTIONS),
 ];
 
@@ -95,19 +95,23 @@ const NOT_IMPLEMENTED_SECTIONS: &[&str] = &[];
 /// ("failed to spawn thread"). Far above any useful value (the cores).
 pub const MAX_WORKERS: i64 = 1024;
 
-/// Where `[local-store] dir` points when the section exists without it.
-const DEFAULT_LOCAL_STORE_DIR: &str = "/var/lib/haproxystats/local-store";
-
-/// Typed, interpolating reads of one section.
-pub(super) struct Reader<'a> {
+/// Typed, interpolating reads of one section, each value read with
+/// ConfigParser's spellings and refused in one line naming section,
+/// option, value and reason.
+pub struct Reader<'a> {
     pub(super) raw: &'a RawConfig,
     pub(super) section: &'static str,
 }
 
 impl Reader<'_> {
+    /// The section's name.
+    pub fn section(&self) -> &'static str {
+        self.section
+    }
+
     /// The interpolated value, `None` when neither the section nor
     /// `[DEFAULT]` sets it.
-    pub(super) fn optional(&self, option: &str) -> Result<Option<String>, ConfigError> {
+    pub fn optional(&self, option: &str) -> Result<Option<String>, ConfigError> {
         let Some(value) = self.raw.raw_get(self.section, option) else {
             return Ok(None);
         };
@@ -121,7 +125,8 @@ impl Reader<'_> {
             })
     }
 
-    pub(super) fn string(&self, option: &str) -> Result<String, ConfigError> {
+    /// The interpolated value; refused when it has none.
+    pub fn string(&self, option: &str) -> Result<String, ConfigError> {
         self.optional(option)?.ok_or_else(|| {
             ConfigError::invalid(
                 self.section,
@@ -132,21 +137,19 @@ impl Reader<'_> {
         })
     }
 
-    pub(super) fn invalid(
-        &self,
-        option: &str,
-        value: &str,
-        reason: impl Into<String>,
-    ) -> ConfigError {
+    /// The one-line refusal of `value` of `option` for `reason`.
+    pub fn invalid(&self, option: &str, value: &str, reason: impl Into<String>) -> ConfigError {
         ConfigError::invalid(self.section, option, value, reason)
     }
 
-    pub(super) fn int(&self, option: &str) -> Result<i64, ConfigError> {
+    /// An integer (Python's `int()`).
+    pub fn int(&self, option: &str) -> Result<i64, ConfigError> {
         let value = self.string(option)?;
         parse_python_int(&value).ok_or_else(|| self.invalid(option, &value, int_error(&value)))
     }
 
-    pub(super) fn int_at_least(&self, option: &str, min: i64) -> Result<i64, ConfigError> {
+    /// An integer of at least `min`.
+    pub fn int_at_least(&self, option: &str, min: i64) -> Result<i64, ConfigError> {
         let n = self.int(option)?;
         if n < min {
             return Err(self.invalid(option, &n.to_string(), format!("must be at least {min}")));
@@ -154,13 +157,14 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    pub(super) fn count(&self, option: &str, min: i64) -> Result<usize, ConfigError> {
+    /// A count of at least `min`.
+    pub fn count(&self, option: &str, min: i64) -> Result<usize, ConfigError> {
         let n = self.int_at_least(option, min)?;
         usize::try_from(n).map_err(|_| self.invalid(option, &n.to_string(), "too large"))
     }
 
     /// A count from `min` to `max`; above, "too large (at most MAX: why)".
-    pub(super) fn count_between(
+    pub fn count_between(
         &self,
         option: &str,
         min: i64,
@@ -178,17 +182,19 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    /// `workers`: from 1 to [`MAX_WORKERS`].
-    pub(super) fn workers(&self) -> Result<usize, ConfigError> {
+    /// `workers`: from 1 to `MAX_WORKERS` (1024).
+    pub fn workers(&self) -> Result<usize, ConfigError> {
         self.count_between("workers", 1, MAX_WORKERS, "each worker is a thread")
     }
 
-    pub(super) fn float(&self, option: &str) -> Result<f64, ConfigError> {
+    /// A number (Python's `float()`).
+    pub fn float(&self, option: &str) -> Result<f64, ConfigError> {
         let value = self.string(option)?;
         parse_python_float(&value).ok_or_else(|| self.invalid(option, &value, "not a number"))
     }
 
-    pub(super) fn seconds(&self, option: &str) -> Result<Duration, ConfigError> {
+    /// A finite, non-negative number of seconds.
+    pub fn seconds(&self, option: &str) -> Result<Duration, ConfigError> {
         let value = self.string(option)?;
         let secs = parse_python_float(&value)
             .ok_or_else(|| self.invalid(option, &value, "not a number of seconds"))?;
@@ -202,7 +208,8 @@ impl Reader<'_> {
         })
     }
 
-    pub(super) fn boolean(&self, option: &str) -> Result<bool, ConfigError> {
+    /// A boolean (`ConfigParser.getboolean`'s spellings).
+    pub fn boolean(&self, option: &str) -> Result<bool, ConfigError> {
         let value = self.string(option)?;
         parse_python_bool(&value).ok_or_else(|| {
             self.invalid(
@@ -213,14 +220,16 @@ impl Reader<'_> {
         })
     }
 
-    pub(super) fn optional_boolean(&self, option: &str) -> Result<Option<bool>, ConfigError> {
+    /// A boolean, `None` when not set.
+    pub fn optional_boolean(&self, option: &str) -> Result<Option<bool>, ConfigError> {
         match self.optional(option)? {
             None => Ok(None),
             Some(_) => self.boolean(option).map(Some),
         }
     }
 
-    pub(super) fn retries(&self, option: &str) -> Result<Retries, ConfigError> {
+    /// A number of retries: `-1` (forever), 0 or more.
+    pub fn retries(&self, option: &str) -> Result<Retries, ConfigError> {
         match self.int(option)? {
             -1 => Ok(Retries::Forever),
             n if n > i64::from(u32::MAX) => Err(self.invalid(
@@ -234,7 +243,8 @@ impl Reader<'_> {
         }
     }
 
-    pub(super) fn loglevel(&self) -> Result<LogLevel, ConfigError> {
+    /// `loglevel`: a Python logging level name.
+    pub fn loglevel(&self) -> Result<LogLevel, ConfigError> {
         let value = self.string("loglevel")?;
         parse_loglevel(&value).ok_or_else(|| {
             self.invalid(
@@ -245,7 +255,8 @@ impl Reader<'_> {
         })
     }
 
-    pub(super) fn path(&self, option: &str) -> Result<PathBuf, ConfigError> {
+    /// A non-empty path.
+    pub fn path(&self, option: &str) -> Result<PathBuf, ConfigError> {
         let value = self.string(option)?;
         if value.is_empty() {
             return Err(self.invalid(option, &value, "empty path"));
@@ -253,7 +264,8 @@ impl Reader<'_> {
         Ok(PathBuf::from(value))
     }
 
-    pub(super) fn optional_path(&self, option: &str) -> Result<Option<PathBuf>, ConfigError> {
+    /// A path, `None` when not set or empty.
+    pub fn optional_path(&self, option: &str) -> Result<Option<PathBuf>, ConfigError> {
         Ok(self
             .optional(option)?
             .filter(|v| !v.is_empty())
@@ -325,9 +337,13 @@ fn parse_loglevel(value: &str) -> Option<LogLevel> {
 /// leaves it there is not told that it is ignored (README, "Where we differ").
 const ORIGINAL_LIVENESS_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Builds and validates the typed configuration.
-pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
-    let mut warnings = unknown_options(raw);
+/// Builds and validates the typed configuration; `sinks` are the sinks'
+/// sections, each read when declared.
+pub fn build(
+    raw: &RawConfig,
+    sinks: &[SinkOptions],
+) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    let mut warnings = unknown_options(raw, sinks);
     let paths = PathsConfig {
         base_dir: Reader {
             raw,
@@ -347,18 +363,6 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
         raw,
         section: "graphite",
     })?;
-    let local_store = if raw.user_declared("local-store") {
-        let reader = Reader {
-            raw,
-            section: "local-store",
-        };
-        let dir = reader
-            .optional_path("dir")?
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_LOCAL_STORE_DIR));
-        Some(LocalStoreConfig { dir })
-    } else {
-        None
-    };
     if process.liveness_check_interval != ORIGINAL_LIVENESS_CHECK_INTERVAL {
         warnings.push(ConfigWarning {
             location: "[process] liveness-check-interval".to_owned(),
@@ -376,14 +380,16 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
     } else {
         None
     };
-    let prometheus = if raw.user_declared("prometheus") {
-        Some(super::prometheus::build(&Reader {
-            raw,
-            section: "prometheus",
-        })?)
-    } else {
-        None
-    };
+    let mut own = SinkConfigs::new(sinks);
+    for section in own.own().collect::<Vec<_>>() {
+        if raw.user_declared(section.name()) {
+            let value = section.read(&Reader {
+                raw,
+                section: section.name(),
+            })?;
+            own.push(section.name(), value);
+        }
+    }
     let central = if raw.user_declared("central") {
         Some(super::central::build(&Reader {
             raw,
@@ -394,20 +400,14 @@ pub fn build(raw: &RawConfig) -> Result<(Config, Vec<ConfigWarning>), ConfigErro
     };
     let groups = build_groups(raw)?;
     check_groups_have_namespace(&groups, &graphite)?;
-    check_some_sink(
-        &process,
-        &graphite,
-        local_store.is_some() || prometheus.is_some(),
-        kafka.as_ref(),
-    )?;
+    check_some_sink(&process, &graphite, &own, kafka.as_ref())?;
     let config = Config {
         paths,
         pull,
         process,
         graphite,
-        local_store,
         kafka,
-        prometheus,
+        sinks: own,
         central,
         groups,
     };
@@ -689,7 +689,7 @@ fn check_groups_have_namespace(
 fn check_some_sink(
     process: &ProcessConfig,
     graphite: &GraphiteConfig,
-    other_sink: bool,
+    own: &SinkConfigs,
     kafka: Option<&KafkaConfig>,
 ) -> Result<(), ConfigError> {
     let publishes = kafka.is_some_and(|kafka| kafka.snapshots_topic.is_some());
@@ -701,12 +701,19 @@ fn check_some_sink(
             "[process] local = false and no [kafka] snapshots-topic: nothing would process or publish the snapshots, and every one would be deleted unsent".to_owned(),
         ));
     }
-    if graphite.enabled || other_sink || kafka.is_some() {
+    if graphite.enabled || own.any_declared() || kafka.is_some() {
         return Ok(());
     }
-    Err(ConfigError::Inconsistent(
-        "[graphite] enabled = false and none of [local-store], [kafka], [prometheus]: no sink is left, and every snapshot would be deleted unsent".to_owned(),
-    ))
+    let others: Vec<String> = own
+        .sections()
+        .iter()
+        .filter(|sink| !matches!(sink, SinkOptions::Graphite))
+        .map(|sink| format!("[{}]", sink.name()))
+        .collect();
+    Err(ConfigError::Inconsistent(format!(
+        "[graphite] enabled = false and none of {}: no sink is left, and every snapshot would be deleted unsent",
+        others.join(", ")
+    )))
 }
 
 fn one_line(text: &str) -> String {
@@ -721,7 +728,7 @@ fn known_option(section: &str, known: &[&str], option: &str) -> bool {
         || (section == "kafka" && option.starts_with(super::kafka::LIBRDKAFKA_PREFIX))
 }
 
-fn unknown_options(raw: &RawConfig) -> Vec<ConfigWarning> {
+fn unknown_options(raw: &RawConfig, sinks: &[SinkOptions]) -> Vec<ConfigWarning> {
     let mut warnings = Vec::new();
     for (section, options) in &raw.user {
         if section == DEFAULT_SECTION || GROUP_SECTIONS.contains(&section.as_str()) {
@@ -734,7 +741,21 @@ fn unknown_options(raw: &RawConfig) -> Vec<ConfigWarning> {
             });
             continue;
         }
-        let Some((_, known)) = KNOWN_OPTIONS.iter().find(|(name, _)| name == section) else {
+        let own = sinks.iter().find_map(|sink| match sink {
+            SinkOptions::Own(own) if own.name() == section => Some(
+                own.options()
+                    .iter()
+                    .map(|option| option.name)
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        });
+        let known = KNOWN_OPTIONS
+            .iter()
+            .find(|(name, _)| name == section)
+            .map(|(_, known)| known.to_vec())
+            .or(own);
+        let Some(known) = known else {
             warnings.push(ConfigWarning {
                 location: format!("[{section}]"),
                 message: "unknown section; ignored".to_owned(),
@@ -747,7 +768,7 @@ fn unknown_options(raw: &RawConfig) -> Vec<ConfigWarning> {
                     location: "[graphite] timeout".to_owned(),
                     message: "ignored, as by the original: connect-timeout and write-timeout (default 1.0) apply".to_owned(),
                 });
-            } else if !known_option(section, known, option) {
+            } else if !known_option(section, &known, option) {
                 let hint = known
                     .iter()
                     .find(|k| k.replace('-', "_") == option.replace('-', "_"))

@@ -301,7 +301,9 @@ impl Default for CentralConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_str;
+    fn load_str(text: &str) -> Result<crate::config::LoadedConfig, crate::config::ConfigError> {
+        crate::config::load_str(text, &crate::sink::options())
+    }
 
     const KAFKA: &str = "[kafka]\nbrokers = k:9092\nsnapshots-topic = snaps\n";
 

@@ -7,6 +7,9 @@
 //! - `build`: typed parsing and validation, one-line errors.
 //! - `render`: [`Config::to_ini`] and [`Config::defaults`] for `-p` / `-P`.
 //! - [`stats_url`]: `servers` entries of HTTP stats pages, parsed.
+//! - `section`: [`SinkSection`], a sink's own section as the sink
+//!   describes it; the list of sinks is handed in ([`SinkOptions`]), and
+//!   their values kept in [`Config::sinks`].
 //!
 //! The values the rest of the program is configured with are defined
 //! here, not where they are used ([`Format`], [`Compression`], [`Fields`],
@@ -22,14 +25,15 @@ mod fields;
 pub mod interpolate;
 mod kafka;
 mod model;
-mod prometheus;
 pub mod raw;
 mod render;
+mod section;
 pub mod stats_url;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use build::Reader;
 pub use build::{KNOWN_OPTIONS, parse_python_bool, parse_python_float, parse_python_int};
 pub use central::{
     CentralSettings, DEFAULT_CLUSTER_NAMESPACE, WindowSettings, resolve as resolve_central,
@@ -38,7 +42,8 @@ pub use error::{ConfigError, ConfigWarning, MAX_FILE_BYTES};
 pub use fields::{Fields, NAMES_AND_STATUSES};
 pub use kafka::{Compression, Format, LIBRDKAFKA_PREFIX, RECORD_OVERHEAD, client_config};
 pub use model::*;
-pub use render::format_seconds;
+pub use render::{IniWriter, format_seconds};
+pub use section::{Section, SectionOption, SectionValue, SinkConfigs, SinkOptions, SinkSection};
 
 use raw::RawConfig;
 
@@ -81,11 +86,12 @@ pub struct LoadedConfig {
     pub warnings: Vec<ConfigWarning>,
 }
 
-/// Reads and validates the configuration from files. Touches nothing but
-/// the files it reads (directory access is checked when a command starts,
-/// with [`check_dir_access`]).
-pub fn load(sources: &ConfigSources) -> Result<LoadedConfig, ConfigError> {
-    let mut raw = RawConfig::builtin();
+/// Reads and validates the configuration from files, with the sinks'
+/// sections `sinks` (`crate::sink::options()`: config names no sink).
+/// Touches nothing but the files it reads (directory access is checked
+/// when a command starts, with [`check_dir_access`]).
+pub fn load(sources: &ConfigSources, sinks: &[SinkOptions]) -> Result<LoadedConfig, ConfigError> {
+    let mut raw = RawConfig::builtin(sinks);
     match read_file(&sources.file) {
         Ok(text) => raw.read_str(&text, &sources.file.display().to_string())?,
         Err(ConfigError::Read { source, .. })
@@ -98,7 +104,7 @@ pub fn load(sources: &ConfigSources) -> Result<LoadedConfig, ConfigError> {
             raw.read_str(&text, &file.display().to_string())?;
         }
     }
-    finish(&raw)
+    finish(&raw, sinks)
 }
 
 /// Reads one configuration file: a regular file of at most
@@ -161,15 +167,16 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// Reads and validates configuration text (as if it were the only file).
-pub fn load_str(text: &str) -> Result<LoadedConfig, ConfigError> {
-    let mut raw = RawConfig::builtin();
+/// Reads and validates configuration text (as if it were the only file),
+/// with the sinks' sections `sinks`.
+pub fn load_str(text: &str, sinks: &[SinkOptions]) -> Result<LoadedConfig, ConfigError> {
+    let mut raw = RawConfig::builtin(sinks);
     raw.read_str(text, "<string>")?;
-    finish(&raw)
+    finish(&raw, sinks)
 }
 
-fn finish(raw: &RawConfig) -> Result<LoadedConfig, ConfigError> {
-    let (config, warnings) = build::build(raw)?;
+fn finish(raw: &RawConfig, sinks: &[SinkOptions]) -> Result<LoadedConfig, ConfigError> {
+    let (config, warnings) = build::build(raw, sinks)?;
     Ok(LoadedConfig { config, warnings })
 }
 
@@ -213,7 +220,7 @@ mod tests {
     #[test]
     fn builtin_defaults_are_valid_and_round_trip() {
         let defaults = Config::defaults();
-        let again = load_str(&defaults.to_ini()).expect("defaults re-read");
+        let again = load_str(&defaults.to_ini(), &[]).expect("defaults re-read");
         assert_eq!(again.config, defaults);
         assert!(again.warnings.is_empty(), "{:?}", again.warnings);
     }

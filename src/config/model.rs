@@ -20,12 +20,11 @@ pub struct Config {
     pub process: ProcessConfig,
     /// `[graphite]`.
     pub graphite: GraphiteConfig,
-    /// `[local-store]`: `Some` when the section exists.
-    pub local_store: Option<LocalStoreConfig>,
     /// `[kafka]` (ours): `Some` when the section exists.
     pub kafka: Option<KafkaConfig>,
-    /// `[prometheus]` (ours): `Some` when the section exists.
-    pub prometheus: Option<PrometheusConfig>,
+    /// The sections of the sinks' own (`[local-store]`, `[prometheus]`,
+    /// ...), each `Some` when declared; a sink finds its own by type.
+    pub sinks: super::SinkConfigs,
     /// `[central]` (ours, SPEC §7): `Some` when the section exists; see
     /// `config::resolve_central` for the defaults.
     pub central: Option<CentralConfig>,
@@ -262,30 +261,6 @@ pub struct GraphiteConfig {
     pub group_namespace: Option<String>,
     /// `group-namespace-double-writes`: write grouped names under both paths.
     pub group_namespace_double_writes: bool,
-}
-
-/// `[local-store]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LocalStoreConfig {
-    /// `dir`: `dir/<timestamp>/stats` receives every line sent.
-    pub dir: PathBuf,
-}
-
-/// `[prometheus]` (ours): the latest snapshot served to Prometheus.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PrometheusConfig {
-    /// `listen`: `host:port` as written.
-    pub listen: String,
-    /// What `listen` resolved to at start; the first that can be bound is.
-    pub addresses: Vec<std::net::SocketAddr>,
-    /// `path`: the URL path of the metrics.
-    pub path: String,
-    /// `max-connections`: connections served at once; a new one takes the
-    /// slot of the one idle the longest.
-    pub max_connections: usize,
-    /// `write-timeout`: an answer not read whole within this (a client
-    /// that does not read) ends its connection.
-    pub write_timeout: std::time::Duration,
 }
 
 /// One `name = regex` entry of a `*-groups` section.

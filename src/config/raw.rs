@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use ini::{Ini, ParseOption};
 
 use super::error::ConfigError;
+use super::section::SinkOptions;
 
 /// Name of the section whose keys every other section inherits.
 pub const DEFAULT_SECTION: &str = "DEFAULT";
@@ -96,16 +97,6 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
             ("snapshot-fields", "engine"),
         ],
     ),
-    // Used only when the user declares [prometheus] (it is off otherwise).
-    (
-        "prometheus",
-        &[
-            ("listen", "127.0.0.1:9101"),
-            ("path", "/metrics"),
-            ("max-connections", "256"),
-            ("write-timeout", "30"),
-        ],
-    ),
 ];
 
 /// The built-in defaults of one section, in their order.
@@ -132,8 +123,9 @@ pub struct RawConfig {
 }
 
 impl RawConfig {
-    /// The built-in defaults only: what runs without any file.
-    pub fn builtin() -> Self {
+    /// The built-in defaults only, with those of the sinks' own sections
+    /// in `sinks`: what runs without any file.
+    pub fn builtin(sinks: &[SinkOptions]) -> Self {
         let mut raw = RawConfig::default();
         for (section, options) in BUILTIN_DEFAULTS {
             let target = if *section == DEFAULT_SECTION {
@@ -143,6 +135,19 @@ impl RawConfig {
             };
             for (key, value) in *options {
                 target.insert((*key).to_owned(), (*value).to_owned());
+            }
+        }
+        for sink in sinks {
+            let SinkOptions::Own(section) = sink else {
+                continue;
+            };
+            for option in section.options() {
+                if let Some(default) = option.default {
+                    raw.sections
+                        .entry(section.name().to_owned())
+                        .or_default()
+                        .insert(option.name.to_owned(), default.to_owned());
+                }
             }
         }
         raw

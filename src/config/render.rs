@@ -9,13 +9,21 @@ use std::time::Duration;
 
 use super::model::*;
 use super::raw::RawConfig;
+use super::section::SinkOptions;
 
 impl Config {
     /// The configuration without any file: the built-in defaults.
     pub fn defaults() -> Config {
-        // The built-in table is constant and covered by a unit test; a
-        // failure here is a bug in this file, not bad input.
-        super::build::build(&RawConfig::builtin())
+        Config::defaults_with(&[])
+    }
+
+    /// The configuration without any file, read with the sinks' sections
+    /// `sinks` (`-p`: every sink's defaults are printed).
+    pub fn defaults_with(sinks: &[SinkOptions]) -> Config {
+        // The built-in table is constant and covered by a unit test, and a
+        // sink's section is off unless declared; a failure here is a bug
+        // in this file, not bad input.
+        super::build::build(&RawConfig::builtin(sinks), sinks)
             .map(|(config, _)| config)
             .expect("the built-in defaults are a valid configuration")
     }
@@ -23,7 +31,7 @@ impl Config {
     /// The configuration as INI text that `-f` reads back to the same value
     /// (stats page credentials aside: `***`).
     pub fn to_ini(&self) -> String {
-        let mut out = Ini::default();
+        let mut out = IniWriter::default();
         out.section("paths");
         out.path("base-dir", &self.paths.base_dir);
 
@@ -79,76 +87,29 @@ impl Config {
         out.seconds("liveness-check-interval", pr.liveness_check_interval);
         out.value("local", pr.local);
 
-        let g = &self.graphite;
-        out.section("graphite");
-        out.value("enabled", g.enabled);
-        out.value("server", &g.server);
-        out.value("port", g.port);
-        out.value("retries", g.retries);
-        out.seconds("interval", g.interval);
-        out.seconds("connect-timeout", g.connect_timeout);
-        out.seconds("write-timeout", g.write_timeout);
-        out.seconds("delay", g.delay);
-        out.value("backoff", g.backoff);
-        out.value("namespace", &g.namespace);
-        out.value("prefix-hostname", g.prefix_hostname);
-        out.value("fqdn", g.fqdn);
-        out.value("queue-size", g.queue_size);
-        out.value("replay-bytes", g.replay_bytes);
-        if let Some(ns) = &g.group_namespace {
-            out.value("group-namespace", ns);
-            out.value(
-                "group-namespace-double-writes",
-                g.group_namespace_double_writes,
-            );
-        }
-
-        if let Some(store) = &self.local_store {
-            out.section("local-store");
-            out.path("dir", &store.dir);
-        }
-        match &self.kafka {
-            Some(kafka) => {
-                out.section("kafka");
-                out.value("brokers", &kafka.brokers);
-                if kafka.topic_set {
-                    out.value("topic", &kafka.topic);
-                } else {
-                    // Printed as a comment so that reading this back leaves
-                    // it unset: central would otherwise start sending.
-                    out.commented_topic(&kafka.topic);
-                }
-                out.value("format", kafka.format);
-                out.value("key", kafka.key.as_deref().unwrap_or(""));
-                out.value("message-max-bytes", kafka.message_max_bytes);
-                out.value("compression", kafka.compression);
-                out.value("queue-size", kafka.queue_size);
-                out.value("message-timeout", format_seconds(kafka.message_timeout));
-                out.value(
-                    "snapshots-topic",
-                    kafka.snapshots_topic.as_deref().unwrap_or(""),
-                );
-                out.value("cluster", &kafka.cluster);
-                out.value("lb-name", kafka.lb_name.as_deref().unwrap_or(""));
-                out.value("snapshot-fields", kafka.snapshot_fields);
-                for (name, value) in &kafka.librdkafka {
-                    out.value(&format!("{}{name}", super::kafka::LIBRDKAFKA_PREFIX), value);
-                }
+        for sink in self.sinks.sections() {
+            match sink {
+                SinkOptions::Graphite => self.graphite.print(&mut out),
+                SinkOptions::Kafka => match &self.kafka {
+                    Some(kafka) => kafka.print(&mut out),
+                    None => out.commented_kafka_defaults(),
+                },
+                SinkOptions::Own(section) => match self.sinks.value(section.name()) {
+                    Some(value) => {
+                        out.section(section.name());
+                        section.print(value, &mut out);
+                    }
+                    None => {
+                        if let Some(why) = section.when_off() {
+                            let defaults = section
+                                .options()
+                                .iter()
+                                .filter_map(|option| Some((option.name, option.default?)));
+                            out.commented_defaults(section.name(), why, defaults);
+                        }
+                    }
+                },
             }
-            None => out.commented_kafka_defaults(),
-        }
-        match &self.prometheus {
-            Some(prometheus) => {
-                out.section("prometheus");
-                out.value("listen", &prometheus.listen);
-                out.value("path", &prometheus.path);
-                out.value("max-connections", prometheus.max_connections);
-                out.seconds("write-timeout", prometheus.write_timeout);
-            }
-            None => out.commented_defaults(
-                "prometheus",
-                "# [prometheus] is off; declare it to serve the latest snapshot to Prometheus:\n",
-            ),
         }
         if let Some(central) = &self.central {
             out.section("central");
@@ -193,6 +154,65 @@ impl Config {
     }
 }
 
+impl GraphiteConfig {
+    /// `[graphite]` as `-p` prints it.
+    fn print(&self, out: &mut IniWriter) {
+        out.section("graphite");
+        out.value("enabled", self.enabled);
+        out.value("server", &self.server);
+        out.value("port", self.port);
+        out.value("retries", self.retries);
+        out.seconds("interval", self.interval);
+        out.seconds("connect-timeout", self.connect_timeout);
+        out.seconds("write-timeout", self.write_timeout);
+        out.seconds("delay", self.delay);
+        out.value("backoff", self.backoff);
+        out.value("namespace", &self.namespace);
+        out.value("prefix-hostname", self.prefix_hostname);
+        out.value("fqdn", self.fqdn);
+        out.value("queue-size", self.queue_size);
+        out.value("replay-bytes", self.replay_bytes);
+        if let Some(ns) = &self.group_namespace {
+            out.value("group-namespace", ns);
+            out.value(
+                "group-namespace-double-writes",
+                self.group_namespace_double_writes,
+            );
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// `[kafka]` as `-p` prints it.
+    fn print(&self, out: &mut IniWriter) {
+        out.section("kafka");
+        out.value("brokers", &self.brokers);
+        if self.topic_set {
+            out.value("topic", &self.topic);
+        } else {
+            // Printed as a comment so that reading this back leaves
+            // it unset: central would otherwise start sending.
+            out.commented_topic(&self.topic);
+        }
+        out.value("format", self.format);
+        out.value("key", self.key.as_deref().unwrap_or(""));
+        out.value("message-max-bytes", self.message_max_bytes);
+        out.value("compression", self.compression);
+        out.value("queue-size", self.queue_size);
+        out.value("message-timeout", format_seconds(self.message_timeout));
+        out.value(
+            "snapshots-topic",
+            self.snapshots_topic.as_deref().unwrap_or(""),
+        );
+        out.value("cluster", &self.cluster);
+        out.value("lb-name", self.lb_name.as_deref().unwrap_or(""));
+        out.value("snapshot-fields", self.snapshot_fields);
+        for (name, value) in &self.librdkafka {
+            out.value(&format!("{}{name}", super::kafka::LIBRDKAFKA_PREFIX), value);
+        }
+    }
+}
+
 /// Seconds as the shortest exact decimal (`0.1`, `1.8`, `10`): the value a
 /// user would write, and one that parses back to the same `Duration`.
 pub fn format_seconds(d: Duration) -> String {
@@ -204,12 +224,14 @@ pub fn format_seconds(d: Duration) -> String {
     format!("{}.{}", d.as_secs(), fraction.trim_end_matches('0'))
 }
 
+/// A configuration written as INI text: a sink's section prints its
+/// options with it ([`super::SinkSection::print`]).
 #[derive(Default)]
-struct Ini {
+pub struct IniWriter {
     text: String,
 }
 
-impl Ini {
+impl IniWriter {
     fn section(&mut self, name: &str) {
         if !self.text.is_empty() {
             self.text.push('\n');
@@ -217,7 +239,8 @@ impl Ini {
         let _ = writeln!(self.text, "[{name}]");
     }
 
-    fn value(&mut self, option: &str, value: impl std::fmt::Display) {
+    /// `option = value`, `$` written as `$$`.
+    pub fn value(&mut self, option: &str, value: impl std::fmt::Display) {
         let value = value.to_string().replace('$', "$$");
         let _ = writeln!(self.text, "{option} = {value}");
     }
@@ -231,6 +254,7 @@ impl Ini {
              # (any librdkafka option as librdkafka.<name> = value). On `haproxystats central`\n\
              # it describes the input (brokers, snapshots-topic), and lines go to a Kafka\n\
              # topic only when topic is set:\n",
+            super::raw::builtin_section("kafka"),
         );
     }
 
@@ -247,11 +271,16 @@ impl Ini {
 
     /// A section that is off unless declared: `why` (comment lines), then
     /// its defaults as comments.
-    fn commented_defaults(&mut self, section: &str, why: &str) {
+    fn commented_defaults<'a>(
+        &mut self,
+        section: &str,
+        why: &str,
+        defaults: impl Iterator<Item = (&'a str, &'a str)>,
+    ) {
         self.text.push('\n');
         self.text.push_str(why);
         let _ = writeln!(self.text, "# [{section}]");
-        for (option, value) in super::raw::builtin_section(section) {
+        for (option, value) in defaults {
             let _ = writeln!(self.text, "# {option} = {value}");
         }
     }
@@ -266,11 +295,13 @@ impl Ini {
         );
     }
 
-    fn path(&mut self, option: &str, path: &std::path::Path) {
+    /// A path, as [`IniWriter::value`].
+    pub fn path(&mut self, option: &str, path: &std::path::Path) {
         self.value(option, path.display());
     }
 
-    fn seconds(&mut self, option: &str, d: Duration) {
+    /// Seconds, as [`format_seconds`] writes them.
+    pub fn seconds(&mut self, option: &str, d: Duration) {
         self.value(option, format_seconds(d));
     }
 }

@@ -10,14 +10,15 @@ use clap_mangen::roff::{Inline, Roff, bold, roman};
 use super::ManualError;
 use super::{differences, options};
 use crate::cli::Cli;
-use crate::config::DEFAULT_CONFIG_FILE;
+use crate::config::{DEFAULT_CONFIG_FILE, SinkOptions};
 
 /// `(file name, roff)` of every page.
 pub fn pages() -> Result<Vec<(String, Vec<u8>)>, ManualError> {
-    // `help` is clap's, documented by every page's --help; no page of its own.
-    let mut command = Cli::command().disable_help_subcommand(true);
-    command.build();
-    let mut pages = vec![("haproxystats.1".to_owned(), main_page(&command)?)];
+    let command = command();
+    let mut pages = vec![(
+        "haproxystats.1".to_owned(),
+        main_page(&command, &crate::sink::options())?,
+    )];
     for sub in command.get_subcommands() {
         let man = Man::new(sub.clone());
         let mut page = Vec::new();
@@ -31,7 +32,20 @@ pub fn pages() -> Result<Vec<(String, Vec<u8>)>, ManualError> {
     Ok(pages)
 }
 
-fn main_page(command: &clap::Command) -> Result<Vec<u8>, ManualError> {
+/// The CLI definition the pages document.
+fn command() -> clap::Command {
+    // `help` is clap's, documented by every page's --help; no page of its own.
+    let mut command = Cli::command().disable_help_subcommand(true);
+    command.build();
+    command
+}
+
+/// `haproxystats(1)`, documenting the sinks' sections `sinks`.
+pub fn main_page_with(sinks: &[SinkOptions]) -> Result<Vec<u8>, ManualError> {
+    main_page(&command(), sinks)
+}
+
+fn main_page(command: &clap::Command, sinks: &[SinkOptions]) -> Result<Vec<u8>, ManualError> {
     let man = Man::new(command.clone());
     let mut page = Vec::new();
     man.render_title(&mut page)?;
@@ -42,7 +56,7 @@ fn main_page(command: &clap::Command) -> Result<Vec<u8>, ManualError> {
     man.render_subcommands_section(&mut page)?;
     let mut roff = Roff::new();
     program_names(&mut roff);
-    configuration(&mut roff)?;
+    configuration(&mut roff, sinks)?;
     differences(&mut roff);
     environment_files_exit_status(&mut roff);
     roff.to_writer(&mut page)?;
@@ -80,7 +94,7 @@ fn program_names(roff: &mut Roff) {
     );
 }
 
-fn configuration(roff: &mut Roff) -> Result<(), ManualError> {
+fn configuration(roff: &mut Roff, sinks: &[SinkOptions]) -> Result<(), ManualError> {
     roff.control("SH", ["CONFIGURATION"]);
     paragraph(
         roff,
@@ -120,11 +134,11 @@ fn configuration(roff: &mut Roff) -> Result<(), ManualError> {
             crate::names::ALLOWED,
         ),
     );
-    let documented = options::with_defaults()?;
-    for (section, about) in options::SECTIONS {
+    let documented = options::with_defaults(sinks)?;
+    for (section, about) in options::documented_sections(sinks) {
         roff.control("SS", [format!("[{section}]").as_str()]);
         roff.text(inlines(about));
-        for (doc, default) in documented.iter().filter(|(doc, _)| doc.section == *section) {
+        for (doc, default) in documented.iter().filter(|(doc, _)| doc.section == section) {
             let tag = vec![
                 bold(doc.option),
                 roman(" (default: "),
@@ -276,7 +290,7 @@ mod tests {
         }
         // roff escapes dashes; compare with them unescaped.
         let page = page.replace("\\-", "-");
-        let printed = crate::config::Config::defaults().to_ini();
+        let printed = crate::config::Config::defaults_with(&crate::sink::options()).to_ini();
         for (section, option, value) in options::ini_values(&printed) {
             assert!(
                 page.contains(&format!(".SS [{section}]")),

@@ -16,6 +16,8 @@ mod differences;
 mod man;
 pub mod options;
 
+pub use man::main_page_with;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 

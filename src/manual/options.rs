@@ -1,10 +1,12 @@
 //! The configuration reference of the man page: what every option means,
-//! written by hand, with its default taken from the program itself (the
-//! configuration `-p` prints), so that `man haproxystats` and
-//! `haproxystats -p` cannot disagree. The tests below fail when an option is
-//! added to the configuration without a line here, or the other way round.
+//! written by hand here for the sections config reads itself, and by each
+//! sink with a section of its own in its [`config::SinkSection`], with its
+//! default taken from the program itself (the configuration `-p` prints),
+//! so that `man haproxystats` and `haproxystats -p` cannot disagree. The
+//! tests below fail when an option is added to the configuration without a
+//! line here, or the other way round.
 
-use crate::config;
+use crate::config::{self, SinkOptions};
 
 /// One option of the configuration file.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +23,9 @@ pub struct OptionDoc {
     pub when_unset: Option<&'static str>,
 }
 
-/// The sections, in the order of `-p`, with what each one is for.
+/// The sections config reads itself, in the order of `-p`, with what
+/// each one is for; the sinks' own sections go among the sinks', where
+/// [`documented_sections`] puts them.
 pub const SECTIONS: &[(&str, &str)] = &[
     ("paths", "Where haproxystats keeps its files."),
     (
@@ -40,11 +44,6 @@ pub const SECTIONS: &[(&str, &str)] = &[
          backlog while Graphite is unreachable.",
     ),
     (
-        "local-store",
-        "Enabled when the section exists: every line sent also goes to a file. For \
-         debugging; nothing cleans it up.",
-    ),
-    (
         "kafka",
         "Ours. Enabled when the section exists: every metric also goes to Kafka; with \
          `snapshots-topic`, raw snapshots go there too, for central processing. On \
@@ -58,14 +57,9 @@ pub const SECTIONS: &[(&str, &str)] = &[
         "Ours. The options of `haproxystats central`, which consumes the raw snapshots of \
          the `[kafka] snapshots-topic`.",
     ),
-    (
-        "prometheus",
-        "Ours. Enabled when the section exists: the latest snapshot (in central: of each \
-         load balancer and cluster) is served in Prometheus' text format.",
-    ),
 ];
 
-/// Every option, grouped by section in the order of [`SECTIONS`].
+/// Every option of [`SECTIONS`], grouped by section in their order.
 pub const OPTIONS: &[OptionDoc] = &[
     doc(
         "paths",
@@ -312,12 +306,6 @@ pub const OPTIONS: &[OptionDoc] = &[
         "group-namespace-double-writes",
         "Write grouped names under both paths.",
     ),
-    // [local-store]
-    doc(
-        "local-store",
-        "dir",
-        "Every line sent goes to `<dir>/<timestamp>/stats`.",
-    ),
     // [kafka]
     unset(
         "kafka",
@@ -460,39 +448,72 @@ pub const OPTIONS: &[OptionDoc] = &[
         "Cluster lines go under `<namespace>.<cluster-namespace>.<cluster>.haproxy`; names \
          between dots, as `namespace`.",
     ),
-    doc(
-        "prometheus",
-        "listen",
-        "The address and port the endpoint listens on; taken at start (a port in use is one \
-         line, exit 2).",
-    ),
-    doc("prometheus", "path", "The path of the metrics page."),
-    doc(
-        "prometheus",
-        "max-connections",
-        "Connections served at once (1 to 16384). When all are taken, a new connection takes \
-         the slot of the one idle the longest (waiting for a request), else of the one writing \
-         an answer the longest, so that clients holding connections open never lock a scraper \
-         out.",
-    ),
-    doc(
-        "prometheus",
-        "write-timeout",
-        "Seconds (1 to 600) to write an answer whole, from its first byte: a client that does \
-         not read its answer is disconnected. Raise it only for a large page over a slow \
-         link; Prometheus' own `scrape_timeout` gives up sooner anyway. A request head must \
-         arrive within 10 seconds (fixed).",
-    ),
 ];
 
-/// A configuration that declares every section that is off by default, and
-/// sets what those sections require (and `group-namespace`, which unlocks
-/// `group-namespace-double-writes`), so that rendering it shows the default
-/// of every other option. The options it sets have no default of their own:
-/// each has a `when_unset` text.
+/// A configuration that declares every section config reads itself that
+/// is off by default, and sets what those sections require (and
+/// `group-namespace`, which unlocks `group-namespace-double-writes`), so
+/// that rendering it shows the default of every other option. The options
+/// it sets have no default of their own: each has a `when_unset` text.
+/// [`every_section`] adds the sinks' own sections.
 const EVERY_SECTION: &str = "[graphite]\ngroup-namespace = groups\n[frontend-groups]\nweb = ^www\n\
-                             [local-store]\n[kafka]\nbrokers = kafka1:9092\n[central]\n\
-                             [prometheus]\n";
+                             [kafka]\nbrokers = kafka1:9092\n[central]\n";
+
+/// [`EVERY_SECTION`] and every sink's own section, with what it requires.
+fn every_section(sinks: &[SinkOptions]) -> String {
+    let mut text = EVERY_SECTION.to_owned();
+    for sink in sinks {
+        if let SinkOptions::Own(section) = sink {
+            text.push_str(&format!("[{}]\n{}", section.name(), section.required()));
+        }
+    }
+    text
+}
+
+/// The sections in the order of `-p`, with what each one is for: those of
+/// [`SECTIONS`], the sinks' (`sinks`, in their order) where `[graphite]` is.
+pub fn documented_sections(sinks: &[SinkOptions]) -> Vec<(&'static str, &'static str)> {
+    let core = |name: &str| {
+        SECTIONS
+            .iter()
+            .find(|(section, _)| *section == name)
+            .copied()
+    };
+    let mut sections = Vec::new();
+    for &(name, about) in SECTIONS {
+        if name == "graphite" {
+            sections.extend(sinks.iter().filter_map(|sink| match sink {
+                SinkOptions::Own(own) => Some((own.name(), own.about())),
+                core_sink => core(core_sink.name()),
+            }));
+        } else if !sinks.iter().any(|sink| sink.name() == name) {
+            sections.push((name, about));
+        }
+    }
+    sections
+}
+
+/// Every option, grouped by section in the order of
+/// [`documented_sections`]: [`OPTIONS`] and the sinks' own.
+pub fn documented_options(sinks: &[SinkOptions]) -> Vec<OptionDoc> {
+    let mut options = Vec::new();
+    for (name, _) in documented_sections(sinks) {
+        let own = sinks.iter().find_map(|sink| match sink {
+            SinkOptions::Own(own) if own.name() == name => Some(*own),
+            _ => None,
+        });
+        match own {
+            Some(own) => options.extend(own.options().iter().map(|option| OptionDoc {
+                section: own.name(),
+                option: option.name,
+                text: option.doc,
+                when_unset: option.when_unset,
+            })),
+            None => options.extend(OPTIONS.iter().filter(|doc| doc.section == name)),
+        }
+    }
+    options
+}
 
 const fn doc(section: &'static str, option: &'static str, text: &'static str) -> OptionDoc {
     OptionDoc {
@@ -539,11 +560,14 @@ pub fn ini_values(text: &str) -> Vec<(String, String, String)> {
     values
 }
 
-/// The defaults the program prints for the options [`EVERY_SECTION`] does
+/// The defaults the program prints for the options [`every_section`] does
 /// not set: `(section, option, value)`, empty values left out.
-fn printed_defaults() -> Result<Vec<(String, String, String)>, config::ConfigError> {
-    let set_here = ini_values(EVERY_SECTION);
-    let mut rendered = ini_values(&config::load_str(EVERY_SECTION)?.config.to_ini());
+fn printed_defaults(
+    sinks: &[SinkOptions],
+) -> Result<Vec<(String, String, String)>, config::ConfigError> {
+    let every_section = every_section(sinks);
+    let set_here = ini_values(&every_section);
+    let mut rendered = ini_values(&config::load_str(&every_section, sinks)?.config.to_ini());
     rendered.retain(|(section, option, value)| {
         !value.is_empty() && !set_here.iter().any(|(s, o, _)| s == section && o == option)
     });
@@ -552,11 +576,13 @@ fn printed_defaults() -> Result<Vec<(String, String, String)>, config::ConfigErr
 
 /// The default shown for every option, from the program's own rendering or,
 /// for options without a value of their own, the `when_unset` text: `(doc,
-/// default)` in the order of [`OPTIONS`].
-pub fn with_defaults() -> Result<Vec<(OptionDoc, String)>, config::ConfigError> {
-    let printed = printed_defaults()?;
-    Ok(OPTIONS
-        .iter()
+/// default)` in the order of [`documented_options`].
+pub fn with_defaults(
+    sinks: &[SinkOptions],
+) -> Result<Vec<(OptionDoc, String)>, config::ConfigError> {
+    let printed = printed_defaults(sinks)?;
+    Ok(documented_options(sinks)
+        .into_iter()
         .map(|doc| {
             let value = printed
                 .iter()
@@ -564,7 +590,7 @@ pub fn with_defaults() -> Result<Vec<(OptionDoc, String)>, config::ConfigError> 
                 .map(|(_, _, value)| value.as_str())
                 .or(doc.when_unset)
                 .unwrap_or_default();
-            (*doc, value.to_owned())
+            (doc, value.to_owned())
         })
         .collect())
 }
@@ -573,24 +599,43 @@ pub fn with_defaults() -> Result<Vec<(OptionDoc, String)>, config::ConfigError> 
 mod tests {
     use super::*;
 
+    fn sinks() -> Vec<SinkOptions> {
+        crate::sink::options()
+    }
+
     fn documented(section: &str, option: &str) -> bool {
-        OPTIONS
+        documented_options(&sinks())
             .iter()
             .any(|doc| doc.section == section && doc.option == option)
     }
 
+    /// What the reader knows: [`config::KNOWN_OPTIONS`] and the sinks' own.
+    fn known_options() -> Vec<(&'static str, Vec<&'static str>)> {
+        let mut known: Vec<(&str, Vec<&str>)> = config::KNOWN_OPTIONS
+            .iter()
+            .map(|(section, options)| (*section, options.to_vec()))
+            .collect();
+        for sink in sinks() {
+            if let SinkOptions::Own(own) = sink {
+                known.push((own.name(), own.options().iter().map(|o| o.name).collect()));
+            }
+        }
+        known
+    }
+
     #[test]
     fn every_option_the_program_knows_is_documented_and_nothing_else() {
-        for (section, options) in config::KNOWN_OPTIONS {
-            for option in *options {
+        let known_options = known_options();
+        for (section, options) in &known_options {
+            for option in options {
                 assert!(
                     documented(section, option),
                     "[{section}] {option} has no man page entry"
                 );
             }
         }
-        for doc in OPTIONS {
-            let known = config::KNOWN_OPTIONS
+        for doc in documented_options(&sinks()) {
+            let known = known_options
                 .iter()
                 .any(|(s, options)| *s == doc.section && options.contains(&doc.option));
             let passed_on =
@@ -606,7 +651,7 @@ mod tests {
 
     #[test]
     fn every_option_that_dash_p_prints_is_documented() {
-        let printed = ini_values(&config::Config::defaults().to_ini());
+        let printed = ini_values(&config::Config::defaults_with(&sinks()).to_ini());
         assert!(
             printed.len() > 40,
             "-p printed only {} options",
@@ -622,11 +667,11 @@ mod tests {
 
     #[test]
     fn every_option_has_exactly_one_default_the_printed_one_or_a_text() {
-        let printed = match printed_defaults() {
+        let printed = match printed_defaults(&sinks()) {
             Ok(printed) => printed,
             Err(error) => panic!("the documentation configuration is invalid: {error}"),
         };
-        for doc in OPTIONS {
+        for doc in documented_options(&sinks()) {
             let is_printed = printed
                 .iter()
                 .any(|(s, o, _)| s == doc.section && o == doc.option);
@@ -642,14 +687,16 @@ mod tests {
 
     #[test]
     fn defaults_are_the_ones_dash_p_prints() {
-        let defaults = with_defaults().unwrap_or_default();
+        let defaults = with_defaults(&sinks()).unwrap_or_default();
         let find = |section: &str, option: &str| {
             defaults
                 .iter()
                 .find(|(d, _)| d.section == section && d.option == option)
                 .map(|(_, value)| value.clone())
         };
-        for (section, option, value) in ini_values(&config::Config::defaults().to_ini()) {
+        for (section, option, value) in
+            ini_values(&config::Config::defaults_with(&sinks()).to_ini())
+        {
             if !value.is_empty() {
                 assert_eq!(find(&section, &option), Some(value), "[{section}] {option}");
             }
@@ -666,9 +713,10 @@ mod tests {
 
     #[test]
     fn sections_are_described_once_and_options_grouped_under_them() {
+        let sections = documented_sections(&sinks());
         let mut last = 0;
-        for doc in OPTIONS {
-            let index = SECTIONS.iter().position(|(name, _)| *name == doc.section);
+        for doc in documented_options(&sinks()) {
+            let index = sections.iter().position(|(name, _)| *name == doc.section);
             let Some(index) = index else {
                 panic!("[{}] has no section description", doc.section)
             };

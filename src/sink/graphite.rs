@@ -1,7 +1,7 @@
 //! The GraphiteSink actor (SPEC §5): one long-lived TCP connection to the
 //! carbon relay, a bounded FIFO [`Backlog`] in front of it, reconnects on the
 //! [`RetryPolicy`] schedule — and none of it ever blocks the sender: a
-//! [`SendLines`] is queued and answered at once.
+//! batch handed over is queued at once (the actor is a [`WriterSink`]).
 //!
 //! Delivery is at-least-once, confirmed as far as plaintext carbon allows:
 //! a line counts as delivered (its snapshot may be deleted) once the peer's
@@ -32,15 +32,18 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::acks::LineAcks;
 use super::backlog::Backlog;
-use super::chunks::SharedLines;
 use super::confirm::{Confirmation, Reading, Verdict};
-use super::messages::{Flush, GetSinkHealth, SendLines, SendLinesAcked, SinkHealth};
+use super::messages::SinkHealth;
 use super::retry::{RetryPolicy, RetryState};
 use super::tcp_state;
+use super::writer_shell::{
+    Command, FlushWaiters, GetStats, LinesBatch, SharedCounters, WriterSink, WriterTask,
+};
 use crate::config::{Config, GraphiteConfig};
 use crate::log_limit::LogLimit;
 
@@ -54,6 +57,9 @@ const CHUNK_BYTES: usize = super::chunks::LINE_CHUNK;
 /// again if the connection stalls after confirming them — more than a
 /// peer's receive buffer holds (6 MiB at Linux's defaults).
 pub const REPLAY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The GraphiteSink actor: the [`WriterSink`] of a [`GraphiteWriter`].
+pub type GraphiteSink = WriterSink<GraphiteWriter>;
 
 /// Where and how the sink connects.
 #[derive(Debug, Clone)]
@@ -90,14 +96,14 @@ impl GraphiteSettings {
 }
 
 /// The sink `[graphite]` configures, unless `enabled = false`.
-pub fn spec(config: &Config) -> Option<super::SinkSpec> {
+pub fn spec(config: &Config, _: &super::Naming<'_>) -> super::Started {
     if !config.graphite.enabled {
-        return None;
+        return Ok(None);
     }
     let settings = GraphiteSettings::from_config(&config.graphite);
-    Some(super::SinkSpec::new("graphite", move || {
+    Ok(Some(super::SinkSpec::new("graphite", move || {
         GraphiteSink::new(settings.clone())
-    }))
+    })))
 }
 
 /// Counters shared between the writer and whoever reports on it.
@@ -129,6 +135,14 @@ pub struct SinkStats {
     pub last_delivery: Option<u64>,
 }
 
+impl SharedCounters for SinkCounters {
+    type Stats = SinkStats;
+
+    fn read(&self) -> SinkStats {
+        self.stats()
+    }
+}
+
 impl SinkCounters {
     fn stats(&self) -> SinkStats {
         SinkStats {
@@ -142,116 +156,79 @@ impl SinkCounters {
     }
 }
 
-/// Ask for the counters.
-#[derive(Debug, Message)]
-#[rtype(result = "SinkStats")]
-pub struct GetSinkStats;
+/// Ask for the counters ([`SinkStats`]).
+pub type GetSinkStats = GetStats<SinkStats>;
 
-enum Command {
-    Lines(SharedLines, Option<oneshot::Sender<()>>),
-    Flush(oneshot::Sender<()>),
-}
+/// The message asking for the counters, as a value: `sink.send(GetSinkStats)`.
+#[allow(non_upper_case_globals)]
+pub const GetSinkStats: GetSinkStats = GetStats::new();
 
-/// The GraphiteSink actor.
-pub struct GraphiteSink {
-    settings: GraphiteSettings,
-    counters: Arc<SinkCounters>,
-    commands: Option<mpsc::UnboundedSender<Command>>,
-}
+impl WriterTask for GraphiteWriter {
+    type Settings = GraphiteSettings;
+    type Batch = LinesBatch;
+    type Shared = SinkCounters;
 
-impl GraphiteSink {
-    /// A sink for `settings`; it connects when it has lines to send.
-    pub fn new(settings: GraphiteSettings) -> GraphiteSink {
-        GraphiteSink {
-            settings,
-            counters: Arc::new(SinkCounters::default()),
-            commands: None,
+    fn start(settings: &GraphiteSettings, counters: &Arc<SinkCounters>) -> Option<Self> {
+        Some(GraphiteWriter::new(settings.clone(), Arc::clone(counters)))
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command<LinesBatch>>) {
+        let mut tick = tokio::time::interval(CONFIRM_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.refill();
+            self.publish_depth();
+            if self.nothing_unconfirmed() {
+                self.flush_waiters.answer_all();
+            }
+            let has_data = !self.nothing_unconfirmed();
+            let allowance = self.connection.as_ref().map_or(0, Connection::allowance);
+            let writing = self.current.is_some() && allowance > 0;
+            let watching = self.connection.is_some() && has_data;
+            let write_deadline = self.last_write_progress + self.settings.write_timeout;
+            let pending = self.current.as_ref().map_or(&[][..], |current| {
+                let rest = &current.bytes[self.current_written..];
+                &rest[..rest
+                    .len()
+                    .min(usize::try_from(allowance).unwrap_or(usize::MAX))]
+            });
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Batch(batch)) => self.enqueue(batch),
+                    Some(Command::Flush(waiter)) => self.flush_waiters.push(waiter),
+                    None => return,
+                },
+                connected = connect_when_due(&self.settings, self.next_attempt),
+                    if has_data && self.connection.is_none() => self.on_connect(connected),
+                written = write_some(self.connection.as_mut().map(|c| &mut c.stream), pending),
+                    if writing => self.on_write(written),
+                () = tokio::time::sleep_until(write_deadline), if writing => {
+                    self.on_broken(
+                        &format!("no write progress for {:?} (write-timeout)", self.settings.write_timeout),
+                        true,
+                    );
+                }
+                _ = tick.tick(), if watching => self.on_tick(),
+            }
         }
     }
-}
 
-impl Actor for GraphiteSink {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        // The channel is unbounded on purpose: the bound is the backlog's,
-        // applied by the writer as soon as a batch arrives.
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.commands = Some(sender);
-        let writer = Writer::new(self.settings.clone(), Arc::clone(&self.counters));
-        ctx.spawn(writer.run(receiver).into_actor(self));
-    }
-}
-
-impl Handler<SendLines> for GraphiteSink {
-    type Result = ();
-
-    fn handle(&mut self, SendLines(lines): SendLines, _: &mut Context<Self>) {
-        if let Some(commands) = &self.commands {
-            // The writer lives as long as this actor's context; a send error
-            // means both are stopping.
-            let _ = commands.send(Command::Lines(lines.into(), None));
-        }
-    }
-}
-
-impl Handler<SendLinesAcked> for GraphiteSink {
-    type Result = ();
-
-    fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
-        if let Some(commands) = &self.commands {
-            let _ = commands.send(Command::Lines(message.lines, Some(message.written)));
-        }
-    }
-}
-
-impl Handler<Flush> for GraphiteSink {
-    type Result = ResponseFuture<u64>;
-
-    fn handle(&mut self, flush: Flush, _: &mut Context<Self>) -> Self::Result {
-        let (done, flushed) = oneshot::channel();
-        if let Some(commands) = &self.commands {
-            let _ = commands.send(Command::Flush(done));
-        }
-        let counters = Arc::clone(&self.counters);
-        flush.answer(flushed, move || counters.backlog.load(Ordering::Relaxed))
-    }
-}
-
-impl Handler<GetSinkStats> for GraphiteSink {
-    type Result = SinkStats;
-
-    fn handle(&mut self, _: GetSinkStats, _: &mut Context<Self>) -> SinkStats {
-        self.counters.stats()
-    }
-}
-
-impl Handler<GetSinkHealth> for GraphiteSink {
-    type Result = SinkHealth;
-
-    fn handle(&mut self, _: GetSinkHealth, _: &mut Context<Self>) -> SinkHealth {
-        let stats = self.counters.stats();
+    fn health(settings: &GraphiteSettings, counters: &SinkCounters) -> SinkHealth {
+        let stats = counters.stats();
+        let health = SinkHealth::of_backlog(
+            stats.backlog,
+            settings.queue_size,
+            stats.dropped,
+            stats.last_delivery,
+        );
         SinkHealth {
-            backlog: stats.backlog,
-            capacity: u64::try_from(self.settings.queue_size).unwrap_or(u64::MAX),
-            dropped: stats.dropped,
-            last_delivery: stats.last_delivery,
-            cannot_deliver: None,
             metrics: vec![
                 ("GraphiteBacklog", stats.backlog),
                 ("GraphiteDroppedLines", stats.dropped),
                 ("GraphiteReconnects", stats.reconnects),
             ],
+            ..health
         }
-    }
-}
-
-#[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::common::Crash> for GraphiteSink {
-    type Result = ();
-
-    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
-        panic!("injected graphite sink crash");
     }
 }
 
@@ -309,8 +286,9 @@ impl Connection {
     }
 }
 
-/// The connection, the backlog and everything unconfirmed, owned by one task.
-struct Writer {
+/// The connection, the backlog and everything unconfirmed, owned by one
+/// task: the GraphiteSink's [`WriterTask`].
+pub struct GraphiteWriter {
     settings: GraphiteSettings,
     counters: Arc<SinkCounters>,
     backlog: Backlog,
@@ -334,21 +312,18 @@ struct Writer {
     ever_connected: bool,
     retry: RetryState,
     next_attempt: Instant,
-    flush_waiters: Vec<oneshot::Sender<()>>,
-    /// Lines ever enqueued (the sequence number of the newest line).
-    enqueued: u64,
-    /// Lines of `enqueued` confirmed or dropped.
-    consumed: u64,
-    /// Acknowledgements waiting for `consumed` to reach their sequence number.
-    acks: VecDeque<(u64, oneshot::Sender<()>)>,
+    flush_waiters: FlushWaiters,
+    /// Each batch's acknowledgement, answered once its lines are
+    /// confirmed or dropped.
+    acks: LineAcks,
     lost_log: LogLimit,
     connect_failed_log: LogLimit,
     connect_log: LogLimit,
 }
 
-impl Writer {
-    fn new(settings: GraphiteSettings, counters: Arc<SinkCounters>) -> Writer {
-        Writer {
+impl GraphiteWriter {
+    fn new(settings: GraphiteSettings, counters: Arc<SinkCounters>) -> GraphiteWriter {
+        GraphiteWriter {
             backlog: Backlog::new(settings.queue_size),
             settings,
             counters,
@@ -364,56 +339,11 @@ impl Writer {
             ever_connected: false,
             retry: RetryState::default(),
             next_attempt: Instant::now(),
-            flush_waiters: Vec::new(),
-            enqueued: 0,
-            consumed: 0,
-            acks: VecDeque::new(),
+            flush_waiters: FlushWaiters::default(),
+            acks: LineAcks::default(),
             lost_log: LogLimit::default(),
             connect_failed_log: LogLimit::default(),
             connect_log: LogLimit::default(),
-        }
-    }
-
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        let mut tick = tokio::time::interval(CONFIRM_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            self.refill();
-            self.publish_depth();
-            if self.nothing_unconfirmed() {
-                for waiter in self.flush_waiters.drain(..) {
-                    let _ = waiter.send(());
-                }
-            }
-            let has_data = !self.nothing_unconfirmed();
-            let allowance = self.connection.as_ref().map_or(0, Connection::allowance);
-            let writing = self.current.is_some() && allowance > 0;
-            let watching = self.connection.is_some() && has_data;
-            let write_deadline = self.last_write_progress + self.settings.write_timeout;
-            let pending = self.current.as_ref().map_or(&[][..], |current| {
-                let rest = &current.bytes[self.current_written..];
-                &rest[..rest
-                    .len()
-                    .min(usize::try_from(allowance).unwrap_or(usize::MAX))]
-            });
-            tokio::select! {
-                command = commands.recv() => match command {
-                    Some(Command::Lines(lines, written)) => self.enqueue(lines, written),
-                    Some(Command::Flush(waiter)) => self.flush_waiters.push(waiter),
-                    None => return,
-                },
-                connected = connect_when_due(&self.settings, self.next_attempt),
-                    if has_data && self.connection.is_none() => self.on_connect(connected),
-                written = write_some(self.connection.as_mut().map(|c| &mut c.stream), pending),
-                    if writing => self.on_write(written),
-                () = tokio::time::sleep_until(write_deadline), if writing => {
-                    self.on_broken(
-                        &format!("no write progress for {:?} (write-timeout)", self.settings.write_timeout),
-                        true,
-                    );
-                }
-                _ = tick.tick(), if watching => self.on_tick(),
-            }
         }
     }
 
@@ -425,33 +355,11 @@ impl Writer {
             && self.sent.is_empty()
     }
 
-    fn enqueue(&mut self, lines: SharedLines, written: Option<oneshot::Sender<()>>) {
-        let (mut accepted, mut dropped) = (0, 0);
-        for chunk in lines.into_chunks() {
-            let pushed = self.backlog.push(chunk);
-            accepted += pushed.accepted;
-            dropped += pushed.dropped;
-        }
-        self.enqueued += accepted as u64;
-        if let Some(written) = written {
-            self.acks.push_back((self.enqueued, written));
-        }
-        self.count_dropped(dropped);
-        self.consume(dropped as u64);
-    }
-
-    /// `lines` left the pipeline (confirmed or dropped), oldest first.
-    fn consume(&mut self, lines: u64) {
-        self.consumed += lines;
-        while self
+    fn enqueue(&mut self, batch: LinesBatch) {
+        let dropped = self
             .acks
-            .front()
-            .is_some_and(|(seq, _)| *seq <= self.consumed)
-        {
-            if let Some((_, written)) = self.acks.pop_front() {
-                let _ = written.send(());
-            }
-        }
+            .queue(&mut self.backlog, batch.lines, batch.written);
+        self.count_dropped(dropped);
     }
 
     fn count_dropped(&mut self, dropped: usize) {
@@ -669,7 +577,7 @@ impl Writer {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         self.counters.last_delivery.store(now, Ordering::Relaxed);
-        self.consume(chunk.lines);
+        self.acks.left(chunk.lines);
         let mut bytes = chunk.bytes;
         // A chunk is allocated for CHUNK_BYTES but often carries one small
         // snapshot: kept as is, 16 MiB of replay would pin ~100 MiB. A

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use actix::prelude::*;
 
 use super::chunks::SharedLines;
+#[cfg(test)]
+use super::messages::LinesOf;
 use super::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
 use crate::common::panic_message;
-use crate::config::Config;
+use crate::config::{Config, ConfigError, IniWriter, Reader, SectionOption, SinkSection};
 
 /// Writing one snapshot's lines failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,12 +70,53 @@ fn lb_dir_name(lb: &str) -> String {
 #[cfg(test)]
 const INJECT_PANIC_TS: u64 = 13;
 
+/// Where `[local-store] dir` points when the section exists without it.
+const DEFAULT_DIR: &str = "/var/lib/haproxystats/local-store";
+
+/// `[local-store]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalStoreConfig {
+    /// `dir`: `dir/<timestamp>/stats` receives every line sent.
+    pub dir: PathBuf,
+}
+
+/// The section `[local-store]`.
+pub struct LocalStoreSection;
+
+impl SinkSection for LocalStoreSection {
+    type Value = LocalStoreConfig;
+    const NAME: &'static str = "local-store";
+    const ABOUT: &'static str = "Enabled when the section exists: every line sent also goes to \
+         a file. For debugging; nothing cleans it up.";
+    const OPTIONS: &'static [SectionOption] = &[SectionOption {
+        name: "dir",
+        // Not a built-in value: an empty `dir`, or none, is the default.
+        default: None,
+        doc: "Every line sent goes to `<dir>/<timestamp>/stats`.",
+        when_unset: None,
+    }];
+
+    fn read(section: &Reader<'_>) -> Result<LocalStoreConfig, ConfigError> {
+        let dir = section
+            .optional_path("dir")?
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+        Ok(LocalStoreConfig { dir })
+    }
+
+    fn print(value: &LocalStoreConfig, out: &mut IniWriter) {
+        out.path("dir", &value.dir);
+    }
+}
+
 /// The sink `[local-store]` configures, if there is the section.
-pub fn spec(config: &Config) -> Option<super::SinkSpec> {
-    let dir = config.local_store.as_ref()?.dir.clone();
-    Some(super::SinkSpec::new("local-store", move || {
+pub fn spec(config: &Config, _: &super::Naming<'_>) -> super::Started {
+    let Some(local_store) = config.sinks.get::<LocalStoreSection>() else {
+        return Ok(None);
+    };
+    let dir = local_store.dir.clone();
+    Ok(Some(super::SinkSpec::new("local-store", move || {
         LocalStoreSink::new(dir.clone())
-    }))
+    })))
 }
 
 /// The local-store sink. Every message is blocking file I/O, done inline:
@@ -145,7 +188,7 @@ impl Handler<SendLinesAcked> for LocalStoreSink {
     type Result = ();
 
     fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
-        self.write(message.lb.as_deref(), message.ts, &message.lines);
+        self.write(message.of.lb(), message.ts, &message.lines);
         // Written or counted as dropped: either way done with the snapshot.
         let _ = message.written.send(());
     }
@@ -213,9 +256,7 @@ mod tests {
         let store = |ts| {
             let (written, acknowledged) = tokio::sync::oneshot::channel();
             sink.do_send(SendLinesAcked {
-                dir: PathBuf::new(),
-                lb: None,
-                cluster: None,
+                of: LinesOf::Own,
                 ts,
                 lines: lines(),
                 written,

@@ -2,7 +2,7 @@
 //! handles all of these, which is what lets the Supervisor keep its sinks
 //! as one list ([`super::running::RunningSink`]) instead of a field each.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -24,23 +24,63 @@ pub struct SendLines(pub Vec<u8>);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SendLinesAcked {
-    /// The snapshot directory, in src-dir until every sink acknowledged
-    /// it: a sink of raw snapshots reads it.
-    pub dir: PathBuf,
-    /// The load balancer the lines are of, when one process handles many
-    /// (central processing): local-store writes under `<lb>/<ts>`. `None`
-    /// for the node's own snapshots.
-    pub lb: Option<String>,
-    /// The cluster of `lb` (central processing): the Prometheus sink labels
-    /// the load balancer's series with it. `None` for a cluster's own
-    /// lines (their paths name it) and for the node's own snapshots.
-    pub cluster: Option<String>,
+    /// Whose lines they are.
+    pub of: LinesOf,
     /// The snapshot's timestamp (epoch seconds).
     pub ts: u64,
     /// Newline-terminated lines, shared with the other sinks.
     pub lines: SharedLines,
     /// Answered once they are delivered or dropped.
     pub written: oneshot::Sender<()>,
+}
+
+/// Whose lines a [`SendLinesAcked`] carries: each sender says what it
+/// knows, no more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinesOf {
+    /// A snapshot of this node: its directory, in src-dir until every sink
+    /// acknowledged it (a sink of raw snapshots reads it).
+    Snapshot(PathBuf),
+    /// Central processing's, of one load balancer's snapshot or one
+    /// cluster's window.
+    Central {
+        /// The load balancer, or `<cluster-namespace>.<cluster>` for a
+        /// window: local-store writes under `<lb>/<ts>`, Prometheus keeps
+        /// the latest lines of each.
+        lb: String,
+        /// The load balancer's cluster, for a snapshot's lines: Prometheus
+        /// labels its series with it. `None` for a window's (their paths
+        /// name the cluster).
+        cluster: Option<String>,
+    },
+    /// Lines of no snapshot (central's own metrics, a test's).
+    Own,
+}
+
+impl LinesOf {
+    /// The snapshot directory of [`LinesOf::Snapshot`].
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            LinesOf::Snapshot(dir) => Some(dir),
+            _ => None,
+        }
+    }
+
+    /// The `lb` of [`LinesOf::Central`].
+    pub fn lb(&self) -> Option<&str> {
+        match self {
+            LinesOf::Central { lb, .. } => Some(lb),
+            _ => None,
+        }
+    }
+
+    /// The `cluster` of [`LinesOf::Central`].
+    pub fn cluster(&self) -> Option<&str> {
+        match self {
+            LinesOf::Central { cluster, .. } => cluster.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Resolve once everything queued so far is delivered, or after `timeout`;
@@ -95,4 +135,24 @@ pub struct SinkHealth {
     /// Self metrics (SPEC §4.4): the last part of the path
     /// (`GraphiteBacklog`) and the value.
     pub metrics: Vec<(&'static str, u64)>,
+}
+
+impl SinkHealth {
+    /// The health of a sink whose backlog holds `capacity` lines
+    /// (`queue-size`): delivering, no self metrics yet.
+    pub fn of_backlog(
+        backlog: u64,
+        capacity: usize,
+        dropped: u64,
+        last_delivery: Option<u64>,
+    ) -> SinkHealth {
+        SinkHealth {
+            backlog,
+            capacity: u64::try_from(capacity).unwrap_or(u64::MAX),
+            dropped,
+            last_delivery,
+            cannot_deliver: None,
+            metrics: Vec::new(),
+        }
+    }
 }

@@ -60,7 +60,7 @@ use crate::processor::{quarantine, trash};
 use crate::puller::actor::{GetPullerStats, Puller, StopPulling};
 use crate::sink::chunk_pool::ChunkPool;
 use crate::sink::chunks::{LineChunks, SharedLines};
-use crate::sink::messages::SendLinesAcked;
+use crate::sink::messages::{LinesOf, SendLinesAcked};
 use crate::sink::slot::WhenFull;
 use crate::sink::{SinkSlot, SinkSpec};
 use crate::watcher::{DirWatcher, WatchEvent};
@@ -461,9 +461,7 @@ impl Supervisor {
             };
             let (written, acknowledged) = oneshot::channel();
             slot.hand_over(SendLinesAcked {
-                dir: dir.clone(),
-                lb: None,
-                cluster: None,
+                of: LinesOf::Snapshot(dir.clone()),
                 ts,
                 lines: lines.clone(),
                 written,

@@ -209,7 +209,9 @@ async fn every_child_kind_is_restarted_counted_and_no_snapshot_is_lost() {
         window: Duration::from_secs(60),
     };
     let mut harness = Harness::start_with(limit, graphite.port(), |config| {
-        config.local_store = Some(crate::config::LocalStoreConfig { dir: store_dir });
+        use crate::sink::local_store::{LocalStoreConfig, LocalStoreSection};
+        let store = LocalStoreConfig { dir: store_dir };
+        config.sinks.set::<LocalStoreSection>(Some(store));
     });
     harness.graphite = Some(graphite);
     harness.wait_all_alive().await;
@@ -292,13 +294,16 @@ async fn a_crashed_prometheus_sink_is_restarted_and_serves_the_latest_snapshot_o
         window: Duration::from_secs(60),
     };
     let mut harness = Harness::start_with(limit, graphite.port(), |config| {
-        config.prometheus = Some(crate::config::PrometheusConfig {
-            listen: format!("127.0.0.1:{port}"),
-            addresses: vec![([127, 0, 0, 1], port).into()],
-            path: "/metrics".into(),
-            max_connections: 256,
-            write_timeout: Duration::from_secs(30),
-        });
+        use crate::sink::prometheus::config::{PrometheusConfig, PrometheusSection};
+        config
+            .sinks
+            .set::<PrometheusSection>(Some(PrometheusConfig {
+                listen: format!("127.0.0.1:{port}"),
+                addresses: vec![([127, 0, 0, 1], port).into()],
+                path: "/metrics".into(),
+                max_connections: 256,
+                write_timeout: Duration::from_secs(30),
+            }));
     });
     harness.graphite = Some(graphite);
     harness.wait_all_alive().await;
@@ -446,7 +451,8 @@ async fn a_kafka_sink_that_dies_holding_lines_is_restarted_and_nothing_is_lost()
     let graphite = FakeGraphite::start();
     let mut harness = Harness::start_with(RestartLimit::default(), graphite.port(), |config| {
         let text = format!("[kafka]\nbrokers = {brokers}\ntopic = metrics\n");
-        let loaded = crate::config::load_str(&text).expect("kafka section");
+        let loaded =
+            crate::config::load_str(&text, &crate::sink::options()).expect("kafka section");
         config.kafka = loaded.config.kafka;
     });
     harness.graphite = Some(graphite);
@@ -530,7 +536,7 @@ async fn a_kafka_sink_that_dies_holding_lines_is_restarted_and_nothing_is_lost()
 /// Given to the Supervisor as a `SinkSpec` only, it gets every snapshot,
 /// holds back its removal until it acknowledges, is restarted after a
 /// crash, and its self metric reaches the other sinks: what adding a sink
-/// takes (besides its config section and a line in `sink::configured`).
+/// takes (besides its section and a line in `sink::SINKS`).
 mod memory_sink {
     use std::sync::{Arc, Mutex};
 

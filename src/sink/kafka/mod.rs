@@ -21,16 +21,14 @@ pub mod topic;
 use crate::config::Config;
 
 /// The sink `[kafka]` configures, if there is the section.
-pub fn spec(
-    config: &Config,
-    prefix: &str,
-    host: &str,
-    lines: settings::Lines,
-) -> Option<super::SinkSpec> {
-    let kafka = config.kafka.as_ref()?;
-    let layout = crate::sink::paths::PathLayout::new(config, prefix, host, lines);
+pub fn spec(config: &Config, naming: &super::Naming<'_>) -> super::Started {
+    let Some(kafka) = config.kafka.as_ref() else {
+        return Ok(None);
+    };
+    let layout =
+        crate::sink::paths::PathLayout::new(config, naming.prefix, naming.host, naming.lines);
     let settings = settings::KafkaSettings::new(kafka, layout);
-    Some(super::SinkSpec::new("kafka", move || {
+    Ok(Some(super::SinkSpec::new("kafka", move || {
         sink::KafkaSink::new(settings.clone())
-    }))
+    })))
 }

@@ -33,16 +33,19 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::format::{Format, split_lines, to_influx};
 use super::refusal::{self, TooLarge};
 use super::settings::KafkaSettings;
 use super::topic::{Blocker, TopicRole, TopicState, check_at_start};
 use crate::log_limit::LogLimit;
+use crate::sink::acks::LineAcks;
 use crate::sink::backlog::Backlog;
-use crate::sink::chunks::SharedLines;
-use crate::sink::messages::{Flush, GetSinkHealth, SendLines, SendLinesAcked, SinkHealth};
+use crate::sink::messages::SinkHealth;
+use crate::sink::writer_shell::{
+    Command, FlushWaiters, GetStats, LinesBatch, SharedCounters, WriterSink, WriterTask,
+};
 
 /// Payload bytes handed to librdkafka and not yet confirmed, at most (one
 /// message may go beyond): enough to keep a local broker busy, small
@@ -64,10 +67,15 @@ const TOPIC_ROLE: TopicRole = TopicRole {
     meanwhile: "lines wait in the backlog meanwhile",
 };
 
-/// Ask for the counters.
-#[derive(Debug, Message)]
-#[rtype(result = "KafkaStats")]
-pub struct GetKafkaStats;
+/// Ask for the counters ([`KafkaStats`]).
+pub type GetKafkaStats = GetStats<KafkaStats>;
+
+/// The message asking for the counters, as a value: `sink.send(GetKafkaStats)`.
+#[allow(non_upper_case_globals)]
+pub const GetKafkaStats: GetKafkaStats = GetStats::new();
+
+/// The KafkaSink actor: the [`WriterSink`] of a [`KafkaWriter`].
+pub type KafkaSink = WriterSink<KafkaWriter>;
 
 /// The sink's counters (self metrics `Kafka*`, the status file, logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, MessageResponse)]
@@ -88,8 +96,9 @@ pub struct KafkaStats {
     pub last_delivery: Option<u64>,
 }
 
+/// What the KafkaSink's task shares with its actor.
 #[derive(Debug, Default)]
-struct Counters {
+pub struct Counters {
     backlog: AtomicU64,
     dropped: AtomicU64,
     delivery_errors: AtomicU64,
@@ -99,6 +108,14 @@ struct Counters {
     last_delivery: AtomicU64,
     /// Why the last metadata request says nothing can be handed over.
     cannot_deliver: Blocker,
+}
+
+impl SharedCounters for Counters {
+    type Stats = KafkaStats;
+
+    fn read(&self) -> KafkaStats {
+        self.stats()
+    }
 }
 
 impl Counters {
@@ -124,109 +141,73 @@ impl Counters {
     }
 }
 
-enum Command {
-    Lines(SharedLines, Option<oneshot::Sender<()>>),
-    Flush(oneshot::Sender<()>),
-}
+impl WriterTask for KafkaWriter {
+    type Settings = KafkaSettings;
+    type Batch = LinesBatch;
+    type Shared = Counters;
 
-/// The KafkaSink actor.
-pub struct KafkaSink {
-    settings: KafkaSettings,
-    counters: Arc<Counters>,
-    commands: Option<mpsc::UnboundedSender<Command>>,
-}
-
-impl KafkaSink {
-    /// A sink for `settings`; librdkafka connects in the background, so a
-    /// broker unreachable at start is no error (the backlog fills).
-    pub fn new(settings: KafkaSettings) -> KafkaSink {
-        KafkaSink {
-            settings,
-            counters: Arc::new(Counters::default()),
-            commands: None,
-        }
-    }
-}
-
-impl Actor for KafkaSink {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let producer: FutureProducer = match self.settings.client_config().create() {
+    /// librdkafka connects in the background, so a broker unreachable at
+    /// start is no error (the backlog fills).
+    fn start(settings: &KafkaSettings, counters: &Arc<Counters>) -> Option<Self> {
+        let producer: FutureProducer = match settings.client_config().create() {
             Ok(producer) => producer,
             Err(error) => {
                 // The configuration was checked at start; this is librdkafka
                 // failing to start threads or the like: the supervisor sees
                 // the sink stop and restarts it.
                 tracing::error!(error = %error, "cannot create the kafka producer");
-                ctx.stop();
-                return;
+                return None;
             }
         };
-        check_at_start(
-            producer.clone(),
-            self.settings.config.topic.clone(),
-            TOPIC_ROLE,
+        check_at_start(producer.clone(), settings.config.topic.clone(), TOPIC_ROLE);
+        Some(KafkaWriter::new(
+            settings.clone(),
+            producer,
+            Arc::clone(counters),
+        ))
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command<LinesBatch>>) {
+        loop {
+            self.hand_over();
+            self.publish_depth();
+            if self.nothing_pending() {
+                self.flush_waiters.answer_all();
+            }
+            let paused_until = self.paused_until;
+            let may_probe = self.probe.is_none() && !self.nothing_pending();
+            let next_probe = self.next_probe;
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Batch(batch)) => self.enqueue(batch),
+                    Some(Command::Flush(waiter)) => self.flush_waiters.push(waiter),
+                    None => return,
+                },
+                Some((outgoing, report)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.on_report(outgoing, report);
+                }
+                () = sleep_until(paused_until), if paused_until.is_some() => {
+                    self.paused_until = None;
+                }
+                () = tokio::time::sleep_until(next_probe), if may_probe => self.start_probe(),
+                answer = wait_for(&mut self.probe), if self.probe.is_some() => {
+                    self.probe = None;
+                    self.on_probe(answer);
+                }
+            }
+        }
+    }
+
+    fn health(settings: &KafkaSettings, counters: &Counters) -> SinkHealth {
+        let stats = counters.stats();
+        let health = SinkHealth::of_backlog(
+            stats.backlog,
+            settings.config.queue_size,
+            stats.dropped,
+            stats.last_delivery,
         );
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.commands = Some(sender);
-        let writer = Writer::new(self.settings.clone(), producer, Arc::clone(&self.counters));
-        ctx.spawn(writer.run(receiver).into_actor(self));
-    }
-}
-
-impl Handler<SendLines> for KafkaSink {
-    type Result = ();
-
-    fn handle(&mut self, SendLines(lines): SendLines, _: &mut Context<Self>) {
-        if let Some(commands) = &self.commands {
-            let _ = commands.send(Command::Lines(lines.into(), None));
-        }
-    }
-}
-
-impl Handler<SendLinesAcked> for KafkaSink {
-    type Result = ();
-
-    fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
-        if let Some(commands) = &self.commands {
-            let _ = commands.send(Command::Lines(message.lines, Some(message.written)));
-        }
-    }
-}
-
-impl Handler<Flush> for KafkaSink {
-    type Result = ResponseFuture<u64>;
-
-    fn handle(&mut self, flush: Flush, _: &mut Context<Self>) -> Self::Result {
-        let (done, flushed) = oneshot::channel();
-        if let Some(commands) = &self.commands {
-            let _ = commands.send(Command::Flush(done));
-        }
-        let counters = Arc::clone(&self.counters);
-        flush.answer(flushed, move || counters.backlog.load(Ordering::Relaxed))
-    }
-}
-
-impl Handler<GetKafkaStats> for KafkaSink {
-    type Result = KafkaStats;
-
-    fn handle(&mut self, _: GetKafkaStats, _: &mut Context<Self>) -> KafkaStats {
-        self.counters.stats()
-    }
-}
-
-impl Handler<GetSinkHealth> for KafkaSink {
-    type Result = SinkHealth;
-
-    fn handle(&mut self, _: GetSinkHealth, _: &mut Context<Self>) -> SinkHealth {
-        let stats = self.counters.stats();
         SinkHealth {
-            backlog: stats.backlog,
-            capacity: u64::try_from(self.settings.config.queue_size).unwrap_or(u64::MAX),
-            dropped: stats.dropped,
-            last_delivery: stats.last_delivery,
-            cannot_deliver: self.counters.cannot_deliver(),
+            cannot_deliver: counters.cannot_deliver(),
             metrics: vec![
                 ("KafkaBacklog", stats.backlog),
                 ("KafkaDroppedLines", stats.dropped),
@@ -234,16 +215,8 @@ impl Handler<GetSinkHealth> for KafkaSink {
                 ("KafkaMessagesSent", stats.messages_sent),
                 ("KafkaMessagesSplit", stats.split),
             ],
+            ..health
         }
-    }
-}
-
-#[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::common::Crash> for KafkaSink {
-    type Result = ();
-
-    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
-        panic!("injected kafka sink crash");
     }
 }
 
@@ -256,8 +229,8 @@ struct Outgoing {
 }
 
 /// The backlog, what librdkafka holds, and the acknowledgements, owned by
-/// one task.
-struct Writer {
+/// one task: the KafkaSink's [`WriterTask`].
+pub struct KafkaWriter {
     settings: KafkaSettings,
     producer: FutureProducer,
     counters: Arc<Counters>,
@@ -277,13 +250,10 @@ struct Writer {
     /// The metadata request under way.
     probe: Option<tokio::task::JoinHandle<TopicState>>,
     next_probe: tokio::time::Instant,
-    flush_waiters: Vec<oneshot::Sender<()>>,
-    /// Lines ever enqueued (the sequence number of the newest line).
-    enqueued: u64,
-    /// Lines of `enqueued` delivered or dropped.
-    consumed: u64,
-    /// Acknowledgements waiting for `consumed` to reach their sequence number.
-    acks: VecDeque<(u64, oneshot::Sender<()>)>,
+    flush_waiters: FlushWaiters,
+    /// Each batch's acknowledgement, answered once its lines are
+    /// delivered or dropped.
+    acks: LineAcks,
     error_log: LogLimit,
     /// The most payload bytes a message is cut to: the settings', lowered
     /// after a message was refused for its size.
@@ -294,9 +264,13 @@ struct Writer {
 
 type InFlight = std::pin::Pin<Box<dyn Future<Output = (Outgoing, Result<(), Undelivered>)> + Send>>;
 
-impl Writer {
-    fn new(settings: KafkaSettings, producer: FutureProducer, counters: Arc<Counters>) -> Writer {
-        Writer {
+impl KafkaWriter {
+    fn new(
+        settings: KafkaSettings,
+        producer: FutureProducer,
+        counters: Arc<Counters>,
+    ) -> KafkaWriter {
+        KafkaWriter {
             backlog: Backlog::new(settings.config.queue_size),
             max_payload: settings.max_payload(),
             settings,
@@ -310,45 +284,10 @@ impl Writer {
             reachable: false,
             probe: None,
             next_probe: tokio::time::Instant::now(),
-            flush_waiters: Vec::new(),
-            enqueued: 0,
-            consumed: 0,
-            acks: VecDeque::new(),
+            flush_waiters: FlushWaiters::default(),
+            acks: LineAcks::default(),
             error_log: LogLimit::default(),
             logged_refusals: Vec::new(),
-        }
-    }
-
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        loop {
-            self.hand_over();
-            self.publish_depth();
-            if self.nothing_pending() {
-                for waiter in self.flush_waiters.drain(..) {
-                    let _ = waiter.send(());
-                }
-            }
-            let paused_until = self.paused_until;
-            let may_probe = self.probe.is_none() && !self.nothing_pending();
-            let next_probe = self.next_probe;
-            tokio::select! {
-                command = commands.recv() => match command {
-                    Some(Command::Lines(lines, written)) => self.enqueue(lines, written),
-                    Some(Command::Flush(waiter)) => self.flush_waiters.push(waiter),
-                    None => return,
-                },
-                Some((outgoing, report)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    self.on_report(outgoing, report);
-                }
-                () = sleep_until(paused_until), if paused_until.is_some() => {
-                    self.paused_until = None;
-                }
-                () = tokio::time::sleep_until(next_probe), if may_probe => self.start_probe(),
-                answer = wait_for(&mut self.probe), if self.probe.is_some() => {
-                    self.probe = None;
-                    self.on_probe(answer);
-                }
-            }
         }
     }
 
@@ -356,17 +295,10 @@ impl Writer {
         self.backlog.is_empty() && self.again.is_empty() && self.in_flight.is_empty()
     }
 
-    fn enqueue(&mut self, lines: SharedLines, written: Option<oneshot::Sender<()>>) {
-        let (mut accepted, mut dropped) = (0, 0);
-        for chunk in lines.into_chunks() {
-            let pushed = self.backlog.push(chunk);
-            accepted += pushed.accepted;
-            dropped += pushed.dropped;
-        }
-        self.enqueued += accepted as u64;
-        if let Some(written) = written {
-            self.acks.push_back((self.enqueued, written));
-        }
+    fn enqueue(&mut self, batch: LinesBatch) {
+        let dropped = self
+            .acks
+            .queue(&mut self.backlog, batch.lines, batch.written);
         if dropped > 0 {
             self.counters
                 .dropped
@@ -376,21 +308,6 @@ impl Writer {
                 queue_size = self.settings.config.queue_size,
                 "kafka backlog full: dropped the oldest lines"
             );
-        }
-        self.consume(dropped as u64);
-    }
-
-    /// `lines` left the pipeline (delivered or dropped), oldest first.
-    fn consume(&mut self, lines: u64) {
-        self.consumed += lines;
-        while self
-            .acks
-            .front()
-            .is_some_and(|(seq, _)| *seq <= self.consumed)
-        {
-            if let Some((_, written)) = self.acks.pop_front() {
-                let _ = written.send(());
-            }
         }
     }
 
@@ -477,7 +394,7 @@ impl Writer {
             Some(last) => last.lines = lines,
             // Nothing sendable: the lines are done with.
             None => {
-                self.consume(lines);
+                self.acks.left(lines);
                 return self.next_from_backlog();
             }
         }
@@ -500,7 +417,7 @@ impl Writer {
                 self.counters
                     .last_delivery
                     .store(crate::common::unix_now(), Ordering::Relaxed);
-                self.consume(outgoing.lines);
+                self.acks.left(outgoing.lines);
             }
             Err(error) if refusal::is_too_large(error.1) => {
                 self.counters
@@ -567,7 +484,7 @@ impl Writer {
                         outgoing.payload.len()
                     ),
                 );
-                self.consume(outgoing.lines);
+                self.acks.left(outgoing.lines);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The Prometheus endpoint sink (`[prometheus]`): the latest processed
 //! snapshot, served in the Prometheus text exposition format.
 //!
+//! - [`config`]: its section, `[prometheus]`.
 //! - [`fields`]: each metric's name, type (HAProxy's cumulative fields are
 //!   counters) and help (HAProxy's own descriptions) (pure).
 //! - [`series`]: a snapshot's Graphite lines as series (name, labels,
@@ -16,6 +17,7 @@
 //! Kafka sink's `influx` reads them (src/sink/paths.rs): both carry the
 //! same values by construction.
 
+pub mod config;
 pub mod exposition;
 pub mod fields;
 pub mod series;
@@ -28,7 +30,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::sink::paths::{Lines, PathLayout};
+use crate::sink::paths::PathLayout;
 
 /// The endpoint's address could not be listened on at start.
 #[derive(Debug, thiserror::Error)]
@@ -59,23 +61,20 @@ pub struct Settings {
 /// The sink `[prometheus]` configures, if there is the section; its
 /// address is bound here, before anything starts, so that a port in use
 /// stops the command with one line.
-pub fn spec(
-    config: &Config,
-    prefix: &str,
-    host: &str,
-    lines: Lines,
-) -> Result<Option<super::SinkSpec>, BindError> {
-    let Some(prometheus) = config.prometheus.as_ref() else {
+pub fn spec(config: &Config, naming: &super::Naming<'_>) -> super::Started {
+    let Some(prometheus) = config.sinks.get::<self::config::PrometheusSection>() else {
         return Ok(None);
     };
-    let listener = bind(&prometheus.addresses).map_err(|source| BindError {
-        listen: prometheus.listen.clone(),
-        source,
+    let listener = bind(&prometheus.addresses).map_err(|source| super::StartError {
+        source: Box::new(BindError {
+            listen: prometheus.listen.clone(),
+            source,
+        }),
     })?;
     let settings = Arc::new(Settings {
         listener,
         path: prometheus.path.clone(),
-        layout: PathLayout::new(config, prefix, host, lines),
+        layout: PathLayout::new(config, naming.prefix, naming.host, naming.lines),
         served: Arc::default(),
         limits: server::Limits {
             header_timeout: server::HEADER_TIMEOUT,

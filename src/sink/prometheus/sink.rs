@@ -63,7 +63,7 @@ impl PrometheusSink {
             convert(
                 message.lines.chunks(),
                 &self.settings.layout,
-                message.cluster.as_deref(),
+                message.of.cluster(),
             )
         }));
         match converted {
@@ -76,14 +76,16 @@ impl PrometheusSink {
                     );
                 }
                 self.skipped += converted.skipped;
-                self.settings
-                    .served
-                    .replace(message.lb.clone(), message.ts, converted.exposition);
+                self.settings.served.replace(
+                    message.of.lb().map(str::to_owned),
+                    message.ts,
+                    converted.exposition,
+                );
                 self.last_update = Some(crate::common::unix_now());
             }
             Err(panic) => tracing::error!(
                 ts = message.ts,
-                lb = message.lb.as_deref().unwrap_or(""),
+                lb = message.of.lb().unwrap_or(""),
                 error = crate::common::panic_message(panic.as_ref()),
                 "prometheus: cannot convert a snapshot; the previous one is still served"
             ),
@@ -191,9 +193,7 @@ mod tests {
         let send = |ts: u64| {
             let (written, acknowledged) = tokio::sync::oneshot::channel();
             sink.do_send(SendLinesAcked {
-                dir: std::path::PathBuf::new(),
-                lb: None,
-                cluster: None,
+                of: crate::sink::messages::LinesOf::Own,
                 ts,
                 lines: SharedLines::from(
                     format!("ns.lb1.haproxy.daemon.Tasks {ts} {ts}\n").into_bytes(),

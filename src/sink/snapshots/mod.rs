@@ -34,22 +34,26 @@ pub struct SnapshotsSettings {
     pub queue_size: usize,
 }
 
-/// The sink `[kafka] snapshots-topic` configures, if set. `host` is the host
-/// part of the Graphite prefix, the load balancer's name unless `lb-name`
-/// says otherwise.
-pub fn spec(config: &Config, host: &str) -> Option<super::SinkSpec> {
-    let kafka = config.kafka.as_ref()?;
-    let topic = kafka.snapshots_topic.clone()?;
+/// The sink `[kafka] snapshots-topic` configures, if set. The naming's
+/// `host` is the host part of the Graphite prefix, the load balancer's
+/// name unless `lb-name` says otherwise.
+pub fn spec(config: &Config, naming: &super::Naming<'_>) -> super::Started {
+    let Some(kafka) = config.kafka.as_ref() else {
+        return Ok(None);
+    };
+    let Some(topic) = kafka.snapshots_topic.clone() else {
+        return Ok(None);
+    };
     let settings = SnapshotsSettings {
         topic,
-        lb: kafka.lb_name_or(host).to_owned(),
+        lb: kafka.lb_name_or(naming.host).to_owned(),
         cluster: kafka.cluster.clone(),
         fields: kafka.snapshot_fields,
         interval: config.pull.pull_interval,
         queue_size: config.pull.queue_size,
         kafka: kafka.clone(),
     };
-    Some(super::SinkSpec::new("snapshots", move || {
+    Ok(Some(super::SinkSpec::new("snapshots", move || {
         sink::SnapshotsSink::new(settings.clone())
-    }))
+    })))
 }

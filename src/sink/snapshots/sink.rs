@@ -23,10 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actix::prelude::*;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
+use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 
 use super::SnapshotsSettings;
@@ -35,7 +35,10 @@ use crate::log_limit::LogLimit;
 use crate::sink::kafka::refusal;
 use crate::sink::kafka::settings::{RECORD_OVERHEAD, client_config, renewed_after};
 use crate::sink::kafka::topic::{Blocker, TopicRole, check_at_start};
-use crate::sink::messages::{Flush, GetSinkHealth, SendLinesAcked, SinkHealth};
+use crate::sink::messages::{SendLinesAcked, SinkHealth};
+use crate::sink::writer_shell::{
+    Accept, Command, FlushWaiters, SharedCounters, WriterSink, WriterTask,
+};
 
 /// How long after a failed send the snapshot is sent again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -51,8 +54,12 @@ const TOPIC_ROLE: TopicRole = TopicRole {
     meanwhile: "snapshots wait in src-dir meanwhile",
 };
 
+/// The SnapshotsSink actor: the [`WriterSink`] of a [`SnapshotsWriter`].
+pub type SnapshotsSink = WriterSink<SnapshotsWriter>;
+
+/// What the SnapshotsSink's task shares with its actor.
 #[derive(Debug, Default)]
-struct Counters {
+pub struct Counters {
     waiting: AtomicU64,
     published: AtomicU64,
     parts_sent: AtomicU64,
@@ -64,178 +71,73 @@ struct Counters {
 }
 
 /// A snapshot to publish.
-struct Job {
+#[derive(Debug)]
+pub struct Job {
     dir: PathBuf,
     ts: u64,
     written: oneshot::Sender<()>,
 }
 
-enum Command {
-    Snapshot(Job),
-    Flush(oneshot::Sender<()>),
-}
-
-/// The SnapshotsSink actor.
-pub struct SnapshotsSink {
-    settings: Arc<SnapshotsSettings>,
-    counters: Arc<Counters>,
-    commands: Option<mpsc::UnboundedSender<Command>>,
-}
-
-impl SnapshotsSink {
-    /// A sink for `settings`; librdkafka connects in the background.
-    pub fn new(settings: SnapshotsSettings) -> SnapshotsSink {
-        SnapshotsSink {
-            settings: Arc::new(settings),
-            counters: Arc::new(Counters::default()),
-            commands: None,
+impl Accept<Counters> for Job {
+    /// Counted as waiting from the moment it is handed over.
+    fn accept(message: SendLinesAcked, counters: &Counters) -> Job {
+        counters.waiting.fetch_add(1, Ordering::Relaxed);
+        Job {
+            // Only the daemon hands over snapshots; a message without a
+            // directory is encoded from nothing and counted as bad.
+            dir: message.of.dir().map(PathBuf::from).unwrap_or_default(),
+            ts: message.ts,
+            written: message.written,
         }
     }
-
-    /// librdkafka's configuration: `[kafka]`'s, without Kafka-level
-    /// compression (the parts are zstd-compressed Arrow already; SPEC §5).
-    fn client_config(&self) -> rdkafka::ClientConfig {
-        let mut config = client_config(&self.settings.kafka);
-        config.set("compression.type", "none");
-        config
-    }
 }
 
-impl Actor for SnapshotsSink {
-    type Context = Context<Self>;
+/// Its health says all.
+impl SharedCounters for Counters {
+    type Stats = ();
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let client_config = self.client_config();
+    fn read(&self) {}
+}
+
+impl WriterTask for SnapshotsWriter {
+    type Settings = SnapshotsSettings;
+    type Batch = Job;
+    type Shared = Counters;
+
+    /// librdkafka connects in the background.
+    fn start(settings: &SnapshotsSettings, counters: &Arc<Counters>) -> Option<Self> {
+        // `[kafka]`'s librdkafka configuration, without Kafka-level
+        // compression (the parts are zstd-compressed Arrow already; SPEC §5).
+        let mut client_config = client_config(&settings.kafka);
+        client_config.set("compression.type", "none");
         let producer: FutureProducer = match client_config.create() {
             Ok(producer) => producer,
             Err(error) => {
                 tracing::error!(error = %error, "cannot create the kafka producer for raw snapshots");
-                ctx.stop();
-                return;
+                return None;
             }
         };
-        check_at_start(producer.clone(), self.settings.topic.clone(), TOPIC_ROLE);
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.commands = Some(sender);
-        let writer = Writer {
-            settings: Arc::clone(&self.settings),
+        check_at_start(producer.clone(), settings.topic.clone(), TOPIC_ROLE);
+        Some(SnapshotsWriter {
+            settings: Arc::new(settings.clone()),
             producer,
-            counters: Arc::clone(&self.counters),
+            counters: Arc::clone(counters),
             queue: VecDeque::new(),
-            flush_waiters: Vec::new(),
+            flush_waiters: FlushWaiters::default(),
             error_log: LogLimit::default(),
             encoded: None,
             client_config,
             max_bytes: None,
             size_refusal_logged: false,
-        };
-        ctx.spawn(writer.run(receiver).into_actor(self));
+        })
     }
-}
 
-impl Handler<SendLinesAcked> for SnapshotsSink {
-    type Result = ();
-
-    fn handle(&mut self, message: SendLinesAcked, _: &mut Context<Self>) {
-        if let Some(commands) = &self.commands {
-            self.counters.waiting.fetch_add(1, Ordering::Relaxed);
-            let _ = commands.send(Command::Snapshot(Job {
-                dir: message.dir,
-                ts: message.ts,
-                written: message.written,
-            }));
-        }
-    }
-}
-
-impl Handler<Flush> for SnapshotsSink {
-    type Result = ResponseFuture<u64>;
-
-    fn handle(&mut self, flush: Flush, _: &mut Context<Self>) -> Self::Result {
-        let (done, flushed) = oneshot::channel();
-        if let Some(commands) = &self.commands {
-            let _ = commands.send(Command::Flush(done));
-        }
-        let counters = Arc::clone(&self.counters);
-        flush.answer(flushed, move || counters.waiting.load(Ordering::Relaxed))
-    }
-}
-
-impl Handler<GetSinkHealth> for SnapshotsSink {
-    type Result = SinkHealth;
-
-    fn handle(&mut self, _: GetSinkHealth, _: &mut Context<Self>) -> SinkHealth {
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let c = &self.counters;
-        SinkHealth {
-            backlog: load(&c.waiting),
-            capacity: u64::try_from(self.settings.queue_size).unwrap_or(u64::MAX),
-            dropped: load(&c.bad),
-            last_delivery: Some(load(&c.last_delivery)).filter(|t| *t > 0),
-            cannot_deliver: c.cannot_deliver.get().filter(|_| load(&c.waiting) > 0),
-            metrics: vec![
-                ("SnapshotsWaiting", load(&c.waiting)),
-                ("SnapshotsPublished", load(&c.published)),
-                ("SnapshotPartsSent", load(&c.parts_sent)),
-                ("SnapshotSendErrors", load(&c.send_errors)),
-                ("BadSnapshots", load(&c.bad)),
-            ],
-        }
-    }
-}
-
-#[cfg(any(test, feature = "fault-injection"))]
-impl Handler<crate::common::Crash> for SnapshotsSink {
-    type Result = ();
-
-    fn handle(&mut self, _: crate::common::Crash, _: &mut Context<Self>) {
-        panic!("injected snapshots sink crash");
-    }
-}
-
-/// A snapshot's parts, kept while it is sent again: a long outage must
-/// not encode the same snapshot over and over.
-type Parts = Arc<Vec<Vec<u8>>>;
-
-/// How publishing one snapshot ended.
-enum Outcome {
-    /// The broker has every part.
-    Published { parts: usize },
-    /// Not every part was taken: send them all again later.
-    Retry(String, Option<rdkafka::types::RDKafkaErrorCode>, Parts),
-    /// It cannot be encoded: nothing to send.
-    Bad(String),
-}
-
-type Publishing = Pin<Box<dyn Future<Output = Outcome> + Send>>;
-
-/// The queue of snapshots and the one being published, owned by one task.
-struct Writer {
-    settings: Arc<SnapshotsSettings>,
-    producer: FutureProducer,
-    counters: Arc<Counters>,
-    queue: VecDeque<Job>,
-    flush_waiters: Vec<oneshot::Sender<()>>,
-    error_log: LogLimit,
-    /// The parts of the snapshot at the front, once encoded.
-    encoded: Option<Parts>,
-    /// For a new producer after a fatal error.
-    client_config: rdkafka::ClientConfig,
-    /// The limit parts are encoded under, once a part was refused for its
-    /// size; `None`: `message-max-bytes` less the room for the record.
-    max_bytes: Option<usize>,
-    size_refusal_logged: bool,
-}
-
-impl Writer {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command<Job>>) {
         let mut current: Option<Publishing> = None;
         let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             if self.queue.is_empty() {
-                for waiter in self.flush_waiters.drain(..) {
-                    let _ = waiter.send(());
-                }
+                self.flush_waiters.answer_all();
             }
             let due = retry_at.is_none_or(|at| at <= tokio::time::Instant::now());
             if current.is_none() && due {
@@ -253,7 +155,7 @@ impl Writer {
             }
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Snapshot(job)) => self.queue.push_back(job),
+                    Some(Command::Batch(job)) => self.queue.push_back(job),
                     Some(Command::Flush(waiter)) => self.flush_waiters.push(waiter),
                     None => return,
                 },
@@ -273,6 +175,66 @@ impl Writer {
         }
     }
 
+    /// Its backlog counts snapshots, not lines; a snapshot that cannot be
+    /// encoded counts as dropped.
+    fn health(settings: &SnapshotsSettings, c: &Counters) -> SinkHealth {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let health = SinkHealth::of_backlog(
+            load(&c.waiting),
+            settings.queue_size,
+            load(&c.bad),
+            Some(load(&c.last_delivery)).filter(|t| *t > 0),
+        );
+        SinkHealth {
+            cannot_deliver: c.cannot_deliver.get().filter(|_| load(&c.waiting) > 0),
+            metrics: vec![
+                ("SnapshotsWaiting", load(&c.waiting)),
+                ("SnapshotsPublished", load(&c.published)),
+                ("SnapshotPartsSent", load(&c.parts_sent)),
+                ("SnapshotSendErrors", load(&c.send_errors)),
+                ("BadSnapshots", load(&c.bad)),
+            ],
+            ..health
+        }
+    }
+}
+
+/// A snapshot's parts, kept while it is sent again: a long outage must
+/// not encode the same snapshot over and over.
+type Parts = Arc<Vec<Vec<u8>>>;
+
+/// How publishing one snapshot ended.
+enum Outcome {
+    /// The broker has every part.
+    Published { parts: usize },
+    /// Not every part was taken: send them all again later.
+    Retry(String, Option<rdkafka::types::RDKafkaErrorCode>, Parts),
+    /// It cannot be encoded: nothing to send.
+    Bad(String),
+}
+
+type Publishing = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// The queue of snapshots and the one being published, owned by one task:
+/// the SnapshotsSink's [`WriterTask`].
+pub struct SnapshotsWriter {
+    settings: Arc<SnapshotsSettings>,
+    producer: FutureProducer,
+    counters: Arc<Counters>,
+    queue: VecDeque<Job>,
+    flush_waiters: FlushWaiters,
+    error_log: LogLimit,
+    /// The parts of the snapshot at the front, once encoded.
+    encoded: Option<Parts>,
+    /// For a new producer after a fatal error.
+    client_config: rdkafka::ClientConfig,
+    /// The limit parts are encoded under, once a part was refused for its
+    /// size; `None`: `message-max-bytes` less the room for the record.
+    max_bytes: Option<usize>,
+    size_refusal_logged: bool,
+}
+
+impl SnapshotsWriter {
     /// Acknowledges the snapshot at the front, or says when to try it again.
     fn ended(&mut self, outcome: Outcome) -> Option<Duration> {
         let c = &self.counters;

@@ -1,16 +1,12 @@
-//! `[prometheus]` (ours): the Prometheus endpoint sink. Only the form of
-//! the values is checked here; whether the address can be listened on is
-//! known when the daemon binds it, before anything starts (exit 2).
+//! `[prometheus]` (ours): the section of the Prometheus endpoint sink.
+//! Only the form of the values is checked here; whether the address can
+//! be listened on is known when the daemon binds it, before anything
+//! starts (exit 2).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::build::Reader;
-use super::error::ConfigError;
-use super::model::PrometheusConfig;
-
-/// The options of `[prometheus]`.
-pub const OPTIONS: &[&str] = &["listen", "path", "max-connections", "write-timeout"];
+use crate::config::{ConfigError, IniWriter, Reader, SectionOption, SinkSection, format_seconds};
 
 /// `max-connections` from 1 to this: a connection is a file descriptor,
 /// and more than this many scrapers of one endpoint is a mistake.
@@ -20,7 +16,80 @@ pub const MAX_CONNECTIONS: usize = 16_384;
 /// use to Prometheus (its `scrape_timeout` is at most the interval).
 pub const MAX_WRITE_TIMEOUT: Duration = Duration::from_secs(600);
 
-pub(super) fn build(r: &Reader<'_>) -> Result<PrometheusConfig, ConfigError> {
+/// `[prometheus]`: the latest snapshot served to Prometheus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusConfig {
+    /// `listen`: `host:port` as written.
+    pub listen: String,
+    /// What `listen` resolved to at start; the first that can be bound is.
+    pub addresses: Vec<SocketAddr>,
+    /// `path`: the URL path of the metrics.
+    pub path: String,
+    /// `max-connections`: connections served at once; a new one takes the
+    /// slot of the one idle the longest.
+    pub max_connections: usize,
+    /// `write-timeout`: an answer not read whole within this (a client
+    /// that does not read) ends its connection.
+    pub write_timeout: Duration,
+}
+
+/// The section `[prometheus]`.
+pub struct PrometheusSection;
+
+impl SinkSection for PrometheusSection {
+    type Value = PrometheusConfig;
+    const NAME: &'static str = "prometheus";
+    const ABOUT: &'static str = "Ours. Enabled when the section exists: the latest snapshot (in \
+         central: of each load balancer and cluster) is served in Prometheus' text format.";
+    const OPTIONS: &'static [SectionOption] = &[
+        SectionOption {
+            name: "listen",
+            default: Some("127.0.0.1:9101"),
+            doc: "The address and port the endpoint listens on; taken at start (a port in use \
+                  is one line, exit 2).",
+            when_unset: None,
+        },
+        SectionOption {
+            name: "path",
+            default: Some("/metrics"),
+            doc: "The path of the metrics page.",
+            when_unset: None,
+        },
+        SectionOption {
+            name: "max-connections",
+            default: Some("256"),
+            doc: "Connections served at once (1 to 16384). When all are taken, a new \
+                  connection takes the slot of the one idle the longest (waiting for a \
+                  request), else of the one writing an answer the longest, so that clients \
+                  holding connections open never lock a scraper out.",
+            when_unset: None,
+        },
+        SectionOption {
+            name: "write-timeout",
+            default: Some("30"),
+            doc: "Seconds (1 to 600) to write an answer whole, from its first byte: a client \
+                  that does not read its answer is disconnected. Raise it only for a large page \
+                  over a slow link; Prometheus' own `scrape_timeout` gives up sooner anyway. A \
+                  request head must arrive within 10 seconds (fixed).",
+            when_unset: None,
+        },
+    ];
+    const WHEN_OFF: Option<&'static str> =
+        Some("# [prometheus] is off; declare it to serve the latest snapshot to Prometheus:\n");
+
+    fn read(section: &Reader<'_>) -> Result<PrometheusConfig, ConfigError> {
+        build(section)
+    }
+
+    fn print(value: &PrometheusConfig, out: &mut IniWriter) {
+        out.value("listen", &value.listen);
+        out.value("path", &value.path);
+        out.value("max-connections", value.max_connections);
+        out.seconds("write-timeout", value.write_timeout);
+    }
+}
+
+fn build(r: &Reader<'_>) -> Result<PrometheusConfig, ConfigError> {
     let listen = r.string("listen")?;
     let addresses = resolve(&listen).map_err(|reason| r.invalid("listen", &listen, reason))?;
     let path = r.string("path")?;
@@ -45,7 +114,7 @@ pub(super) fn build(r: &Reader<'_>) -> Result<PrometheusConfig, ConfigError> {
     if !(Duration::from_secs(1)..=MAX_WRITE_TIMEOUT).contains(&write_timeout) {
         return Err(r.invalid(
             "write-timeout",
-            &super::render::format_seconds(write_timeout),
+            &format_seconds(write_timeout),
             format!("must be from 1 to {} seconds", MAX_WRITE_TIMEOUT.as_secs()),
         ));
     }
@@ -80,7 +149,15 @@ fn resolve(listen: &str) -> Result<Vec<SocketAddr>, String> {
 mod tests {
     use std::time::Duration;
 
-    use crate::config::load_str;
+    use crate::config::Config;
+
+    fn load_str(text: &str) -> Result<crate::config::LoadedConfig, crate::config::ConfigError> {
+        crate::config::load_str(text, &crate::sink::options())
+    }
+
+    fn section(config: &Config) -> Option<&super::PrometheusConfig> {
+        config.sinks.get::<super::PrometheusSection>()
+    }
 
     fn error(text: &str) -> String {
         load_str(text)
@@ -92,7 +169,7 @@ mod tests {
     #[test]
     fn the_section_alone_listens_on_the_defaults() {
         let config = load_str("[prometheus]\n").expect("valid").config;
-        let prometheus = config.prometheus.expect("on");
+        let prometheus = section(&config).expect("on");
         assert_eq!(prometheus.listen, "127.0.0.1:9101");
         assert_eq!(prometheus.path, "/metrics");
         assert_eq!(prometheus.max_connections, 256);
@@ -101,12 +178,12 @@ mod tests {
             prometheus.addresses,
             ["127.0.0.1:9101".parse().expect("literal")]
         );
-        assert!(load_str("").expect("valid").config.prometheus.is_none());
+        assert!(section(&load_str("").expect("valid").config).is_none());
         let v6 = load_str("[prometheus]\nlisten = [::1]:9200\n")
             .expect("valid")
             .config;
         assert_eq!(
-            v6.prometheus.expect("on").addresses,
+            section(&v6).expect("on").addresses,
             ["[::1]:9200".parse().expect("literal")]
         );
     }
@@ -139,7 +216,7 @@ mod tests {
 
     #[test]
     fn print_shows_the_defaults_commented_and_print_conf_the_section() {
-        let defaults = crate::config::Config::defaults().to_ini();
+        let defaults = Config::defaults_with(&crate::sink::options()).to_ini();
         assert!(
             defaults.contains(
                 "# [prometheus]\n# listen = 127.0.0.1:9101\n# path = /metrics\n\
@@ -164,6 +241,6 @@ mod tests {
         let config = load_str("[graphite]\nenabled = false\n[prometheus]\n")
             .expect("prometheus is a sink")
             .config;
-        assert!(config.prometheus.is_some());
+        assert!(section(&config).is_some());
     }
 }
