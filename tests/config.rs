@@ -764,7 +764,7 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "graphite off and no other sink",
         "[graphite]\nenabled = false\n",
         "inconsistent",
-        "[graphite] enabled = false and none of [local-store], [kafka], [prometheus]: no sink is left",
+        "[graphite] enabled = false and none of [local-store], [kafka], [prometheus], [remote-write]: no sink is left",
     ),
     (
         "an edge that publishes nothing",

@@ -236,6 +236,111 @@ fn prometheus_stores_the_graphite_values_of_each_snapshot_and_forgets_a_vanished
     assert_eq!(daemon.terminate(Duration::from_secs(15)), Some(0));
 }
 
+/// The configuration of a daemon pushing to `url` by remote write.
+fn remote_write_config(root: &Path, url: &str) -> std::path::PathBuf {
+    let conf = root.join("haproxystats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[paths]\nbase-dir = {root}\n\
+             [pull]\nsocket-dir = {root}/sockets\n\
+             [process]\nsrc-dir = {root}/incoming\n\
+             [graphite]\nenabled = false\nnamespace = ns\nprefix-hostname = false\n\
+             [local-store]\ndir = {root}/store\n\
+             [remote-write]\nurl = {url}\nmax-samples-per-request = 50\n",
+            root = root.display()
+        ),
+    )
+    .expect("config");
+    conf
+}
+
+/// Remote write (issue 28) into a real Prometheus: every series of the
+/// snapshot, with the Graphite line's value, at the snapshot's `ts`, in
+/// requests of at most 50 samples; acknowledged, so the snapshot leaves
+/// src-dir. A snapshot Prometheus refuses (400, samples too old for its
+/// head block) is counted, logged once and not retried: it leaves src-dir
+/// too, and the next one is stored.
+#[test]
+fn remote_write_stores_every_series_of_a_snapshot_and_a_rejected_one_is_not_retried() {
+    let root = tempfile::tempdir().expect("tmp");
+    let src = root.path().join("incoming");
+    std::fs::create_dir_all(&src).expect("src");
+    let prometheus = Prometheus::receiver();
+    let url = format!("http://{}/api/v1/write", prometheus.addr());
+    let conf = remote_write_config(root.path(), &url);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("log"));
+    let context = || format!("{}\n{}", daemon_log(root.path()), prometheus.log());
+    let acknowledged = |ts: u64| {
+        wait_until(
+            Duration::from_secs(30),
+            "the snapshot acknowledged by every sink (gone from src-dir)",
+            || (!src.join(ts.to_string()).exists()).then_some(()),
+            context,
+        )
+    };
+    let layout = PathLayout {
+        prefix: "ns.haproxy".into(),
+        host: hostname().replace('.', "_"),
+        group_namespace: None,
+        lb_in_path: false,
+        cluster_namespace: None,
+    };
+    let all = "{__name__=~\"haproxystats_.+\"}";
+    let check_stored = |ts: u64| {
+        let stats = std::fs::read_to_string(root.path().join(format!("store/{ts}/stats")))
+            .expect("the snapshot in local-store");
+        let expected = expected_series(&stats, &layout);
+        assert!(expected.len() > 100, "{} series", expected.len());
+        // Acknowledged means stored: no wait.
+        let got = stored(prometheus.query(all));
+        let differing: Vec<_> = expected
+            .iter()
+            .filter(|(s, v)| got.get(*s) != Some(*v))
+            .take(10)
+            .collect();
+        assert!(
+            same_values(&expected, &got),
+            "{} expected, {} stored; differing: {differing:?}\n{}",
+            expected.len(),
+            got.len(),
+            context()
+        );
+    };
+    publish(&src, now, true);
+    acknowledged(now);
+    check_stored(now);
+
+    // Three days old: before Prometheus' head block, answered 400.
+    let rejected = "remote-write: the receiver rejected a request";
+    let old = now - 3 * 24 * 3600;
+    publish(&src, old, true);
+    acknowledged(old);
+    assert!(daemon_log(root.path()).contains(rejected), "{}", context());
+
+    // The next one, without the backend `gone`, is stored again.
+    publish(&src, now + 10, false);
+    acknowledged(now + 10);
+    let stats = std::fs::read_to_string(root.path().join(format!("store/{}/stats", now + 10)))
+        .expect("local-store");
+    let expected = expected_series(&stats, &layout);
+    let got = stored(prometheus.query(&format!("{all} @ {}", now + 10)));
+    for (series, value) in &expected {
+        assert_eq!(got.get(series), Some(value), "{series:?}\n{}", context());
+    }
+    let log = daemon_log(root.path());
+    assert_eq!(
+        log.matches(rejected).count(),
+        1,
+        "one cause, logged once: {log}"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(15)), Some(0));
+}
+
 fn daemon_log(root: &Path) -> String {
     std::fs::read_to_string(root.join("log")).unwrap_or_default()
 }

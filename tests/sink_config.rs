@@ -120,7 +120,9 @@ fn it_counts_as_a_sink_and_the_message_without_one_names_it() {
     assert!(alone.is_ok(), "{:?}", alone.err());
     let none = error("[graphite]\nenabled = false\n");
     assert!(
-        none.contains("none of [local-store], [kafka], [prometheus], [pager]: no sink is left"),
+        none.contains(
+            "none of [local-store], [kafka], [prometheus], [remote-write], [pager]: no sink is left"
+        ),
         "{none}"
     );
 }

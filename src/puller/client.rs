@@ -252,7 +252,7 @@ pub async fn query(
 }
 
 /// A connection to a source (a Unix or TCP socket, TLS over TCP).
-pub(super) trait ReplyStream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait ReplyStream: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> ReplyStream for S {}
 

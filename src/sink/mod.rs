@@ -79,6 +79,10 @@ pub const SINKS: &[Sink] = &[
         enabled_by: Some("[kafka] topic"),
     },
     Sink::own(&prometheus::config::PrometheusSection, prometheus::spec),
+    Sink::own(
+        &remote_write::config::RemoteWriteSection,
+        remote_write::spec,
+    ),
     Sink {
         options: SinkOptions::Kafka,
         takes: Takes::Snapshots,
@@ -236,14 +240,23 @@ mod tests {
     #[test]
     fn the_sections_follow_the_sinks_each_once() {
         let names: Vec<&str> = options().iter().map(SinkOptions::name).collect();
-        assert_eq!(names, ["graphite", "local-store", "kafka", "prometheus"]);
+        assert_eq!(
+            names,
+            [
+                "graphite",
+                "local-store",
+                "kafka",
+                "prometheus",
+                "remote-write"
+            ]
+        );
     }
 
     #[test]
     fn the_message_without_a_sink_of_lines_names_every_one() {
         assert_eq!(
             enabling_lines(),
-            "[graphite], [local-store], [kafka] topic or [prometheus]"
+            "[graphite], [local-store], [kafka] topic, [prometheus] or [remote-write]"
         );
     }
 

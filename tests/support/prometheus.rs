@@ -33,18 +33,33 @@ impl Prometheus {
     /// Starts Prometheus scraping `http://<target><path>` every `seconds`
     /// (each scrape given as long); returns once it is ready.
     pub fn start_every(target: SocketAddr, path: &str, seconds: u32) -> Prometheus {
-        let bin = require_binary("prometheus", "prometheus");
-        let dir = tempfile::tempdir().expect("prometheus dir");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
+        Prometheus::launch(
+            &format!(
                 "global:\n  scrape_interval: {seconds}s\n  scrape_timeout: {seconds}s\n\
                  scrape_configs:\n  - job_name: haproxystats\n    metrics_path: {path}\n\
                  \x20   static_configs:\n      - targets: ['{target}']\n"
             ),
+            &[],
         )
-        .expect("prometheus.yml");
+    }
+
+    /// Starts Prometheus as a remote-write receiver
+    /// (`--web.enable-remote-write-receiver`, `/api/v1/write`), scraping
+    /// nothing; returns once it is ready.
+    pub fn receiver() -> Prometheus {
+        Prometheus::launch("global: {}\n", &["--web.enable-remote-write-receiver"])
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn launch(configuration: &str, flags: &[&str]) -> Prometheus {
+        let bin = require_binary("prometheus", "prometheus");
+        let dir = tempfile::tempdir().expect("prometheus dir");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, configuration).expect("prometheus.yml");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = dir.path().join("prometheus.log");
         let mut cmd = Command::new(bin);
@@ -53,7 +68,8 @@ impl Prometheus {
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address={addr}"));
+            .arg(format!("--web.listen-address={addr}"))
+            .args(flags);
         let proc = Proc::spawn("prometheus", &mut cmd, &log);
         let prometheus = Prometheus {
             _dir: dir,

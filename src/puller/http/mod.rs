@@ -56,7 +56,7 @@ impl Drop for Driver {
 /// Opens a connection to the page's host: TCP, then TLS for `https://`
 /// (server name and certificate checked against the system's trust store,
 /// which `SSL_CERT_FILE` / `SSL_CERT_DIR` override as for any OpenSSL client).
-pub(super) async fn connect(url: &StatsUrl) -> io::Result<Box<dyn ReplyStream>> {
+pub(crate) async fn connect(url: &StatsUrl) -> io::Result<Box<dyn ReplyStream>> {
     let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
     if !url.tls {
         return Ok(Box::new(tcp));

@@ -7,12 +7,40 @@
 //!   `WriteRequest`s, snappy-compressed (pure).
 //! - [`response`]: what a receiver's answer means: delivered, retry after a
 //!   while, or rejected for good (pure).
+//! - [`queue`]: the backlog of snapshots' requests, bounded in samples
+//!   (pure).
+//! - [`config`]: the section `[remote-write]`.
+//! - [`task`]: the sink's task: one request out at a time on a kept-alive
+//!   connection, run by the shared writer shell.
 //!
 //! The series are the `[prometheus]` page's, through the one mapping
 //! ([`crate::sink::prometheus::series`]).
 
+pub mod config;
+pub mod queue;
 pub mod response;
+pub mod task;
 pub mod wire;
+
+use crate::config::Config;
+
+/// The sink: the shared writer shell around [`task::RemoteWriteTask`].
+pub type RemoteWriteSink = crate::sink::writer_shell::WriterSink<task::RemoteWriteTask>;
+
+/// The sink `[remote-write]` configures, when declared.
+pub fn spec(config: &Config, naming: &super::Naming<'_>) -> super::Started {
+    let Some(section) = config.sinks.get::<self::config::RemoteWriteSection>() else {
+        return Ok(None);
+    };
+    let settings = task::Settings {
+        config: section.clone(),
+        layout: PathLayout::new(config, naming.prefix, naming.host, naming.lines),
+    };
+    tracing::info!(url = %section.url, "remote-write: pushing every snapshot");
+    Ok(Some(super::SinkSpec::new("remote-write", move || {
+        RemoteWriteSink::new(settings.clone())
+    })))
+}
 
 use crate::sink::paths::PathLayout;
 use crate::sink::prometheus::series::each_series;

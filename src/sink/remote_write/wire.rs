@@ -29,8 +29,8 @@ pub const VERSION_HEADER: (&str, &str) = ("X-Prometheus-Remote-Write-Version", "
 /// One request: a compressed `WriteRequest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// The body, snappy-compressed.
-    pub body: Vec<u8>,
+    /// The body, snappy-compressed (shared: sent again as is).
+    pub body: bytes::Bytes,
     /// Samples in it.
     pub samples: usize,
 }
@@ -155,7 +155,7 @@ impl Requests {
                 source,
             })?;
         self.done.push(Request {
-            body,
+            body: body.into(),
             samples: self.samples,
         });
         self.body.clear();
