@@ -15,7 +15,8 @@
 #   kafka        tansu, a Kafka-compatible broker, built once with cargo into
 #                ~/.cargo/bin (about 10 minutes on 2 cores); pyarrow (pip), an
 #                independent reader of the raw snapshots' Arrow IPC
-#   prometheus   Debian's prometheus and promtool
+#   prometheus   Debian's prometheus and promtool, and victoria-metrics (both
+#                remote-write receivers of the tests)
 #   browser      chromium, for headless screenshots of graphite-web's page
 #   package      lintian and man-db (contrib/deb/test.sh), cargo-deb (built
 #                once with cargo into ~/.cargo/bin, about 2 minutes)
@@ -68,7 +69,10 @@ if has graphite; then
     missing_command openssl && need+=(openssl)
     [ -x /usr/bin/time ] || need+=(time)
 fi
-if has prometheus; then missing_command promtool && need+=(prometheus); fi
+if has prometheus; then
+    missing_command promtool && need+=(prometheus)
+    missing_command victoria-metrics && need+=(victoria-metrics)
+fi
 if has browser; then missing_command chromium && need+=(chromium); fi
 if has package; then
     missing_command lintian && need+=(lintian)
@@ -91,7 +95,7 @@ fi
 # tests and the demo run their own on free ports, so leave that one alone.
 check=(cmake)
 has graphite && check+=(haproxy carbon-c-relay carbon-cache whisper-fetch graphite-manage)
-has prometheus && check+=(prometheus promtool)
+has prometheus && check+=(prometheus promtool victoria-metrics)
 has browser && check+=(chromium)
 has package && check+=(lintian)
 [ "$cargo_tools" = only ] && check=()

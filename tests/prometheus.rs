@@ -23,7 +23,7 @@ use std::time::Duration;
 use haproxystats::sink::paths::{PathLayout, read_point};
 use haproxystats::sink::prometheus::fields::{Field, INFO_FIELDS, MetricType, STAT_FIELDS, family};
 use support::process::wait_until;
-use support::prometheus::{Prometheus, Sample, http_get, promtool_check};
+use support::prometheus::{Prometheus, Sample, VictoriaMetrics, http_get, promtool_check};
 use support::{FleetOptions, HaproxyFleet, Haproxystats, free_port};
 
 const STAT: &str = include_str!("fixtures/stat/2.6_show_stat.csv");
@@ -255,6 +255,47 @@ fn remote_write_config(root: &Path, url: &str) -> std::path::PathBuf {
     conf
 }
 
+/// Every series haproxystats writes.
+const ALL: &str = "{__name__=~\"haproxystats_.+\"}";
+
+/// The daemon's layout of `remote_write_config`.
+fn remote_write_layout() -> PathLayout {
+    PathLayout {
+        prefix: "ns.haproxy".into(),
+        host: hostname().replace('.', "_"),
+        group_namespace: None,
+        lb_in_path: false,
+        cluster_namespace: None,
+    }
+}
+
+/// `query` gives every series of snapshot `ts` (its lines in local-store)
+/// at `ts`, with the Graphite line's value.
+fn assert_stored(
+    root: &Path,
+    ts: u64,
+    query: &dyn Fn(&str) -> Vec<Sample>,
+    context: &dyn Fn() -> String,
+) {
+    let stats = std::fs::read_to_string(root.join(format!("store/{ts}/stats")))
+        .expect("the snapshot in local-store");
+    let expected = expected_series(&stats, &remote_write_layout());
+    assert!(expected.len() > 100, "{} series", expected.len());
+    let got = stored(query(&format!("{ALL} @ {ts}")));
+    let differing: Vec<_> = expected
+        .iter()
+        .filter(|(s, v)| got.get(*s) != Some(*v))
+        .take(10)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{} expected, {} stored; differing: {differing:?}\n{}",
+        expected.len(),
+        got.len(),
+        context()
+    );
+}
+
 /// Remote write (issue 28) into a real Prometheus: every series of the
 /// snapshot, with the Graphite line's value, at the snapshot's `ts`, in
 /// requests of at most 50 samples; acknowledged, so the snapshot leaves
@@ -269,10 +310,7 @@ fn remote_write_stores_every_series_of_a_snapshot_and_a_rejected_one_is_not_retr
     let prometheus = Prometheus::receiver();
     let url = format!("http://{}/api/v1/write", prometheus.addr());
     let conf = remote_write_config(root.path(), &url);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = unix_now();
     let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("log"));
     let context = || format!("{}\n{}", daemon_log(root.path()), prometheus.log());
     let acknowledged = |ts: u64| {
@@ -283,33 +321,9 @@ fn remote_write_stores_every_series_of_a_snapshot_and_a_rejected_one_is_not_retr
             context,
         )
     };
-    let layout = PathLayout {
-        prefix: "ns.haproxy".into(),
-        host: hostname().replace('.', "_"),
-        group_namespace: None,
-        lb_in_path: false,
-        cluster_namespace: None,
-    };
-    let all = "{__name__=~\"haproxystats_.+\"}";
+    let layout = remote_write_layout();
     let check_stored = |ts: u64| {
-        let stats = std::fs::read_to_string(root.path().join(format!("store/{ts}/stats")))
-            .expect("the snapshot in local-store");
-        let expected = expected_series(&stats, &layout);
-        assert!(expected.len() > 100, "{} series", expected.len());
-        // Acknowledged means stored: no wait.
-        let got = stored(prometheus.query(all));
-        let differing: Vec<_> = expected
-            .iter()
-            .filter(|(s, v)| got.get(*s) != Some(*v))
-            .take(10)
-            .collect();
-        assert!(
-            same_values(&expected, &got),
-            "{} expected, {} stored; differing: {differing:?}\n{}",
-            expected.len(),
-            got.len(),
-            context()
-        );
+        assert_stored(root.path(), ts, &|q| prometheus.query(q), &context);
     };
     publish(&src, now, true);
     acknowledged(now);
@@ -328,7 +342,7 @@ fn remote_write_stores_every_series_of_a_snapshot_and_a_rejected_one_is_not_retr
     let stats = std::fs::read_to_string(root.path().join(format!("store/{}/stats", now + 10)))
         .expect("local-store");
     let expected = expected_series(&stats, &layout);
-    let got = stored(prometheus.query(&format!("{all} @ {}", now + 10)));
+    let got = stored(prometheus.query(&format!("{ALL} @ {}", now + 10)));
     for (series, value) in &expected {
         assert_eq!(got.get(series), Some(value), "{series:?}\n{}", context());
     }
@@ -339,6 +353,114 @@ fn remote_write_stores_every_series_of_a_snapshot_and_a_rejected_one_is_not_retr
         "one cause, logged once: {log}"
     );
     assert_eq!(daemon.terminate(Duration::from_secs(15)), Some(0));
+}
+
+/// The same into a real VictoriaMetrics (its `/api/v1/write`), read back
+/// by its Prometheus query API.
+#[test]
+fn remote_write_into_victoria_metrics_stores_every_series_of_each_snapshot() {
+    let root = tempfile::tempdir().expect("tmp");
+    let src = root.path().join("incoming");
+    std::fs::create_dir_all(&src).expect("src");
+    let vm = VictoriaMetrics::start();
+    let conf = remote_write_config(root.path(), &format!("http://{}/api/v1/write", vm.addr()));
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("log"));
+    let context = || format!("{}\n{}", daemon_log(root.path()), vm.log());
+    let now = unix_now();
+    for ts in [now - 10, now] {
+        publish(&src, ts, ts == now);
+        wait_until(
+            Duration::from_secs(30),
+            "the snapshot acknowledged (gone from src-dir)",
+            || (!src.join(ts.to_string()).exists()).then_some(()),
+            context,
+        );
+    }
+    for ts in [now - 10, now] {
+        // VictoriaMetrics makes what it took searchable within a second or so.
+        wait_until(
+            Duration::from_secs(20),
+            "VictoriaMetrics to hold every series of the snapshot",
+            || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    assert_stored(root.path(), ts, &|q| vm.query(q), &context)
+                }))
+                .ok()
+            },
+            context,
+        );
+    }
+    assert_stored(root.path(), now, &|q| vm.query(q), &context);
+    assert_eq!(daemon.terminate(Duration::from_secs(15)), Some(0));
+}
+
+/// A receiver down for 20 s: the snapshots pulled meanwhile stay in
+/// src-dir (not acknowledged) for as long, then every one is delivered and
+/// stored once it is back; nothing is lost.
+#[test]
+fn remote_write_keeps_snapshots_while_the_receiver_is_down_20_s_and_delivers_all_after() {
+    let root = tempfile::tempdir().expect("tmp");
+    let src = root.path().join("incoming");
+    std::fs::create_dir_all(&src).expect("src");
+    let mut prometheus = Prometheus::receiver();
+    let conf = remote_write_config(
+        root.path(),
+        &format!("http://{}/api/v1/write", prometheus.addr()),
+    );
+    let mut daemon = Haproxystats::start(&["process"], &conf, &root.path().join("log"));
+    let log_of = |root: &Path| daemon_log(root);
+    let now = unix_now();
+    let gone = |ts: u64| !src.join(ts.to_string()).exists();
+    publish(&src, now - 30, true);
+    wait_until(
+        Duration::from_secs(30),
+        "the first snapshot acknowledged",
+        || gone(now - 30).then_some(()),
+        || log_of(root.path()),
+    );
+    prometheus.stop();
+    let down = std::time::Instant::now();
+    for ts in [now - 20, now - 10, now] {
+        publish(&src, ts, true);
+    }
+    while down.elapsed() < Duration::from_secs(20) {
+        assert!(
+            [now - 20, now - 10, now].iter().all(|ts| !gone(*ts)),
+            "a snapshot left src-dir while the receiver was down\n{}",
+            log_of(root.path())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        log_of(root.path()).contains("does not take the request; retrying with backoff"),
+        "{}",
+        log_of(root.path())
+    );
+    prometheus.start_again();
+    let context = || format!("{}\n{}", log_of(root.path()), prometheus.log());
+    wait_until(
+        Duration::from_secs(60),
+        "every snapshot acknowledged once the receiver is back",
+        || {
+            [now - 20, now - 10, now]
+                .iter()
+                .all(|ts| gone(*ts))
+                .then_some(())
+        },
+        context,
+    );
+    for ts in [now - 30, now - 20, now - 10, now] {
+        assert_stored(root.path(), ts, &|q| prometheus.query(q), &context);
+    }
+    assert!(log_of(root.path()).contains("the receiver takes requests again"));
+    assert_eq!(daemon.terminate(Duration::from_secs(15)), Some(0));
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 fn daemon_log(root: &Path) -> String {

@@ -17,10 +17,11 @@ pub type Sample = (BTreeMap<String, String>, String);
 
 /// A running Prometheus.
 pub struct Prometheus {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     log: PathBuf,
     addr: SocketAddr,
-    _proc: Proc,
+    flags: Vec<String>,
+    proc: Option<Proc>,
 }
 
 impl Prometheus {
@@ -56,34 +57,48 @@ impl Prometheus {
     }
 
     fn launch(configuration: &str, flags: &[&str]) -> Prometheus {
-        let bin = require_binary("prometheus", "prometheus");
         let dir = tempfile::tempdir().expect("prometheus dir");
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, configuration).expect("prometheus.yml");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = dir.path().join("prometheus.log");
-        let mut cmd = Command::new(bin);
-        cmd.arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .args(flags);
-        let proc = Proc::spawn("prometheus", &mut cmd, &log);
-        let prometheus = Prometheus {
-            _dir: dir,
+        let mut prometheus = Prometheus {
+            dir,
             log,
             addr,
-            _proc: proc,
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+            proc: None,
         };
+        prometheus.start_again();
+        prometheus
+    }
+
+    /// Stops it (SIGTERM): its data stays, for [`Prometheus::start_again`].
+    pub fn stop(&mut self) {
+        self.proc = None;
+    }
+
+    /// Starts it again on the same address and data; returns once ready.
+    pub fn start_again(&mut self) {
+        let bin = require_binary("prometheus", "prometheus");
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!(
+            "--config.file={}",
+            self.dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            self.dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={}", self.addr))
+        .args(&self.flags);
+        self.proc = Some(Proc::spawn("prometheus", &mut cmd, &self.log));
         wait_until(
             Duration::from_secs(30),
             "prometheus to be ready",
-            || (http_get(prometheus.addr, "/-/ready").ok()?.0 == 200).then_some(()),
-            || prometheus.log(),
+            || (http_get(self.addr, "/-/ready").ok()?.0 == 200).then_some(()),
+            || self.log(),
         );
-        prometheus
     }
 
     /// Its log, for panic messages.
@@ -93,30 +108,94 @@ impl Prometheus {
 
     /// The instant vector `query` evaluates to now.
     pub fn query(&self, query: &str) -> Vec<Sample> {
-        let path = format!("/api/v1/query?query={}", url_encode(query));
-        let (status, body) = http_get(self.addr, &path).expect("query prometheus");
-        assert_eq!(status, 200, "{query}: {body}");
-        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
-        let result = answer["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        result
-            .iter()
-            .map(|series| {
-                let labels = series["metric"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let value = series["value"][1].as_str().unwrap_or("").to_owned();
-                (labels, value)
-            })
-            .collect()
+        query_api(self.addr, query)
     }
+}
+
+/// A running VictoriaMetrics (Debian's `victoria-metrics`), single node,
+/// its remote-write receiver at `/api/v1/write`, its Prometheus query API
+/// answering at once (`-search.latencyOffset=0s`).
+pub struct VictoriaMetrics {
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+    addr: SocketAddr,
+    _proc: Proc,
+}
+
+impl VictoriaMetrics {
+    /// Starts it; returns once it answers.
+    pub fn start() -> VictoriaMetrics {
+        let bin = require_binary("victoria-metrics", "victoria-metrics");
+        let dir = tempfile::tempdir().expect("victoria-metrics dir");
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let log = dir.path().join("victoria-metrics.log");
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!(
+            "-storageDataPath={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("-httpListenAddr={addr}"))
+        .arg("-search.latencyOffset=0s")
+        .arg("-search.disableCache")
+        .arg("-retentionPeriod=100y");
+        let proc = Proc::spawn("victoria-metrics", &mut cmd, &log);
+        let vm = VictoriaMetrics {
+            _dir: dir,
+            log,
+            addr,
+            _proc: proc,
+        };
+        wait_until(
+            Duration::from_secs(30),
+            "victoria-metrics to answer",
+            || (http_get(vm.addr, "/health").ok()?.0 == 200).then_some(()),
+            || vm.log(),
+        );
+        vm
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its log, for panic messages.
+    pub fn log(&self) -> String {
+        tail(&self.log, 20_000)
+    }
+
+    /// The instant vector `query` evaluates to now.
+    pub fn query(&self, query: &str) -> Vec<Sample> {
+        query_api(self.addr, query)
+    }
+}
+
+/// The instant vector `query` evaluates to now, by the Prometheus query
+/// API at `addr`.
+fn query_api(addr: SocketAddr, query: &str) -> Vec<Sample> {
+    let path = format!("/api/v1/query?query={}", url_encode(query));
+    let (status, body) = http_get(addr, &path).expect("query the query API");
+    assert_eq!(status, 200, "{query}: {body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
+    let result = answer["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    result
+        .iter()
+        .map(|series| {
+            let labels = series["metric"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let value = series["value"][1].as_str().unwrap_or("").to_owned();
+            (labels, value)
+        })
+        .collect()
 }
 
 /// `promtool check metrics` of `text`: its exit status and what it said.
