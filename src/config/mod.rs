@@ -17,6 +17,7 @@
 
 mod build;
 mod central;
+pub mod codec;
 mod error;
 mod fields;
 pub mod interpolate;
