@@ -24,12 +24,20 @@ const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = -7..=22;
 
 impl BufferCodec {
     /// What raw snapshots are encoded with unless told otherwise. On the
-    /// bench snapshot level 1 costs 14 % less CPU than zstd's default 3
-    /// for 0.6 % more bytes.
-    pub const SNAPSHOTS_DEFAULT: BufferCodec = BufferCodec::Zstd(1);
+    /// bench snapshot LZ4 costs the least CPU in all (the edge's encode,
+    /// central's decode, the partial's encode and stage 2's decode: 497 to
+    /// 548 ms against 538 to 603 with zstd level 1, the former default,
+    /// and 519 to 568 with zstd -5), central's decode the least of any
+    /// compression (57 to 61 ms against 77 to 92), for 0.40× the CSV's
+    /// bytes (zstd 1: 0.27×; BENCHMARKS.md, "Buffer codecs").
+    pub const SNAPSHOTS_DEFAULT: BufferCodec = BufferCodec::Lz4Frame;
 
-    /// What partials are encoded with unless told otherwise.
-    pub const PARTIALS_DEFAULT: BufferCodec = BufferCodec::Zstd(3);
+    /// What partials are encoded with unless told otherwise: LZ4 as for
+    /// raw snapshots, the cheapest to encode and to decode in stage 2
+    /// after no compression (27 and 10 to 14 ms against 57 and 15 with
+    /// zstd 3, the former default), for 4.1 MB per bench snapshot
+    /// against 2.8.
+    pub const PARTIALS_DEFAULT: BufferCodec = BufferCodec::Lz4Frame;
 
     /// The codec written as `text`: `zstd` (level 3), `zstd:<level>`
     /// (-7 to 22), `lz4` or `none`; `Err` is a one-line message.
