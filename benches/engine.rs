@@ -23,6 +23,17 @@
 //! of N LBs sent this snapshot), then each run decodes the N partials as
 //! read from the partials topic, merges them and writes the cluster's
 //! lines, for N = 1, 2, 4, 8.
+//!
+//! `HS_BENCH_MODE=codecs` compares the buffer codecs in one run, for raw
+//! snapshots (the columns of `HS_BENCH_FIELDS`, 1 MB messages) and for the
+//! snapshot's partial: per codec the edge's encode CPU, central's decode
+//! CPU (`raw::decode_columns` of the columns the engine reads; stage 2's
+//! `Partial::decode`), the bytes, and the highest ratios the decoders'
+//! walk sees (`raw::claims`). The rows `none + kafka …` approximate no
+//! buffer compression with the producer's own `compression.type` (lz4 or
+//! zstd at level 3, librdkafka's defaults) by compressing each message
+//! whole with `lz4_flex`'s frame encoder or `zstd`, and decompressing it
+//! before the decode: librdkafka compresses message sets, not messages.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -123,16 +134,21 @@ fn bench_fields() -> haproxystats::raw::Fields {
     })
 }
 
-/// Central's stage 1 on the snapshot, `runs` times.
-fn central(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
-    let csv: u64 = std::fs::read_dir(dir)
+/// Bytes of the files in `dir` (the snapshot's CSV).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .filter_map(|e| e.metadata().ok())
                 .map(|m| m.len())
                 .sum()
         })
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Central's stage 1 on the snapshot, `runs` times.
+fn central(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
+    let csv = dir_bytes(dir);
     // The edge's cost: encoding as it publishes, `runs` times.
     let fields = bench_fields();
     println!("raw snapshot fields: {fields}");
@@ -262,6 +278,203 @@ fn merge(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
     }
 }
 
+/// How one row of the codecs table compresses: buffers with a codec, or
+/// none and each message whole as the producer would.
+#[derive(Clone, Copy)]
+enum Wire {
+    Buffers(haproxystats::raw::BufferCodec),
+    Kafka(KafkaCompression),
+}
+
+#[derive(Clone, Copy)]
+enum KafkaCompression {
+    Lz4,
+    Zstd,
+}
+
+impl Wire {
+    fn name(self) -> String {
+        match self {
+            Wire::Buffers(c) => c.to_string(),
+            Wire::Kafka(KafkaCompression::Lz4) => "none + kafka lz4".to_owned(),
+            Wire::Kafka(KafkaCompression::Zstd) => "none + kafka zstd:3".to_owned(),
+        }
+    }
+
+    fn codec(self) -> haproxystats::raw::BufferCodec {
+        match self {
+            Wire::Buffers(c) => c,
+            Wire::Kafka(_) => haproxystats::raw::BufferCodec::None,
+        }
+    }
+
+    /// The message as sent (compressed whole for `Kafka`).
+    fn send(self, message: Vec<u8>) -> Vec<u8> {
+        match self {
+            Wire::Buffers(_) => message,
+            Wire::Kafka(KafkaCompression::Lz4) => {
+                let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                enc.write_all(&message).expect("lz4 into a Vec");
+                enc.finish().expect("lz4 into a Vec")
+            }
+            Wire::Kafka(KafkaCompression::Zstd) => {
+                zstd::bulk::compress(&message, 3).expect("zstd into a Vec")
+            }
+        }
+    }
+
+    /// The message as received (decompressed whole for `Kafka`).
+    fn receive(self, sent: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+        use std::io::Read;
+        match self {
+            Wire::Buffers(_) => std::borrow::Cow::Borrowed(sent),
+            Wire::Kafka(KafkaCompression::Lz4) => {
+                let mut out = Vec::new();
+                lz4_flex::frame::FrameDecoder::new(sent)
+                    .read_to_end(&mut out)
+                    .expect("our own lz4");
+                std::borrow::Cow::Owned(out)
+            }
+            Wire::Kafka(KafkaCompression::Zstd) => {
+                let mut out = Vec::new();
+                zstd::stream::copy_decode(sent, &mut out).expect("our own zstd");
+                std::borrow::Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// The median CPU time of `runs` calls of `f`, and its last result.
+fn median_cpu<T>(runs: usize, mut f: impl FnMut() -> T) -> (std::time::Duration, T) {
+    let mut cpu = Vec::new();
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let c = cpu_time();
+        last = Some(f());
+        cpu.push(cpu_time() - c);
+    }
+    cpu.sort();
+    let median = cpu.get(cpu.len() / 2).copied().unwrap_or_default();
+    (median, last.expect("at least one run"))
+}
+
+/// The highest buffer ratio and part ratio (claimed / part bytes) of
+/// `messages` as the decoders' walk sees them.
+fn largest_ratios(messages: &[Vec<u8>]) -> (f64, f64) {
+    messages.iter().fold((0.0, 0.0), |(buffer, part), m| {
+        let claims = haproxystats::raw::claims(m).unwrap_or_else(|e| {
+            eprintln!("walk: {e}");
+            std::process::exit(1);
+        });
+        (
+            f64::max(buffer, claims.largest_ratio),
+            f64::max(part, claims.bytes as f64 / m.len() as f64),
+        )
+    })
+}
+
+/// The codecs table: raw snapshots and partials, one row per codec.
+fn codecs(dir: &std::path::Path, opts: &EngineOptions, runs: usize) {
+    use haproxystats::engine::partial::Partial;
+    use haproxystats::raw::BufferCodec;
+    let fail = |e: String| -> ! {
+        eprintln!("{e}");
+        std::process::exit(1);
+    };
+    let csv = dir_bytes(dir);
+    let fields = bench_fields();
+    let columns = haproxystats::engine::columns_read(opts);
+    let keep = |name: &str| columns.contains(name);
+    let enc = haproxystats::raw::encode_fields(dir, 1_000_000, fields)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let parts: Vec<&[u8]> = enc.parts.iter().map(Vec::as_slice).collect();
+    let dec =
+        haproxystats::raw::decode_columns(&parts, &keep).unwrap_or_else(|e| fail(e.to_string()));
+    let mut sink = CountBuffers(0, Vec::new());
+    let (_, partial) =
+        process_decoded_into(&dec, "lb", opts, &mut sink).unwrap_or_else(|e| fail(e.to_string()));
+    println!(
+        "codecs: {} ({csv} bytes of CSV), raw snapshot fields {fields}, 1 MB messages, median CPU of {runs} runs",
+        dir.display()
+    );
+    println!(
+        "| codec | raw: edge encode | raw: central decode | raw: bytes (× CSV) | partial: encode | partial: stage-2 decode | partial: bytes | total CPU | largest buffer ratio | largest part ratio |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let wires = [
+        Wire::Buffers(BufferCodec::Zstd(3)),
+        Wire::Buffers(BufferCodec::Zstd(1)),
+        Wire::Buffers(BufferCodec::Zstd(-1)),
+        Wire::Buffers(BufferCodec::Zstd(-5)),
+        Wire::Buffers(BufferCodec::Lz4Frame),
+        Wire::Buffers(BufferCodec::None),
+        Wire::Kafka(KafkaCompression::Lz4),
+        Wire::Kafka(KafkaCompression::Zstd),
+    ];
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    for wire in wires {
+        let (raw_encode, raw) = median_cpu(runs, || {
+            let enc = haproxystats::raw::encode_with(dir, 1_000_000, fields, wire.codec())
+                .unwrap_or_else(|e| fail(e.to_string()));
+            enc.parts
+                .into_iter()
+                .map(|p| wire.send(p))
+                .collect::<Vec<_>>()
+        });
+        let (raw_decode, rows) = median_cpu(runs, || {
+            let received: Vec<_> = raw.iter().map(|m| wire.receive(m)).collect();
+            let parts: Vec<&[u8]> = received.iter().map(|m| &**m).collect();
+            let dec = haproxystats::raw::decode_columns(&parts, &keep)
+                .unwrap_or_else(|e| fail(e.to_string()));
+            dec.sockets
+                .iter()
+                .flat_map(|s| &s.segments)
+                .map(|s| s.rows())
+                .sum::<usize>()
+        });
+        let (partial_encode, messages) = median_cpu(runs, || {
+            let messages = partial
+                .encode_with("c", 1_000_000, wire.codec())
+                .unwrap_or_else(|e| fail(e.to_string()));
+            messages
+                .into_iter()
+                .map(|m| wire.send(m))
+                .collect::<Vec<_>>()
+        });
+        let (partial_decode, _) = median_cpu(runs, || {
+            let received: Vec<_> = messages.iter().map(|m| wire.receive(m)).collect();
+            let parts: Vec<&[u8]> = received.iter().map(|m| &**m).collect();
+            Partial::decode(&parts, opts).unwrap_or_else(|e| fail(e.to_string()))
+        });
+        let raw_bytes: usize = raw.iter().map(Vec::len).sum();
+        let partial_bytes: usize = messages.iter().map(Vec::len).sum();
+        let plain = |sent: &[Vec<u8>]| -> Vec<Vec<u8>> {
+            sent.iter().map(|m| wire.receive(m).into_owned()).collect()
+        };
+        let (raw_buffer, raw_part) = largest_ratios(&plain(&raw));
+        let (partial_buffer, partial_part) = largest_ratios(&plain(&messages));
+        let total = raw_encode + raw_decode + partial_encode + partial_decode;
+        println!(
+            "| {} | {:.0} ms | {:.0} ms | {:.1} MB ({:.3}×, {} parts, {rows} rows) | {:.1} ms | {:.1} ms | {:.2} MB ({} parts) | {:.0} ms | {:.0} (raw) / {:.0} (partial) | {:.1} / {:.1} |",
+            wire.name(),
+            ms(raw_encode),
+            ms(raw_decode),
+            raw_bytes as f64 / 1e6,
+            raw_bytes as f64 / csv as f64,
+            raw.len(),
+            ms(partial_encode),
+            ms(partial_decode),
+            partial_bytes as f64 / 1e6,
+            messages.len(),
+            ms(total),
+            raw_buffer,
+            partial_buffer,
+            raw_part,
+            partial_part,
+        );
+    }
+}
+
 fn main() {
     let dir = snapshot_dir();
     let mut opts = EngineOptions::with_prefix("graphite.host.haproxy");
@@ -279,6 +492,11 @@ fn main() {
         // many snapshots at once as workers.
         opts.parallelism = 1;
         central(&dir, &opts, runs);
+        return;
+    }
+    if std::env::var("HS_BENCH_MODE").as_deref() == Ok("codecs") {
+        opts.parallelism = 1;
+        codecs(&dir, &opts, runs);
         return;
     }
     if std::env::var("HS_BENCH_MODE").as_deref() == Ok("merge") {

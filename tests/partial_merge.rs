@@ -430,3 +430,90 @@ fn a_big_partial_splits_into_parts_that_give_it_back() {
     assert!(want.len() > 3600 * 30, "{} lines", want.len());
     assert_eq!(lines(back), want);
 }
+
+/// A partial of one LB whose kinds span several parts.
+fn partial_of_one_lb(dir: &Path, opts: &EngineOptions) -> Partial {
+    let mut rng = Rng(5);
+    write_files(
+        dir,
+        &[
+            ("a_stat".into(), stat_file(&mut rng)),
+            ("a_info".into(), info_file(&mut rng)),
+            ("b_stat".into(), stat_file(&mut rng)),
+        ],
+    );
+    let enc = raw::encode(dir, 1_000_000).unwrap();
+    let dec = raw::decode(&parts(&enc.parts)).unwrap();
+    process_decoded_into(&dec, "lb0", opts, &mut Collected::default())
+        .unwrap()
+        .1
+}
+
+/// The lines of a window holding `partial` alone.
+fn window_lines(partial: Partial, opts: &EngineOptions) -> Vec<String> {
+    let mut merge = Merge::default();
+    merge.add(partial);
+    let g = merge.gathered(TS, PathBuf::from("m"), opts).unwrap();
+    let mut out = Collected::default();
+    process_gathered_into(&g, opts, &mut out).unwrap();
+    without_self_metrics(&out.0.concat())
+}
+
+#[test]
+fn partials_of_every_codec_and_of_mixed_codecs_give_the_same_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options();
+    let partial = partial_of_one_lb(&tmp.path().join(TS.to_string()), &opts);
+    let want = window_lines(partial.clone(), &opts);
+    assert!(want.len() > 100, "{} lines", want.len());
+    let encoded: Vec<Vec<Vec<u8>>> = support::crafted::CODECS
+        .iter()
+        .map(|&codec| partial.encode_with("c", 1_000_000, codec).unwrap())
+        .collect();
+    for (codec, messages) in support::crafted::CODECS.iter().zip(&encoded) {
+        let back = Partial::decode(&parts(messages), &opts).unwrap();
+        assert_eq!(window_lines(back, &opts), want, "{codec}");
+    }
+    // One partial's parts in other codecs each (as from no edge, but the
+    // decoder cannot tell): read alike.
+    let count = encoded[0].len();
+    assert!(encoded.iter().all(|m| m.len() == count));
+    let mixed: Vec<Vec<u8>> = (0..count)
+        .map(|i| encoded[i % support::crafted::CODECS.len()][i].clone())
+        .collect();
+    let back = Partial::decode(&parts(&mixed), &opts).unwrap();
+    assert_eq!(window_lines(back, &opts), want);
+}
+
+#[test]
+fn a_crafted_partial_claim_is_refused_by_the_walk_for_every_codec() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options();
+    let partial = partial_of_one_lb(&tmp.path().join(TS.to_string()), &opts);
+    for codec in support::crafted::CODECS {
+        let messages = partial.encode_with("c", 1_000_000, codec).unwrap();
+        let at = messages.len() - 1;
+        let buffers =
+            support::crafted::compressed_buffers(&messages[at], |packed| packed < 16 * 1024);
+        if codec == raw::BufferCodec::None {
+            assert!(buffers.is_empty());
+            continue;
+        }
+        let crafted = support::crafted::with_claim(&messages[at], buffers[0], 1 << 30);
+        let walk = format!(
+            "buffer {} claims 1073741824 bytes from {}, more than {} times",
+            buffers[0].index,
+            buffers[0].packed,
+            raw::MAX_COMPRESSION_RATIO
+        );
+        assert_eq!(raw::claims(&crafted), Err(walk.clone()), "{codec}");
+        let mut m = messages.clone();
+        m[at] = crafted;
+        let err = Partial::decode(&parts(&m), &opts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("partial part {at}: {walk}"),
+            "{codec}"
+        );
+    }
+}

@@ -625,3 +625,95 @@ fn pyarrow_reads_every_part_as_it_is() {
             .all(|l| l.contains("\tint64\t"))
     );
 }
+
+/// A generated snapshot of 3 processes, 40 backends of 8 servers.
+fn small_generated(tmp: &tempfile::TempDir) -> PathBuf {
+    let args: Vec<&str> = "--processes 3 --backends 40 --servers 8 --weird-names --seed 5"
+        .split_whitespace()
+        .collect();
+    generate(tmp.path(), &args)
+}
+
+#[test]
+fn every_codec_gives_the_same_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_generated(&tmp);
+    let want = replay_lines(&dir);
+    let limit = MESSAGE_MARGIN + 32 * 1024;
+    for codec in support::crafted::CODECS {
+        let enc = raw::encode_with(&dir, limit, Fields::All, codec).unwrap();
+        assert!(enc.parts.len() > 3, "{codec}: {} parts", enc.parts.len());
+        assert!(enc.parts.iter().all(|p| p.len() <= limit - MESSAGE_MARGIN));
+        let dec = raw::decode(&slices(&enc.parts)).unwrap_or_else(|e| panic!("{codec}: {e}"));
+        assert_same_lines(&dir, limit, &want, &decoded_lines(&dec), &codec.to_string());
+        let largest = enc
+            .parts
+            .iter()
+            .map(|p| raw::claims(p).unwrap().largest_ratio)
+            .fold(0.0, f64::max);
+        assert_eq!(largest > 0.0, codec != raw::BufferCodec::None, "{codec}");
+    }
+}
+
+#[test]
+fn a_crafted_claim_is_refused_by_the_walk_for_every_codec() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_generated(&tmp);
+    for codec in support::crafted::CODECS {
+        let enc = raw::encode_with(&dir, MESSAGE_MARGIN + 32 * 1024, Fields::All, codec).unwrap();
+        let part = &enc.parts[0];
+        let buffers = support::crafted::compressed_buffers(part, |packed| packed < 16 * 1024);
+        if codec == raw::BufferCodec::None {
+            // Nothing claims a size: arrow reads the buffers where they lie.
+            assert!(buffers.is_empty());
+            let claims = raw::claims(part).unwrap();
+            assert!(claims.bytes <= part.len() as u64, "{claims:?}");
+            continue;
+        }
+        // A GiB from a buffer of at most 16 KiB: above the ratio.
+        let buffer = buffers[0];
+        let crafted = support::crafted::with_claim(part, buffer, 1 << 30);
+        let mut parts = slices(&enc.parts);
+        parts[0] = &crafted;
+        let walk = format!(
+            "buffer {} claims 1073741824 bytes from {}, more than {} times",
+            buffer.index,
+            buffer.packed,
+            raw::MAX_COMPRESSION_RATIO
+        );
+        // The walk that runs before arrow reads a batch says it.
+        assert_eq!(raw::claims(&crafted), Err(walk.clone()), "{codec}");
+        let err = raw::decode(&parts).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("part 0: not a valid Arrow IPC stream: {walk}"),
+            "{codec}"
+        );
+        // Each buffer within the ratio, but all of them more than the
+        // part may claim in all.
+        let (at, part) = enc
+            .parts
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, p)| p.len())
+            .unwrap();
+        let mut crafted = part.clone();
+        for buffer in support::crafted::compressed_buffers(part, |packed| packed < 16 * 1024) {
+            let claim = buffer.packed as i64 * raw::MAX_COMPRESSION_RATIO;
+            crafted = support::crafted::with_claim(&crafted, buffer, claim);
+        }
+        let mut parts = slices(&enc.parts);
+        parts[at] = &crafted;
+        let err = raw::decode(&parts).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "part {at}: not a valid Arrow IPC stream: buffers claim "
+            )) && err.ends_with(&format!(
+                "bytes, more than {} times the part's {}",
+                raw::MAX_PART_RATIO,
+                part.len()
+            )),
+            "{codec}: {err}"
+        );
+    }
+}

@@ -20,6 +20,7 @@
 
 mod build;
 mod central;
+pub mod codec;
 mod error;
 mod fields;
 pub mod interpolate;

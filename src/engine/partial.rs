@@ -17,9 +17,10 @@
 //!
 //! # Wire format `partial-ipc/1`
 //!
-//! Parts, each a complete Arrow IPC stream with ZSTD buffer compression,
-//! like the raw snapshots (src/raw) and checked by the same walk before
-//! arrow reads them. Columns are `Int64` or `Dictionary<Int32, Utf8>` only.
+//! Parts, each a complete Arrow IPC stream with ZSTD, LZ4_FRAME or no
+//! buffer compression ([`BufferCodec`]), like the raw snapshots (src/raw)
+//! and checked by the same walk before arrow reads them (which refuses
+//! claims above fixed ratios of the compressed bytes). Columns are `Int64` or `Dictionary<Int32, Utf8>` only.
 //! An exact `i128` is two `Int64`s: `low` (its low 64 bits) and `wraps`
 //! (how many times 2^64 above them; null when 0).
 //! - part 0, the daemon: `socket`, `key` (text), `value`, `value.wraps`.
@@ -44,13 +45,13 @@ use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
-use arrow_ipc::{CompressionType, MetadataVersion};
 
 use super::EngineOptions;
 use super::aggregate::{KindAgg, SiteAgg, Specs};
 use super::daemon::ProcessInfo;
 use super::gather::{Gathered, specs_of};
 use super::parse_info::InfoValues;
+use crate::config::codec::BufferCodec;
 
 /// The `format` header and metadata value of partial messages.
 pub const PARTIAL_FORMAT: &str = "partial-ipc/1";
@@ -172,12 +173,24 @@ impl Partial {
         }
     }
 
-    /// The message values of the partial, each under `max_message_bytes`.
+    /// [`Partial::encode_with`] with [`BufferCodec::PARTIALS_DEFAULT`].
     pub fn encode(
         &self,
         cluster: &str,
         max_message_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, PartialError> {
+        self.encode_with(cluster, max_message_bytes, BufferCodec::PARTIALS_DEFAULT)
+    }
+
+    /// The message values of the partial, each under `max_message_bytes`,
+    /// every buffer compressed with `codec`.
+    pub fn encode_with(
+        &self,
+        cluster: &str,
+        max_message_bytes: usize,
+        codec: BufferCodec,
+    ) -> Result<Vec<Vec<u8>>, PartialError> {
+        let opts = crate::raw::write_options(codec)?;
         let limit = max_message_bytes.saturating_sub(MESSAGE_MARGIN);
         let mut streams: Vec<(&'static str, RecordBatch)> = vec![("daemon", self.daemon_batch()?)];
         for (k, agg) in self.sites.kinds.iter().enumerate() {
@@ -189,7 +202,7 @@ impl Partial {
                 .unwrap_or_default();
             let groups: Vec<usize> = (0..agg.keys.len()).collect();
             streams.extend(
-                split_groups(agg, &names, &groups, limit, kind)?
+                split_groups(agg, &names, &groups, limit, kind, &opts)?
                     .into_iter()
                     .map(|b| (kind, b)),
             );
@@ -200,7 +213,7 @@ impl Partial {
             .enumerate()
             .map(|(part, (kind, batch))| {
                 let md = self.metadata(cluster, kind, part, parts, &batch);
-                stream_bytes(&batch, md)
+                stream_bytes(&batch, md, &opts)
             })
             .collect()
     }
@@ -679,25 +692,27 @@ fn split_groups(
     groups: &[usize],
     limit: usize,
     kind: &'static str,
+    opts: &IpcWriteOptions,
 ) -> Result<Vec<RecordBatch>, PartialError> {
     // Many groups: their size estimated from the first ones, so that each
     // piece is encoded once (a stream of all of them would be thrown away).
     if let Some(sample) = groups.get(..SIZE_SAMPLE)
         && groups.len() > 4 * SIZE_SAMPLE
     {
-        let bytes = stream_bytes(&groups_batch(agg, names, sample)?, Default::default())?.len();
+        let bytes =
+            stream_bytes(&groups_batch(agg, names, sample)?, Default::default(), opts)?.len();
         let estimate = bytes / SIZE_SAMPLE * groups.len();
         if estimate > limit {
             let pieces = (estimate * 10 / 9).div_ceil(limit).clamp(2, groups.len());
             let mut out = Vec::new();
             for piece in groups.chunks(groups.len().div_ceil(pieces)) {
-                out.extend(split_groups(agg, names, piece, limit, kind)?);
+                out.extend(split_groups(agg, names, piece, limit, kind, opts)?);
             }
             return Ok(out);
         }
     }
     let batch = groups_batch(agg, names, groups)?;
-    let bytes = stream_bytes(&batch, Default::default())?.len();
+    let bytes = stream_bytes(&batch, Default::default(), opts)?.len();
     if bytes <= limit {
         return Ok(vec![batch]);
     }
@@ -713,7 +728,7 @@ fn split_groups(
     let pieces = (bytes * 10 / 9).div_ceil(limit).clamp(2, groups.len());
     let mut out = Vec::new();
     for piece in groups.chunks(groups.len().div_ceil(pieces)) {
-        out.extend(split_groups(agg, names, piece, limit, kind)?);
+        out.extend(split_groups(agg, names, piece, limit, kind, opts)?);
     }
     Ok(out)
 }
@@ -722,12 +737,11 @@ fn split_groups(
 fn stream_bytes(
     batch: &RecordBatch,
     metadata: std::collections::HashMap<String, String>,
+    opts: &IpcWriteOptions,
 ) -> Result<Vec<u8>, PartialError> {
-    let opts = IpcWriteOptions::try_new(8, false, MetadataVersion::V5)?
-        .try_with_compression(Some(CompressionType::ZSTD))?;
     let schema = Schema::new(batch.schema_ref().fields().clone()).with_metadata(metadata);
     let batch = RecordBatch::try_new(Arc::new(schema.clone()), batch.columns().to_vec())?;
-    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &schema, opts)?;
+    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &schema, opts.clone())?;
     writer.write(&batch)?;
     writer.finish()?;
     Ok(writer.into_inner()?)

@@ -2,8 +2,10 @@
 //! documentation of [`crate::raw`] for the format).
 //!
 //! Each part is walked first (whole messages up to the end-of-stream marker
-//! and nothing after it, every buffer inside its message body, ZSTD or no
-//! compression: what arrow's reader would otherwise panic on), then read
+//! and nothing after it, every buffer inside its message body, ZSTD, LZ4_FRAME
+//! or no compression: what arrow's reader would otherwise panic on; claims
+//! within fixed ratios of the compressed bytes: what it would otherwise
+//! allocate blindly), then read
 //! alone by arrow's stream reader (which verifies the flatbuffers and
 //! validates every array), then checked against its own metadata: as many
 //! batches and rows as it says, columns of the three allowed types with
@@ -179,6 +181,35 @@ fn check_columns(part: usize, schema: &Schema) -> Result<(), RawError> {
 /// for it before decompressing).
 const MAX_BUFFER_BYTES: i64 = 1 << 30;
 
+/// Most uncompressed bytes a compressed buffer may claim per byte of its
+/// compressed data. Both decompressors allocate what a buffer claims before
+/// reading it, so a crafted buffer of 20 bytes claiming a GiB would be
+/// allocated; the claim is refused first. Real buffers stay far below: on
+/// the bench snapshot (8 × 1000/1000/20) the highest is 3,402 with zstd
+/// (raw parts; 2,667 in partials) and 223 with LZ4; on an idle snapshot
+/// (2 × 2000 backends of 20 servers, no traffic) 10,667 with zstd and 250
+/// with LZ4 (BENCHMARKS.md, "Buffer codecs"). Neither format can reach 2^16
+/// at all: a zstd block of at most 128 KiB costs at least 4 bytes (32,768),
+/// an LZ4 sequence at least one byte per 255.
+pub const MAX_COMPRESSION_RATIO: i64 = 1 << 16;
+
+/// Most uncompressed bytes the buffers of a part may claim in all, per byte
+/// of the part: what one part can make the reader allocate (a GiB for a
+/// part of 1 MB, what one buffer alone could claim before the ratios).
+/// Parts reach 4.3 on the bench snapshot and 59 on the idle one
+/// (`snapshot-fields = all`; a row's names do not compress away).
+pub const MAX_PART_RATIO: u64 = 1024;
+
+/// What the buffers of a part claim once decompressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Claims {
+    /// Bytes of every buffer, decompressed.
+    pub bytes: u64,
+    /// The highest ratio of one compressed buffer's claim to its
+    /// compressed bytes (0 without compressed buffers).
+    pub largest_ratio: f64,
+}
+
 /// Reads a little-endian `u32` at `at`.
 fn word(bytes: &[u8], at: usize) -> Option<u32> {
     let b = bytes.get(at..at.checked_add(4)?)?;
@@ -210,17 +241,26 @@ fn batch_widths(schema: &Schema) -> Vec<usize> {
 const DICTIONARY_WIDTHS: [usize; 3] = [1, 4, 1];
 
 /// Checks the buffers of a record or dictionary batch against its body:
-/// each inside it, compressed with ZSTD if at all, claiming at most
-/// [`MAX_BUFFER_BYTES`] once decompressed, and a whole number of elements
-/// of its width (arrow 60 panics on a buffer that is not).
+/// each inside it, compressed with ZSTD or LZ4_FRAME if at all, claiming at
+/// most [`MAX_BUFFER_BYTES`] and [`MAX_COMPRESSION_RATIO`] times its
+/// compressed bytes once decompressed, and a whole number of elements of
+/// its width (arrow 60 panics on a buffer that is not); adds what they
+/// claim to `claims`.
 fn check_buffers(
     batch: arrow_ipc::RecordBatch<'_>,
     body: &[u8],
     widths: &[usize],
+    claims: &mut Claims,
 ) -> Result<(), String> {
     let compressed = match batch.compression() {
-        Some(c) if c.codec() != arrow_ipc::CompressionType::ZSTD => {
-            return Err(format!("compression {:?} is not ZSTD", c.codec()));
+        Some(c)
+            if c.codec() != arrow_ipc::CompressionType::ZSTD
+                && c.codec() != arrow_ipc::CompressionType::LZ4_FRAME =>
+        {
+            return Err(format!(
+                "compression {:?} is neither ZSTD nor LZ4_FRAME",
+                c.codec()
+            ));
         }
         c => c.is_some(),
     };
@@ -236,17 +276,30 @@ fn check_buffers(
             .get(..8)
             .and_then(|b| b.try_into().ok())
             .map(i64::from_le_bytes);
+        let packed = data.len().saturating_sub(8) as i64;
         let len = match claimed {
             _ if !compressed || data.is_empty() => data.len() as i64,
-            Some(-1) => data.len() as i64 - 8,
+            Some(-1) => packed,
             Some(n) if n > MAX_BUFFER_BYTES => {
                 return Err(format!(
                     "buffer {i} claims more than {MAX_BUFFER_BYTES} bytes"
                 ));
             }
-            Some(n) => n,
+            Some(n) if n > packed.saturating_mul(MAX_COMPRESSION_RATIO) => {
+                return Err(format!(
+                    "buffer {i} claims {n} bytes from {packed}, more than {MAX_COMPRESSION_RATIO} times"
+                ));
+            }
+            Some(n) => {
+                if n > 0 {
+                    let ratio = n as f64 / packed as f64;
+                    claims.largest_ratio = claims.largest_ratio.max(ratio);
+                }
+                n
+            }
             None => 0,
         };
+        claims.bytes = claims.bytes.saturating_add(len.unsigned_abs());
         let width = widths.get(i).copied().unwrap_or(1) as i64;
         if len % width != 0 {
             return Err(format!(
@@ -260,10 +313,13 @@ fn check_buffers(
 /// Walks the messages of a stream before arrow reads its batches: whole
 /// messages up to the end-of-stream marker, nothing after it, and buffers
 /// arrow can read without panicking or allocating blindly
-/// ([`check_buffers`]).
-pub(crate) fn check_messages(bytes: &[u8], schema: &Schema) -> Result<(), String> {
+/// ([`check_buffers`]), claiming at most [`MAX_PART_RATIO`] times the
+/// stream's bytes in all.
+pub(crate) fn check_messages(bytes: &[u8], schema: &Schema) -> Result<Claims, String> {
     let truncated = |what: &str| format!("truncated: {what} cut at byte {}", bytes.len());
     let widths = batch_widths(schema);
+    let mut claims = Claims::default();
+    let most = (bytes.len() as u64).saturating_mul(MAX_PART_RATIO);
     let mut pos = 0usize;
     loop {
         let mut len = word(bytes, pos).ok_or_else(|| truncated("no end-of-stream marker;"))?;
@@ -275,7 +331,7 @@ pub(crate) fn check_messages(bytes: &[u8], schema: &Schema) -> Result<(), String
         if len == 0 {
             let after = bytes.len().saturating_sub(pos);
             return match after {
-                0 => Ok(()),
+                0 => Ok(claims),
                 n => Err(format!("{n} bytes after the end of the stream")),
             };
         }
@@ -294,11 +350,26 @@ pub(crate) fn check_messages(bytes: &[u8], schema: &Schema) -> Result<(), String
             .ok_or_else(|| truncated("a message body"))?;
         pos += body_len;
         if let Some(batch) = message.header_as_record_batch() {
-            check_buffers(batch, body, &widths)?;
+            check_buffers(batch, body, &widths, &mut claims)?;
         } else if let Some(batch) = message.header_as_dictionary_batch().and_then(|d| d.data()) {
-            check_buffers(batch, body, &DICTIONARY_WIDTHS)?;
+            check_buffers(batch, body, &DICTIONARY_WIDTHS, &mut claims)?;
+        }
+        if claims.bytes > most {
+            return Err(format!(
+                "buffers claim {} bytes, more than {MAX_PART_RATIO} times the part's {}",
+                claims.bytes,
+                bytes.len()
+            ));
         }
     }
+}
+
+/// What the buffers of `part` (a raw snapshot's or a partial's) claim, as
+/// the walk before every decode sees them; `Err` when the walk refuses the
+/// part. For measurements: the decoders walk parts themselves.
+pub fn claims(part: &[u8]) -> Result<Claims, String> {
+    let reader = StreamReader::try_new(part, None).map_err(|e| e.to_string())?;
+    check_messages(part, &reader.schema())
 }
 
 /// Which columns [`decode_columns`] keeps.

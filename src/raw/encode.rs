@@ -24,6 +24,7 @@ use arrow_ipc::{CompressionType, MetadataVersion};
 use super::column::{ColumnKind, Finished};
 use super::input::{FileWarnings, list_sockets, parse_info, parse_stat, read_file};
 use super::{EOS, FORMAT, Fields, MESSAGE_MARGIN, RawError, RawWarning, keys};
+use crate::config::codec::BufferCodec;
 
 /// Most rows in one record batch.
 const MAX_BATCH_ROWS: usize = 32 * 1024;
@@ -33,12 +34,6 @@ const FIRST_RATIO: f64 = 0.25;
 
 /// Share of the room left that a batch is sized for (estimates err).
 const SLACK: f64 = 0.9;
-
-/// The zstd level of the buffers. On the bench snapshot level 1 costs 14 %
-/// less CPU than arrow's default 3 for 0.6 % more bytes; negative (fast)
-/// levels save little more CPU for 15 % (-1) to 30 % (-3) more bytes, and
-/// more parts, which cost the broker and the consumer.
-const ZSTD_LEVEL: i32 = 1;
 
 /// A snapshot encoded as parts.
 #[derive(Debug, Clone)]
@@ -53,12 +48,16 @@ pub struct EncodedSnapshot {
     pub input_bytes: usize,
 }
 
-/// The write options of every part: ZSTD buffer compression at
-/// [`ZSTD_LEVEL`].
-fn write_options() -> Result<IpcWriteOptions, ArrowError> {
-    IpcWriteOptions::try_new(8, false, MetadataVersion::V5)?
-        .try_with_compression(Some(CompressionType::ZSTD))?
-        .try_with_compression_level(Some(ZSTD_LEVEL))
+/// The write options of every part: buffers compressed with `codec`.
+pub(crate) fn write_options(codec: BufferCodec) -> Result<IpcWriteOptions, ArrowError> {
+    let opts = IpcWriteOptions::try_new(8, false, MetadataVersion::V5)?;
+    match codec {
+        BufferCodec::Zstd(level) => opts
+            .try_with_compression(Some(CompressionType::ZSTD))?
+            .try_with_compression_level(Some(level)),
+        BufferCodec::Lz4Frame => opts.try_with_compression(Some(CompressionType::LZ4_FRAME)),
+        BufferCodec::None => Ok(opts),
+    }
 }
 
 /// The schema message of a stream of `schema`.
@@ -268,22 +267,44 @@ fn encode_rows(
     Ok(Ok(parts))
 }
 
-/// [`encode_fields`] with every column of the header ([`Fields::All`]).
+/// [`encode_with`] with every column of the header ([`Fields::All`]) and
+/// [`BufferCodec::SNAPSHOTS_DEFAULT`].
 pub fn encode(dir: &Path, max_message_bytes: usize) -> Result<EncodedSnapshot, RawError> {
-    encode_fields(dir, max_message_bytes, Fields::All)
+    encode_with(
+        dir,
+        max_message_bytes,
+        Fields::All,
+        BufferCodec::SNAPSHOTS_DEFAULT,
+    )
 }
 
-/// Encodes the snapshot directory `dir` as parts of at most
-/// `max_message_bytes - `[`MESSAGE_MARGIN`] bytes each, with the columns
-/// `fields` keeps (see the module documentation of [`crate::raw`]).
-///
-/// Input problems become warnings; only a bad directory name, an unlistable
-/// directory, a snapshot with nothing to send or a limit too small for a
-/// socket's schema or for one row is an error.
+/// [`encode_with`] with [`BufferCodec::SNAPSHOTS_DEFAULT`].
 pub fn encode_fields(
     dir: &Path,
     max_message_bytes: usize,
     fields: Fields,
+) -> Result<EncodedSnapshot, RawError> {
+    encode_with(
+        dir,
+        max_message_bytes,
+        fields,
+        BufferCodec::SNAPSHOTS_DEFAULT,
+    )
+}
+
+/// Encodes the snapshot directory `dir` as parts of at most
+/// `max_message_bytes - `[`MESSAGE_MARGIN`] bytes each, with the columns
+/// `fields` keeps, every buffer compressed with `codec` (see the module
+/// documentation of [`crate::raw`]).
+///
+/// Input problems become warnings; only a bad directory name, an unlistable
+/// directory, a snapshot with nothing to send or a limit too small for a
+/// socket's schema or for one row is an error.
+pub fn encode_with(
+    dir: &Path,
+    max_message_bytes: usize,
+    fields: Fields,
+    codec: BufferCodec,
 ) -> Result<EncodedSnapshot, RawError> {
     let ts = super::timestamp_of(dir).ok_or_else(|| RawError::BadTimestamp {
         dir: dir.to_path_buf(),
@@ -296,7 +317,7 @@ pub fn encode_fields(
         limit: max_message_bytes,
         part: max_message_bytes.saturating_sub(MESSAGE_MARGIN),
     };
-    let opts = write_options().map_err(|source| RawError::Encode {
+    let opts = write_options(codec).map_err(|source| RawError::Encode {
         socket: String::new(),
         source,
     })?;

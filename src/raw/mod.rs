@@ -20,9 +20,13 @@
 //! messages, then the end-of-stream marker `0xFFFFFFFF 0x00000000`) that
 //! `pyarrow.ipc.open_stream`, polars or DataFusion read as it is (metadata
 //! version V5, buffers aligned to 8 bytes). Record batch and dictionary
-//! buffers use the IPC format's own buffer compression, ZSTD (a buffer that
-//! would not shrink is stored uncompressed, length prefix `-1`, as the format
-//! allows); the Kafka topic itself should not compress again. Every record
+//! buffers use the IPC format's own buffer compression, ZSTD or LZ4_FRAME, or
+//! none ([`BufferCodec`]; a buffer that would not shrink is stored
+//! uncompressed, length prefix `-1`, as the format allows); a reader reads
+//! each whatever its own setting, and refuses a buffer claiming more than
+//! [`MAX_COMPRESSION_RATIO`] times its compressed bytes before anything is
+//! allocated for it. With buffer compression the Kafka topic itself should
+//! not compress again. Every record
 //! batch is preceded by the dictionary batches of its text columns
 //! (replacing those before), so a batch never needs another part.
 //!
@@ -129,10 +133,15 @@ mod write;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::config::codec::BufferCodec;
 pub use crate::config::{Fields, NAMES_AND_STATUSES};
 pub(crate) use decode::check_messages;
-pub use decode::{DecodedSnapshot, DecodedSocket, Keep, StatSegment, decode, decode_columns};
-pub use encode::{EncodedSnapshot, encode, encode_fields};
+pub use decode::{
+    Claims, DecodedSnapshot, DecodedSocket, Keep, MAX_COMPRESSION_RATIO, MAX_PART_RATIO,
+    StatSegment, claims, decode, decode_columns,
+};
+pub(crate) use encode::write_options;
+pub use encode::{EncodedSnapshot, encode, encode_fields, encode_with};
 pub use write::write_dir;
 
 /// The `format` header value and `haproxystats.format` metadata value.

@@ -728,3 +728,63 @@ fn snapshot_fields_names() {
     assert_eq!(Fields::parse("Engine"), None);
     assert_eq!(Fields::parse(""), None);
 }
+
+/// The files [`write_dir`] makes of `dec`, by name.
+fn written(dec: &DecodedSnapshot) -> Vec<(String, Vec<u8>)> {
+    let tmp = tempfile::tempdir().unwrap();
+    write_dir(dec, tmp.path()).unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_topic_mixing_codecs_decodes() {
+    let rows = many_rows(3_000);
+    let (_tmp, dir) = snapshot(&[
+        ("a_info", INFO),
+        ("a_stat", STAT),
+        ("b_stat", &rows),
+        ("c_info", INFO),
+    ]);
+    let codecs = [
+        BufferCodec::Zstd(1),
+        BufferCodec::Lz4Frame,
+        BufferCodec::None,
+    ];
+    let encoded: Vec<Vec<Vec<u8>>> = codecs
+        .iter()
+        .map(|&c| encode_with(&dir, 1_000_000, Fields::All, c).unwrap().parts)
+        .collect();
+    let want = written(&decode(&slices(&encoded[0])).unwrap());
+    assert_eq!(
+        want.len(),
+        4,
+        "{:?}",
+        want.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    // Snapshots of edges set to each codec, one after the other through
+    // the same decoder.
+    let keep = |name: &str| name != "bin";
+    for (codec, parts) in codecs.iter().zip(&encoded) {
+        assert_eq!(written(&decode(&slices(parts)).unwrap()), want, "{codec}");
+        let projected = decode_columns(&slices(parts), &keep).unwrap();
+        assert!(
+            projected.sockets[0].segments[0]
+                .schema
+                .field_with_name("bin")
+                .is_err()
+        );
+    }
+    // One snapshot whose parts are in each codec.
+    assert!(encoded.iter().all(|p| p.len() == 3));
+    let mixed: Vec<&[u8]> = (0..3).map(|i| encoded[i][i].as_slice()).collect();
+    assert_eq!(written(&decode(&mixed).unwrap()), want);
+}

@@ -19,6 +19,7 @@
 //!   never says (hostile bytes, thousands of workers, shared numbers).
 //! - [`prometheus::Prometheus`]: a real Prometheus scraping one target
 //!   every second, read through its query API; `promtool check metrics`.
+//! - [`crafted`]: real Arrow IPC parts whose buffers claim other sizes.
 //! - [`start_fleet_and_carbon`]: both at once, started in parallel.
 //!
 //! Everything lives in its own temporary directory on free 127.0.0.1 ports,
@@ -31,6 +32,7 @@
 
 pub mod carbon;
 pub mod collected;
+pub mod crafted;
 pub mod fake_graphite;
 pub mod fake_master;
 pub mod haproxy;
