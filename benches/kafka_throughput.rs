@@ -55,6 +55,7 @@ fn main() {
             cluster: "default".into(),
             lb_name: None,
             snapshot_fields: haproxystats::raw::Fields::Engine,
+            snapshot_compression: haproxystats::raw::BufferCodec::SNAPSHOTS_DEFAULT,
         },
         layout: PathLayout {
             prefix: "loadbalancers.lb-01_example_com.haproxy".into(),

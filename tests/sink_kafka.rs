@@ -41,6 +41,7 @@ fn settings_at(brokers: String, queue_size: usize, message_max_bytes: usize) -> 
             cluster: "default".into(),
             lb_name: None,
             snapshot_fields: haproxystats::raw::Fields::Engine,
+            snapshot_compression: haproxystats::raw::BufferCodec::SNAPSHOTS_DEFAULT,
         },
         layout: PathLayout {
             prefix: "test.lb1.haproxy".into(),
@@ -548,6 +549,7 @@ async fn a_snapshot_part_refused_for_its_size_is_encoded_again_smaller() {
         lb: "lb1".into(),
         cluster: "default".into(),
         fields: haproxystats::raw::Fields::Engine,
+        codec: haproxystats::raw::BufferCodec::SNAPSHOTS_DEFAULT,
         interval: Duration::from_secs(10),
         queue_size: 100,
     })

@@ -38,18 +38,20 @@ pub fn decode(parts: &[&[u8]], opts: &EngineOptions) -> Result<DecodedSnapshot, 
 
 /// Processes `snapshot` of load balancer `lb` of `cluster` with `opts`
 /// (whose prefix is the load balancer's), writing its lines into `out`;
-/// the partial's messages are at most `max_partial_bytes` each.
+/// the partial's messages are at most `max_partial_bytes` each, their
+/// buffers compressed with `codec`.
 pub fn process(
     snapshot: &DecodedSnapshot,
     lb: &str,
     cluster: &str,
     opts: &EngineOptions,
     max_partial_bytes: usize,
+    codec: crate::config::codec::BufferCodec,
     out: &mut dyn BufferSink,
 ) -> Result<Processed, ProcessError> {
     let (report, partial) = engine::process_decoded_into(snapshot, lb, opts, out)?;
     Ok(Processed {
         report,
-        partial: partial.encode(cluster, max_partial_bytes)?,
+        partial: partial.encode_with(cluster, max_partial_bytes, codec)?,
     })
 }

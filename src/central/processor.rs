@@ -81,6 +81,8 @@ pub struct ProcessorSettings {
     pub max_partial_bytes: usize,
     /// `[central] cluster-namespace`.
     pub cluster_namespace: String,
+    /// `[central] partials-compression`.
+    pub partials_codec: crate::config::codec::BufferCodec,
 }
 
 /// `<namespace>.<lb>.haproxy`: moving processing to the centre changes no
@@ -126,6 +128,7 @@ impl CentralProcessor {
             &snapshot.cluster,
             &options,
             self.settings.max_partial_bytes,
+            self.settings.partials_codec,
             &mut lines,
         )
         .map_err(|error| BadMessage::Unprocessable(error.to_string()))?;

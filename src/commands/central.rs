@@ -66,6 +66,7 @@ pub fn run(config: &Config, settings: CentralSettings, hostname: &str) -> Result
         Err(error) => tracing::warn!(error = %error, "cannot check the partials and state topics"),
     }
     let cluster_namespace = settings.cluster_namespace.clone();
+    let partials_codec = settings.partials_compression;
     let system = actix::System::new();
     system.block_on(async {
         let mut signals = StopSignals::listen().map_err(CommandError::Signals)?;
@@ -77,6 +78,7 @@ pub fn run(config: &Config, settings: CentralSettings, hostname: &str) -> Result
                 namespace,
                 max_partial_bytes,
                 cluster_namespace,
+                partials_codec,
             },
             self_prefix,
             self_metrics_interval: config.pull.pull_interval,

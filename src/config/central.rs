@@ -24,6 +24,7 @@ pub const OPTIONS: &[&str] = &[
     "expected-windows",
     "max-clock-skew",
     "cluster-namespace",
+    "partials-compression",
 ];
 
 /// `window` when not set, seconds.
@@ -116,7 +117,16 @@ pub(super) fn build(r: &Reader<'_>) -> Result<CentralConfig, ConfigError> {
             name
         }
     };
+    let partials_compression = match r
+        .optional("partials-compression")?
+        .filter(|c| !c.is_empty())
+    {
+        None => super::codec::BufferCodec::PARTIALS_DEFAULT,
+        Some(text) => super::codec::BufferCodec::parse(&text)
+            .map_err(|reason| r.invalid("partials-compression", &text, reason))?,
+    };
     Ok(CentralConfig {
+        partials_compression,
         group_id,
         partials_topic,
         state_topic,
@@ -187,6 +197,8 @@ pub struct CentralSettings {
     /// `[central] cluster-namespace`: cluster lines go under
     /// `<namespace>.<this>.<cluster>.haproxy.`.
     pub cluster_namespace: String,
+    /// `[central] partials-compression`.
+    pub partials_compression: crate::config::codec::BufferCodec,
 }
 
 /// `[central]` with what it takes from `[kafka]` and `[process]`; one line
@@ -255,6 +267,7 @@ pub fn resolve(config: &Config) -> Result<CentralSettings, ConfigError> {
     };
     Ok(CentralSettings {
         windows,
+        partials_compression: central.partials_compression,
         cluster_namespace: central.cluster_namespace,
         snapshots_topic,
         metrics_topic,
@@ -284,6 +297,7 @@ impl CentralSettings {
 impl Default for CentralConfig {
     fn default() -> Self {
         CentralConfig {
+            partials_compression: super::codec::BufferCodec::PARTIALS_DEFAULT,
             group_id: DEFAULT_GROUP_ID.to_owned(),
             partials_topic: None,
             state_topic: None,
@@ -361,6 +375,43 @@ mod tests {
             (60, 0)
         );
         assert_eq!(got.cluster_namespace, "dc.clusters");
+    }
+
+    #[test]
+    fn partials_are_lz4_unless_told_and_a_bad_codec_is_one_line() {
+        use crate::config::codec::BufferCodec;
+        let got = settings(KAFKA).expect("valid");
+        assert_eq!(got.partials_compression, BufferCodec::Lz4Frame);
+        let got = settings(&format!(
+            "{KAFKA}[central]\npartials-compression = zstd:1\n"
+        ))
+        .expect("valid");
+        assert_eq!(got.partials_compression, BufferCodec::Zstd(1));
+        let message = error(&format!("{KAFKA}[central]\npartials-compression = gzip\n"));
+        assert!(
+            message.contains("[central] partials-compression = 'gzip'") && !message.contains('\n'),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn snapshots_are_lz4_unless_told_and_a_bad_codec_is_one_line() {
+        use crate::config::codec::BufferCodec;
+        let kafka = |extra: &str| {
+            crate::config::load_str(&format!("{KAFKA}{extra}"), &crate::sink::options())
+                .map(|loaded| loaded.config.kafka.map(|k| k.snapshot_compression))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(kafka(""), Ok(Some(BufferCodec::Lz4Frame)));
+        assert_eq!(
+            kafka("snapshot-compression = none\n"),
+            Ok(Some(BufferCodec::None))
+        );
+        let message = kafka("snapshot-compression = zstd:99\n").expect_err("refused");
+        assert!(
+            message.contains("[kafka] snapshot-compression = 'zstd:99'") && !message.contains('\n'),
+            "{message}"
+        );
     }
 
     #[test]

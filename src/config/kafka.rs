@@ -29,6 +29,7 @@ pub const OPTIONS: &[&str] = &[
     "cluster",
     "lb-name",
     "snapshot-fields",
+    "snapshot-compression",
 ];
 
 /// Options passed to librdkafka unchanged start with this.
@@ -192,6 +193,9 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
         &Fields::ALL.map(Fields::name),
         Fields::parse,
     )?;
+    let compression_text = r.string("snapshot-compression")?;
+    let snapshot_compression = super::codec::BufferCodec::parse(&compression_text)
+        .map_err(|reason| r.invalid("snapshot-compression", &compression_text, reason))?;
     let format_value = r.string("format")?;
     let format = Format::parse(&format_value)
         .ok_or_else(|| r.invalid("format", &format_value, "not a format (graphite, influx)"))?;
@@ -246,6 +250,7 @@ pub(super) fn build(r: &Reader<'_>) -> Result<KafkaConfig, ConfigError> {
         cluster,
         lb_name: (!lb_name.is_empty()).then_some(lb_name),
         snapshot_fields,
+        snapshot_compression,
     };
     // librdkafka checks every property when a client is made (nothing
     // connects yet): an unknown name or a bad value is refused here.

@@ -334,6 +334,8 @@ pub struct KafkaConfig {
     pub lb_name: Option<String>,
     /// `snapshot-fields`: which `show stat` columns raw snapshots carry.
     pub snapshot_fields: super::Fields,
+    /// `snapshot-compression`: how raw snapshots' buffers are compressed.
+    pub snapshot_compression: super::codec::BufferCodec,
 }
 
 /// `[central]` (ours, SPEC §7): `haproxystats central`'s own options. The
@@ -366,4 +368,6 @@ pub struct CentralConfig {
     pub max_clock_skew: Option<std::time::Duration>,
     /// `cluster-namespace` (default `clusters`).
     pub cluster_namespace: String,
+    /// `partials-compression`: how the partials' buffers are compressed.
+    pub partials_compression: super::codec::BufferCodec,
 }

@@ -95,6 +95,7 @@ pub const BUILTIN_DEFAULTS: &[(&str, &[(&str, &str)])] = &[
             ("cluster", "default"),
             ("lb-name", ""),
             ("snapshot-fields", "engine"),
+            ("snapshot-compression", "lz4"),
         ],
     ),
 ];

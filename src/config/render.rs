@@ -137,6 +137,7 @@ impl Config {
                 None => out.value("max-clock-skew", ""),
             }
             out.value("cluster-namespace", &central.cluster_namespace);
+            out.value("partials-compression", central.partials_compression);
         }
         for (section, groups) in [
             ("frontend-groups", &self.groups.frontend),
@@ -207,6 +208,7 @@ impl KafkaConfig {
         out.value("cluster", &self.cluster);
         out.value("lb-name", self.lb_name.as_deref().unwrap_or(""));
         out.value("snapshot-fields", self.snapshot_fields);
+        out.value("snapshot-compression", self.snapshot_compression);
         for (name, value) in &self.librdkafka {
             out.value(&format!("{}{name}", super::kafka::LIBRDKAFKA_PREFIX), value);
         }

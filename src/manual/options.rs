@@ -339,6 +339,15 @@ pub const OPTIONS: &[OptionDoc] = &[
     ),
     doc(
         "kafka",
+        "snapshot-compression",
+        "How raw snapshots' buffers are compressed (Arrow IPC buffer compression): `lz4` (the \
+         least CPU in all, edge and central, for about 0.4 of the CSV's bytes), `zstd` or \
+         `zstd:<level>` (-7 to 22; level 1: 0.27 of the bytes for about a tenth more CPU) or \
+         `none`. Central reads every codec whatever this says, so edges can change it one by \
+         one (BENCHMARKS.md, \"Buffer codecs\").",
+    ),
+    doc(
+        "kafka",
         "message-max-bytes",
         "The largest message, key and overhead included; a message never splits a line. \
          Checked at start against librdkafka's bounds (`librdkafka.message.max.bytes`, \
@@ -441,6 +450,13 @@ pub const OPTIONS: &[OptionDoc] = &[
          Further ahead (a clock far off, or a forged `ts`), the partial is placed by that time, \
          counted (`SkewedPartials`) and warned about; its per-LB lines are unaffected.",
         "2 windows",
+    ),
+    doc(
+        "central",
+        "partials-compression",
+        "How the partials' buffers are compressed, as `[kafka] snapshot-compression`: `lz4` \
+         (the least CPU to write in stage 1 and to read in stage 2), `zstd`, `zstd:<level>` or \
+         `none`. Stage 2 reads every codec whatever this says.",
     ),
     doc(
         "central",

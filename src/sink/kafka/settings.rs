@@ -114,6 +114,7 @@ mod tests {
                 cluster: "default".into(),
                 lb_name: None,
                 snapshot_fields: crate::raw::Fields::Engine,
+                snapshot_compression: crate::raw::BufferCodec::SNAPSHOTS_DEFAULT,
             },
             layout: PathLayout {
                 prefix: "ns.lb1.haproxy".into(),

@@ -27,6 +27,8 @@ pub struct SnapshotsSettings {
     pub cluster: String,
     /// `[kafka] snapshot-fields`: the columns each snapshot carries.
     pub fields: crate::raw::Fields,
+    /// `[kafka] snapshot-compression`: how its buffers are compressed.
+    pub codec: crate::raw::BufferCodec,
     /// `[pull] pull-interval`: the `interval` header.
     pub interval: Duration,
     /// `[pull] queue-size`: the most snapshots src-dir holds; the sink's
@@ -49,6 +51,7 @@ pub fn spec(config: &Config, naming: &super::Naming<'_>) -> super::Started {
         lb: kafka.lb_name_or(naming.host).to_owned(),
         cluster: kafka.cluster.clone(),
         fields: kafka.snapshot_fields,
+        codec: kafka.snapshot_compression,
         interval: config.pull.pull_interval,
         queue_size: config.pull.queue_size,
         kafka: kafka.clone(),

@@ -361,10 +361,11 @@ async fn encode(
     dir: PathBuf,
     max_bytes: usize,
 ) -> Result<Parts, String> {
-    let fields = settings.fields;
-    let encoded =
-        tokio::task::spawn_blocking(move || crate::raw::encode_fields(&dir, max_bytes, fields))
-            .await;
+    let (fields, codec) = (settings.fields, settings.codec);
+    let encoded = tokio::task::spawn_blocking(move || {
+        crate::raw::encode_with(&dir, max_bytes, fields, codec)
+    })
+    .await;
     let encoded = match encoded {
         Ok(Ok(encoded)) => encoded,
         Ok(Err(error)) => return Err(error.to_string()),
