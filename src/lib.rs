@@ -42,8 +42,8 @@
 //!   CLI, HTTP stats pages).
 //! - [`watcher`]: the DirWatcher (inotify on src-dir).
 //! - [`sink`]: every sink, one folder or file each (Graphite, local-store,
-//!   Kafka, Prometheus, raw snapshots), and what they share (backlog,
-//!   chunks, acknowledgements).
+//!   Kafka, Prometheus, remote write, raw snapshots), and what they share
+//!   (backlog, chunks, acknowledgements, the writer shell).
 //! - [`processor`]: the Processors (the engine on `SyncArbiter` threads),
 //!   quarantine and trash.
 //! - [`supervisor`]: the root; its decisions in `supervisor::pipeline`.

@@ -22,6 +22,7 @@
 //! - [`kafka`]: the KafkaSink: formats, settings, the producer actor.
 //! - [`snapshots`]: raw snapshots to Kafka, for central processing.
 //! - [`prometheus`]: the latest snapshot served to Prometheus.
+//! - [`remote_write`]: every snapshot pushed with Prometheus remote write.
 //! - [`paths`]: Graphite lines read back as kind, labels and metric, for
 //!   the sinks that are not Graphite.
 //!
