@@ -40,6 +40,12 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The test binaries that start tansu (tests/support/kafka.rs): the only ones
+# that need it, so the others can run while it is being built.
+KAFKA = {
+    "central", "central_clusters", "central_e2e", "central_state_unreadable", "edge",
+    "kafka_e2e", "kafka_process", "sink_kafka", "tansu_fetch",
+}
 # Below Linux's ephemeral ports (32768-60999): see tests/support/process.rs.
 PORTS_FIRST, PORTS_LAST = 10000, 32767
 
@@ -167,17 +173,29 @@ def main():
                         help="seconds a binary may run before it is killed (default 1200)")
     parser.add_argument("--list", action="store_true",
                         help="list the binaries in the order they would start")
+    kafka = parser.add_mutually_exclusive_group()
+    kafka.add_argument("--only-kafka", action="store_true",
+                       help="only the binaries that start tansu")
+    kafka.add_argument("--no-kafka", action="store_true",
+                       help="every binary but those that start tansu")
     parser.add_argument("names", nargs="*", help="only the binaries with these names")
     args = parser.parse_args()
     if args.lanes < 1:
         sys.exit("run-tests: --lanes must be at least 1")
 
-    binaries = build()
+    binaries = build_cache = build()
     if args.names:
         unknown = set(args.names) - {b[0] for b in binaries}
         if unknown:
             sys.exit(f"run-tests: no test binary named {', '.join(sorted(unknown))}")
         binaries = [b for b in binaries if b[0] in args.names]
+    if args.only_kafka:
+        binaries = [b for b in binaries if b[0] in KAFKA and b[1] == "test"]
+    if args.no_kafka:
+        binaries = [b for b in binaries if not (b[0] in KAFKA and b[1] == "test")]
+    missing = KAFKA - {b[0] for b in build_cache if b[1] == "test"}
+    if missing:
+        sys.exit(f"run-tests: KAFKA names binaries that do not exist: {', '.join(sorted(missing))}")
     runner = Runner(binaries, args.lanes, load_durations(), args.timeout)
     if args.list:
         for name, kind, _ in runner.queue:
