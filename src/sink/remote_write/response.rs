@@ -97,7 +97,7 @@ fn retry_after_of(text: &str, now: SystemTime) -> Option<Duration> {
 
 /// The body's first line, lossily decoded, cut to 200 bytes on a
 /// character boundary.
-fn first_line(body: &[u8]) -> String {
+pub fn first_line(body: &[u8]) -> String {
     let head = body.get(..body.len().min(512)).unwrap_or(body);
     let text = String::from_utf8_lossy(head);
     let line = text.lines().next().unwrap_or("").trim_end();

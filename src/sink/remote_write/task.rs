@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::config::RemoteWriteConfig;
 use super::queue::{Answered, Queue};
-use super::response::{Answer, Rejection, Verdict, verdict};
+use super::response::{Answer, Rejection, Verdict, first_line, verdict};
 use super::wire::{CONTENT_ENCODING as SNAPPY, CONTENT_TYPE as PROTOBUF, VERSION_HEADER};
 use crate::common::unix_now;
 use crate::sink::chunks::SharedLines;
@@ -368,21 +368,6 @@ impl RemoteWriteTask {
             "remote-write: the receiver rejected a request; not retried, counted in RemoteWriteRejected (logged once per cause)"
         );
         self.causes_logged.insert(cause);
-    }
-}
-
-fn first_line(body: &[u8]) -> String {
-    match verdict(
-        Answer::Response {
-            status: 400,
-            retry_after: None,
-            body,
-        },
-        1,
-        SystemTime::now(),
-    ) {
-        Verdict::Rejected(r) => r.first_line,
-        _ => String::new(),
     }
 }
 
